@@ -1,0 +1,392 @@
+//! Loads, attaches, pins, updates and removes one agent's enforcement.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use agent_sidecar_common::{
+    Counter, EndpointKey, SETTINGS_QUARANTINE, SETTINGS_READY, Settings, map_names, program_names,
+    v4_mapped,
+};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf},
+    programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr,
+        links::FdLink,
+    },
+};
+use aya_log::EbpfLogger;
+use tracing::{info, warn};
+
+use super::{
+    KernelError,
+    allowlist_maps::{AllowlistMaps, Entries},
+    cgroup::AgentCgroup,
+    object,
+    pins::{OwnerLock, PinLayout, PinnedState},
+    preflight,
+};
+use crate::egress::Allowlist;
+
+/// Where and for whom to enforce.
+#[derive(Clone, Debug)]
+pub struct EnforcerConfig {
+    /// The agent id; names the cgroup, pin directory and state file.
+    pub agent_id: String,
+    /// bpffs mount point (default `/sys/fs/bpf`).
+    pub bpffs: PathBuf,
+    /// State and lock directory (default `/run/agent-sidecar`).
+    pub state_dir: PathBuf,
+    /// Attach to this existing cgroup v2 directory instead of creating
+    /// `<cgroup2>/agent-sidecar/<agent id>` (e.g. a pod's cgroup).
+    pub cgroup: Option<PathBuf>,
+}
+
+impl EnforcerConfig {
+    /// Defaults for `agent_id`.
+    pub fn new(agent_id: &str) -> Self {
+        Self {
+            agent_id: agent_id.into(),
+            bpffs: preflight::DEFAULT_BPFFS.into(),
+            state_dir: super::pins::DEFAULT_STATE_DIR.into(),
+            cgroup: None,
+        }
+    }
+}
+
+/// Totals of the kernel's per-CPU counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Attempts allowed by the socket hooks.
+    pub allowed: u64,
+    /// Attempts denied by any hook.
+    pub denied: u64,
+    /// Deny events lost because the ring buffer was full.
+    pub events_lost: u64,
+    /// Packets dropped by the egress skb hook.
+    pub skb_dropped: u64,
+}
+
+/// Live enforcement for one agent: programs attached to its cgroup, pinned,
+/// with the maps open for updates.
+///
+/// Dropping an `Enforcer` leaves everything pinned and attached (fail
+/// closed); [`Enforcer::teardown`] removes it.
+pub struct Enforcer {
+    layout: PinLayout,
+    generation: u64,
+    cgroup: AgentCgroup,
+    allowlist: AllowlistMaps,
+    entries: usize,
+    settings: Array<MapData, Settings>,
+    sidecar: BpfHashMap<MapData, EndpointKey, u32>,
+    counters: PerCpuArray<MapData, u64>,
+    events: Option<RingBuf<MapData>>,
+    logger: Option<EbpfLogger<&'static dyn log::Log>>,
+    _lock: OwnerLock,
+}
+
+impl Enforcer {
+    /// Checks the host, creates (or adopts) the agent's cgroup, loads the
+    /// programs, writes `allowlist`, attaches and pins. A previous
+    /// generation left by a dead sidecar is replaced only after the new one
+    /// is attached, so there is no moment without enforcement.
+    pub fn start(config: &EnforcerConfig, allowlist: &Allowlist) -> Result<Self, KernelError> {
+        let cgroup2 = preflight::check(&config.bpffs)?;
+        let entries = Entries::compile(allowlist);
+        entries.check_capacity()?;
+        let layout = PinLayout::new(&config.bpffs, &config.state_dir, &config.agent_id)?;
+        let lock = OwnerLock::acquire(&layout)?;
+        let previous = PinnedState::read(&layout)?;
+        let old_generations = layout.generations();
+        let cgroup = match &config.cgroup {
+            Some(path) => AgentCgroup::open(path.clone())?,
+            None => AgentCgroup::create_or_open(&cgroup2, &config.agent_id)?,
+        };
+        if let Some(prev) = &previous {
+            let orphans = cgroup.pids()?.len();
+            info!(
+                agent_id = %config.agent_id,
+                previous_generation = prev.generation,
+                previous_owner_pid = prev.owner_pid,
+                orphaned_processes = orphans,
+                "replacing stale pinned enforcement left by a sidecar that is gone"
+            );
+        }
+        let generation = old_generations.last().copied().unwrap_or(0).max(
+            previous.as_ref().map(|p| p.generation).unwrap_or(0),
+        ) + 1;
+        let dir = layout.generation_dir(generation);
+        PinLayout::create_private_dir(&dir)?;
+
+        let attached = Self::load_and_attach(&layout, generation, &cgroup, &entries);
+        let (allowlist_maps, settings, sidecar, counters, events, logger) = match attached {
+            Ok(parts) => parts,
+            Err(e) => {
+                // Our half-built generation goes; any previous one stays in force.
+                let _ = layout.remove_generation(generation);
+                return Err(e);
+            }
+        };
+        for old in old_generations {
+            layout.remove_generation(old)?;
+        }
+        let state = PinnedState {
+            agent_id: config.agent_id.clone(),
+            generation,
+            cgroup: cgroup.path().to_path_buf(),
+            object_sha256: object::digest(),
+            owner_pid: std::process::id(),
+        };
+        state.write(&layout)?;
+        info!(
+            agent_id = %config.agent_id,
+            generation,
+            cgroup = %cgroup.path().display(),
+            allowlist_entries = entries.len(),
+            "kernel egress enforcement attached"
+        );
+        Ok(Self {
+            layout,
+            generation,
+            cgroup,
+            allowlist: allowlist_maps,
+            entries: entries.len(),
+            settings,
+            sidecar,
+            counters,
+            events,
+            logger,
+            _lock: lock,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn load_and_attach(
+        layout: &PinLayout,
+        generation: u64,
+        cgroup: &AgentCgroup,
+        entries: &Entries,
+    ) -> Result<
+        (
+            AllowlistMaps,
+            Array<MapData, Settings>,
+            BpfHashMap<MapData, EndpointKey, u32>,
+            PerCpuArray<MapData, u64>,
+            Option<RingBuf<MapData>>,
+            Option<EbpfLogger<&'static dyn log::Log>>,
+        ),
+        KernelError,
+    > {
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(layout.generation_dir(generation))
+            .load(object::bytes())
+            .map_err(|e| KernelError::bpf("agent-sidecar-ebpf", "loading the object", &e))?;
+        let logger = match EbpfLogger::init(&mut ebpf) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                warn!(error = %e, "eBPF program logs unavailable");
+                None
+            }
+        };
+        let mut take = |name: &'static str| -> Result<Map, KernelError> {
+            match ebpf.take_map(name) {
+                Some(map) => Ok(map),
+                None => Err(KernelError::Bpf {
+                    program: name.into(),
+                    action: "finding map",
+                    detail: "missing from the object".into(),
+                }),
+            }
+        };
+        let mut allowlist = AllowlistMaps::new(&mut take)?;
+        allowlist.apply(entries)?;
+        let mut settings: Array<MapData, Settings> = Array::try_from(take(map_names::SETTINGS)?)
+            .map_err(|e| KernelError::bpf(map_names::SETTINGS, "opening map", &e))?;
+        let sidecar = BpfHashMap::try_from(take(map_names::SIDECAR)?)
+            .map_err(|e| KernelError::bpf(map_names::SIDECAR, "opening map", &e))?;
+        let counters = PerCpuArray::try_from(take(map_names::COUNTERS)?)
+            .map_err(|e| KernelError::bpf(map_names::COUNTERS, "opening map", &e))?;
+        let events = RingBuf::try_from(take(map_names::EVENTS)?)
+            .map_err(|e| KernelError::bpf(map_names::EVENTS, "opening map", &e))?;
+        settings
+            .set(0, Settings { flags: SETTINGS_READY, reserved: 0 }, 0)
+            .map_err(|e| KernelError::bpf(map_names::SETTINGS, "writing map", &e))?;
+
+        for name in program_names::ALL {
+            let link = attach(&mut ebpf, name, cgroup)?;
+            link.pin(layout.link_path(generation, name))
+                .map_err(|e| KernelError::bpf(name, "pinning the link", &e))?;
+        }
+        Ok((allowlist, settings, sidecar, counters, Some(events), logger))
+    }
+
+    /// The agent's cgroup.
+    pub fn cgroup(&self) -> &AgentCgroup {
+        &self.cgroup
+    }
+
+    /// The pinned-state layout.
+    pub fn layout(&self) -> &PinLayout {
+        &self.layout
+    }
+
+    /// The generation attached.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Number of kernel allowlist entries.
+    pub fn allowlist_entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Replaces the allowlist (new entries are added before stale ones go).
+    pub fn update_allowlist(&mut self, allowlist: &Allowlist) -> Result<(), KernelError> {
+        let entries = Entries::compile(allowlist);
+        self.allowlist.apply(&entries)?;
+        self.entries = entries.len();
+        Ok(())
+    }
+
+    /// Lets the agent always reach one of the sidecar's own listeners.
+    pub fn allow_sidecar_endpoint(&mut self, addr: std::net::SocketAddr, proto: u8) -> Result<(), KernelError> {
+        let addr_be = match addr.ip() {
+            std::net::IpAddr::V4(v4) => v4_mapped(v4.octets()),
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        };
+        let key = EndpointKey { addr_be, port_be: addr.port().to_be(), proto, pad: 0 };
+        self.sidecar
+            .insert(key, 1, 0)
+            .map_err(|e| KernelError::bpf(map_names::SIDECAR, "writing map", &e))
+    }
+
+    /// Switches quarantine (deny everything) on or off.
+    pub fn set_quarantine(&mut self, on: bool) -> Result<(), KernelError> {
+        let flags = SETTINGS_READY | if on { SETTINGS_QUARANTINE } else { 0 };
+        self.settings
+            .set(0, Settings { flags, reserved: 0 }, 0)
+            .map_err(|e| KernelError::bpf(map_names::SETTINGS, "writing map", &e))
+    }
+
+    /// Takes the deny-event ring buffer (once).
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.events.take()
+    }
+
+    /// Takes the eBPF log reader (once).
+    pub fn take_logger(&mut self) -> Option<EbpfLogger<&'static dyn log::Log>> {
+        self.logger.take()
+    }
+
+    /// Reads the kernel counters.
+    pub fn counters(&self) -> KernelCounters {
+        let sum = |c: Counter| -> u64 {
+            self.counters.get(&(c as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
+        };
+        KernelCounters {
+            allowed: sum(Counter::Allowed),
+            denied: sum(Counter::Denied),
+            events_lost: sum(Counter::EventsLost),
+            skb_dropped: sum(Counter::SkbDropped),
+        }
+    }
+
+    /// Kills whatever is left in the cgroup, detaches and unpins everything,
+    /// removes the cgroup (if this enforcer created it under
+    /// `agent-sidecar/`) and the state file. Processes are killed *before*
+    /// the programs are detached, so nothing runs unenforced.
+    pub fn teardown(self, remove_cgroup: bool) -> Result<(), KernelError> {
+        let Self { layout, cgroup, events, logger, .. } = self;
+        drop((events, logger));
+        if remove_cgroup {
+            cgroup.kill_all(Duration::from_secs(5))?;
+        }
+        for generation in layout.generations() {
+            layout.remove_generation(generation)?;
+        }
+        let _ = std::fs::remove_dir(layout.agent_dir());
+        if remove_cgroup {
+            cgroup.remove()?;
+        }
+        let _ = std::fs::remove_file(layout.state_path());
+        let _ = std::fs::remove_file(layout.lock_path());
+        Ok(())
+    }
+}
+
+/// Loads program `name` and attaches it to the cgroup in multi-attach mode,
+/// so it coexists with other cgroup programs (a CNI's, a previous
+/// generation's): the kernel runs all of them and any deny wins.
+fn attach(ebpf: &mut Ebpf, name: &str, cgroup: &AgentCgroup) -> Result<FdLink, KernelError> {
+    let program = ebpf.program_mut(name).ok_or_else(|| KernelError::Bpf {
+        program: name.into(),
+        action: "finding program",
+        detail: "missing from the object".into(),
+    })?;
+    let mode = CgroupAttachMode::AllowMultiple;
+    let fd = cgroup.dir();
+    let load_err = |e: aya::programs::ProgramError| KernelError::bpf(name, "loading (verifier)", &e);
+    let attach_err = |e: aya::programs::ProgramError| KernelError::bpf(name, "attaching to the cgroup", &e);
+    let link: FdLink = if let Ok(p) = <&mut CgroupSockAddr>::try_from(&mut *program) {
+        p.load().map_err(load_err)?;
+        let id = p.attach(fd, mode).map_err(attach_err)?;
+        p.take_link(id).map_err(attach_err)?.try_into().map_err(|e| KernelError::bpf(name, "taking the link", &e))?
+    } else if let Ok(p) = <&mut CgroupSock>::try_from(&mut *program) {
+        p.load().map_err(load_err)?;
+        let id = p.attach(fd, mode).map_err(attach_err)?;
+        p.take_link(id).map_err(attach_err)?.try_into().map_err(|e| KernelError::bpf(name, "taking the link", &e))?
+    } else if let Ok(p) = <&mut CgroupSkb>::try_from(&mut *program) {
+        p.load().map_err(load_err)?;
+        let id = p.attach(fd, CgroupSkbAttachType::Egress, mode).map_err(attach_err)?;
+        p.take_link(id).map_err(attach_err)?.try_into().map_err(|e| KernelError::bpf(name, "taking the link", &e))?
+    } else {
+        return Err(KernelError::Bpf {
+            program: name.into(),
+            action: "loading",
+            detail: "unexpected program type".into(),
+        });
+    };
+    Ok(link)
+}
+
+/// Removes the pinned enforcement of an agent whose sidecar is gone (after
+/// `run --keep-pinned`, or a crash): kills the processes left in its cgroup,
+/// then detaches and unpins. Refuses while a live sidecar owns the agent.
+pub fn teardown_agent(config: &EnforcerConfig) -> Result<PinnedState, KernelError> {
+    preflight::check(&config.bpffs)?;
+    let layout = PinLayout::new(&config.bpffs, &config.state_dir, &config.agent_id)?;
+    let _lock = OwnerLock::acquire(&layout)?;
+    let state = PinnedState::read(&layout)?;
+    if state.is_none() && layout.generations().is_empty() {
+        return Err(KernelError::NoState(config.agent_id.clone()));
+    }
+    let cgroup_path = state
+        .as_ref()
+        .map(|s| s.cgroup.clone())
+        .or_else(|| config.cgroup.clone());
+    if let Some(path) = &cgroup_path {
+        if Path::new(path).exists() {
+            AgentCgroup::open(path.clone())?.kill_all(Duration::from_secs(5))?;
+        }
+    }
+    for generation in layout.generations() {
+        layout.remove_generation(generation)?;
+    }
+    let _ = std::fs::remove_dir(layout.agent_dir());
+    if let Some(path) = cgroup_path.filter(|p| p.parent().is_some_and(|d| d.ends_with(super::cgroup::PARENT))) {
+        if path.exists() {
+            AgentCgroup::open(path)?.remove()?;
+        }
+    }
+    let _ = std::fs::remove_file(layout.state_path());
+    Ok(state.unwrap_or(PinnedState {
+        agent_id: config.agent_id.clone(),
+        generation: 0,
+        cgroup: PathBuf::new(),
+        object_sha256: String::new(),
+        owner_pid: 0,
+    }))
+}

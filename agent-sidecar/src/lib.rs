@@ -1,0 +1,19 @@
+//! agent-sidecar: keeps AI agents accountable.
+//!
+//! The library follows the data flow:
+//! - [`egress`]: allowlist targets (`IP:PORT`, `CIDR`...) and the rule set
+//!   compiled from them;
+//! - [`policy`]: the YAML policy file that carries the egress allowlist;
+//! - [`kernel`]: loads, pins and attaches the eBPF programs to an agent's
+//!   cgroup, fills the maps and turns ring-buffer deny events into logs and
+//!   metrics;
+//! - [`run`]: `agent-sidecar run`, which wraps one command in a governed cgroup;
+//! - [`metrics`] and [`admin`]: Prometheus metrics and the operator listener.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod admin;
+pub mod egress;
+pub mod kernel;
+pub mod metrics;
+pub mod policy;
+pub mod run;

@@ -1,0 +1,191 @@
+//! The `agent-sidecar` command line.
+
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use agent_sidecar::{
+    egress::Target,
+    kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
+    policy::PolicyFile,
+    run::{self, RunOptions, UserSpec},
+};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keeps AI agents accountable: kernel-enforced egress allowlists for agent processes.
+#[derive(Parser, Debug)]
+#[command(name = "agent-sidecar", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax; RUST_LOG also works).
+    #[arg(long, default_value = "info", global = true, env = "AGENT_SIDECAR_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run COMMAND in a governed cgroup: it can reach only what the allowlist names.
+    Run(RunArgs),
+    /// Remove the pinned enforcement of an agent whose sidecar is gone
+    /// (after `run --keep-pinned` or a crash); kills what is left in its cgroup.
+    Teardown(TeardownArgs),
+    /// Policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Args, Debug)]
+struct PinArgs {
+    /// bpffs mount point.
+    #[arg(long, default_value = DEFAULT_BPFFS)]
+    bpffs: PathBuf,
+    /// Directory for state files and owner locks.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Policy file (YAML); repeatable, rules are merged.
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
+    /// Allow egress to TARGET: IP:PORT, [IPv6]:PORT, CIDR (all ports) or CIDR:PORT; repeatable.
+    #[arg(long = "allow", value_name = "TARGET")]
+    allow: Vec<Target>,
+    /// Agent id: names the cgroup, pins and log fields [default: <command>-<pid>].
+    #[arg(long, value_name = "ID")]
+    agent_id: Option<String>,
+    /// Run COMMAND as UID[:GID] (or a user name); uid 0 is refused [default: 65534:65534 when root].
+    #[arg(long, value_name = "UID[:GID]")]
+    user: Option<UserSpec>,
+    /// Leave the programs and maps pinned (and attached) when COMMAND exits.
+    #[arg(long)]
+    keep_pinned: bool,
+    /// Serve Prometheus /metrics and /healthz on this address (never reachable from the agent).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pins: PinArgs,
+    /// The agent's command and arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+struct TeardownArgs {
+    /// Agent id given to `run`.
+    #[arg(long, value_name = "ID")]
+    agent_id: String,
+    #[command(flatten)]
+    pins: PinArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Validate policy files and print the egress rules they define.
+    Check {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
+    let _ = tracing_log::LogTracer::init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    let code = match cli.command {
+        Command::Run(args) => run_command(args),
+        Command::Teardown(args) => teardown_command(args),
+        Command::Policy(PolicyCommand::Check { files }) => policy_check(files),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn run_command(args: RunArgs) -> i32 {
+    let opts = RunOptions {
+        policies: args.policies,
+        allow: args.allow,
+        agent_id: args.agent_id,
+        user: args.user,
+        keep_pinned: args.keep_pinned,
+        bpffs: args.pins.bpffs,
+        state_dir: args.pins.state_dir,
+        metrics_listen: args.metrics_listen,
+        command: args.command,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("agent-sidecar: cannot start the runtime: {e}");
+            return run::EXIT_SIDECAR_FAILED;
+        }
+    };
+    match runtime.block_on(run::run(opts)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agent-sidecar: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn teardown_command(args: TeardownArgs) -> i32 {
+    let config = EnforcerConfig {
+        agent_id: args.agent_id,
+        bpffs: args.pins.bpffs,
+        state_dir: args.pins.state_dir,
+        cgroup: None,
+    };
+    match teardown_agent(&config) {
+        Ok(state) => {
+            println!("removed pinned enforcement of agent `{}` (generation {})", config.agent_id, state.generation);
+            0
+        }
+        Err(e) => {
+            eprintln!("agent-sidecar: {e}");
+            1
+        }
+    }
+}
+
+fn policy_check(files: Vec<PathBuf>) -> i32 {
+    let mut failed = false;
+    for path in files {
+        match PolicyFile::load(&path) {
+            Ok(p) => {
+                let list = p.allowlist(&path);
+                println!("{}: ok, {} egress rule(s)", path.display(), list.rules().len());
+                for rule in list.rules() {
+                    println!("  allow {} ({:?})", rule.target, rule.protocols);
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    i32::from(failed)
+}

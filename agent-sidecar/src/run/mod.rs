@@ -1,0 +1,300 @@
+//! `agent-sidecar run`: wraps one command in a governed cgroup.
+//!
+//! 1. build the allowlist from `--policy` files and `--allow` flags;
+//! 2. [`Enforcer::start`]: cgroup, programs, maps, pins;
+//! 3. start the command inside the cgroup as an unprivileged user
+//!    ([`child`]), forward signals ([`signals`]), log and count deny events;
+//! 4. when the command exits, kill what it left in the cgroup, tear down
+//!    (unless `--keep-pinned`) and exit with the command's exit code.
+
+pub mod child;
+pub mod signals;
+pub mod user;
+
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::{
+    admin,
+    egress::{Allowlist, EgressRule, Protocols, RuleSource, Target},
+    kernel::{Enforcer, EnforcerConfig, KernelError, events},
+    metrics::Metrics,
+    policy::{PolicyError, load_policy_files},
+};
+pub use user::{NOBODY, UserError, UserSpec};
+
+/// Exit code when `run` itself fails before the command starts.
+pub const EXIT_SIDECAR_FAILED: i32 = 125;
+/// Exit code when the command exists but cannot be executed.
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+/// Exit code when the command is not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// Everything `run` needs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Policy files.
+    pub policies: Vec<PathBuf>,
+    /// `--allow` targets.
+    pub allow: Vec<Target>,
+    /// Agent id (default: `<command name>-<pid>`).
+    pub agent_id: Option<String>,
+    /// Who the command runs as (default [`NOBODY`] when invoked as root).
+    pub user: Option<UserSpec>,
+    /// Leave programs and maps pinned after the command exits.
+    pub keep_pinned: bool,
+    /// bpffs mount point.
+    pub bpffs: PathBuf,
+    /// State and lock directory.
+    pub state_dir: PathBuf,
+    /// Serve `/metrics` and `/healthz` here.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The command and its arguments.
+    pub command: Vec<OsString>,
+}
+
+/// Why `run` could not start or finish the command.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A policy file is unusable.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Kernel enforcement failed.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    /// The command could not be started.
+    #[error("cannot start `{command}`: {source}")]
+    Spawn {
+        /// The command.
+        command: String,
+        /// The error.
+        source: std::io::Error,
+        /// Exit code to report.
+        code: i32,
+    },
+    /// Other I/O failure.
+    #[error("{0}: {1}")]
+    Io(&'static str, std::io::Error),
+}
+
+impl RunError {
+    /// The exit code `run` reports for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Spawn { code, .. } => *code,
+            _ => EXIT_SIDECAR_FAILED,
+        }
+    }
+}
+
+/// Merges policy files and `--allow` flags into one allowlist.
+pub fn build_allowlist(policies: &[PathBuf], allow: &[Target]) -> Result<Allowlist, PolicyError> {
+    let mut list = load_policy_files(policies)?;
+    for (i, target) in allow.iter().enumerate() {
+        list.push(EgressRule { target: *target, protocols: Protocols::Any, source: RuleSource::Flag(i + 1) });
+    }
+    Ok(list)
+}
+
+fn default_agent_id(command: &[OsString]) -> String {
+    let name = command
+        .first()
+        .map(|c| std::path::Path::new(c).file_name().unwrap_or(c).to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(40)
+        .collect();
+    let name = name.trim_start_matches(['-', '_']);
+    let name = if name.is_empty() { "agent" } else { name };
+    format!("{name}-{}", std::process::id())
+}
+
+/// Runs the command under enforcement and returns its exit code.
+pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
+    let allowlist = build_allowlist(&opts.policies, &opts.allow)?;
+    let agent_id = opts.agent_id.clone().unwrap_or_else(|| default_agent_id(&opts.command));
+    let user = match opts.user {
+        Some(u) => u,
+        None if nix::unistd::geteuid().is_root() => NOBODY,
+        None => UserSpec { uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() },
+    };
+    if user.uid == 0 {
+        return Err(RunError::Io(
+            "refusing to run the agent as uid 0",
+            std::io::Error::other(UserError::Root("0".into()).to_string()),
+        ));
+    }
+    for rule in allowlist.rules() {
+        info!(agent_id = %agent_id, target = %rule.target, protocols = ?rule.protocols, source = %rule.source, "egress allow rule");
+    }
+    let config = EnforcerConfig {
+        agent_id: agent_id.clone(),
+        bpffs: opts.bpffs.clone(),
+        state_dir: opts.state_dir.clone(),
+        cgroup: None,
+    };
+    let mut enforcer = Enforcer::start(&config, &allowlist)?;
+    let metrics = Arc::new(Metrics::new());
+    metrics.set_allowlist_entries(&agent_id, enforcer.allowlist_entries());
+
+    // Deny events -> log lines + counter, until told to drain and stop.
+    let (stop_events, stopped) = oneshot::channel::<()>();
+    let events_task = enforcer.take_events().map(|ring| {
+        let metrics = metrics.clone();
+        let agent_id = agent_id.clone();
+        tokio::spawn(async move {
+            let mut sink = |r: events::DenyRecord| {
+                metrics.record_deny(&agent_id, &r);
+                log_deny(&agent_id, &r);
+            };
+            events::consume(ring, &mut sink, stopped).await;
+        })
+    });
+    let logger_task = enforcer.take_logger().map(|logger| tokio::spawn(flush_ebpf_logs(logger)));
+
+    let enforcer = Arc::new(std::sync::Mutex::new(enforcer));
+    let admin_task = match opts.metrics_listen {
+        Some(addr) => {
+            let listener = admin::bind(addr).await.map_err(|e| RunError::Io("binding --metrics-listen", e))?;
+            info!(%addr, "serving /metrics and /healthz");
+            let (enf, m, id) = (enforcer.clone(), metrics.clone(), agent_id.clone());
+            let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                let counters = enf.lock().expect("enforcer lock").counters();
+                m.observe_kernel(&id, counters);
+            });
+            Some(tokio::spawn(admin::serve(listener, metrics.clone(), refresh)))
+        }
+        None => None,
+    };
+
+    let env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
+    let spawned = {
+        let guard = enforcer.lock().expect("enforcer lock");
+        let procs = guard.cgroup().procs_writer()?;
+        child::spawn(&opts.command, &procs, user, &env)
+    };
+    let code = match spawned {
+        Ok(mut child) => {
+            let pid = child.id().unwrap_or(0);
+            info!(agent_id = %agent_id, pid, user = %user, "agent started");
+            let forwarder = signals::Forwarder::start(pid).map_err(|e| RunError::Io("installing signal handlers", e))?;
+            let status = child.wait().await.map_err(|e| RunError::Io("waiting for the agent", e))?;
+            drop(forwarder);
+            Ok(exit_code(status))
+        }
+        Err(source) => {
+            let code = match source.kind() {
+                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+                _ => EXIT_CANNOT_EXECUTE,
+            };
+            error!(agent_id = %agent_id, error = %source, "cannot start the agent");
+            let command = opts.command.first().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+            Err(RunError::Spawn { command, source, code })
+        }
+    };
+    for task in [admin_task, logger_task].into_iter().flatten() {
+        task.abort();
+        let _ = task.await;
+    }
+    if let Ok(code) = &code {
+        info!(agent_id = %agent_id, exit_code = code, "agent exited");
+    }
+    finish(enforcer, &metrics, &agent_id, opts.keep_pinned, stop_events, events_task).await?;
+    code
+}
+
+/// Drains the last events, then tears down (or keeps) the pinned state.
+async fn finish(
+    enforcer: Arc<std::sync::Mutex<Enforcer>>,
+    metrics: &Metrics,
+    agent_id: &str,
+    keep_pinned: bool,
+    stop_events: oneshot::Sender<()>,
+    events_task: Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), RunError> {
+    let _ = stop_events.send(());
+    if let Some(t) = events_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+    let counters = enforcer.lock().expect("enforcer lock").counters();
+    metrics.observe_kernel(agent_id, counters);
+    if counters.events_lost > 0 {
+        warn!(agent_id, lost = counters.events_lost, "deny events were lost: the ring buffer was full");
+    }
+    info!(
+        agent_id,
+        allowed = counters.allowed,
+        denied = counters.denied,
+        skb_dropped = counters.skb_dropped,
+        "kernel enforcement summary"
+    );
+    let enforcer = match Arc::try_unwrap(enforcer) {
+        Ok(m) => m.into_inner().expect("enforcer lock"),
+        Err(_) => {
+            warn!(agent_id, "enforcement still referenced; leaving it pinned");
+            return Ok(());
+        }
+    };
+    if keep_pinned {
+        let dir = enforcer.layout().agent_dir();
+        info!(agent_id, pins = %dir.display(), "keeping pinned enforcement; remove it with `agent-sidecar teardown --agent-id {agent_id}`");
+        drop(enforcer);
+        return Ok(());
+    }
+    enforcer.teardown(true)?;
+    info!(agent_id, "kernel enforcement removed");
+    Ok(())
+}
+
+async fn flush_ebpf_logs(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+    let Ok(mut fd) = events::watch(logger) else { return };
+    while let Ok(mut guard) = fd.readable_mut().await {
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
+    }
+}
+
+fn log_deny(agent_id: &str, r: &events::DenyRecord) {
+    let destination = r.destination.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    warn!(
+        target: "agent_sidecar::egress",
+        agent_id,
+        hook = r.hook,
+        reason = r.reason,
+        destination = %destination,
+        protocol = %r.protocol,
+        pid = r.pid,
+        uid = r.uid,
+        comm = %r.comm,
+        cgroup_id = r.cgroup_id,
+        family = r.family,
+        sock_type = r.sock_type,
+        "egress denied"
+    );
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        _ => EXIT_SIDECAR_FAILED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_agent_ids_are_valid() {
+        for cmd in ["/usr/bin/python3", "./my agent.sh", "--weird", ""] {
+            let id = default_agent_id(&[OsString::from(cmd)]);
+            crate::kernel::pins::validate_agent_id(&id).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        }
+    }
+}

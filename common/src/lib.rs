@@ -1,0 +1,380 @@
+//! Layouts shared by the agent-sidecar eBPF programs (kernel) and the loader
+//! (userspace).
+//!
+//! This crate is the single source of truth for every map key, map value and
+//! ring-buffer event that crosses the kernel/userspace boundary, and for the
+//! map capacities. Every type is `#[repr(C)]` with explicit padding fields (no
+//! `bool`, no implicit padding) so that both sides agree byte for byte.
+#![no_std]
+#![deny(unsafe_code)]
+
+/// IANA protocol number for TCP, as stored in map keys.
+pub const PROTO_TCP: u8 = 6;
+/// IANA protocol number for UDP, as stored in map keys.
+pub const PROTO_UDP: u8 = 17;
+
+/// Capacity of each allowlist trie (per address family and key shape).
+pub const ALLOWLIST_CAPACITY: u32 = 131_072;
+/// Capacity of the sidecar endpoint map (listeners the agent may always reach).
+pub const SIDECAR_ENDPOINT_CAPACITY: u32 = 64;
+/// Size of the deny-event ring buffer in bytes (a power of two, page aligned).
+pub const EVENT_RING_BYTES: u32 = 256 * 1024;
+
+/// Names of the maps, as they appear in the eBPF object and under the pin
+/// directory.
+pub mod map_names {
+    /// IPv4 rules with a port: [`Allow4PortKey`](super::Allow4PortKey).
+    pub const ALLOW4_PORT: &str = "ALLOW4_PORT";
+    /// IPv4 rules for all ports: [`Allow4AnyKey`](super::Allow4AnyKey).
+    pub const ALLOW4_ANY: &str = "ALLOW4_ANY";
+    /// IPv6 rules with a port: [`Allow6PortKey`](super::Allow6PortKey).
+    pub const ALLOW6_PORT: &str = "ALLOW6_PORT";
+    /// IPv6 rules for all ports: [`Allow6AnyKey`](super::Allow6AnyKey).
+    pub const ALLOW6_ANY: &str = "ALLOW6_ANY";
+    /// The sidecar's own agent-facing listeners: [`EndpointKey`](super::EndpointKey).
+    pub const SIDECAR: &str = "SIDECAR";
+    /// Enforcement settings: one [`Settings`](super::Settings) at index 0.
+    pub const SETTINGS: &str = "SETTINGS";
+    /// Per-CPU counters indexed by [`Counter`](super::Counter).
+    pub const COUNTERS: &str = "COUNTERS";
+    /// Ring buffer of [`DenyEvent`](super::DenyEvent)s.
+    pub const EVENTS: &str = "EVENTS";
+    /// Every map name, in a stable order.
+    pub const ALL: [&str; 8] = [
+        ALLOW4_PORT,
+        ALLOW4_ANY,
+        ALLOW6_PORT,
+        ALLOW6_ANY,
+        SIDECAR,
+        SETTINGS,
+        COUNTERS,
+        EVENTS,
+    ];
+}
+
+/// Names of the eBPF programs in the object file.
+pub mod program_names {
+    /// `cgroup/connect4`: TCP and connected UDP over IPv4.
+    pub const CONNECT4: &str = "connect4";
+    /// `cgroup/connect6`: TCP and connected UDP over IPv6 (and v4-mapped).
+    pub const CONNECT6: &str = "connect6";
+    /// `cgroup/sendmsg4`: unconnected UDP over IPv4.
+    pub const SENDMSG4: &str = "sendmsg4";
+    /// `cgroup/sendmsg6`: unconnected UDP over IPv6 (and v4-mapped).
+    pub const SENDMSG6: &str = "sendmsg6";
+    /// `cgroup/sock_create`: refuses raw, packet and non-TCP/UDP inet sockets.
+    pub const SOCK_CREATE: &str = "sock_create";
+    /// `cgroup_skb/egress`: drops packets to destinations the hooks above refuse.
+    pub const EGRESS: &str = "egress";
+    /// Every program name, in attach order.
+    pub const ALL: [&str; 6] = [SOCK_CREATE, CONNECT4, CONNECT6, SENDMSG4, SENDMSG6, EGRESS];
+}
+
+/// Key of [`map_names::ALLOW4_PORT`]: an LPM-trie key whose data is
+/// `proto | pad | port | addr`, so a rule's prefix length is
+/// `32 + cidr_bits` and the protocol and port always match exactly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Allow4PortKey {
+    /// IANA protocol ([`PROTO_TCP`] or [`PROTO_UDP`]).
+    pub proto: u8,
+    /// Always zero.
+    pub pad: u8,
+    /// Destination port, network byte order.
+    pub port_be: u16,
+    /// Destination address, network byte order (as in `sockaddr_in`).
+    pub addr_be: [u8; 4],
+}
+
+/// Key of [`map_names::ALLOW4_ANY`]: data is `proto | pad[3] | addr`, prefix
+/// length `32 + cidr_bits`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Allow4AnyKey {
+    /// IANA protocol.
+    pub proto: u8,
+    /// Always zero.
+    pub pad: [u8; 3],
+    /// Destination address, network byte order.
+    pub addr_be: [u8; 4],
+}
+
+/// Key of [`map_names::ALLOW6_PORT`]: data is `proto | pad | port | addr`,
+/// prefix length `32 + cidr_bits`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Allow6PortKey {
+    /// IANA protocol.
+    pub proto: u8,
+    /// Always zero.
+    pub pad: u8,
+    /// Destination port, network byte order.
+    pub port_be: u16,
+    /// Destination address, network byte order.
+    pub addr_be: [u8; 16],
+}
+
+/// Key of [`map_names::ALLOW6_ANY`]: data is `proto | pad[3] | addr`, prefix
+/// length `32 + cidr_bits`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Allow6AnyKey {
+    /// IANA protocol.
+    pub proto: u8,
+    /// Always zero.
+    pub pad: [u8; 3],
+    /// Destination address, network byte order.
+    pub addr_be: [u8; 16],
+}
+
+/// Number of bits in the fixed part (`proto`, padding, port) that precedes the
+/// address in every allowlist key; a rule's LPM prefix length is this plus the
+/// CIDR length.
+pub const KEY_FIXED_PREFIX_BITS: u32 = 32;
+
+/// Value of every allowlist map entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllowValue {
+    /// Identifier of the rule that produced the entry (index into the loaded
+    /// policy's rule table; reported in logs).
+    pub rule_id: u32,
+    /// Reserved for later use; always zero.
+    pub flags: u32,
+}
+
+/// Key of [`map_names::SIDECAR`]: one listener of the sidecar that the agent
+/// may always reach. IPv4 addresses are stored as v4-mapped IPv6.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointKey {
+    /// Address, network byte order, IPv4 as `::ffff:a.b.c.d`.
+    pub addr_be: [u8; 16],
+    /// Port, network byte order.
+    pub port_be: u16,
+    /// IANA protocol.
+    pub proto: u8,
+    /// Always zero.
+    pub pad: u8,
+}
+
+/// Value stored at index 0 of [`map_names::SETTINGS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// Bit set of `SETTINGS_*` flags.
+    pub flags: u32,
+    /// Reserved; always zero.
+    pub reserved: u32,
+}
+
+/// [`Settings::flags`]: deny everything, including sidecar endpoints
+/// (quarantine).
+pub const SETTINGS_QUARANTINE: u32 = 1;
+/// [`Settings::flags`]: the maps are filled and enforcement is active. Until
+/// userspace sets it, every attempt is denied (fail closed while loading).
+pub const SETTINGS_READY: u32 = 2;
+
+/// Indices of [`map_names::COUNTERS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Attempts allowed by a hook.
+    Allowed = 0,
+    /// Attempts denied by a hook.
+    Denied = 1,
+    /// Deny events that could not be written because the ring buffer was full.
+    EventsLost = 2,
+    /// Packets dropped by `cgroup_skb/egress`.
+    SkbDropped = 3,
+}
+
+/// Number of entries in [`map_names::COUNTERS`].
+pub const COUNTER_SLOTS: u32 = 4;
+
+/// Which hook refused an attempt ([`DenyEvent::hook`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// `cgroup/connect4`.
+    Connect4 = 1,
+    /// `cgroup/connect6`.
+    Connect6 = 2,
+    /// `cgroup/sendmsg4`.
+    Sendmsg4 = 3,
+    /// `cgroup/sendmsg6`.
+    Sendmsg6 = 4,
+    /// `cgroup/sock_create`.
+    SockCreate = 5,
+    /// `cgroup_skb/egress`.
+    Egress = 6,
+}
+
+impl Hook {
+    /// Decodes [`DenyEvent::hook`].
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Connect4,
+            2 => Self::Connect6,
+            3 => Self::Sendmsg4,
+            4 => Self::Sendmsg6,
+            5 => Self::SockCreate,
+            6 => Self::Egress,
+            _ => return None,
+        })
+    }
+
+    /// The hook's name as used in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connect4 => "connect4",
+            Self::Connect6 => "connect6",
+            Self::Sendmsg4 => "sendmsg4",
+            Self::Sendmsg6 => "sendmsg6",
+            Self::SockCreate => "sock_create",
+            Self::Egress => "egress",
+        }
+    }
+}
+
+/// Why an attempt was refused ([`DenyEvent::reason`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The destination matches no allowlist entry.
+    NotAllowlisted = 1,
+    /// The agent is quarantined: everything is denied.
+    Quarantined = 2,
+    /// The socket type or protocol is not permitted (raw, packet, SCTP, ICMP...).
+    SocketType = 3,
+    /// The packet or context could not be parsed; refused to stay closed.
+    Unparsable = 4,
+    /// Enforcement was still being configured.
+    NotReady = 5,
+}
+
+impl DenyReason {
+    /// Decodes [`DenyEvent::reason`].
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::NotAllowlisted,
+            2 => Self::Quarantined,
+            3 => Self::SocketType,
+            4 => Self::Unparsable,
+            5 => Self::NotReady,
+            _ => return None,
+        })
+    }
+
+    /// The reason as used in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NotAllowlisted => "not_allowlisted",
+            Self::Quarantined => "quarantined",
+            Self::SocketType => "socket_type",
+            Self::Unparsable => "unparsable",
+            Self::NotReady => "not_ready",
+        }
+    }
+}
+
+/// One refused attempt, written to [`map_names::EVENTS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenyEvent {
+    /// `bpf_ktime_get_boot_ns()` at the refusal.
+    pub boot_ns: u64,
+    /// cgroup v2 id of the refused socket's cgroup.
+    pub cgroup_id: u64,
+    /// Thread-group id (process id) of the caller; 0 when not in process context.
+    pub pid: u32,
+    /// Real uid of the caller.
+    pub uid: u32,
+    /// Real gid of the caller.
+    pub gid: u32,
+    /// Destination port, host byte order (0 for `sock_create`).
+    pub dst_port: u16,
+    /// Address family (`AF_INET` = 2, `AF_INET6` = 10, `AF_PACKET` = 17...).
+    pub family: u16,
+    /// Destination address: IPv4 as `::ffff:a.b.c.d`, network byte order.
+    pub dst_addr: [u8; 16],
+    /// IANA protocol (or the socket protocol for `sock_create`).
+    pub protocol: u16,
+    /// Socket type for `sock_create` (`SOCK_RAW` = 3 ...), else 0.
+    pub sock_type: u8,
+    /// A [`Hook`].
+    pub hook: u8,
+    /// A [`DenyReason`].
+    pub reason: u8,
+    /// Always zero.
+    pub pad: [u8; 3],
+    /// Command name of the caller (`comm`), NUL padded.
+    pub comm: [u8; 16],
+}
+
+/// Writes `addr` (network order) as the v4-mapped IPv6 address `::ffff:addr`.
+pub const fn v4_mapped(addr_be: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, addr_be[0], addr_be[1], addr_be[2], addr_be[3],
+    ]
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: every type is #[repr(C)], made only of integers and integer
+    // arrays, with explicit padding fields, so every bit pattern is valid.
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for Allow4PortKey {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for Allow4AnyKey {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for Allow6PortKey {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for Allow6AnyKey {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for AllowValue {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for EndpointKey {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for Settings {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for DenyEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<Allow4PortKey>(), 8);
+        assert_eq!(size_of::<Allow4AnyKey>(), 8);
+        assert_eq!(size_of::<Allow6PortKey>(), 20);
+        assert_eq!(size_of::<Allow6AnyKey>(), 20);
+        assert_eq!(size_of::<AllowValue>(), 8);
+        assert_eq!(size_of::<EndpointKey>(), 20);
+        assert_eq!(size_of::<Settings>(), 8);
+        // 8+8+4+4+4+2+2+16+2+1+1+1+3+16
+        assert_eq!(size_of::<DenyEvent>(), 72);
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for h in [Hook::Connect4, Hook::Connect6, Hook::Sendmsg4, Hook::Sendmsg6, Hook::SockCreate, Hook::Egress] {
+            assert_eq!(Hook::from_u8(h as u8), Some(h));
+        }
+        assert_eq!(Hook::from_u8(0), None);
+        for r in [
+            DenyReason::NotAllowlisted,
+            DenyReason::Quarantined,
+            DenyReason::SocketType,
+            DenyReason::Unparsable,
+            DenyReason::NotReady,
+        ] {
+            assert_eq!(DenyReason::from_u8(r as u8), Some(r));
+        }
+        assert_eq!(v4_mapped([10, 0, 0, 1])[10..], [0xff, 0xff, 10, 0, 0, 1]);
+    }
+}

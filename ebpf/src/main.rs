@@ -1,0 +1,215 @@
+//! agent-sidecar kernel programs: per-cgroup egress enforcement.
+//!
+//! Entry points are thin: each reads its context, asks [`verdict`] and returns
+//! an explicit verdict on every path. A context that cannot be read is a
+//! refusal (fail closed), never a fall-through to "allow".
+#![no_std]
+#![no_main]
+
+mod event;
+mod maps;
+mod verdict;
+
+use agent_sidecar_common::{Counter, DenyReason, Hook, PROTO_TCP, PROTO_UDP};
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_cgroup_id, bpf_skb_cgroup_id},
+    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr},
+    programs::{SkBuffContext, SockAddrContext, SockContext},
+};
+use aya_log_ebpf::warn;
+
+use event::{Denied, count, deny};
+use verdict::{Dest, check, check_socket};
+
+/// Return value that lets the syscall or packet proceed.
+const ALLOW: i32 = 1;
+/// Return value that fails the syscall with `EPERM` or drops the packet.
+const DENY: i32 = 0;
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+#[cgroup_sock_addr(connect4)]
+pub fn connect4(ctx: SockAddrContext) -> i32 {
+    sock_addr_v4(&ctx, Hook::Connect4)
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
+    sock_addr_v4(&ctx, Hook::Sendmsg4)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn connect6(ctx: SockAddrContext) -> i32 {
+    sock_addr_v6(&ctx, Hook::Connect6)
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
+    sock_addr_v6(&ctx, Hook::Sendmsg6)
+}
+
+#[cgroup_sock(sock_create)]
+pub fn sock_create(ctx: SockContext) -> i32 {
+    // SAFETY: the kernel hands a valid bpf_sock context.
+    let (family, sock_type, protocol) =
+        unsafe { ((*ctx.sock).family, (*ctx.sock).type_, (*ctx.sock).protocol) };
+    match check_socket(family, sock_type, protocol) {
+        Ok(()) => ALLOW,
+        Err(reason) => {
+            deny(Denied {
+                hook: Hook::SockCreate,
+                reason,
+                // SAFETY: helper without arguments.
+                cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+                family: family as u16,
+                protocol: protocol as u16,
+                sock_type: sock_type as u8,
+                dst_addr: [0; 16],
+                dst_port_be: 0,
+            });
+            DENY
+        }
+    }
+}
+
+#[cgroup_skb(egress)]
+pub fn egress(ctx: SkBuffContext) -> i32 {
+    match egress_dest(&ctx) {
+        Ok((proto, dest)) => match check(proto, &dest) {
+            Ok(()) => ALLOW,
+            Err(reason) => {
+                drop_packet(&ctx, proto, &dest, reason);
+                DENY
+            }
+        },
+        Err(()) => {
+            warn!(&ctx, "dropping an unparsable or non-TCP/UDP packet from the agent cgroup");
+            drop_packet(&ctx, 0, &Dest::V6([0; 16], 0), DenyReason::Unparsable);
+            DENY
+        }
+    }
+}
+
+#[inline(always)]
+fn sock_addr_v4(ctx: &SockAddrContext, hook: Hook) -> i32 {
+    // SAFETY: the kernel hands a valid bpf_sock_addr context.
+    let (ip, port, protocol) =
+        unsafe { ((*ctx.sock_addr).user_ip4, (*ctx.sock_addr).user_port, (*ctx.sock_addr).protocol) };
+    decide_sock_addr(hook, protocol, Dest::V4(ip.to_ne_bytes(), port as u16), AF_INET)
+}
+
+#[inline(always)]
+fn sock_addr_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
+    // SAFETY: the kernel hands a valid bpf_sock_addr context; user_ip6 is read
+    // one 32-bit word at a time as the verifier requires.
+    let (w, port, protocol) = unsafe {
+        let s = &*ctx.sock_addr;
+        (
+            [s.user_ip6[0], s.user_ip6[1], s.user_ip6[2], s.user_ip6[3]],
+            s.user_port,
+            s.protocol,
+        )
+    };
+    let mut addr = [0u8; 16];
+    addr[0..4].copy_from_slice(&w[0].to_ne_bytes());
+    addr[4..8].copy_from_slice(&w[1].to_ne_bytes());
+    addr[8..12].copy_from_slice(&w[2].to_ne_bytes());
+    addr[12..16].copy_from_slice(&w[3].to_ne_bytes());
+    decide_sock_addr(hook, protocol, Dest::from_v6(addr, port as u16), AF_INET6)
+}
+
+#[inline(always)]
+fn decide_sock_addr(hook: Hook, protocol: u32, dest: Dest, family: u16) -> i32 {
+    let verdict = match protocol as u8 {
+        p @ (PROTO_TCP | PROTO_UDP) if protocol <= 0xff => check(p, &dest),
+        _ => Err(DenyReason::SocketType),
+    };
+    match verdict {
+        Ok(()) => {
+            count(Counter::Allowed);
+            ALLOW
+        }
+        Err(reason) => {
+            deny(Denied {
+                hook,
+                reason,
+                // SAFETY: helper without arguments.
+                cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+                family,
+                protocol: protocol as u16,
+                sock_type: 0,
+                dst_addr: dest.addr16(),
+                dst_port_be: dest.port_be(),
+            });
+            DENY
+        }
+    }
+}
+
+/// Reads the L3/L4 destination of an egress packet (`skb->data` starts at the
+/// IP header). Anything but TCP or UDP directly after a plain IPv4 or IPv6
+/// header is an error, which the caller drops.
+#[inline(always)]
+fn egress_dest(ctx: &SkBuffContext) -> Result<(u8, Dest), ()> {
+    let first: u8 = ctx.load(0).map_err(|_| ())?;
+    match first >> 4 {
+        4 => {
+            let hdr: [u8; 20] = ctx.load(0).map_err(|_| ())?;
+            let ihl = ((hdr[0] & 0x0f) as usize) * 4;
+            let proto = hdr[9];
+            // A non-first fragment carries no ports; the egress hook sees
+            // datagrams before fragmentation, so this never happens legitimately.
+            let frag_offset = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
+            if ihl < 20 || frag_offset != 0 || (proto != PROTO_TCP && proto != PROTO_UDP) {
+                return Err(());
+            }
+            let ports: [u8; 4] = ctx.load(ihl).map_err(|_| ())?;
+            let port_be = u16::from_ne_bytes([ports[2], ports[3]]);
+            Ok((proto, Dest::V4([hdr[16], hdr[17], hdr[18], hdr[19]], port_be)))
+        }
+        6 => {
+            let hdr: [u8; 40] = ctx.load(0).map_err(|_| ())?;
+            let proto = hdr[6];
+            if proto != PROTO_TCP && proto != PROTO_UDP {
+                return Err(());
+            }
+            let ports: [u8; 4] = ctx.load(40).map_err(|_| ())?;
+            let port_be = u16::from_ne_bytes([ports[2], ports[3]]);
+            let mut addr = [0u8; 16];
+            addr.copy_from_slice(&hdr[24..40]);
+            Ok((proto, Dest::V6(addr, port_be)))
+        }
+        _ => Err(()),
+    }
+}
+
+#[inline(always)]
+fn drop_packet(ctx: &SkBuffContext, proto: u8, dest: &Dest, reason: DenyReason) {
+    count(Counter::SkbDropped);
+    let family = match dest {
+        Dest::V4(..) => AF_INET,
+        Dest::V6(..) => AF_INET6,
+    };
+    deny(Denied {
+        hook: Hook::Egress,
+        reason,
+        // SAFETY: valid skb context.
+        cgroup_id: unsafe { bpf_skb_cgroup_id(ctx.skb.skb) },
+        family,
+        protocol: proto as u16,
+        sock_type: 0,
+        dst_addr: dest.addr16(),
+        dst_port_be: dest.port_be(),
+    });
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,46 @@
+//! The maps shared with userspace. Layouts and capacities come from
+//! `agent-sidecar-common`; every map is pinned by name so enforcement outlives
+//! the sidecar process.
+
+use agent_sidecar_common::{
+    ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
+    COUNTER_SLOTS, EVENT_RING_BYTES, EndpointKey, SIDECAR_ENDPOINT_CAPACITY, Settings,
+};
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+};
+
+/// IPv4 `CIDR:PORT` and `IP:PORT` rules.
+#[map]
+pub static ALLOW4_PORT: LpmTrie<Allow4PortKey, AllowValue> =
+    LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
+
+/// IPv4 `CIDR` rules (every port).
+#[map]
+pub static ALLOW4_ANY: LpmTrie<Allow4AnyKey, AllowValue> = LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
+
+/// IPv6 `CIDR:PORT` and `[IP]:PORT` rules.
+#[map]
+pub static ALLOW6_PORT: LpmTrie<Allow6PortKey, AllowValue> =
+    LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
+
+/// IPv6 `CIDR` rules (every port).
+#[map]
+pub static ALLOW6_ANY: LpmTrie<Allow6AnyKey, AllowValue> = LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
+
+/// The sidecar's own agent-facing listeners.
+#[map]
+pub static SIDECAR: HashMap<EndpointKey, u32> = HashMap::pinned(SIDECAR_ENDPOINT_CAPACITY, 0);
+
+/// Index 0: enforcement [`Settings`].
+#[map]
+pub static SETTINGS: Array<Settings> = Array::pinned(1, 0);
+
+/// Per-CPU counters, indexed by `agent_sidecar_common::Counter`.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(COUNTER_SLOTS, 0);
+
+/// Deny events for userspace.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::pinned(EVENT_RING_BYTES, 0);

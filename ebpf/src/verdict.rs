@@ -1,0 +1,119 @@
+//! The allowlist decision shared by every hook. Every function answers
+//! "allowed?"; anything that is not a positive match is a refusal.
+
+use agent_sidecar_common::{
+    Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DenyReason, EndpointKey,
+    KEY_FIXED_PREFIX_BITS, SETTINGS_QUARANTINE, SETTINGS_READY, v4_mapped,
+};
+use aya_ebpf::maps::lpm_trie::Key;
+
+use crate::maps::{ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, SETTINGS, SIDECAR};
+
+const FULL_V4: u32 = KEY_FIXED_PREFIX_BITS + 32;
+const FULL_V6: u32 = KEY_FIXED_PREFIX_BITS + 128;
+
+/// A destination as seen by a hook: IPv4 addresses are kept as IPv4 (a
+/// v4-mapped IPv6 destination is converted by the caller).
+#[derive(Clone, Copy)]
+pub enum Dest {
+    /// Address and port, network byte order.
+    V4([u8; 4], u16),
+    /// Address and port, network byte order.
+    V6([u8; 16], u16),
+}
+
+impl Dest {
+    /// Builds a destination from an IPv6 socket address, treating
+    /// `::ffff:a.b.c.d` as the IPv4 address it maps.
+    #[inline(always)]
+    pub fn from_v6(addr: [u8; 16], port_be: u16) -> Self {
+        if addr[..10] == [0u8; 10] && addr[10] == 0xff && addr[11] == 0xff {
+            Dest::V4([addr[12], addr[13], addr[14], addr[15]], port_be)
+        } else {
+            Dest::V6(addr, port_be)
+        }
+    }
+
+    /// The address as stored in events and the sidecar map.
+    #[inline(always)]
+    pub fn addr16(&self) -> [u8; 16] {
+        match *self {
+            Dest::V4(a, _) => v4_mapped(a),
+            Dest::V6(a, _) => a,
+        }
+    }
+
+    /// The port, network byte order.
+    #[inline(always)]
+    pub fn port_be(&self) -> u16 {
+        match *self {
+            Dest::V4(_, p) | Dest::V6(_, p) => p,
+        }
+    }
+}
+
+/// Decides a connection or datagram from the agent's cgroup to `dest`.
+#[inline(always)]
+pub fn check(proto: u8, dest: &Dest) -> Result<(), DenyReason> {
+    // Fail closed: no settings, or settings not yet marked ready, is a deny.
+    let Some(settings) = SETTINGS.get(0) else {
+        return Err(DenyReason::NotReady);
+    };
+    let flags = settings.flags;
+    if flags & SETTINGS_QUARANTINE != 0 {
+        return Err(DenyReason::Quarantined);
+    }
+    if flags & SETTINGS_READY == 0 {
+        return Err(DenyReason::NotReady);
+    }
+    let endpoint = EndpointKey {
+        addr_be: dest.addr16(),
+        port_be: dest.port_be(),
+        proto,
+        pad: 0,
+    };
+    // SAFETY: lookups of a plain-data key; the value is not dereferenced.
+    if unsafe { SIDECAR.get(&endpoint) }.is_some() {
+        return Ok(());
+    }
+    let hit = match *dest {
+        Dest::V4(addr_be, port_be) => {
+            let with_port = Allow4PortKey { proto, pad: 0, port_be, addr_be };
+            ALLOW4_PORT.get(Key::new(FULL_V4, with_port)).is_some() || {
+                let any_port = Allow4AnyKey { proto, pad: [0; 3], addr_be };
+                ALLOW4_ANY.get(Key::new(FULL_V4, any_port)).is_some()
+            }
+        }
+        Dest::V6(addr_be, port_be) => {
+            let with_port = Allow6PortKey { proto, pad: 0, port_be, addr_be };
+            ALLOW6_PORT.get(Key::new(FULL_V6, with_port)).is_some() || {
+                let any_port = Allow6AnyKey { proto, pad: [0; 3], addr_be };
+                ALLOW6_ANY.get(Key::new(FULL_V6, any_port)).is_some()
+            }
+        }
+    };
+    if hit { Ok(()) } else { Err(DenyReason::NotAllowlisted) }
+}
+
+/// Refuses sockets the agent may not create; `Ok` for TCP and UDP over IPv4
+/// and IPv6 and for every non-inet family (Unix, netlink...). Packet sockets
+/// are refused here when the kernel runs the hook for them, and always need
+/// `CAP_NET_RAW`, which the agent never holds.
+#[inline(always)]
+pub fn check_socket(family: u32, sock_type: u32, protocol: u32) -> Result<(), DenyReason> {
+    const AF_INET: u32 = 2;
+    const AF_INET6: u32 = 10;
+    const AF_PACKET: u32 = 17;
+    const SOCK_STREAM: u32 = 1;
+    const SOCK_DGRAM: u32 = 2;
+    const IPPROTO_TCP: u32 = 6;
+    const IPPROTO_UDP: u32 = 17;
+    match family {
+        AF_INET | AF_INET6 => match (sock_type, protocol) {
+            (SOCK_STREAM, IPPROTO_TCP) | (SOCK_DGRAM, IPPROTO_UDP) => Ok(()),
+            _ => Err(DenyReason::SocketType),
+        },
+        AF_PACKET => Err(DenyReason::SocketType),
+        _ => Ok(()),
+    }
+}
