@@ -317,16 +317,19 @@ impl Enforcer {
     }
 }
 
-/// Loads program `name` and attaches it to the cgroup in multi-attach mode,
-/// so it coexists with other cgroup programs (a CNI's, a previous
-/// generation's): the kernel runs all of them and any deny wins.
+/// Loads program `name` and attaches it to the cgroup with a BPF link.
+/// Cgroup links always join the cgroup's multi-program list (the kernel
+/// rejects explicit attach flags on `BPF_LINK_CREATE`, hence
+/// `CgroupAttachMode::Single` here), so the programs coexist with other
+/// cgroup programs (a CNI's, a previous generation's): the kernel runs all of
+/// them and any deny wins.
 fn attach(ebpf: &mut Ebpf, name: &str, cgroup: &AgentCgroup) -> Result<FdLink, KernelError> {
     let program = ebpf.program_mut(name).ok_or_else(|| KernelError::Bpf {
         program: name.into(),
         action: "finding program",
         detail: "missing from the object".into(),
     })?;
-    let mode = CgroupAttachMode::AllowMultiple;
+    let mode = CgroupAttachMode::Single;
     let fd = cgroup.dir();
     let load_err = |e: aya::programs::ProgramError| KernelError::bpf(name, "loading (verifier)", &e);
     let attach_err = |e: aya::programs::ProgramError| KernelError::bpf(name, "attaching to the cgroup", &e);
