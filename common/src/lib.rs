@@ -66,7 +66,14 @@ pub mod program_names {
     pub const SOCK_CREATE: &str = "sock_create";
     /// `cgroup_skb/egress`: drops packets to destinations the hooks above refuse.
     pub const EGRESS: &str = "egress";
-    /// Every program name, in attach order.
+    /// `lsm_cgroup/socket_create`: refuses packet sockets and raw inet
+    /// sockets, which `cgroup/sock_create` does not see for every family.
+    /// Needs the BPF LSM (`bpf` in `/sys/kernel/security/lsm`).
+    pub const LSM_SOCKET_CREATE: &str = "lsm_socket_create";
+    /// The LSM hook [`LSM_SOCKET_CREATE`] attaches to.
+    pub const LSM_SOCKET_CREATE_HOOK: &str = "socket_create";
+    /// Every cgroup program name, in attach order (the LSM guard is attached
+    /// separately because it is optional).
     pub const ALL: [&str; 6] = [SOCK_CREATE, CONNECT4, CONNECT6, SENDMSG4, SENDMSG6, EGRESS];
 }
 
@@ -208,6 +215,8 @@ pub enum Hook {
     SockCreate = 5,
     /// `cgroup_skb/egress`.
     Egress = 6,
+    /// `lsm_cgroup/socket_create`.
+    LsmSocketCreate = 7,
 }
 
 impl Hook {
@@ -220,6 +229,7 @@ impl Hook {
             4 => Self::Sendmsg6,
             5 => Self::SockCreate,
             6 => Self::Egress,
+            7 => Self::LsmSocketCreate,
             _ => return None,
         })
     }
@@ -233,6 +243,7 @@ impl Hook {
             Self::Sendmsg6 => "sendmsg6",
             Self::SockCreate => "sock_create",
             Self::Egress => "egress",
+            Self::LsmSocketCreate => "lsm_socket_create",
         }
     }
 }
@@ -362,7 +373,15 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for h in [Hook::Connect4, Hook::Connect6, Hook::Sendmsg4, Hook::Sendmsg6, Hook::SockCreate, Hook::Egress] {
+        for h in [
+            Hook::Connect4,
+            Hook::Connect6,
+            Hook::Sendmsg4,
+            Hook::Sendmsg6,
+            Hook::SockCreate,
+            Hook::Egress,
+            Hook::LsmSocketCreate,
+        ] {
             assert_eq!(Hook::from_u8(h as u8), Some(h));
         }
         assert_eq!(Hook::from_u8(0), None);

@@ -13,13 +13,13 @@ mod verdict;
 use agent_sidecar_common::{Counter, DenyReason, Hook, PROTO_TCP, PROTO_UDP};
 use aya_ebpf::{
     helpers::generated::{bpf_get_current_cgroup_id, bpf_skb_cgroup_id},
-    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr},
-    programs::{SkBuffContext, SockAddrContext, SockContext},
+    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr, lsm_cgroup},
+    programs::{LsmContext, SkBuffContext, SockAddrContext, SockContext},
 };
 use aya_log_ebpf::warn;
 
 use event::{Denied, count, deny};
-use verdict::{Dest, check, check_socket};
+use verdict::{Dest, check, check_socket, check_socket_lsm};
 
 /// Return value that lets the syscall or packet proceed.
 const ALLOW: i32 = 1;
@@ -65,6 +65,37 @@ pub fn sock_create(ctx: SockContext) -> i32 {
                 family: family as u16,
                 protocol: protocol as u16,
                 sock_type: sock_type as u8,
+                dst_addr: [0; 16],
+                dst_port_be: 0,
+            });
+            DENY
+        }
+    }
+}
+
+/// BPF LSM, per cgroup: `security_socket_create(family, type, protocol, kern)`.
+/// Returns 1 to allow, 0 to refuse with `EPERM`.
+#[lsm_cgroup(hook = "socket_create")]
+pub fn lsm_socket_create(ctx: LsmContext) -> i32 {
+    let family: i32 = ctx.arg(0);
+    let sock_type: i32 = ctx.arg(1);
+    let protocol: i32 = ctx.arg(2);
+    let kern: i32 = ctx.arg(3);
+    if kern != 0 {
+        // Sockets the kernel creates for itself are not the agent's.
+        return ALLOW;
+    }
+    match check_socket_lsm(family, sock_type) {
+        Ok(()) => ALLOW,
+        Err(reason) => {
+            deny(Denied {
+                hook: Hook::LsmSocketCreate,
+                reason,
+                // SAFETY: helper without arguments.
+                cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+                family: family as u16,
+                protocol: protocol as u16,
+                sock_type: (sock_type & 0xf) as u8,
                 dst_addr: [0; 16],
                 dst_port_be: 0,
             });

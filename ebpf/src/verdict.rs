@@ -95,6 +95,24 @@ pub fn check(proto: u8, dest: &Dest) -> Result<(), DenyReason> {
     if hit { Ok(()) } else { Err(DenyReason::NotAllowlisted) }
 }
 
+/// Refuses packet sockets and raw inet sockets at the LSM `socket_create`
+/// hook, where the protocol may still be 0 (the family default) and `type`
+/// may carry `SOCK_NONBLOCK`/`SOCK_CLOEXEC`.
+#[inline(always)]
+pub fn check_socket_lsm(family: i32, sock_type: i32) -> Result<(), DenyReason> {
+    const AF_INET: i32 = 2;
+    const AF_INET6: i32 = 10;
+    const AF_PACKET: i32 = 17;
+    const SOCK_RAW: i32 = 3;
+    const SOCK_PACKET: i32 = 10;
+    const SOCK_TYPE_MASK: i32 = 0xf;
+    match (family, sock_type & SOCK_TYPE_MASK) {
+        (AF_PACKET, _) => Err(DenyReason::SocketType),
+        (AF_INET | AF_INET6, SOCK_RAW | SOCK_PACKET) => Err(DenyReason::SocketType),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses sockets the agent may not create; `Ok` for TCP and UDP over IPv4
 /// and IPv6 and for every non-inet family (Unix, netlink...). Packet sockets
 /// are refused here when the kernel runs the hook for them, and always need

@@ -13,7 +13,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, LsmCgroup,
         links::FdLink,
     },
 };
@@ -85,6 +85,7 @@ pub struct Enforcer {
     counters: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
+    lsm_guard: bool,
     _lock: OwnerLock,
 }
 
@@ -122,7 +123,7 @@ impl Enforcer {
         PinLayout::create_private_dir(&dir)?;
 
         let attached = Self::load_and_attach(&layout, generation, &cgroup, &entries);
-        let (allowlist_maps, settings, sidecar, counters, events, logger) = match attached {
+        let (allowlist_maps, settings, sidecar, counters, events, logger, lsm_guard) = match attached {
             Ok(parts) => parts,
             Err(e) => {
                 // Our half-built generation goes; any previous one stays in force.
@@ -146,6 +147,7 @@ impl Enforcer {
             generation,
             cgroup = %cgroup.path().display(),
             allowlist_entries = entries.len(),
+            lsm_socket_guard = lsm_guard,
             "kernel egress enforcement attached"
         );
         Ok(Self {
@@ -159,6 +161,7 @@ impl Enforcer {
             counters,
             events,
             logger,
+            lsm_guard,
             _lock: lock,
         })
     }
@@ -177,6 +180,7 @@ impl Enforcer {
             PerCpuArray<MapData, u64>,
             Option<RingBuf<MapData>>,
             Option<EbpfLogger<&'static dyn log::Log>>,
+            bool,
         ),
         KernelError,
     > {
@@ -220,7 +224,33 @@ impl Enforcer {
             link.pin(layout.link_path(generation, name))
                 .map_err(|e| KernelError::bpf(name, "pinning the link", &e))?;
         }
-        Ok((allowlist, settings, sidecar, counters, Some(events), logger))
+        // The LSM guard is defence in depth on top of the capability drop:
+        // when the kernel cannot run it, say so and go on.
+        let lsm_guard = if !bpf_lsm_active() {
+            warn!(
+                "the BPF LSM is not active (no `bpf` in {LSM_LIST}): packet sockets are refused \
+                 because the agent holds no CAP_NET_RAW, not by an eBPF program"
+            );
+            false
+        } else {
+            let name = program_names::LSM_SOCKET_CREATE;
+            match attach_lsm(&mut ebpf, cgroup) {
+                Ok(link) => {
+                    link.pin(layout.link_path(generation, name))
+                        .map_err(|e| KernelError::bpf(name, "pinning the link", &e))?;
+                    true
+                }
+                Err(e) => {
+                    warn!(
+                        error = %e,
+                        "the BPF-LSM socket guard could not be attached (kernel lockdown or policy); \
+                         packet sockets are refused because the agent holds no CAP_NET_RAW"
+                    );
+                    false
+                }
+            }
+        };
+        Ok((allowlist, settings, sidecar, counters, Some(events), logger, lsm_guard))
     }
 
     /// The agent's cgroup.
@@ -236,6 +266,11 @@ impl Enforcer {
     /// The generation attached.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Whether the BPF-LSM socket guard is attached.
+    pub fn lsm_guard(&self) -> bool {
+        self.lsm_guard
     }
 
     /// Number of kernel allowlist entries.
@@ -353,6 +388,39 @@ fn attach(ebpf: &mut Ebpf, name: &str, cgroup: &AgentCgroup) -> Result<FdLink, K
         });
     };
     Ok(link)
+}
+
+/// The list of active LSMs.
+const LSM_LIST: &str = "/sys/kernel/security/lsm";
+
+/// Whether the BPF LSM is active, so `lsm_cgroup` programs run.
+fn bpf_lsm_active() -> bool {
+    std::fs::read_to_string(LSM_LIST).is_ok_and(|s| s.trim().split(',').any(|l| l == "bpf"))
+}
+
+/// Loads the BPF-LSM socket guard against the kernel's BTF and attaches it
+/// to the cgroup.
+fn attach_lsm(ebpf: &mut Ebpf, cgroup: &AgentCgroup) -> Result<FdLink, KernelError> {
+    let name = program_names::LSM_SOCKET_CREATE;
+    let btf = aya::Btf::from_sys_fs().map_err(|e| KernelError::bpf(name, "reading kernel BTF", &e))?;
+    let program: &mut LsmCgroup = ebpf
+        .program_mut(name)
+        .ok_or_else(|| KernelError::Bpf {
+            program: name.into(),
+            action: "finding program",
+            detail: "missing from the object".into(),
+        })?
+        .try_into()
+        .map_err(|e| KernelError::bpf(name, "loading", &e))?;
+    program
+        .load(program_names::LSM_SOCKET_CREATE_HOOK, &btf)
+        .map_err(|e| KernelError::bpf(name, "loading (verifier)", &e))?;
+    let id = program.attach(cgroup.dir()).map_err(|e| KernelError::bpf(name, "attaching to the cgroup", &e))?;
+    program
+        .take_link(id)
+        .map_err(|e| KernelError::bpf(name, "taking the link", &e))?
+        .try_into()
+        .map_err(|e| KernelError::bpf(name, "taking the link", &e))
 }
 
 /// Removes the pinned enforcement of an agent whose sidecar is gone (after

@@ -51,7 +51,8 @@ impl DenyRecord {
         let reason = DenyReason::from_u8(e.reason)?.name();
         let ip = Ipv6Addr::from(e.dst_addr);
         let ip = ip.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(ip));
-        let destination = (e.hook != Hook::SockCreate as u8).then(|| SocketAddr::new(ip, e.dst_port));
+        let socket_hook = e.hook == Hook::SockCreate as u8 || e.hook == Hook::LsmSocketCreate as u8;
+        let destination = (!socket_hook).then(|| SocketAddr::new(ip, e.dst_port));
         let comm_len = e.comm.iter().position(|&b| b == 0).unwrap_or(e.comm.len());
         let protocol = match e.protocol {
             p if p == u16::from(PROTO_TCP) => "tcp".to_string(),

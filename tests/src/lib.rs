@@ -1,0 +1,366 @@
+//! Harness for agent-sidecar's privileged integration tests.
+//!
+//! Every test builds its own world: a fresh network namespace (`ip netns`)
+//! with extra addresses on its loopback, a fresh agent cgroup with the real
+//! eBPF programs attached, servers inside the namespace, and probe processes
+//! started inside (agent) or outside (control) the cgroup. Tests panic with
+//! context instead of returning errors.
+#![allow(missing_docs)]
+
+use std::{
+    fs::File,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, UdpSocket},
+    os::{fd::AsRawFd, unix::process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use agent_sidecar::{
+    egress::{Allowlist, EgressRule, Protocols, RuleSource},
+    kernel::{Enforcer, EnforcerConfig, events::DenyRecord},
+};
+
+/// Environment variable that makes privileged tests mandatory (set by CI and
+/// `cargo xtask test`): without root they fail instead of not running.
+pub const REQUIRE_ENV: &str = "AGENT_SIDECAR_PRIVILEGED_TESTS";
+
+/// Returns whether privileged tests can run. Without root: panics when
+/// [`REQUIRE_ENV`] or `CI` is set, otherwise prints a loud notice and
+/// returns false.
+pub fn privileged() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let required = std::env::var_os(REQUIRE_ENV).is_some_and(|v| v != "0") || std::env::var_os("CI").is_some();
+    if required {
+        panic!("privileged kernel tests must run (CI / {REQUIRE_ENV}=1) but this process is not root");
+    }
+    eprintln!(
+        "\n!!!! NOT RUN: this kernel test needs root (BPF, cgroups, netns). Run `sudo cargo xtask test` \
+         or set {REQUIRE_ENV}=1 to make this a failure. !!!!\n"
+    );
+    false
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique short name for this test's resources.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace with `lo` up and the test addresses on it:
+/// 127.0.0.1, 10.77.0.1, 10.77.0.2, ::1, fd77::1, fd77::2.
+pub struct NetNs {
+    pub name: String,
+    file: File,
+}
+
+impl NetNs {
+    pub fn new() -> Self {
+        let name = unique("ast");
+        sh("ip", &["netns", "add", &name]);
+        sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
+        for a in ["10.77.0.1/32", "10.77.0.2/32"] {
+            sh("ip", &["-n", &name, "addr", "add", a, "dev", "lo"]);
+        }
+        for a in ["fd77::1/128", "fd77::2/128"] {
+            sh("ip", &["-n", &name, "-6", "addr", "add", a, "dev", "lo", "nodad"]);
+        }
+        let file = File::open(format!("/run/netns/{name}")).expect("open netns");
+        NetNs { name, file }
+    }
+
+    /// Moves the calling thread into the namespace.
+    pub fn enter_thread(&self) {
+        nix::sched::setns(&self.file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        self.file.as_raw_fd()
+    }
+
+    /// Sets a sysctl inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        sh("ip", &["netns", "exec", &self.name, "sysctl", "-qw", &format!("{key}={value}")]);
+    }
+}
+
+impl Default for NetNs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A TCP listener in a namespace that counts accepted connections and
+/// records what each sent.
+pub struct TcpServer {
+    pub addr: SocketAddr,
+    pub accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl TcpServer {
+    pub fn start(ns: &NetNs, addr: &str) -> Self {
+        let addr: SocketAddr = addr.parse().expect("addr");
+        let listener = in_ns(ns, move || TcpListener::bind(addr).expect("bind tcp"));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let log = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+                    let mut buf = Vec::new();
+                    let _ = stream.read_to_end(&mut buf);
+                    log.lock().unwrap().push(buf);
+                });
+            }
+        });
+        TcpServer { addr, accepted }
+    }
+
+    /// Connections accepted so far (waits briefly for in-flight ones).
+    pub fn count(&self) -> usize {
+        std::thread::sleep(Duration::from_millis(50));
+        self.accepted.lock().unwrap().len()
+    }
+}
+
+/// A UDP socket in a namespace that records every datagram.
+pub struct UdpServer {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl UdpServer {
+    pub fn start(ns: &NetNs, addr: &str) -> Self {
+        let addr: SocketAddr = addr.parse().expect("addr");
+        let socket = in_ns(ns, move || UdpSocket::bind(addr).expect("bind udp"));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = socket.recv(&mut buf) {
+                log.lock().unwrap().push(buf[..n].to_vec());
+            }
+        });
+        UdpServer { addr, received }
+    }
+
+    /// Whether a datagram with exactly `payload` arrived (waits briefly).
+    pub fn got(&self, payload: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_millis(300);
+        loop {
+            if self.received.lock().unwrap().iter().any(|p| p == payload.as_bytes()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Runs `f` on a fresh thread inside `ns` (sockets it creates live there).
+pub fn in_ns<T: Send + 'static>(ns: &NetNs, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let fd = nix::unistd::dup(&ns.file).expect("dup netns fd");
+    std::thread::spawn(move || {
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// A binary of the workspace, next to the test executable's `deps/` dir.
+fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`; `cargo xtask test` does it)",
+        bin.display()
+    );
+    bin
+}
+
+/// The probe binary.
+pub fn probe_bin() -> PathBuf {
+    workspace_bin("egress-probe")
+}
+
+/// The agent-sidecar binary.
+pub fn sidecar_bin() -> PathBuf {
+    workspace_bin("agent-sidecar")
+}
+
+/// Result of one probe run.
+#[derive(Debug)]
+pub struct ProbeResult {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ProbeResult {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+
+    pub fn denied(&self) -> bool {
+        self.code == 1
+    }
+}
+
+/// A command prepared to run inside `ns`, optionally inside a cgroup (joined
+/// before exec) and as another user.
+pub fn command_in(ns: &NetNs, cgroup_procs: Option<&File>, uid: Option<u32>, program: &Path, args: &[&str]) -> Command {
+    let netns = ns.raw_fd();
+    let procs = cgroup_procs.map(|f| f.as_raw_fd());
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    // SAFETY: only async-signal-safe syscalls on copied values.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = procs {
+                if libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(uid) = uid {
+                if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(uid) != 0 || libc::setuid(uid) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn finish(out: Output) -> ProbeResult {
+    ProbeResult {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// One governed agent: an [`Enforcer`] on a fresh cgroup, plus the deny
+/// events it has received.
+pub struct Agent {
+    pub id: String,
+    pub enforcer: Option<Enforcer>,
+    pub state_dir: PathBuf,
+    events: aya::maps::RingBuf<aya::maps::MapData>,
+    seen: Vec<DenyRecord>,
+}
+
+/// Builds an allowlist from `(target, protocols)` pairs.
+pub fn allowlist(rules: &[&str]) -> Allowlist {
+    let mut list = Allowlist::new();
+    for (i, r) in rules.iter().enumerate() {
+        let (target, protocols) = match r.split_once(' ') {
+            Some((t, "tcp")) => (t, Protocols::Tcp),
+            Some((t, "udp")) => (t, Protocols::Udp),
+            _ => (*r, Protocols::Any),
+        };
+        list.push(EgressRule { target: target.parse().expect("target"), protocols, source: RuleSource::Flag(i + 1) });
+    }
+    list
+}
+
+impl Agent {
+    pub fn start(rules: &[&str]) -> Self {
+        let id = unique("agent");
+        let state_dir = std::env::temp_dir().join(unique("ast-state"));
+        let mut config = EnforcerConfig::new(&id);
+        config.state_dir = state_dir.clone();
+        let mut enforcer = Enforcer::start(&config, &allowlist(rules)).unwrap_or_else(|e| panic!("enforcer: {e}"));
+        let events = enforcer.take_events().expect("events");
+        Agent { id, enforcer: Some(enforcer), state_dir, events, seen: Vec::new() }
+    }
+
+    pub fn enforcer(&self) -> &Enforcer {
+        self.enforcer.as_ref().expect("enforcer")
+    }
+
+    pub fn procs(&self) -> File {
+        self.enforcer().cgroup().procs_writer().expect("cgroup.procs")
+    }
+
+    /// Runs the probe inside the cgroup (as root unless `uid`).
+    pub fn probe(&self, ns: &NetNs, args: &[&str]) -> ProbeResult {
+        let procs = self.procs();
+        let out = command_in(ns, Some(&procs), None, &probe_bin(), args).output().expect("run probe");
+        finish(out)
+    }
+
+    /// Runs the probe in the same namespace but outside any agent cgroup.
+    pub fn control(ns: &NetNs, args: &[&str]) -> ProbeResult {
+        finish(command_in(ns, None, None, &probe_bin(), args).output().expect("run probe"))
+    }
+
+    /// Collects deny events until one matches `pred` (or 2 s pass).
+    pub fn expect_event(&mut self, what: &str, pred: impl Fn(&DenyRecord) -> bool) -> DenyRecord {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            agent_sidecar::kernel::events::drain(&mut self.events, &mut |r| self.seen.push(r));
+            if let Some(r) = self.seen.iter().find(|r| pred(r)) {
+                return r.clone();
+            }
+            assert!(Instant::now() < deadline, "no deny event for {what}; events seen: {:#?}", self.seen);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(e) = self.enforcer.take() {
+            if let Err(err) = e.teardown(true) {
+                eprintln!("teardown of {} failed: {err}", self.id);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Writes `text` to `path` (test convenience).
+pub fn write_file(path: &Path, text: &str) {
+    File::create(path).and_then(|mut f| f.write_all(text.as_bytes())).expect("write file");
+}
+
+/// Keeps `Stdio` in scope for callers building commands.
+pub fn piped() -> Stdio {
+    Stdio::piped()
+}
