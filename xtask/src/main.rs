@@ -1,0 +1,209 @@
+//! `cargo xtask <command>`: the project's developer entry points.
+//!
+//! - `setup`: installs the eBPF toolchain (Debian `rustc-web`,
+//!   `libstd-rust-web-dev-bpf`, `llvm-22-dev`, and `bpf-linker` built against
+//!   LLVM 22 into `.tools/`) plus the test clients (curl, python3, iproute2).
+//! - `build`: release build of the binaries.
+//! - `demo`: runs a demo agent under `agent-sidecar run` with a policy.
+//! - `test`: the whole test suite, privileged kernel tests included.
+//! - `bench`: the kernel benchmarks; writes `docs/benchmarks.md`.
+//! - `ci`: fmt check, clippy, tests: what CI runs.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "agent-sidecar developer commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the eBPF toolchain and test clients (needs root for apt).
+    Setup,
+    /// Build the release binaries.
+    Build,
+    /// Run the governed demo agent (needs root).
+    Demo,
+    /// Run every test, the privileged kernel tests included (needs root).
+    Test,
+    /// Run the kernel benchmarks and write docs/benchmarks.md (needs root).
+    Bench,
+    /// What CI runs: setup, cargo fmt --check, clippy -D warnings, test.
+    Ci,
+}
+
+const APT_PACKAGES: [&str; 8] = [
+    "rustc-web",
+    "libstd-rust-web-dev-bpf",
+    "llvm-22-dev",
+    "iproute2",
+    "curl",
+    "python3",
+    "procps",
+    "ca-certificates",
+];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Setup => setup(),
+        Cmd::Build => build(),
+        Cmd::Demo => demo(),
+        Cmd::Test => test(),
+        Cmd::Bench => bench(),
+        Cmd::Ci => ci(),
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn tools_dir() -> PathBuf {
+    root().join(".tools")
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
+}
+
+fn toolchain_ready() -> bool {
+    Path::new("/usr/bin/rustc").exists()
+        && Path::new("/usr/lib/rustlib/bpfel-unknown-none").exists()
+        && tools_dir().join("bin/bpf-linker").exists()
+}
+
+fn setup() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if !missing.is_empty() {
+        if !is_root() {
+            bail!("installing {missing:?} needs root: run `sudo cargo xtask setup`");
+        }
+        run(Command::new("apt-get").arg("update").arg("-q"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    let linker = tools_dir().join("bin/bpf-linker");
+    let have = Command::new(&linker)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION));
+    if !have {
+        run(cargo()
+            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", "llvm-22", "--root"])
+            .arg(tools_dir())
+            .env("LLVM_PREFIX", "/usr/lib/llvm-22")
+            .env("PATH", format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default())))?;
+    }
+    eprintln!("eBPF toolchain ready: /usr/bin/rustc (Debian rustc-web) + {}", linker.display());
+    Ok(())
+}
+
+fn ensure_setup() -> Result<()> {
+    if toolchain_ready() { Ok(()) } else { setup() }
+}
+
+/// Mounts bpffs at /sys/fs/bpf when it is not mounted (the sidecar refuses to
+/// start without it).
+fn ensure_bpffs() -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if !mounts.lines().any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf ")) {
+        eprintln!("bpffs is not mounted at /sys/fs/bpf: mounting it");
+        run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))?;
+    }
+    Ok(())
+}
+
+fn build() -> Result<()> {
+    ensure_setup()?;
+    run(cargo().args(["build", "--release", "--workspace", "--bins"]))
+}
+
+fn require_root(what: &str) -> Result<()> {
+    if !is_root() {
+        bail!("{what} loads eBPF programs and creates cgroups: run it as root (`sudo -E cargo xtask ...`)");
+    }
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    require_root("the demo")?;
+    build()?;
+    ensure_bpffs()?;
+    run(Command::new("bash").arg(root().join("examples/demo/run.sh")).current_dir(root()))
+}
+
+fn test() -> Result<()> {
+    ensure_setup()?;
+    let privileged = is_root();
+    if privileged {
+        ensure_bpffs()?;
+    } else {
+        eprintln!(
+            "\n!!!! not root: the privileged kernel tests will print NOT RUN. Run `sudo -E cargo xtask test` for the full suite. !!!!\n"
+        );
+    }
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    if privileged {
+        cmd.env("AGENT_SIDECAR_PRIVILEGED_TESTS", "1");
+    }
+    run(&mut cmd)
+}
+
+fn bench() -> Result<()> {
+    require_root("the benchmark")?;
+    ensure_setup()?;
+    ensure_bpffs()?;
+    run(cargo().args(["build", "--release", "--bin", "agent-sidecar"]))?;
+    run(cargo()
+        .args(["bench", "-p", "agent-sidecar", "--bench", "kernel", "--", "--write-docs"])
+        .env("AGENT_SIDECAR_BIN", root().join("target/release/agent-sidecar")))
+}
+
+fn ci() -> Result<()> {
+    setup()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(root().join("ebpf"))
+        .args(["fmt", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    test()
+}
