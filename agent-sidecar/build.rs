@@ -20,7 +20,11 @@ fn main() {
     for dir in [ebpf.join("src"), root.join("common/src")] {
         println!("cargo:rerun-if-changed={}", dir.display());
     }
-    for file in [ebpf.join("Cargo.toml"), ebpf.join("Cargo.lock"), root.join("common/Cargo.toml")] {
+    for file in [
+        ebpf.join("Cargo.toml"),
+        ebpf.join("Cargo.lock"),
+        root.join("common/Cargo.toml"),
+    ] {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     println!("cargo:rerun-if-env-changed=AGENT_SIDECAR_BPF_RUSTC");
@@ -37,7 +41,10 @@ fn main() {
         panic!("{SETUP_HINT}: {} not found", rustc.display());
     }
     if !linker_dir.join("bpf-linker").exists() && which("bpf-linker").is_none() {
-        panic!("{SETUP_HINT}: bpf-linker not found in {} or on PATH", linker_dir.display());
+        panic!(
+            "{SETUP_HINT}: bpf-linker not found in {} or on PATH",
+            linker_dir.display()
+        );
     }
     let path = match env::var_os("PATH") {
         Some(p) => {
@@ -52,7 +59,13 @@ fn main() {
     let target_dir = out.join("ebpf-target");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&ebpf)
-        .args(["build", "--release", "--locked", "--target", "bpfel-unknown-none"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "bpfel-unknown-none",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("RUSTC", &rustc)
@@ -73,9 +86,13 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("{SETUP_HINT}: running cargo failed: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("{SETUP_HINT}: running cargo failed: {e}"));
     if !status.success() {
-        panic!("building the eBPF programs failed ({status}); if the error above is about a missing target, linker or `core`, {SETUP_HINT}");
+        panic!(
+            "building the eBPF programs failed ({status}); if the error above is about a missing target, linker or `core`, {SETUP_HINT}"
+        );
     }
     let object = target_dir.join("bpfel-unknown-none/release/agent-sidecar-ebpf");
     let dest = out.join("agent-sidecar-ebpf.o");
@@ -85,5 +102,7 @@ fn main() {
 
 fn which(name: &str) -> Option<PathBuf> {
     let path = env::var_os("PATH")?;
-    env::split_paths(&path).map(|d| d.join(name)).find(|p| Path::new(p).exists())
+    env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| Path::new(p).exists())
 }

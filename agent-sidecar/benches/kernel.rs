@@ -32,15 +32,15 @@ use agent_sidecar_common::program_names;
 use anyhow::{Context, Result, bail, ensure};
 use aya::{
     programs::{
-        loaded_programs,
         links::{FdLink, PinnedLink},
+        loaded_programs,
     },
     sys::{Stats, enable_stats},
 };
 use ipnet::{IpNet, Ipv4Net};
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, connect, listen, setsockopt, socket,
-    sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, connect, listen, setsockopt,
+    socket, sockopt,
 };
 
 /// Hidden first argument that turns the bench binary into a connect worker.
@@ -109,7 +109,10 @@ fn publish(report: &str, write_docs: bool) -> Result<()> {
 /// `<workspace>/docs/benchmarks.md`.
 fn docs_path() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).join("docs/benchmarks.md")
+    manifest
+        .parent()
+        .unwrap_or(manifest)
+        .join("docs/benchmarks.md")
 }
 
 // ---------------------------------------------------------------- worker --
@@ -138,7 +141,10 @@ fn worker_run(args: &[String]) -> Result<u128> {
     let addr = SockaddrIn::from(addr.parse::<SocketAddrV4>().context("worker address")?);
     let warmup: u32 = warmup.parse().context("worker warmup")?;
     let count: u32 = count.parse().context("worker count")?;
-    std::io::stdin().lock().read_line(&mut String::new()).context("waiting for the go line")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut String::new())
+        .context("waiting for the go line")?;
     for _ in 0..warmup {
         connect_close(&addr)?;
     }
@@ -155,8 +161,22 @@ fn worker_run(args: &[String]) -> Result<u128> {
 /// TIME_WAIT socket is left behind: the ephemeral ports never run out and
 /// every iteration costs the same in both configurations.
 fn connect_close(addr: &SockaddrIn) -> Result<()> {
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).context("socket()")?;
-    setsockopt(&fd, sockopt::Linger, &libc::linger { l_onoff: 1, l_linger: 0 }).context("SO_LINGER")?;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("socket()")?;
+    setsockopt(
+        &fd,
+        sockopt::Linger,
+        &libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    )
+    .context("SO_LINGER")?;
     connect(fd.as_raw_fd(), addr).with_context(|| format!("connect({addr})"))?;
     Ok(())
 }
@@ -166,9 +186,19 @@ fn connect_close(addr: &SockaddrIn) -> Result<()> {
 /// Binds a loopback TCP listener with a large backlog and closes every
 /// accepted connection on a background thread (which lives until exit).
 fn spawn_listener() -> Result<SocketAddrV4> {
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).context("socket()")?;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("socket()")?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).context("SO_REUSEADDR")?;
-    bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))).context("bind()")?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
+    )
+    .context("bind()")?;
     let backlog = Backlog::new(LISTEN_BACKLOG).unwrap_or(Backlog::MAXCONN);
     listen(&fd, backlog).context("listen()")?;
     let listener = TcpListener::from(fd);
@@ -192,13 +222,20 @@ fn spawn_listener() -> Result<SocketAddrV4> {
 fn run_worker(cgroup: &AgentCgroup, dest: SocketAddrV4) -> Result<f64> {
     let exe = std::env::current_exe().context("locating the bench binary")?;
     let mut child = Command::new(exe)
-        .args([WORKER_ARG, &dest.to_string(), &WARMUP.to_string(), &CONNECTS.to_string()])
+        .args([
+            WORKER_ARG,
+            &dest.to_string(),
+            &WARMUP.to_string(),
+            &CONNECTS.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("starting a worker")?;
-    let placed = cgroup.add_pid(child.id()).context("moving the worker into its cgroup");
+    let placed = cgroup
+        .add_pid(child.id())
+        .context("moving the worker into its cgroup");
     let go = match (&placed, child.stdin.take()) {
         (Ok(()), Some(mut stdin)) => stdin.write_all(b"go\n").context("starting the worker loop"),
         (Ok(()), None) => Err(anyhow::anyhow!("worker stdin missing")),
@@ -216,7 +253,10 @@ fn run_worker(cgroup: &AgentCgroup, dest: SocketAddrV4) -> Result<f64> {
         out.status,
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    let ns: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("worker output")?;
+    let ns: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("worker output")?;
     Ok(ns / f64::from(CONNECTS))
 }
 
@@ -245,13 +285,23 @@ impl Overhead {
     /// Median added cost in percent, from the per-round ratios (each round
     /// runs both configurations back to back, so slow drift cancels out).
     fn pct(&self) -> f64 {
-        let ratios: Vec<f64> = self.enforced.iter().zip(&self.baseline).map(|(e, b)| e / b).collect();
+        let ratios: Vec<f64> = self
+            .enforced
+            .iter()
+            .zip(&self.baseline)
+            .map(|(e, b)| e / b)
+            .collect();
         (median(&ratios) - 1.0) * 100.0
     }
 }
 
 /// Alternates baseline and enforced worker runs (the order flips every round).
-fn measure_overhead(baseline: &AgentCgroup, enforcer: &Enforcer, dest: SocketAddrV4, rounds: usize) -> Result<Overhead> {
+fn measure_overhead(
+    baseline: &AgentCgroup,
+    enforcer: &Enforcer,
+    dest: SocketAddrV4,
+    rounds: usize,
+) -> Result<Overhead> {
     let mut o = Overhead::default();
     for round in 0..rounds {
         if round % 2 == 0 {
@@ -298,8 +348,13 @@ fn attached_program_ids(enforcer: &Enforcer) -> Result<Vec<(&'static str, u32)>>
         .iter()
         .map(|&name| {
             let path = enforcer.layout().link_path(enforcer.generation(), name);
-            let link = FdLink::from(PinnedLink::from_pin(&path).with_context(|| format!("opening {}", path.display()))?);
-            let info = link.info().with_context(|| format!("reading the link of {name}"))?;
+            let link = FdLink::from(
+                PinnedLink::from_pin(&path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            );
+            let info = link
+                .info()
+                .with_context(|| format!("reading the link of {name}"))?;
             Ok((name, info.program_id()))
         })
         .collect()
@@ -312,12 +367,17 @@ fn read_stats(ids: &[(&'static str, u32)]) -> Result<Vec<ProgStats>> {
     for info in loaded_programs().flatten() {
         if let Some(i) = ids.iter().position(|&(_, id)| id == info.id()) {
             let run_time_ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
-            found[i] = Some(ProgStats { run_time_ns, run_cnt: info.run_count() });
+            found[i] = Some(ProgStats {
+                run_time_ns,
+                run_cnt: info.run_count(),
+            });
         }
     }
     ids.iter()
         .zip(found)
-        .map(|(&(name, id), s)| s.with_context(|| format!("program {name} (id {id}) is not loaded")))
+        .map(|(&(name, id), s)| {
+            s.with_context(|| format!("program {name} (id {id}) is not loaded"))
+        })
         .collect()
 }
 
@@ -330,7 +390,11 @@ fn stats_on() -> Result<std::os::fd::OwnedFd> {
 
 /// Runs `rounds` enforced workers with statistics on and returns the median
 /// per-hook cost (hooks that did not run are left out).
-fn measure_hook_costs(enforcer: &Enforcer, dest: SocketAddrV4, rounds: usize) -> Result<Vec<HookCost>> {
+fn measure_hook_costs(
+    enforcer: &Enforcer,
+    dest: SocketAddrV4,
+    rounds: usize,
+) -> Result<Vec<HookCost>> {
     let ids = attached_program_ids(enforcer)?;
     let iterations = f64::from(WARMUP + CONNECTS);
     let mut per_run: Vec<Vec<f64>> = vec![Vec::new(); ids.len()];
@@ -352,7 +416,11 @@ fn measure_hook_costs(enforcer: &Enforcer, dest: SocketAddrV4, rounds: usize) ->
         .iter()
         .zip(per_run.iter().zip(&runs))
         .filter(|(_, (p, _))| !p.is_empty())
-        .map(|(&(name, _), (p, r))| HookCost { name, runs_per_iter: median(r), ns_per_run: median(p) })
+        .map(|(&(name, _), (p, r))| HookCost {
+            name,
+            runs_per_iter: median(r),
+            ns_per_run: median(p),
+        })
         .collect())
 }
 
@@ -387,14 +455,24 @@ impl XorShift {
 /// An allowlist with one TCP rule for `dest`.
 fn single_rule(dest: SocketAddrV4) -> Allowlist {
     let mut list = Allowlist::new();
-    push_rule(&mut list, Target { net: IpNet::V4(Ipv4Net::from(*dest.ip())), port: Some(dest.port()) });
+    push_rule(
+        &mut list,
+        Target {
+            net: IpNet::V4(Ipv4Net::from(*dest.ip())),
+            port: Some(dest.port()),
+        },
+    );
     list
 }
 
 /// Appends a TCP rule for `target`.
 fn push_rule(list: &mut Allowlist, target: Target) {
     let n = list.rules().len() + 1;
-    list.push(EgressRule { target, protocols: Protocols::Tcp, source: RuleSource::Flag(n) });
+    list.push(EgressRule {
+        target,
+        protocols: Protocols::Tcp,
+        source: RuleSource::Flag(n),
+    });
 }
 
 /// `size` TCP rules: `dest` plus random ones outside 127.0.0.0/8, half
@@ -419,10 +497,20 @@ fn random_target(rng: &mut XorShift, i: usize) -> Target {
     };
     let port = Some(rng.range(1, 65_535) as u16);
     let prefix = rng.range(8, 30) as u8;
-    let cidr = IpNet::V4(Ipv4Net::new(addr, prefix).map(|n| n.trunc()).unwrap_or_else(|_| Ipv4Net::from(addr)));
+    let cidr = IpNet::V4(
+        Ipv4Net::new(addr, prefix)
+            .map(|n| n.trunc())
+            .unwrap_or_else(|_| Ipv4Net::from(addr)),
+    );
     match i % 4 {
-        0 | 1 => Target { net: IpNet::V4(Ipv4Net::from(addr)), port },
-        2 => Target { net: cidr, port: None },
+        0 | 1 => Target {
+            net: IpNet::V4(Ipv4Net::from(addr)),
+            port,
+        },
+        2 => Target {
+            net: cidr,
+            port: None,
+        },
         _ => Target { net: cidr, port },
     }
 }
@@ -451,7 +539,11 @@ struct RunSection {
 
 /// Starts enforcement, runs `f`, and always tears down (also on error or
 /// panic), killing whatever is left in the cgroup.
-fn with_enforcer<T>(config: &EnforcerConfig, list: &Allowlist, f: impl FnOnce(&mut Enforcer) -> Result<T>) -> Result<T> {
+fn with_enforcer<T>(
+    config: &EnforcerConfig,
+    list: &Allowlist,
+    f: impl FnOnce(&mut Enforcer) -> Result<T>,
+) -> Result<T> {
     let mut enforcer = Enforcer::start(config, list).context("starting enforcement")?;
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut enforcer)));
     let teardown = enforcer.teardown(true).context("tearing down enforcement");
@@ -467,9 +559,13 @@ fn with_enforcer<T>(config: &EnforcerConfig, list: &Allowlist, f: impl FnOnce(&m
 
 /// Creates an empty sibling cgroup (no programs) for the baseline, runs
 /// `f`, and always removes it.
-fn with_baseline_cgroup<T>(agent_prefix: &str, f: impl FnOnce(&AgentCgroup) -> Result<T>) -> Result<T> {
+fn with_baseline_cgroup<T>(
+    agent_prefix: &str,
+    f: impl FnOnce(&AgentCgroup) -> Result<T>,
+) -> Result<T> {
     let root = preflight::cgroup2_mount().context("finding the cgroup v2 mount")?;
-    let cgroup = AgentCgroup::create_or_open(&root, &format!("{agent_prefix}-base")).context("creating the baseline cgroup")?;
+    let cgroup = AgentCgroup::create_or_open(&root, &format!("{agent_prefix}-base"))
+        .context("creating the baseline cgroup")?;
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&cgroup)));
     let killed = cgroup.kill_all(std::time::Duration::from_secs(5));
     let removed = cgroup.remove();
@@ -485,22 +581,39 @@ fn with_baseline_cgroup<T>(agent_prefix: &str, f: impl FnOnce(&AgentCgroup) -> R
 }
 
 /// Section 1: hook overhead and per-hook in-kernel cost, one allowlist rule.
-fn hook_section(baseline: &AgentCgroup, enforcer: &Enforcer, dest: SocketAddrV4) -> Result<HookSection> {
-    eprintln!("kernel bench: 1/3 hook overhead ({OVERHEAD_ROUNDS} rounds x {CONNECTS} connects per configuration)");
+fn hook_section(
+    baseline: &AgentCgroup,
+    enforcer: &Enforcer,
+    dest: SocketAddrV4,
+) -> Result<HookSection> {
+    eprintln!(
+        "kernel bench: 1/3 hook overhead ({OVERHEAD_ROUNDS} rounds x {CONNECTS} connects per configuration)"
+    );
     let overhead = measure_overhead(baseline, enforcer, dest, OVERHEAD_ROUNDS)?;
     let costs = measure_hook_costs(enforcer, dest, STATS_ROUNDS)?;
     Ok(HookSection { overhead, costs })
 }
 
 /// Section 2: the same measurements for growing allowlists.
-fn size_section(baseline: &AgentCgroup, enforcer: &mut Enforcer, dest: SocketAddrV4) -> Result<Vec<SizePoint>> {
+fn size_section(
+    baseline: &AgentCgroup,
+    enforcer: &mut Enforcer,
+    dest: SocketAddrV4,
+) -> Result<Vec<SizePoint>> {
     let mut points = Vec::new();
     for &rules in &SIZES {
         eprintln!("kernel bench: 2/3 allowlist of {rules} rules");
-        enforcer.update_allowlist(&random_allowlist(rules, dest)).context("loading the allowlist")?;
+        enforcer
+            .update_allowlist(&random_allowlist(rules, dest))
+            .context("loading the allowlist")?;
         let overhead = measure_overhead(baseline, enforcer, dest, SIZE_ROUNDS)?;
         let connect4_ns = connect4_ns(&measure_hook_costs(enforcer, dest, STATS_ROUNDS)?)?;
-        points.push(SizePoint { rules, entries: enforcer.allowlist_entries(), overhead, connect4_ns });
+        points.push(SizePoint {
+            rules,
+            entries: enforcer.allowlist_entries(),
+            overhead,
+            connect4_ns,
+        });
     }
     Ok(points)
 }
@@ -511,7 +624,11 @@ fn sidecar_binary() -> Result<PathBuf> {
     let bin = std::env::var_os("AGENT_SIDECAR_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_agent-sidecar")));
-    ensure!(bin.is_file(), "{} not found (build it, or set AGENT_SIDECAR_BIN)", bin.display());
+    ensure!(
+        bin.is_file(),
+        "{} not found (build it, or set AGENT_SIDECAR_BIN)",
+        bin.display()
+    );
     Ok(bin)
 }
 
@@ -519,7 +636,10 @@ fn sidecar_binary() -> Result<PathBuf> {
 /// fails unless it exits 0.
 fn time_command(cmd: &mut Command) -> Result<f64> {
     let start = Instant::now();
-    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {cmd:?}"))?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     ensure!(
         out.status.success(),
@@ -548,7 +668,10 @@ fn run_section(agent_prefix: &str, state_dir: &Path) -> Result<RunSection> {
         time_command(&mut sidecar(i))?;
         time_command(&mut bare())?;
     }
-    let mut section = RunSection { bare_ms: Vec::new(), run_ms: Vec::new() };
+    let mut section = RunSection {
+        bare_ms: Vec::new(),
+        run_ms: Vec::new(),
+    };
     for round in 0..RUN_ROUNDS {
         let i = RUN_WARMUP + round;
         if round % 2 == 0 {
@@ -565,19 +688,30 @@ fn run_section(agent_prefix: &str, state_dir: &Path) -> Result<RunSection> {
 /// Runs every section and renders the report.
 fn run_benchmarks() -> Result<String> {
     let started = Instant::now();
-    let stats_preset = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() != "0");
+    let stats_preset = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+        .is_ok_and(|s| s.trim() != "0");
     let prefix = format!("bench-{}", std::process::id());
     let state_dir = std::env::temp_dir().join(format!("agent-sidecar-{prefix}"));
-    std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
     let result = run_sections(&prefix, &state_dir);
     let _ = std::fs::remove_dir_all(&state_dir);
     let (hooks, sizes, run) = result?;
-    Ok(render(&hooks, &sizes, &run, stats_preset, started.elapsed().as_secs_f64()))
+    Ok(render(
+        &hooks,
+        &sizes,
+        &run,
+        stats_preset,
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 /// The three sections, with the listener, baseline cgroup and enforcement
 /// they share.
-fn run_sections(prefix: &str, state_dir: &Path) -> Result<(HookSection, Vec<SizePoint>, RunSection)> {
+fn run_sections(
+    prefix: &str,
+    state_dir: &Path,
+) -> Result<(HookSection, Vec<SizePoint>, RunSection)> {
     let dest = spawn_listener()?;
     let mut config = EnforcerConfig::new(&format!("{prefix}-hooks"));
     config.state_dir = state_dir.to_path_buf();
@@ -632,7 +766,10 @@ fn thousands(n: usize) -> String {
 
 /// Today's date (UTC) as `YYYY-MM-DD`.
 fn utc_date() -> String {
-    let days = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0) as i64;
+    let days = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0) as i64;
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -648,17 +785,32 @@ fn utc_date() -> String {
 
 /// Kernel release, CPU count and CPU model.
 fn machine_info() -> (String, usize, String) {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())))
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
         .unwrap_or_else(|| "unknown".into());
     (kernel, cpus, model)
 }
 
 /// Renders the whole report as Markdown.
-fn render(hooks: &HookSection, sizes: &[SizePoint], run: &RunSection, stats_preset: bool, secs: f64) -> String {
+fn render(
+    hooks: &HookSection,
+    sizes: &[SizePoint],
+    run: &RunSection,
+    stats_preset: bool,
+    secs: f64,
+) -> String {
     let mut md = String::new();
     render_intro(&mut md, stats_preset, secs);
     render_targets(&mut md, hooks, sizes, run);
@@ -672,7 +824,10 @@ fn render(hooks: &HookSection, sizes: &[SizePoint], run: &RunSection, stats_pres
 fn render_intro(md: &mut String, stats_preset: bool, secs: f64) {
     let (kernel, cpus, model) = machine_info();
     let _ = writeln!(md, "# Benchmarks: kernel enforcement\n");
-    let _ = writeln!(md, "Produced by `agent-sidecar/benches/kernel.rs`; every number below is from one run of it.\n");
+    let _ = writeln!(
+        md,
+        "Produced by `agent-sidecar/benches/kernel.rs`; every number below is from one run of it.\n"
+    );
     let _ = writeln!(md, "## How to run\n");
     let _ = writeln!(md, "```sh\ncargo xtask bench\n```\n");
     let _ = writeln!(
@@ -733,13 +888,23 @@ fn render_intro(md: &mut String, stats_preset: bool, secs: f64) {
 /// The summary of targets.
 fn render_targets(md: &mut String, hooks: &HookSection, sizes: &[SizePoint], run: &RunSection) {
     let overhead = hooks.overhead.pct();
-    let c4_min = sizes.iter().map(|p| p.connect4_ns).fold(f64::INFINITY, f64::min);
-    let c4_max = sizes.iter().map(|p| p.connect4_ns).fold(f64::NEG_INFINITY, f64::max);
+    let c4_min = sizes
+        .iter()
+        .map(|p| p.connect4_ns)
+        .fold(f64::INFINITY, f64::min);
+    let c4_max = sizes
+        .iter()
+        .map(|p| p.connect4_ns)
+        .fold(f64::NEG_INFINITY, f64::max);
     let flat = c4_max / c4_min;
     let added = median(&run.run_ms) - median(&run.bare_ms);
     let _ = writeln!(md, "## Targets\n");
     let _ = writeln!(md, "| target | measured | met |\n|---|---|---|");
-    let _ = writeln!(md, "| hooks add ≤ {OVERHEAD_TARGET_PCT} % to loopback connect+close | {overhead:+.1} % | {} |", met(overhead <= OVERHEAD_TARGET_PCT));
+    let _ = writeln!(
+        md,
+        "| hooks add ≤ {OVERHEAD_TARGET_PCT} % to loopback connect+close | {overhead:+.1} % | {} |",
+        met(overhead <= OVERHEAD_TARGET_PCT)
+    );
     let _ = writeln!(
         md,
         "| connect4 cost flat from {} to {} rules (max / min ≤ {FLAT_TARGET_RATIO}) | max / min = {flat:.2} ({c4_min:.0}–{c4_max:.0} ns per run) | {} |",
@@ -747,22 +912,58 @@ fn render_targets(md: &mut String, hooks: &HookSection, sizes: &[SizePoint], run
         thousands(SIZES[SIZES.len() - 1]),
         met(flat <= FLAT_TARGET_RATIO)
     );
-    let _ = writeln!(md, "| `run -- /bin/true` adds < {RUN_TARGET_MS} ms | {added:+.1} ms | {} |\n", met(added < RUN_TARGET_MS));
+    let _ = writeln!(
+        md,
+        "| `run -- /bin/true` adds < {RUN_TARGET_MS} ms | {added:+.1} ms | {} |\n",
+        met(added < RUN_TARGET_MS)
+    );
 }
 
 /// Section 1 tables.
 fn render_hooks(md: &mut String, hooks: &HookSection) {
     let o = &hooks.overhead;
     let _ = writeln!(md, "## 1. Hook overhead on loopback connect+close\n");
-    let _ = writeln!(md, "One allowlist rule; {} rounds per configuration.\n", o.baseline.len());
+    let _ = writeln!(
+        md,
+        "One allowlist rule; {} rounds per configuration.\n",
+        o.baseline.len()
+    );
     let _ = writeln!(md, "| configuration | ns per connect+close |\n|---|---|");
-    let _ = writeln!(md, "| baseline (no programs) | {:.0} ({}) |", median(&o.baseline), spread(&o.baseline, 0));
-    let _ = writeln!(md, "| enforced | {:.0} ({}) |", median(&o.enforced), spread(&o.enforced, 0));
-    let _ = writeln!(md, "| **overhead** | **{:+.1} %** ({:+.0} ns, difference of medians) |\n", o.pct(), median(&o.enforced) - median(&o.baseline));
-    let _ = writeln!(md, "In-kernel cost per program (kernel BPF statistics, median of {STATS_ROUNDS} runs):\n");
-    let _ = writeln!(md, "| program | runs per connect+close | ns per run | ns per connect+close |\n|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| baseline (no programs) | {:.0} ({}) |",
+        median(&o.baseline),
+        spread(&o.baseline, 0)
+    );
+    let _ = writeln!(
+        md,
+        "| enforced | {:.0} ({}) |",
+        median(&o.enforced),
+        spread(&o.enforced, 0)
+    );
+    let _ = writeln!(
+        md,
+        "| **overhead** | **{:+.1} %** ({:+.0} ns, difference of medians) |\n",
+        o.pct(),
+        median(&o.enforced) - median(&o.baseline)
+    );
+    let _ = writeln!(
+        md,
+        "In-kernel cost per program (kernel BPF statistics, median of {STATS_ROUNDS} runs):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| program | runs per connect+close | ns per run | ns per connect+close |\n|---|---|---|---|"
+    );
     for c in &hooks.costs {
-        let _ = writeln!(md, "| `{}` | {:.2} | {:.0} | {:.0} |", c.name, c.runs_per_iter, c.ns_per_run, c.ns_per_iter());
+        let _ = writeln!(
+            md,
+            "| `{}` | {:.2} | {:.0} | {:.0} |",
+            c.name,
+            c.runs_per_iter,
+            c.ns_per_run,
+            c.ns_per_iter()
+        );
     }
     let total: f64 = hooks.costs.iter().map(HookCost::ns_per_iter).sum();
     let _ = writeln!(md, "| all | | | {total:.0} |\n");
@@ -806,7 +1007,15 @@ fn render_run(md: &mut String, run: &RunSection) {
         run.run_ms.len()
     );
     let _ = writeln!(md, "| command | ms (median) | min–max |\n|---|---|---|");
-    let _ = writeln!(md, "| `/bin/true` | {bare:.2} | {} |", spread(&run.bare_ms, 2));
-    let _ = writeln!(md, "| `agent-sidecar run -- /bin/true` | {sidecar:.2} | {} |", spread(&run.run_ms, 2));
+    let _ = writeln!(
+        md,
+        "| `/bin/true` | {bare:.2} | {} |",
+        spread(&run.bare_ms, 2)
+    );
+    let _ = writeln!(
+        md,
+        "| `agent-sidecar run -- /bin/true` | {sidecar:.2} | {} |",
+        spread(&run.run_ms, 2)
+    );
     let _ = writeln!(md, "| **difference** | **{:+.2}** | |", sidecar - bare);
 }

@@ -14,9 +14,15 @@ use crate::metrics::Metrics;
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
 /// `refresh` runs before each scrape (e.g. to read the kernel counters).
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, refresh: Arc<dyn Fn() + Send + Sync>) {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    refresh: Arc<dyn Fn() + Send + Sync>,
+) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let metrics = metrics.clone();
         let refresh = refresh.clone();
         tokio::spawn(async move {
@@ -32,14 +38,26 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, refresh: Arc<dy
     }
 }
 
-fn route(req: &Request<Incoming>, metrics: &Metrics, refresh: &(dyn Fn() + Send + Sync)) -> Response<Full<Bytes>> {
+fn route(
+    req: &Request<Incoming>,
+    metrics: &Metrics,
+    refresh: &(dyn Fn() + Send + Sync),
+) -> Response<Full<Bytes>> {
     let (status, ctype, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
             refresh();
-            (StatusCode::OK, "text/plain; version=0.0.4", metrics.render())
+            (
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                metrics.render(),
+            )
         }
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics or /healthz\n".into()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics or /healthz\n".into(),
+        ),
     };
     Response::builder()
         .status(status)

@@ -107,7 +107,11 @@ fn init_logging(format: LogFormat, filter: &str) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
     }
     let _ = tracing_log::LogTracer::init();
 }
@@ -135,7 +139,11 @@ fn run_command(args: RunArgs) -> i32 {
         metrics_listen: args.metrics_listen,
         command: args.command,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("agent-sidecar: cannot start the runtime: {e}");
@@ -160,7 +168,10 @@ fn teardown_command(args: TeardownArgs) -> i32 {
     };
     match teardown_agent(&config) {
         Ok(state) => {
-            println!("removed pinned enforcement of agent `{}` (generation {})", config.agent_id, state.generation);
+            println!(
+                "removed pinned enforcement of agent `{}` (generation {})",
+                config.agent_id, state.generation
+            );
             0
         }
         Err(e) => {
@@ -176,7 +187,11 @@ fn policy_check(files: Vec<PathBuf>) -> i32 {
         match PolicyFile::load(&path) {
             Ok(p) => {
                 let list = p.allowlist(&path);
-                println!("{}: ok, {} egress rule(s)", path.display(), list.rules().len());
+                println!(
+                    "{}: ok, {} egress rule(s)",
+                    path.display(),
+                    list.rules().len()
+                );
                 for rule in list.rules() {
                     println!("  allow {} ({:?})", rule.target, rule.protocols);
                 }

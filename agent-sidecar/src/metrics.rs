@@ -43,14 +43,21 @@ impl Metrics {
         )
         .expect("valid metric");
         let allowlist_entries = IntGaugeVec::new(
-            Opts::new("agent_sidecar_allowlist_entries", "Entries in the kernel egress allowlist."),
+            Opts::new(
+                "agent_sidecar_allowlist_entries",
+                "Entries in the kernel egress allowlist.",
+            ),
             &["agent_id"],
         )
         .expect("valid metric");
         for c in [&egress_denied, &kernel_decisions] {
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
         }
-        registry.register(Box::new(allowlist_entries.clone())).expect("unique metric");
+        registry
+            .register(Box::new(allowlist_entries.clone()))
+            .expect("unique metric");
         Self {
             registry,
             egress_denied,
@@ -62,12 +69,16 @@ impl Metrics {
 
     /// Counts one deny event.
     pub fn record_deny(&self, agent_id: &str, r: &DenyRecord) {
-        self.egress_denied.with_label_values(&[agent_id, r.hook, r.reason, &r.protocol]).inc();
+        self.egress_denied
+            .with_label_values(&[agent_id, r.hook, r.reason, &r.protocol])
+            .inc();
     }
 
     /// Sets the allowlist size.
     pub fn set_allowlist_entries(&self, agent_id: &str, n: usize) {
-        self.allowlist_entries.with_label_values(&[agent_id]).set(n as i64);
+        self.allowlist_entries
+            .with_label_values(&[agent_id])
+            .set(n as i64);
     }
 
     /// Advances the kernel counters to the totals read from the maps.
@@ -89,7 +100,9 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encode metrics");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encode metrics");
         String::from_utf8(buf).expect("utf-8 metrics")
     }
 }
@@ -101,10 +114,34 @@ mod tests {
     #[test]
     fn kernel_counters_advance_by_delta() {
         let m = Metrics::new();
-        m.observe_kernel("a", KernelCounters { allowed: 5, denied: 2, ..Default::default() });
-        m.observe_kernel("a", KernelCounters { allowed: 7, denied: 2, ..Default::default() });
+        m.observe_kernel(
+            "a",
+            KernelCounters {
+                allowed: 5,
+                denied: 2,
+                ..Default::default()
+            },
+        );
+        m.observe_kernel(
+            "a",
+            KernelCounters {
+                allowed: 7,
+                denied: 2,
+                ..Default::default()
+            },
+        );
         let text = m.render();
-        assert!(text.contains(r#"agent_sidecar_kernel_decisions_total{agent_id="a",outcome="allowed"} 7"#), "{text}");
-        assert!(text.contains(r#"agent_sidecar_kernel_decisions_total{agent_id="a",outcome="denied"} 2"#), "{text}");
+        assert!(
+            text.contains(
+                r#"agent_sidecar_kernel_decisions_total{agent_id="a",outcome="allowed"} 7"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"agent_sidecar_kernel_decisions_total{agent_id="a",outcome="denied"} 2"#
+            ),
+            "{text}"
+        );
     }
 }

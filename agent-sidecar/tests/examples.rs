@@ -20,9 +20,17 @@ fn every_example_policy_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut files = Vec::new();
     yaml_files(&root, &mut files);
-    assert!(files.len() >= 2, "expected example policies in {}", root.display());
+    assert!(
+        files.len() >= 2,
+        "expected example policies in {}",
+        root.display()
+    );
     for file in files {
         let policy = PolicyFile::load(&file).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!policy.allowlist(&file).is_empty(), "{} allows nothing", file.display());
+        assert!(
+            !policy.allowlist(&file).is_empty(),
+            "{} allows nothing",
+            file.display()
+        );
     }
 }

@@ -115,7 +115,10 @@ pub fn egress(ctx: SkBuffContext) -> i32 {
             }
         },
         Err(()) => {
-            warn!(&ctx, "dropping an unparsable or non-TCP/UDP packet from the agent cgroup");
+            warn!(
+                &ctx,
+                "dropping an unparsable or non-TCP/UDP packet from the agent cgroup"
+            );
             drop_packet(&ctx, 0, &Dest::V6([0; 16], 0), DenyReason::Unparsable);
             DENY
         }
@@ -125,9 +128,19 @@ pub fn egress(ctx: SkBuffContext) -> i32 {
 #[inline(always)]
 fn sock_addr_v4(ctx: &SockAddrContext, hook: Hook) -> i32 {
     // SAFETY: the kernel hands a valid bpf_sock_addr context.
-    let (ip, port, protocol) =
-        unsafe { ((*ctx.sock_addr).user_ip4, (*ctx.sock_addr).user_port, (*ctx.sock_addr).protocol) };
-    decide_sock_addr(hook, protocol, Dest::V4(ip.to_ne_bytes(), port as u16), AF_INET)
+    let (ip, port, protocol) = unsafe {
+        (
+            (*ctx.sock_addr).user_ip4,
+            (*ctx.sock_addr).user_port,
+            (*ctx.sock_addr).protocol,
+        )
+    };
+    decide_sock_addr(
+        hook,
+        protocol,
+        Dest::V4(ip.to_ne_bytes(), port as u16),
+        AF_INET,
+    )
 }
 
 #[inline(always)]
@@ -197,7 +210,10 @@ fn egress_dest(ctx: &SkBuffContext) -> Result<(u8, Dest), ()> {
             }
             let ports: [u8; 4] = ctx.load(ihl).map_err(|_| ())?;
             let port_be = u16::from_ne_bytes([ports[2], ports[3]]);
-            Ok((proto, Dest::V4([hdr[16], hdr[17], hdr[18], hdr[19]], port_be)))
+            Ok((
+                proto,
+                Dest::V4([hdr[16], hdr[17], hdr[18], hdr[19]], port_be),
+            ))
         }
         6 => {
             let hdr: [u8; 40] = ctx.load(0).map_err(|_| ())?;

@@ -13,8 +13,7 @@ use aya_ebpf::{
 
 /// IPv4 `CIDR:PORT` and `IP:PORT` rules.
 #[map]
-pub static ALLOW4_PORT: LpmTrie<Allow4PortKey, AllowValue> =
-    LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
+pub static ALLOW4_PORT: LpmTrie<Allow4PortKey, AllowValue> = LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
 
 /// IPv4 `CIDR` rules (every port).
 #[map]
@@ -22,8 +21,7 @@ pub static ALLOW4_ANY: LpmTrie<Allow4AnyKey, AllowValue> = LpmTrie::pinned(ALLOW
 
 /// IPv6 `CIDR:PORT` and `[IP]:PORT` rules.
 #[map]
-pub static ALLOW6_PORT: LpmTrie<Allow6PortKey, AllowValue> =
-    LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
+pub static ALLOW6_PORT: LpmTrie<Allow6PortKey, AllowValue> = LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
 
 /// IPv6 `CIDR` rules (every port).
 #[map]

@@ -78,21 +78,43 @@ pub fn check(proto: u8, dest: &Dest) -> Result<(), DenyReason> {
     }
     let hit = match *dest {
         Dest::V4(addr_be, port_be) => {
-            let with_port = Allow4PortKey { proto, pad: 0, port_be, addr_be };
+            let with_port = Allow4PortKey {
+                proto,
+                pad: 0,
+                port_be,
+                addr_be,
+            };
             ALLOW4_PORT.get(Key::new(FULL_V4, with_port)).is_some() || {
-                let any_port = Allow4AnyKey { proto, pad: [0; 3], addr_be };
+                let any_port = Allow4AnyKey {
+                    proto,
+                    pad: [0; 3],
+                    addr_be,
+                };
                 ALLOW4_ANY.get(Key::new(FULL_V4, any_port)).is_some()
             }
         }
         Dest::V6(addr_be, port_be) => {
-            let with_port = Allow6PortKey { proto, pad: 0, port_be, addr_be };
+            let with_port = Allow6PortKey {
+                proto,
+                pad: 0,
+                port_be,
+                addr_be,
+            };
             ALLOW6_PORT.get(Key::new(FULL_V6, with_port)).is_some() || {
-                let any_port = Allow6AnyKey { proto, pad: [0; 3], addr_be };
+                let any_port = Allow6AnyKey {
+                    proto,
+                    pad: [0; 3],
+                    addr_be,
+                };
                 ALLOW6_ANY.get(Key::new(FULL_V6, any_port)).is_some()
             }
         }
     };
-    if hit { Ok(()) } else { Err(DenyReason::NotAllowlisted) }
+    if hit {
+        Ok(())
+    } else {
+        Err(DenyReason::NotAllowlisted)
+    }
 }
 
 /// Refuses packet sockets and raw inet sockets at the LSM `socket_create`

@@ -37,9 +37,12 @@ pub fn privileged() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    let required = std::env::var_os(REQUIRE_ENV).is_some_and(|v| v != "0") || std::env::var_os("CI").is_some();
+    let required =
+        std::env::var_os(REQUIRE_ENV).is_some_and(|v| v != "0") || std::env::var_os("CI").is_some();
     if required {
-        panic!("privileged kernel tests must run (CI / {REQUIRE_ENV}=1) but this process is not root");
+        panic!(
+            "privileged kernel tests must run (CI / {REQUIRE_ENV}=1) but this process is not root"
+        );
     }
     eprintln!(
         "\n!!!! NOT RUN: this kernel test needs root (BPF, cgroups, netns). Run `sudo cargo xtask test` \
@@ -52,12 +55,19 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A unique short name for this test's resources.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs a command, panicking with its output if it fails.
 pub fn sh(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         out.status.success(),
         "{program} {args:?} failed: {}{}",
@@ -82,7 +92,10 @@ impl NetNs {
             sh("ip", &["-n", &name, "addr", "add", a, "dev", "lo"]);
         }
         for a in ["fd77::1/128", "fd77::2/128"] {
-            sh("ip", &["-n", &name, "-6", "addr", "add", a, "dev", "lo", "nodad"]);
+            sh(
+                "ip",
+                &["-n", &name, "-6", "addr", "add", a, "dev", "lo", "nodad"],
+            );
         }
         let file = File::open(format!("/run/netns/{name}")).expect("open netns");
         NetNs { name, file }
@@ -99,7 +112,17 @@ impl NetNs {
 
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) {
-        sh("ip", &["netns", "exec", &self.name, "sysctl", "-qw", &format!("{key}={value}")]);
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.name,
+                "sysctl",
+                "-qw",
+                &format!("{key}={value}"),
+            ],
+        );
     }
 }
 
@@ -111,7 +134,9 @@ impl Default for NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -175,7 +200,13 @@ impl UdpServer {
     pub fn got(&self, payload: &str) -> bool {
         let deadline = Instant::now() + Duration::from_millis(300);
         loop {
-            if self.received.lock().unwrap().iter().any(|p| p == payload.as_bytes()) {
+            if self
+                .received
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|p| p == payload.as_bytes())
+            {
                 return true;
             }
             if Instant::now() > deadline {
@@ -239,8 +270,13 @@ impl ProbeResult {
 }
 
 /// A command prepared to run inside `ns`, optionally inside a cgroup (joined
-/// before exec) and as another user.
-pub fn command_in(ns: &NetNs, cgroup_procs: Option<&File>, uid: Option<u32>, program: &Path, args: &[&str]) -> Command {
+/// before exec).
+pub fn command_in(
+    ns: &NetNs,
+    cgroup_procs: Option<&File>,
+    program: &Path,
+    args: &[&str],
+) -> Command {
     let netns = ns.raw_fd();
     let procs = cgroup_procs.map(|f| f.as_raw_fd());
     let mut cmd = Command::new(program);
@@ -251,15 +287,10 @@ pub fn command_in(ns: &NetNs, cgroup_procs: Option<&File>, uid: Option<u32>, pro
             if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if let Some(fd) = procs {
-                if libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if let Some(uid) = uid {
-                if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(uid) != 0 || libc::setuid(uid) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if let Some(fd) = procs
+                && libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2
+            {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
@@ -294,7 +325,11 @@ pub fn allowlist(rules: &[&str]) -> Allowlist {
             Some((t, "udp")) => (t, Protocols::Udp),
             _ => (*r, Protocols::Any),
         };
-        list.push(EgressRule { target: target.parse().expect("target"), protocols, source: RuleSource::Flag(i + 1) });
+        list.push(EgressRule {
+            target: target.parse().expect("target"),
+            protocols,
+            source: RuleSource::Flag(i + 1),
+        });
     }
     list
 }
@@ -305,9 +340,16 @@ impl Agent {
         let state_dir = std::env::temp_dir().join(unique("ast-state"));
         let mut config = EnforcerConfig::new(&id);
         config.state_dir = state_dir.clone();
-        let mut enforcer = Enforcer::start(&config, &allowlist(rules)).unwrap_or_else(|e| panic!("enforcer: {e}"));
+        let mut enforcer =
+            Enforcer::start(&config, &allowlist(rules)).unwrap_or_else(|e| panic!("enforcer: {e}"));
         let events = enforcer.take_events().expect("events");
-        Agent { id, enforcer: Some(enforcer), state_dir, events, seen: Vec::new() }
+        Agent {
+            id,
+            enforcer: Some(enforcer),
+            state_dir,
+            events,
+            seen: Vec::new(),
+        }
     }
 
     pub fn enforcer(&self) -> &Enforcer {
@@ -315,19 +357,28 @@ impl Agent {
     }
 
     pub fn procs(&self) -> File {
-        self.enforcer().cgroup().procs_writer().expect("cgroup.procs")
+        self.enforcer()
+            .cgroup()
+            .procs_writer()
+            .expect("cgroup.procs")
     }
 
     /// Runs the probe inside the cgroup (as root unless `uid`).
     pub fn probe(&self, ns: &NetNs, args: &[&str]) -> ProbeResult {
         let procs = self.procs();
-        let out = command_in(ns, Some(&procs), None, &probe_bin(), args).output().expect("run probe");
+        let out = command_in(ns, Some(&procs), &probe_bin(), args)
+            .output()
+            .expect("run probe");
         finish(out)
     }
 
     /// Runs the probe in the same namespace but outside any agent cgroup.
     pub fn control(ns: &NetNs, args: &[&str]) -> ProbeResult {
-        finish(command_in(ns, None, None, &probe_bin(), args).output().expect("run probe"))
+        finish(
+            command_in(ns, None, &probe_bin(), args)
+                .output()
+                .expect("run probe"),
+        )
     }
 
     /// Collects deny events until one matches `pred` (or 2 s pass).
@@ -338,7 +389,11 @@ impl Agent {
             if let Some(r) = self.seen.iter().find(|r| pred(r)) {
                 return r.clone();
             }
-            assert!(Instant::now() < deadline, "no deny event for {what}; events seen: {:#?}", self.seen);
+            assert!(
+                Instant::now() < deadline,
+                "no deny event for {what}; events seen: {:#?}",
+                self.seen
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -346,10 +401,10 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        if let Some(e) = self.enforcer.take() {
-            if let Err(err) = e.teardown(true) {
-                eprintln!("teardown of {} failed: {err}", self.id);
-            }
+        if let Some(e) = self.enforcer.take()
+            && let Err(err) = e.teardown(true)
+        {
+            eprintln!("teardown of {} failed: {err}", self.id);
         }
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
@@ -357,7 +412,9 @@ impl Drop for Agent {
 
 /// Writes `text` to `path` (test convenience).
 pub fn write_file(path: &Path, text: &str) {
-    File::create(path).and_then(|mut f| f.write_all(text.as_bytes())).expect("write file");
+    File::create(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write file");
 }
 
 /// Keeps `Stdio` in scope for callers building commands.

@@ -21,14 +21,21 @@ fn tcp_reaches_exactly_the_allowlist_v4_v6_and_mapped() {
 
     assert!(agent.probe(&ns, &["tcp", "10.77.0.1:8080"]).ok());
     assert!(agent.probe(&ns, &["tcp", "[fd77::1]:8080"]).ok());
-    assert!(agent.probe(&ns, &["tcp-mapped", "10.77.0.1:8080"]).ok(), "v4-mapped uses the IPv4 rule");
+    assert!(
+        agent.probe(&ns, &["tcp-mapped", "10.77.0.1:8080"]).ok(),
+        "v4-mapped uses the IPv4 rule"
+    );
     assert_eq!(ok4.count(), 2);
     assert_eq!(ok6.count(), 1);
 
     let cases: [(&[&str], &str, &str); 6] = [
         (&["tcp", "10.77.0.2:8080"], "connect4", "10.77.0.2:8080"),
         (&["tcp", "[fd77::2]:8080"], "connect6", "[fd77::2]:8080"),
-        (&["tcp-mapped", "10.77.0.2:8080"], "connect6", "10.77.0.2:8080"),
+        (
+            &["tcp-mapped", "10.77.0.2:8080"],
+            "connect6",
+            "10.77.0.2:8080",
+        ),
         (&["tcp", "127.0.0.1:9000"], "connect4", "127.0.0.1:9000"),
         (&["tcp", "127.0.0.2:8080"], "connect4", "127.0.0.2:8080"),
         (&["tcp", "[::1]:9000"], "connect6", "[::1]:9000"),
@@ -36,8 +43,13 @@ fn tcp_reaches_exactly_the_allowlist_v4_v6_and_mapped() {
     for (args, hook, dst) in cases {
         let r = agent.probe(&ns, args);
         assert!(r.denied(), "{args:?} must be refused with EPERM: {r:?}");
-        let e = agent.expect_event(dst, |e| e.hook == hook && e.destination.map(|d| d.to_string()).as_deref() == Some(dst));
-        assert_eq!((e.reason, e.protocol.as_str(), e.comm.as_str()), ("not_allowlisted", "tcp", "egress-probe"));
+        let e = agent.expect_event(dst, |e| {
+            e.hook == hook && e.destination.map(|d| d.to_string()).as_deref() == Some(dst)
+        });
+        assert_eq!(
+            (e.reason, e.protocol.as_str(), e.comm.as_str()),
+            ("not_allowlisted", "tcp", "egress-probe")
+        );
         assert!(e.pid > 0);
         assert_eq!(e.cgroup_id, agent.enforcer().cgroup().id().unwrap());
     }
@@ -73,15 +85,31 @@ fn cidr_rules_match_by_prefix_port_and_protocol() {
     assert!(agent.probe(&ns, &["tcp", "10.77.0.2:9090"]).denied());
     assert!(agent.probe(&ns, &["tcp", "[fd77::2]:443"]).ok());
     assert!(agent.probe(&ns, &["tcp", "[fd77::2]:444"]).denied());
-    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:5353"]).denied(), "a UDP-only rule does not allow TCP");
-    assert_eq!((a.count(), b.count(), c.count(), d.count(), udp_only.count()), (1, 0, 1, 0, 0));
-    agent.expect_event("port mismatch", |e| e.destination.is_some_and(|d| d.port() == 9090));
+    assert!(
+        agent.probe(&ns, &["tcp", "10.77.0.1:5353"]).denied(),
+        "a UDP-only rule does not allow TCP"
+    );
+    assert_eq!(
+        (a.count(), b.count(), c.count(), d.count(), udp_only.count()),
+        (1, 0, 1, 0, 0)
+    );
+    agent.expect_event("port mismatch", |e| {
+        e.destination.is_some_and(|d| d.port() == 9090)
+    });
 
     // Any-port CIDR, applied live.
     let mut list = agent_sidecar_tests::allowlist(&["10.77.0.0/30"]);
     list.extend(agent_sidecar_tests::allowlist(&["fd77::/64:443"]));
-    agent.enforcer.as_mut().unwrap().update_allowlist(&list).unwrap();
-    assert!(agent.probe(&ns, &["tcp", "10.77.0.2:9090"]).ok(), "rule added live");
+    agent
+        .enforcer
+        .as_mut()
+        .unwrap()
+        .update_allowlist(&list)
+        .unwrap();
+    assert!(
+        agent.probe(&ns, &["tcp", "10.77.0.2:9090"]).ok(),
+        "rule added live"
+    );
     assert!(agent.probe(&ns, &["tcp", "10.77.0.1:5353"]).ok());
 }
 
@@ -96,8 +124,16 @@ fn udp_unconnected_and_connected_are_refused_and_never_arrive() {
     let v6 = UdpServer::start(&ns, "[fd77::2]:5353");
     let mut agent = Agent::start(&["10.77.0.1:5353 udp"]);
 
-    assert!(agent.probe(&ns, &["udp-send", "10.77.0.1:5353", "allowed-send"]).ok());
-    assert!(agent.probe(&ns, &["udp-connect", "10.77.0.1:5353", "allowed-conn"]).ok());
+    assert!(
+        agent
+            .probe(&ns, &["udp-send", "10.77.0.1:5353", "allowed-send"])
+            .ok()
+    );
+    assert!(
+        agent
+            .probe(&ns, &["udp-connect", "10.77.0.1:5353", "allowed-conn"])
+            .ok()
+    );
     assert!(allowed.got("allowed-send") && allowed.got("allowed-conn"));
 
     for (mode, addr, hook, server) in [
@@ -129,7 +165,9 @@ fn tcp_fast_open_is_refused() {
     let r = agent.probe(&ns, &["tfo", "10.77.0.2:8080"]);
     assert!(r.denied(), "{r:?}");
     assert_eq!(server.count(), 0);
-    agent.expect_event("tfo", |e| e.hook == "connect4" && e.destination.is_some_and(|d| d.port() == 8080));
+    agent.expect_event("tfo", |e| {
+        e.hook == "connect4" && e.destination.is_some_and(|d| d.port() == 8080)
+    });
     assert!(Agent::control(&ns, &["tfo", "10.77.0.2:8080"]).ok());
     assert_eq!(server.count(), 1);
 }
@@ -156,11 +194,18 @@ fn raw_and_icmp_sockets_are_refused_even_for_root() {
         let control = Agent::control(&ns, &["socket", kind]);
         assert!(control.ok(), "control socket {kind}: {control:?}");
     }
-    agent.expect_event("raw", |e| e.hook == "sock_create" && e.sock_type == 3 && e.family == 2);
+    agent.expect_event("raw", |e| {
+        e.hook == "sock_create" && e.sock_type == 3 && e.family == 2
+    });
     if kinds.contains(&"packet") {
-        agent.expect_event("packet", |e| e.hook == "lsm_socket_create" && e.family == 17);
+        agent.expect_event("packet", |e| {
+            e.hook == "lsm_socket_create" && e.family == 17
+        });
     }
-    assert!(agent.probe(&ns, &["socket", "unix"]).ok(), "Unix sockets stay available");
+    assert!(
+        agent.probe(&ns, &["socket", "unix"]).ok(),
+        "Unix sockets stay available"
+    );
 }
 
 #[test]
@@ -173,11 +218,24 @@ fn children_and_grandchildren_are_governed() {
     let denied = TcpServer::start(&ns, "10.77.0.2:8080");
     let mut agent = Agent::start(&["10.77.0.1:8080"]);
     for depth in ["0", "1", "2"] {
-        assert!(agent.probe(&ns, &["chain", depth, "tcp", "10.77.0.2:8080"]).denied(), "depth {depth}");
-        assert!(agent.probe(&ns, &["chain", depth, "tcp", "10.77.0.1:8080"]).ok(), "depth {depth}");
+        assert!(
+            agent
+                .probe(&ns, &["chain", depth, "tcp", "10.77.0.2:8080"])
+                .denied(),
+            "depth {depth}"
+        );
+        assert!(
+            agent
+                .probe(&ns, &["chain", depth, "tcp", "10.77.0.1:8080"])
+                .ok(),
+            "depth {depth}"
+        );
     }
     assert_eq!((allowed.count(), denied.count()), (3, 0));
-    agent.expect_event("descendant", |e| e.destination.is_some_and(|d| d.to_string() == "10.77.0.2:8080"));
+    agent.expect_event("descendant", |e| {
+        e.destination
+            .is_some_and(|d| d.to_string() == "10.77.0.2:8080")
+    });
 }
 
 #[test]
@@ -193,22 +251,41 @@ fn egress_hook_drops_established_traffic_once_its_rule_is_gone() {
     let mut child = agent_sidecar_tests::command_in(
         &ns,
         Some(&procs),
-        None,
         &agent_sidecar_tests::probe_bin(),
-        &["tcp-hold", "10.77.0.1:8080", go.to_str().unwrap(), "after-revocation"],
+        &[
+            "tcp-hold",
+            "10.77.0.1:8080",
+            go.to_str().unwrap(),
+            "after-revocation",
+        ],
     )
     .spawn()
     .unwrap();
     // Connected under the old allowlist; now revoke the rule and send.
     std::thread::sleep(std::time::Duration::from_millis(200));
-    agent.enforcer.as_mut().unwrap().update_allowlist(&agent_sidecar_tests::allowlist(&[])).unwrap();
+    agent
+        .enforcer
+        .as_mut()
+        .unwrap()
+        .update_allowlist(&agent_sidecar_tests::allowlist(&[]))
+        .unwrap();
     write_file(&go, "");
     let _ = child.wait();
     std::thread::sleep(std::time::Duration::from_millis(400));
     let got = server.accepted.lock().unwrap().clone();
-    assert_eq!(got.len(), 1, "the connection was accepted before revocation");
-    assert!(got[0].is_empty(), "no byte crossed after revocation: {:?}", String::from_utf8_lossy(&got[0]));
-    agent.expect_event("skb drop", |e| e.hook == "egress" && e.destination.is_some_and(|d| d.port() == 8080));
+    assert_eq!(
+        got.len(),
+        1,
+        "the connection was accepted before revocation"
+    );
+    assert!(
+        got[0].is_empty(),
+        "no byte crossed after revocation: {:?}",
+        String::from_utf8_lossy(&got[0])
+    );
+    agent.expect_event("skb drop", |e| {
+        e.hook == "egress" && e.destination.is_some_and(|d| d.port() == 8080)
+    });
     assert!(agent.enforcer().counters().skb_dropped > 0);
     let _ = std::fs::remove_file(go);
 }
@@ -221,9 +298,19 @@ fn quarantine_denies_everything_until_released() {
     let ns = NetNs::new();
     let _server = TcpServer::start(&ns, "10.77.0.1:8080");
     let mut agent = Agent::start(&["10.77.0.1:8080"]);
-    agent.enforcer.as_mut().unwrap().set_quarantine(true).unwrap();
+    agent
+        .enforcer
+        .as_mut()
+        .unwrap()
+        .set_quarantine(true)
+        .unwrap();
     assert!(agent.probe(&ns, &["tcp", "10.77.0.1:8080"]).denied());
     agent.expect_event("quarantine", |e| e.reason == "quarantined");
-    agent.enforcer.as_mut().unwrap().set_quarantine(false).unwrap();
+    agent
+        .enforcer
+        .as_mut()
+        .unwrap()
+        .set_quarantine(false)
+        .unwrap();
     assert!(agent.probe(&ns, &["tcp", "10.77.0.1:8080"]).ok());
 }

@@ -7,7 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_sidecar_tests::{NetNs, TcpServer, command_in, privileged, probe_bin, sidecar_bin, unique};
+use agent_sidecar_tests::{
+    NetNs, TcpServer, command_in, privileged, probe_bin, sidecar_bin, unique,
+};
 
 /// `agent-sidecar run` with a private state dir, inside `ns`.
 struct Run {
@@ -19,21 +21,32 @@ impl Run {
     fn new() -> Self {
         let state_dir = std::env::temp_dir().join(unique("ast-run"));
         std::fs::create_dir_all(&state_dir).unwrap();
-        Run { agent_id: unique("cli"), state_dir }
+        Run {
+            agent_id: unique("cli"),
+            state_dir,
+        }
     }
 
     fn command(&self, ns: &NetNs, extra: &[&str], argv: &[&str]) -> Command {
-        let mut args: Vec<&str> = vec!["run", "--agent-id", &self.agent_id, "--state-dir", self.state_dir.to_str().unwrap()];
+        let mut args: Vec<&str> = vec![
+            "run",
+            "--agent-id",
+            &self.agent_id,
+            "--state-dir",
+            self.state_dir.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         args.push("--");
         args.extend_from_slice(argv);
-        let mut cmd = command_in(ns, None, None, &sidecar_bin(), &args);
+        let mut cmd = command_in(ns, None, &sidecar_bin(), &args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd
     }
 
     fn output(&self, ns: &NetNs, extra: &[&str], argv: &[&str]) -> Output {
-        self.command(ns, extra, argv).output().expect("run agent-sidecar")
+        self.command(ns, extra, argv)
+            .output()
+            .expect("run agent-sidecar")
     }
 
     fn state_file(&self) -> PathBuf {
@@ -46,7 +59,13 @@ impl Run {
 
     fn teardown(&self) -> Output {
         Command::new(sidecar_bin())
-            .args(["teardown", "--agent-id", &self.agent_id, "--state-dir", self.state_dir.to_str().unwrap()])
+            .args([
+                "teardown",
+                "--agent-id",
+                &self.agent_id,
+                "--state-dir",
+                self.state_dir.to_str().unwrap(),
+            ])
             .output()
             .unwrap()
     }
@@ -90,10 +109,18 @@ fn run_drops_privileges_and_propagates_the_exit_code() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(7), "{stdout}{}", text(&out.stderr));
     assert!(stdout.starts_with("65534\n65534\n"), "{stdout}");
-    for line in ["CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1"] {
+    for line in [
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "CapAmb:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ] {
         assert!(stdout.contains(line), "missing {line:?} in {stdout}");
     }
-    assert!(stdout.contains(&format!("0::/agent-sidecar/{}\n", run.agent_id)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("0::/agent-sidecar/{}\n", run.agent_id)),
+        "{stdout}"
+    );
     // Torn down afterwards.
     assert!(!run.state_file().exists() && !run.pin_dir().exists());
     assert!(!cgroup2().join("agent-sidecar").join(&run.agent_id).exists());
@@ -113,26 +140,40 @@ fn real_clients_reach_only_the_allowlist() {
     let mut servers: Vec<Child> = ["10.77.0.1", "10.77.0.2"]
         .iter()
         .map(|ip| {
-            command_in(&ns, None, None, Path::new("python3"), &["-m", "http.server", "8080", "--bind", ip])
-                .current_dir(std::env::temp_dir())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("python3 http.server")
+            command_in(
+                &ns,
+                None,
+                Path::new("python3"),
+                &["-m", "http.server", "8080", "--bind", ip],
+            )
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 http.server")
         })
         .collect();
     for ip in ["10.77.0.1", "10.77.0.2"] {
         wait_for("http.server", || {
-            command_in(&ns, None, None, Path::new("curl"), &["-s", "-o", "/dev/null", &format!("http://{ip}:8080/")])
-                .status()
-                .is_ok_and(|s| s.success())
+            command_in(
+                &ns,
+                None,
+                Path::new("curl"),
+                &["-s", "-o", "/dev/null", &format!("http://{ip}:8080/")],
+            )
+            .status()
+            .is_ok_and(|s| s.success())
         });
     }
     let run = Run::new();
     let script = "curl -s -o /dev/null -w '%{http_code}\\n' http://10.77.0.1:8080/; \
                   curl -s -m 3 -o /dev/null http://10.77.0.2:8080/; echo denied-exit=$?; \
                   python3 -c \"import urllib.request as u; print(u.urlopen('http://10.77.0.1:8080/').status)\"";
-    let out = run.output(&ns, &["--allow", "10.77.0.1:8080", "--log-format", "json"], &["sh", "-c", script]);
+    let out = run.output(
+        &ns,
+        &["--allow", "10.77.0.1:8080", "--log-format", "json"],
+        &["sh", "-c", script],
+    );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
     assert_eq!(stdout, "200\ndenied-exit=7\n200\n", "stderr: {stderr}");
@@ -161,7 +202,10 @@ fn the_agent_cannot_leave_its_cgroup_touch_pins_or_open_packet_sockets() {
     let run = Run::new();
     let root_procs = cgroup2().join("cgroup.procs");
     let parent_procs = cgroup2().join("agent-sidecar/cgroup.procs");
-    let own_procs = cgroup2().join("agent-sidecar").join(&run.agent_id).join("cgroup.procs");
+    let own_procs = cgroup2()
+        .join("agent-sidecar")
+        .join(&run.agent_id)
+        .join("cgroup.procs");
     let probe = probe_bin();
     let p = probe.to_str().unwrap();
     let script = format!(
@@ -176,9 +220,17 @@ fn the_agent_cannot_leave_its_cgroup_touch_pins_or_open_packet_sockets() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 7, "{stdout}{}", text(&out.stderr));
     for (i, line) in lines[..6].iter().enumerate() {
-        assert!(line.contains("\"ok\":false") && (line.contains("\"errno\":13") || line.contains("\"errno\":1,")), "attempt {i}: {line}");
+        assert!(
+            line.contains("\"ok\":false")
+                && (line.contains("\"errno\":13") || line.contains("\"errno\":1,")),
+            "attempt {i}: {line}"
+        );
     }
-    assert_eq!(lines[6], format!("0::/agent-sidecar/{}", run.agent_id), "still in its cgroup");
+    assert_eq!(
+        lines[6],
+        format!("0::/agent-sidecar/{}", run.agent_id),
+        "still in its cgroup"
+    );
 }
 
 #[test]
@@ -193,14 +245,24 @@ fn sigkill_of_the_sidecar_leaves_the_agent_blocked_and_a_second_run_replaces_the
     let go = std::env::temp_dir().join(unique("go"));
     let probe = probe_bin();
     let p = probe.to_str().unwrap();
-    let script = format!("{p} wait-file {g} tcp 10.77.0.2:8080; {p} tcp 10.77.0.1:8080", g = go.display());
-    let mut sidecar = run.command(&ns, &["--allow", "10.77.0.1:8080"], &["sh", "-c", &script]).spawn().unwrap();
+    let script = format!(
+        "{p} wait-file {g} tcp 10.77.0.2:8080; {p} tcp 10.77.0.1:8080",
+        g = go.display()
+    );
+    let mut sidecar = run
+        .command(&ns, &["--allow", "10.77.0.1:8080"], &["sh", "-c", &script])
+        .spawn()
+        .unwrap();
     wait_for("state file", || run.state_file().exists());
 
     // While it lives, the agent id is taken.
     let busy = run.output(&ns, &[], &["true"]);
     assert_eq!(busy.status.code(), Some(125));
-    assert!(text(&busy.stderr).contains("is in use by a running agent-sidecar"), "{}", text(&busy.stderr));
+    assert!(
+        text(&busy.stderr).contains("is in use by a running agent-sidecar"),
+        "{}",
+        text(&busy.stderr)
+    );
 
     sidecar.kill().unwrap(); // SIGKILL
     let _ = sidecar.wait();
@@ -210,17 +272,36 @@ fn sigkill_of_the_sidecar_leaves_the_agent_blocked_and_a_second_run_replaces_the
     std::io::Read::read_to_string(&mut out, &mut stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
-    assert!(lines[0].contains("\"errno\":1,"), "denied after the sidecar died: {stdout}");
-    assert_eq!(lines[1], "{\"ok\":true}", "allowlist still in force: {stdout}");
+    assert!(
+        lines[0].contains("\"errno\":1,"),
+        "denied after the sidecar died: {stdout}"
+    );
+    assert_eq!(
+        lines[1], "{\"ok\":true}",
+        "allowlist still in force: {stdout}"
+    );
     assert_eq!((denied.count(), allowed.count()), (0, 1));
-    assert!(run.pin_dir().join("gen-1").exists(), "pins survive the sidecar");
+    assert!(
+        run.pin_dir().join("gen-1").exists(),
+        "pins survive the sidecar"
+    );
 
     // A second run with the same id replaces the stale generation without a gap.
-    let out = run.output(&ns, &["--allow", "10.77.0.1:8080"], &[p, "tcp", "10.77.0.2:8080"]);
+    let out = run.output(
+        &ns,
+        &["--allow", "10.77.0.1:8080"],
+        &[p, "tcp", "10.77.0.2:8080"],
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("replacing stale pinned enforcement"), "{stderr}");
-    assert!(!run.pin_dir().exists() && !run.state_file().exists(), "cleaned up: {stderr}");
+    assert!(
+        stderr.contains("replacing stale pinned enforcement"),
+        "{stderr}"
+    );
+    assert!(
+        !run.pin_dir().exists() && !run.state_file().exists(),
+        "cleaned up: {stderr}"
+    );
     let _ = std::fs::remove_file(go);
 }
 
@@ -232,12 +313,24 @@ fn signals_are_forwarded_and_keep_pinned_state_can_be_torn_down() {
     let ns = NetNs::new();
     let run = Run::new();
     let mut sidecar = run
-        .command(&ns, &[], &["sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.05; done"])
+        .command(
+            &ns,
+            &[],
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 42' TERM; while :; do sleep 0.05; done",
+            ],
+        )
         .spawn()
         .unwrap();
     wait_for("agent start", || run.state_file().exists());
     std::thread::sleep(Duration::from_millis(200));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sidecar.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sidecar.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let status = sidecar.wait().unwrap();
     assert_eq!(status.code(), Some(42));
 
@@ -253,24 +346,45 @@ fn signals_are_forwarded_and_keep_pinned_state_can_be_torn_down() {
 #[test]
 fn bad_input_gets_a_clear_error_and_the_fix() {
     // Parsing happens before anything privileged, so this runs everywhere.
-    let out = Command::new(sidecar_bin()).args(["run", "--allow", "10.0.0.1/8", "--", "true"]).output().unwrap();
+    let out = Command::new(sidecar_bin())
+        .args(["run", "--allow", "10.0.0.1/8", "--", "true"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("did you mean `10.0.0.0/8`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("did you mean `10.0.0.0/8`"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let dir = std::env::temp_dir().join(unique("ast-policy"));
     std::fs::create_dir_all(&dir).unwrap();
     let policy = dir.join("p.yaml");
-    std::fs::write(&policy, "version: 1\negress:\n  allow:\n    - 10.0.0.0/8:99999\n").unwrap();
+    std::fs::write(
+        &policy,
+        "version: 1\negress:\n  allow:\n    - 10.0.0.0/8:99999\n",
+    )
+    .unwrap();
     let out = Command::new(sidecar_bin())
         .args(["run", "--policy", policy.to_str().unwrap(), "--", "true"])
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
-    assert!(stderr.contains("p.yaml at line 4 column") && stderr.contains("out of range"), "{stderr}");
+    assert!(
+        stderr.contains("p.yaml at line 4 column") && stderr.contains("out of range"),
+        "{stderr}"
+    );
 
-    let out = Command::new(sidecar_bin()).args(["run", "--user", "0", "--", "true"]).output().unwrap();
+    let out = Command::new(sidecar_bin())
+        .args(["run", "--user", "0", "--", "true"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("could move itself out of its cgroup"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("could move itself out of its cgroup"),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

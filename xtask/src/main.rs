@@ -65,7 +65,10 @@ fn main() -> Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn tools_dir() -> PathBuf {
@@ -88,7 +91,11 @@ fn cargo() -> Command {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
 }
 
 fn toolchain_ready() -> bool {
@@ -125,13 +132,28 @@ fn setup() -> Result<()> {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION));
     if !have {
         run(cargo()
-            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
             .args(["--no-default-features", "--features", "llvm-22", "--root"])
             .arg(tools_dir())
             .env("LLVM_PREFIX", "/usr/lib/llvm-22")
-            .env("PATH", format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default())))?;
+            .env(
+                "PATH",
+                format!(
+                    "/usr/lib/llvm-22/bin:{}",
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            ))?;
     }
-    eprintln!("eBPF toolchain ready: /usr/bin/rustc (Debian rustc-web) + {}", linker.display());
+    eprintln!(
+        "eBPF toolchain ready: /usr/bin/rustc (Debian rustc-web) + {}",
+        linker.display()
+    );
     Ok(())
 }
 
@@ -143,7 +165,10 @@ fn ensure_setup() -> Result<()> {
 /// start without it).
 fn ensure_bpffs() -> Result<()> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if !mounts.lines().any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf ")) {
+    if !mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
+    {
         eprintln!("bpffs is not mounted at /sys/fs/bpf: mounting it");
         run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))?;
     }
@@ -157,7 +182,9 @@ fn build() -> Result<()> {
 
 fn require_root(what: &str) -> Result<()> {
     if !is_root() {
-        bail!("{what} loads eBPF programs and creates cgroups: run it as root (`sudo -E cargo xtask ...`)");
+        bail!(
+            "{what} loads eBPF programs and creates cgroups: run it as root (`sudo -E cargo xtask ...`)"
+        );
     }
     Ok(())
 }
@@ -166,7 +193,9 @@ fn demo() -> Result<()> {
     require_root("the demo")?;
     build()?;
     ensure_bpffs()?;
-    run(Command::new("bash").arg(root().join("examples/demo/run.sh")).current_dir(root()))
+    run(Command::new("bash")
+        .arg(root().join("examples/demo/run.sh"))
+        .current_dir(root()))
 }
 
 fn test() -> Result<()> {
@@ -194,16 +223,36 @@ fn bench() -> Result<()> {
     ensure_bpffs()?;
     run(cargo().args(["build", "--release", "--bin", "agent-sidecar"]))?;
     run(cargo()
-        .args(["bench", "-p", "agent-sidecar", "--bench", "kernel", "--", "--write-docs"])
-        .env("AGENT_SIDECAR_BIN", root().join("target/release/agent-sidecar")))
+        .args([
+            "bench",
+            "-p",
+            "agent-sidecar",
+            "--bench",
+            "kernel",
+            "--",
+            "--write-docs",
+        ])
+        .env(
+            "AGENT_SIDECAR_BIN",
+            root().join("target/release/agent-sidecar"),
+        ))
 }
 
 fn ci() -> Result<()> {
     setup()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(root().join("ebpf"))
-        .args(["fmt", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(root().join("ebpf"))
+            .args(["fmt", "--check"]),
+    )?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     test()
 }

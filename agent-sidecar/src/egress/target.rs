@@ -33,7 +33,10 @@ impl FromStr for Target {
     type Err = TargetError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |problem: String| TargetError { input: s.to_string(), problem };
+        let err = |problem: String| TargetError {
+            input: s.to_string(),
+            problem,
+        };
         let text = s.trim();
         if text.is_empty() {
             return Err(err("it is empty".into()));
@@ -44,7 +47,10 @@ impl FromStr for Target {
             None => None,
             Some(p) => Some(parse_port(p).map_err(err)?),
         };
-        Ok(Target { net: normalise(net), port })
+        Ok(Target {
+            net: normalise(net),
+            port,
+        })
     }
 }
 
@@ -94,9 +100,9 @@ fn parse_net(text: &str) -> Result<IpNet, String> {
         }
         Ok(net)
     } else {
-        let ip: IpAddr = text
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP address (host names are not accepted here)"))?;
+        let ip: IpAddr = text.parse().map_err(|_| {
+            format!("`{text}` is not an IP address (host names are not accepted here)")
+        })?;
         Ok(IpNet::from(ip))
     }
 }
@@ -114,9 +120,9 @@ fn parse_port(text: &str) -> Result<u16, String> {
 fn normalise(net: IpNet) -> IpNet {
     match net {
         IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
-            Some(v4) if v6.prefix_len() >= 96 => IpNet::V4(
-                Ipv4Net::new(v4, v6.prefix_len() - 96).expect("prefix within 0..=32"),
-            ),
+            Some(v4) if v6.prefix_len() >= 96 => {
+                IpNet::V4(Ipv4Net::new(v4, v6.prefix_len() - 96).expect("prefix within 0..=32"))
+            }
             _ => IpNet::V6(v6),
         },
         v4 => v4,
@@ -140,7 +146,10 @@ impl fmt::Display for Target {
 impl Target {
     /// A single-host IPv6 target, for tests and callers building rules.
     pub fn v6_host(addr: std::net::Ipv6Addr, port: Option<u16>) -> Self {
-        Target { net: normalise(IpNet::V6(Ipv6Net::from(addr))), port }
+        Target {
+            net: normalise(IpNet::V6(Ipv6Net::from(addr))),
+            port,
+        }
     }
 }
 

@@ -15,7 +15,10 @@ use agent_sidecar_common::{
 };
 use aya::{
     Pod,
-    maps::{Map, MapData, lpm_trie::{Key, LpmTrie}},
+    maps::{
+        Map, MapData,
+        lpm_trie::{Key, LpmTrie},
+    },
 };
 use ipnet::IpNet;
 
@@ -42,24 +45,45 @@ impl Entries {
     pub fn compile(list: &Allowlist) -> Self {
         let mut e = Entries::default();
         for (id, rule) in list.rules().iter().enumerate() {
-            let value = AllowValue { rule_id: id as u32, flags: 0 };
+            let value = AllowValue {
+                rule_id: id as u32,
+                flags: 0,
+            };
             for &proto in rule.protocols.numbers() {
                 let prefix = KEY_FIXED_PREFIX_BITS + u32::from(rule.target.net.prefix_len());
                 match (rule.target.net, rule.target.port) {
                     (IpNet::V4(n), Some(port)) => {
-                        let k = Allow4PortKey { proto, pad: 0, port_be: port.to_be(), addr_be: n.network().octets() };
+                        let k = Allow4PortKey {
+                            proto,
+                            pad: 0,
+                            port_be: port.to_be(),
+                            addr_be: n.network().octets(),
+                        };
                         e.v4_port.entry((prefix, k)).or_insert(value);
                     }
                     (IpNet::V4(n), None) => {
-                        let k = Allow4AnyKey { proto, pad: [0; 3], addr_be: n.network().octets() };
+                        let k = Allow4AnyKey {
+                            proto,
+                            pad: [0; 3],
+                            addr_be: n.network().octets(),
+                        };
                         e.v4_any.entry((prefix, k)).or_insert(value);
                     }
                     (IpNet::V6(n), Some(port)) => {
-                        let k = Allow6PortKey { proto, pad: 0, port_be: port.to_be(), addr_be: n.network().octets() };
+                        let k = Allow6PortKey {
+                            proto,
+                            pad: 0,
+                            port_be: port.to_be(),
+                            addr_be: n.network().octets(),
+                        };
                         e.v6_port.entry((prefix, k)).or_insert(value);
                     }
                     (IpNet::V6(n), None) => {
-                        let k = Allow6AnyKey { proto, pad: [0; 3], addr_be: n.network().octets() };
+                        let k = Allow6AnyKey {
+                            proto,
+                            pad: [0; 3],
+                            addr_be: n.network().octets(),
+                        };
                         e.v6_any.entry((prefix, k)).or_insert(value);
                     }
                 }
@@ -87,7 +111,11 @@ impl Entries {
             (map_names::ALLOW6_ANY, self.v6_any.len()),
         ] {
             if n > ALLOWLIST_CAPACITY as usize {
-                return Err(KernelError::MapFull { map, requested: n, capacity: ALLOWLIST_CAPACITY });
+                return Err(KernelError::MapFull {
+                    map,
+                    requested: n,
+                    capacity: ALLOWLIST_CAPACITY,
+                });
             }
         }
         Ok(())
@@ -107,7 +135,10 @@ impl AllowlistMaps {
     pub fn new(
         mut open: impl FnMut(&'static str) -> Result<Map, KernelError>,
     ) -> Result<Self, KernelError> {
-        fn trie<K: Pod>(name: &'static str, map: Map) -> Result<LpmTrie<MapData, K, AllowValue>, KernelError> {
+        fn trie<K: Pod>(
+            name: &'static str,
+            map: Map,
+        ) -> Result<LpmTrie<MapData, K, AllowValue>, KernelError> {
             LpmTrie::try_from(map).map_err(|e| KernelError::bpf(name, "opening map", &e))
         }
         Ok(Self {
@@ -137,7 +168,11 @@ fn sync<K: Pod + Eq + Hash>(
     for (&(prefix, data), value) in wanted {
         map.insert(&Key::new(prefix, data), value, 0).map_err(|e| {
             if is_full(&e) {
-                KernelError::MapFull { map: name, requested: wanted.len(), capacity: ALLOWLIST_CAPACITY }
+                KernelError::MapFull {
+                    map: name,
+                    requested: wanted.len(),
+                    capacity: ALLOWLIST_CAPACITY,
+                }
             } else {
                 KernelError::bpf(name, "writing map", &e)
             }
@@ -168,7 +203,11 @@ mod tests {
     fn list(rules: &[(&str, Protocols)]) -> Allowlist {
         let mut l = Allowlist::new();
         for (i, (t, p)) in rules.iter().enumerate() {
-            l.push(EgressRule { target: t.parse().unwrap(), protocols: *p, source: RuleSource::Flag(i + 1) });
+            l.push(EgressRule {
+                target: t.parse().unwrap(),
+                protocols: *p,
+                source: RuleSource::Flag(i + 1),
+            });
         }
         l
     }
@@ -182,9 +221,22 @@ mod tests {
             ("::1", Protocols::Tcp),
         ]));
         let (&(prefix, k), v) = e.v4_port.iter().next().unwrap();
-        assert_eq!((prefix, k.proto, u16::from_be(k.port_be), k.addr_be, v.rule_id), (64, 6, 443, [10, 0, 0, 5], 0));
+        assert_eq!(
+            (
+                prefix,
+                k.proto,
+                u16::from_be(k.port_be),
+                k.addr_be,
+                v.rule_id
+            ),
+            (64, 6, 443, [10, 0, 0, 5], 0)
+        );
         assert_eq!(e.v4_any.len(), 2, "any = tcp + udp");
-        assert!(e.v4_any.keys().all(|(p, k)| *p == 40 && k.addr_be == [10, 0, 0, 0]));
+        assert!(
+            e.v4_any
+                .keys()
+                .all(|(p, k)| *p == 40 && k.addr_be == [10, 0, 0, 0])
+        );
         let (&(prefix, k), _) = e.v6_port.iter().next().unwrap();
         assert_eq!((prefix, k.proto), (64, 17));
         let (&(prefix, _), v) = e.v6_any.iter().next().unwrap();
@@ -194,7 +246,10 @@ mod tests {
 
     #[test]
     fn duplicates_keep_the_first_rule() {
-        let e = Entries::compile(&list(&[("10.0.0.5:443", Protocols::Tcp), ("10.0.0.5:443", Protocols::Any)]));
+        let e = Entries::compile(&list(&[
+            ("10.0.0.5:443", Protocols::Tcp),
+            ("10.0.0.5:443", Protocols::Any),
+        ]));
         assert_eq!(e.v4_port.len(), 2);
         let tcp = e.v4_port.iter().find(|((_, k), _)| k.proto == 6).unwrap();
         assert_eq!(tcp.1.rule_id, 0);
@@ -204,10 +259,23 @@ mod tests {
     fn capacity_is_checked_before_the_kernel_is_touched() {
         let mut e = Entries::default();
         for i in 0..=ALLOWLIST_CAPACITY {
-            let k = Allow4AnyKey { proto: 6, pad: [0; 3], addr_be: i.to_be_bytes() };
-            e.v4_any.insert((64, k), AllowValue { rule_id: 0, flags: 0 });
+            let k = Allow4AnyKey {
+                proto: 6,
+                pad: [0; 3],
+                addr_be: i.to_be_bytes(),
+            };
+            e.v4_any.insert(
+                (64, k),
+                AllowValue {
+                    rule_id: 0,
+                    flags: 0,
+                },
+            );
         }
         let msg = e.check_capacity().unwrap_err().to_string();
-        assert!(msg.contains("ALLOW4_ANY") && msg.contains("131072") && msg.contains("fail closed"), "{msg}");
+        assert!(
+            msg.contains("ALLOW4_ANY") && msg.contains("131072") && msg.contains("fail closed"),
+            "{msg}"
+        );
     }
 }

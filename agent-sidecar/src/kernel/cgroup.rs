@@ -63,7 +63,10 @@ impl AgentCgroup {
     /// executes the agent's command.
     pub fn procs_writer(&self) -> Result<File, KernelError> {
         let p = self.path.join("cgroup.procs");
-        OpenOptions::new().write(true).open(&p).map_err(|e| KernelError::io("opening", &p, e))
+        OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .map_err(|e| KernelError::io("opening", &p, e))
     }
 
     /// Process ids currently in the cgroup.

@@ -1,9 +1,6 @@
 //! Loads, attaches, pins, updates and removes one agent's enforcement.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use agent_sidecar_common::{
     Counter, EndpointKey, SETTINGS_QUARANTINE, SETTINGS_READY, Settings, map_names, program_names,
@@ -116,21 +113,25 @@ impl Enforcer {
                 "replacing stale pinned enforcement left by a sidecar that is gone"
             );
         }
-        let generation = old_generations.last().copied().unwrap_or(0).max(
-            previous.as_ref().map(|p| p.generation).unwrap_or(0),
-        ) + 1;
+        let generation = old_generations
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(previous.as_ref().map(|p| p.generation).unwrap_or(0))
+            + 1;
         let dir = layout.generation_dir(generation);
         PinLayout::create_private_dir(&dir)?;
 
         let attached = Self::load_and_attach(&layout, generation, &cgroup, &entries);
-        let (allowlist_maps, settings, sidecar, counters, events, logger, lsm_guard) = match attached {
-            Ok(parts) => parts,
-            Err(e) => {
-                // Our half-built generation goes; any previous one stays in force.
-                let _ = layout.remove_generation(generation);
-                return Err(e);
-            }
-        };
+        let (allowlist_maps, settings, sidecar, counters, events, logger, lsm_guard) =
+            match attached {
+                Ok(parts) => parts,
+                Err(e) => {
+                    // Our half-built generation goes; any previous one stays in force.
+                    let _ = layout.remove_generation(generation);
+                    return Err(e);
+                }
+            };
         for old in old_generations {
             layout.remove_generation(old)?;
         }
@@ -216,7 +217,14 @@ impl Enforcer {
         let events = RingBuf::try_from(take(map_names::EVENTS)?)
             .map_err(|e| KernelError::bpf(map_names::EVENTS, "opening map", &e))?;
         settings
-            .set(0, Settings { flags: SETTINGS_READY, reserved: 0 }, 0)
+            .set(
+                0,
+                Settings {
+                    flags: SETTINGS_READY,
+                    reserved: 0,
+                },
+                0,
+            )
             .map_err(|e| KernelError::bpf(map_names::SETTINGS, "writing map", &e))?;
 
         for name in program_names::ALL {
@@ -250,7 +258,15 @@ impl Enforcer {
                 }
             }
         };
-        Ok((allowlist, settings, sidecar, counters, Some(events), logger, lsm_guard))
+        Ok((
+            allowlist,
+            settings,
+            sidecar,
+            counters,
+            Some(events),
+            logger,
+            lsm_guard,
+        ))
     }
 
     /// The agent's cgroup.
@@ -287,12 +303,21 @@ impl Enforcer {
     }
 
     /// Lets the agent always reach one of the sidecar's own listeners.
-    pub fn allow_sidecar_endpoint(&mut self, addr: std::net::SocketAddr, proto: u8) -> Result<(), KernelError> {
+    pub fn allow_sidecar_endpoint(
+        &mut self,
+        addr: std::net::SocketAddr,
+        proto: u8,
+    ) -> Result<(), KernelError> {
         let addr_be = match addr.ip() {
             std::net::IpAddr::V4(v4) => v4_mapped(v4.octets()),
             std::net::IpAddr::V6(v6) => v6.octets(),
         };
-        let key = EndpointKey { addr_be, port_be: addr.port().to_be(), proto, pad: 0 };
+        let key = EndpointKey {
+            addr_be,
+            port_be: addr.port().to_be(),
+            proto,
+            pad: 0,
+        };
         self.sidecar
             .insert(key, 1, 0)
             .map_err(|e| KernelError::bpf(map_names::SIDECAR, "writing map", &e))
@@ -319,7 +344,10 @@ impl Enforcer {
     /// Reads the kernel counters.
     pub fn counters(&self) -> KernelCounters {
         let sum = |c: Counter| -> u64 {
-            self.counters.get(&(c as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
+            self.counters
+                .get(&(c as u32), 0)
+                .map(|v| v.iter().sum())
+                .unwrap_or(0)
         };
         KernelCounters {
             allowed: sum(Counter::Allowed),
@@ -334,7 +362,13 @@ impl Enforcer {
     /// `agent-sidecar/`) and the state file. Processes are killed *before*
     /// the programs are detached, so nothing runs unenforced.
     pub fn teardown(self, remove_cgroup: bool) -> Result<(), KernelError> {
-        let Self { layout, cgroup, events, logger, .. } = self;
+        let Self {
+            layout,
+            cgroup,
+            events,
+            logger,
+            ..
+        } = self;
         drop((events, logger));
         if remove_cgroup {
             cgroup.kill_all(Duration::from_secs(5))?;
@@ -366,20 +400,33 @@ fn attach(ebpf: &mut Ebpf, name: &str, cgroup: &AgentCgroup) -> Result<FdLink, K
     })?;
     let mode = CgroupAttachMode::Single;
     let fd = cgroup.dir();
-    let load_err = |e: aya::programs::ProgramError| KernelError::bpf(name, "loading (verifier)", &e);
-    let attach_err = |e: aya::programs::ProgramError| KernelError::bpf(name, "attaching to the cgroup", &e);
+    let load_err =
+        |e: aya::programs::ProgramError| KernelError::bpf(name, "loading (verifier)", &e);
+    let attach_err =
+        |e: aya::programs::ProgramError| KernelError::bpf(name, "attaching to the cgroup", &e);
     let link: FdLink = if let Ok(p) = <&mut CgroupSockAddr>::try_from(&mut *program) {
         p.load().map_err(load_err)?;
         let id = p.attach(fd, mode).map_err(attach_err)?;
-        p.take_link(id).map_err(attach_err)?.try_into().map_err(|e| KernelError::bpf(name, "taking the link", &e))?
+        p.take_link(id)
+            .map_err(attach_err)?
+            .try_into()
+            .map_err(|e| KernelError::bpf(name, "taking the link", &e))?
     } else if let Ok(p) = <&mut CgroupSock>::try_from(&mut *program) {
         p.load().map_err(load_err)?;
         let id = p.attach(fd, mode).map_err(attach_err)?;
-        p.take_link(id).map_err(attach_err)?.try_into().map_err(|e| KernelError::bpf(name, "taking the link", &e))?
+        p.take_link(id)
+            .map_err(attach_err)?
+            .try_into()
+            .map_err(|e| KernelError::bpf(name, "taking the link", &e))?
     } else if let Ok(p) = <&mut CgroupSkb>::try_from(&mut *program) {
         p.load().map_err(load_err)?;
-        let id = p.attach(fd, CgroupSkbAttachType::Egress, mode).map_err(attach_err)?;
-        p.take_link(id).map_err(attach_err)?.try_into().map_err(|e| KernelError::bpf(name, "taking the link", &e))?
+        let id = p
+            .attach(fd, CgroupSkbAttachType::Egress, mode)
+            .map_err(attach_err)?;
+        p.take_link(id)
+            .map_err(attach_err)?
+            .try_into()
+            .map_err(|e| KernelError::bpf(name, "taking the link", &e))?
     } else {
         return Err(KernelError::Bpf {
             program: name.into(),
@@ -402,7 +449,8 @@ fn bpf_lsm_active() -> bool {
 /// to the cgroup.
 fn attach_lsm(ebpf: &mut Ebpf, cgroup: &AgentCgroup) -> Result<FdLink, KernelError> {
     let name = program_names::LSM_SOCKET_CREATE;
-    let btf = aya::Btf::from_sys_fs().map_err(|e| KernelError::bpf(name, "reading kernel BTF", &e))?;
+    let btf =
+        aya::Btf::from_sys_fs().map_err(|e| KernelError::bpf(name, "reading kernel BTF", &e))?;
     let program: &mut LsmCgroup = ebpf
         .program_mut(name)
         .ok_or_else(|| KernelError::Bpf {
@@ -415,12 +463,13 @@ fn attach_lsm(ebpf: &mut Ebpf, cgroup: &AgentCgroup) -> Result<FdLink, KernelErr
     program
         .load(program_names::LSM_SOCKET_CREATE_HOOK, &btf)
         .map_err(|e| KernelError::bpf(name, "loading (verifier)", &e))?;
-    let id = program.attach(cgroup.dir()).map_err(|e| KernelError::bpf(name, "attaching to the cgroup", &e))?;
-    program
+    let id = program
+        .attach(cgroup.dir())
+        .map_err(|e| KernelError::bpf(name, "attaching to the cgroup", &e))?;
+    let link = program
         .take_link(id)
-        .map_err(|e| KernelError::bpf(name, "taking the link", &e))?
-        .try_into()
-        .map_err(|e| KernelError::bpf(name, "taking the link", &e))
+        .map_err(|e| KernelError::bpf(name, "taking the link", &e))?;
+    Ok(link.into())
 }
 
 /// Removes the pinned enforcement of an agent whose sidecar is gone (after
@@ -438,19 +487,19 @@ pub fn teardown_agent(config: &EnforcerConfig) -> Result<PinnedState, KernelErro
         .as_ref()
         .map(|s| s.cgroup.clone())
         .or_else(|| config.cgroup.clone());
-    if let Some(path) = &cgroup_path {
-        if Path::new(path).exists() {
-            AgentCgroup::open(path.clone())?.kill_all(Duration::from_secs(5))?;
-        }
+    if let Some(path) = cgroup_path.as_ref().filter(|p| p.exists()) {
+        AgentCgroup::open(path.clone())?.kill_all(Duration::from_secs(5))?;
     }
     for generation in layout.generations() {
         layout.remove_generation(generation)?;
     }
     let _ = std::fs::remove_dir(layout.agent_dir());
-    if let Some(path) = cgroup_path.filter(|p| p.parent().is_some_and(|d| d.ends_with(super::cgroup::PARENT))) {
-        if path.exists() {
-            AgentCgroup::open(path)?.remove()?;
-        }
+    let ours = |p: &PathBuf| {
+        p.parent()
+            .is_some_and(|d| d.ends_with(super::cgroup::PARENT))
+    };
+    if let Some(path) = cgroup_path.filter(|p| ours(p) && p.exists()) {
+        AgentCgroup::open(path)?.remove()?;
     }
     let _ = std::fs::remove_file(layout.state_path());
     Ok(state.unwrap_or(PinnedState {

@@ -97,8 +97,16 @@ pub enum KernelError {
 
 impl KernelError {
     /// Builds a [`KernelError::Io`].
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        KernelError::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        KernelError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     /// Builds a [`KernelError::Bpf`] from any displayable error, with its
@@ -111,6 +119,10 @@ impl KernelError {
             detail.push_str(&s.to_string());
             src = s.source();
         }
-        KernelError::Bpf { program: program.to_string(), action, detail }
+        KernelError::Bpf {
+            program: program.to_string(),
+            action,
+            detail,
+        }
     }
 }

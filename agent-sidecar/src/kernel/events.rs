@@ -50,7 +50,10 @@ impl DenyRecord {
         let hook = Hook::from_u8(e.hook)?.name();
         let reason = DenyReason::from_u8(e.reason)?.name();
         let ip = Ipv6Addr::from(e.dst_addr);
-        let ip = ip.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(ip));
+        let ip = ip
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(ip));
         let socket_hook = e.hook == Hook::SockCreate as u8 || e.hook == Hook::LsmSocketCreate as u8;
         let destination = (!socket_hook).then(|| SocketAddr::new(ip, e.dst_port));
         let comm_len = e.comm.iter().position(|&b| b == 0).unwrap_or(e.comm.len());
@@ -86,7 +89,11 @@ pub fn watch<T: AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
 
 /// Reads the ring buffer asynchronously and hands every record to `sink`
 /// until `stop` fires, then drains what is left and returns.
-pub async fn consume(ring: RingBuf<MapData>, sink: &mut impl FnMut(DenyRecord), stop: oneshot::Receiver<()>) {
+pub async fn consume(
+    ring: RingBuf<MapData>,
+    sink: &mut impl FnMut(DenyRecord),
+    stop: oneshot::Receiver<()>,
+) {
     let mut fd = match watch(ring) {
         Ok(fd) => fd,
         Err(e) => {
@@ -125,14 +132,16 @@ pub fn drain(ring: &mut RingBuf<MapData>, sink: &mut impl FnMut(DenyRecord)) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn raw(e: &DenyEvent) -> Vec<u8> {
         // SAFETY: DenyEvent is repr(C) plain data.
-        unsafe { std::slice::from_raw_parts((e as *const DenyEvent).cast::<u8>(), size_of::<DenyEvent>()) }.to_vec()
+        unsafe {
+            std::slice::from_raw_parts((e as *const DenyEvent).cast::<u8>(), size_of::<DenyEvent>())
+        }
+        .to_vec()
     }
 
     #[test]
@@ -157,7 +166,10 @@ mod tests {
         };
         let r = DenyRecord::decode(&raw(&e)).unwrap();
         assert_eq!(r.destination, Some("192.0.2.7:443".parse().unwrap()));
-        assert_eq!((r.hook, r.reason, r.comm.as_str(), r.protocol.as_str()), ("connect6", "not_allowlisted", "curl", "tcp"));
+        assert_eq!(
+            (r.hook, r.reason, r.comm.as_str(), r.protocol.as_str()),
+            ("connect6", "not_allowlisted", "curl", "tcp")
+        );
         assert!(DenyRecord::decode(&raw(&e)[..10]).is_none());
         let bad = DenyEvent { hook: 99, ..e };
         assert!(DenyRecord::decode(&raw(&bad)).is_none());

@@ -6,8 +6,10 @@ use sha2::{Digest, Sha256};
 pub fn bytes() -> &'static [u8] {
     #[repr(C, align(8))]
     struct Aligned<T: ?Sized>(T);
-    static OBJECT: &Aligned<[u8]> =
-        &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/agent-sidecar-ebpf.o")));
+    static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+        env!("OUT_DIR"),
+        "/agent-sidecar-ebpf.o"
+    )));
     &OBJECT.0
 }
 

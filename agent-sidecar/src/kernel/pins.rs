@@ -37,7 +37,11 @@ impl PinLayout {
     /// Builds the layout, validating the agent id.
     pub fn new(bpffs: &Path, state_dir: &Path, agent_id: &str) -> Result<Self, KernelError> {
         validate_agent_id(agent_id)?;
-        Ok(Self { bpffs: bpffs.into(), state_dir: state_dir.into(), agent_id: agent_id.into() })
+        Ok(Self {
+            bpffs: bpffs.into(),
+            state_dir: state_dir.into(),
+            agent_id: agent_id.into(),
+        })
     }
 
     /// `<bpffs>/agent-sidecar/<agent id>`.
@@ -52,7 +56,8 @@ impl PinLayout {
 
     /// Pin path of a program's link.
     pub fn link_path(&self, generation: u64, program: &str) -> PathBuf {
-        self.generation_dir(generation).join(format!("link-{program}"))
+        self.generation_dir(generation)
+            .join(format!("link-{program}"))
     }
 
     /// Pin path of a map.
@@ -98,7 +103,10 @@ impl PinLayout {
         if let Ok(entries) = fs::read_dir(&dir) {
             // Links first, so programs stop running before their maps go.
             let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-            paths.sort_by_key(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("link-")));
+            paths.sort_by_key(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("link-"))
+            });
             for p in paths {
                 fs::remove_file(&p).map_err(|e| KernelError::io("unpinning", &p, e))?;
             }
@@ -114,8 +122,14 @@ pub fn validate_agent_id(id: &str) -> Result<(), KernelError> {
         && id.len() <= 64
         && !id.starts_with('.')
         && !id.starts_with('-')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok { Ok(()) } else { Err(KernelError::InvalidAgentId(id.to_string())) }
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(KernelError::InvalidAgentId(id.to_string()))
+    }
 }
 
 /// What a sidecar records about the state it pinned.
@@ -139,7 +153,11 @@ impl PinnedState {
         let path = layout.state_path();
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                KernelError::io("parsing", &path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                KernelError::io(
+                    "parsing",
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(KernelError::io("reading", &path, e)),
@@ -184,7 +202,10 @@ impl OwnerLock {
                     .flatten()
                     .map(|s| s.owner_pid.to_string())
                     .unwrap_or_else(|| "unknown".into());
-                return Err(KernelError::InUse { agent_id: layout.agent_id.clone(), pid });
+                return Err(KernelError::InUse {
+                    agent_id: layout.agent_id.clone(),
+                    pid,
+                });
             }
             return Err(KernelError::io("locking", &path, err));
         }
@@ -210,7 +231,10 @@ mod tests {
     #[test]
     fn layout_paths() {
         let l = PinLayout::new(Path::new("/sys/fs/bpf"), Path::new("/run/x"), "a1").unwrap();
-        assert_eq!(l.link_path(3, "connect4"), Path::new("/sys/fs/bpf/agent-sidecar/a1/gen-3/link-connect4"));
+        assert_eq!(
+            l.link_path(3, "connect4"),
+            Path::new("/sys/fs/bpf/agent-sidecar/a1/gen-3/link-connect4")
+        );
         assert_eq!(l.state_path(), Path::new("/run/x/a1.json"));
     }
 }

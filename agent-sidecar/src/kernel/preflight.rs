@@ -31,7 +31,9 @@ pub fn check(bpffs: &Path) -> Result<PathBuf, KernelError> {
     let cgroup2 = cgroup2_mount()?;
     check_bpffs(bpffs)?;
     if !Path::new(VMLINUX_BTF).exists() {
-        return Err(KernelError::NoBtf { path: VMLINUX_BTF.into() });
+        return Err(KernelError::NoBtf {
+            path: VMLINUX_BTF.into(),
+        });
     }
     Ok(cgroup2)
 }
@@ -51,7 +53,9 @@ pub fn check_caps(status: &str) -> Result<(), KernelError> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(KernelError::NotPrivileged { missing: missing.join(", ") })
+        Err(KernelError::NotPrivileged {
+            missing: missing.join(", "),
+        })
     }
 }
 
@@ -73,14 +77,19 @@ pub fn cgroup2_from_mountinfo(info: &str) -> Option<PathBuf> {
 }
 
 fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Checks that `path` is a mounted bpffs.
 pub fn check_bpffs(path: &Path) -> Result<(), KernelError> {
     match nix::sys::statfs::statfs(path) {
-        Ok(fs) if fs.filesystem_type().0 as i64 == BPF_FS_MAGIC => Ok(()),
-        _ => Err(KernelError::NoBpffs { path: path.to_path_buf() }),
+        Ok(fs) if fs.filesystem_type().0 == BPF_FS_MAGIC => Ok(()),
+        _ => Err(KernelError::NoBpffs {
+            path: path.to_path_buf(),
+        }),
     }
 }
 
@@ -90,10 +99,17 @@ mod tests {
 
     #[test]
     fn missing_caps_are_named() {
-        let e = check_caps("Name:\tx\nCapEff:\t0000000000000000\n").unwrap_err().to_string();
-        assert!(e.contains("CAP_BPF") && e.contains("CAP_NET_ADMIN") && e.contains("sudo"), "{e}");
+        let e = check_caps("Name:\tx\nCapEff:\t0000000000000000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CAP_BPF") && e.contains("CAP_NET_ADMIN") && e.contains("sudo"),
+            "{e}"
+        );
         assert!(check_caps("CapEff:\t000001ffffffffff\n").is_ok());
-        let e = check_caps("CapEff:\t0000000000200000\n").unwrap_err().to_string();
+        let e = check_caps("CapEff:\t0000000000200000\n")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("CAP_SYS_ADMIN") && e.contains("CAP_BPF"), "{e}");
     }
 
@@ -101,12 +117,23 @@ mod tests {
     fn finds_cgroup2_in_hybrid_and_unified_layouts() {
         let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw\n\
                       41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup2_from_mountinfo(hybrid), Some("/sys/fs/cgroup/unified".into()));
-        let unified = "25 1 0:22 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert_eq!(cgroup2_from_mountinfo(unified), Some("/sys/fs/cgroup".into()));
+        assert_eq!(
+            cgroup2_from_mountinfo(hybrid),
+            Some("/sys/fs/cgroup/unified".into())
+        );
+        let unified =
+            "25 1 0:22 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            cgroup2_from_mountinfo(unified),
+            Some("/sys/fs/cgroup".into())
+        );
         let none = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n";
         assert_eq!(cgroup2_from_mountinfo(none), None);
-        assert!(KernelError::NoCgroup2.to_string().contains("mount -t cgroup2"));
+        assert!(
+            KernelError::NoCgroup2
+                .to_string()
+                .contains("mount -t cgroup2")
+        );
     }
 
     #[test]

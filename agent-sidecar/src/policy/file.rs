@@ -84,7 +84,11 @@ impl<'de> Deserialize<'de> for AllowEntry {
             }),
             Raw::Map(v) => {
                 let m: AllowMapping = serde_yaml_ng::from_value(v).map_err(de::Error::custom)?;
-                Ok(AllowEntry { target: m.target.0, protocol: m.protocol, description: m.description })
+                Ok(AllowEntry {
+                    target: m.target.0,
+                    protocol: m.protocol,
+                    description: m.description,
+                })
             }
         }
     }
@@ -137,7 +141,10 @@ impl PolicyFile {
         if file.version != 1 {
             return Err(invalid(
                 String::new(),
-                format!("unsupported version {} (this agent-sidecar reads version 1)", file.version),
+                format!(
+                    "unsupported version {} (this agent-sidecar reads version 1)",
+                    file.version
+                ),
             ));
         }
         Ok(file)
@@ -145,8 +152,10 @@ impl PolicyFile {
 
     /// Reads and parses a policy file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(path, &text)
     }
 
@@ -157,7 +166,10 @@ impl PolicyFile {
             list.push(EgressRule {
                 target: entry.target,
                 protocols: entry.protocol,
-                source: RuleSource::Policy { file: path.display().to_string(), index: i + 1 },
+                source: RuleSource::Policy {
+                    file: path.display().to_string(),
+                    index: i + 1,
+                },
             });
         }
         list

@@ -9,8 +9,15 @@ use tokio::process::{Child, Command};
 use super::user::UserSpec;
 
 /// Spawns `argv` in the cgroup whose `cgroup.procs` is `procs`, as `user`.
-pub fn spawn(argv: &[OsString], procs: &File, user: UserSpec, env: &[(String, String)]) -> io::Result<Child> {
-    let (program, args) = argv.split_first().ok_or_else(|| io::Error::other("empty command"))?;
+pub fn spawn(
+    argv: &[OsString],
+    procs: &File,
+    user: UserSpec,
+    env: &[(String, String)],
+) -> io::Result<Child> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::other("empty command"))?;
     let cap_last: libc::c_ulong = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -27,7 +34,13 @@ pub fn spawn(argv: &[OsString], procs: &File, user: UserSpec, env: &[(String, St
     // allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            let check = |rc: libc::c_int| if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) };
+            let check = |rc: libc::c_int| {
+                if rc == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            };
             // 1. Join the agent's cgroup ("0" means the writing process).
             if libc::write(procs_fd, b"0\n".as_ptr().cast(), 2) != 2 {
                 return Err(io::Error::last_os_error());
@@ -44,7 +57,13 @@ pub fn spawn(argv: &[OsString], procs: &File, user: UserSpec, env: &[(String, St
                     return Err(io::Error::last_os_error());
                 }
             }
-            check(libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0))?;
+            check(libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            ))?;
             // 4. Leaving uid 0 for a non-zero uid clears the permitted and
             //    effective sets (PR_SET_KEEPCAPS is off after fork).
             check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0))?;

@@ -93,7 +93,11 @@ impl RunError {
 pub fn build_allowlist(policies: &[PathBuf], allow: &[Target]) -> Result<Allowlist, PolicyError> {
     let mut list = load_policy_files(policies)?;
     for (i, target) in allow.iter().enumerate() {
-        list.push(EgressRule { target: *target, protocols: Protocols::Any, source: RuleSource::Flag(i + 1) });
+        list.push(EgressRule {
+            target: *target,
+            protocols: Protocols::Any,
+            source: RuleSource::Flag(i + 1),
+        });
     }
     Ok(list)
 }
@@ -101,11 +105,23 @@ pub fn build_allowlist(policies: &[PathBuf], allow: &[Target]) -> Result<Allowli
 fn default_agent_id(command: &[OsString]) -> String {
     let name = command
         .first()
-        .map(|c| std::path::Path::new(c).file_name().unwrap_or(c).to_string_lossy().into_owned())
+        .map(|c| {
+            std::path::Path::new(c)
+                .file_name()
+                .unwrap_or(c)
+                .to_string_lossy()
+                .into_owned()
+        })
         .unwrap_or_default();
     let name: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     let name = name.trim_start_matches(['-', '_']);
@@ -116,11 +132,17 @@ fn default_agent_id(command: &[OsString]) -> String {
 /// Runs the command under enforcement and returns its exit code.
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     let allowlist = build_allowlist(&opts.policies, &opts.allow)?;
-    let agent_id = opts.agent_id.clone().unwrap_or_else(|| default_agent_id(&opts.command));
+    let agent_id = opts
+        .agent_id
+        .clone()
+        .unwrap_or_else(|| default_agent_id(&opts.command));
     let user = match opts.user {
         Some(u) => u,
         None if nix::unistd::geteuid().is_root() => NOBODY,
-        None => UserSpec { uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() },
+        None => UserSpec {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+        },
     };
     if user.uid == 0 {
         return Err(RunError::Io(
@@ -154,19 +176,27 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             events::consume(ring, &mut sink, stopped).await;
         })
     });
-    let logger_task = enforcer.take_logger().map(|logger| tokio::spawn(flush_ebpf_logs(logger)));
+    let logger_task = enforcer
+        .take_logger()
+        .map(|logger| tokio::spawn(flush_ebpf_logs(logger)));
 
     let enforcer = Arc::new(std::sync::Mutex::new(enforcer));
     let admin_task = match opts.metrics_listen {
         Some(addr) => {
-            let listener = admin::bind(addr).await.map_err(|e| RunError::Io("binding --metrics-listen", e))?;
+            let listener = admin::bind(addr)
+                .await
+                .map_err(|e| RunError::Io("binding --metrics-listen", e))?;
             info!(%addr, "serving /metrics and /healthz");
             let (enf, m, id) = (enforcer.clone(), metrics.clone(), agent_id.clone());
             let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
                 let counters = enf.lock().expect("enforcer lock").counters();
                 m.observe_kernel(&id, counters);
             });
-            Some(tokio::spawn(admin::serve(listener, metrics.clone(), refresh)))
+            Some(tokio::spawn(admin::serve(
+                listener,
+                metrics.clone(),
+                refresh,
+            )))
         }
         None => None,
     };
@@ -181,8 +211,12 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         Ok(mut child) => {
             let pid = child.id().unwrap_or(0);
             info!(agent_id = %agent_id, pid, user = %user, "agent started");
-            let forwarder = signals::Forwarder::start(pid).map_err(|e| RunError::Io("installing signal handlers", e))?;
-            let status = child.wait().await.map_err(|e| RunError::Io("waiting for the agent", e))?;
+            let forwarder = signals::Forwarder::start(pid)
+                .map_err(|e| RunError::Io("installing signal handlers", e))?;
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| RunError::Io("waiting for the agent", e))?;
             drop(forwarder);
             Ok(exit_code(status))
         }
@@ -192,8 +226,16 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
                 _ => EXIT_CANNOT_EXECUTE,
             };
             error!(agent_id = %agent_id, error = %source, "cannot start the agent");
-            let command = opts.command.first().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
-            Err(RunError::Spawn { command, source, code })
+            let command = opts
+                .command
+                .first()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Err(RunError::Spawn {
+                command,
+                source,
+                code,
+            })
         }
     };
     for task in [admin_task, logger_task].into_iter().flatten() {
@@ -203,7 +245,15 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     if let Ok(code) = &code {
         info!(agent_id = %agent_id, exit_code = code, "agent exited");
     }
-    finish(enforcer, &metrics, &agent_id, opts.keep_pinned, stop_events, events_task).await?;
+    finish(
+        enforcer,
+        &metrics,
+        &agent_id,
+        opts.keep_pinned,
+        stop_events,
+        events_task,
+    )
+    .await?;
     code
 }
 
@@ -223,7 +273,11 @@ async fn finish(
     let counters = enforcer.lock().expect("enforcer lock").counters();
     metrics.observe_kernel(agent_id, counters);
     if counters.events_lost > 0 {
-        warn!(agent_id, lost = counters.events_lost, "deny events were lost: the ring buffer was full");
+        warn!(
+            agent_id,
+            lost = counters.events_lost,
+            "deny events were lost: the ring buffer was full"
+        );
     }
     info!(
         agent_id,
@@ -251,7 +305,9 @@ async fn finish(
 }
 
 async fn flush_ebpf_logs(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
-    let Ok(mut fd) = events::watch(logger) else { return };
+    let Ok(mut fd) = events::watch(logger) else {
+        return;
+    };
     while let Ok(mut guard) = fd.readable_mut().await {
         guard.get_inner_mut().flush();
         guard.clear_ready();
@@ -259,7 +315,10 @@ async fn flush_ebpf_logs(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
 }
 
 fn log_deny(agent_id: &str, r: &events::DenyRecord) {
-    let destination = r.destination.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    let destination = r
+        .destination
+        .map(|d| d.to_string())
+        .unwrap_or_else(|| "-".into());
     warn!(
         target: "agent_sidecar::egress",
         agent_id,

@@ -26,18 +26,27 @@ impl Forwarder {
     pub fn start(pid: u32) -> std::io::Result<Self> {
         let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
         let handle = signals.handle();
-        let thread = std::thread::Builder::new().name("signal-forwarder".into()).spawn(move || {
-            for origin in signals.forever() {
-                if matches!(origin.cause, Cause::Kernel) {
-                    // From the terminal to the whole foreground group: the agent got it too.
-                    continue;
+        let thread = std::thread::Builder::new()
+            .name("signal-forwarder".into())
+            .spawn(move || {
+                for origin in signals.forever() {
+                    if matches!(origin.cause, Cause::Kernel) {
+                        // From the terminal to the whole foreground group: the agent got it too.
+                        continue;
+                    }
+                    tracing::debug!(
+                        signal = origin.signal,
+                        pid,
+                        "forwarding signal to the agent"
+                    );
+                    // SAFETY: plain kill(2).
+                    unsafe { libc::kill(pid as i32, origin.signal) };
                 }
-                tracing::debug!(signal = origin.signal, pid, "forwarding signal to the agent");
-                // SAFETY: plain kill(2).
-                unsafe { libc::kill(pid as i32, origin.signal) };
-            }
-        })?;
-        Ok(Self { handle, thread: Some(thread) })
+            })?;
+        Ok(Self {
+            handle,
+            thread: Some(thread),
+        })
     }
 }
 

@@ -12,13 +12,18 @@ pub struct UserSpec {
 }
 
 /// `nobody:nogroup`, the default when `run` is invoked as root.
-pub const NOBODY: UserSpec = UserSpec { uid: 65534, gid: 65534 };
+pub const NOBODY: UserSpec = UserSpec {
+    uid: 65534,
+    gid: 65534,
+};
 
 /// An unusable `--user` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserError {
     /// Not `UID[:GID]` or a known user name.
-    #[error("invalid --user `{0}`: write UID[:GID] (e.g. 1000:1000) or a user name from /etc/passwd")]
+    #[error(
+        "invalid --user `{0}`: write UID[:GID] (e.g. 1000:1000) or a user name from /etc/passwd"
+    )]
     Malformed(String),
     /// uid 0 would let the agent leave its cgroup and edit cgroup files.
     #[error(
@@ -72,12 +77,36 @@ mod tests {
 
     #[test]
     fn parses_ids_and_refuses_root() {
-        assert_eq!("1000:1001".parse(), Ok(UserSpec { uid: 1000, gid: 1001 }));
-        assert_eq!("1000".parse(), Ok(UserSpec { uid: 1000, gid: 1000 }));
+        assert_eq!(
+            "1000:1001".parse(),
+            Ok(UserSpec {
+                uid: 1000,
+                gid: 1001
+            })
+        );
+        assert_eq!(
+            "1000".parse(),
+            Ok(UserSpec {
+                uid: 1000,
+                gid: 1000
+            })
+        );
         assert_eq!("nobody".parse::<UserSpec>().unwrap().uid, 65534);
         assert!(matches!("0".parse::<UserSpec>(), Err(UserError::Root(_))));
-        assert!(matches!("root".parse::<UserSpec>(), Err(UserError::Root(_))));
-        assert!(matches!("1000:x-no-such-group".parse::<UserSpec>(), Err(UserError::Malformed(_))));
-        assert!("no-such-user-xyz".parse::<UserSpec>().unwrap_err().to_string().contains("UID[:GID]"));
+        assert!(matches!(
+            "root".parse::<UserSpec>(),
+            Err(UserError::Root(_))
+        ));
+        assert!(matches!(
+            "1000:x-no-such-group".parse::<UserSpec>(),
+            Err(UserError::Malformed(_))
+        ));
+        assert!(
+            "no-such-user-xyz"
+                .parse::<UserSpec>()
+                .unwrap_err()
+                .to_string()
+                .contains("UID[:GID]")
+        );
     }
 }

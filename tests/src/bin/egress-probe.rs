@@ -28,7 +28,12 @@ use std::{
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["tcp", addr] => tcp(parse(addr), false),
         ["tcp-mapped", addr] => tcp(parse(addr), true),
         ["tfo", addr] => tfo(parse(addr)),
@@ -58,8 +63,18 @@ fn report(result: io::Result<()>) -> ExitCode {
         Ok(()) => ("{\"ok\":true}".to_string(), 0),
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(0);
-            let code = if errno == libc::EPERM || errno == libc::EACCES { 1 } else { 2 };
-            (format!("{{\"ok\":false,\"errno\":{errno},\"error\":{:?}}}", e.to_string()), code)
+            let code = if errno == libc::EPERM || errno == libc::EACCES {
+                1
+            } else {
+                2
+            };
+            (
+                format!(
+                    "{{\"ok\":false,\"errno\":{errno},\"error\":{:?}}}",
+                    e.to_string()
+                ),
+                code,
+            )
         }
     };
     println!("{line}");
@@ -72,7 +87,11 @@ fn parse(s: &str) -> SocketAddr {
 }
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
 }
 
 struct Fd(libc::c_int);
@@ -89,7 +108,10 @@ fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Resul
 }
 
 /// A sockaddr for `addr`; `mapped` turns an IPv4 address into `::ffff:a.b.c.d`.
-fn sockaddr(addr: SocketAddr, mapped: bool) -> (libc::sockaddr_storage, libc::socklen_t, libc::c_int) {
+fn sockaddr(
+    addr: SocketAddr,
+    mapped: bool,
+) -> (libc::sockaddr_storage, libc::socklen_t, libc::c_int) {
     // SAFETY: zeroed sockaddr_storage is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let ip6 = match (addr.ip(), mapped) {
@@ -103,7 +125,9 @@ fn sockaddr(addr: SocketAddr, mapped: bool) -> (libc::sockaddr_storage, libc::so
                 sin6_family: libc::AF_INET6 as u16,
                 sin6_port: addr.port().to_be(),
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: v6.octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.octets(),
+                },
                 sin6_scope_id: 0,
             };
             // SAFETY: sockaddr_storage is large enough for sockaddr_in6.
@@ -114,7 +138,9 @@ fn sockaddr(addr: SocketAddr, mapped: bool) -> (libc::sockaddr_storage, libc::so
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as u16,
                 sin_port: addr.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is large enough for sockaddr_in.
@@ -150,7 +176,14 @@ fn tfo(addr: SocketAddr) -> io::Result<()> {
     let data = b"tfo-payload";
     // SAFETY: valid fd, buffer and sockaddr.
     let rc = unsafe {
-        libc::sendto(fd.0, data.as_ptr().cast(), data.len(), libc::MSG_FASTOPEN, (&ss as *const libc::sockaddr_storage).cast(), len)
+        libc::sendto(
+            fd.0,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_FASTOPEN,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
     };
     check(rc as libc::c_int)?;
     Ok(())
@@ -166,7 +199,10 @@ fn udp(addr: SocketAddr, payload: &[u8], connected: bool) -> io::Result<()> {
             check(libc::connect(fd.0, ptr, len))?;
             check(libc::send(fd.0, payload.as_ptr().cast(), payload.len(), 0) as libc::c_int)?;
         } else {
-            check(libc::sendto(fd.0, payload.as_ptr().cast(), payload.len(), 0, ptr, len) as libc::c_int)?;
+            check(
+                libc::sendto(fd.0, payload.as_ptr().cast(), payload.len(), 0, ptr, len)
+                    as libc::c_int,
+            )?;
         }
     }
     Ok(())
@@ -176,7 +212,11 @@ fn socket_only(kind: &str) -> io::Result<()> {
     let (d, t, p) = match kind {
         "raw4" => (libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
         "raw6" => (libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6),
-        "packet" => (libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32),
+        "packet" => (
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            (libc::ETH_P_ALL as u16).to_be() as i32,
+        ),
         "icmp" => (libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
         "sctp" => (libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP),
         "unix" => (libc::AF_UNIX, libc::SOCK_STREAM, 0),

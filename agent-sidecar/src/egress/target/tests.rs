@@ -42,7 +42,10 @@ fn rejects_malformed_targets_with_the_fix() {
         let e = input.parse::<Target>().expect_err(input);
         let msg = e.to_string();
         assert!(msg.contains(needle), "{input}: {msg}");
-        assert!(msg.contains("write IP:PORT"), "{input}: error must say how to fix: {msg}");
+        assert!(
+            msg.contains("write IP:PORT"),
+            "{input}: error must say how to fix: {msg}"
+        );
     }
 }
 

@@ -15,16 +15,35 @@ fn parses_both_entry_forms() {
     assert_eq!(list.rules()[0].target.to_string(), "10.0.0.0/8:5432");
     assert_eq!(list.rules()[0].protocols, Protocols::Any);
     assert_eq!(list.rules()[1].protocols, Protocols::Tcp);
-    assert_eq!(list.rules()[1].source.to_string(), "p.yaml: egress.allow[2]");
+    assert_eq!(
+        list.rules()[1].source.to_string(),
+        "p.yaml: egress.allow[2]"
+    );
 }
 
 #[test]
 fn errors_name_line_column_and_problem() {
     let cases = [
-        ("version: 1\negress:\n  allow:\n    - 10.0.0.1/8\n", "did you mean `10.0.0.0/8`", Some(4)),
-        ("version: 1\negres:\n  allow: []\n", "unknown field `egres`", Some(2)),
-        ("version: 1\negress:\n  allow:\n    - target: 10.0.0.1:80\n      proto: tcp\n", "unknown field `proto`", None),
-        ("version: 1\negress:\n  allow:\n    - target: 10.0.0.1:80\n      protocol: sctp\n", "unknown variant `sctp`", None),
+        (
+            "version: 1\negress:\n  allow:\n    - 10.0.0.1/8\n",
+            "did you mean `10.0.0.0/8`",
+            Some(4),
+        ),
+        (
+            "version: 1\negres:\n  allow: []\n",
+            "unknown field `egres`",
+            Some(2),
+        ),
+        (
+            "version: 1\negress:\n  allow:\n    - target: 10.0.0.1:80\n      proto: tcp\n",
+            "unknown field `proto`",
+            None,
+        ),
+        (
+            "version: 1\negress:\n  allow:\n    - target: 10.0.0.1:80\n      protocol: sctp\n",
+            "unknown variant `sctp`",
+            None,
+        ),
         ("version: 2\n", "unsupported version 2", None),
         ("version: 1\negress: [\n", "", Some(2)),
     ];
@@ -33,7 +52,10 @@ fn errors_name_line_column_and_problem() {
         assert!(e.contains(needle), "{text:?}: {e}");
         assert!(e.starts_with("invalid policy file p.yaml"), "{e}");
         if let Some(line) = line {
-            assert!(e.contains(&format!("at line {line} column")), "{text:?}: {e}");
+            assert!(
+                e.contains(&format!("at line {line} column")),
+                "{text:?}: {e}"
+            );
         }
     }
 }
