@@ -306,33 +306,57 @@ fn sigkill_of_the_sidecar_leaves_the_agent_blocked_and_a_second_run_replaces_the
 }
 
 #[test]
-fn signals_are_forwarded_and_keep_pinned_state_can_be_torn_down() {
+fn metrics_signals_and_keep_pinned_state() {
     if !privileged() {
         return;
     }
     let ns = NetNs::new();
     let run = Run::new();
+    let probe = probe_bin();
+    let p = probe.to_str().unwrap();
+    let script = format!(
+        "{p} tcp 10.77.0.2:8080; {p} tcp 127.0.0.1:19464; trap 'exit 42' TERM; while :; do sleep 0.05; done"
+    );
     let mut sidecar = run
         .command(
             &ns,
-            &[],
-            &[
-                "sh",
-                "-c",
-                "trap 'exit 42' TERM; while :; do sleep 0.05; done",
-            ],
+            &["--metrics-listen", "127.0.0.1:19464"],
+            &["sh", "-c", &script],
         )
         .spawn()
         .unwrap();
-    wait_for("agent start", || run.state_file().exists());
-    std::thread::sleep(Duration::from_millis(200));
+    // The operator reads the metrics; the agent itself could not reach them.
+    let mut metrics = String::new();
+    wait_for("two denials in /metrics", || {
+        let out = command_in(
+            &ns,
+            None,
+            Path::new("curl"),
+            &["-s", "http://127.0.0.1:19464/metrics"],
+        )
+        .output()
+        .unwrap();
+        metrics = text(&out.stdout);
+        metrics.contains(&format!(
+            "agent_sidecar_egress_denied_total{{agent_id=\"{}\",hook=\"connect4\",protocol=\"tcp\",reason=\"not_allowlisted\"}} 2",
+            run.agent_id
+        ))
+    });
+    assert!(
+        metrics.contains("agent_sidecar_kernel_decisions_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("agent_sidecar_allowlist_entries"),
+        "{metrics}"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(sidecar.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
     let status = sidecar.wait().unwrap();
-    assert_eq!(status.code(), Some(42));
+    assert_eq!(status.code(), Some(42), "SIGTERM forwarded to the agent");
 
     let out = run.output(&ns, &["--keep-pinned"], &["true"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -153,6 +153,15 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     for rule in allowlist.rules() {
         info!(agent_id = %agent_id, target = %rule.target, protocols = ?rule.protocols, source = %rule.source, "egress allow rule");
     }
+    // Bind before anything is attached, so a busy address fails cleanly.
+    let admin_listener = match opts.metrics_listen {
+        Some(addr) => Some(
+            admin::bind(addr)
+                .await
+                .map_err(|e| RunError::Io("binding --metrics-listen", e))?,
+        ),
+        None => None,
+    };
     let config = EnforcerConfig {
         agent_id: agent_id.clone(),
         bpffs: opts.bpffs.clone(),
@@ -181,12 +190,11 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         .map(|logger| tokio::spawn(flush_ebpf_logs(logger)));
 
     let enforcer = Arc::new(std::sync::Mutex::new(enforcer));
-    let admin_task = match opts.metrics_listen {
-        Some(addr) => {
-            let listener = admin::bind(addr)
-                .await
-                .map_err(|e| RunError::Io("binding --metrics-listen", e))?;
-            info!(%addr, "serving /metrics and /healthz");
+    let admin_task = match admin_listener {
+        Some(listener) => {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "serving /metrics and /healthz");
+            }
             let (enf, m, id) = (enforcer.clone(), metrics.clone(), agent_id.clone());
             let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
                 let counters = enf.lock().expect("enforcer lock").counters();
