@@ -185,7 +185,10 @@ impl Enforcer {
         ),
         KernelError,
     > {
+        // The programs use no CO-RE relocations: skip parsing the kernel's
+        // BTF here (it costs tens of milliseconds at every start).
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
             .default_map_pin_directory(layout.generation_dir(generation))
             .load(object::bytes())
             .map_err(|e| KernelError::bpf("agent-sidecar-ebpf", "loading the object", &e))?;
