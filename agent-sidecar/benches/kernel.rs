@@ -46,16 +46,18 @@ use nix::sys::socket::{
 /// Hidden first argument that turns the bench binary into a connect worker.
 const WORKER_ARG: &str = "--kernel-bench-worker";
 /// Timed connect+close iterations per worker run.
-const CONNECTS: u32 = 20_000;
+const CONNECTS: u32 = 10_000;
 /// Untimed iterations before the timed loop.
 const WARMUP: u32 = 1_000;
 /// Alternating baseline/enforced rounds for the overhead measurement.
-const OVERHEAD_ROUNDS: usize = 11;
+const OVERHEAD_ROUNDS: usize = 21;
 /// Alternating baseline/enforced rounds per allowlist size.
-const SIZE_ROUNDS: usize = 7;
+const SIZE_ROUNDS: usize = 11;
 /// Rounds with kernel program statistics on, per measurement.
 const STATS_ROUNDS: usize = 5;
-/// Allowlist sizes (rules) for the lookup-cost curve.
+/// Allowlist sizes (rules) for the lookup-cost curve; the first size is
+/// measured again at the end, so drift over the run shows as a difference
+/// between its two rows rather than as a trend.
 const SIZES: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
 /// Alternating rounds of `agent-sidecar run -- /bin/true` and `/bin/true`.
 const RUN_ROUNDS: usize = 25;
@@ -311,6 +313,12 @@ fn measure_overhead(
             o.enforced.push(run_enforced(enforcer, dest)?);
             o.baseline.push(run_worker(baseline, dest)?);
         }
+        eprintln!(
+            "kernel bench:   round {}: baseline {:.0} ns, enforced {:.0} ns",
+            round + 1,
+            o.baseline[round],
+            o.enforced[round]
+        );
     }
     Ok(o)
 }
@@ -341,12 +349,18 @@ impl HookCost {
     }
 }
 
-/// The kernel ids of the programs attached for `enforcer`, read from its
-/// pinned links (so no other loaded `connect4` is mistaken for ours).
+/// The kernel ids of the programs attached for `enforcer` (the cgroup
+/// programs, and the BPF-LSM guard when it is attached), read from its
+/// pinned links, so no other loaded `connect4` is mistaken for ours.
 fn attached_program_ids(enforcer: &Enforcer) -> Result<Vec<(&'static str, u32)>> {
+    let lsm = enforcer
+        .lsm_guard()
+        .then_some(program_names::LSM_SOCKET_CREATE);
     program_names::ALL
         .iter()
-        .map(|&name| {
+        .copied()
+        .chain(lsm)
+        .map(|name| {
             let path = enforcer.layout().link_path(enforcer.generation(), name);
             let link = FdLink::from(
                 PinnedLink::from_pin(&path)
@@ -521,11 +535,15 @@ fn random_target(rng: &mut XorShift, i: usize) -> Target {
 struct HookSection {
     overhead: Overhead,
     costs: Vec<HookCost>,
+    /// Whether the optional BPF-LSM socket guard was attached.
+    lsm_guard: bool,
 }
 
 /// One point of the allowlist-size curve.
 struct SizePoint {
     rules: usize,
+    /// The re-measurement of the first size, after the largest.
+    repeat: bool,
     entries: usize,
     overhead: Overhead,
     connect4_ns: f64,
@@ -591,7 +609,11 @@ fn hook_section(
     );
     let overhead = measure_overhead(baseline, enforcer, dest, OVERHEAD_ROUNDS)?;
     let costs = measure_hook_costs(enforcer, dest, STATS_ROUNDS)?;
-    Ok(HookSection { overhead, costs })
+    Ok(HookSection {
+        overhead,
+        costs,
+        lsm_guard: enforcer.lsm_guard(),
+    })
 }
 
 /// Section 2: the same measurements for growing allowlists.
@@ -601,8 +623,13 @@ fn size_section(
     dest: SocketAddrV4,
 ) -> Result<Vec<SizePoint>> {
     let mut points = Vec::new();
-    for &rules in &SIZES {
-        eprintln!("kernel bench: 2/3 allowlist of {rules} rules");
+    let last = SIZES.len();
+    for (i, &rules) in SIZES.iter().chain(&SIZES[..1]).enumerate() {
+        let repeat = i == last;
+        eprintln!(
+            "kernel bench: 2/3 allowlist of {rules} rules{}",
+            if repeat { " (again)" } else { "" }
+        );
         enforcer
             .update_allowlist(&random_allowlist(rules, dest))
             .context("loading the allowlist")?;
@@ -610,6 +637,7 @@ fn size_section(
         let connect4_ns = connect4_ns(&measure_hook_costs(enforcer, dest, STATS_ROUNDS)?)?;
         points.push(SizePoint {
             rules,
+            repeat,
             entries: enforcer.allowlist_entries(),
             overhead,
             connect4_ns,
@@ -690,6 +718,7 @@ fn run_benchmarks() -> Result<String> {
     let started = Instant::now();
     let stats_preset = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
         .is_ok_and(|s| s.trim() != "0");
+    let load_before = load_average();
     let prefix = format!("bench-{}", std::process::id());
     let state_dir = std::env::temp_dir().join(format!("agent-sidecar-{prefix}"));
     std::fs::create_dir_all(&state_dir)
@@ -697,13 +726,32 @@ fn run_benchmarks() -> Result<String> {
     let result = run_sections(&prefix, &state_dir);
     let _ = std::fs::remove_dir_all(&state_dir);
     let (hooks, sizes, run) = result?;
-    Ok(render(
-        &hooks,
-        &sizes,
-        &run,
+    let conditions = Conditions {
         stats_preset,
-        started.elapsed().as_secs_f64(),
-    ))
+        load_before,
+        load_after: load_average(),
+        secs: started.elapsed().as_secs_f64(),
+    };
+    Ok(render(&hooks, &sizes, &run, &conditions))
+}
+
+/// How the run went, for the report.
+struct Conditions {
+    /// `kernel.bpf_stats_enabled` was already on before the bench.
+    stats_preset: bool,
+    /// `/proc/loadavg` 1/5/15-minute averages at the start.
+    load_before: String,
+    /// The same at the end.
+    load_after: String,
+    /// Duration of the whole run, seconds.
+    secs: f64,
+}
+
+/// The 1, 5 and 15-minute load averages from `/proc/loadavg`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The three sections, with the listener, baseline cgroup and enforcement
@@ -756,7 +804,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -808,11 +856,10 @@ fn render(
     hooks: &HookSection,
     sizes: &[SizePoint],
     run: &RunSection,
-    stats_preset: bool,
-    secs: f64,
+    conditions: &Conditions,
 ) -> String {
     let mut md = String::new();
-    render_intro(&mut md, stats_preset, secs);
+    render_intro(&mut md, conditions);
     render_targets(&mut md, hooks, sizes, run);
     render_hooks(&mut md, hooks);
     render_sizes(&mut md, sizes);
@@ -821,7 +868,8 @@ fn render(
 }
 
 /// Title, how to run, machine and method.
-fn render_intro(md: &mut String, stats_preset: bool, secs: f64) {
+fn render_intro(md: &mut String, conditions: &Conditions) {
+    let secs = conditions.secs;
     let (kernel, cpus, model) = machine_info();
     let _ = writeln!(md, "# Benchmarks: kernel enforcement\n");
     let _ = writeln!(
@@ -842,7 +890,12 @@ fn render_intro(md: &mut String, stats_preset: bool, secs: f64) {
     let _ = writeln!(md, "| | |\n|---|---|");
     let _ = writeln!(md, "| date (UTC) | {} |", utc_date());
     let _ = writeln!(md, "| kernel | {kernel} |");
-    let _ = writeln!(md, "| CPUs | {cpus} ({model}) |\n");
+    let _ = writeln!(md, "| CPUs | {cpus} ({model}) |");
+    let _ = writeln!(
+        md,
+        "| load average (1/5/15 min) | {} at the start, {} at the end |\n",
+        conditions.load_before, conditions.load_after
+    );
     let _ = writeln!(md, "## Method\n");
     let _ = writeln!(
         md,
@@ -855,8 +908,9 @@ fn render_intro(md: &mut String, stats_preset: bool, secs: f64) {
     );
     let _ = writeln!(
         md,
-        "- *enforced*: the worker is in the agent cgroup `agent-sidecar/<id>` with all six programs \
-         attached and the destination allowlisted (TCP); each run checks that the hooks allowed every \
+        "- *enforced*: the worker is in the agent cgroup `agent-sidecar/<id>` with its cgroup programs \
+         (`sock_create`, `connect4`, `connect6`, `sendmsg4`, `sendmsg6`, `egress`) and, where the kernel \
+         allows it, the BPF-LSM socket guard attached, and the destination allowlisted (TCP); each run checks that the hooks allowed every \
          connect. *baseline*: the worker is in a sibling cgroup without programs."
     );
     let _ = writeln!(
@@ -871,7 +925,7 @@ fn render_intro(md: &mut String, stats_preset: bool, secs: f64) {
          on (`BPF_ENABLE_STATS`, the switch behind `sysctl kernel.bpf_stats_enabled`, released when the \
          bench exits) only during {STATS_ROUNDS} separate enforced runs per measurement, because the \
          accounting itself adds time; the timed rounds run without it.{}",
-        if stats_preset {
+        if conditions.stats_preset {
             " **Note: `kernel.bpf_stats_enabled` was already 1 on this host, so the timed rounds include the accounting.**"
         } else {
             ""
@@ -925,8 +979,13 @@ fn render_hooks(md: &mut String, hooks: &HookSection) {
     let _ = writeln!(md, "## 1. Hook overhead on loopback connect+close\n");
     let _ = writeln!(
         md,
-        "One allowlist rule; {} rounds per configuration.\n",
-        o.baseline.len()
+        "One allowlist rule; {} rounds per configuration. BPF-LSM socket guard: {}.\n",
+        o.baseline.len(),
+        if hooks.lsm_guard {
+            "attached"
+        } else {
+            "not attached on this host"
+        }
     );
     let _ = writeln!(md, "| configuration | ns per connect+close |\n|---|---|");
     let _ = writeln!(
@@ -983,8 +1042,9 @@ fn render_sizes(md: &mut String, sizes: &[SizePoint]) {
     for p in sizes {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:+.1} % |",
+            "| {}{} | {} | {:.0} | {:.0} | {:.0} | {:+.1} % |",
             thousands(p.rules),
+            if p.repeat { " (again, last)" } else { "" },
             thousands(p.entries),
             p.connect4_ns,
             median(&p.overhead.baseline),
