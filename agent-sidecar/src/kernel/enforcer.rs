@@ -129,6 +129,13 @@ impl Enforcer {
                 Err(e) => {
                     // Our half-built generation goes; any previous one stays in force.
                     let _ = layout.remove_generation(generation);
+                    if old_generations.is_empty() {
+                        let _ = std::fs::remove_dir(layout.agent_dir());
+                        let created_here = config.cgroup.is_none() && previous.is_none();
+                        if created_here && cgroup.pids().is_ok_and(|p| p.is_empty()) {
+                            let _ = cgroup.remove();
+                        }
+                    }
                     return Err(e);
                 }
             };
