@@ -13,7 +13,7 @@ use std::{
     net::{SocketAddr, TcpListener, UdpSocket},
     os::{fd::AsRawFd, unix::process::CommandExt},
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -415,9 +415,4 @@ pub fn write_file(path: &Path, text: &str) {
     File::create(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .expect("write file");
-}
-
-/// Keeps `Stdio` in scope for callers building commands.
-pub fn piped() -> Stdio {
-    Stdio::piped()
 }
