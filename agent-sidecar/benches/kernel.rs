@@ -564,7 +564,7 @@ fn with_enforcer<T>(
 ) -> Result<T> {
     let mut enforcer = Enforcer::start(config, list).context("starting enforcement")?;
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut enforcer)));
-    let teardown = enforcer.teardown(true).context("tearing down enforcement");
+    let teardown = enforcer.teardown().context("tearing down enforcement");
     match outcome {
         Ok(result) => {
             let value = result?;

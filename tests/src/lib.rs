@@ -101,11 +101,6 @@ impl NetNs {
         NetNs { name, file }
     }
 
-    /// Moves the calling thread into the namespace.
-    pub fn enter_thread(&self) {
-        nix::sched::setns(&self.file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-    }
-
     pub fn raw_fd(&self) -> i32 {
         self.file.as_raw_fd()
     }
@@ -402,7 +397,7 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         if let Some(e) = self.enforcer.take()
-            && let Err(err) = e.teardown(true)
+            && let Err(err) = e.teardown()
         {
             eprintln!("teardown of {} failed: {err}", self.id);
         }

@@ -4,7 +4,7 @@
 
 use std::{fmt, net::IpAddr, str::FromStr};
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net};
 
 /// One destination the agent may reach: a network (a single host is a /32 or
 /// /128) and an optional port (`None` = every port).
@@ -139,16 +139,6 @@ impl fmt::Display for Target {
             (IpNet::V4(n), Some(p), false) => write!(f, "{n}:{p}"),
             (IpNet::V6(n), Some(p), false) => write!(f, "[{n}]:{p}"),
             (net, None, _) => write!(f, "{net}"),
-        }
-    }
-}
-
-impl Target {
-    /// A single-host IPv6 target, for tests and callers building rules.
-    pub fn v6_host(addr: std::net::Ipv6Addr, port: Option<u16>) -> Self {
-        Target {
-            net: normalise(IpNet::V6(Ipv6Net::from(addr))),
-            port,
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct Enforcer {
     events: Option<RingBuf<MapData>>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     lsm_guard: bool,
+    /// Whether `cgroup` was created for this agent (and is removed with it).
+    owns_cgroup: bool,
     _lock: OwnerLock,
 }
 
@@ -170,6 +172,7 @@ impl Enforcer {
             events,
             logger,
             lsm_guard,
+            owns_cgroup: config.cgroup.is_none(),
             _lock: lock,
         })
     }
@@ -367,33 +370,41 @@ impl Enforcer {
         }
     }
 
-    /// Kills whatever is left in the cgroup, detaches and unpins everything,
-    /// removes the cgroup (if this enforcer created it under
-    /// `agent-sidecar/`) and the state file. Processes are killed *before*
-    /// the programs are detached, so nothing runs unenforced.
-    pub fn teardown(self, remove_cgroup: bool) -> Result<(), KernelError> {
+    /// Kills whatever is left in the cgroup (if this enforcer created it),
+    /// detaches and unpins everything, removes that cgroup and the state
+    /// file. Processes are killed *before* the programs are detached, so
+    /// nothing runs unenforced.
+    pub fn teardown(self) -> Result<(), KernelError> {
         let Self {
             layout,
             cgroup,
             events,
             logger,
+            owns_cgroup,
             ..
         } = self;
         drop((events, logger));
-        if remove_cgroup {
-            cgroup.kill_all(Duration::from_secs(5))?;
-        }
-        for generation in layout.generations() {
-            layout.remove_generation(generation)?;
-        }
-        let _ = std::fs::remove_dir(layout.agent_dir());
-        if remove_cgroup {
-            cgroup.remove()?;
-        }
-        let _ = std::fs::remove_file(layout.state_path());
+        remove_pinned(&layout, owns_cgroup.then_some(cgroup))?;
         let _ = std::fs::remove_file(layout.lock_path());
         Ok(())
     }
+}
+
+/// Kills the processes in `owned`, unpins every generation, then removes
+/// `owned` and the state file.
+fn remove_pinned(layout: &PinLayout, owned: Option<AgentCgroup>) -> Result<(), KernelError> {
+    if let Some(cgroup) = &owned {
+        cgroup.kill_all(Duration::from_secs(5))?;
+    }
+    for generation in layout.generations() {
+        layout.remove_generation(generation)?;
+    }
+    let _ = std::fs::remove_dir(layout.agent_dir());
+    if let Some(cgroup) = owned {
+        cgroup.remove()?;
+    }
+    let _ = std::fs::remove_file(layout.state_path());
+    Ok(())
 }
 
 /// Loads program `name` and attaches it to the cgroup with a BPF link.
@@ -497,21 +508,20 @@ pub fn teardown_agent(config: &EnforcerConfig) -> Result<PinnedState, KernelErro
         .as_ref()
         .map(|s| s.cgroup.clone())
         .or_else(|| config.cgroup.clone());
-    if let Some(path) = cgroup_path.as_ref().filter(|p| p.exists()) {
-        AgentCgroup::open(path.clone())?.kill_all(Duration::from_secs(5))?;
-    }
-    for generation in layout.generations() {
-        layout.remove_generation(generation)?;
-    }
-    let _ = std::fs::remove_dir(layout.agent_dir());
     let ours = |p: &PathBuf| {
         p.parent()
             .is_some_and(|d| d.ends_with(super::cgroup::PARENT))
     };
-    if let Some(path) = cgroup_path.filter(|p| ours(p) && p.exists()) {
-        AgentCgroup::open(path)?.remove()?;
+    let mut owned = None;
+    if let Some(path) = cgroup_path.filter(|p| p.exists()) {
+        let cgroup = AgentCgroup::open(path.clone())?;
+        if ours(&path) {
+            owned = Some(cgroup);
+        } else {
+            cgroup.kill_all(Duration::from_secs(5))?;
+        }
     }
-    let _ = std::fs::remove_file(layout.state_path());
+    remove_pinned(&layout, owned)?;
     Ok(state.unwrap_or(PinnedState {
         agent_id: config.agent_id.clone(),
         generation: 0,

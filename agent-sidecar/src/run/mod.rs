@@ -307,7 +307,7 @@ async fn finish(
         drop(enforcer);
         return Ok(());
     }
-    enforcer.teardown(true)?;
+    enforcer.teardown()?;
     info!(agent_id, "kernel enforcement removed");
     Ok(())
 }

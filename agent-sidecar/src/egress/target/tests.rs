@@ -1,4 +1,5 @@
 use super::*;
+use ipnet::Ipv6Net;
 use proptest::prelude::*;
 
 fn t(s: &str) -> Target {
