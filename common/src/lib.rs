@@ -13,10 +13,17 @@ pub const PROTO_TCP: u8 = 6;
 /// IANA protocol number for UDP, as stored in map keys.
 pub const PROTO_UDP: u8 = 17;
 
-/// Capacity of each allowlist trie (per address family and key shape).
+/// Capacity of each allowlist trie (per address family and key shape), and
+/// of the exact-endpoint map's allowlist share.
 pub const ALLOWLIST_CAPACITY: u32 = 131_072;
-/// Capacity of the sidecar endpoint map (listeners the agent may always reach).
+/// Room in the exact-endpoint map for the sidecar's own listeners.
 pub const SIDECAR_ENDPOINT_CAPACITY: u32 = 64;
+/// Capacity of the exact-endpoint map: allowlist entries plus sidecar
+/// listeners.
+pub const EXACT_CAPACITY: u32 = ALLOWLIST_CAPACITY + SIDECAR_ENDPOINT_CAPACITY;
+/// Capacity of the per-socket verdict cache (least recently used entries are
+/// evicted; an evicted socket is simply decided again from the maps).
+pub const FLOW_CACHE_CAPACITY: u32 = 16_384;
 /// Size of the deny-event ring buffer in bytes (a power of two, page aligned).
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 
@@ -31,8 +38,12 @@ pub mod map_names {
     pub const ALLOW6_PORT: &str = "ALLOW6_PORT";
     /// IPv6 rules for all ports: [`Allow6AnyKey`](super::Allow6AnyKey).
     pub const ALLOW6_ANY: &str = "ALLOW6_ANY";
-    /// The sidecar's own agent-facing listeners: [`EndpointKey`](super::EndpointKey).
-    pub const SIDECAR: &str = "SIDECAR";
+    /// Exact endpoints: single-address rules and the sidecar's own
+    /// listeners, [`EndpointKey`](super::EndpointKey) ->
+    /// [`AllowValue`](super::AllowValue). Looked up before the tries.
+    pub const EXACT: &str = "EXACT";
+    /// Per-socket verdict cache: socket cookie -> [`FlowVerdict`](super::FlowVerdict).
+    pub const FLOWS: &str = "FLOWS";
     /// Enforcement settings: one [`Settings`](super::Settings) at index 0.
     pub const SETTINGS: &str = "SETTINGS";
     /// Per-CPU counters indexed by [`Counter`](super::Counter).
@@ -40,12 +51,13 @@ pub mod map_names {
     /// Ring buffer of [`DenyEvent`](super::DenyEvent)s.
     pub const EVENTS: &str = "EVENTS";
     /// Every map name, in a stable order.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 9] = [
         ALLOW4_PORT,
         ALLOW4_ANY,
         ALLOW6_PORT,
         ALLOW6_ANY,
-        SIDECAR,
+        EXACT,
+        FLOWS,
         SETTINGS,
         COUNTERS,
         EVENTS,
@@ -146,12 +158,16 @@ pub struct AllowValue {
     /// Identifier of the rule that produced the entry (index into the loaded
     /// policy's rule table; reported in logs).
     pub rule_id: u32,
-    /// Reserved for later use; always zero.
+    /// Who owns the entry: `ALLOW_FLAG_*` (0 for an allowlist rule).
     pub flags: u32,
 }
 
-/// Key of [`map_names::SIDECAR`]: one listener of the sidecar that the agent
-/// may always reach. IPv4 addresses are stored as v4-mapped IPv6.
+/// [`AllowValue::flags`]: one of the sidecar's own listeners, not an
+/// allowlist rule (allowlist updates leave it alone).
+pub const ALLOW_FLAG_SIDECAR: u32 = 1;
+
+/// Key of [`map_names::EXACT`]: one address and port (port 0: every port).
+/// IPv4 addresses are stored as v4-mapped IPv6.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointKey {
@@ -171,8 +187,28 @@ pub struct EndpointKey {
 pub struct Settings {
     /// Bit set of `SETTINGS_*` flags.
     pub flags: u32,
-    /// Reserved; always zero.
-    pub reserved: u32,
+    /// Allowlist epoch: bumped by userspace after an update removed entries,
+    /// which invalidates every cached [`FlowVerdict`] of an older epoch.
+    pub epoch: u32,
+}
+
+/// Value of [`map_names::FLOWS`]: the destination a hook last allowed for a
+/// socket, and the allowlist epoch it was allowed under. The egress hook
+/// passes a packet of that socket to that destination without another
+/// lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowVerdict {
+    /// Address, network byte order, IPv4 as `::ffff:a.b.c.d`.
+    pub addr_be: [u8; 16],
+    /// Port, network byte order.
+    pub port_be: u16,
+    /// IANA protocol.
+    pub proto: u8,
+    /// Always zero.
+    pub pad: u8,
+    /// [`Settings::epoch`] when allowed.
+    pub epoch: u32,
 }
 
 /// [`Settings::flags`]: deny everything, including sidecar endpoints
@@ -350,6 +386,8 @@ mod pod {
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for Settings {}
     #[allow(unsafe_code)]
+    unsafe impl aya::Pod for FlowVerdict {}
+    #[allow(unsafe_code)]
     unsafe impl aya::Pod for DenyEvent {}
 }
 
@@ -367,6 +405,7 @@ mod tests {
         assert_eq!(size_of::<AllowValue>(), 8);
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<Settings>(), 8);
+        assert_eq!(size_of::<FlowVerdict>(), 24);
         // 8+8+4+4+4+2+2+16+2+1+1+1+3+16
         assert_eq!(size_of::<DenyEvent>(), 72);
     }

@@ -4,14 +4,16 @@
 
 use agent_sidecar_common::{
     ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
-    COUNTER_SLOTS, EVENT_RING_BYTES, EndpointKey, SIDECAR_ENDPOINT_CAPACITY, Settings,
+    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, FLOW_CACHE_CAPACITY, FlowVerdict,
+    Settings,
 };
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 
-/// IPv4 `CIDR:PORT` and `IP:PORT` rules.
+/// IPv4 `CIDR:PORT` rules (a single address goes to [`EXACT`]).
 #[map]
 pub static ALLOW4_PORT: LpmTrie<Allow4PortKey, AllowValue> = LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
 
@@ -19,7 +21,7 @@ pub static ALLOW4_PORT: LpmTrie<Allow4PortKey, AllowValue> = LpmTrie::pinned(ALL
 #[map]
 pub static ALLOW4_ANY: LpmTrie<Allow4AnyKey, AllowValue> = LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
 
-/// IPv6 `CIDR:PORT` and `[IP]:PORT` rules.
+/// IPv6 `CIDR:PORT` rules (a single address goes to [`EXACT`]).
 #[map]
 pub static ALLOW6_PORT: LpmTrie<Allow6PortKey, AllowValue> = LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
 
@@ -27,9 +29,16 @@ pub static ALLOW6_PORT: LpmTrie<Allow6PortKey, AllowValue> = LpmTrie::pinned(ALL
 #[map]
 pub static ALLOW6_ANY: LpmTrie<Allow6AnyKey, AllowValue> = LpmTrie::pinned(ALLOWLIST_CAPACITY, 0);
 
-/// The sidecar's own agent-facing listeners.
+/// Single-address rules (port 0: every port) and the sidecar's own
+/// listeners: one hash lookup decides most destinations, whatever the size
+/// of the allowlist. Memory is allocated per entry, not up front.
 #[map]
-pub static SIDECAR: HashMap<EndpointKey, u32> = HashMap::pinned(SIDECAR_ENDPOINT_CAPACITY, 0);
+pub static EXACT: HashMap<EndpointKey, AllowValue> =
+    HashMap::pinned(EXACT_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// Socket cookie -> the destination last allowed for that socket.
+#[map]
+pub static FLOWS: LruHashMap<u64, FlowVerdict> = LruHashMap::pinned(FLOW_CACHE_CAPACITY, 0);
 
 /// Index 0: enforcement [`Settings`].
 #[map]

@@ -314,3 +314,53 @@ fn quarantine_denies_everything_until_released() {
         .unwrap();
     assert!(agent.probe(&ns, &["tcp", "10.77.0.1:8080"]).ok());
 }
+
+#[test]
+fn sidecar_endpoints_and_single_address_rules_survive_allowlist_updates() {
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let sidecar = TcpServer::start(&ns, "10.77.0.1:9000");
+    let any_port = TcpServer::start(&ns, "10.77.0.2:7001");
+    let mut agent = Agent::start(&[]);
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:9000"]).denied());
+
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    enforcer
+        .allow_sidecar_endpoint("10.77.0.1:9000".parse().unwrap(), 6)
+        .unwrap();
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:9000"]).ok());
+    assert!(
+        agent
+            .probe(&ns, &["udp-connect", "10.77.0.1:9000", "x"])
+            .denied(),
+        "the endpoint is TCP only"
+    );
+
+    // A bare address allows every port of it; the sidecar endpoint stays.
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    enforcer
+        .update_allowlist(&agent_sidecar_tests::allowlist(&["10.77.0.2"]))
+        .unwrap();
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.2:7001"]).ok());
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:9000"]).ok());
+
+    // Removing every rule leaves the sidecar endpoint in place.
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    enforcer
+        .update_allowlist(&agent_sidecar_tests::allowlist(&[]))
+        .unwrap();
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.2:7001"]).denied());
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:9000"]).ok());
+    assert_eq!((sidecar.count(), any_port.count()), (3, 1));
+
+    // Quarantine refuses the sidecar too.
+    agent
+        .enforcer
+        .as_mut()
+        .unwrap()
+        .set_quarantine(true)
+        .unwrap();
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:9000"]).denied());
+}

@@ -1,4 +1,6 @@
-//! Writes an [`Allowlist`] into the four LPM-trie maps.
+//! Writes an [`Allowlist`] into the kernel maps: single-address rules into
+//! the exact-endpoint hash map (one lookup, whatever the allowlist size), CIDR
+//! rules into the four LPM tries.
 //!
 //! Updates are "add, then remove": every wanted entry is written before any
 //! stale one is deleted, so a live agent never sees a window where a rule
@@ -10,13 +12,13 @@ use std::{
 };
 
 use agent_sidecar_common::{
-    ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
-    KEY_FIXED_PREFIX_BITS, map_names,
+    ALLOW_FLAG_SIDECAR, ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey,
+    Allow6PortKey, AllowValue, EndpointKey, KEY_FIXED_PREFIX_BITS, map_names, v4_mapped,
 };
 use aya::{
     Pod,
     maps::{
-        Map, MapData,
+        HashMap as BpfHashMap, Map, MapData,
         lpm_trie::{Key, LpmTrie},
     },
 };
@@ -29,6 +31,8 @@ use crate::egress::Allowlist;
 /// value`, per map.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Entries {
+    /// Entries of `EXACT`: single addresses, port 0 meaning every port.
+    pub exact: HashMap<EndpointKey, AllowValue>,
     /// Entries of `ALLOW4_PORT`.
     pub v4_port: HashMap<(u32, Allow4PortKey), AllowValue>,
     /// Entries of `ALLOW4_ANY`.
@@ -49,9 +53,25 @@ impl Entries {
                 rule_id: id as u32,
                 flags: 0,
             };
+            let net = rule.target.net;
+            let single = net.prefix_len() == net.max_prefix_len();
             for &proto in rule.protocols.numbers() {
-                let prefix = KEY_FIXED_PREFIX_BITS + u32::from(rule.target.net.prefix_len());
-                match (rule.target.net, rule.target.port) {
+                if single {
+                    let addr_be = match net {
+                        IpNet::V4(n) => v4_mapped(n.addr().octets()),
+                        IpNet::V6(n) => n.addr().octets(),
+                    };
+                    let key = EndpointKey {
+                        addr_be,
+                        port_be: rule.target.port.unwrap_or(0).to_be(),
+                        proto,
+                        pad: 0,
+                    };
+                    e.exact.entry(key).or_insert(value);
+                    continue;
+                }
+                let prefix = KEY_FIXED_PREFIX_BITS + u32::from(net.prefix_len());
+                match (net, rule.target.port) {
                     (IpNet::V4(n), Some(port)) => {
                         let k = Allow4PortKey {
                             proto,
@@ -94,7 +114,11 @@ impl Entries {
 
     /// Total number of kernel entries.
     pub fn len(&self) -> usize {
-        self.v4_port.len() + self.v4_any.len() + self.v6_port.len() + self.v6_any.len()
+        self.exact.len()
+            + self.v4_port.len()
+            + self.v4_any.len()
+            + self.v6_port.len()
+            + self.v6_any.len()
     }
 
     /// Whether there is no entry.
@@ -105,6 +129,7 @@ impl Entries {
     /// Fails closed, before touching the kernel, if any map would overflow.
     pub fn check_capacity(&self) -> Result<(), KernelError> {
         for (map, n) in [
+            (map_names::EXACT, self.exact.len()),
             (map_names::ALLOW4_PORT, self.v4_port.len()),
             (map_names::ALLOW4_ANY, self.v4_any.len()),
             (map_names::ALLOW6_PORT, self.v6_port.len()),
@@ -122,8 +147,9 @@ impl Entries {
     }
 }
 
-/// Handles on the four allowlist maps.
+/// Handles on the allowlist maps.
 pub struct AllowlistMaps {
+    exact: BpfHashMap<MapData, EndpointKey, AllowValue>,
     v4_port: LpmTrie<MapData, Allow4PortKey, AllowValue>,
     v4_any: LpmTrie<MapData, Allow4AnyKey, AllowValue>,
     v6_port: LpmTrie<MapData, Allow6PortKey, AllowValue>,
@@ -141,7 +167,10 @@ impl AllowlistMaps {
         ) -> Result<LpmTrie<MapData, K, AllowValue>, KernelError> {
             LpmTrie::try_from(map).map_err(|e| KernelError::bpf(name, "opening map", &e))
         }
+        let exact = BpfHashMap::try_from(open(map_names::EXACT)?)
+            .map_err(|e| KernelError::bpf(map_names::EXACT, "opening map", &e))?;
         Ok(Self {
+            exact,
             v4_port: trie(map_names::ALLOW4_PORT, open(map_names::ALLOW4_PORT)?)?,
             v4_any: trie(map_names::ALLOW4_ANY, open(map_names::ALLOW4_ANY)?)?,
             v6_port: trie(map_names::ALLOW6_PORT, open(map_names::ALLOW6_PORT)?)?,
@@ -149,22 +178,75 @@ impl AllowlistMaps {
         })
     }
 
-    /// Makes the maps hold exactly `entries` (add, then remove stale).
-    pub fn apply(&mut self, entries: &Entries) -> Result<(), KernelError> {
+    /// Makes the maps hold exactly `entries` (add, then remove stale);
+    /// returns how many stale entries were removed (the caller then
+    /// invalidates cached verdicts).
+    pub fn apply(&mut self, entries: &Entries) -> Result<usize, KernelError> {
         entries.check_capacity()?;
-        sync(map_names::ALLOW4_PORT, &mut self.v4_port, &entries.v4_port)?;
-        sync(map_names::ALLOW4_ANY, &mut self.v4_any, &entries.v4_any)?;
-        sync(map_names::ALLOW6_PORT, &mut self.v6_port, &entries.v6_port)?;
-        sync(map_names::ALLOW6_ANY, &mut self.v6_any, &entries.v6_any)?;
-        Ok(())
+        let mut removed = sync_exact(&mut self.exact, &entries.exact)?;
+        removed += sync(map_names::ALLOW4_PORT, &mut self.v4_port, &entries.v4_port)?;
+        removed += sync(map_names::ALLOW4_ANY, &mut self.v4_any, &entries.v4_any)?;
+        removed += sync(map_names::ALLOW6_PORT, &mut self.v6_port, &entries.v6_port)?;
+        removed += sync(map_names::ALLOW6_ANY, &mut self.v6_any, &entries.v6_any)?;
+        Ok(removed)
     }
+
+    /// Lets the agent always reach `endpoint`, one of the sidecar's own
+    /// listeners (allowlist updates never remove it).
+    pub fn add_sidecar_endpoint(&mut self, endpoint: EndpointKey) -> Result<(), KernelError> {
+        let value = AllowValue {
+            rule_id: u32::MAX,
+            flags: ALLOW_FLAG_SIDECAR,
+        };
+        self.exact
+            .insert(endpoint, value, 0)
+            .map_err(|e| KernelError::bpf(map_names::EXACT, "writing map", &e))
+    }
+}
+
+/// `sync` for the exact-endpoint map, which the allowlist shares with the
+/// sidecar's endpoints: those are never overwritten or removed here.
+fn sync_exact(
+    map: &mut BpfHashMap<MapData, EndpointKey, AllowValue>,
+    wanted: &HashMap<EndpointKey, AllowValue>,
+) -> Result<usize, KernelError> {
+    let name = map_names::EXACT;
+    let present: HashMap<EndpointKey, AllowValue> = map.iter().filter_map(Result::ok).collect();
+    for (key, value) in wanted {
+        if present
+            .get(key)
+            .is_some_and(|v| v.flags & ALLOW_FLAG_SIDECAR != 0 || v == value)
+        {
+            continue;
+        }
+        map.insert(key, value, 0).map_err(|e| {
+            if is_full(&e) {
+                KernelError::MapFull {
+                    map: name,
+                    requested: wanted.len(),
+                    capacity: ALLOWLIST_CAPACITY,
+                }
+            } else {
+                KernelError::bpf(name, "writing map", &e)
+            }
+        })?;
+    }
+    let mut removed = 0;
+    for (key, value) in present {
+        if value.flags & ALLOW_FLAG_SIDECAR == 0 && !wanted.contains_key(&key) {
+            map.remove(&key)
+                .map_err(|e| KernelError::bpf(name, "removing a stale entry", &e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 fn sync<K: Pod + Eq + Hash>(
     name: &'static str,
     map: &mut LpmTrie<MapData, K, AllowValue>,
     wanted: &HashMap<(u32, K), AllowValue>,
-) -> Result<(), KernelError> {
+) -> Result<usize, KernelError> {
     for (&(prefix, data), value) in wanted {
         map.insert(&Key::new(prefix, data), value, 0).map_err(|e| {
             if is_full(&e) {
@@ -183,11 +265,13 @@ fn sync<K: Pod + Eq + Hash>(
         .filter_map(Result::ok)
         .map(|k| (k.prefix_len(), k.data()))
         .collect();
+    let mut removed = 0;
     for stale in present.into_iter().filter(|k| !wanted.contains_key(k)) {
         map.remove(&Key::new(stale.0, stale.1))
             .map_err(|e| KernelError::bpf(name, "removing a stale entry", &e))?;
+        removed += 1;
     }
-    Ok(())
+    Ok(removed)
 }
 
 fn is_full(e: &aya::maps::MapError) -> bool {
@@ -213,35 +297,50 @@ mod tests {
     }
 
     #[test]
-    fn compiles_to_prefix_keys_per_protocol() {
+    fn single_addresses_go_to_the_exact_map_and_networks_to_the_tries() {
         let e = Entries::compile(&list(&[
             ("10.0.0.5:443", Protocols::Tcp),
             ("10.0.0.0/8", Protocols::Any),
             ("[2001:db8::/32]:53", Protocols::Udp),
             ("::1", Protocols::Tcp),
+            ("10.0.0.6", Protocols::Udp),
+            ("[2001:db8::7]:443", Protocols::Tcp),
         ]));
-        let (&(prefix, k), v) = e.v4_port.iter().next().unwrap();
-        assert_eq!(
-            (
-                prefix,
-                k.proto,
-                u16::from_be(k.port_be),
-                k.addr_be,
-                v.rule_id
-            ),
-            (64, 6, 443, [10, 0, 0, 5], 0)
-        );
+        let exact = |addr: &str, port: u16, proto: u8| {
+            let ip: std::net::IpAddr = addr.parse().unwrap();
+            let addr_be = match ip {
+                std::net::IpAddr::V4(v4) => v4_mapped(v4.octets()),
+                std::net::IpAddr::V6(v6) => v6.octets(),
+            };
+            e.exact
+                .get(&EndpointKey {
+                    addr_be,
+                    port_be: port.to_be(),
+                    proto,
+                    pad: 0,
+                })
+                .map(|v| v.rule_id)
+        };
+        assert_eq!(exact("10.0.0.5", 443, 6), Some(0));
+        assert_eq!(exact("::1", 0, 6), Some(3), "port 0: every port");
+        assert_eq!(exact("10.0.0.6", 0, 17), Some(4));
+        assert_eq!(exact("2001:db8::7", 443, 6), Some(5));
+        assert_eq!(e.exact.len(), 4);
+
+        assert!(e.v4_port.is_empty());
         assert_eq!(e.v4_any.len(), 2, "any = tcp + udp");
         assert!(
             e.v4_any
                 .keys()
                 .all(|(p, k)| *p == 40 && k.addr_be == [10, 0, 0, 0])
         );
-        let (&(prefix, k), _) = e.v6_port.iter().next().unwrap();
-        assert_eq!((prefix, k.proto), (64, 17));
-        let (&(prefix, _), v) = e.v6_any.iter().next().unwrap();
-        assert_eq!((prefix, v.rule_id), (160, 3));
-        assert_eq!(e.len(), 5);
+        let (&(prefix, k), v) = e.v6_port.iter().next().unwrap();
+        assert_eq!(
+            (prefix, k.proto, u16::from_be(k.port_be), v.rule_id),
+            (64, 17, 53, 2)
+        );
+        assert!(e.v6_any.is_empty());
+        assert_eq!(e.len(), 7);
     }
 
     #[test]
@@ -250,8 +349,8 @@ mod tests {
             ("10.0.0.5:443", Protocols::Tcp),
             ("10.0.0.5:443", Protocols::Any),
         ]));
-        assert_eq!(e.v4_port.len(), 2);
-        let tcp = e.v4_port.iter().find(|((_, k), _)| k.proto == 6).unwrap();
+        assert_eq!(e.exact.len(), 2);
+        let tcp = e.exact.iter().find(|(k, _)| k.proto == 6).unwrap();
         assert_eq!(tcp.1.rule_id, 0);
     }
 

@@ -8,10 +8,9 @@ use agent_sidecar_common::{
 };
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Array, Map, MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, LsmCgroup,
-        links::FdLink,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, links::FdLink,
     },
 };
 use aya_log::EbpfLogger;
@@ -21,7 +20,7 @@ use super::{
     KernelError,
     allowlist_maps::{AllowlistMaps, Entries},
     cgroup::AgentCgroup,
-    object,
+    lsm_guard, object,
     pins::{OwnerLock, PinLayout, PinnedState},
     preflight,
 };
@@ -53,6 +52,12 @@ impl EnforcerConfig {
     }
 }
 
+/// Settings of a fresh generation: enforcing, epoch 0.
+const READY: Settings = Settings {
+    flags: SETTINGS_READY,
+    epoch: 0,
+};
+
 /// Totals of the kernel's per-CPU counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
@@ -78,7 +83,8 @@ pub struct Enforcer {
     allowlist: AllowlistMaps,
     entries: usize,
     settings: Array<MapData, Settings>,
-    sidecar: BpfHashMap<MapData, EndpointKey, u32>,
+    /// The current [`Settings`]: written whole on every change.
+    current: Settings,
     counters: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
@@ -125,22 +131,21 @@ impl Enforcer {
         PinLayout::create_private_dir(&dir)?;
 
         let attached = Self::load_and_attach(&layout, generation, &cgroup, &entries);
-        let (allowlist_maps, settings, sidecar, counters, events, logger, lsm_guard) =
-            match attached {
-                Ok(parts) => parts,
-                Err(e) => {
-                    // Our half-built generation goes; any previous one stays in force.
-                    let _ = layout.remove_generation(generation);
-                    if old_generations.is_empty() {
-                        let _ = std::fs::remove_dir(layout.agent_dir());
-                        let created_here = config.cgroup.is_none() && previous.is_none();
-                        if created_here && cgroup.pids().is_ok_and(|p| p.is_empty()) {
-                            let _ = cgroup.remove();
-                        }
+        let (allowlist_maps, settings, counters, events, logger, lsm_guard) = match attached {
+            Ok(parts) => parts,
+            Err(e) => {
+                // Our half-built generation goes; any previous one stays in force.
+                let _ = layout.remove_generation(generation);
+                if old_generations.is_empty() {
+                    let _ = std::fs::remove_dir(layout.agent_dir());
+                    let created_here = config.cgroup.is_none() && previous.is_none();
+                    if created_here && cgroup.pids().is_ok_and(|p| p.is_empty()) {
+                        let _ = cgroup.remove();
                     }
-                    return Err(e);
                 }
-            };
+                return Err(e);
+            }
+        };
         for old in old_generations {
             layout.remove_generation(old)?;
         }
@@ -167,7 +172,7 @@ impl Enforcer {
             allowlist: allowlist_maps,
             entries: entries.len(),
             settings,
-            sidecar,
+            current: READY,
             counters,
             events,
             logger,
@@ -187,7 +192,6 @@ impl Enforcer {
         (
             AllowlistMaps,
             Array<MapData, Settings>,
-            BpfHashMap<MapData, EndpointKey, u32>,
             PerCpuArray<MapData, u64>,
             Option<RingBuf<MapData>>,
             Option<EbpfLogger<&'static dyn log::Log>>,
@@ -223,21 +227,12 @@ impl Enforcer {
         allowlist.apply(entries)?;
         let mut settings: Array<MapData, Settings> = Array::try_from(take(map_names::SETTINGS)?)
             .map_err(|e| KernelError::bpf(map_names::SETTINGS, "opening map", &e))?;
-        let sidecar = BpfHashMap::try_from(take(map_names::SIDECAR)?)
-            .map_err(|e| KernelError::bpf(map_names::SIDECAR, "opening map", &e))?;
         let counters = PerCpuArray::try_from(take(map_names::COUNTERS)?)
             .map_err(|e| KernelError::bpf(map_names::COUNTERS, "opening map", &e))?;
         let events = RingBuf::try_from(take(map_names::EVENTS)?)
             .map_err(|e| KernelError::bpf(map_names::EVENTS, "opening map", &e))?;
         settings
-            .set(
-                0,
-                Settings {
-                    flags: SETTINGS_READY,
-                    reserved: 0,
-                },
-                0,
-            )
+            .set(0, READY, 0)
             .map_err(|e| KernelError::bpf(map_names::SETTINGS, "writing map", &e))?;
 
         for name in program_names::ALL {
@@ -245,36 +240,10 @@ impl Enforcer {
             link.pin(layout.link_path(generation, name))
                 .map_err(|e| KernelError::bpf(name, "pinning the link", &e))?;
         }
-        // The LSM guard is defence in depth on top of the capability drop:
-        // when the kernel cannot run it, say so and go on.
-        let lsm_guard = if !bpf_lsm_active() {
-            warn!(
-                "the BPF LSM is not active (no `bpf` in {LSM_LIST}): packet sockets are refused \
-                 because the agent holds no CAP_NET_RAW, not by an eBPF program"
-            );
-            false
-        } else {
-            let name = program_names::LSM_SOCKET_CREATE;
-            match attach_lsm(&mut ebpf, cgroup) {
-                Ok(link) => {
-                    link.pin(layout.link_path(generation, name))
-                        .map_err(|e| KernelError::bpf(name, "pinning the link", &e))?;
-                    true
-                }
-                Err(e) => {
-                    warn!(
-                        error = %e,
-                        "the BPF-LSM socket guard could not be attached (kernel lockdown or policy); \
-                         packet sockets are refused because the agent holds no CAP_NET_RAW"
-                    );
-                    false
-                }
-            }
-        };
+        let lsm_guard = lsm_guard::attach(&mut ebpf, cgroup, layout, generation);
         Ok((
             allowlist,
             settings,
-            sidecar,
             counters,
             Some(events),
             logger,
@@ -308,10 +277,27 @@ impl Enforcer {
     }
 
     /// Replaces the allowlist (new entries are added before stale ones go).
+    /// When an entry went, the allowlist epoch is bumped: every socket's
+    /// cached verdict is then decided again, so a revoked destination is cut
+    /// at its next packet.
     pub fn update_allowlist(&mut self, allowlist: &Allowlist) -> Result<(), KernelError> {
         let entries = Entries::compile(allowlist);
-        self.allowlist.apply(&entries)?;
+        let removed = self.allowlist.apply(&entries)?;
         self.entries = entries.len();
+        if removed > 0 {
+            self.write_settings(Settings {
+                epoch: self.current.epoch.wrapping_add(1),
+                ..self.current
+            })?;
+        }
+        Ok(())
+    }
+
+    fn write_settings(&mut self, settings: Settings) -> Result<(), KernelError> {
+        self.settings
+            .set(0, settings, 0)
+            .map_err(|e| KernelError::bpf(map_names::SETTINGS, "writing map", &e))?;
+        self.current = settings;
         Ok(())
     }
 
@@ -331,17 +317,16 @@ impl Enforcer {
             proto,
             pad: 0,
         };
-        self.sidecar
-            .insert(key, 1, 0)
-            .map_err(|e| KernelError::bpf(map_names::SIDECAR, "writing map", &e))
+        self.allowlist.add_sidecar_endpoint(key)
     }
 
     /// Switches quarantine (deny everything) on or off.
     pub fn set_quarantine(&mut self, on: bool) -> Result<(), KernelError> {
         let flags = SETTINGS_READY | if on { SETTINGS_QUARANTINE } else { 0 };
-        self.settings
-            .set(0, Settings { flags, reserved: 0 }, 0)
-            .map_err(|e| KernelError::bpf(map_names::SETTINGS, "writing map", &e))
+        self.write_settings(Settings {
+            flags,
+            ..self.current
+        })
     }
 
     /// Takes the deny-event ring buffer (once).
@@ -456,41 +441,6 @@ fn attach(ebpf: &mut Ebpf, name: &str, cgroup: &AgentCgroup) -> Result<FdLink, K
         });
     };
     Ok(link)
-}
-
-/// The list of active LSMs.
-const LSM_LIST: &str = "/sys/kernel/security/lsm";
-
-/// Whether the BPF LSM is active, so `lsm_cgroup` programs run.
-fn bpf_lsm_active() -> bool {
-    std::fs::read_to_string(LSM_LIST).is_ok_and(|s| s.trim().split(',').any(|l| l == "bpf"))
-}
-
-/// Loads the BPF-LSM socket guard against the kernel's BTF and attaches it
-/// to the cgroup.
-fn attach_lsm(ebpf: &mut Ebpf, cgroup: &AgentCgroup) -> Result<FdLink, KernelError> {
-    let name = program_names::LSM_SOCKET_CREATE;
-    let btf =
-        aya::Btf::from_sys_fs().map_err(|e| KernelError::bpf(name, "reading kernel BTF", &e))?;
-    let program: &mut LsmCgroup = ebpf
-        .program_mut(name)
-        .ok_or_else(|| KernelError::Bpf {
-            program: name.into(),
-            action: "finding program",
-            detail: "missing from the object".into(),
-        })?
-        .try_into()
-        .map_err(|e| KernelError::bpf(name, "loading", &e))?;
-    program
-        .load(program_names::LSM_SOCKET_CREATE_HOOK, &btf)
-        .map_err(|e| KernelError::bpf(name, "loading (verifier)", &e))?;
-    let id = program
-        .attach(cgroup.dir())
-        .map_err(|e| KernelError::bpf(name, "attaching to the cgroup", &e))?;
-    let link = program
-        .take_link(id)
-        .map_err(|e| KernelError::bpf(name, "taking the link", &e))?;
-    Ok(link.into())
 }
 
 /// Removes the pinned enforcement of an agent whose sidecar is gone (after

@@ -10,6 +10,7 @@ pub mod cgroup;
 mod enforcer;
 mod error;
 pub mod events;
+mod lsm_guard;
 pub mod object;
 pub mod pins;
 pub mod preflight;

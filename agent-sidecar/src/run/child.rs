@@ -1,77 +1,325 @@
-//! Starts the agent's command: inside its cgroup before it executes a single
-//! instruction of the command, as an unprivileged user, with an empty
-//! capability bounding set, no ambient capabilities and `no_new_privs`.
+//! Starts the agent's command: born inside its cgroup (`clone3` with
+//! `CLONE_INTO_CGROUP`, so it never runs a single instruction outside it and
+//! no migration is needed), as an unprivileged user, with an empty capability
+//! bounding set, no ambient capabilities and `no_new_privs`.
+//!
+//! Between `clone3` and `execve` the child only makes async-signal-safe
+//! system calls on memory prepared before the clone: it allocates nothing.
 
-use std::{ffi::OsString, fs::File, io, os::fd::AsRawFd};
+use std::{
+    ffi::{CString, OsStr, OsString},
+    io,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+        unix::{ffi::OsStrExt, process::ExitStatusExt},
+    },
+    path::PathBuf,
+    process::ExitStatus,
+};
 
-use tokio::process::{Child, Command};
+use tokio::io::unix::AsyncFd;
 
 use super::user::UserSpec;
 
-/// Spawns `argv` in the cgroup whose `cgroup.procs` is `procs`, as `user`.
+/// `struct clone_args` (linux/sched.h), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// The running agent: its pid and a pidfd that becomes readable when it exits.
+pub struct AgentProcess {
+    pid: u32,
+    pidfd: AsyncFd<OwnedFd>,
+}
+
+impl AgentProcess {
+    /// The agent's process id.
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the agent to exit and reaps it.
+    pub async fn wait(&self) -> io::Result<ExitStatus> {
+        loop {
+            let mut guard = self.pidfd.readable().await?;
+            let mut status = 0;
+            // SAFETY: plain waitpid(2) on our own child.
+            let rc = unsafe { libc::waitpid(self.pid as i32, &mut status, libc::WNOHANG) };
+            match rc {
+                0 => guard.clear_ready(),
+                rc if rc < 0 => {
+                    let err = io::Error::last_os_error();
+                    if err.raw_os_error() != Some(libc::EINTR) {
+                        return Err(err);
+                    }
+                }
+                _ => return Ok(ExitStatus::from_raw(status)),
+            }
+        }
+    }
+}
+
+/// Everything the child needs, built before the clone.
+struct Prepared {
+    /// The program's path, resolved in PATH.
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cap_last: libc::c_ulong,
+    user: UserSpec,
+}
+
+/// Starts `argv` inside the cgroup whose directory is `cgroup_dir`, as `user`,
+/// with the sidecar's environment plus `env`.
 pub fn spawn(
     argv: &[OsString],
-    procs: &File,
+    cgroup_dir: RawFd,
     user: UserSpec,
     env: &[(String, String)],
-) -> io::Result<Child> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| io::Error::other("empty command"))?;
-    let cap_last: libc::c_ulong = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+) -> io::Result<AgentProcess> {
+    let prepared = prepare(argv, user, env)?;
+    let mut argv_ptrs: Vec<*const libc::c_char> =
+        prepared.argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> =
+        prepared.envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+
+    // The child reports a failure before exec as an errno on this pipe; a
+    // successful exec closes it (O_CLOEXEC) with nothing written.
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned here only.
+    let (report_rx, report_tx) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: CLONE_PIDFD | CLONE_INTO_CGROUP,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_dir as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a
+    // copy of this thread's stack and returns 0 here.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if rc == 0 {
+        // SAFETY: we are the child; `exec_child` never returns.
+        unsafe { exec_child(&prepared, &argv_ptrs, &envp_ptrs, report_tx.as_raw_fd()) }
+    }
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        return Err(match err.raw_os_error() {
+            Some(libc::ENOSYS) => io::Error::other(
+                "clone3 is not available: agent-sidecar needs Linux >= 5.7 and no seccomp \
+                 filter that blocks clone3 for the sidecar",
+            ),
+            _ => err,
+        });
+    }
+    drop(report_tx);
+    // SAFETY: CLONE_PIDFD stored a new fd that we own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let pid = rc as u32;
+
+    let mut errno = [0u8; 4];
+    let n = read_full(report_rx.as_raw_fd(), &mut errno);
+    if n == errno.len() {
+        // The child has exited (it never reached exec): reap it.
+        let mut status = 0;
+        // SAFETY: plain waitpid(2) on our own child.
+        unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+    }
+    Ok(AgentProcess {
+        pid,
+        pidfd: crate::kernel::events::watch(pidfd)?,
+    })
+}
+
+fn prepare(argv: &[OsString], user: UserSpec, env: &[(String, String)]) -> io::Result<Prepared> {
+    let cstring = |s: &OsStr| {
+        CString::new(s.as_bytes()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{s:?} contains a NUL byte"),
+            )
+        })
+    };
+    let program = argv
+        .first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    let argv = argv
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<io::Result<Vec<_>>>()?;
+
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| !env.iter().any(|(name, _)| OsStr::new(name) == k))
+        .collect();
+    vars.extend(env.iter().map(|(k, v)| (k.into(), v.into())));
+    let envp = vars
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            cstring(&kv)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+
+    // A name with a slash is a path; otherwise the first PATH directory
+    // holding a file of that name (the default PATH when it is unset).
+    let resolved = if program.as_bytes().contains(&b'/') {
+        PathBuf::from(program)
+    } else {
+        let path = vars
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|p| p.metadata().is_ok_and(|m| m.is_file()))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} is not in PATH", program.to_string_lossy()),
+                )
+            })?
+    };
+    let program = cstring(resolved.as_os_str())?;
+
+    let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(63);
-    let procs_fd = procs.as_raw_fd();
-    let UserSpec { uid, gid } = user;
-    let mut cmd = Command::new(program);
-    cmd.args(args).kill_on_drop(false);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe system calls on values captured by copy; it
-    // allocates nothing.
+    Ok(Prepared {
+        program,
+        argv,
+        envp,
+        cap_last,
+        user,
+    })
+}
+
+/// The child side: drop privileges, exec, or report errno and exit 127.
+///
+/// # Safety
+/// Must only be called in the child of `clone3`, with pointer arrays that are
+/// NUL-terminated and point into `prepared`.
+unsafe fn exec_child(
+    prepared: &Prepared,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    report: RawFd,
+) -> ! {
+    // SAFETY: async-signal-safe system calls only, on prepared memory.
     unsafe {
-        cmd.pre_exec(move || {
-            let check = |rc: libc::c_int| {
-                if rc == 0 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                }
-            };
-            // 1. Join the agent's cgroup ("0" means the writing process).
-            if libc::write(procs_fd, b"0\n".as_ptr().cast(), 2) != 2 {
-                return Err(io::Error::last_os_error());
+        let errno = match drop_privileges(prepared.user, prepared.cap_last) {
+            Err(e) => e,
+            Ok(()) => {
+                libc::execve(prepared.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                *libc::__errno_location()
             }
-            // 2. Groups, then gid, while we still may.
-            check(libc::setgroups(1, &gid))?;
-            check(libc::setresgid(gid, gid, gid))?;
-            // 3. Empty the capability bounding set and the ambient set, so no
-            //    later exec can regain a capability.
-            for cap in 0..=cap_last {
-                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
-                    && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
-                {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            check(libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            ))?;
-            // 4. Leaving uid 0 for a non-zero uid clears the permitted and
-            //    effective sets (PR_SET_KEEPCAPS is off after fork).
-            check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0))?;
-            check(libc::setresuid(uid, uid, uid))?;
-            // 5. setuid binaries and file capabilities grant nothing from now on.
-            check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
-            Ok(())
-        });
+        };
+        let bytes = errno.to_ne_bytes();
+        libc::write(report, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
     }
-    cmd.spawn()
+}
+
+/// Resets signal state inherited from the sidecar, then becomes `user`
+/// without any capability. Returns the errno of the first failing call.
+///
+/// # Safety
+/// Only between clone and exec.
+unsafe fn drop_privileges(user: UserSpec, cap_last: libc::c_ulong) -> Result<(), i32> {
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            // SAFETY: reading this thread's errno.
+            Err(unsafe { *libc::__errno_location() })
+        }
+    };
+    let UserSpec { uid, gid } = user;
+    // SAFETY: async-signal-safe system calls with valid arguments.
+    unsafe {
+        // 0. The sidecar ignores SIGPIPE; ignored dispositions survive exec.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        check(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &empty,
+            std::ptr::null_mut(),
+        ))?;
+        // 1. Groups, then gid, while we still may.
+        check(libc::setgroups(1, &gid))?;
+        check(libc::setresgid(gid, gid, gid))?;
+        // 2. Empty the capability bounding set and the ambient set, so no
+        //    later exec can regain a capability.
+        for cap in 0..=cap_last {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
+                let e = *libc::__errno_location();
+                if e != libc::EINVAL {
+                    return Err(e);
+                }
+            }
+        }
+        check(libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ))?;
+        // 3. Leaving uid 0 for a non-zero uid clears the permitted and
+        //    effective sets (PR_SET_KEEPCAPS is off).
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0))?;
+        check(libc::setresuid(uid, uid, uid))?;
+        // 4. setuid binaries and file capabilities grant nothing from now on.
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+    }
+}
+
+fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reading into the unfilled part of `buf`.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        match n {
+            n if n > 0 => got += n as usize,
+            0 => break,
+            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            _ => break,
+        }
+    }
+    got
 }

@@ -11,7 +11,9 @@ pub mod child;
 pub mod signals;
 pub mod user;
 
-use std::{ffi::OsString, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    ffi::OsString, net::SocketAddr, os::fd::AsRawFd, path::PathBuf, sync::Arc, time::Duration,
+};
 
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -212,12 +214,11 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     let env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
     let spawned = {
         let guard = enforcer.lock().expect("enforcer lock");
-        let procs = guard.cgroup().procs_writer()?;
-        child::spawn(&opts.command, &procs, user, &env)
+        child::spawn(&opts.command, guard.cgroup().dir().as_raw_fd(), user, &env)
     };
     let code = match spawned {
-        Ok(mut child) => {
-            let pid = child.id().unwrap_or(0);
+        Ok(child) => {
+            let pid = child.id();
             info!(agent_id = %agent_id, pid, user = %user, "agent started");
             let forwarder = signals::Forwarder::start(pid)
                 .map_err(|e| RunError::Io("installing signal handlers", e))?;
