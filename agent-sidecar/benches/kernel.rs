@@ -646,16 +646,15 @@ fn size_section(
             .update_allowlist(&random_allowlist(rules, dest, cidr_dest))
             .context("loading the allowlist")?;
         let overhead = measure_overhead(baseline, enforcer, dest, SIZE_ROUNDS)?;
-        let connect4_ns = connect4_ns(&measure_hook_costs(enforcer, dest, STATS_ROUNDS)?)?;
-        let connect4_cidr_ns =
-            connect4_ns(&measure_hook_costs(enforcer, cidr_dest, STATS_ROUNDS)?)?;
+        let exact_ns = connect4_ns(&measure_hook_costs(enforcer, dest, STATS_ROUNDS)?)?;
+        let cidr_ns = connect4_ns(&measure_hook_costs(enforcer, cidr_dest, STATS_ROUNDS)?)?;
         points.push(SizePoint {
             rules,
             repeat,
             entries: enforcer.allowlist_entries(),
             overhead,
-            connect4_ns,
-            connect4_cidr_ns,
+            connect4_ns: exact_ns,
+            connect4_cidr_ns: cidr_ns,
         });
     }
     Ok(points)

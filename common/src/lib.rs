@@ -21,9 +21,10 @@ pub const SIDECAR_ENDPOINT_CAPACITY: u32 = 64;
 /// Capacity of the exact-endpoint map: allowlist entries plus sidecar
 /// listeners.
 pub const EXACT_CAPACITY: u32 = ALLOWLIST_CAPACITY + SIDECAR_ENDPOINT_CAPACITY;
-/// Capacity of the per-socket verdict cache (least recently used entries are
-/// evicted; an evicted socket is simply decided again from the maps).
-pub const FLOW_CACHE_CAPACITY: u32 = 16_384;
+/// Capacity of the cache of destinations the CIDR tries allowed (least
+/// recently used entries are evicted; an evicted destination is simply
+/// looked up in the tries again).
+pub const TRIE_CACHE_CAPACITY: u32 = 4096;
 /// Size of the deny-event ring buffer in bytes (a power of two, page aligned).
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 
@@ -42,8 +43,9 @@ pub mod map_names {
     /// listeners, [`EndpointKey`](super::EndpointKey) ->
     /// [`AllowValue`](super::AllowValue). Looked up before the tries.
     pub const EXACT: &str = "EXACT";
-    /// Per-socket verdict cache: socket cookie -> [`FlowVerdict`](super::FlowVerdict).
-    pub const FLOWS: &str = "FLOWS";
+    /// Destinations the CIDR tries allowed: [`EndpointKey`](super::EndpointKey)
+    /// -> the [`Settings::epoch`](super::Settings::epoch) they were allowed in.
+    pub const TRIE_CACHE: &str = "TRIE_CACHE";
     /// Enforcement settings: one [`Settings`](super::Settings) at index 0.
     pub const SETTINGS: &str = "SETTINGS";
     /// Per-CPU counters indexed by [`Counter`](super::Counter).
@@ -57,7 +59,7 @@ pub mod map_names {
         ALLOW6_PORT,
         ALLOW6_ANY,
         EXACT,
-        FLOWS,
+        TRIE_CACHE,
         SETTINGS,
         COUNTERS,
         EVENTS,
@@ -187,27 +189,8 @@ pub struct EndpointKey {
 pub struct Settings {
     /// Bit set of `SETTINGS_*` flags.
     pub flags: u32,
-    /// Allowlist epoch: bumped by userspace after an update removed entries,
-    /// which invalidates every cached [`FlowVerdict`] of an older epoch.
-    pub epoch: u32,
-}
-
-/// Value of [`map_names::FLOWS`]: the destination a hook last allowed for a
-/// socket, and the allowlist epoch it was allowed under. The egress hook
-/// passes a packet of that socket to that destination without another
-/// lookup.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowVerdict {
-    /// Address, network byte order, IPv4 as `::ffff:a.b.c.d`.
-    pub addr_be: [u8; 16],
-    /// Port, network byte order.
-    pub port_be: u16,
-    /// IANA protocol.
-    pub proto: u8,
-    /// Always zero.
-    pub pad: u8,
-    /// [`Settings::epoch`] when allowed.
+    /// Trie epoch: userspace bumps it after removing a trie entry, which
+    /// invalidates every [`map_names::TRIE_CACHE`] entry of an older epoch.
     pub epoch: u32,
 }
 
@@ -386,8 +369,6 @@ mod pod {
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for Settings {}
     #[allow(unsafe_code)]
-    unsafe impl aya::Pod for FlowVerdict {}
-    #[allow(unsafe_code)]
     unsafe impl aya::Pod for DenyEvent {}
 }
 
@@ -405,7 +386,6 @@ mod tests {
         assert_eq!(size_of::<AllowValue>(), 8);
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<Settings>(), 8);
-        assert_eq!(size_of::<FlowVerdict>(), 24);
         // 8+8+4+4+4+2+2+16+2+1+1+1+3+16
         assert_eq!(size_of::<DenyEvent>(), 72);
     }

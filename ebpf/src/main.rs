@@ -12,14 +12,14 @@ mod verdict;
 
 use agent_sidecar_common::{Counter, DenyReason, Hook, PROTO_TCP, PROTO_UDP};
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_cgroup_id, bpf_get_socket_cookie, bpf_skb_cgroup_id},
+    helpers::generated::{bpf_get_current_cgroup_id, bpf_skb_cgroup_id},
     macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr, lsm_cgroup},
     programs::{LsmContext, SkBuffContext, SockAddrContext, SockContext},
 };
 use aya_log_ebpf::warn;
 
 use event::{Denied, count, deny};
-use verdict::{Dest, check, check_socket, check_socket_lsm, remember, remembered, settings};
+use verdict::{Dest, check, check_socket, check_socket_lsm};
 
 /// Return value that lets the syscall or packet proceed.
 const ALLOW: i32 = 1;
@@ -111,25 +111,13 @@ pub fn egress(ctx: SkBuffContext) -> i32 {
         None => egress_dest(&ctx),
     };
     match parsed {
-        Ok((proto, dest)) => {
-            // SAFETY: valid skb context.
-            let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
-            let verdict = settings().and_then(|epoch| {
-                if remembered(cookie, proto, &dest, epoch) {
-                    return Ok(epoch);
-                }
-                let epoch = check(proto, &dest)?;
-                remember(cookie, proto, &dest, epoch);
-                Ok(epoch)
-            });
-            match verdict {
-                Ok(_) => ALLOW,
-                Err(reason) => {
-                    drop_packet(&ctx, proto, &dest, reason);
-                    DENY
-                }
+        Ok((proto, dest)) => match check(proto, &dest) {
+            Ok(()) => ALLOW,
+            Err(reason) => {
+                drop_packet(&ctx, proto, &dest, reason);
+                DENY
             }
-        }
+        },
         Err(()) => {
             warn!(
                 &ctx,
@@ -152,7 +140,6 @@ fn sock_addr_v4(ctx: &SockAddrContext, hook: Hook) -> i32 {
         )
     };
     decide_sock_addr(
-        ctx,
         hook,
         protocol,
         Dest::V4(ip.to_ne_bytes(), port as u16),
@@ -177,39 +164,13 @@ fn sock_addr_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
     addr[4..8].copy_from_slice(&w[1].to_ne_bytes());
     addr[8..12].copy_from_slice(&w[2].to_ne_bytes());
     addr[12..16].copy_from_slice(&w[3].to_ne_bytes());
-    decide_sock_addr(
-        ctx,
-        hook,
-        protocol,
-        Dest::from_v6(addr, port as u16),
-        AF_INET6,
-    )
+    decide_sock_addr(hook, protocol, Dest::from_v6(addr, port as u16), AF_INET6)
 }
 
-/// Decides a `connect()` or `sendmsg()` and remembers an allowed destination
-/// for the socket, so its packets pass the egress hook without a lookup.
-/// `sendmsg` first asks that cache: a socket sending datagram after datagram
-/// to one destination is decided once per allowlist epoch.
 #[inline(always)]
-fn decide_sock_addr(
-    ctx: &SockAddrContext,
-    hook: Hook,
-    protocol: u32,
-    dest: Dest,
-    family: u16,
-) -> i32 {
-    // SAFETY: valid bpf_sock_addr context.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) };
+fn decide_sock_addr(hook: Hook, protocol: u32, dest: Dest, family: u16) -> i32 {
     let verdict = match protocol as u8 {
-        p @ (PROTO_TCP | PROTO_UDP) if protocol <= 0xff => settings().and_then(|epoch| {
-            let sendmsg = matches!(hook, Hook::Sendmsg4 | Hook::Sendmsg6);
-            if sendmsg && remembered(cookie, p, &dest, epoch) {
-                return Ok(());
-            }
-            let epoch = check(p, &dest)?;
-            remember(cookie, p, &dest, epoch);
-            Ok(())
-        }),
+        p @ (PROTO_TCP | PROTO_UDP) if protocol <= 0xff => check(p, &dest),
         _ => Err(DenyReason::SocketType),
     };
     match verdict {
@@ -234,10 +195,10 @@ fn decide_sock_addr(
     }
 }
 
-/// Reads the L3/L4 destination of an egress packet straight from the linear
-/// packet data (`skb->data` starts at the IP header). `None` when the headers
-/// are not all in the linear part or the packet is not plain TCP/UDP over IP:
-/// the caller then takes the slower, complete path [`egress_dest`].
+/// Reads the destination of an option-less IPv4 TCP/UDP packet straight
+/// from the linear packet data (`skb->data` starts at the IP header), the
+/// common case. `None` for anything else: the caller then takes the
+/// complete path, [`egress_dest`].
 #[inline(always)]
 fn egress_dest_direct(ctx: &SkBuffContext) -> Option<(u8, Dest)> {
     // SAFETY: valid skb context; data and data_end are packet pointers the
@@ -248,46 +209,24 @@ fn egress_dest_direct(ctx: &SkBuffContext) -> Option<(u8, Dest)> {
             (*ctx.skb.skb).data_end as usize,
         )
     };
-    // An option-less IPv4 header and the ports: 24 bytes.
+    // The header and the ports: 24 bytes.
     if data + 24 > end {
         return None;
     }
     let p = data as *const u8;
-    // SAFETY: every read below is inside the packet: 24 bytes are checked
-    // above, 44 before the IPv6 reads.
+    // SAFETY: every read is within the 24 bytes checked above.
     unsafe {
-        let first = *p;
-        match first >> 4 {
-            4 if first == 0x45 => {
-                let proto = *p.add(9);
-                let frag = u16::from_be_bytes([*p.add(6), *p.add(7)]) & 0x1fff;
-                if frag != 0 || (proto != PROTO_TCP && proto != PROTO_UDP) {
-                    return None;
-                }
-                let addr = [*p.add(16), *p.add(17), *p.add(18), *p.add(19)];
-                let port_be = u16::from_ne_bytes([*p.add(22), *p.add(23)]);
-                Some((proto, Dest::V4(addr, port_be)))
-            }
-            6 => {
-                let proto = *p.add(6);
-                if proto != PROTO_TCP && proto != PROTO_UDP {
-                    return None;
-                }
-                // The IPv6 header and the ports: 44 bytes.
-                if data + 44 > end {
-                    return None;
-                }
-                let mut addr = [0u8; 16];
-                let mut i = 0;
-                while i < 16 {
-                    addr[i] = *p.add(24 + i);
-                    i += 1;
-                }
-                let port_be = u16::from_ne_bytes([*p.add(42), *p.add(43)]);
-                Some((proto, Dest::V6(addr, port_be)))
-            }
-            _ => None,
+        if *p != 0x45 {
+            return None;
         }
+        let proto = *p.add(9);
+        let frag = u16::from_be_bytes([*p.add(6), *p.add(7)]) & 0x1fff;
+        if frag != 0 || (proto != PROTO_TCP && proto != PROTO_UDP) {
+            return None;
+        }
+        let addr = [*p.add(16), *p.add(17), *p.add(18), *p.add(19)];
+        let port_be = u16::from_ne_bytes([*p.add(22), *p.add(23)]);
+        Some((proto, Dest::V4(addr, port_be)))
     }
 }
 

@@ -4,8 +4,7 @@
 
 use agent_sidecar_common::{
     ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
-    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, FLOW_CACHE_CAPACITY, FlowVerdict,
-    Settings,
+    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, Settings, TRIE_CACHE_CAPACITY,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -36,9 +35,11 @@ pub static ALLOW6_ANY: LpmTrie<Allow6AnyKey, AllowValue> = LpmTrie::pinned(ALLOW
 pub static EXACT: HashMap<EndpointKey, AllowValue> =
     HashMap::pinned(EXACT_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// Socket cookie -> the destination last allowed for that socket.
+/// Destinations the tries allowed, with the trie epoch they were allowed
+/// in: a repeated destination costs one hash lookup, not a trie walk whose
+/// depth grows with the allowlist.
 #[map]
-pub static FLOWS: LruHashMap<u64, FlowVerdict> = LruHashMap::pinned(FLOW_CACHE_CAPACITY, 0);
+pub static TRIE_CACHE: LruHashMap<EndpointKey, u32> = LruHashMap::pinned(TRIE_CACHE_CAPACITY, 0);
 
 /// Index 0: enforcement [`Settings`].
 #[map]

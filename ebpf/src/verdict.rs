@@ -2,12 +2,12 @@
 //! "allowed?"; anything that is not a positive match is a refusal.
 
 use agent_sidecar_common::{
-    Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DenyReason, EndpointKey, FlowVerdict,
+    Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DenyReason, EndpointKey,
     KEY_FIXED_PREFIX_BITS, SETTINGS_QUARANTINE, SETTINGS_READY, v4_mapped,
 };
 use aya_ebpf::maps::lpm_trie::Key;
 
-use crate::maps::{ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, FLOWS, SETTINGS};
+use crate::maps::{ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, SETTINGS, TRIE_CACHE};
 
 const FULL_V4: u32 = KEY_FIXED_PREFIX_BITS + 32;
 const FULL_V6: u32 = KEY_FIXED_PREFIX_BITS + 128;
@@ -52,10 +52,9 @@ impl Dest {
     }
 }
 
-/// Enforcement state: `Ok(epoch)` when enforcement is ready and the agent
-/// is not quarantined.
+/// Decides a connection or datagram from the agent's cgroup to `dest`.
 #[inline(always)]
-pub fn settings() -> Result<u32, DenyReason> {
+pub fn check(proto: u8, dest: &Dest) -> Result<(), DenyReason> {
     // Fail closed: no settings, or settings not yet marked ready, is a deny.
     let Some(settings) = SETTINGS.get(0) else {
         return Err(DenyReason::NotReady);
@@ -67,25 +66,18 @@ pub fn settings() -> Result<u32, DenyReason> {
     if flags & SETTINGS_READY == 0 {
         return Err(DenyReason::NotReady);
     }
-    Ok(settings.epoch)
-}
-
-/// Decides a connection or datagram from the agent's cgroup to `dest`;
-/// `Ok(epoch)` when allowed.
-#[inline(always)]
-pub fn check(proto: u8, dest: &Dest) -> Result<u32, DenyReason> {
-    let epoch = settings()?;
-    if allowlisted(proto, dest) {
-        Ok(epoch)
+    if allowlisted(proto, dest, settings.epoch) {
+        Ok(())
     } else {
         Err(DenyReason::NotAllowlisted)
     }
 }
 
 /// Whether the maps allow `dest`: the exact-endpoint map first (one hash
-/// lookup with the port, one for "every port"), then the CIDR tries.
+/// lookup with the port, one for "every port"), then the CIDR tries through
+/// their cache of this `epoch`.
 #[inline(always)]
-fn allowlisted(proto: u8, dest: &Dest) -> bool {
+fn allowlisted(proto: u8, dest: &Dest, epoch: u32) -> bool {
     let mut endpoint = EndpointKey {
         addr_be: dest.addr16(),
         port_be: dest.port_be(),
@@ -101,7 +93,12 @@ fn allowlisted(proto: u8, dest: &Dest) -> bool {
     if unsafe { EXACT.get(&endpoint) }.is_some() {
         return true;
     }
-    match *dest {
+    endpoint.port_be = dest.port_be();
+    // SAFETY: plain-data value, copied at once.
+    if unsafe { TRIE_CACHE.get(&endpoint) }.copied() == Some(epoch) {
+        return true;
+    }
+    let hit = match *dest {
         Dest::V4(addr_be, port_be) => {
             let with_port = Allow4PortKey {
                 proto,
@@ -134,42 +131,13 @@ fn allowlisted(proto: u8, dest: &Dest) -> bool {
                 ALLOW6_ANY.get(Key::new(FULL_V6, any_port)).is_some()
             }
         }
-    }
-}
-
-/// Remembers that socket `cookie` was allowed to send to `dest` under
-/// `epoch`. A full cache only evicts older sockets (LRU); losing an entry
-/// costs a lookup, never a wrong verdict.
-#[inline(always)]
-pub fn remember(cookie: u64, proto: u8, dest: &Dest, epoch: u32) {
-    if cookie == 0 {
-        return;
-    }
-    let verdict = FlowVerdict {
-        addr_be: dest.addr16(),
-        port_be: dest.port_be(),
-        proto,
-        pad: 0,
-        epoch,
     };
-    let _ = FLOWS.insert(&cookie, &verdict, 0);
-}
-
-/// Whether socket `cookie` was allowed to send to exactly `dest` under the
-/// current `epoch`.
-#[inline(always)]
-pub fn remembered(cookie: u64, proto: u8, dest: &Dest, epoch: u32) -> bool {
-    if cookie == 0 {
-        return false;
+    if hit {
+        // A full cache evicts its least recently used entry; a failed insert
+        // only costs the next lookup a trie walk.
+        let _ = TRIE_CACHE.insert(&endpoint, &epoch, 0);
     }
-    // SAFETY: plain-data value, copied out at once.
-    let Some(v) = (unsafe { FLOWS.get(&cookie) }).copied() else {
-        return false;
-    };
-    v.epoch == epoch
-        && v.proto == proto
-        && v.port_be == dest.port_be()
-        && v.addr_be == dest.addr16()
+    hit
 }
 
 /// Refuses packet sockets and raw inet sockets at the LSM `socket_create`

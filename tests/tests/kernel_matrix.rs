@@ -364,3 +364,36 @@ fn sidecar_endpoints_and_single_address_rules_survive_allowlist_updates() {
         .unwrap();
     assert!(agent.probe(&ns, &["tcp", "10.77.0.1:9000"]).denied());
 }
+
+#[test]
+fn revoking_a_cidr_rule_invalidates_the_cached_trie_verdicts() {
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let server = TcpServer::start(&ns, "10.77.0.1:8080");
+    let mut agent = Agent::start(&["10.77.0.0/24:8080"]);
+    // Twice: the second connect is decided by the trie cache.
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:8080"]).ok());
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:8080"]).ok());
+    // Adding a rule keeps the cache valid.
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    enforcer
+        .update_allowlist(&agent_sidecar_tests::allowlist(&[
+            "10.77.0.0/24:8080",
+            "10.99.0.0/16",
+        ]))
+        .unwrap();
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:8080"]).ok());
+    // Removing the covering rule must refuse the cached destination.
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    enforcer
+        .update_allowlist(&agent_sidecar_tests::allowlist(&["10.99.0.0/16"]))
+        .unwrap();
+    let r = agent.probe(&ns, &["tcp", "10.77.0.1:8080"]);
+    assert!(
+        r.denied(),
+        "a revoked CIDR must not be served from the cache: {r:?}"
+    );
+    assert_eq!(server.count(), 3);
+}

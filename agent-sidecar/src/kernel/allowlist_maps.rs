@@ -178,17 +178,18 @@ impl AllowlistMaps {
         })
     }
 
-    /// Makes the maps hold exactly `entries` (add, then remove stale);
-    /// returns how many stale entries were removed (the caller then
-    /// invalidates cached verdicts).
-    pub fn apply(&mut self, entries: &Entries) -> Result<usize, KernelError> {
+    /// Makes the maps hold exactly `entries` (add, then remove stale).
+    /// Returns whether a trie entry was removed: the caller must then bump
+    /// the trie epoch, which invalidates the kernel's trie cache.
+    pub fn apply(&mut self, entries: &Entries) -> Result<bool, KernelError> {
         entries.check_capacity()?;
-        let mut removed = sync_exact(&mut self.exact, &entries.exact)?;
+        sync_exact(&mut self.exact, &entries.exact)?;
+        let mut removed = 0;
         removed += sync(map_names::ALLOW4_PORT, &mut self.v4_port, &entries.v4_port)?;
         removed += sync(map_names::ALLOW4_ANY, &mut self.v4_any, &entries.v4_any)?;
         removed += sync(map_names::ALLOW6_PORT, &mut self.v6_port, &entries.v6_port)?;
         removed += sync(map_names::ALLOW6_ANY, &mut self.v6_any, &entries.v6_any)?;
-        Ok(removed)
+        Ok(removed > 0)
     }
 
     /// Lets the agent always reach `endpoint`, one of the sidecar's own
@@ -209,7 +210,7 @@ impl AllowlistMaps {
 fn sync_exact(
     map: &mut BpfHashMap<MapData, EndpointKey, AllowValue>,
     wanted: &HashMap<EndpointKey, AllowValue>,
-) -> Result<usize, KernelError> {
+) -> Result<(), KernelError> {
     let name = map_names::EXACT;
     let present: HashMap<EndpointKey, AllowValue> = map.iter().filter_map(Result::ok).collect();
     for (key, value) in wanted {
@@ -231,15 +232,13 @@ fn sync_exact(
             }
         })?;
     }
-    let mut removed = 0;
     for (key, value) in present {
         if value.flags & ALLOW_FLAG_SIDECAR == 0 && !wanted.contains_key(&key) {
             map.remove(&key)
                 .map_err(|e| KernelError::bpf(name, "removing a stale entry", &e))?;
-            removed += 1;
         }
     }
-    Ok(removed)
+    Ok(())
 }
 
 fn sync<K: Pod + Eq + Hash>(

@@ -52,7 +52,7 @@ impl EnforcerConfig {
     }
 }
 
-/// Settings of a fresh generation: enforcing, epoch 0.
+/// Settings of a fresh generation: enforcing, trie epoch 0.
 const READY: Settings = Settings {
     flags: SETTINGS_READY,
     epoch: 0,
@@ -83,7 +83,7 @@ pub struct Enforcer {
     allowlist: AllowlistMaps,
     entries: usize,
     settings: Array<MapData, Settings>,
-    /// The current [`Settings`]: written whole on every change.
+    /// What `settings` holds.
     current: Settings,
     counters: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
@@ -277,14 +277,15 @@ impl Enforcer {
     }
 
     /// Replaces the allowlist (new entries are added before stale ones go).
-    /// When an entry went, the allowlist epoch is bumped: every socket's
-    /// cached verdict is then decided again, so a revoked destination is cut
-    /// at its next packet.
+    /// Every packet is checked against the maps, so a removed destination is
+    /// cut at its next packet, established connections included: a trie
+    /// entry's removal bumps the trie epoch, which invalidates the kernel's
+    /// cache of trie verdicts.
     pub fn update_allowlist(&mut self, allowlist: &Allowlist) -> Result<(), KernelError> {
         let entries = Entries::compile(allowlist);
-        let removed = self.allowlist.apply(&entries)?;
+        let trie_removed = self.allowlist.apply(&entries)?;
         self.entries = entries.len();
-        if removed > 0 {
+        if trie_removed {
             self.write_settings(Settings {
                 epoch: self.current.epoch.wrapping_add(1),
                 ..self.current
