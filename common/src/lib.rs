@@ -25,6 +25,11 @@ pub const EXACT_CAPACITY: u32 = ALLOWLIST_CAPACITY + SIDECAR_ENDPOINT_CAPACITY;
 /// recently used entries are evicted; an evicted destination is simply
 /// looked up in the tries again).
 pub const TRIE_CACHE_CAPACITY: u32 = 4096;
+/// Capacity of the redirect map (intercepted protocol/port pairs).
+pub const REDIRECT_CAPACITY: u32 = 64;
+/// Capacity of the per-socket original-destination map of redirected UDP
+/// sockets (least recently used entries are evicted).
+pub const ORIG_DEST_CAPACITY: u32 = 8192;
 /// Size of the deny-event ring buffer in bytes (a power of two, page aligned).
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 
@@ -46,6 +51,12 @@ pub mod map_names {
     /// Destinations the CIDR tries allowed: [`EndpointKey`](super::EndpointKey)
     /// -> the [`Settings::epoch`](super::Settings::epoch) they were allowed in.
     pub const TRIE_CACHE: &str = "TRIE_CACHE";
+    /// Intercepted destinations: [`RedirectKey`](super::RedirectKey) ->
+    /// [`RedirectTarget`](super::RedirectTarget), the sidecar listener.
+    pub const REDIRECT: &str = "REDIRECT";
+    /// Socket cookie -> [`OrigDest`](super::OrigDest): where a redirected
+    /// UDP socket meant to send, so replies seem to come from there.
+    pub const ORIG_DEST: &str = "ORIG_DEST";
     /// Enforcement settings: one [`Settings`](super::Settings) at index 0.
     pub const SETTINGS: &str = "SETTINGS";
     /// Per-CPU counters indexed by [`Counter`](super::Counter).
@@ -53,13 +64,15 @@ pub mod map_names {
     /// Ring buffer of [`DenyEvent`](super::DenyEvent)s.
     pub const EVENTS: &str = "EVENTS";
     /// Every map name, in a stable order.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 11] = [
         ALLOW4_PORT,
         ALLOW4_ANY,
         ALLOW6_PORT,
         ALLOW6_ANY,
         EXACT,
         TRIE_CACHE,
+        REDIRECT,
+        ORIG_DEST,
         SETTINGS,
         COUNTERS,
         EVENTS,
@@ -80,6 +93,11 @@ pub mod program_names {
     pub const SOCK_CREATE: &str = "sock_create";
     /// `cgroup_skb/egress`: drops packets to destinations the hooks above refuse.
     pub const EGRESS: &str = "egress";
+    /// `cgroup/recvmsg4`: replies to redirected UDP seem to come from the
+    /// address the agent sent to.
+    pub const RECVMSG4: &str = "recvmsg4";
+    /// `cgroup/recvmsg6`: the same for IPv6 sockets.
+    pub const RECVMSG6: &str = "recvmsg6";
     /// `lsm_cgroup/socket_create`: refuses packet sockets and raw inet
     /// sockets, which `cgroup/sock_create` does not see for every family.
     /// Needs the BPF LSM (`bpf` in `/sys/kernel/security/lsm`).
@@ -88,7 +106,16 @@ pub mod program_names {
     pub const LSM_SOCKET_CREATE_HOOK: &str = "socket_create";
     /// Every cgroup program name, in attach order (the LSM guard is attached
     /// separately because it is optional).
-    pub const ALL: [&str; 6] = [SOCK_CREATE, CONNECT4, CONNECT6, SENDMSG4, SENDMSG6, EGRESS];
+    pub const ALL: [&str; 8] = [
+        SOCK_CREATE,
+        CONNECT4,
+        CONNECT6,
+        SENDMSG4,
+        SENDMSG6,
+        RECVMSG4,
+        RECVMSG6,
+        EGRESS,
+    ];
 }
 
 /// Key of [`map_names::ALLOW4_PORT`]: an LPM-trie key whose data is
@@ -181,6 +208,47 @@ pub struct EndpointKey {
     pub proto: u8,
     /// Always zero.
     pub pad: u8,
+}
+
+/// Key of [`map_names::REDIRECT`]: an intercepted protocol and destination
+/// port, whatever the destination address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RedirectKey {
+    /// IANA protocol.
+    pub proto: u8,
+    /// Always zero.
+    pub pad: u8,
+    /// Original destination port, network byte order.
+    pub port_be: u16,
+}
+
+/// Value of [`map_names::REDIRECT`]: the sidecar listener that receives the
+/// intercepted traffic, one per address family.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedirectTarget {
+    /// IPv4 listener address, network byte order.
+    pub addr4_be: [u8; 4],
+    /// IPv4 listener port, network byte order.
+    pub port4_be: u16,
+    /// IPv6 listener port, network byte order.
+    pub port6_be: u16,
+    /// IPv6 listener address, network byte order.
+    pub addr6_be: [u8; 16],
+}
+
+/// Value of [`map_names::ORIG_DEST`]: the destination a redirected socket
+/// addressed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrigDest {
+    /// Address, network byte order, IPv4 as `::ffff:a.b.c.d`.
+    pub addr_be: [u8; 16],
+    /// Port, network byte order.
+    pub port_be: u16,
+    /// Always zero.
+    pub pad: [u8; 2],
 }
 
 /// Value stored at index 0 of [`map_names::SETTINGS`].
@@ -369,6 +437,12 @@ mod pod {
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for Settings {}
     #[allow(unsafe_code)]
+    unsafe impl aya::Pod for RedirectKey {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for RedirectTarget {}
+    #[allow(unsafe_code)]
+    unsafe impl aya::Pod for OrigDest {}
+    #[allow(unsafe_code)]
     unsafe impl aya::Pod for DenyEvent {}
 }
 
@@ -386,6 +460,9 @@ mod tests {
         assert_eq!(size_of::<AllowValue>(), 8);
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<Settings>(), 8);
+        assert_eq!(size_of::<RedirectKey>(), 4);
+        assert_eq!(size_of::<RedirectTarget>(), 24);
+        assert_eq!(size_of::<OrigDest>(), 20);
         // 8+8+4+4+4+2+2+16+2+1+1+1+3+16
         assert_eq!(size_of::<DenyEvent>(), 72);
     }

@@ -8,6 +8,7 @@
 
 mod event;
 mod maps;
+mod redirect;
 mod verdict;
 
 use agent_sidecar_common::{Counter, DenyReason, Hook, PROTO_TCP, PROTO_UDP};
@@ -47,6 +48,20 @@ pub fn connect6(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg6)]
 pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
     sock_addr_v6(&ctx, Hook::Sendmsg6)
+}
+
+#[cgroup_sock_addr(recvmsg4)]
+pub fn recvmsg4(ctx: SockAddrContext) -> i32 {
+    redirect::restore_source(&ctx, false);
+    // recvmsg programs must return 1.
+    ALLOW
+}
+
+#[cgroup_sock_addr(recvmsg6)]
+pub fn recvmsg6(ctx: SockAddrContext) -> i32 {
+    redirect::restore_source(&ctx, true);
+    // recvmsg programs must return 1.
+    ALLOW
 }
 
 #[cgroup_sock(sock_create)]
@@ -139,12 +154,14 @@ fn sock_addr_v4(ctx: &SockAddrContext, hook: Hook) -> i32 {
             (*ctx.sock_addr).protocol,
         )
     };
-    decide_sock_addr(
-        hook,
-        protocol,
-        Dest::V4(ip.to_ne_bytes(), port as u16),
-        AF_INET,
-    )
+    let dest = Dest::V4(ip.to_ne_bytes(), port as u16);
+    let dest = match protocol as u8 {
+        p @ (PROTO_TCP | PROTO_UDP) if protocol <= 0xff => {
+            redirect::intercept(ctx, p, &dest, false).unwrap_or(dest)
+        }
+        _ => dest,
+    };
+    decide_sock_addr(hook, protocol, dest, AF_INET)
 }
 
 #[inline(always)]
@@ -164,7 +181,14 @@ fn sock_addr_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
     addr[4..8].copy_from_slice(&w[1].to_ne_bytes());
     addr[8..12].copy_from_slice(&w[2].to_ne_bytes());
     addr[12..16].copy_from_slice(&w[3].to_ne_bytes());
-    decide_sock_addr(hook, protocol, Dest::from_v6(addr, port as u16), AF_INET6)
+    let dest = Dest::from_v6(addr, port as u16);
+    let dest = match protocol as u8 {
+        p @ (PROTO_TCP | PROTO_UDP) if protocol <= 0xff => {
+            redirect::intercept(ctx, p, &dest, true).unwrap_or(dest)
+        }
+        _ => dest,
+    };
+    decide_sock_addr(hook, protocol, dest, AF_INET6)
 }
 
 #[inline(always)]

@@ -4,7 +4,8 @@
 
 use agent_sidecar_common::{
     ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
-    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, Settings, TRIE_CACHE_CAPACITY,
+    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, ORIG_DEST_CAPACITY, OrigDest,
+    REDIRECT_CAPACITY, RedirectKey, RedirectTarget, Settings, TRIE_CACHE_CAPACITY,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -52,3 +53,12 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(COUNTER_SLOTS, 0);
 /// Deny events for userspace.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENT_RING_BYTES, 0);
+
+/// Intercepted (protocol, port) pairs -> the sidecar listener that gets them
+/// (DNS on port 53, HTTP(S) on 80/443).
+#[map]
+pub static REDIRECT: HashMap<RedirectKey, RedirectTarget> = HashMap::pinned(REDIRECT_CAPACITY, 0);
+
+/// Socket cookie -> original destination of a redirected UDP socket.
+#[map]
+pub static ORIG_DEST: LruHashMap<u64, OrigDest> = LruHashMap::pinned(ORIG_DEST_CAPACITY, 0);

@@ -397,3 +397,80 @@ fn revoking_a_cidr_rule_invalidates_the_cached_trie_verdicts() {
     );
     assert_eq!(server.count(), 3);
 }
+
+#[test]
+fn intercepted_dns_and_https_reach_the_sidecar_whatever_address_the_agent_chose() {
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    // The "sidecar": a DNS responder and an HTTPS listener on loopback.
+    let dns = agent_sidecar_tests::DnsResponder::start(
+        &ns,
+        "127.0.0.1:5353",
+        "192.0.2.10".parse().unwrap(),
+    );
+    let https = TcpServer::start(&ns, "127.0.0.1:8443");
+    let https6 = TcpServer::start(&ns, "[::1]:8443");
+    // Nothing is allowlisted: only interception makes these work.
+    let mut agent = Agent::start(&[]);
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    let v6_dns = "[::1]:5353".parse().unwrap();
+    enforcer
+        .intercept(17, 53, "127.0.0.1:5353".parse().unwrap(), v6_dns)
+        .unwrap();
+    enforcer
+        .intercept(
+            6,
+            443,
+            "127.0.0.1:8443".parse().unwrap(),
+            "[::1]:8443".parse().unwrap(),
+        )
+        .unwrap();
+
+    // Real dig, asking a resolver the agent chose itself: the answer comes
+    // back from the sidecar but seems to come from 10.77.0.2:53, as dig
+    // requires.
+    let procs = agent.procs();
+    let out = agent_sidecar_tests::command_in(
+        &ns,
+        Some(&procs),
+        std::path::Path::new("dig"),
+        &["@10.77.0.2", "+tries=1", "+time=2", "api.example.test", "A"],
+    )
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "dig failed: {text}");
+    assert!(text.contains("192.0.2.10"), "answer missing: {text}");
+    assert!(
+        text.contains("SERVER: 10.77.0.2#53"),
+        "the reply must seem to come from the chosen resolver: {text}"
+    );
+    assert!(
+        !text.contains("unexpected source"),
+        "dig saw the sidecar's address: {text}"
+    );
+    assert_eq!(
+        dns.asked.lock().unwrap().as_slice(),
+        ["api.example.test."],
+        "the query reached the sidecar"
+    );
+
+    // TCP to port 443 of any address (IPv4, IPv6, v4-mapped) lands on the
+    // sidecar listener of that family; port 8443 elsewhere is not intercepted.
+    assert!(agent.probe(&ns, &["tcp", "203.0.113.9:443"]).ok());
+    assert!(agent.probe(&ns, &["tcp-mapped", "203.0.113.9:443"]).ok());
+    assert!(agent.probe(&ns, &["tcp", "[2001:db8::9]:443"]).ok());
+    assert_eq!((https.count(), https6.count()), (2, 1));
+    assert!(agent.probe(&ns, &["tcp", "203.0.113.9:8443"]).denied());
+
+    // Quarantine stops intercepted traffic too.
+    agent
+        .enforcer
+        .as_mut()
+        .unwrap()
+        .set_quarantine(true)
+        .unwrap();
+    assert!(agent.probe(&ns, &["tcp", "203.0.113.9:443"]).denied());
+}

@@ -2,7 +2,7 @@
 //!
 //! - `setup`: installs the eBPF toolchain (Debian `rustc-web`,
 //!   `libstd-rust-web-dev-bpf`, `llvm-22-dev`, and `bpf-linker` built against
-//!   LLVM 22 into `.tools/`) plus the test clients (curl, python3, iproute2).
+//!   LLVM 22 into `.tools/`) plus the test clients (curl, python3 with requests, dig, iproute2).
 //! - `build`: release build of the binaries.
 //! - `demo`: runs a demo agent under `agent-sidecar run` with a policy.
 //! - `test`: the whole test suite, privileged kernel tests included.
@@ -40,13 +40,15 @@ enum Cmd {
     Ci,
 }
 
-const APT_PACKAGES: [&str; 8] = [
+const APT_PACKAGES: [&str; 10] = [
     "rustc-web",
     "libstd-rust-web-dev-bpf",
     "llvm-22-dev",
     "iproute2",
     "curl",
     "python3",
+    "python3-requests",
+    "bind9-dnsutils",
     "procps",
     "ca-certificates",
 ];

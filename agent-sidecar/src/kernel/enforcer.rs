@@ -3,12 +3,12 @@
 use std::{path::PathBuf, time::Duration};
 
 use agent_sidecar_common::{
-    Counter, EndpointKey, SETTINGS_QUARANTINE, SETTINGS_READY, Settings, map_names, program_names,
-    v4_mapped,
+    Counter, EndpointKey, RedirectKey, RedirectTarget, SETTINGS_QUARANTINE, SETTINGS_READY,
+    Settings, map_names, program_names, v4_mapped,
 };
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf},
     programs::{
         CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, links::FdLink,
     },
@@ -83,6 +83,7 @@ pub struct Enforcer {
     allowlist: AllowlistMaps,
     entries: usize,
     settings: Array<MapData, Settings>,
+    redirects: BpfHashMap<MapData, RedirectKey, RedirectTarget>,
     /// What `settings` holds.
     current: Settings,
     counters: PerCpuArray<MapData, u64>,
@@ -131,21 +132,22 @@ impl Enforcer {
         PinLayout::create_private_dir(&dir)?;
 
         let attached = Self::load_and_attach(&layout, generation, &cgroup, &entries);
-        let (allowlist_maps, settings, counters, events, logger, lsm_guard) = match attached {
-            Ok(parts) => parts,
-            Err(e) => {
-                // Our half-built generation goes; any previous one stays in force.
-                let _ = layout.remove_generation(generation);
-                if old_generations.is_empty() {
-                    let _ = std::fs::remove_dir(layout.agent_dir());
-                    let created_here = config.cgroup.is_none() && previous.is_none();
-                    if created_here && cgroup.pids().is_ok_and(|p| p.is_empty()) {
-                        let _ = cgroup.remove();
+        let (allowlist_maps, settings, redirects, counters, events, logger, lsm_guard) =
+            match attached {
+                Ok(parts) => parts,
+                Err(e) => {
+                    // Our half-built generation goes; any previous one stays in force.
+                    let _ = layout.remove_generation(generation);
+                    if old_generations.is_empty() {
+                        let _ = std::fs::remove_dir(layout.agent_dir());
+                        let created_here = config.cgroup.is_none() && previous.is_none();
+                        if created_here && cgroup.pids().is_ok_and(|p| p.is_empty()) {
+                            let _ = cgroup.remove();
+                        }
                     }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
+            };
         for old in old_generations {
             layout.remove_generation(old)?;
         }
@@ -172,6 +174,7 @@ impl Enforcer {
             allowlist: allowlist_maps,
             entries: entries.len(),
             settings,
+            redirects,
             current: READY,
             counters,
             events,
@@ -192,6 +195,7 @@ impl Enforcer {
         (
             AllowlistMaps,
             Array<MapData, Settings>,
+            BpfHashMap<MapData, RedirectKey, RedirectTarget>,
             PerCpuArray<MapData, u64>,
             Option<RingBuf<MapData>>,
             Option<EbpfLogger<&'static dyn log::Log>>,
@@ -227,6 +231,8 @@ impl Enforcer {
         allowlist.apply(entries)?;
         let mut settings: Array<MapData, Settings> = Array::try_from(take(map_names::SETTINGS)?)
             .map_err(|e| KernelError::bpf(map_names::SETTINGS, "opening map", &e))?;
+        let redirects = BpfHashMap::try_from(take(map_names::REDIRECT)?)
+            .map_err(|e| KernelError::bpf(map_names::REDIRECT, "opening map", &e))?;
         let counters = PerCpuArray::try_from(take(map_names::COUNTERS)?)
             .map_err(|e| KernelError::bpf(map_names::COUNTERS, "opening map", &e))?;
         let events = RingBuf::try_from(take(map_names::EVENTS)?)
@@ -244,6 +250,7 @@ impl Enforcer {
         Ok((
             allowlist,
             settings,
+            redirects,
             counters,
             Some(events),
             logger,
@@ -319,6 +326,36 @@ impl Enforcer {
             pad: 0,
         };
         self.allowlist.add_sidecar_endpoint(key)
+    }
+
+    /// Intercepts every `proto` connect or datagram from the agent to
+    /// destination port `port`, whatever the address: the kernel rewrites it
+    /// to the sidecar listener `v4` (IPv4 sockets and v4-mapped destinations)
+    /// or `v6` (IPv6 destinations), which the agent may then reach. Replies
+    /// to intercepted UDP seem to come from the address the agent chose.
+    pub fn intercept(
+        &mut self,
+        proto: u8,
+        port: u16,
+        v4: std::net::SocketAddrV4,
+        v6: std::net::SocketAddrV6,
+    ) -> Result<(), KernelError> {
+        self.allow_sidecar_endpoint(v4.into(), proto)?;
+        self.allow_sidecar_endpoint(v6.into(), proto)?;
+        let key = RedirectKey {
+            proto,
+            pad: 0,
+            port_be: port.to_be(),
+        };
+        let target = RedirectTarget {
+            addr4_be: v4.ip().octets(),
+            port4_be: v4.port().to_be(),
+            port6_be: v6.port().to_be(),
+            addr6_be: v6.ip().octets(),
+        };
+        self.redirects
+            .insert(key, target, 0)
+            .map_err(|e| KernelError::bpf(map_names::REDIRECT, "writing map", &e))
     }
 
     /// Switches quarantine (deny everything) on or off.
