@@ -46,7 +46,7 @@ pub mod map_names {
     pub const ALLOW6_ANY: &str = "ALLOW6_ANY";
     /// Exact endpoints: single-address rules and the sidecar's own
     /// listeners, [`EndpointKey`](super::EndpointKey) ->
-    /// [`AllowValue`](super::AllowValue). Looked up before the tries.
+    /// [`ExactValue`](super::ExactValue). Looked up before the tries.
     pub const EXACT: &str = "EXACT";
     /// Destinations the CIDR tries allowed: [`EndpointKey`](super::EndpointKey)
     /// -> the [`Settings::epoch`](super::Settings::epoch) they were allowed in.
@@ -187,13 +187,37 @@ pub struct AllowValue {
     /// Identifier of the rule that produced the entry (index into the loaded
     /// policy's rule table; reported in logs).
     pub rule_id: u32,
-    /// Who owns the entry: `ALLOW_FLAG_*` (0 for an allowlist rule).
+    /// Reserved; always zero.
     pub flags: u32,
 }
 
-/// [`AllowValue::flags`]: one of the sidecar's own listeners, not an
+/// [`ExactValue::flags`]: one of the sidecar's own listeners, not an
 /// allowlist rule (allowlist updates leave it alone).
 pub const ALLOW_FLAG_SIDECAR: u32 = 1;
+/// [`ExactValue::flags`]: learned from an allowed DNS answer; new
+/// connections are allowed until [`ExactValue::expires_ns`], packets of
+/// established ones as long as the entry exists (allowlist updates leave it
+/// alone; the sidecar removes it once expired and idle).
+pub const ALLOW_FLAG_LEARNED: u32 = 2;
+
+/// Value of [`map_names::EXACT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExactValue {
+    /// Identifier of the rule that produced the entry.
+    pub rule_id: u32,
+    /// Who owns the entry: `ALLOW_FLAG_*` (0 for an allowlist rule).
+    pub flags: u32,
+    /// Learned entries: `CLOCK_BOOTTIME` nanoseconds after which new
+    /// connections are refused. `u64::MAX` for everything else.
+    pub expires_ns: u64,
+    /// Learned entries: when the egress hook last passed a packet to this
+    /// destination (`CLOCK_BOOTTIME` ns, refreshed at most once a second).
+    pub last_seen_ns: u64,
+}
+
+/// How often the egress hook refreshes [`ExactValue::last_seen_ns`].
+pub const LAST_SEEN_RESOLUTION_NS: u64 = 1_000_000_000;
 
 /// Key of [`map_names::EXACT`]: one address and port (port 0: every port).
 /// IPv4 addresses are stored as v4-mapped IPv6.
@@ -349,6 +373,9 @@ pub enum DenyReason {
     Unparsable = 4,
     /// Enforcement was still being configured.
     NotReady = 5,
+    /// The destination was learned from a DNS answer whose lifetime (TTL +
+    /// grace) has passed; new connections need a new resolution.
+    Expired = 6,
 }
 
 impl DenyReason {
@@ -360,6 +387,7 @@ impl DenyReason {
             3 => Self::SocketType,
             4 => Self::Unparsable,
             5 => Self::NotReady,
+            6 => Self::Expired,
             _ => return None,
         })
     }
@@ -372,6 +400,7 @@ impl DenyReason {
             Self::SocketType => "socket_type",
             Self::Unparsable => "unparsable",
             Self::NotReady => "not_ready",
+            Self::Expired => "expired",
         }
     }
 }
@@ -437,6 +466,8 @@ mod pod {
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for Settings {}
     #[allow(unsafe_code)]
+    unsafe impl aya::Pod for ExactValue {}
+    #[allow(unsafe_code)]
     unsafe impl aya::Pod for RedirectKey {}
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for RedirectTarget {}
@@ -461,6 +492,7 @@ mod tests {
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<Settings>(), 8);
         assert_eq!(size_of::<RedirectKey>(), 4);
+        assert_eq!(size_of::<ExactValue>(), 24);
         assert_eq!(size_of::<RedirectTarget>(), 24);
         assert_eq!(size_of::<OrigDest>(), 20);
         // 8+8+4+4+4+2+2+16+2+1+1+1+3+16

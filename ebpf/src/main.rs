@@ -20,7 +20,7 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 
 use event::{Denied, count, deny};
-use verdict::{Dest, check, check_socket, check_socket_lsm};
+use verdict::{At, Dest, check, check_socket, check_socket_lsm};
 
 /// Return value that lets the syscall or packet proceed.
 const ALLOW: i32 = 1;
@@ -126,7 +126,7 @@ pub fn egress(ctx: SkBuffContext) -> i32 {
         None => egress_dest(&ctx),
     };
     match parsed {
-        Ok((proto, dest)) => match check(proto, &dest) {
+        Ok((proto, dest)) => match check(proto, &dest, At::Egress) {
             Ok(()) => ALLOW,
             Err(reason) => {
                 drop_packet(&ctx, proto, &dest, reason);
@@ -194,7 +194,7 @@ fn sock_addr_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
 #[inline(always)]
 fn decide_sock_addr(hook: Hook, protocol: u32, dest: Dest, family: u16) -> i32 {
     let verdict = match protocol as u8 {
-        p @ (PROTO_TCP | PROTO_UDP) if protocol <= 0xff => check(p, &dest),
+        p @ (PROTO_TCP | PROTO_UDP) if protocol <= 0xff => check(p, &dest, At::Socket),
         _ => Err(DenyReason::SocketType),
     };
     match verdict {

@@ -4,8 +4,8 @@
 
 use agent_sidecar_common::{
     ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
-    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, ORIG_DEST_CAPACITY, OrigDest,
-    REDIRECT_CAPACITY, RedirectKey, RedirectTarget, Settings, TRIE_CACHE_CAPACITY,
+    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, ExactValue, ORIG_DEST_CAPACITY,
+    OrigDest, REDIRECT_CAPACITY, RedirectKey, RedirectTarget, Settings, TRIE_CACHE_CAPACITY,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -33,7 +33,7 @@ pub static ALLOW6_ANY: LpmTrie<Allow6AnyKey, AllowValue> = LpmTrie::pinned(ALLOW
 /// listeners: one hash lookup decides most destinations, whatever the size
 /// of the allowlist. Memory is allocated per entry, not up front.
 #[map]
-pub static EXACT: HashMap<EndpointKey, AllowValue> =
+pub static EXACT: HashMap<EndpointKey, ExactValue> =
     HashMap::pinned(EXACT_CAPACITY, BPF_F_NO_PREALLOC);
 
 /// Destinations the tries allowed, with the trie epoch they were allowed

@@ -2,10 +2,11 @@
 //! "allowed?"; anything that is not a positive match is a refusal.
 
 use agent_sidecar_common::{
-    Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DenyReason, EndpointKey,
-    KEY_FIXED_PREFIX_BITS, SETTINGS_QUARANTINE, SETTINGS_READY, v4_mapped,
+    ALLOW_FLAG_LEARNED, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DenyReason,
+    EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS, LAST_SEEN_RESOLUTION_NS, SETTINGS_QUARANTINE,
+    SETTINGS_READY, v4_mapped,
 };
-use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::{helpers::generated::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 
 use crate::maps::{ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, SETTINGS, TRIE_CACHE};
 
@@ -54,7 +55,7 @@ impl Dest {
 
 /// Decides a connection or datagram from the agent's cgroup to `dest`.
 #[inline(always)]
-pub fn check(proto: u8, dest: &Dest) -> Result<(), DenyReason> {
+pub fn check(proto: u8, dest: &Dest, at: At) -> Result<(), DenyReason> {
     // Fail closed: no settings, or settings not yet marked ready, is a deny.
     let Some(settings) = SETTINGS.get(0) else {
         return Err(DenyReason::NotReady);
@@ -66,37 +67,71 @@ pub fn check(proto: u8, dest: &Dest) -> Result<(), DenyReason> {
     if flags & SETTINGS_READY == 0 {
         return Err(DenyReason::NotReady);
     }
-    if allowlisted(proto, dest, settings.epoch) {
-        Ok(())
-    } else {
-        Err(DenyReason::NotAllowlisted)
+    allowlisted(proto, dest, settings.epoch, at)
+}
+
+/// Where a destination is being decided.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// `connect()` or `sendmsg()`: a new flow.
+    Socket,
+    /// A packet of a flow the socket hooks allowed.
+    Egress,
+}
+
+/// What an exact-map entry says for `at`.
+#[inline(always)]
+fn exact_allows(value: *mut ExactValue, at: At) -> bool {
+    // SAFETY: a map value pointer from a successful lookup.
+    let v = unsafe { &mut *value };
+    if v.flags & ALLOW_FLAG_LEARNED == 0 {
+        return true;
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    match at {
+        At::Socket => now < v.expires_ns,
+        // Established flows outlive the lifetime of the answer; record that
+        // the destination is in use so the sidecar keeps the entry.
+        At::Egress => {
+            if now.wrapping_sub(v.last_seen_ns) > LAST_SEEN_RESOLUTION_NS {
+                v.last_seen_ns = now;
+            }
+            true
+        }
     }
 }
 
 /// Whether the maps allow `dest`: the exact-endpoint map first (one hash
 /// lookup with the port, one for "every port"), then the CIDR tries through
-/// their cache of this `epoch`.
+/// their cache of this `epoch`. An expired learned entry that nothing else
+/// covers is reported as [`DenyReason::Expired`].
 #[inline(always)]
-fn allowlisted(proto: u8, dest: &Dest, epoch: u32) -> bool {
+fn allowlisted(proto: u8, dest: &Dest, epoch: u32, at: At) -> Result<(), DenyReason> {
+    let mut expired = false;
     let mut endpoint = EndpointKey {
         addr_be: dest.addr16(),
         port_be: dest.port_be(),
         proto,
         pad: 0,
     };
-    // SAFETY: lookups of a plain-data key; the value is not dereferenced.
-    if unsafe { EXACT.get(&endpoint) }.is_some() {
-        return true;
+    if let Some(v) = EXACT.get_ptr_mut(&endpoint) {
+        if exact_allows(v, at) {
+            return Ok(());
+        }
+        expired = true;
     }
     endpoint.port_be = 0;
-    // SAFETY: as above.
-    if unsafe { EXACT.get(&endpoint) }.is_some() {
-        return true;
+    if let Some(v) = EXACT.get_ptr_mut(&endpoint) {
+        if exact_allows(v, at) {
+            return Ok(());
+        }
+        expired = true;
     }
     endpoint.port_be = dest.port_be();
     // SAFETY: plain-data value, copied at once.
     if unsafe { TRIE_CACHE.get(&endpoint) }.copied() == Some(epoch) {
-        return true;
+        return Ok(());
     }
     let hit = match *dest {
         Dest::V4(addr_be, port_be) => {
@@ -136,8 +171,12 @@ fn allowlisted(proto: u8, dest: &Dest, epoch: u32) -> bool {
         // A full cache evicts its least recently used entry; a failed insert
         // only costs the next lookup a trie walk.
         let _ = TRIE_CACHE.insert(&endpoint, &epoch, 0);
+        Ok(())
+    } else if expired {
+        Err(DenyReason::Expired)
+    } else {
+        Err(DenyReason::NotAllowlisted)
     }
-    hit
 }
 
 /// Refuses packet sockets and raw inet sockets at the LSM `socket_create`

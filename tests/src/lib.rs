@@ -143,7 +143,14 @@ pub struct TcpServer {
 }
 
 impl TcpServer {
+    /// A server that records what each connection sent until it closes or
+    /// is idle for 300 ms.
     pub fn start(ns: &NetNs, addr: &str) -> Self {
+        Self::with_idle_timeout(ns, addr, Duration::from_millis(300))
+    }
+
+    /// The same, with another idle timeout (for connections held open).
+    pub fn with_idle_timeout(ns: &NetNs, addr: &str, idle: Duration) -> Self {
         let addr: SocketAddr = addr.parse().expect("addr");
         let listener = in_ns(ns, move || TcpListener::bind(addr).expect("bind tcp"));
         let accepted = Arc::new(Mutex::new(Vec::new()));
@@ -153,7 +160,7 @@ impl TcpServer {
                 let log = log.clone();
                 std::thread::spawn(move || {
                     let mut stream = stream;
-                    let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+                    let _ = stream.set_read_timeout(Some(idle));
                     let mut buf = Vec::new();
                     let _ = stream.read_to_end(&mut buf);
                     log.lock().unwrap().push(buf);

@@ -474,3 +474,66 @@ fn intercepted_dns_and_https_reach_the_sidecar_whatever_address_the_agent_chose(
         .unwrap();
     assert!(agent.probe(&ns, &["tcp", "203.0.113.9:443"]).denied());
 }
+
+#[test]
+fn learned_destinations_expire_for_new_connections_but_not_for_established_ones() {
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let server =
+        TcpServer::with_idle_timeout(&ns, "10.77.0.1:8080", std::time::Duration::from_secs(5));
+    let mut agent = Agent::start(&[]);
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    let ttl = std::time::Duration::from_millis(800);
+    let ip = "10.77.0.1".parse().unwrap();
+    assert!(enforcer.learn(ip, Some(8080), 6, 7, ttl).unwrap());
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.1:8080"]).ok());
+
+    // A connection established before the expiry...
+    let go = std::env::temp_dir().join(agent_sidecar_tests::unique("go"));
+    let procs = agent.procs();
+    let mut held = agent_sidecar_tests::command_in(
+        &ns,
+        Some(&procs),
+        &agent_sidecar_tests::probe_bin(),
+        &[
+            "tcp-hold",
+            "10.77.0.1:8080",
+            go.to_str().unwrap(),
+            "after-expiry",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // ...while new ones are refused once the lifetime has passed.
+    let r = agent.probe(&ns, &["tcp", "10.77.0.1:8080"]);
+    assert!(r.denied(), "expired for new connections: {r:?}");
+    agent.expect_event("expired", |e| e.reason == "expired" && e.hook == "connect4");
+    write_file(&go, "");
+    assert!(held.wait().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let got = server.accepted.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "both connections closed: {got:?}");
+    assert!(
+        got.iter().any(|c| c == b"after-expiry"),
+        "the established connection kept working: {got:?}"
+    );
+
+    // In use: kept. Idle past the limit: removed.
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    let idle = std::time::Duration::from_secs(30);
+    assert_eq!(enforcer.forget_expired(idle).unwrap(), 0);
+    assert_eq!(
+        enforcer.forget_expired(std::time::Duration::ZERO).unwrap(),
+        1
+    );
+    // Re-learning brings it back; a static rule is never turned into a learned one.
+    assert!(enforcer.learn(ip, Some(8080), 6, 7, ttl).unwrap());
+    enforcer
+        .update_allowlist(&agent_sidecar_tests::allowlist(&["10.77.0.1:8080"]))
+        .unwrap();
+    assert!(!enforcer.learn(ip, Some(8080), 6, 7, ttl).unwrap());
+    let _ = std::fs::remove_file(go);
+}

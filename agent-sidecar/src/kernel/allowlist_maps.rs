@@ -12,8 +12,9 @@ use std::{
 };
 
 use agent_sidecar_common::{
-    ALLOW_FLAG_SIDECAR, ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey,
-    Allow6PortKey, AllowValue, EndpointKey, KEY_FIXED_PREFIX_BITS, map_names, v4_mapped,
+    ALLOW_FLAG_LEARNED, ALLOW_FLAG_SIDECAR, ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey,
+    Allow6AnyKey, Allow6PortKey, AllowValue, EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS,
+    map_names, v4_mapped,
 };
 use aya::{
     Pod,
@@ -32,7 +33,7 @@ use crate::egress::Allowlist;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Entries {
     /// Entries of `EXACT`: single addresses, port 0 meaning every port.
-    pub exact: HashMap<EndpointKey, AllowValue>,
+    pub exact: HashMap<EndpointKey, ExactValue>,
     /// Entries of `ALLOW4_PORT`.
     pub v4_port: HashMap<(u32, Allow4PortKey), AllowValue>,
     /// Entries of `ALLOW4_ANY`.
@@ -67,7 +68,12 @@ impl Entries {
                         proto,
                         pad: 0,
                     };
-                    e.exact.entry(key).or_insert(value);
+                    e.exact.entry(key).or_insert(ExactValue {
+                        rule_id: value.rule_id,
+                        flags: 0,
+                        expires_ns: u64::MAX,
+                        last_seen_ns: 0,
+                    });
                     continue;
                 }
                 let prefix = KEY_FIXED_PREFIX_BITS + u32::from(net.prefix_len());
@@ -149,7 +155,7 @@ impl Entries {
 
 /// Handles on the allowlist maps.
 pub struct AllowlistMaps {
-    exact: BpfHashMap<MapData, EndpointKey, AllowValue>,
+    exact: BpfHashMap<MapData, EndpointKey, ExactValue>,
     v4_port: LpmTrie<MapData, Allow4PortKey, AllowValue>,
     v4_any: LpmTrie<MapData, Allow4AnyKey, AllowValue>,
     v6_port: LpmTrie<MapData, Allow6PortKey, AllowValue>,
@@ -195,24 +201,90 @@ impl AllowlistMaps {
     /// Lets the agent always reach `endpoint`, one of the sidecar's own
     /// listeners (allowlist updates never remove it).
     pub fn add_sidecar_endpoint(&mut self, endpoint: EndpointKey) -> Result<(), KernelError> {
-        let value = AllowValue {
+        let value = ExactValue {
             rule_id: u32::MAX,
             flags: ALLOW_FLAG_SIDECAR,
+            expires_ns: u64::MAX,
+            last_seen_ns: 0,
         };
         self.exact
             .insert(endpoint, value, 0)
             .map_err(|e| KernelError::bpf(map_names::EXACT, "writing map", &e))
     }
+
+    /// Allows new connections to `endpoint` until `expires_ns`
+    /// (`CLOCK_BOOTTIME`), on behalf of rule `rule_id`: a destination learned
+    /// from an allowed DNS answer. Refreshes an existing learned entry (its
+    /// expiry only moves forward); leaves allowlist rules and sidecar
+    /// endpoints alone. Returns whether the entry is (now) a learned one.
+    pub fn learn(
+        &mut self,
+        endpoint: EndpointKey,
+        rule_id: u32,
+        expires_ns: u64,
+    ) -> Result<bool, KernelError> {
+        let value = match self.exact.get(&endpoint, 0) {
+            Ok(v) if v.flags & ALLOW_FLAG_LEARNED == 0 => return Ok(false),
+            Ok(v) => ExactValue {
+                rule_id,
+                expires_ns: v.expires_ns.max(expires_ns),
+                ..v
+            },
+            Err(_) => ExactValue {
+                rule_id,
+                flags: ALLOW_FLAG_LEARNED,
+                expires_ns,
+                last_seen_ns: 0,
+            },
+        };
+        self.exact.insert(endpoint, value, 0).map_err(|e| {
+            if is_full(&e) {
+                KernelError::MapFull {
+                    map: map_names::EXACT,
+                    requested: 1,
+                    capacity: ALLOWLIST_CAPACITY,
+                }
+            } else {
+                KernelError::bpf(map_names::EXACT, "writing map", &e)
+            }
+        })?;
+        Ok(true)
+    }
+
+    /// Removes learned entries that expired before `now_ns` and saw no packet
+    /// during the last `idle_ns` (established flows keep theirs); returns how
+    /// many went.
+    pub fn forget_expired(&mut self, now_ns: u64, idle_ns: u64) -> Result<usize, KernelError> {
+        let stale: Vec<EndpointKey> = self
+            .exact
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, v)| {
+                v.flags & ALLOW_FLAG_LEARNED != 0
+                    && v.expires_ns <= now_ns
+                    && now_ns.saturating_sub(v.last_seen_ns.max(v.expires_ns)) >= idle_ns
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for key in &stale {
+            self.exact
+                .remove(key)
+                .map_err(|e| KernelError::bpf(map_names::EXACT, "removing a stale entry", &e))?;
+        }
+        Ok(stale.len())
+    }
 }
 
 /// `sync` for the exact-endpoint map, which the allowlist shares with the
-/// sidecar's endpoints: those are never overwritten or removed here.
+/// sidecar's endpoints and learned destinations: sidecar endpoints are never
+/// overwritten or removed here, learned ones are never removed (a rule for
+/// the same endpoint replaces a learned entry).
 fn sync_exact(
-    map: &mut BpfHashMap<MapData, EndpointKey, AllowValue>,
-    wanted: &HashMap<EndpointKey, AllowValue>,
+    map: &mut BpfHashMap<MapData, EndpointKey, ExactValue>,
+    wanted: &HashMap<EndpointKey, ExactValue>,
 ) -> Result<(), KernelError> {
     let name = map_names::EXACT;
-    let present: HashMap<EndpointKey, AllowValue> = map.iter().filter_map(Result::ok).collect();
+    let present: HashMap<EndpointKey, ExactValue> = map.iter().filter_map(Result::ok).collect();
     for (key, value) in wanted {
         if present
             .get(key)
@@ -233,7 +305,7 @@ fn sync_exact(
         })?;
     }
     for (key, value) in present {
-        if value.flags & ALLOW_FLAG_SIDECAR == 0 && !wanted.contains_key(&key) {
+        if value.flags == 0 && !wanted.contains_key(&key) {
             map.remove(&key)
                 .map_err(|e| KernelError::bpf(name, "removing a stale entry", &e))?;
         }

@@ -52,6 +52,19 @@ impl EnforcerConfig {
     }
 }
 
+/// `CLOCK_BOOTTIME` in nanoseconds: the clock of `bpf_ktime_get_boot_ns()`.
+fn boot_time_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
 /// Settings of a fresh generation: enforcing, trie epoch 0.
 const READY: Settings = Settings {
     flags: SETTINGS_READY,
@@ -326,6 +339,44 @@ impl Enforcer {
             pad: 0,
         };
         self.allowlist.add_sidecar_endpoint(key)
+    }
+
+    /// Lets the agent open new connections to `addr` (`port` `None`: every
+    /// port) over `proto` for `ttl` from now, on behalf of rule `rule_id`: a
+    /// destination learned from an allowed DNS answer (TTL + grace period).
+    /// Re-learning refreshes the expiry. Connections established before the
+    /// expiry keep working after it: the entry stays while packets flow (see
+    /// [`Enforcer::forget_expired`]). An address that an allowlist rule or a
+    /// sidecar endpoint already covers is left as it is; returns whether the
+    /// entry is a learned one.
+    pub fn learn(
+        &mut self,
+        addr: std::net::IpAddr,
+        port: Option<u16>,
+        proto: u8,
+        rule_id: u32,
+        ttl: Duration,
+    ) -> Result<bool, KernelError> {
+        let addr_be = match addr {
+            std::net::IpAddr::V4(v4) => v4_mapped(v4.octets()),
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        };
+        let key = EndpointKey {
+            addr_be,
+            port_be: port.unwrap_or(0).to_be(),
+            proto,
+            pad: 0,
+        };
+        let expires = boot_time_ns().saturating_add(ttl.as_nanos().try_into().unwrap_or(u64::MAX));
+        self.allowlist.learn(key, rule_id, expires)
+    }
+
+    /// Removes learned destinations whose lifetime has passed and that saw no
+    /// packet for `idle` (an established connection keeps its entry while it
+    /// sends); returns how many went. Call it periodically.
+    pub fn forget_expired(&mut self, idle: Duration) -> Result<usize, KernelError> {
+        let idle = idle.as_nanos().try_into().unwrap_or(u64::MAX);
+        self.allowlist.forget_expired(boot_time_ns(), idle)
     }
 
     /// Intercepts every `proto` connect or datagram from the agent to
