@@ -7,6 +7,8 @@
 //! context instead of returning errors.
 #![allow(missing_docs)]
 
+pub mod dns;
+
 use std::{
     fs::File,
     io::{Read, Write},
@@ -216,53 +218,6 @@ impl UdpServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-}
-
-/// A minimal DNS responder (messages parsed and built with hickory-proto):
-/// answers every A query with `answer` and records the names asked.
-pub struct DnsResponder {
-    pub addr: SocketAddr,
-    pub asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl DnsResponder {
-    pub fn start(ns: &NetNs, addr: &str, answer: std::net::Ipv4Addr) -> Self {
-        use hickory_proto::{
-            op::{Message, MessageType},
-            rr::{RData, Record, rdata::A},
-        };
-        let addr: SocketAddr = addr.parse().expect("addr");
-        let socket = in_ns(ns, move || UdpSocket::bind(addr).expect("bind dns"));
-        let asked = Arc::new(Mutex::new(Vec::new()));
-        let log = asked.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
-                let Ok(query) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                let mut reply = Message::new();
-                reply
-                    .set_id(query.id())
-                    .set_message_type(MessageType::Response)
-                    .set_op_code(query.op_code())
-                    .set_recursion_desired(query.recursion_desired())
-                    .set_recursion_available(true);
-                for q in query.queries() {
-                    log.lock().unwrap().push(q.name().to_ascii());
-                    reply.add_query(q.clone());
-                    reply.add_answer(Record::from_rdata(
-                        q.name().clone(),
-                        60,
-                        RData::A(A(answer)),
-                    ));
-                }
-                let bytes = reply.to_vec().expect("encode reply");
-                let _ = socket.send_to(&bytes, peer);
-            }
-        });
-        DnsResponder { addr, asked }
     }
 }
 
