@@ -8,6 +8,7 @@
 #![allow(missing_docs)]
 
 pub mod dns;
+pub mod web;
 
 use std::{
     fs::File,
