@@ -3,6 +3,8 @@
 //! The library follows the data flow:
 //! - [`egress`]: allowlist targets (`IP:PORT`, `CIDR`...) and the rule set
 //!   compiled from them;
+//! - [`dns`]: the per-agent DNS resolver that answers only allowlisted
+//!   names;
 //! - [`policy`]: the YAML policy file that carries the egress allowlist;
 //! - [`kernel`]: loads, pins and attaches the eBPF programs to an agent's
 //!   cgroup, fills the maps and turns ring-buffer deny events into logs and
@@ -12,8 +14,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod admin;
+pub mod dns;
 pub mod egress;
 pub mod kernel;
 pub mod metrics;
 pub mod policy;
+pub mod proxy;
 pub mod run;

@@ -3,12 +3,13 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use agent_sidecar::{
-    egress::Target,
+    dns::{RefusalMode, parse_upstream},
     kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
-    policy::PolicyFile,
-    run::{self, RunOptions, UserSpec},
+    run::{self, AllowArg, NamesOptions, RunOptions, UserSpec},
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod cli;
 
 /// Keeps AI agents accountable: kernel-enforced egress allowlists for agent processes.
 #[derive(Parser, Debug)]
@@ -39,9 +40,10 @@ enum Command {
     /// Remove the pinned enforcement of an agent whose sidecar is gone
     /// (after `run --keep-pinned` or a crash); kills what is left in its cgroup.
     Teardown(TeardownArgs),
-    /// Policy files.
+    /// Policies: check egress files and tier policy sets, run fixtures,
+    /// explain a decision, diff two versions.
     #[command(subcommand)]
-    Policy(PolicyCommand),
+    Policy(cli::policy::PolicyCommand),
 }
 
 #[derive(Args, Debug)]
@@ -59,9 +61,28 @@ struct RunArgs {
     /// Policy file (YAML); repeatable, rules are merged.
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
-    /// Allow egress to TARGET: IP:PORT, [IPv6]:PORT, CIDR (all ports) or CIDR:PORT; repeatable.
+    /// Allow egress to TARGET, repeatable: IP:PORT, [IPv6]:PORT, CIDR (all ports), CIDR:PORT,
+    /// or a name HOST[:PORT] (api.example.com:443, *.example.com for one more label,
+    /// **.example.com for any depth) enforced by the sidecar's resolver and proxies.
     #[arg(long = "allow", value_name = "TARGET")]
-    allow: Vec<Target>,
+    allow: Vec<AllowArg>,
+    /// Upstream DNS server(s) of the agent's resolver (IP or IP:PORT) [default: /etc/resolv.conf].
+    #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
+    upstream_dns: Vec<SocketAddr>,
+    /// How the resolver answers names that are not allowlisted.
+    #[arg(long, value_name = "MODE", default_value = "nxdomain")]
+    dns_refusal: RefusalMode,
+    /// TCP destination ports sent to the transparent proxy (comma-separated).
+    #[arg(
+        long,
+        value_name = "PORTS",
+        value_delimiter = ',',
+        default_value = "80,443"
+    )]
+    intercept_ports: Vec<u16>,
+    /// Do not set HTTP_PROXY/HTTPS_PROXY for the agent (the transparent proxy still applies).
+    #[arg(long)]
+    no_proxy_env: bool,
     /// Agent id: names the cgroup, pins and log fields [default: <command>-<pid>].
     #[arg(long, value_name = "ID")]
     agent_id: Option<String>,
@@ -90,16 +111,6 @@ struct TeardownArgs {
     pins: PinArgs,
 }
 
-#[derive(Subcommand, Debug)]
-enum PolicyCommand {
-    /// Validate policy files and print the egress rules they define.
-    Check {
-        /// Policy files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-}
-
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
     let builder = tracing_subscriber::fmt()
@@ -122,7 +133,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run_command(args),
         Command::Teardown(args) => teardown_command(args),
-        Command::Policy(PolicyCommand::Check { files }) => policy_check(files),
+        Command::Policy(cmd) => cli::policy::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
@@ -131,6 +142,12 @@ fn run_command(args: RunArgs) -> i32 {
     let opts = RunOptions {
         policies: args.policies,
         allow: args.allow,
+        names: NamesOptions {
+            upstream_dns: args.upstream_dns,
+            refusal: args.dns_refusal,
+            intercept_ports: args.intercept_ports,
+            proxy_env: !args.no_proxy_env,
+        },
         agent_id: args.agent_id,
         user: args.user,
         keep_pinned: args.keep_pinned,
@@ -179,28 +196,4 @@ fn teardown_command(args: TeardownArgs) -> i32 {
             1
         }
     }
-}
-
-fn policy_check(files: Vec<PathBuf>) -> i32 {
-    let mut failed = false;
-    for path in files {
-        match PolicyFile::load(&path) {
-            Ok(p) => {
-                let list = p.allowlist(&path);
-                println!(
-                    "{}: ok, {} egress rule(s)",
-                    path.display(),
-                    list.rules().len()
-                );
-                for rule in list.rules() {
-                    println!("  allow {} ({:?})", rule.target, rule.protocols);
-                }
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    i32::from(failed)
 }

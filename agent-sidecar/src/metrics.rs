@@ -2,9 +2,12 @@
 
 use std::sync::Mutex;
 
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::kernel::{KernelCounters, events::DenyRecord};
+use crate::{
+    kernel::{KernelCounters, events::DenyRecord},
+    policy::PolicyVersion,
+};
 
 /// Every metric the sidecar exports.
 pub struct Metrics {
@@ -13,6 +16,56 @@ pub struct Metrics {
     kernel_decisions: IntCounterVec,
     allowlist_entries: IntGaugeVec,
     last_kernel: Mutex<KernelCounters>,
+    policy: PolicyMetrics,
+}
+
+/// Metrics of the tier policy store.
+struct PolicyMetrics {
+    reloads: IntCounterVec,
+    last_reload_success: IntGauge,
+    version_info: IntGaugeVec,
+}
+
+impl PolicyMetrics {
+    fn register(registry: &Registry) -> Self {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_policy_reload_total",
+                "Tier policy loads by result: success (a new set is in force), rollback \
+                 (an earlier set was put back), failure (the set did not compile; the \
+                 last-known-good set stays in force).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let last_reload_success = IntGauge::new(
+            "agent_sidecar_policy_last_reload_success",
+            "1 if the last tier policy load succeeded, 0 if it failed (the previous set is in force).",
+        )
+        .expect("valid metric");
+        let version_info = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_policy_version_info",
+                "The tier policy version in force (content hash prefix and label); always 1.",
+            ),
+            &["version", "label"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(reloads.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(last_reload_success.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(version_info.clone()))
+            .expect("unique metric");
+        Self {
+            reloads,
+            last_reload_success,
+            version_info,
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -58,12 +111,31 @@ impl Metrics {
         registry
             .register(Box::new(allowlist_entries.clone()))
             .expect("unique metric");
+        let policy = PolicyMetrics::register(&registry);
         Self {
             registry,
             egress_denied,
             kernel_decisions,
             allowlist_entries,
             last_kernel: Mutex::new(KernelCounters::default()),
+            policy,
+        }
+    }
+
+    /// Counts a tier policy load (`success`, `rollback` or `failure`); on
+    /// success or rollback, `version` is the set now in force.
+    pub fn policy_reloaded(&self, result: &str, version: Option<&PolicyVersion>) {
+        let p = &self.policy;
+        p.reloads.with_label_values(&[result]).inc();
+        match version {
+            Some(v) => {
+                p.last_reload_success.set(1);
+                p.version_info.reset();
+                p.version_info
+                    .with_label_values(&[v.short(), v.label.as_ref()])
+                    .set(1);
+            }
+            None => p.last_reload_success.set(0),
         }
     }
 

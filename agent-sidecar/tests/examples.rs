@@ -1,36 +1,82 @@
-//! Every example policy in `examples/` loads, so the examples never rot.
+//! Every example in `examples/` loads, so the examples never rot: tier
+//! policy sets (directories with a `kind: base` document) compile and pass
+//! their fixtures in `tests/`; every other YAML file is an egress policy
+//! file.
 
 use std::path::{Path, PathBuf};
 
-use agent_sidecar::policy::PolicyFile;
+use agent_sidecar::policy::{
+    CompiledPolicySet, PolicyFile, document::Kind, document_kind, fixtures,
+};
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+fn is_policy_set(dir: &Path) -> bool {
+    std::fs::read_dir(dir).expect("read dir").any(|e| {
+        let p = e.expect("entry").path();
+        p.extension().is_some_and(|x| x == "yaml" || x == "yml")
+            && std::fs::read_to_string(&p)
+                .ok()
+                .and_then(|t| document_kind(&t))
+                == Some(Kind::Base)
+    })
+}
+
+/// Egress policy files and policy set directories under `dir`.
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, sets: &mut Vec<PathBuf>) {
+    if is_policy_set(dir) {
+        sets.push(dir.to_path_buf());
+        return;
+    }
     for entry in std::fs::read_dir(dir).expect("read examples") {
         let path = entry.expect("entry").path();
         if path.is_dir() {
-            yaml_files(&path, out);
+            walk(&path, files, sets);
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
+            files.push(path);
         }
     }
 }
 
+fn examples() -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let (mut files, mut sets) = (Vec::new(), Vec::new());
+    walk(&root, &mut files, &mut sets);
+    (files, sets)
+}
+
 #[test]
 fn every_example_policy_loads() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut files = Vec::new();
-    yaml_files(&root, &mut files);
-    assert!(
-        files.len() >= 2,
-        "expected example policies in {}",
-        root.display()
-    );
+    let (files, _) = examples();
+    assert!(files.len() >= 2, "expected example egress policies");
     for file in files {
         let policy = PolicyFile::load(&file).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             !policy.allowlist(&file).is_empty(),
             "{} allows nothing",
             file.display()
+        );
+    }
+}
+
+#[test]
+fn every_example_policy_set_compiles_and_passes_its_fixtures() {
+    let (_, sets) = examples();
+    assert!(!sets.is_empty(), "expected example policy sets");
+    for dir in sets {
+        let set = CompiledPolicySet::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let s = set.summary();
+        assert!(
+            s.rules > 0 && s.agents > 0 && s.overlays > 0,
+            "{}: {s:?}",
+            dir.display()
+        );
+        let tests = dir.join("tests");
+        let report = fixtures::run_fixtures(&set, &tests);
+        assert!(report.ok(), "{}:\n{report}", tests.display());
+        assert!(
+            report.passed >= 20,
+            "{}: only {} scenarios",
+            tests.display(),
+            report.passed
         );
     }
 }

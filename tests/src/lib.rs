@@ -108,6 +108,11 @@ impl NetNs {
         self.file.as_raw_fd()
     }
 
+    /// Adds `cidr` (e.g. `198.51.100.1/32`) to the namespace's loopback.
+    pub fn add_address(&self, cidr: &str) {
+        sh("ip", &["-n", &self.name, "addr", "add", cidr, "dev", "lo"]);
+    }
+
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) {
         sh(

@@ -30,7 +30,7 @@ pub struct PolicyFile {
 }
 
 /// `egress:` — what the agent may reach.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EgressSection {
     /// `allow:` — the allowlist.
@@ -39,7 +39,7 @@ pub struct EgressSection {
 }
 
 /// One `egress.allow` entry: a bare target string or a mapping.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AllowEntry {
     /// Destination.
     pub target: Target,

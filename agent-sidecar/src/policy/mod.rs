@@ -1,6 +1,62 @@
-//! Policy files. This version carries the egress allowlist; see
-//! `docs/policy.md` for the format.
+//! Policy: the egress policy file (`version: 1`, see [`PolicyFile`]) and
+//! the tier policy engine, which decides for every tool action whether it
+//! is autonomous (tier 1), supervised (2), needs approval (3), halts and
+//! escalates (4) or is denied.
+//!
+//! The engine follows the data flow:
+//!
+//! - [`source`]: a policy directory read into a [`Snapshot`];
+//! - [`document`]: the YAML documents (base, team, role, agent, overlay);
+//! - `hierarchy`, `tools`, `rules`, `tighten`: linking the documents,
+//!   compiling tool declarations and rules, refusing any child that would
+//!   loosen its parents; [`CompiledPolicySet::compile`] ties them together;
+//! - [`action`]: the [`Action`] model and requests;
+//!   [`CompiledPolicySet::action_from_request`] recognises and extracts;
+//! - [`CompiledPolicySet::decide`] -> [`Decision`];
+//!   [`CompiledPolicySet::explain`] -> [`Explanation`];
+//! - [`version`], [`diff`], [`fixtures`], [`schema`]: versions, rule-level
+//!   diffs, scenario tests and the published JSON Schema;
+//! - [`reload`]: the [`PolicyStore`] the gateway decides with, hot-reloaded
+//!   from the directory with last-known-good kept on error.
+//!
+//! See `docs/policy.md` for the formats.
 
+pub mod action;
+mod compile;
+mod condition;
+mod decide;
+pub mod diff;
+pub mod document;
+mod error;
+mod explain;
+mod extract;
 mod file;
+pub mod fixtures;
+mod hierarchy;
+mod location;
+pub mod reload;
+mod resolve;
+mod rules;
+pub mod schema;
+mod set;
+pub mod source;
+mod tier;
+mod tighten;
+mod tools;
+pub mod version;
 
-pub use file::{PolicyError, PolicyFile, load_policy_files};
+pub use action::{Action, ActionInput, AgentIdentity, Attributes, Money, Request, Reversibility};
+pub use decide::{DecidingRule, Decision};
+pub use document::document_kind;
+pub use error::{CompileError, Problem};
+pub use explain::{DefaultReport, Explanation, LevelReport, RuleReport};
+pub use file::{AllowEntry, EgressSection, PolicyError, PolicyFile, load_policy_files};
+pub use location::Location;
+pub use reload::{PolicyStore, ReloadOutcome, StoreOptions, WatchOptions, watch};
+pub use set::{CompiledPolicySet, SetSummary};
+pub use source::Snapshot;
+pub use tier::Tier;
+pub use version::PolicyVersion;
+
+#[cfg(test)]
+mod test_support;

@@ -76,8 +76,9 @@ impl AgentProcess {
 
 /// Everything the child needs, built before the clone.
 struct Prepared {
-    /// The program's path, resolved in PATH.
-    program: CString,
+    /// Paths to try, in order: the program itself when it has a slash,
+    /// otherwise every PATH entry holding a file of that name.
+    candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
     cap_last: libc::c_ulong,
@@ -193,34 +194,41 @@ fn prepare(argv: &[OsString], user: UserSpec, env: &[(String, String)]) -> io::R
         })
         .collect::<io::Result<Vec<_>>>()?;
 
-    // A name with a slash is a path; otherwise the first PATH directory
-    // holding a file of that name (the default PATH when it is unset).
-    let resolved = if program.as_bytes().contains(&b'/') {
-        PathBuf::from(program)
+    // A name with a slash is a path; otherwise every PATH directory holding
+    // a file of that name (the default PATH when it is unset), tried in order
+    // as execvp does: one the agent's user cannot execute (a directory only
+    // root may enter) is skipped.
+    let resolved: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
+        vec![PathBuf::from(program)]
     } else {
         let path = vars
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-        std::env::split_paths(&path)
+        let found: Vec<PathBuf> = std::env::split_paths(&path)
             .map(|dir| dir.join(program))
-            .find(|p| p.metadata().is_ok_and(|m| m.is_file()))
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{} is not in PATH", program.to_string_lossy()),
-                )
-            })?
+            .filter(|p| p.metadata().is_ok_and(|m| m.is_file()))
+            .collect();
+        if found.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not in PATH", program.to_string_lossy()),
+            ));
+        }
+        found
     };
-    let program = cstring(resolved.as_os_str())?;
+    let candidates = resolved
+        .iter()
+        .map(|p| cstring(p.as_os_str()))
+        .collect::<io::Result<Vec<_>>>()?;
 
     let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(63);
     Ok(Prepared {
-        program,
+        candidates,
         argv,
         envp,
         cap_last,
@@ -244,8 +252,20 @@ unsafe fn exec_child(
         let errno = match drop_privileges(prepared.user, prepared.cap_last) {
             Err(e) => e,
             Ok(()) => {
-                libc::execve(prepared.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                *libc::__errno_location()
+                let mut first_error = libc::ENOENT;
+                for path in &prepared.candidates {
+                    libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                    match *libc::__errno_location() {
+                        // Keep looking, as execvp does.
+                        libc::EACCES => first_error = libc::EACCES,
+                        libc::ENOENT | libc::ENOTDIR => {}
+                        other => {
+                            first_error = other;
+                            break;
+                        }
+                    }
+                }
+                first_error
             }
         };
         let bytes = errno.to_ne_bytes();

@@ -7,7 +7,10 @@
 //! 4. when the command exits, kill what it left in the cgroup, tear down
 //!    (unless `--keep-pinned`) and exit with the command's exit code.
 
+pub mod allow;
 pub mod child;
+pub mod names;
+mod resolve;
 pub mod signals;
 pub mod user;
 
@@ -20,11 +23,14 @@ use tracing::{error, info, warn};
 
 use crate::{
     admin,
-    egress::{Allowlist, EgressRule, Protocols, RuleSource, Target},
+    dns::RefusalMode,
+    egress::{Allowlist, EgressRule, NameAllowlist, Protocols, RuleSource},
     kernel::{Enforcer, EnforcerConfig, KernelError, events},
     metrics::Metrics,
     policy::{PolicyError, load_policy_files},
 };
+pub use allow::AllowArg;
+use names::{NameServices, NamesConfig};
 pub use user::{NOBODY, UserError, UserSpec};
 
 /// Exit code when `run` itself fails before the command starts.
@@ -39,8 +45,10 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 pub struct RunOptions {
     /// Policy files.
     pub policies: Vec<PathBuf>,
-    /// `--allow` targets.
-    pub allow: Vec<Target>,
+    /// `--allow` targets: addresses and names.
+    pub allow: Vec<AllowArg>,
+    /// Name-based egress settings (used when a name rule is present).
+    pub names: NamesOptions,
     /// Agent id (default: `<command name>-<pid>`).
     pub agent_id: Option<String>,
     /// Who the command runs as (default [`NOBODY`] when invoked as root).
@@ -55,6 +63,30 @@ pub struct RunOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// The command and its arguments.
     pub command: Vec<OsString>,
+}
+
+/// Name-based egress settings of `run`.
+#[derive(Clone, Debug)]
+pub struct NamesOptions {
+    /// Upstream resolvers (default: the nameservers of `/etc/resolv.conf`).
+    pub upstream_dns: Vec<SocketAddr>,
+    /// How names that are not allowlisted are answered.
+    pub refusal: RefusalMode,
+    /// TCP destination ports sent to the transparent proxy.
+    pub intercept_ports: Vec<u16>,
+    /// Whether to set `HTTP_PROXY`/`HTTPS_PROXY` for the agent.
+    pub proxy_env: bool,
+}
+
+impl Default for NamesOptions {
+    fn default() -> Self {
+        Self {
+            upstream_dns: Vec::new(),
+            refusal: RefusalMode::NxDomain,
+            intercept_ports: vec![80, 443],
+            proxy_env: true,
+        }
+    }
 }
 
 /// Why `run` could not start or finish the command.
@@ -79,6 +111,9 @@ pub enum RunError {
     /// Other I/O failure.
     #[error("{0}: {1}")]
     Io(&'static str, std::io::Error),
+    /// The name-based egress services could not start.
+    #[error("name-based egress: {0}")]
+    Names(String),
 }
 
 impl RunError {
@@ -91,17 +126,36 @@ impl RunError {
     }
 }
 
-/// Merges policy files and `--allow` flags into one allowlist.
-pub fn build_allowlist(policies: &[PathBuf], allow: &[Target]) -> Result<Allowlist, PolicyError> {
+/// Merges policy files and `--allow` flags into the address allowlist
+/// (kernel) and the name allowlist (resolver and proxies). A name rule that
+/// covers a port the transparent proxy does not take learns the addresses
+/// its names resolve to.
+pub fn build_allowlist(
+    policies: &[PathBuf],
+    allow: &[AllowArg],
+    intercept_ports: &[u16],
+) -> Result<(Allowlist, NameAllowlist), PolicyError> {
     let mut list = load_policy_files(policies)?;
-    for (i, target) in allow.iter().enumerate() {
-        list.push(EgressRule {
-            target: *target,
-            protocols: Protocols::Any,
-            source: RuleSource::Flag(i + 1),
-        });
+    let mut names = NameAllowlist::new();
+    for (i, arg) in allow.iter().enumerate() {
+        match arg {
+            AllowArg::Address(target) => list.push(EgressRule {
+                target: *target,
+                protocols: Protocols::Any,
+                source: RuleSource::Flag(i + 1),
+            }),
+            AllowArg::Name(rule) => {
+                let mut rule = rule.clone();
+                rule.source = Some(RuleSource::Flag(i + 1));
+                rule.learn = match &rule.ports {
+                    None => true,
+                    Some(ports) => ports.iter().any(|p| !intercept_ports.contains(p)),
+                };
+                names.push(rule);
+            }
+        }
     }
-    Ok(list)
+    Ok((list, names))
 }
 
 fn default_agent_id(command: &[OsString]) -> String {
@@ -133,7 +187,8 @@ fn default_agent_id(command: &[OsString]) -> String {
 
 /// Runs the command under enforcement and returns its exit code.
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
-    let allowlist = build_allowlist(&opts.policies, &opts.allow)?;
+    let (allowlist, names) =
+        build_allowlist(&opts.policies, &opts.allow, &opts.names.intercept_ports)?;
     let agent_id = opts
         .agent_id
         .clone()
@@ -211,7 +266,32 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         None => None,
     };
 
-    let env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
+    let services = if names.is_empty() {
+        None
+    } else {
+        for rule in names.rules() {
+            info!(agent_id = %agent_id, rule = %rule, learn = rule.learn, "egress name rule");
+        }
+        let upstreams = if opts.names.upstream_dns.is_empty() {
+            crate::dns::upstreams_from_resolv_conf(std::path::Path::new("/etc/resolv.conf"))
+                .map_err(|e| RunError::Names(format!("{e} (or give --upstream-dns)")))?
+        } else {
+            opts.names.upstream_dns.clone()
+        };
+        let config = NamesConfig {
+            upstreams,
+            refusal: opts.names.refusal,
+            intercept_ports: opts.names.intercept_ports.clone(),
+            grace: Duration::from_secs(60),
+            idle: Duration::from_secs(120),
+            proxy_env: opts.names.proxy_env,
+        };
+        Some(NameServices::start(&agent_id, names, &config, enforcer.clone()).await?)
+    };
+    let mut env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
+    if let Some(services) = &services {
+        env.extend(services.env().iter().cloned());
+    }
     let spawned = {
         let guard = enforcer.lock().expect("enforcer lock");
         child::spawn(&opts.command, guard.cgroup().dir().as_raw_fd(), user, &env)
@@ -247,6 +327,9 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             })
         }
     };
+    if let Some(services) = services {
+        services.shutdown().await;
+    }
     for task in [admin_task, logger_task].into_iter().flatten() {
         task.abort();
         let _ = task.await;

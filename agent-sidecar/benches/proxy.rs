@@ -1,0 +1,562 @@
+//! Proxy benchmark (`harness = false`), all on loopback, one process:
+//!
+//! 1. Transparent TLS passthrough: 1 MiB HTTPS downloads through the
+//!    transparent listener against the same downloads straight from the
+//!    upstream — throughput ratio (target >= 0.8) and the time-to-first-byte
+//!    the listener adds at p99 (target <= 300 us).
+//! 2. CONNECT through the explicit proxy against CONNECT through squid (Debian
+//!    package `squid`, started here with an equivalent `dstdomain` allowlist
+//!    in a temp dir): requests/s with 4 concurrent clients and per-request
+//!    latency (p50/p99), each request being CONNECT + TLS handshake + GET +
+//!    response.
+//!
+//! Rounds alternate the two sides of every comparison; ratios are per round
+//! and the report gives their median. Prints a Markdown report; with
+//! `--write-docs` (or `PROXY_BENCH_WRITE_DOCS=1`) also replaces
+//! `docs/benchmarks-proxy.md`. Run it with
+//! `cargo bench -p agent-sidecar --bench proxy -- --write-docs`.
+//! Without squid installed, section 2 reports ours only.
+
+#[path = "../tests/proxy_support/mod.rs"]
+mod proxy_support;
+
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::Path,
+    process::{Child, Command, ExitCode, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use agent_sidecar::proxy::{ProxyConfig, ProxyContext};
+use anyhow::{Context, Result, bail, ensure};
+use proxy_support::{AllowList, MIB, MapResolve, Proxies, TempDir, TestCa, Upstream};
+use rustls::pki_types::ServerName;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_rustls::TlsConnector;
+
+const HOST: &str = "api.allowed.test";
+const UPSTREAM_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const ROUNDS: usize = 5;
+const TRANSFERS_PER_ROUND: usize = 20;
+const TTFB_PER_ROUND: usize = 100;
+const CONNECT_CLIENTS: usize = 4;
+const CONNECT_PER_CLIENT: usize = 50;
+
+fn main() -> ExitCode {
+    let write_docs = std::env::args().any(|a| a == "--write-docs")
+        || std::env::var("PROXY_BENCH_WRITE_DOCS").is_ok_and(|v| v == "1");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("proxy bench: no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(report) => {
+            println!("{report}");
+            if write_docs {
+                let path =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks-proxy.md");
+                if let Err(e) = std::fs::write(&path, &report) {
+                    eprintln!("proxy bench: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("proxy bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One request's timings.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// Connect start to the first response byte.
+    ttfb: Duration,
+    /// Request written to end of response.
+    transfer: Duration,
+    /// Connect start to end of response.
+    total: Duration,
+    /// Response bytes (head and body).
+    bytes: usize,
+}
+
+struct Bench {
+    connector: TlsConnector,
+    upstream: SocketAddr,
+    transparent: SocketAddr,
+    explicit: SocketAddr,
+}
+
+async fn run() -> Result<String> {
+    let started = Instant::now();
+    let ca = TestCa::new(&[HOST]);
+    let upstream = Upstream::start((UPSTREAM_IP, 0).into(), "bench", Some(ca.acceptor())).await;
+    let port = upstream.addr.port();
+    let ctx = ProxyContext::new(
+        Arc::new(AllowList(vec![HOST.to_owned()])),
+        Arc::new(MapResolve(HashMap::from([(
+            HOST.to_owned(),
+            vec![UPSTREAM_IP],
+        )]))),
+    )
+    .with_config(ProxyConfig {
+        agent_id: "bench".to_owned(),
+        ..ProxyConfig::default()
+    });
+    let proxies = Proxies::start(&ctx, &[port]);
+    let bench = Bench {
+        connector: TlsConnector::from(ca.client_config()),
+        upstream: upstream.addr,
+        transparent: proxies.transparent[&port],
+        explicit: proxies.explicit,
+    };
+
+    // Warm-up: every path once.
+    bench.get(bench.upstream, None, "/1m").await?;
+    bench.get(bench.transparent, None, "/1m").await?;
+    bench.get(bench.explicit, Some(port), "/").await?;
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Proxy benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Produced by `cargo bench -p agent-sidecar --bench proxy -- --write-docs` \
+         (`agent-sidecar/benches/proxy.rs`) on loopback: a rustls HTTPS upstream (hyper, \
+         test CA, ring), the proxy in the same process (2 Tokio workers), clients \
+         using tokio-rustls. {ROUNDS} rounds; the two sides of every comparison \
+         alternate within a round; ratios are per round, the table shows medians.\n"
+    );
+    let _ = writeln!(md, "Machine: {} CPUs, {}.\n", num_cpus(), kernel());
+
+    passthrough(&bench, &mut md).await?;
+    connect_vs_squid(&bench, port, &mut md).await?;
+    let _ = writeln!(
+        md,
+        "\nThe upstream accepted {} TLS connections in this run, all at the address the \
+         test resolver returns for `{HOST}`. This run took {:.0} s.",
+        upstream.hits(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(md)
+}
+
+async fn passthrough(bench: &Bench, md: &mut String) -> Result<()> {
+    let mut ratios = Vec::new();
+    let (mut direct_tp, mut proxied_tp) = (Vec::new(), Vec::new());
+    let (mut direct_ttfb, mut proxied_ttfb) = (Vec::new(), Vec::new());
+    let mut added_p99 = Vec::new();
+    for _ in 0..ROUNDS {
+        let (mut d, mut p) = (Vec::new(), Vec::new());
+        for _ in 0..TRANSFERS_PER_ROUND {
+            let s = bench.get(bench.upstream, None, "/1m").await?;
+            d.push(mib_per_s(s));
+            let s = bench.get(bench.transparent, None, "/1m").await?;
+            p.push(mib_per_s(s));
+        }
+        let (dm, pm) = (median(&mut d), median(&mut p));
+        ratios.push(pm / dm);
+        direct_tp.push(dm);
+        proxied_tp.push(pm);
+
+        let (mut d, mut p) = (Vec::new(), Vec::new());
+        for _ in 0..TTFB_PER_ROUND {
+            d.push(micros(bench.get(bench.upstream, None, "/").await?.ttfb));
+            p.push(micros(bench.get(bench.transparent, None, "/").await?.ttfb));
+        }
+        let (dp99, pp99) = (percentile(&mut d, 0.99), percentile(&mut p, 0.99));
+        added_p99.push(pp99 - dp99);
+        direct_ttfb.extend(d);
+        proxied_ttfb.extend(p);
+    }
+    let ratio = median(&mut ratios);
+    let added = median(&mut added_p99);
+    let _ = writeln!(md, "## 1. Transparent TLS passthrough\n");
+    let _ = writeln!(
+        md,
+        "Each transfer: TCP connect, TLS 1.3 handshake, `GET /1m`, 1 MiB body, close. \
+         Throughput counts from the request to the end of the body; time-to-first-byte \
+         (TTFB) from the TCP connect to the first response byte, so it includes the \
+         handshake and, through the listener, the ClientHello sniff, the name decision, \
+         the resolver call and the upstream connect.\n"
+    );
+    let _ = writeln!(md, "| | direct | transparent listener | result | target |");
+    let _ = writeln!(md, "|---|---:|---:|---:|---|");
+    let _ = writeln!(
+        md,
+        "| 1 MiB throughput (MiB/s, median of rounds) | {:.0} | {:.0} | **{ratio:.2}x** | >= 0.8x {} |",
+        median(&mut direct_tp),
+        median(&mut proxied_tp),
+        verdict(ratio >= 0.8)
+    );
+    let _ = writeln!(
+        md,
+        "| TTFB p50 (us, all samples) | {:.0} | {:.0} | +{:.0} us | |",
+        percentile(&mut direct_ttfb, 0.5),
+        percentile(&mut proxied_ttfb, 0.5),
+        percentile(&mut proxied_ttfb, 0.5) - percentile(&mut direct_ttfb, 0.5)
+    );
+    let _ = writeln!(
+        md,
+        "| TTFB p99 (us, all samples) | {:.0} | {:.0} | **+{added:.0} us** (median of per-round p99 differences) | <= 300 us {} |",
+        percentile(&mut direct_ttfb, 0.99),
+        percentile(&mut proxied_ttfb, 0.99),
+        verdict(added <= 300.0)
+    );
+    let _ = writeln!(md);
+    Ok(())
+}
+
+async fn connect_vs_squid(bench: &Bench, port: u16, md: &mut String) -> Result<()> {
+    let squid = match Squid::start(HOST, UPSTREAM_IP) {
+        Ok(squid) => Some(squid),
+        Err(e) => {
+            eprintln!("squid not compared: {e:#}");
+            None
+        }
+    };
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    if let Some(squid) = &squid {
+        bench
+            .get(squid.addr, Some(port), "/")
+            .await
+            .context("request through squid")?;
+    }
+    for _ in 0..ROUNDS {
+        ours.push(bench.connect_load(bench.explicit, port).await?);
+        if let Some(squid) = &squid {
+            theirs.push(bench.connect_load(squid.addr, port).await?);
+        }
+    }
+    let _ = writeln!(md, "## 2. CONNECT: explicit proxy vs squid\n");
+    let _ = writeln!(
+        md,
+        "Each request: TCP connect to the proxy, `CONNECT {HOST}:<port>`, TLS handshake \
+         through the tunnel, `GET /` (a ~40-byte body), close. {CONNECT_CLIENTS} clients in \
+         parallel, {CONNECT_PER_CLIENT} requests each, per round. squid ({}) runs from a \
+         generated configuration: `http_port` on loopback, `acl allowed dstdomain {HOST}`, \
+         `http_access allow allowed`, `http_access deny all`, a `hosts_file` mapping the name \
+         to the upstream, no cache, no access log, {}.\n",
+        squid
+            .as_ref()
+            .map(|s| s.version.clone())
+            .unwrap_or_else(|| "not installed".to_owned()),
+        squid
+            .as_ref()
+            .map(|s| format!("`workers 1`, run as `{}`", s.user))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(md, "| | agent-sidecar explicit proxy | squid | ratio |");
+    let _ = writeln!(md, "|---|---:|---:|---:|");
+    let rps_ours: Vec<f64> = ours.iter().map(|l| l.rps).collect();
+    let rps_theirs: Vec<f64> = theirs.iter().map(|l| l.rps).collect();
+    row(md, "requests/s (median of rounds)", &rps_ours, &rps_theirs);
+    let p50_ours: Vec<f64> = ours.iter().map(|l| l.p50).collect();
+    let p50_theirs: Vec<f64> = theirs.iter().map(|l| l.p50).collect();
+    row(md, "latency p50 (us)", &p50_ours, &p50_theirs);
+    let p99_ours: Vec<f64> = ours.iter().map(|l| l.p99).collect();
+    let p99_theirs: Vec<f64> = theirs.iter().map(|l| l.p99).collect();
+    row(md, "latency p99 (us)", &p99_ours, &p99_theirs);
+    let _ = writeln!(
+        md,
+        "\nRatio: ours / squid per round, median (above 1 for requests/s and below 1 for \
+         latency means the explicit proxy is ahead)."
+    );
+    Ok(())
+}
+
+fn row(md: &mut String, label: &str, ours: &[f64], theirs: &[f64]) {
+    let mut o = ours.to_vec();
+    let mut t = theirs.to_vec();
+    let mut ratios: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+    if t.is_empty() {
+        let _ = writeln!(md, "| {label} | {:.0} | - | - |", median(&mut o));
+    } else {
+        let _ = writeln!(
+            md,
+            "| {label} | {:.0} | {:.0} | {:.2}x |",
+            median(&mut o),
+            median(&mut t),
+            median(&mut ratios)
+        );
+    }
+}
+
+/// One round of concurrent CONNECT requests.
+struct Load {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+}
+
+impl Bench {
+    /// Downloads `path` from the upstream via `addr`: directly (upstream or
+    /// transparent listener) or, with `connect_port`, through a CONNECT
+    /// proxy at `addr`.
+    async fn get(&self, addr: SocketAddr, connect_port: Option<u16>, path: &str) -> Result<Sample> {
+        let t0 = Instant::now();
+        let mut tcp = TcpStream::connect(addr).await.context("connect")?;
+        tcp.set_nodelay(true)?;
+        if let Some(port) = connect_port {
+            connect_tunnel(&mut tcp, port).await?;
+        }
+        let name = ServerName::try_from(HOST).context("name")?;
+        let tls = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake")?;
+        let port = connect_port.unwrap_or(self.upstream.port());
+        fetch(tls, t0, path, port).await
+    }
+
+    async fn connect_load(&self, proxy: SocketAddr, port: u16) -> Result<Load> {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..CONNECT_CLIENTS {
+            let me = Bench {
+                connector: self.connector.clone(),
+                upstream: self.upstream,
+                transparent: self.transparent,
+                explicit: self.explicit,
+            };
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                for _ in 0..CONNECT_PER_CLIENT {
+                    lat.push(micros(me.get(proxy, Some(port), "/").await?.total));
+                }
+                anyhow::Ok(lat)
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.context("client task")??);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        Ok(Load {
+            rps: all.len() as f64 / secs,
+            p50: percentile(&mut all, 0.5),
+            p99: percentile(&mut all, 0.99),
+        })
+    }
+}
+
+/// Sends `CONNECT HOST:port` and reads the response head (the proxy sends
+/// nothing else before the client's first TLS bytes).
+async fn connect_tunnel(tcp: &mut TcpStream, port: u16) -> Result<()> {
+    tcp.write_all(
+        format!("CONNECT {HOST}:{port} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        ensure!(head.len() < 8192, "CONNECT response head too long");
+        let n = tcp.read(&mut byte).await?;
+        ensure!(n == 1, "proxy closed during CONNECT");
+        head.push(byte[0]);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    response.parse(&head)?;
+    match response.code {
+        Some(200) => Ok(()),
+        other => bail!(
+            "CONNECT answered {other:?}: {}",
+            String::from_utf8_lossy(&head)
+        ),
+    }
+}
+
+async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
+    mut tls: S,
+    t0: Instant,
+    path: &str,
+    port: u16,
+) -> Result<Sample> {
+    let t_req = Instant::now();
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bytes = 0;
+    let mut ttfb = None;
+    loop {
+        let n = match tls.read(&mut buf).await {
+            Ok(n) => n,
+            // The upstream may close without close_notify after `Connection: close`.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            break;
+        }
+        ttfb.get_or_insert_with(|| t0.elapsed());
+        bytes += n;
+    }
+    let sample = Sample {
+        ttfb: ttfb.context("empty response")?,
+        transfer: t_req.elapsed(),
+        total: t0.elapsed(),
+        bytes,
+    };
+    if path == "/1m" {
+        ensure!(sample.bytes >= MIB, "short body: {} bytes", sample.bytes);
+    }
+    Ok(sample)
+}
+
+fn mib_per_s(s: Sample) -> f64 {
+    s.bytes as f64 / (1024.0 * 1024.0) / s.transfer.as_secs_f64()
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    percentile(v, 0.5)
+}
+
+/// Nearest-rank percentile.
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "(met)" } else { "(NOT met)" }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_else(|_| "unknown kernel".to_owned())
+}
+
+/// A squid started for the benchmark; killed (by its pid) on drop.
+struct Squid {
+    addr: SocketAddr,
+    version: String,
+    user: String,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Squid {
+    fn start(host: &str, ip: IpAddr) -> Result<Self> {
+        let binary = ["/usr/sbin/squid", "/usr/bin/squid"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .context("squid is not installed (apt-get install squid)")?;
+        let version = Command::new(binary)
+            .arg("-v")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.lines().next().map(str::to_owned))
+            .unwrap_or_default();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = TempDir::new();
+        let root = nix::unistd::geteuid().is_root();
+        // squid refuses to keep root: it drops to cache_effective_user, which
+        // must be able to write its logs here.
+        let user = if root { "proxy".to_owned() } else { whoami() };
+        if root {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777))?;
+        }
+        std::fs::write(dir.0.join("hosts"), format!("{ip} {host}\n"))?;
+        let d = dir.0.display();
+        let config = format!(
+            "http_port 127.0.0.1:{port}\n\
+             acl allowed dstdomain {host}\n\
+             http_access allow allowed\n\
+             http_access deny all\n\
+             hosts_file {d}/hosts\n\
+             pid_filename {d}/squid.pid\n\
+             cache_log {d}/cache.log\n\
+             access_log none\n\
+             cache deny all\n\
+             cache_mem 8 MB\n\
+             coredump_dir {d}\n\
+             netdb_filename none\n\
+             pinger_enable off\n\
+             shutdown_lifetime 0 seconds\n\
+             workers 1\n\
+             {}",
+            if root {
+                format!("cache_effective_user {user}\n")
+            } else {
+                String::new()
+            }
+        );
+        let conf = dir.0.join("squid.conf");
+        std::fs::write(&conf, config)?;
+        let child = Command::new(binary)
+            .args(["-N", "-f"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start squid")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let squid = Self {
+            addr,
+            version,
+            user,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(squid._dir.0.join("cache.log")).unwrap_or_default();
+                bail!("squid did not start listening: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(squid)
+    }
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "nobody".to_owned())
+}

@@ -1,0 +1,4 @@
+//! Command handlers of the `agent-sidecar` binary, one module per command
+//! group, so `main.rs` stays a dispatcher.
+
+pub mod policy;

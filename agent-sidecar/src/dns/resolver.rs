@@ -1,0 +1,291 @@
+//! One agent's resolver: the pure pipeline ([`super::handle`]) plus the
+//! allowlist (hot-swappable), the cache, the upstream servers, the learned
+//! addresses, events and metrics. Transport-independent: the listeners in
+//! [`super::server`] feed it bytes.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Instant, SystemTime},
+};
+
+use arc_swap::ArcSwap;
+
+use super::{
+    cache::{Cache, CacheKey},
+    config::{DnsConfig, RefusalMode},
+    events::{DnsEvent, EventSink, Transport, rfc3339, trace},
+    handle::{self, Outcome, Pending, Policy, Reply, Step},
+    learned::LearnedSink,
+    metrics::AgentDnsMetrics,
+    rebinding::classify,
+    upstream::Upstream,
+};
+use crate::egress::NameAllowlist;
+
+/// Where the resolver reports: events, learned addresses, metrics. The
+/// default reports events only to `tracing`, learns nothing and counts
+/// nothing.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Receives every decision (the audit log).
+    pub events: Option<Arc<dyn EventSink>>,
+    /// Receives learned addresses (the kernel allowlist maps).
+    pub learned: Option<Arc<dyn LearnedSink>>,
+    /// This agent's metric series ([`super::DnsMetrics::for_agent`]).
+    pub metrics: Option<AgentDnsMetrics>,
+}
+
+/// One agent's resolver. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Resolver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    agent_id: Arc<str>,
+    allowlist: ArcSwap<NameAllowlist>,
+    refusal: RefusalMode,
+    max_ttl: u32,
+    grace: std::time::Duration,
+    cache: Mutex<Cache>,
+    upstream: Upstream,
+    hooks: Hooks,
+}
+
+/// The local step's result: an answer to send now, or work to do upstream.
+pub enum Local {
+    /// Answer now (cached or refused), `None`: send nothing.
+    Now(Option<Vec<u8>>),
+    /// Resolve upstream with [`Resolver::forward`].
+    Forward(Box<Forward>),
+}
+
+/// A query waiting for its upstream answer.
+pub struct Forward {
+    pending: Pending,
+    client: SocketAddr,
+    transport: Transport,
+}
+
+impl Resolver {
+    /// A resolver for `config.agent_id` answering from `allowlist`.
+    pub fn new(config: &DnsConfig, allowlist: NameAllowlist, hooks: Hooks) -> Self {
+        Resolver {
+            inner: Arc::new(Inner {
+                agent_id: config.agent_id.as_str().into(),
+                allowlist: ArcSwap::from_pointee(allowlist),
+                refusal: config.refusal,
+                max_ttl: u32::try_from(config.max_ttl.as_secs()).unwrap_or(u32::MAX),
+                grace: config.grace,
+                cache: Mutex::new(Cache::new(config.cache_entries)),
+                upstream: Upstream::new(
+                    config.upstreams.clone(),
+                    config.upstream_timeout,
+                    config.upstream_attempts,
+                ),
+                hooks,
+            }),
+        }
+    }
+
+    /// Replaces the allowlist (policy reload) and empties the cache.
+    pub fn set_allowlist(&self, allowlist: NameAllowlist) {
+        self.inner.allowlist.store(Arc::new(allowlist));
+        self.lock_cache().clear();
+    }
+
+    /// The current allowlist.
+    pub fn allowlist(&self) -> Arc<NameAllowlist> {
+        self.inner.allowlist.load_full()
+    }
+
+    /// Answers one query completely (local step, then upstream if needed).
+    pub async fn handle(
+        &self,
+        bytes: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        match self.local(bytes, client, transport) {
+            Local::Now(bytes) => bytes,
+            Local::Forward(forward) => self.forward(forward).await,
+        }
+    }
+
+    /// The synchronous step: parse, decide, answer from the cache or
+    /// locally. Emits the event of everything it answers.
+    pub fn local(&self, bytes: &[u8], client: SocketAddr, transport: Transport) -> Local {
+        let allowlist = self.inner.allowlist.load();
+        let policy = self.policy(&allowlist);
+        match handle::begin(&policy, bytes, transport == Transport::Tcp) {
+            Step::Reply(reply) => Local::Now(self.report(reply, client, transport, false, None)),
+            Step::Forward(pending) => {
+                let key = cache_key(&pending);
+                let hit = self.lock_cache().get(&key, Instant::now());
+                match hit {
+                    Some((filtered, age)) => {
+                        let reply = handle::reply_from_filtered(&pending, &filtered, age);
+                        if let Some(m) = &self.inner.hooks.metrics {
+                            m.cache_hits.inc();
+                        }
+                        Local::Now(self.report(reply, client, transport, true, None))
+                    }
+                    None => Local::Forward(Box::new(Forward {
+                        pending,
+                        client,
+                        transport,
+                    })),
+                }
+            }
+        }
+    }
+
+    /// Resolves a forwarded query upstream, filters, caches, learns and
+    /// reports it; returns the bytes to send.
+    pub async fn forward(&self, forward: Box<Forward>) -> Option<Vec<u8>> {
+        let Forward {
+            pending,
+            client,
+            transport,
+        } = *forward;
+        let started = Instant::now();
+        let result = self.inner.upstream.resolve(&pending.question).await;
+        if let Some(m) = &self.inner.hooks.metrics {
+            m.upstream_seconds.observe(started.elapsed().as_secs_f64());
+        }
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(e) => {
+                let reply = handle::upstream_failed(&pending);
+                return self.report(reply, client, transport, false, Some(e.to_string()));
+            }
+        };
+        let allowlist = self.inner.allowlist.load();
+        let policy = self.policy(&allowlist);
+        let (reply, filtered) = handle::finish(&policy, &pending, &answer.message);
+        let now = Instant::now();
+        self.learn(&pending, &filtered.kept, now);
+        self.lock_cache()
+            .insert(cache_key(&pending), Arc::new(filtered), now);
+        let via = format!(
+            "{}{}",
+            answer.server,
+            if answer.tcp { " (tcp)" } else { "" }
+        );
+        self.report(reply, client, transport, false, Some(via))
+    }
+
+    /// Answers a forwarded query SERVFAIL without asking upstream: too many
+    /// queries are in flight.
+    pub(crate) fn overloaded(&self, forward: Box<Forward>) -> Option<Vec<u8>> {
+        let reply = handle::upstream_failed(&forward.pending);
+        let why = Some("not asked: too many upstream queries in flight".to_string());
+        self.report(reply, forward.client, forward.transport, false, why)
+    }
+
+    /// Reports a TCP connection closed for broken framing (a message over
+    /// the size limit).
+    pub(crate) fn tcp_framing_error(&self, client: SocketAddr, error: &std::io::Error) {
+        tracing::debug!(target: "agent_sidecar::dns", %client, %error, "dns tcp framing error");
+        let reply = Reply {
+            bytes: None,
+            outcome: Outcome::local(super::events::DnsDecision::Malformed, None, None),
+        };
+        self.report(reply, client, Transport::Tcp, false, None);
+    }
+
+    /// Hands the kept addresses to the learned sink, for every matching rule
+    /// that learns (a private address only for a rule that allows it).
+    fn learn(&self, pending: &Pending, kept: &[(std::net::IpAddr, u32)], now: Instant) {
+        let Some(sink) = &self.inner.hooks.learned else {
+            return;
+        };
+        let allowlist = self.inner.allowlist.load();
+        for rule in allowlist.matches(&pending.question.canonical) {
+            if !rule.learn {
+                continue;
+            }
+            let endpoints = rule.endpoints();
+            for &(ip, ttl) in kept {
+                if classify(ip).is_some() && !rule.allow_private {
+                    continue;
+                }
+                let expires =
+                    now + std::time::Duration::from_secs(u64::from(ttl)) + self.inner.grace;
+                sink.learned(rule, ip, &endpoints, expires);
+                if let Some(m) = &self.inner.hooks.metrics {
+                    m.learned.inc();
+                }
+            }
+        }
+    }
+
+    fn policy<'a>(&self, allowlist: &'a NameAllowlist) -> Policy<'a> {
+        Policy {
+            allowlist,
+            refusal: self.inner.refusal,
+            max_ttl: self.inner.max_ttl,
+        }
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Emits the event and metrics of `reply`; returns its bytes.
+    fn report(
+        &self,
+        reply: Reply,
+        client: SocketAddr,
+        transport: Transport,
+        cached: bool,
+        upstream: Option<String>,
+    ) -> Option<Vec<u8>> {
+        let Reply { bytes, outcome } = reply;
+        let Outcome {
+            decision,
+            question,
+            reason,
+            rcode,
+            rule,
+            kept,
+            dropped,
+            ttl,
+        } = outcome;
+        if let Some(m) = &self.inner.hooks.metrics {
+            m.query(decision);
+            m.rebinding_dropped.inc_by(dropped.len() as u64);
+        }
+        let event = DnsEvent {
+            time: rfc3339(SystemTime::now()),
+            agent_id: Arc::clone(&self.inner.agent_id),
+            client,
+            transport,
+            qname: question.as_ref().map(|q| q.canonical.clone()),
+            qtype: question.as_ref().map(|q| q.qtype.to_string()),
+            decision,
+            reason,
+            rcode: rcode.map(|r| format!("{r:?}")),
+            rule,
+            answers: kept.into_iter().map(|(ip, _)| ip).collect(),
+            dropped,
+            ttl,
+            cached,
+            upstream,
+        };
+        trace(&event);
+        if let Some(sink) = &self.inner.hooks.events {
+            sink.event(&event);
+        }
+        bytes
+    }
+}
+
+fn cache_key(pending: &Pending) -> CacheKey {
+    let q = &pending.question;
+    (q.canonical.clone(), u16::from(q.qtype), u16::from(q.qclass))
+}

@@ -1,0 +1,411 @@
+//! From a snapshot of YAML files to a [`CompiledPolicySet`]: parse every
+//! document, link the hierarchy, compile tools and rules, check that no
+//! child loosens its parents, then build the decision indexes. Any problem
+//! fails the whole set: there is no partially compiled set.
+
+use std::{collections::HashMap, path::Path, sync::Arc};
+
+use super::{
+    document::{self, BaseDoc, Defaults, Document, Kind, Parsed},
+    error::{CompileError, Problem},
+    hierarchy::Hierarchy,
+    location::Location,
+    rules::compile_rules,
+    set::{
+        Agent, CompiledPolicySet, EffectiveDefaults, Floor, OverlayDefaults, Rule, RuleId, Scope,
+        ScopeId,
+    },
+    source::Snapshot,
+    tier::Tier,
+    tighten,
+    tools::{ActionInfo, Tool, ToolTable},
+    version::{PolicyVersion, content_hash},
+};
+use crate::egress::{Allowlist, EgressRule, RuleSource};
+
+/// The most classes a vocabulary may hold (they are bits of a `u64`).
+pub(crate) const MAX_CLASSES: usize = 64;
+
+/// Currency, exchange rates and class names of a set.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Vocab {
+    pub(crate) currency: Arc<str>,
+    /// Upper-case code -> units of `currency`; holds `currency` itself.
+    pub(crate) rates: HashMap<String, f64>,
+    pub(crate) sensitivity: Vec<Arc<str>>,
+    pub(crate) regulatory: Vec<Arc<str>>,
+}
+
+impl Vocab {
+    /// Units of the base currency per unit of `code`.
+    pub(crate) fn rate(&self, code: &str) -> Option<f64> {
+        if code.eq_ignore_ascii_case(&self.currency) {
+            return Some(1.0);
+        }
+        self.rates.get(&code.to_ascii_uppercase()).copied()
+    }
+
+    fn from_base(base: &BaseDoc, p: &Parsed, problems: &mut Vec<Problem>) -> Self {
+        let code_ok = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
+        if !code_ok(&base.currency) {
+            problems.push(Problem::new(
+                p.at("currency"),
+                format!("`{}` is not an ISO 4217 currency code", base.currency),
+                "write three upper-case letters, e.g. USD",
+            ));
+        }
+        let mut rates = HashMap::new();
+        for (code, rate) in &base.exchange_rates {
+            if !(code_ok(code) && rate.is_finite() && *rate > 0.0) {
+                problems.push(Problem::new(
+                    p.at(&format!("exchange_rates.{code}")),
+                    format!("invalid exchange rate `{code}: {rate}`"),
+                    "write `CODE: RATE` with a three-letter upper-case code and a positive number of base-currency units per unit",
+                ));
+            }
+            rates.insert(code.clone(), *rate);
+        }
+        if base.label.trim().is_empty() {
+            problems.push(Problem::new(
+                p.at("label"),
+                "`label` is empty",
+                "set a human version label, e.g. `label: 2026.11.21-1`",
+            ));
+        }
+        unique_list(&base.environments, "environments", p, problems);
+        let mut classes = |list: &[String], key: &str| {
+            let path = format!("vocabulary.{key}");
+            unique_list(list, &path, p, problems);
+            if list.len() > MAX_CLASSES {
+                problems.push(Problem::new(
+                    p.at(&path),
+                    format!(
+                        "{} {key} values; at most {MAX_CLASSES} are supported",
+                        list.len()
+                    ),
+                    "merge classes",
+                ));
+            }
+            list.iter().map(|s| Arc::from(s.as_str())).collect()
+        };
+        let sensitivity = classes(&base.vocabulary.sensitivity, "sensitivity");
+        let regulatory = classes(&base.vocabulary.regulatory, "regulatory");
+        Vocab {
+            currency: base.currency.as_str().into(),
+            rates,
+            sensitivity,
+            regulatory,
+        }
+    }
+}
+
+fn unique_list(list: &[String], path: &str, p: &Parsed, problems: &mut Vec<Problem>) {
+    if list.is_empty() {
+        problems.push(Problem::new(
+            p.at(path),
+            format!("`{path}` is empty"),
+            "list at least one value",
+        ));
+    }
+    for (i, v) in list.iter().enumerate() {
+        if v.trim().is_empty() || list[..i].contains(v) {
+            problems.push(Problem::new(
+                p.at(&format!("{path}[{i}]")),
+                format!("`{v}` is empty or listed twice in `{path}`"),
+                "list each value once",
+            ));
+        }
+    }
+}
+
+/// Names of tools, actions and classes, for descriptions.
+pub(crate) struct Ids<'a> {
+    pub(crate) tools: &'a [Tool],
+    pub(crate) actions: &'a [ActionInfo],
+    pub(crate) vocab: &'a Vocab,
+}
+
+impl Ids<'_> {
+    pub(crate) fn tool_name(&self, t: u32) -> &str {
+        &self.tools[t as usize].name
+    }
+
+    pub(crate) fn action_name(&self, a: u32) -> &str {
+        &self.actions[a as usize].qualified
+    }
+}
+
+/// One document being compiled.
+pub(crate) struct Doc<'a> {
+    pub(crate) parsed: &'a Parsed,
+    /// Its scope (= its index).
+    pub(crate) scope: ScopeId,
+    /// `team finance`...
+    pub(crate) level: Arc<str>,
+}
+
+impl Doc<'_> {
+    pub(crate) fn doc(&self) -> &Document {
+        &self.parsed.doc
+    }
+}
+
+impl CompiledPolicySet {
+    /// Compiles every policy document under `dir` (see
+    /// [`Snapshot::read_dir`] for which files).
+    pub fn load_dir(dir: &Path) -> Result<Self, CompileError> {
+        Self::compile(Snapshot::read_dir(dir)?)
+    }
+
+    /// Compiles a snapshot. All problems found are reported together.
+    pub fn compile(snapshot: Snapshot) -> Result<Self, CompileError> {
+        let snapshot = Arc::new(snapshot);
+        let mut problems = Vec::new();
+        let mut parsed = Vec::new();
+        for f in &snapshot.files {
+            match document::parse(snapshot.display_name(&f.path), &f.text) {
+                Ok(p) => parsed.push(p),
+                Err(e) => problems.push(e),
+            }
+        }
+        let root = Location::file(snapshot.root.display().to_string().into());
+        if snapshot.files.is_empty() {
+            problems.push(Problem::new(
+                root.clone(),
+                "no policy documents (*.yaml, *.yml) in the directory",
+                "add the organisation's policy, e.g. org.yaml with `kind: base`; see examples/policies",
+            ));
+        }
+        fail_if(problems)?;
+        let mut problems = Vec::new();
+        let hier = Hierarchy::build(&parsed, root, &mut problems);
+        let Some(hier) = hier else {
+            return Err(CompileError::Invalid(problems));
+        };
+        let Document::Base(base) = &parsed[hier.base].doc else {
+            unreachable!("hierarchy found the base")
+        };
+        let vocab = Vocab::from_base(base, &parsed[hier.base], &mut problems);
+        let docs: Vec<Doc<'_>> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Doc {
+                parsed: p,
+                scope: i as ScopeId,
+                level: format!("{} {}", p.doc.kind().as_str(), p.doc.name()).into(),
+            })
+            .collect();
+        let tools = ToolTable::compile(&docs, &vocab, &mut problems);
+        let ids = Ids {
+            tools: &tools.tools,
+            actions: &tools.actions,
+            vocab: &vocab,
+        };
+        let rules = compile_rules(&docs, &hier, &tools, &ids, &mut problems);
+        fail_if(problems)?;
+        let mut problems = Vec::new();
+        tighten::check(&docs, &hier, &tools, &rules, &mut problems);
+        fail_if(problems)?;
+
+        let scopes = build_scopes(&docs, &rules);
+        let mut agents = HashMap::new();
+        for &i in hier.agents.values() {
+            let Document::Agent(a) = &docs[i].doc() else {
+                continue;
+            };
+            let mut chain = vec![hier.base];
+            chain.extend(hier.parents[i].iter().copied().filter(|&p| p != hier.base));
+            chain.push(i);
+            let agent = Agent {
+                id: a.id.as_str().into(),
+                owner: a.owner.as_str().into(),
+                purpose: a.purpose.as_str().into(),
+                team: a.team.as_deref().map(Arc::from),
+                roles: a.roles.iter().map(|r| Arc::from(r.as_str())).collect(),
+                scopes: chain.iter().map(|&d| d as ScopeId).collect(),
+                defaults: effective_defaults(&docs, &chain),
+                egress: effective_egress(&docs, &hier, i),
+            };
+            agents.insert(agent.id.clone(), agent);
+        }
+        let unknown_agent = Agent {
+            id: "".into(),
+            owner: "".into(),
+            purpose: "".into(),
+            team: None,
+            roles: Vec::new(),
+            scopes: Box::new([hier.base as ScopeId]),
+            defaults: effective_defaults(&docs, &[hier.base]),
+            egress: Allowlist::new(),
+        };
+        let overlays = hier
+            .overlays
+            .iter()
+            .map(|(env, &i)| {
+                let mut d = OverlayDefaults::default();
+                if let Some(defs) = docs[i].doc().defaults() {
+                    let [u, m, a] = floors(&docs[i], defs);
+                    d = OverlayDefaults {
+                        unknown: u,
+                        missing_attribute: m,
+                        action: a,
+                    };
+                }
+                (Arc::from(env.as_str()), (i as ScopeId, d))
+            })
+            .collect();
+        let version = PolicyVersion {
+            hash: content_hash(&snapshot).into(),
+            label: base.label.as_str().into(),
+        };
+        let environments = base
+            .environments
+            .iter()
+            .map(|e| Arc::from(e.as_str()))
+            .collect();
+        Ok(CompiledPolicySet {
+            version,
+            snapshot,
+            vocab,
+            environments,
+            tool_names: tools.names,
+            hosts: tools.hosts,
+            mcp_servers: tools.mcp_servers,
+            tools: tools.tools,
+            actions: tools.actions,
+            rules,
+            scopes,
+            agents,
+            unknown_agent,
+            overlays,
+        })
+    }
+}
+
+fn fail_if(problems: Vec<Problem>) -> Result<(), CompileError> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CompileError::Invalid(problems))
+    }
+}
+
+/// The built-in defaults: unknown 3, missing attribute 3, action 1.
+pub(crate) fn built_in(field: usize) -> Tier {
+    [Tier::Approval, Tier::Approval, Tier::Autonomous][field]
+}
+
+/// The names of the default fields, in `floors` order.
+pub(crate) const DEFAULT_FIELDS: [&str; 3] = ["unknown", "missing_attribute", "action"];
+
+/// The floors a document's `defaults` sets.
+pub(crate) fn floors(doc: &Doc<'_>, d: &Defaults) -> [Option<Floor>; 3] {
+    let mut out: [Option<Floor>; 3] = Default::default();
+    for (i, t) in [d.unknown, d.missing_attribute, d.action]
+        .into_iter()
+        .enumerate()
+    {
+        out[i] = t.map(|tier| Floor {
+            tier,
+            id: format!("defaults.{}", DEFAULT_FIELDS[i]).into(),
+            level: doc.level.clone(),
+            source: doc
+                .parsed
+                .at(&format!("defaults.{}", DEFAULT_FIELDS[i]))
+                .to_string()
+                .into(),
+        });
+    }
+    out
+}
+
+fn effective_defaults(docs: &[Doc<'_>], chain: &[usize]) -> EffectiveDefaults {
+    let mut eff: [Floor; 3] = std::array::from_fn(|i| Floor {
+        tier: built_in(i),
+        id: format!("defaults.{}", DEFAULT_FIELDS[i]).into(),
+        level: "built-in".into(),
+        source: "built-in default".into(),
+    });
+    for (n, &d) in chain.iter().enumerate() {
+        if let Some(defs) = docs[d].doc().defaults() {
+            for (i, f) in floors(&docs[d], defs).into_iter().enumerate() {
+                // The base may set any value; children only raise (checked).
+                if let Some(f) = f.filter(|f| n == 0 || f.tier >= eff[i].tier) {
+                    eff[i] = f;
+                }
+            }
+        }
+    }
+    let [unknown, missing_attribute, action] = eff;
+    EffectiveDefaults {
+        unknown,
+        missing_attribute,
+        action,
+    }
+}
+
+fn effective_egress(docs: &[Doc<'_>], hier: &Hierarchy, agent: usize) -> Allowlist {
+    let mut d = Some(agent);
+    while let Some(i) = d {
+        if let Some(e) = docs[i].doc().egress() {
+            let mut list = Allowlist::new();
+            for (n, entry) in e.allow.iter().enumerate() {
+                list.push(EgressRule {
+                    target: entry.target,
+                    protocols: entry.protocol,
+                    source: RuleSource::Policy {
+                        file: docs[i].parsed.positions.file_name().to_string(),
+                        index: n + 1,
+                    },
+                });
+            }
+            return list;
+        }
+        d = hier.egress_parent(i);
+    }
+    Allowlist::new()
+}
+
+fn build_scopes(docs: &[Doc<'_>], rules: &[Rule]) -> Vec<Scope> {
+    let mut scopes: Vec<Scope> = docs
+        .iter()
+        .map(|d| Scope {
+            kind: Some(d.doc().kind()),
+            name: d.doc().name().into(),
+            level: d.level.clone(),
+            file: d.parsed.positions.file_name().clone(),
+            ..Scope::default()
+        })
+        .collect();
+    let mut global: Vec<Vec<RuleId>> = vec![Vec::new(); docs.len()];
+    let mut by_tool: Vec<std::collections::BTreeMap<u32, Vec<RuleId>>> =
+        vec![Default::default(); docs.len()];
+    let mut by_action: Vec<std::collections::BTreeMap<u32, Vec<RuleId>>> =
+        vec![Default::default(); docs.len()];
+    for (i, r) in rules.iter().enumerate() {
+        let s = r.scope as usize;
+        match (r.cond.tool, r.cond.action) {
+            (_, Some(a)) => by_action[s].entry(a).or_default().push(i as RuleId),
+            (Some(t), None) => by_tool[s].entry(t).or_default().push(i as RuleId),
+            (None, None) => global[s].push(i as RuleId),
+        }
+    }
+    for (s, scope) in scopes.iter_mut().enumerate() {
+        scope.global = std::mem::take(&mut global[s]).into();
+        scope.by_tool = std::mem::take(&mut by_tool[s])
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
+        scope.by_action = std::mem::take(&mut by_action[s])
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
+    }
+    scopes
+}
+
+/// Whether `kind` documents may name tools declared anywhere (overlays apply
+/// to every agent).
+pub(crate) fn sees_every_tool(kind: Kind) -> bool {
+    kind == Kind::Overlay
+}

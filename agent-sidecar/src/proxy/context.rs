@@ -1,0 +1,56 @@
+//! What every listener shares: the policy, the resolver, limits, and where
+//! events go.
+
+use std::sync::Arc;
+
+use super::{
+    config::ProxyConfig,
+    events::{Emitter, EventSink},
+    metrics::ProxyMetrics,
+    policy::{NamePolicy, Resolve},
+};
+
+/// Shared state of the proxy listeners of one agent. Cheap to clone.
+#[derive(Clone)]
+pub struct ProxyContext {
+    pub(crate) policy: Arc<dyn NamePolicy>,
+    pub(crate) resolver: Arc<dyn Resolve>,
+    pub(crate) config: Arc<ProxyConfig>,
+    pub(crate) emitter: Emitter,
+}
+
+impl ProxyContext {
+    /// A context deciding with `policy` and dialling what `resolver` returns,
+    /// with the default [`ProxyConfig`], no sink and no metrics.
+    pub fn new(policy: Arc<dyn NamePolicy>, resolver: Arc<dyn Resolve>) -> Self {
+        Self {
+            policy,
+            resolver,
+            config: Arc::new(ProxyConfig::default()),
+            emitter: Emitter::default(),
+        }
+    }
+
+    /// Replaces the limits and timeouts.
+    pub fn with_config(mut self, config: ProxyConfig) -> Self {
+        self.config = Arc::new(config);
+        self
+    }
+
+    /// Sends every event to `sink` as well as to `tracing`.
+    pub fn with_event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.emitter.sink = Some(sink);
+        self
+    }
+
+    /// Counts every event in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<ProxyMetrics>) -> Self {
+        self.emitter.metrics = Some(metrics);
+        self
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+}

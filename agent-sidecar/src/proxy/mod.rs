@@ -1,0 +1,47 @@
+//! Name-based egress for HTTP(S): the only way a governed agent's HTTP and
+//! TLS traffic leaves the pod.
+//!
+//! Two kinds of listener share one [`ProxyContext`]:
+//! - [`ExplicitProxy`]: `HTTP_PROXY`/`HTTPS_PROXY` — `CONNECT host:port`
+//!   tunnels and absolute-form `http://` requests;
+//! - [`TransparentListener`]: one per intercepted original port; the kernel
+//!   redirects the agent's connects there and the destination is read from
+//!   the ClientHello (SNI) or the request head (`Host`).
+//!
+//! Either way the destination is a *name*: it must pass the [`NamePolicy`],
+//! and the proxy dials only what the sidecar's own [`Resolve`] returned for
+//! it — never the address the agent connected to or asked for. Refusals are
+//! shown in the agent's protocol (HTTP 403/400/502 with a JSON body, or a
+//! fatal TLS alert), nothing is dialled for them, and every connection leaves
+//! a [`ProxyEvent`]. See `docs/proxy.md`.
+
+mod config;
+mod context;
+mod dial;
+mod error;
+mod events;
+mod explicit;
+mod forward;
+mod gate;
+mod listen;
+mod metrics;
+pub mod name;
+mod policy;
+mod refusal;
+mod route;
+pub mod sniff;
+mod splice;
+mod transparent;
+
+#[cfg(test)]
+mod testing;
+
+pub use config::ProxyConfig;
+pub use context::ProxyContext;
+pub use error::ProxyError;
+pub use events::{Decision, EventSink, ListenerKind, ProxyEvent};
+pub use explicit::ExplicitProxy;
+pub use metrics::ProxyMetrics;
+pub use policy::{Allowed, NamePolicy, Refusal, Resolve, ResolveError, ResolveFuture};
+pub use refusal::{Denial, tls_alert};
+pub use transparent::TransparentListener;
