@@ -186,6 +186,10 @@ fn exchange(socket: &UdpSocket, target: SocketAddr, query: &[u8]) -> Duration {
     let n = socket.recv(&mut buf).expect("answer in time");
     let elapsed = start.elapsed();
     assert!(n >= 12 && buf[..2] == query[..2], "answer to the query");
+    assert!(
+        u16::from_be_bytes([buf[6], buf[7]]) > 0,
+        "an answer with records"
+    );
     elapsed
 }
 

@@ -216,6 +216,10 @@ pub struct ExactValue {
     pub last_seen_ns: u64,
 }
 
+/// DNS over TLS: a learned "every port" entry never covers it (only an
+/// explicit rule for port 853 does).
+pub const DOT_PORT: u16 = 853;
+
 /// How often the egress hook refreshes [`ExactValue::last_seen_ns`].
 pub const LAST_SEEN_RESOLUTION_NS: u64 = 1_000_000_000;
 

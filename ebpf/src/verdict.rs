@@ -2,9 +2,9 @@
 //! "allowed?"; anything that is not a positive match is a refusal.
 
 use agent_sidecar_common::{
-    ALLOW_FLAG_LEARNED, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DenyReason,
-    EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS, LAST_SEEN_RESOLUTION_NS, SETTINGS_QUARANTINE,
-    SETTINGS_READY, v4_mapped,
+    ALLOW_FLAG_LEARNED, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DOT_PORT,
+    DenyReason, EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS, LAST_SEEN_RESOLUTION_NS,
+    SETTINGS_QUARANTINE, SETTINGS_READY, v4_mapped,
 };
 use aya_ebpf::{helpers::generated::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 
@@ -123,10 +123,15 @@ fn allowlisted(proto: u8, dest: &Dest, epoch: u32, at: At) -> Result<(), DenyRea
     }
     endpoint.port_be = 0;
     if let Some(v) = EXACT.get_ptr_mut(&endpoint) {
-        if exact_allows(v, at) {
-            return Ok(());
+        // SAFETY: a map value pointer from a successful lookup.
+        let learned = unsafe { (*v).flags } & ALLOW_FLAG_LEARNED != 0;
+        // A learned "every port" entry never opens DNS over TLS.
+        if !(learned && dest.port_be() == DOT_PORT.to_be()) {
+            if exact_allows(v, at) {
+                return Ok(());
+            }
+            expired = true;
         }
-        expired = true;
     }
     endpoint.port_be = dest.port_be();
     // SAFETY: plain-data value, copied at once.

@@ -535,5 +535,18 @@ fn learned_destinations_expire_for_new_connections_but_not_for_established_ones(
         .update_allowlist(&agent_sidecar_tests::allowlist(&["10.77.0.1:8080"]))
         .unwrap();
     assert!(!enforcer.learn(ip, Some(8080), 6, 7, ttl).unwrap());
+
+    // A learned "every port" address never opens DNS over TLS.
+    let _dot = TcpServer::start(&ns, "10.77.0.2:853");
+    let _other = TcpServer::start(&ns, "10.77.0.2:8853");
+    let enforcer = agent.enforcer.as_mut().unwrap();
+    let ip2 = "10.77.0.2".parse().unwrap();
+    assert!(
+        enforcer
+            .learn(ip2, None, 6, 7, std::time::Duration::from_secs(30))
+            .unwrap()
+    );
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.2:8853"]).ok());
+    assert!(agent.probe(&ns, &["tcp", "10.77.0.2:853"]).denied());
     let _ = std::fs::remove_file(go);
 }
