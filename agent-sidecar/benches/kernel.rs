@@ -9,7 +9,7 @@
 //! 3. `agent-sidecar run -- /bin/true` wall time against bare `/bin/true`.
 //!
 //! Needs root. Prints a Markdown report on stdout; with `--write-docs` (or
-//! `BENCH_WRITE_DOCS=1`) also replaces `docs/benchmarks.md`. Run it with
+//! `BENCH_WRITE_DOCS=1`) also replaces `docs/benchmarks-kernel.md`. Run it with
 //! `cargo xtask bench`, or as root:
 //! `cargo bench -p agent-sidecar --bench kernel -- --write-docs`.
 
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints the report and, if asked, writes it to `docs/benchmarks.md`.
+/// Prints the report and, if asked, writes it to `docs/benchmarks-kernel.md`.
 fn publish(report: &str, write_docs: bool) -> Result<()> {
     println!("{report}");
     if write_docs {
@@ -108,13 +108,13 @@ fn publish(report: &str, write_docs: bool) -> Result<()> {
     Ok(())
 }
 
-/// `<workspace>/docs/benchmarks.md`.
+/// `<workspace>/docs/benchmarks-kernel.md`.
 fn docs_path() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .parent()
         .unwrap_or(manifest)
-        .join("docs/benchmarks.md")
+        .join("docs/benchmarks-kernel.md")
 }
 
 // ---------------------------------------------------------------- worker --
