@@ -6,7 +6,8 @@
 //! - `build`: release build of the binaries.
 //! - `demo`: runs a demo agent under `agent-sidecar run` with a policy.
 //! - `test`: the whole test suite, privileged kernel tests included.
-//! - `bench`: the kernel benchmarks; writes `docs/benchmarks.md`.
+//! - `bench`: every benchmark (kernel, policy, DNS, proxy); each writes its
+//!   `docs/benchmarks-<name>.md`.
 //! - `ci`: fmt check, clippy, tests: what CI runs.
 
 use std::{
@@ -34,7 +35,7 @@ enum Cmd {
     Demo,
     /// Run every test, the privileged kernel tests included (needs root).
     Test,
-    /// Run the kernel benchmarks and write docs/benchmarks.md (needs root).
+    /// Run every benchmark and write docs/benchmarks-*.md (needs root).
     Bench,
     /// What CI runs: setup, cargo fmt --check, clippy -D warnings, test.
     Ci,
@@ -100,14 +101,9 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn toolchain_ready() -> bool {
-    Path::new("/usr/bin/rustc").exists()
-        && Path::new("/usr/lib/rustlib/bpfel-unknown-none").exists()
-        && tools_dir().join("bin/bpf-linker").exists()
-}
-
-fn setup() -> Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES
+/// Installs the Debian packages of `packages` that are missing.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| {
@@ -127,6 +123,17 @@ fn setup() -> Result<()> {
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
+    Ok(())
+}
+
+fn toolchain_ready() -> bool {
+    Path::new("/usr/bin/rustc").exists()
+        && Path::new("/usr/lib/rustlib/bpfel-unknown-none").exists()
+        && tools_dir().join("bin/bpf-linker").exists()
+}
+
+fn setup() -> Result<()> {
+    apt_install(&APT_PACKAGES)?;
     let linker = tools_dir().join("bin/bpf-linker");
     let have = Command::new(&linker)
         .arg("--version")
@@ -222,22 +229,27 @@ fn test() -> Result<()> {
 fn bench() -> Result<()> {
     require_root("the benchmark")?;
     ensure_setup()?;
+    // squid is the reference the proxy benchmark compares against.
+    apt_install(&["squid"])?;
     ensure_bpffs()?;
     run(cargo().args(["build", "--release", "--bin", "agent-sidecar"]))?;
-    run(cargo()
-        .args([
-            "bench",
-            "-p",
-            "agent-sidecar",
-            "--bench",
-            "kernel",
-            "--",
-            "--write-docs",
-        ])
-        .env(
-            "AGENT_SIDECAR_BIN",
-            root().join("target/release/agent-sidecar"),
-        ))
+    // Each benchmark rewrites its own docs/benchmarks-<name>.md.
+    for name in ["kernel", "policy", "dns", "proxy"] {
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", "agent-sidecar", "--bench", name])
+            .env("BENCH_WRITE_DOCS", "1")
+            .env("PROXY_BENCH_WRITE_DOCS", "1")
+            .env(
+                "AGENT_SIDECAR_BIN",
+                root().join("target/release/agent-sidecar"),
+            );
+        if name != "policy" {
+            // criterion (policy) takes its own arguments.
+            cmd.args(["--", "--write-docs"]);
+        }
+        run(&mut cmd)?;
+    }
+    Ok(())
 }
 
 fn ci() -> Result<()> {
