@@ -14,6 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod admin;
+pub mod approvals;
 pub mod dns;
 pub mod egress;
 pub mod kernel;
@@ -21,3 +22,4 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod run;
+pub mod tls;

@@ -1,0 +1,303 @@
+//! The approvals admin API, served on its own listener (the eBPF layer keeps
+//! it out of the agent's reach):
+//!
+//! - `GET /v1/approvals[?state=pending|approved|denied|expired|forwarded]`
+//! - `GET /v1/approvals/{id}`
+//! - `POST /v1/approvals/{id}/approve` and `/deny` with
+//!   `{"approver": "...", "reason": "..."}`
+//!
+//! Every request needs `Authorization: Bearer <token>`. Errors are
+//! `{"error": code, "message": ...}`.
+
+use std::{convert::Infallible, sync::Arc};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Body, Incoming},
+    header,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use super::{
+    auth::BearerToken,
+    error::ApprovalError,
+    model::ApprovalId,
+    store::ApprovalStore,
+    wire::{DecisionBody, ErrorBody, ListBody, MAX_BODY},
+};
+
+const STATES: [&str; 5] = ["pending", "approved", "denied", "expired", "forwarded"];
+
+/// Serves the approvals API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, store: ApprovalStore, token: BearerToken) {
+    let token = Arc::new(token);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "approvals API: accept failed");
+                continue;
+            }
+        };
+        let store = store.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let store = store.clone();
+                let token = token.clone();
+                async move { Ok::<_, Infallible>(handle(req, &store, &token).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// An error response: status, code, message, and for 405 the allowed method.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    allow: Option<Method>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: String) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message,
+            allow: None,
+        }
+    }
+}
+
+impl From<ApprovalError> for ApiError {
+    fn from(e: ApprovalError) -> Self {
+        match e {
+            ApprovalError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            ApprovalError::AlreadyDecided { .. }
+            | ApprovalError::NotApproved { .. }
+            | ApprovalError::AlreadyForwarded(_)
+            | ApprovalError::KeyReused(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string())
+            }
+            ApprovalError::Journal(_) | ApprovalError::Worker(_) | ApprovalError::Closed => {
+                tracing::error!(error = %e, "approvals API: store failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the approval store failed; see the sidecar log".into(),
+                )
+            }
+        }
+    }
+}
+
+/// Answers one request.
+pub(super) async fn handle<B>(
+    req: Request<B>,
+    store: &ApprovalStore,
+    token: &BearerToken,
+) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if !token.authorizes(req.headers().get(header::AUTHORIZATION)) {
+        let mut resp = error_response(&ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token".into(),
+        ));
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"agent-sidecar approvals\""),
+        );
+        return resp;
+    }
+    match route(req, store).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn route<B>(req: Request<B>, store: &ApprovalStore) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path().to_string();
+    let Some(rest) = path.strip_prefix("/v1/approvals") else {
+        return Err(not_found(&path));
+    };
+    let segments: Vec<&str> = rest.split('/').skip(1).collect();
+    let method = req.method().clone();
+    match (rest.is_empty(), segments.as_slice()) {
+        (true, _) => {
+            allow(&method, &Method::GET)?;
+            let state = state_filter(req.uri().query())?;
+            let approvals = store.list(state).await?;
+            Ok(json(StatusCode::OK, &ListBody { approvals }))
+        }
+        (false, [id]) => {
+            allow(&method, &Method::GET)?;
+            let id = parse_id(id, &path)?;
+            Ok(json(StatusCode::OK, &store.get(&id).await?))
+        }
+        (false, [id, verb @ ("approve" | "deny")]) => {
+            allow(&method, &Method::POST)?;
+            let id = parse_id(id, &path)?;
+            let body = read_decision(req).await?;
+            let record = if *verb == "approve" {
+                store.approve(&id, body.approver, body.reason).await?
+            } else {
+                store.deny(&id, body.approver, body.reason).await?
+            };
+            Ok(json(StatusCode::OK, &record))
+        }
+        _ => Err(not_found(&path)),
+    }
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no resource at {path}"),
+    )
+}
+
+fn allow(method: &Method, allowed: &Method) -> Result<(), ApiError> {
+    if method == allowed {
+        return Ok(());
+    }
+    Err(ApiError {
+        allow: Some(allowed.clone()),
+        ..ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("use {allowed} on this resource"),
+        )
+    })
+}
+
+/// An unknown or malformed id is a 404 either way.
+fn parse_id(id: &str, path: &str) -> Result<ApprovalId, ApiError> {
+    ApprovalId::parse(id).ok_or_else(|| not_found(path))
+}
+
+fn state_filter(query: Option<&str>) -> Result<Option<&'static str>, ApiError> {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("expected ?state= one of {}", STATES.join(", ")),
+        )
+    };
+    let value = query.strip_prefix("state=").ok_or_else(bad)?;
+    STATES
+        .iter()
+        .find(|s| **s == value)
+        .copied()
+        .map(Some)
+        .ok_or_else(bad)
+}
+
+async fn read_decision<B>(req: Request<B>) -> Result<DecisionBody, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body must be at most {MAX_BODY} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("cannot read the body: {e}"),
+            ));
+        }
+    };
+    let invalid = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", msg);
+    let body: DecisionBody = serde_json::from_slice(&bytes).map_err(|e| {
+        invalid(format!(
+            "expected {{\"approver\": \"...\", \"reason\": \"...\"}}: {e}"
+        ))
+    })?;
+    body.validate().map_err(invalid)?;
+    Ok(body)
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => respond(status, body),
+        Err(e) => error_response(&ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot encode the response: {e}"),
+        )),
+    }
+}
+
+fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
+    let body = ErrorBody {
+        error: e.code.to_string(),
+        message: e.message.clone(),
+    };
+    // Two strings always serialize.
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let mut resp = respond(e.status, bytes);
+    if let Some(allow) = e
+        .allow
+        .as_ref()
+        .and_then(|m| header::HeaderValue::from_str(m.as_str()).ok())
+    {
+        resp.headers_mut().insert(header::ALLOW, allow);
+    }
+    resp
+}
+
+fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests;

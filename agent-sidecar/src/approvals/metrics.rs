@@ -1,0 +1,116 @@
+//! Prometheus metrics of tier-3 approvals, registered on the registry the
+//! sidecar passes in.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+
+use super::model::{Outcome, PendingApproval};
+
+/// Decisions by outcome, pending count, and how long actions were held.
+#[derive(Clone, Debug)]
+pub struct ApprovalMetrics {
+    total: IntCounterVec,
+    pending: IntGauge,
+    wait: Histogram,
+}
+
+impl ApprovalMetrics {
+    /// Creates the metrics and registers them on `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_approvals_total",
+                "Decided tier-3 approvals by outcome (approved, denied, expired).",
+            ),
+            &["outcome"],
+        )?;
+        let pending = IntGauge::new(
+            "agent_sidecar_approvals_pending",
+            "Tier-3 approvals waiting for an approver.",
+        )?;
+        let wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "agent_sidecar_approval_wait_seconds",
+                "Time from an approval request to its decision or expiry.",
+            )
+            .buckets(vec![
+                1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
+            ]),
+        )?;
+        registry.register(Box::new(total.clone()))?;
+        registry.register(Box::new(pending.clone()))?;
+        registry.register(Box::new(wait.clone()))?;
+        Ok(ApprovalMetrics {
+            total,
+            pending,
+            wait,
+        })
+    }
+
+    /// Counts a decision and observes how long the action was held.
+    pub(super) fn decided(&self, approval: &PendingApproval) {
+        let Some(outcome) = approval.state.outcome() else {
+            return;
+        };
+        let at = match &outcome {
+            Outcome::Approved(d) | Outcome::Denied(d) => d.at,
+            Outcome::Expired { at } => *at,
+        };
+        self.total.with_label_values(&[outcome.label()]).inc();
+        self.wait
+            .observe(approval.created_at.until(at).as_secs_f64());
+    }
+
+    /// Sets the pending gauge.
+    pub(super) fn set_pending(&self, n: usize) {
+        self.pending.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::Registry;
+
+    use super::ApprovalMetrics;
+    use crate::approvals::model::{
+        ApprovalState, Decision, PendingApproval, UnixMillis, tests::sample_request,
+    };
+
+    #[test]
+    fn decisions_are_counted_and_timed() {
+        let registry = Registry::new();
+        let metrics = ApprovalMetrics::register(&registry).expect("registers");
+        let mut a = PendingApproval::new("k".into(), sample_request(), UnixMillis(0));
+        metrics.decided(&a);
+        a.state = ApprovalState::Denied(Decision {
+            by: "x".into(),
+            reason: "y".into(),
+            at: UnixMillis(2_000),
+        });
+        metrics.decided(&a);
+        metrics.set_pending(3);
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .expect("encodes");
+        assert!(
+            text.contains("agent_sidecar_approvals_total{outcome=\"denied\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("outcome=\"approved\""), "{text}");
+        assert!(text.contains("agent_sidecar_approvals_pending 3"), "{text}");
+        assert!(
+            text.contains("agent_sidecar_approval_wait_seconds_sum 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("agent_sidecar_approval_wait_seconds_count 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn registering_twice_on_one_registry_fails() {
+        let registry = Registry::new();
+        ApprovalMetrics::register(&registry).expect("first");
+        assert!(ApprovalMetrics::register(&registry).is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! Durable tier-3 approvals: a held action waits here until an approver
+//! answers or its SLA passes (deny by default), and is forwarded at most
+//! once. See `docs/approvals.md` for the lifecycle, the durability
+//! guarantees and the crash window.
+//!
+//! - [`model`]: the approval record and its states;
+//! - [`journal`]: the fsynced JSON-lines journal, torn-tail recovery and
+//!   compaction;
+//! - [`ApprovalStore`]: request / wait / approve / deny / expire /
+//!   claim-forward, over the journal;
+//! - [`api`]: the admin HTTP API with bearer-token auth ([`BearerToken`]);
+//! - [`ApprovalsClient`]: a client of that API for the CLI;
+//! - [`Notifier`] and [`WebhookNotifier`]; [`ApprovalMetrics`].
+
+pub mod api;
+mod auth;
+mod client;
+mod error;
+mod handle;
+mod http;
+pub mod journal;
+mod ledger;
+mod metrics;
+pub mod model;
+mod notify;
+mod store;
+mod webhook;
+mod wire;
+
+pub use api::serve;
+pub use auth::{BearerToken, MIN_TOKEN_LEN, TokenError};
+pub use client::{ApprovalsClient, ClientError};
+pub use error::{ApprovalError, JournalError};
+pub use handle::{ApprovalHandle, ForwardToken};
+pub use http::HttpError;
+pub use journal::TornTail;
+pub use ledger::{ReplayReport, StoreConfig};
+pub use metrics::ApprovalMetrics;
+pub use model::{
+    ActionSummary, ApprovalId, ApprovalState, Decision, NewApproval, Outcome, PendingApproval,
+    UnixMillis,
+};
+pub use notify::Notifier;
+pub use store::{ApprovalStore, StoreOptions};
+pub use webhook::{WebhookConfig, WebhookNotifier};
+pub use wire::{MAX_APPROVER, MAX_BODY, MAX_REASON};

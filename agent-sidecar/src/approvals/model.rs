@@ -1,0 +1,258 @@
+//! The approval record: what is held, why, until when, and what became of it.
+//! Every field is serialized as-is into the journal and the admin API.
+
+use std::{
+    fmt,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Tier;
+
+/// Milliseconds since the Unix epoch, written as a JSON number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnixMillis(pub u64);
+
+impl UnixMillis {
+    /// The current wall-clock time (0 if the clock is before 1970).
+    pub fn now() -> Self {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        UnixMillis(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    /// `self + d`, saturating.
+    pub fn plus(self, d: Duration) -> Self {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        UnixMillis(self.0.saturating_add(ms))
+    }
+
+    /// How long from `self` until `later` (zero if `later` is not later).
+    pub fn until(self, later: UnixMillis) -> Duration {
+        Duration::from_millis(later.0.saturating_sub(self.0))
+    }
+}
+
+/// A random, URL-safe approval id: `apr_` followed by 32 lowercase hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ApprovalId(String);
+
+impl ApprovalId {
+    const PREFIX: &'static str = "apr_";
+
+    /// A fresh id with 128 random bits.
+    pub fn random() -> Self {
+        let bits: u128 = rand::rng().random();
+        ApprovalId(format!("{}{bits:032x}", Self::PREFIX))
+    }
+
+    /// Parses an id as found in a URL path; `None` unless it has the exact
+    /// shape [`ApprovalId::random`] produces.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix(Self::PREFIX)?;
+        let ok = hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| ApprovalId(s.to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the agent tried to do, as shown to the approver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionSummary {
+    /// The tool (MCP server or REST service) the call goes to.
+    pub tool: String,
+    /// The action name (MCP tool name or REST route).
+    pub action: String,
+    /// The target (host, resource or record the action touches).
+    pub target: String,
+    /// The request input, already redacted by policy. Stored verbatim.
+    pub input: serde_json::Value,
+}
+
+/// Everything the caller knows when it asks for an approval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewApproval {
+    /// The agent that made the call.
+    pub agent_id: String,
+    /// What the agent tried to do.
+    pub action: ActionSummary,
+    /// The tier the policy decided (normally [`Tier::Approval`]).
+    pub tier: Tier,
+    /// The ids of the rules that decided the tier.
+    pub rule_ids: Vec<String>,
+    /// The content hash of the policy that decided.
+    pub policy_version: String,
+    /// Why approval is needed, for the approver.
+    pub reason: String,
+    /// How long approvers have before the request is denied.
+    pub sla: Duration,
+}
+
+/// A human decision: who, why, when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The approver's identity, as they stated it to the admin API.
+    pub by: String,
+    /// The approver's reason.
+    pub reason: String,
+    /// When the decision was recorded.
+    pub at: UnixMillis,
+}
+
+/// Where an approval is in its lifecycle. Only `Pending` can change into a
+/// decision, and only `Approved` into `Forwarded`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Waiting for an approver.
+    Pending,
+    /// Approved; not yet forwarded.
+    Approved(Decision),
+    /// Denied by an approver.
+    Denied(Decision),
+    /// Nobody answered within the SLA: denied by default.
+    Expired {
+        /// When the expiry was recorded.
+        at: UnixMillis,
+    },
+    /// Approved and claimed for forwarding (at most once).
+    Forwarded {
+        /// When the forward was claimed.
+        at: UnixMillis,
+        /// The upstream's status once known; `None` if the sidecar stopped
+        /// between the claim and the upstream's answer.
+        upstream_status: Option<u16>,
+        /// The approval that allowed the forward.
+        approved: Decision,
+    },
+}
+
+impl ApprovalState {
+    /// The state's name (its JSON `kind`), as used in the API's `?state=`
+    /// filter.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved(_) => "approved",
+            ApprovalState::Denied(_) => "denied",
+            ApprovalState::Expired { .. } => "expired",
+            ApprovalState::Forwarded { .. } => "forwarded",
+        }
+    }
+
+    /// True once a human or the SLA has decided.
+    pub fn is_decided(&self) -> bool {
+        !matches!(self, ApprovalState::Pending)
+    }
+
+    /// The outcome a waiter sees, or `None` while pending.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            ApprovalState::Pending => None,
+            ApprovalState::Approved(d) | ApprovalState::Forwarded { approved: d, .. } => {
+                Some(Outcome::Approved(d.clone()))
+            }
+            ApprovalState::Denied(d) => Some(Outcome::Denied(d.clone())),
+            ApprovalState::Expired { at } => Some(Outcome::Expired { at: *at }),
+        }
+    }
+}
+
+/// What a held call learns when its approval is decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An approver said yes. Forwarding still needs
+    /// [`claim_forward`](super::ApprovalStore::claim_forward).
+    Approved(Decision),
+    /// An approver said no.
+    Denied(Decision),
+    /// The SLA passed without an answer: denied by default.
+    Expired {
+        /// When the expiry was recorded.
+        at: UnixMillis,
+    },
+}
+
+impl Outcome {
+    /// True only for [`Outcome::Approved`]: everything else is a denial.
+    pub fn is_approved(&self) -> bool {
+        matches!(self, Outcome::Approved(_))
+    }
+
+    /// The label used in metrics: `approved`, `denied` or `expired`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Approved(_) => "approved",
+            Outcome::Denied(_) => "denied",
+            Outcome::Expired { .. } => "expired",
+        }
+    }
+}
+
+/// One held action and its lifecycle: the unit of the journal and the API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    /// Random, URL-safe id.
+    pub id: ApprovalId,
+    /// The agent that made the call.
+    pub agent_id: String,
+    /// What the agent tried to do.
+    pub action: ActionSummary,
+    /// The tier the policy decided.
+    pub tier: Tier,
+    /// The ids of the rules that decided the tier.
+    pub rule_ids: Vec<String>,
+    /// The content hash of the policy that decided.
+    pub policy_version: String,
+    /// Why approval is needed.
+    pub reason: String,
+    /// Retries carrying this key attach to this approval.
+    pub idempotency_key: String,
+    /// When the approval was requested.
+    pub created_at: UnixMillis,
+    /// When it expires (and is denied) if nobody answers.
+    pub sla_deadline: UnixMillis,
+    /// Where it is in its lifecycle: `{"kind": "pending"}`,
+    /// `{"kind": "approved", "by", "reason", "at"}`...
+    pub state: ApprovalState,
+}
+
+impl PendingApproval {
+    /// A new pending approval with a random id.
+    pub fn new(key: String, req: NewApproval, now: UnixMillis) -> Self {
+        PendingApproval {
+            id: ApprovalId::random(),
+            agent_id: req.agent_id,
+            action: req.action,
+            tier: req.tier,
+            rule_ids: req.rule_ids,
+            policy_version: req.policy_version,
+            reason: req.reason,
+            idempotency_key: key,
+            created_at: now,
+            sla_deadline: now.plus(req.sla),
+            state: ApprovalState::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

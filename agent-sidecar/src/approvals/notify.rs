@@ -1,0 +1,15 @@
+//! Who hears about approvals: the [`Notifier`] trait.
+
+use super::model::PendingApproval;
+
+/// Told when an approval is created and when it is decided (approved,
+/// denied or expired), after the change is durable and before waiters are
+/// woken. Called with the store's lock held: implementations must return at
+/// once and do their I/O elsewhere (see
+/// [`WebhookNotifier`](super::WebhookNotifier)).
+pub trait Notifier: Send + Sync {
+    /// A new approval waits for an approver.
+    fn pending(&self, approval: &PendingApproval);
+    /// An approval was decided; `approval.state` says how.
+    fn decided(&self, approval: &PendingApproval);
+}

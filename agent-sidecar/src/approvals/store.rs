@@ -1,0 +1,333 @@
+//! [`ApprovalStore`]: the durable, async face of tier-3 approvals. It holds
+//! actions, lets callers wait for the decision, applies SLA expiry, and
+//! hands out the right to forward an approved action at most once.
+//!
+//! Journal writes (with their fsync) run on tokio's blocking pool, never on
+//! the async workers.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::Duration,
+};
+
+use tokio::sync::watch;
+
+use super::{
+    error::ApprovalError,
+    handle::{ApprovalHandle, ForwardToken},
+    ledger::{Ledger, ReplayReport, StoreConfig, Verdict},
+    metrics::ApprovalMetrics,
+    model::{ApprovalId, ApprovalState, NewApproval, Outcome, PendingApproval, UnixMillis},
+    notify::Notifier,
+};
+
+/// How an [`ApprovalStore`] is opened.
+#[derive(Clone, Default)]
+pub struct StoreOptions {
+    /// Compaction settings.
+    pub config: StoreConfig,
+    /// Told about new and decided approvals.
+    pub notifier: Option<Arc<dyn Notifier>>,
+    /// Updated on every change.
+    pub metrics: Option<ApprovalMetrics>,
+}
+
+/// The durable approval store. Cheap to clone; all clones share one
+/// journal. Dropping the last clone closes the journal; waiters then get
+/// [`ApprovalError::Closed`].
+#[derive(Clone)]
+pub struct ApprovalStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    ledger: Ledger,
+    watchers: HashMap<ApprovalId, watch::Sender<ApprovalState>>,
+    notifier: Option<Arc<dyn Notifier>>,
+    metrics: Option<ApprovalMetrics>,
+}
+
+impl Inner {
+    /// After a durable decision: counts it, tells the notifier, then wakes
+    /// the waiters, so that whoever sees the outcome sees it accounted for.
+    fn decided(&mut self, record: &PendingApproval) {
+        if let Some(m) = &self.metrics {
+            m.decided(record);
+            m.set_pending(self.ledger.pending_count());
+        }
+        if let Some(n) = &self.notifier {
+            n.decided(record);
+        }
+        if let Some(tx) = self.watchers.remove(&record.id) {
+            tx.send_replace(record.state.clone());
+        }
+    }
+
+    /// After a durable creation.
+    fn created(&self, record: &PendingApproval) {
+        if let Some(m) = &self.metrics {
+            m.set_pending(self.ledger.pending_count());
+        }
+        if let Some(n) = &self.notifier {
+            n.pending(record);
+        }
+    }
+}
+
+impl ApprovalStore {
+    /// Opens the store in `dir` with default options.
+    pub async fn open(dir: impl Into<PathBuf>) -> Result<(Self, ReplayReport), ApprovalError> {
+        Self::open_with(dir, StoreOptions::default()).await
+    }
+
+    /// Opens the store in `dir`: replays the journal, expires approvals whose
+    /// SLA passed while the sidecar was down, and arms the SLA timers of the
+    /// rest. Needs a tokio runtime.
+    pub async fn open_with(
+        dir: impl Into<PathBuf>,
+        options: StoreOptions,
+    ) -> Result<(Self, ReplayReport), ApprovalError> {
+        let dir = dir.into();
+        let config = options.config;
+        let (ledger, report, expired) =
+            tokio::task::spawn_blocking(move || Ledger::open(&dir, config, UnixMillis::now()))
+                .await
+                .map_err(|e| ApprovalError::Worker(e.to_string()))??;
+        if let Some(torn) = &report.torn_tail {
+            tracing::warn!(
+                line = torn.line,
+                bytes = torn.bytes,
+                "approval journal ended with a partial line (crash mid-write); it was cut off"
+            );
+        }
+        let pending = ledger.list(Some("pending"));
+        let mut inner = Inner {
+            ledger,
+            watchers: HashMap::new(),
+            notifier: options.notifier,
+            metrics: options.metrics,
+        };
+        for record in &expired {
+            inner.decided(record);
+        }
+        if let Some(m) = &inner.metrics {
+            m.set_pending(pending.len());
+        }
+        let store = ApprovalStore {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(inner),
+            }),
+        };
+        for record in pending {
+            store.arm_expiry(record.id, record.sla_deadline);
+        }
+        Ok((store, report))
+    }
+
+    /// Holds an action under idempotency key `key` (a header value, or the
+    /// JSON-RPC id with the MCP session id, computed by the caller). A retry
+    /// with the same key attaches to the existing approval, whatever its
+    /// state, instead of creating another one; a key reused for another
+    /// agent or action is refused with [`ApprovalError::KeyReused`].
+    pub async fn request(
+        &self,
+        key: impl Into<String>,
+        req: NewApproval,
+    ) -> Result<ApprovalHandle, ApprovalError> {
+        let key = key.into();
+        let (approval, created) = self
+            .run(move |inner| {
+                let (approval, created) = inner.ledger.request(key, req, UnixMillis::now())?;
+                if created {
+                    inner.created(&approval);
+                }
+                Ok((approval, created))
+            })
+            .await?;
+        if created {
+            self.arm_expiry(approval.id.clone(), approval.sla_deadline);
+        }
+        Ok(ApprovalHandle::new(self.clone(), approval, created))
+    }
+
+    /// One approval by id.
+    pub async fn get(&self, id: &ApprovalId) -> Result<PendingApproval, ApprovalError> {
+        let id = id.clone();
+        self.run(move |inner| inner.ledger.get(&id).cloned()).await
+    }
+
+    /// The approvals in `state` (`pending`, `approved`, `denied`, `expired`,
+    /// `forwarded`; all if `None`), oldest first.
+    pub async fn list(&self, state: Option<&str>) -> Result<Vec<PendingApproval>, ApprovalError> {
+        let state = state.map(str::to_owned);
+        self.run(move |inner| Ok(inner.ledger.list(state.as_deref())))
+            .await
+    }
+
+    /// Approves a pending approval, recording who and why. Refused with
+    /// [`ApprovalError::AlreadyDecided`] if it is decided or its SLA passed.
+    pub async fn approve(
+        &self,
+        id: &ApprovalId,
+        by: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Result<PendingApproval, ApprovalError> {
+        self.decide(id, Verdict::Approve, by.into(), reason.into())
+            .await
+    }
+
+    /// Denies a pending approval, recording who and why.
+    pub async fn deny(
+        &self,
+        id: &ApprovalId,
+        by: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Result<PendingApproval, ApprovalError> {
+        self.decide(id, Verdict::Deny, by.into(), reason.into())
+            .await
+    }
+
+    async fn decide(
+        &self,
+        id: &ApprovalId,
+        verdict: Verdict,
+        by: String,
+        reason: String,
+    ) -> Result<PendingApproval, ApprovalError> {
+        let id = id.clone();
+        let record = self
+            .run(move |inner| {
+                let record = inner
+                    .ledger
+                    .decide(&id, verdict, by, reason, UnixMillis::now())?;
+                inner.decided(&record);
+                Ok(record)
+            })
+            .await?;
+        if let ApprovalState::Expired { .. } = record.state {
+            return Err(ApprovalError::AlreadyDecided {
+                id: record.id,
+                state: "expired",
+            });
+        }
+        Ok(record)
+    }
+
+    /// Waits until the approval is decided. Returns at once if it already
+    /// is; every waiter on one approval sees the same outcome.
+    pub async fn wait(&self, id: &ApprovalId) -> Result<Outcome, ApprovalError> {
+        let id = id.clone();
+        /// What a waiter finds: the outcome, or a channel to wait on.
+        enum Found {
+            Decided(Outcome),
+            Pending(watch::Receiver<ApprovalState>),
+        }
+        let found = self
+            .run(move |inner| {
+                let state = &inner.ledger.get(&id)?.state;
+                if let Some(outcome) = state.outcome() {
+                    return Ok(Found::Decided(outcome));
+                }
+                let tx = inner
+                    .watchers
+                    .entry(id)
+                    .or_insert_with(|| watch::channel(ApprovalState::Pending).0);
+                Ok(Found::Pending(tx.subscribe()))
+            })
+            .await?;
+        let mut rx = match found {
+            Found::Decided(outcome) => return Ok(outcome),
+            Found::Pending(rx) => rx,
+        };
+        let state = rx
+            .wait_for(ApprovalState::is_decided)
+            .await
+            .map_err(|_| ApprovalError::Closed)?;
+        state.outcome().ok_or(ApprovalError::Closed)
+    }
+
+    /// Claims the right to forward an approved action. Succeeds once per
+    /// approval, ever: the `Forwarded` state is synced to the journal before
+    /// the token is returned, so concurrent waiters and a restarted sidecar
+    /// get [`ApprovalError::AlreadyForwarded`].
+    pub async fn claim_forward(&self, id: &ApprovalId) -> Result<ForwardToken, ApprovalError> {
+        let id = id.clone();
+        self.run(move |inner| {
+            let record = inner.ledger.claim_forward(&id, UnixMillis::now())?;
+            Ok(ForwardToken::new(record.id))
+        })
+        .await
+    }
+
+    /// Records the upstream's status for a forwarded action.
+    pub async fn record_upstream_status(
+        &self,
+        token: ForwardToken,
+        status: u16,
+    ) -> Result<(), ApprovalError> {
+        self.run(move |inner| {
+            inner
+                .ledger
+                .record_upstream(token.id(), status, UnixMillis::now())
+        })
+        .await
+    }
+
+    /// Runs `f` on the ledger on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> Result<T, ApprovalError> + Send + 'static,
+    ) -> Result<T, ApprovalError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut inner = shared.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut inner)
+        })
+        .await
+        .map_err(|e| ApprovalError::Worker(e.to_string()))?
+    }
+
+    /// Expires `id` at `deadline`. The timer holds only a weak reference, so
+    /// it never keeps a dropped store alive. A failed journal write is
+    /// retried every second: the action stays held (fail closed).
+    fn arm_expiry(&self, id: ApprovalId, deadline: UnixMillis) {
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(UnixMillis::now().until(deadline)).await;
+                let Some(shared) = weak.upgrade() else { return };
+                let store = ApprovalStore { shared };
+                match store.expire(&id).await {
+                    Ok(true) => {}
+                    Ok(false) | Err(ApprovalError::NotFound(_)) => return,
+                    Err(e) => {
+                        tracing::error!(approval = %id, error = %e, "cannot record SLA expiry; retrying");
+                        drop(store);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Expires `id` if due. Returns whether it is still pending.
+    async fn expire(&self, id: &ApprovalId) -> Result<bool, ApprovalError> {
+        let id = id.clone();
+        self.run(move |inner| {
+            if let Some(record) = inner.ledger.expire(&id, UnixMillis::now())? {
+                inner.decided(&record);
+            }
+            Ok(inner.ledger.get(&id)?.state == ApprovalState::Pending)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+//! [`WebhookNotifier`]: POSTs approval events as JSON to a URL.
+//!
+//! Events go through a bounded queue to one background task, so the hold
+//! path never waits for the webhook. Each event is retried with exponential
+//! backoff; when the queue is full the event is dropped and logged (the
+//! journal and the audit log stay the record of truth). Plain HTTP only for
+//! now: TLS webhooks are future work.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, header};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{
+    http::{Endpoint, HttpError},
+    model::PendingApproval,
+    notify::Notifier,
+};
+
+/// Where and how hard to deliver webhook events.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// `http://host[:port]/path` to POST to.
+    pub url: String,
+    /// Timeout of one attempt (connect, send, read the answer).
+    pub timeout: Duration,
+    /// Attempts per event, at least 1.
+    pub attempts: u32,
+    /// Wait after the first failed attempt; doubles after each failure,
+    /// up to 30 s.
+    pub initial_backoff: Duration,
+    /// Events that may wait for delivery before new ones are dropped.
+    pub queue: usize,
+}
+
+impl WebhookConfig {
+    /// Defaults for `url`: 5 s timeout, 5 attempts, 500 ms first backoff,
+    /// 1024 queued events.
+    pub fn new(url: impl Into<String>) -> Self {
+        WebhookConfig {
+            url: url.into(),
+            timeout: Duration::from_secs(5),
+            attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            queue: 1024,
+        }
+    }
+}
+
+/// The JSON body of a webhook POST.
+#[derive(Serialize)]
+struct Event<'a> {
+    /// `approval.pending` or `approval.decided`.
+    event: &'static str,
+    approval: &'a PendingApproval,
+}
+
+/// A [`Notifier`] that POSTs `{"event": ..., "approval": {...}}` to a URL.
+#[derive(Debug)]
+pub struct WebhookNotifier {
+    tx: mpsc::Sender<Bytes>,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl WebhookNotifier {
+    /// Validates the URL and starts the delivery task (needs a tokio
+    /// runtime). The task ends when the notifier is dropped and its queue
+    /// is drained.
+    pub fn spawn(config: WebhookConfig) -> Result<Self, HttpError> {
+        let endpoint = Endpoint::parse(&config.url)?;
+        let (tx, mut rx) = mpsc::channel::<Bytes>(config.queue.max(1));
+        tokio::spawn(async move {
+            while let Some(body) = rx.recv().await {
+                deliver(&endpoint, &config, body).await;
+            }
+        });
+        Ok(WebhookNotifier { tx })
+    }
+
+    fn enqueue(&self, event: &'static str, approval: &PendingApproval) {
+        let body = match serde_json::to_vec(&Event { event, approval }) {
+            Ok(body) => Bytes::from(body),
+            Err(e) => {
+                tracing::error!(approval = %approval.id, error = %e, "cannot encode webhook event");
+                return;
+            }
+        };
+        if let Err(e) = self.tx.try_send(body) {
+            tracing::warn!(approval = %approval.id, event, error = %e, "webhook queue full or closed; event dropped");
+        }
+    }
+}
+
+impl Notifier for WebhookNotifier {
+    fn pending(&self, approval: &PendingApproval) {
+        self.enqueue("approval.pending", approval);
+    }
+
+    fn decided(&self, approval: &PendingApproval) {
+        self.enqueue("approval.decided", approval);
+    }
+}
+
+/// Tries to deliver one event; gives up (and logs) after the last attempt.
+async fn deliver(endpoint: &Endpoint, config: &WebhookConfig, body: Bytes) {
+    let mut backoff = config.initial_backoff;
+    let attempts = config.attempts.max(1);
+    for attempt in 1..=attempts {
+        let req = endpoint
+            .request(Method::POST, "")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body.clone()));
+        let result = match req {
+            Ok(req) => endpoint.send(req, config.timeout, 64 * 1024).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build webhook request");
+                return;
+            }
+        };
+        let failure = match result {
+            Ok((status, _)) if status.is_success() => return,
+            Ok((status, _)) => format!("status {status}"),
+            Err(e) => e.to_string(),
+        };
+        if attempt == attempts {
+            tracing::error!(attempts, error = %failure, "webhook delivery failed; event dropped");
+            return;
+        }
+        tracing::warn!(attempt, error = %failure, "webhook delivery failed; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! The JSON bodies of the admin API, shared by the server and the client.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::PendingApproval;
+
+/// Largest accepted request body, in bytes.
+pub const MAX_BODY: usize = 8 * 1024;
+/// Longest accepted approver identity, in bytes.
+pub const MAX_APPROVER: usize = 256;
+/// Longest accepted reason, in bytes.
+pub const MAX_REASON: usize = 2048;
+
+/// The body of an error response.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ErrorBody {
+    pub(super) error: String,
+    pub(super) message: String,
+}
+
+/// The body of `approve` and `deny`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DecisionBody {
+    pub(super) approver: String,
+    pub(super) reason: String,
+}
+
+impl DecisionBody {
+    /// Both fields non-empty, bounded, without control characters.
+    pub(super) fn validate(&self) -> Result<(), String> {
+        check_field("approver", &self.approver, MAX_APPROVER)?;
+        check_field("reason", &self.reason, MAX_REASON)
+    }
+}
+
+/// The body of the list endpoint.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ListBody {
+    pub(super) approvals: Vec<PendingApproval>,
+}
+
+fn check_field(name: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{name} must not be empty"));
+    }
+    if value.len() > max {
+        return Err(format!("{name} must be at most {max} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{name} must not contain control characters"));
+    }
+    Ok(())
+}
