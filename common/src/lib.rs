@@ -296,6 +296,9 @@ pub const SETTINGS_QUARANTINE: u32 = 1;
 /// [`Settings::flags`]: the maps are filled and enforcement is active. Until
 /// userspace sets it, every attempt is denied (fail closed while loading).
 pub const SETTINGS_READY: u32 = 2;
+/// [`Settings::flags`]: the redirect map has entries (interception is on);
+/// without it the socket hooks skip the redirect lookup.
+pub const SETTINGS_INTERCEPT: u32 = 4;
 
 /// Indices of [`map_names::COUNTERS`].
 #[repr(u32)]

@@ -4,11 +4,11 @@
 //! redirected UDP socket are rewritten back, so the agent sees them come from
 //! the address it sent to (resolvers check that).
 
-use agent_sidecar_common::{OrigDest, PROTO_UDP, RedirectKey, v4_mapped};
+use agent_sidecar_common::{OrigDest, PROTO_UDP, RedirectKey, SETTINGS_INTERCEPT, v4_mapped};
 use aya_ebpf::{helpers::generated::bpf_get_socket_cookie, programs::SockAddrContext};
 
 use crate::{
-    maps::{ORIG_DEST, REDIRECT},
+    maps::{ORIG_DEST, REDIRECT, SETTINGS},
     verdict::Dest,
 };
 
@@ -16,6 +16,10 @@ use crate::{
 /// returns the new destination; `None` when `dest` is not intercepted.
 #[inline(always)]
 pub fn intercept(ctx: &SockAddrContext, proto: u8, dest: &Dest, ipv6_socket: bool) -> Option<Dest> {
+    // Agents without interception pay one array read, not a hash lookup.
+    if SETTINGS.get(0)?.flags & SETTINGS_INTERCEPT == 0 {
+        return None;
+    }
     let key = RedirectKey {
         proto,
         pad: 0,

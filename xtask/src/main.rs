@@ -41,7 +41,7 @@ enum Cmd {
     Ci,
 }
 
-const APT_PACKAGES: [&str; 10] = [
+const APT_PACKAGES: [&str; 11] = [
     "rustc-web",
     "libstd-rust-web-dev-bpf",
     "llvm-22-dev",
@@ -50,6 +50,7 @@ const APT_PACKAGES: [&str; 10] = [
     "python3",
     "python3-requests",
     "bind9-dnsutils",
+    "openssl",
     "procps",
     "ca-certificates",
 ];

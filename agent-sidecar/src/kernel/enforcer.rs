@@ -3,8 +3,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use agent_sidecar_common::{
-    Counter, EndpointKey, RedirectKey, RedirectTarget, SETTINGS_QUARANTINE, SETTINGS_READY,
-    Settings, map_names, program_names, v4_mapped,
+    Counter, EndpointKey, RedirectKey, RedirectTarget, SETTINGS_INTERCEPT, SETTINGS_QUARANTINE,
+    SETTINGS_READY, Settings, map_names, program_names, v4_mapped,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -406,12 +406,18 @@ impl Enforcer {
         };
         self.redirects
             .insert(key, target, 0)
-            .map_err(|e| KernelError::bpf(map_names::REDIRECT, "writing map", &e))
+            .map_err(|e| KernelError::bpf(map_names::REDIRECT, "writing map", &e))?;
+        self.write_settings(Settings {
+            flags: self.current.flags | SETTINGS_INTERCEPT,
+            ..self.current
+        })
     }
 
     /// Switches quarantine (deny everything) on or off.
     pub fn set_quarantine(&mut self, on: bool) -> Result<(), KernelError> {
-        let flags = SETTINGS_READY | if on { SETTINGS_QUARANTINE } else { 0 };
+        let flags = (self.current.flags & !SETTINGS_QUARANTINE)
+            | SETTINGS_READY
+            | if on { SETTINGS_QUARANTINE } else { 0 };
         self.write_settings(Settings {
             flags,
             ..self.current
