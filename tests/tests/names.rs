@@ -314,3 +314,43 @@ fn wildcards_rebinding_doh_and_learned_addresses() {
     assert_eq!(other.count(), 0, "{text}");
     let _ = Path::new("/");
 }
+
+#[test]
+fn name_rules_from_a_policy_file_with_a_rebinding_exemption() {
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let policy = w.state_dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\negress:\n  names:\n    - api.allowed.test:443\n    - name: rebind.allowed.test\n      ports: [443]\n      allow_private: true\n",
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    let out = w.run(
+        &[],
+        &["--policy", policy],
+        &["dig", "+short", "rebind.allowed.test"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "10.77.0.1",
+        "allow_private keeps the private answer"
+    );
+    let ca = w.ca.ca_file();
+    let out = w.run(
+        &[],
+        &["--policy", policy],
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "https://api.allowed.test/file",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "legit");
+}

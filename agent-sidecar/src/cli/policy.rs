@@ -130,13 +130,23 @@ fn check_file(path: &Path) -> bool {
     match PolicyFile::load(path) {
         Ok(p) => {
             let list = p.allowlist(path);
+            let names = p.name_rules(path);
             println!(
-                "{}: ok, {} egress rule(s)",
+                "{}: ok, {} egress rule(s), {} name rule(s)",
                 path.display(),
-                list.rules().len()
+                list.rules().len(),
+                names.len()
             );
             for rule in list.rules() {
                 println!("  allow {} ({:?})", rule.target, rule.protocols);
+            }
+            for rule in &names {
+                let private = if rule.allow_private {
+                    ", private answers allowed"
+                } else {
+                    ""
+                };
+                println!("  name  {rule} ({:?}{private})", rule.protocols);
             }
             true
         }

@@ -8,6 +8,11 @@
 //!     - target: "[2001:db8::1]:443"
 //!       protocol: tcp
 //!       description: payments API
+//!   names:
+//!     - api.github.com:443
+//!     - name: "*.blob.example.com"
+//!       ports: [443]
+//!       description: artefact store
 //! ```
 //!
 //! Unknown keys are errors; every error names the file, line and column.
@@ -16,7 +21,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, de};
 
-use crate::egress::{Allowlist, EgressRule, Protocols, RuleSource, Target};
+use crate::egress::{
+    Allowlist, Breadth, EgressRule, NameAllowlist, NamePattern, NameRule, Protocols, RuleSource,
+    Target,
+};
 
 /// A policy file as written.
 #[derive(Debug, Deserialize)]
@@ -26,7 +34,92 @@ pub struct PolicyFile {
     pub version: u32,
     /// Egress section.
     #[serde(default)]
-    pub egress: EgressSection,
+    pub egress: FileEgress,
+}
+
+/// The `egress:` section of a policy file: addresses (`allow`) and names
+/// (`names`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEgress {
+    /// `allow:` — addresses and networks, enforced in the kernel.
+    #[serde(default)]
+    pub allow: Vec<AllowEntry>,
+    /// `names:` — host names and patterns, enforced by the sidecar's resolver
+    /// and proxies.
+    #[serde(default)]
+    pub names: Vec<NameEntry>,
+}
+
+/// One `egress.names` entry: `HOST[:PORT[,PORT]]` or a mapping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NameEntry {
+    /// The rule (pattern, ports, protocols, rebinding exemption).
+    pub rule: NameRule,
+    /// Free text for reviewers.
+    pub description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameMapping {
+    name: String,
+    #[serde(default)]
+    ports: Option<Vec<u16>>,
+    #[serde(default)]
+    protocol: Protocols,
+    /// Answers may resolve to private, loopback, link-local or metadata
+    /// addresses (exempt from the DNS rebinding guard).
+    #[serde(default)]
+    allow_private: bool,
+    /// Accept a pattern as broad as a public suffix (`*.com`).
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for NameEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Map(serde_yaml_ng::Value),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => Ok(NameEntry {
+                rule: NameRule::parse(&s, Breadth::Strict).map_err(de::Error::custom)?,
+                description: None,
+            }),
+            Raw::Map(v) => {
+                let m: NameMapping = serde_yaml_ng::from_value(v).map_err(de::Error::custom)?;
+                let breadth = if m.force {
+                    Breadth::Forced
+                } else {
+                    Breadth::Strict
+                };
+                let pattern = NamePattern::parse(&m.name, breadth).map_err(de::Error::custom)?;
+                if m.ports
+                    .as_ref()
+                    .is_some_and(|p| p.is_empty() || p.contains(&0))
+                {
+                    return Err(de::Error::custom(format!(
+                        "`{}`: ports must be a non-empty list of ports 1-65535 (leave `ports` out for every port but 853)",
+                        m.name
+                    )));
+                }
+                let mut rule = NameRule::new(pattern);
+                rule.ports = m.ports;
+                rule.protocols = m.protocol;
+                rule.allow_private = m.allow_private;
+                Ok(NameEntry {
+                    rule,
+                    description: m.description,
+                })
+            }
+        }
+    }
 }
 
 /// `egress:` — what the agent may reach.
@@ -160,6 +253,24 @@ impl PolicyFile {
     }
 
     /// The file's egress rules, tagged with their origin.
+    /// The name rules, each tagged with its file and position.
+    pub fn name_rules(&self, path: &Path) -> Vec<NameRule> {
+        self.egress
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let mut rule = entry.rule.clone();
+                rule.source = Some(RuleSource::Policy {
+                    file: path.display().to_string(),
+                    index: i + 1,
+                });
+                rule
+            })
+            .collect()
+    }
+
+    /// The address rules, each tagged with its file and position.
     pub fn allowlist(&self, path: &Path) -> Allowlist {
         let mut list = Allowlist::new();
         for (i, entry) in self.egress.allow.iter().enumerate() {
@@ -176,13 +287,19 @@ impl PolicyFile {
     }
 }
 
-/// Loads every file and merges their allowlists in order.
-pub fn load_policy_files(paths: &[PathBuf]) -> Result<Allowlist, PolicyError> {
+/// Loads every file and merges their allowlists in order: addresses, and
+/// names.
+pub fn load_policy_files(paths: &[PathBuf]) -> Result<(Allowlist, NameAllowlist), PolicyError> {
     let mut list = Allowlist::new();
+    let mut names = NameAllowlist::new();
     for path in paths {
-        list.extend(PolicyFile::load(path)?.allowlist(path));
+        let file = PolicyFile::load(path)?;
+        list.extend(file.allowlist(path));
+        for rule in file.name_rules(path) {
+            names.push(rule);
+        }
     }
-    Ok(list)
+    Ok((list, names))
 }
 
 #[cfg(test)]

@@ -135,8 +135,7 @@ pub fn build_allowlist(
     allow: &[AllowArg],
     intercept_ports: &[u16],
 ) -> Result<(Allowlist, NameAllowlist), PolicyError> {
-    let mut list = load_policy_files(policies)?;
-    let mut names = NameAllowlist::new();
+    let (mut list, mut names) = load_policy_files(policies)?;
     for (i, arg) in allow.iter().enumerate() {
         match arg {
             AllowArg::Address(target) => list.push(EgressRule {
@@ -147,14 +146,24 @@ pub fn build_allowlist(
             AllowArg::Name(rule) => {
                 let mut rule = rule.clone();
                 rule.source = Some(RuleSource::Flag(i + 1));
-                rule.learn = match &rule.ports {
-                    None => true,
-                    Some(ports) => ports.iter().any(|p| !intercept_ports.contains(p)),
-                };
                 names.push(rule);
             }
         }
     }
+    // A name rule that covers a port the transparent proxy does not take
+    // learns the addresses its names resolve to.
+    let names = names
+        .rules()
+        .iter()
+        .cloned()
+        .map(|mut rule| {
+            rule.learn = match &rule.ports {
+                None => true,
+                Some(ports) => ports.iter().any(|p| !intercept_ports.contains(p)),
+            };
+            rule
+        })
+        .collect();
     Ok((list, names))
 }
 

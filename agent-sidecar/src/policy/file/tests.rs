@@ -59,3 +59,62 @@ fn errors_name_line_column_and_problem() {
         }
     }
 }
+
+#[test]
+fn names_in_both_forms_with_ports_private_and_force() {
+    let p = parse(
+        "version: 1\negress:\n  names:\n    - api.github.com:443\n    - name: \"*.blob.example.com\"\n      ports: [443, 8443]\n      protocol: tcp\n      description: buckets\n    - name: db.internal\n      allow_private: true\n    - name: \"*.com\"\n      force: true\n",
+    )
+    .unwrap();
+    let rules = p.name_rules(Path::new("p.yaml"));
+    assert_eq!(rules.len(), 4);
+    assert_eq!(rules[0].to_string(), "api.github.com:443");
+    assert_eq!(rules[1].ports.as_deref(), Some(&[443, 8443][..]));
+    assert_eq!(rules[1].protocols, Protocols::Tcp);
+    assert!(rules[2].allow_private && rules[2].ports.is_none());
+    assert!(!rules[0].allow_private);
+    assert!(
+        rules[1]
+            .source
+            .as_ref()
+            .is_some_and(|s| s.to_string().contains("p.yaml")),
+        "{:?}",
+        rules[1].source
+    );
+}
+
+#[test]
+fn name_errors_say_where_and_how_to_fix() {
+    let cases = [
+        (
+            "version: 1\negress:\n  names:\n    - \"*.com\"\n",
+            "force",
+            4,
+        ),
+        (
+            "version: 1\negress:\n  names:\n    - name: \"*.co.uk\"\n",
+            "force",
+            4,
+        ),
+        (
+            "version: 1\negress:\n  names:\n    - api..example.com\n",
+            "api..example.com",
+            4,
+        ),
+        (
+            "version: 1\negress:\n  names:\n    - name: a.example.com\n      ports: []\n",
+            "non-empty",
+            4,
+        ),
+        (
+            "version: 1\negress:\n  names:\n    - name: a.example.com\n      port: 443\n",
+            "unknown field",
+            4,
+        ),
+    ];
+    for (text, needle, line) in cases {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(needle), "{text}: {e}");
+        assert!(e.contains(&format!("line {line}")), "{text}: {e}");
+    }
+}
