@@ -44,6 +44,10 @@ enum Command {
     /// explain a decision, diff two versions.
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
+    /// Tier-3 approvals held by a sidecar: list, show, approve, deny
+    /// (through its admin API).
+    #[command(subcommand)]
+    Approvals(cli::approvals::ApprovalsCommand),
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_command(args),
         Command::Teardown(args) => teardown_command(args),
         Command::Policy(cmd) => cli::policy::run(cmd),
+        Command::Approvals(cmd) => cli::approvals::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
