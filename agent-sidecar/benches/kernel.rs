@@ -955,26 +955,19 @@ fn render_intro(md: &mut String, conditions: &Conditions) {
     );
 }
 
+/// The smallest and largest of `values`.
+fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    })
+}
+
 /// The summary of targets.
 fn render_targets(md: &mut String, hooks: &HookSection, sizes: &[SizePoint], run: &RunSection) {
     let overhead = hooks.overhead.pct();
-    let c4_min = sizes
-        .iter()
-        .map(|p| p.connect4_ns)
-        .fold(f64::INFINITY, f64::min);
-    let c4_max = sizes
-        .iter()
-        .map(|p| p.connect4_ns)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let (c4_min, c4_max) = min_max(sizes.iter().map(|p| p.connect4_ns));
     let flat = c4_max / c4_min;
-    let cidr_min = sizes
-        .iter()
-        .map(|p| p.connect4_cidr_ns)
-        .fold(f64::INFINITY, f64::min);
-    let cidr_max = sizes
-        .iter()
-        .map(|p| p.connect4_cidr_ns)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let (cidr_min, cidr_max) = min_max(sizes.iter().map(|p| p.connect4_cidr_ns));
     let cidr_flat = cidr_max / cidr_min;
     let added = median(&run.run_ms) - median(&run.bare_ms);
     let _ = writeln!(md, "## Targets\n");

@@ -237,17 +237,9 @@ impl AllowlistMaps {
                 last_seen_ns: 0,
             },
         };
-        self.exact.insert(endpoint, value, 0).map_err(|e| {
-            if is_full(&e) {
-                KernelError::MapFull {
-                    map: map_names::EXACT,
-                    requested: 1,
-                    capacity: ALLOWLIST_CAPACITY,
-                }
-            } else {
-                KernelError::bpf(map_names::EXACT, "writing map", &e)
-            }
-        })?;
+        self.exact
+            .insert(endpoint, value, 0)
+            .map_err(|e| write_error(map_names::EXACT, 1, &e))?;
         Ok(true)
     }
 
@@ -292,17 +284,8 @@ fn sync_exact(
         {
             continue;
         }
-        map.insert(key, value, 0).map_err(|e| {
-            if is_full(&e) {
-                KernelError::MapFull {
-                    map: name,
-                    requested: wanted.len(),
-                    capacity: ALLOWLIST_CAPACITY,
-                }
-            } else {
-                KernelError::bpf(name, "writing map", &e)
-            }
-        })?;
+        map.insert(key, value, 0)
+            .map_err(|e| write_error(name, wanted.len(), &e))?;
     }
     for (key, value) in present {
         if value.flags == 0 && !wanted.contains_key(&key) {
@@ -319,17 +302,8 @@ fn sync<K: Pod + Eq + Hash>(
     wanted: &HashMap<(u32, K), AllowValue>,
 ) -> Result<usize, KernelError> {
     for (&(prefix, data), value) in wanted {
-        map.insert(&Key::new(prefix, data), value, 0).map_err(|e| {
-            if is_full(&e) {
-                KernelError::MapFull {
-                    map: name,
-                    requested: wanted.len(),
-                    capacity: ALLOWLIST_CAPACITY,
-                }
-            } else {
-                KernelError::bpf(name, "writing map", &e)
-            }
-        })?;
+        map.insert(&Key::new(prefix, data), value, 0)
+            .map_err(|e| write_error(name, wanted.len(), &e))?;
     }
     let present: HashSet<(u32, K)> = map
         .keys()
@@ -343,6 +317,20 @@ fn sync<K: Pod + Eq + Hash>(
         removed += 1;
     }
     Ok(removed)
+}
+
+/// A failed insert of one of `requested` entries: a full map is
+/// [`KernelError::MapFull`] (fail closed, naming the capacity).
+fn write_error(name: &'static str, requested: usize, e: &aya::maps::MapError) -> KernelError {
+    if is_full(e) {
+        KernelError::MapFull {
+            map: name,
+            requested,
+            capacity: ALLOWLIST_CAPACITY,
+        }
+    } else {
+        KernelError::bpf(name, "writing map", e)
+    }
 }
 
 fn is_full(e: &aya::maps::MapError) -> bool {

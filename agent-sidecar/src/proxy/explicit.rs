@@ -21,7 +21,7 @@ use super::{
     error::ProxyError,
     events::{ListenerKind, Record},
     forward::forward,
-    gate::check_name,
+    gate::{Cleared, check_name},
     listen::{accept_loop, bind_listener},
     refusal::Denial,
     route::{Tunnel, route},
@@ -120,7 +120,7 @@ async fn connect(
 ) -> Response<ProxyBody> {
     let authority = req.uri().authority().cloned();
     let port = authority.as_ref().and_then(|a| a.port_u16()).unwrap_or(0);
-    let mut record = Record::start(
+    let record = Record::start(
         ctx.emitter.clone(),
         &ctx.config.agent_id,
         ListenerKind::Explicit,
@@ -132,16 +132,10 @@ async fn connect(
         record.denied(&denial);
         return refusal_response(&denial, None, port);
     };
-    let raw_host = authority.host();
-    record.target(raw_host, port);
-    let cleared = match check_name(&ctx, raw_host, port) {
-        Ok(cleared) => cleared,
-        Err(denial) => {
-            record.denied(&denial);
-            return refusal_response(&denial, Some(raw_host), port);
-        }
+    let (cleared, record) = match clear_target(&ctx, record, authority.host(), port) {
+        Ok(ok) => ok,
+        Err(refused) => return *refused,
     };
-    record.target(&cleared.host, port);
     let addrs = match resolve(&ctx, &cleared.host).await {
         Ok(addrs) => addrs,
         Err(denial) => {
@@ -162,6 +156,28 @@ async fn connect(
         }
     });
     Response::new(empty())
+}
+
+/// Records `raw_host:port` as the request's target and checks it
+/// ([`check_name`]): the cleared name (recorded too), or the refusal,
+/// already recorded, as the response to send.
+pub(crate) fn clear_target(
+    ctx: &ProxyContext,
+    mut record: Record,
+    raw_host: &str,
+    port: u16,
+) -> Result<(Cleared, Record), Box<Response<ProxyBody>>> {
+    record.target(raw_host, port);
+    match check_name(ctx, raw_host, port) {
+        Ok(cleared) => {
+            record.target(&cleared.host, port);
+            Ok((cleared, record))
+        }
+        Err(denial) => {
+            record.denied(&denial);
+            Err(Box::new(refusal_response(&denial, Some(raw_host), port)))
+        }
+    }
 }
 
 /// A refusal as an HTTP response with the JSON body.

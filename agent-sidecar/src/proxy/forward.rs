@@ -25,8 +25,7 @@ use super::{
     context::ProxyContext,
     dial::{connect, resolve},
     events::{ListenerKind, Record},
-    explicit::{ProxyBody, refusal_response},
-    gate::check_name,
+    explicit::{ProxyBody, clear_target, refusal_response},
     refusal::Denial,
 };
 
@@ -59,7 +58,7 @@ pub(crate) async fn forward(
         .as_ref()
         .and_then(|a| a.port_u16())
         .unwrap_or(HTTP_PORT);
-    let mut record = Record::start(
+    let record = Record::start(
         ctx.emitter.clone(),
         &ctx.config.agent_id,
         ListenerKind::Explicit,
@@ -71,17 +70,11 @@ pub(crate) async fn forward(
         record.denied(&denial);
         return refusal_response(&denial, None, port);
     };
-    let raw_host = authority.host();
-    record.target(raw_host, port);
-    let cleared = match check_name(&ctx, raw_host, port) {
-        Ok(cleared) => cleared,
-        Err(denial) => {
-            record.denied(&denial);
-            return refusal_response(&denial, Some(raw_host), port);
-        }
+    let (cleared, mut record) = match clear_target(&ctx, record, authority.host(), port) {
+        Ok(ok) => ok,
+        Err(refused) => return *refused,
     };
     let host = cleared.host;
-    record.target(&host, port);
     let denied = |record: Record, denial: Denial| {
         record.denied(&denial);
         refusal_response(&denial, Some(&host), port)
