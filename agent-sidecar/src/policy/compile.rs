@@ -18,6 +18,7 @@ use super::{
     source::Snapshot,
     tier::Tier,
     tighten,
+    gateway::GatewayTable,
     tools::{ActionInfo, Tool, ToolTable},
     version::{PolicyVersion, content_hash},
 };
@@ -202,6 +203,7 @@ impl CompiledPolicySet {
             vocab: &vocab,
         };
         let rules = compile_rules(&docs, &hier, &tools, &ids, &mut problems);
+        let gateway = GatewayTable::compile(&docs, &tools, &mut problems);
         fail_if(problems)?;
         let mut problems = Vec::new();
         tighten::check(&docs, &hier, &tools, &rules, &mut problems);
@@ -278,6 +280,7 @@ impl CompiledPolicySet {
             agents,
             unknown_agent,
             overlays,
+            gateway,
         })
     }
 }

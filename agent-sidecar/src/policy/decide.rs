@@ -31,6 +31,9 @@ pub struct Decision {
     pub policy_version: PolicyVersion,
     /// Why, for humans.
     pub reason: String,
+    /// Tier 4 only: a deciding rule also quarantines the agent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quarantine: bool,
 }
 
 /// A rule that demanded the decision's tier.
@@ -270,11 +273,17 @@ impl CompiledPolicySet {
                 }
             }
         }
+        let quarantine = acc.tier == Tier::Halt
+            && acc.deciders.iter().any(|d| match *d {
+                Decider::Rule(rid) => self.rules[rid as usize].quarantine,
+                Decider::Floor(..) => false,
+            });
         Decision {
             tier: acc.tier,
             rules,
             policy_version: self.version.clone(),
             reason,
+            quarantine,
         }
     }
 

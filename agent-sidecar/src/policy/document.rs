@@ -21,7 +21,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use rules::{RangeMatch, RuleDecl, SetMatch, When};
-pub use tools::{ActionDecl, AttributeSources, HttpMatch, McpMatch, Source, ToolDecl};
+pub use tools::{
+    ActionDecl, AttributeSources, CompensationDecl, CredentialDecl, HttpMatch, McpMatch, Source,
+    ToolDecl,
+};
 
 use super::{
     error::Problem,

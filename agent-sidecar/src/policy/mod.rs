@@ -30,6 +30,7 @@ pub mod document;
 mod error;
 mod explain;
 mod extract;
+pub mod gateway;
 mod file;
 pub mod fixtures;
 mod hierarchy;

@@ -13,6 +13,7 @@ use super::{
     error::Problem,
     hierarchy::Hierarchy,
     set::{Rule, RuleId, ToolId},
+    tier::Tier,
     tools::ToolTable,
 };
 
@@ -35,6 +36,16 @@ pub(crate) fn compile_rules(
         };
         for (ri, decl) in doc.doc().rules().iter().enumerate() {
             let path = format!("rules[{ri}]");
+            if decl.quarantine && decl.tier != Tier::Halt {
+                problems.push(Problem::new(
+                    doc.parsed.at(&format!("{path}.quarantine")),
+                    format!(
+                        "rule `{}` quarantines at tier {}; quarantine goes with tier 4",
+                        decl.id, decl.tier
+                    ),
+                    "set `tier: 4` (halt and escalate) or remove `quarantine`",
+                ));
+            }
             if decl.id.trim().is_empty() {
                 problems.push(Problem::new(
                     doc.parsed.at(&format!("{path}.id")),
@@ -78,6 +89,7 @@ pub(crate) fn compile_rules(
                 cond,
                 description: decl.description.as_deref().map(Arc::from),
                 overrides: None,
+                quarantine: decl.quarantine,
                 source: location.to_string().into(),
                 location,
             });

@@ -8,6 +8,7 @@ use super::{
     compile::{Ids, Vocab},
     condition::Condition,
     document::Kind,
+    gateway::GatewayTable,
     location::Location,
     source::Snapshot,
     tier::Tier,
@@ -70,6 +71,8 @@ pub(crate) struct Rule {
     pub(crate) source: Arc<str>,
     /// `cond` described (`tool erp, amount > 500 USD`).
     pub(crate) summary: Arc<str>,
+    /// Tier 4: quarantine the agent too.
+    pub(crate) quarantine: bool,
 }
 
 /// The rules of one document, indexed by what they select.
@@ -148,6 +151,7 @@ pub struct CompiledPolicySet {
     /// Used for agents the set does not declare: base rules only.
     pub(crate) unknown_agent: Agent,
     pub(crate) overlays: HashMap<Arc<str>, (ScopeId, OverlayDefaults)>,
+    pub(crate) gateway: GatewayTable,
 }
 
 /// Counts, for `policy check` and logs.

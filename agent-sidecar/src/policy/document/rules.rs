@@ -26,6 +26,10 @@ pub struct RuleDecl {
     /// high. Checked at compile time.
     #[serde(default)]
     pub overrides: Option<String>,
+    /// Tier 4 only: also quarantine the agent (its kernel allowlist becomes
+    /// deny-all until an operator releases it).
+    #[serde(default)]
+    pub quarantine: bool,
 }
 
 /// The conditions of a rule.

@@ -24,16 +24,41 @@ pub struct ToolDecl {
     /// Attribute sources shared by every action of the tool.
     #[serde(default)]
     pub attributes: AttributeSources,
+    /// The credential the gateway injects into every upstream request of
+    /// the tool. The agent never holds it: whatever `Authorization` it
+    /// sends is removed.
+    #[serde(default)]
+    pub credential: Option<CredentialDecl>,
     /// The tool's actions.
     pub actions: Vec<ActionDecl>,
+}
+
+/// `credential:` of a tool: a secret the sidecar was given by name
+/// (`--secret NAME=file:PATH` or `NAME=env:VAR`) and how it is sent.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialDecl {
+    /// Name of the secret.
+    pub secret: String,
+    /// Request header that carries it. Default: `authorization`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Header value, with `{secret}` where the secret goes. Default:
+    /// `Bearer {secret}`.
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 /// `http:` of a tool.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpMatch {
-    /// Host name (case-insensitive, without port).
+    /// Host name (case-insensitive, without port). The gateway terminates
+    /// TLS for it (inspects every request) and the agent may reach it.
     pub host: String,
+    /// HTTPS port. Default: 443.
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 /// `mcp:` of a tool.
@@ -42,6 +67,11 @@ pub struct HttpMatch {
 pub struct McpMatch {
     /// MCP server name.
     pub server: String,
+    /// The server's Streamable HTTP endpoint, `https://HOST[:PORT]/PATH`.
+    /// JSON-RPC POSTed there is decided per `tools/call`; without it the
+    /// tool is recognised only in fixtures and `policy explain`.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// One action of a tool.
@@ -69,6 +99,27 @@ pub struct ActionDecl {
     /// Attribute sources of this action (override the tool's).
     #[serde(default)]
     pub attributes: AttributeSources,
+    /// How a forwarded call of this action is undone: another action of the
+    /// same tool that the owner may trigger through the admin API within
+    /// `window` (tier 2's reversal window).
+    #[serde(default)]
+    pub compensation: Option<CompensationDecl>,
+}
+
+/// `compensation:` of an action.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompensationDecl {
+    /// The compensating action (of the same tool). HTTP: its path's
+    /// `{name}` segments are filled from the original request's path, then
+    /// from the top-level fields of the original JSON response; the body is
+    /// the original request's body merged with the trigger's. MCP: called
+    /// with the original arguments merged with the trigger's.
+    pub action: String,
+    /// How long after the forward the owner may trigger it, e.g. `15m`,
+    /// `2h`, `30s`. Default: `15m`.
+    #[serde(default)]
+    pub window: Option<String>,
 }
 
 /// Where each risk attribute comes from.

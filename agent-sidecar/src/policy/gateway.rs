@@ -1,0 +1,429 @@
+//! What the tool gateway needs from the policy besides decisions: which
+//! hosts it terminates (every host a tool declares), where MCP endpoints
+//! are, which credential each tool gets, and how forwarded actions are
+//! compensated.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use hyper::http::{HeaderName, Uri};
+
+use super::{
+    action::{Action, AgentIdentity, Target},
+    compile::Doc,
+    document::{CredentialDecl, ToolDecl},
+    error::Problem,
+    set::CompiledPolicySet,
+    tier::Tier,
+    tools::{Route, ToolTable},
+};
+
+/// Default reversal window of a compensable action.
+pub const DEFAULT_COMPENSATION_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// One inspected host: the sidecar terminates TLS for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostEndpoint {
+    /// Lower-case host name.
+    pub host: String,
+    /// HTTPS port.
+    pub port: u16,
+    /// The REST tool declared for the host, if any.
+    pub rest_tool: Option<Arc<str>>,
+    /// MCP endpoints on the host: path -> (tool name, MCP server name).
+    pub mcp: Vec<McpEndpoint>,
+}
+
+/// An MCP server's Streamable HTTP endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct McpEndpoint {
+    /// Request path (without query).
+    pub path: String,
+    /// The declaring tool.
+    pub tool: Arc<str>,
+    /// The MCP server name.
+    pub server: String,
+}
+
+/// How the gateway authenticates a tool's upstream requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    /// Secret name (`--secret NAME=...`).
+    pub secret: String,
+    /// Header that carries it (lower case).
+    pub header: String,
+    /// Value with `{secret}` where the secret goes.
+    pub format: String,
+}
+
+/// How a forwarded action is undone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compensation {
+    /// The compensating action of the same tool.
+    pub action: Arc<str>,
+    /// How long after the forward it may be triggered.
+    pub window: Duration,
+}
+
+/// The route of an action, for issuing a compensating call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionRoute {
+    /// HTTP method and path pattern (`/v1/payments/{id}/reverse`).
+    Http {
+        /// Upper-case method.
+        method: String,
+        /// Pattern as declared.
+        path: String,
+    },
+    /// MCP tool name.
+    Mcp(String),
+}
+
+/// The gateway's view of a compiled set.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct GatewayTable {
+    hosts: HashMap<String, HostEndpoint>,
+    credentials: HashMap<Arc<str>, Credential>,
+    compensations: HashMap<(Arc<str>, Arc<str>), Compensation>,
+    routes: HashMap<(Arc<str>, Arc<str>), ActionRoute>,
+}
+
+impl GatewayTable {
+    /// Collects endpoints, credentials and compensations from every
+    /// document's tools; problems are appended.
+    pub(crate) fn compile(docs: &[Doc<'_>], tools: &ToolTable, problems: &mut Vec<Problem>) -> Self {
+        let mut table = GatewayTable::default();
+        for doc in docs {
+            for (ti, decl) in doc.doc().tools().iter().enumerate() {
+                let path = format!("tools[{ti}]");
+                if tools
+                    .names
+                    .get(decl.name.as_str())
+                    .is_none_or(|&id| tools.tools[id as usize].scope != doc.scope)
+                {
+                    continue;
+                }
+                let name: Arc<str> = decl.name.as_str().into();
+                table.endpoint(decl, &name, doc, &path, problems);
+                if let Some(c) = &decl.credential {
+                    if let Some(cred) = credential(c, doc, &path, problems) {
+                        table.credentials.insert(name.clone(), cred);
+                    }
+                }
+                table.actions(decl, &name, doc, &path, problems);
+            }
+        }
+        table
+    }
+
+    fn endpoint(
+        &mut self,
+        decl: &ToolDecl,
+        name: &Arc<str>,
+        doc: &Doc<'_>,
+        path: &str,
+        problems: &mut Vec<Problem>,
+    ) {
+        let (host, port, mcp) = if let Some(h) = &decl.http {
+            (
+                h.host.trim().to_ascii_lowercase(),
+                h.port.unwrap_or(443),
+                None,
+            )
+        } else if let Some(m) = &decl.mcp {
+            let Some(url) = &m.url else { return };
+            match parse_mcp_url(url) {
+                Ok((host, port, p)) => (host, port, Some((p, m.server.clone()))),
+                Err(what) => {
+                    problems.push(Problem::new(
+                        doc.parsed.at(&format!("{path}.mcp.url")),
+                        format!("`{url}` is not a usable MCP endpoint: {what}"),
+                        "write the server's Streamable HTTP endpoint as https://HOST[:PORT]/PATH (e.g. https://crm-mcp.example.internal/mcp)",
+                    ));
+                    return;
+                }
+            }
+        } else {
+            return;
+        };
+        let entry = self
+            .hosts
+            .entry(host.clone())
+            .or_insert_with(|| HostEndpoint {
+                host,
+                port,
+                rest_tool: None,
+                mcp: Vec::new(),
+            });
+        if entry.port != port {
+            problems.push(Problem::new(
+                doc.parsed.at(path),
+                format!(
+                    "tool `{}` uses {}:{port}, but another tool uses port {} of that host",
+                    decl.name, entry.host, entry.port
+                ),
+                "declare every tool of one host on the same HTTPS port",
+            ));
+            return;
+        }
+        match mcp {
+            None => entry.rest_tool = Some(name.clone()),
+            Some((path, server)) => entry.mcp.push(McpEndpoint {
+                path,
+                tool: name.clone(),
+                server,
+            }),
+        }
+    }
+
+    fn actions(
+        &mut self,
+        decl: &ToolDecl,
+        name: &Arc<str>,
+        doc: &Doc<'_>,
+        path: &str,
+        problems: &mut Vec<Problem>,
+    ) {
+        for (ai, a) in decl.actions.iter().enumerate() {
+            let action: Arc<str> = a.name.as_str().into();
+            let route = match (&a.method, &a.path, &a.mcp_tool) {
+                (Some(m), Some(p), _) => ActionRoute::Http {
+                    method: m.trim().to_ascii_uppercase(),
+                    path: p.clone(),
+                },
+                (_, _, Some(t)) => ActionRoute::Mcp(t.clone()),
+                _ => continue,
+            };
+            self.routes.insert((name.clone(), action.clone()), route);
+            let Some(c) = &a.compensation else { continue };
+            let cpath = format!("{path}.actions[{ai}].compensation");
+            if !decl.actions.iter().any(|o| o.name == c.action) || c.action == a.name {
+                problems.push(Problem::new(
+                    doc.parsed.at(&format!("{cpath}.action")),
+                    format!(
+                        "compensation `{}` of action `{}` is not another action of tool `{}`",
+                        c.action, a.name, decl.name
+                    ),
+                    "name another action of the same tool that undoes this one (declare it under the tool's `actions:`)",
+                ));
+                continue;
+            }
+            let window = match &c.window {
+                None => DEFAULT_COMPENSATION_WINDOW,
+                Some(w) => match parse_duration(w) {
+                    Some(d) if !d.is_zero() => d,
+                    _ => {
+                        problems.push(Problem::new(
+                            doc.parsed.at(&format!("{cpath}.window")),
+                            format!("`{w}` is not a duration"),
+                            "write a positive number followed by s, m, h or d (e.g. 15m)",
+                        ));
+                        continue;
+                    }
+                },
+            };
+            self.compensations.insert(
+                (name.clone(), action),
+                Compensation {
+                    action: c.action.as_str().into(),
+                    window,
+                },
+            );
+        }
+    }
+}
+
+fn credential(
+    c: &CredentialDecl,
+    doc: &Doc<'_>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Credential> {
+    let header = c
+        .header
+        .as_deref()
+        .unwrap_or("authorization")
+        .trim()
+        .to_ascii_lowercase();
+    if HeaderName::from_bytes(header.as_bytes()).is_err() {
+        problems.push(Problem::new(
+            doc.parsed.at(&format!("{path}.credential.header")),
+            format!("`{header}` is not an HTTP header name"),
+            "write a header name such as authorization or x-api-key",
+        ));
+        return None;
+    }
+    let format = c.format.as_deref().unwrap_or("Bearer {secret}").to_string();
+    if !format.contains("{secret}") {
+        problems.push(Problem::new(
+            doc.parsed.at(&format!("{path}.credential.format")),
+            format!("credential format `{format}` has no `{{secret}}`"),
+            "write where the secret goes, e.g. `Bearer {secret}` or `{secret}`",
+        ));
+        return None;
+    }
+    let valid_name = !c.secret.is_empty()
+        && c.secret
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_name {
+        problems.push(Problem::new(
+            doc.parsed.at(&format!("{path}.credential.secret")),
+            format!("`{}` is not a secret name", c.secret),
+            "secret names use a-z, 0-9, `-` and `_`; give the sidecar the value with --secret NAME=file:PATH",
+        ));
+        return None;
+    }
+    Some(Credential {
+        secret: c.secret.clone(),
+        header,
+        format,
+    })
+}
+
+fn parse_mcp_url(url: &str) -> Result<(String, u16, String), &'static str> {
+    let uri: Uri = url.parse().map_err(|_| "it is not a URL")?;
+    if uri.scheme_str() != Some("https") {
+        return Err("the scheme must be https (the gateway terminates TLS for the host)");
+    }
+    let host = uri.host().ok_or("it has no host")?.to_ascii_lowercase();
+    if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+        return Err("the host must be a name, not an IP address");
+    }
+    if uri.query().is_some() {
+        return Err("it has a query");
+    }
+    let path = match uri.path() {
+        "" => "/".to_string(),
+        p => p.to_string(),
+    };
+    Ok((host, uri.port_u16().unwrap_or(443), path))
+}
+
+/// Parses `30s`, `15m`, `2h`, `1d` (a whole number and a unit).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let n: u64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3600)?,
+        'd' => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+impl CompiledPolicySet {
+    /// The inspected host `host` (lower case), if a tool declares it.
+    pub fn inspected(&self, host: &str) -> Option<&HostEndpoint> {
+        self.gateway.hosts.get(host)
+    }
+
+    /// Every inspected host.
+    pub fn inspected_hosts(&self) -> impl Iterator<Item = &HostEndpoint> {
+        self.gateway.hosts.values()
+    }
+
+    /// The credential of `tool`, if it declares one.
+    pub fn credential(&self, tool: &str) -> Option<&Credential> {
+        self.gateway.credentials.get(tool)
+    }
+
+    /// Every secret name some tool needs.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .gateway
+            .credentials
+            .values()
+            .map(|c| c.secret.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// How a forwarded `tool.action` is compensated, if it can be.
+    pub fn compensation(&self, tool: &str, action: &str) -> Option<&Compensation> {
+        self.gateway
+            .compensations
+            .get(&(Arc::from(tool), Arc::from(action)))
+    }
+
+    /// The declared route of `tool.action`.
+    pub fn action_route(&self, tool: &str, action: &str) -> Option<&ActionRoute> {
+        self.gateway
+            .routes
+            .get(&(Arc::from(tool), Arc::from(action)))
+    }
+
+    /// Whether the agent may call MCP tool `name` of `server` at all: false
+    /// only when the policy refuses it whatever its arguments (a `deny` or
+    /// tier-4 rule without attribute conditions). Used to filter
+    /// `tools/list`.
+    pub fn may_call_mcp(&self, agent: &AgentIdentity, server: &str, name: &str) -> bool {
+        let Some(&tid) = self.mcp_servers.get(server) else {
+            return true;
+        };
+        let action = self.tools[tid as usize]
+            .actions
+            .iter()
+            .map(|&a| &self.actions[a as usize])
+            .find(|a| a.route == Route::Mcp(name.to_string()));
+        let probe = Action {
+            agent: agent.clone(),
+            tool: Some(self.tools[tid as usize].name.to_string()),
+            action: action.map(|a| a.name.to_string()),
+            target: Some(Target::Mcp {
+                server: server.to_string(),
+                tool: name.to_string(),
+            }),
+            attributes: Default::default(),
+        };
+        let decision = self.decide(&probe);
+        let unconditional = decision.rules.iter().all(|r| {
+            self.rules
+                .iter()
+                .find(|rule| rule.id == r.id)
+                .is_some_and(|rule| rule.cond.attrs() == 0)
+        });
+        !(decision.tier >= Tier::Halt && unconditional)
+    }
+}
+
+/// Fills the `{name}` segments of `pattern` from `values` (by name).
+/// Returns `None` when a segment has no value or the pattern has a `*`.
+pub fn fill_path(pattern: &str, values: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let mut out = String::new();
+    for seg in pattern.trim_start_matches('/').split('/') {
+        out.push('/');
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let v = values(name)?;
+            if v.is_empty() || v.contains(['/', '?', '#']) {
+                return None;
+            }
+            out.push_str(&v);
+        } else if seg == "*" {
+            return None;
+        } else {
+            out.push_str(seg);
+        }
+    }
+    Some(out)
+}
+
+/// The `{name}` values of `path` against `pattern` (same segment count).
+pub fn path_params(pattern: &str, path: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let segs = pattern.trim_start_matches('/').split('/');
+    let parts = path.trim_start_matches('/').split('/');
+    for (s, p) in segs.zip(parts) {
+        if let Some(name) = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            out.insert(name.to_string(), p.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
