@@ -9,6 +9,8 @@
 //! - [`kernel`]: loads, pins and attaches the eBPF programs to an agent's
 //!   cgroup, fills the maps and turns ring-buffer deny events into logs and
 //!   metrics;
+//! - [`gateway`]: the tool gateway: terminated tool traffic, actions,
+//!   the four tiers, approvals and injected credentials;
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed cgroup;
 //! - [`metrics`] and [`admin`]: Prometheus metrics and the operator listener.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -17,6 +19,7 @@ pub mod admin;
 pub mod approvals;
 pub mod dns;
 pub mod egress;
+pub mod gateway;
 pub mod kernel;
 pub mod metrics;
 pub mod policy;

@@ -5,7 +5,8 @@ use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 use agent_sidecar::{
     dns::{RefusalMode, parse_upstream},
     kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
-    run::{self, AllowArg, NamesOptions, RunOptions, UserSpec},
+    gateway::{GatewayConfig, credentials::SecretSpec},
+    run::{self, AllowArg, GatewayOptions, NamesOptions, RunOptions, UserSpec},
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -100,10 +101,90 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
+    gateway: GatewayArgs,
+    #[command(flatten)]
     pins: PinArgs,
     /// The agent's command and arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
+}
+
+/// The tool gateway: tier policy, approvals, credentials.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Tool gateway")]
+struct GatewayArgs {
+    /// Tier policy set (a directory of YAML documents): enables the tool gateway. Every tool
+    /// host it declares is allowed by name and terminated (TLS) so each call is decided.
+    /// Needs --agent-id naming an agent document with an owner.
+    #[arg(long, value_name = "DIR")]
+    policy_dir: Option<PathBuf>,
+    /// Deployment environment of the agent (selects the policy overlay).
+    #[arg(long, value_name = "ENV", default_value = "prod")]
+    environment: String,
+    /// A credential the policy names: NAME=file:PATH (mode 0600) or NAME=env:VARIABLE. Repeatable.
+    #[arg(long = "secret", value_name = "NAME=SOURCE")]
+    secrets: Vec<SecretSpec>,
+    /// Operator-supplied CA certificate (PEM) for the agent-facing leaves [default: generated].
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    ca_cert: Option<PathBuf>,
+    /// Private key (PEM) of --ca-cert.
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
+    /// Extra CA (PEM) trusted for upstream tool servers, besides the system roots. Repeatable.
+    #[arg(long = "upstream-ca", value_name = "FILE")]
+    upstream_cas: Vec<PathBuf>,
+    /// Serve the admin API (approvals, compensations, quarantine) here; never reachable from
+    /// the agent.
+    #[arg(long, value_name = "ADDR", requires = "admin_token_file")]
+    admin_listen: Option<SocketAddr>,
+    /// File (mode 0600) holding the admin API's bearer token.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Webhook (http://) of the agent's owner: tier-2 notices, tier-4 halts.
+    #[arg(long, value_name = "URL")]
+    owner_webhook: Option<String>,
+    /// Webhook (http://) of the SOC: tier-4 halts, quarantines.
+    #[arg(long, value_name = "URL")]
+    soc_webhook: Option<String>,
+    /// Webhook (http://) of the approvers: tier-3 approvals pending and decided.
+    #[arg(long, value_name = "URL")]
+    approver_webhook: Option<String>,
+    /// How long a tier-3 call waits for an approver before it is denied (e.g. 15m, 30s).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    approval_sla: std::time::Duration,
+    /// Largest request body of an inspected tool call; larger ones are refused (413).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    agent_sidecar::policy::gateway::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{s}` is not a duration: write a number and s, m, h or d (e.g. 15m)"))
+}
+
+impl GatewayArgs {
+    fn options(self) -> Option<GatewayOptions> {
+        let policy_dir = self.policy_dir?;
+        let mut config = GatewayConfig {
+            approval_sla: self.approval_sla,
+            ..GatewayConfig::default()
+        };
+        config.limits.max_body_bytes = self.max_body_bytes;
+        Some(GatewayOptions {
+            policy_dir,
+            environment: self.environment,
+            secrets: self.secrets,
+            ca: self.ca_cert.zip(self.ca_key),
+            upstream_cas: self.upstream_cas,
+            admin_listen: self.admin_listen,
+            admin_token_file: self.admin_token_file,
+            owner_webhook: self.owner_webhook,
+            soc_webhook: self.soc_webhook,
+            approver_webhook: self.approver_webhook,
+            config,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -159,6 +240,7 @@ fn run_command(args: RunArgs) -> i32 {
         bpffs: args.pins.bpffs,
         state_dir: args.pins.state_dir,
         metrics_listen: args.metrics_listen,
+        gateway: args.gateway.options(),
         command: args.command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -9,7 +9,7 @@
 //! Every request needs `Authorization: Bearer <token>`. Errors are
 //! `{"error": code, "message": ...}`.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -33,8 +33,32 @@ use super::{
 
 const STATES: [&str; 5] = ["pending", "approved", "denied", "expired", "forwarded"];
 
+/// More admin routes, served under the same listener and token (the tool
+/// gateway's compensations and quarantine).
+pub trait AdminRoutes: Send + Sync {
+    /// Answers `method path` with a status and JSON body, or `None` when the
+    /// path is not one of its routes. `body` is at most [`MAX_BODY`] bytes.
+    fn handle<'a>(
+        &'a self,
+        method: &'a Method,
+        path: &'a str,
+        body: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Option<(StatusCode, serde_json::Value)>> + Send + 'a>>;
+}
+
 /// Serves the approvals API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, store: ApprovalStore, token: BearerToken) {
+    serve_with(listener, store, token, None).await
+}
+
+/// Serves the approvals API and `extra` routes on `listener` until the task
+/// is dropped.
+pub async fn serve_with(
+    listener: TcpListener,
+    store: ApprovalStore,
+    token: BearerToken,
+    extra: Option<Arc<dyn AdminRoutes>>,
+) {
     let token = Arc::new(token);
     loop {
         let stream = match listener.accept().await {
@@ -46,11 +70,15 @@ pub async fn serve(listener: TcpListener, store: ApprovalStore, token: BearerTok
         };
         let store = store.clone();
         let token = token.clone();
+        let extra = extra.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let store = store.clone();
                 let token = token.clone();
-                async move { Ok::<_, Infallible>(handle(req, &store, &token).await) }
+                let extra = extra.clone();
+                async move {
+                    Ok::<_, Infallible>(handle_with(req, &store, &token, extra.as_deref()).await)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -103,10 +131,25 @@ impl From<ApprovalError> for ApiError {
 }
 
 /// Answers one request.
+#[cfg(test)]
 pub(super) async fn handle<B>(
     req: Request<B>,
     store: &ApprovalStore,
     token: &BearerToken,
+) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    handle_with(req, store, token, None).await
+}
+
+/// Answers one request, trying `extra` for paths outside `/v1/approvals`.
+async fn handle_with<B>(
+    req: Request<B>,
+    store: &ApprovalStore,
+    token: &BearerToken,
+    extra: Option<&dyn AdminRoutes>,
 ) -> Response<Full<Bytes>>
 where
     B: Body<Data = Bytes>,
@@ -123,6 +166,20 @@ where
             header::HeaderValue::from_static("Bearer realm=\"agent-sidecar approvals\""),
         );
         return resp;
+    }
+    if !req.uri().path().starts_with("/v1/approvals") {
+        if let Some(extra) = extra {
+            let method = req.method().clone();
+            let path = req.uri().path().to_string();
+            let body = match read_limited(req).await {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
+            };
+            if let Some((status, value)) = extra.handle(&method, &path, body).await {
+                return json(status, &value);
+            }
+            return error_response(&not_found(&path));
+        }
     }
     match route(req, store).await {
         Ok(resp) => resp,
@@ -220,6 +277,23 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let bytes = read_limited(req).await?;
+    let invalid = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", msg);
+    let body: DecisionBody = serde_json::from_slice(&bytes).map_err(|e| {
+        invalid(format!(
+            "expected {{\"approver\": \"...\", \"reason\": \"...\"}}: {e}"
+        ))
+    })?;
+    body.validate().map_err(invalid)?;
+    Ok(body)
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes.
+async fn read_limited<B>(req: Request<B>) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -235,25 +309,15 @@ where
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(too_large());
     }
-    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("cannot read the body: {e}"),
-            ));
-        }
-    };
-    let invalid = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", msg);
-    let body: DecisionBody = serde_json::from_slice(&bytes).map_err(|e| {
-        invalid(format!(
-            "expected {{\"approver\": \"...\", \"reason\": \"...\"}}: {e}"
-        ))
-    })?;
-    body.validate().map_err(invalid)?;
-    Ok(body)
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("cannot read the body: {e}"),
+        )),
+    }
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {

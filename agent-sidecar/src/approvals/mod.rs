@@ -27,7 +27,7 @@ mod store;
 mod webhook;
 mod wire;
 
-pub use api::serve;
+pub use api::{AdminRoutes, serve, serve_with};
 pub use auth::{BearerToken, MIN_TOKEN_LEN, TokenError};
 pub use client::{ApprovalsClient, ClientError};
 pub use error::{ApprovalError, JournalError};

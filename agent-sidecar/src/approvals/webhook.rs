@@ -95,6 +95,24 @@ impl WebhookNotifier {
     }
 }
 
+impl WebhookNotifier {
+    /// Queues any JSON event (the gateway's supervised-action notices and
+    /// SOC alerts use the same delivery path). Never waits: when the queue
+    /// is full the event is dropped and logged.
+    pub fn post(&self, event: &serde_json::Value) {
+        let body = match serde_json::to_vec(event) {
+            Ok(body) => Bytes::from(body),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode webhook event");
+                return;
+            }
+        };
+        if let Err(e) = self.tx.try_send(body) {
+            tracing::warn!(error = %e, "webhook queue full or closed; event dropped");
+        }
+    }
+}
+
 impl Notifier for WebhookNotifier {
     fn pending(&self, approval: &PendingApproval) {
         self.enqueue("approval.pending", approval);

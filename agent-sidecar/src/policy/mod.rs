@@ -46,7 +46,10 @@ mod tighten;
 mod tools;
 pub mod version;
 
-pub use action::{Action, ActionInput, AgentIdentity, Attributes, Money, Request, Reversibility};
+pub use action::{
+    Action, ActionInput, AgentIdentity, Attributes, HttpRequest, McpCall, Money, Request,
+    Reversibility, Target,
+};
 pub use decide::{DecidingRule, Decision};
 pub use document::document_kind;
 pub use error::{CompileError, Problem};

@@ -7,7 +7,9 @@ use super::{
     config::ProxyConfig,
     events::{Emitter, EventSink},
     metrics::ProxyMetrics,
+    inspect::Inspect,
     policy::{NamePolicy, Resolve},
+    splice::KernelSplice,
 };
 
 /// Shared state of the proxy listeners of one agent. Cheap to clone.
@@ -17,6 +19,8 @@ pub struct ProxyContext {
     pub(crate) resolver: Arc<dyn Resolve>,
     pub(crate) config: Arc<ProxyConfig>,
     pub(crate) emitter: Emitter,
+    pub(crate) inspector: Option<Arc<dyn Inspect>>,
+    pub(crate) splice: Arc<KernelSplice>,
 }
 
 impl ProxyContext {
@@ -28,12 +32,40 @@ impl ProxyContext {
             resolver,
             config: Arc::new(ProxyConfig::default()),
             emitter: Emitter::default(),
+            inspector: None,
+            splice: Arc::new(KernelSplice::disabled()),
         }
     }
 
-    /// Replaces the limits and timeouts.
+    /// Replaces the limits and timeouts. With
+    /// [`ProxyConfig::kernel_splice`] set, loads the in-kernel splice
+    /// ([`KernelSplice::load`]) unless one was given with
+    /// [`with_kernel_splice`](Self::with_kernel_splice); without either,
+    /// allowed connections are copied in userspace.
     pub fn with_config(mut self, config: ProxyConfig) -> Self {
+        if config.kernel_splice && !self.splice.is_requested() {
+            self.splice = Arc::new(KernelSplice::load());
+        }
         self.config = Arc::new(config);
+        self
+    }
+
+    /// Splices allowed connections with `splice` (e.g. one offload shared by
+    /// several contexts).
+    pub fn with_kernel_splice(mut self, splice: Arc<KernelSplice>) -> Self {
+        self.splice = splice;
+        self
+    }
+
+    /// How allowed connections are spliced, with its counters.
+    pub fn kernel_splice(&self) -> &Arc<KernelSplice> {
+        &self.splice
+    }
+
+    /// Hands allowed TLS streams to hosts `inspector` inspects to it (the
+    /// tool gateway) instead of splicing them.
+    pub fn with_inspector(mut self, inspector: Arc<dyn Inspect>) -> Self {
+        self.inspector = Some(inspector);
         self
     }
 

@@ -7,6 +7,8 @@
 
 use std::{net::IpAddr, time::Duration};
 
+use bytes::Bytes;
+
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     time::{Instant, timeout, timeout_at},
@@ -17,10 +19,11 @@ use super::{
     dial::{connect, resolve},
     events::Record,
     gate::{check_head, check_hello},
+    inspect::{Io, Rewind},
     name::split_host_port,
     refusal::{Denial, tls_alert},
     sniff::{Sniffed, looks_like_tls, sniff},
-    splice::splice,
+    splice::{pair, splice_with},
 };
 
 /// Most bytes read and discarded after a refusal, so that the client reads
@@ -46,7 +49,7 @@ pub(crate) async fn route<S>(
     port: u16,
     tunnel: Option<Tunnel>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (buf, sniffed) = read_first(&mut client, ctx).await;
     let connect_host = tunnel.as_ref().map(|t| t.host.as_str());
@@ -80,6 +83,25 @@ pub(crate) async fn route<S>(
         Err(denial) => return deny(record, client, &buf, denial, claimed.as_deref(), port).await,
     };
     record.target(&cleared.host, port);
+    if let Some(inspector) = ctx
+        .inspector
+        .as_ref()
+        .filter(|i| i.inspects(&cleared.host, port))
+    {
+        if !matches!(sniffed, Ok(Sniffed::Tls(_))) {
+            let denial = Denial::forbidden(
+                "inspected_host_needs_tls",
+                format!("{} is a tool host: the gateway takes HTTPS only", cleared.host),
+            );
+            return deny(record, client, &buf, denial, Some(&cleared.host), port).await;
+        }
+        record.allowed(&format!("{} (inspected by the gateway)", cleared.allowed.rule), 0, 0);
+        let stream: Box<dyn Io> = Box::new(client);
+        inspector
+            .serve(Rewind::new(Bytes::from(buf), stream), cleared.host, port)
+            .await;
+        return;
+    }
     let addrs = match tunnel {
         Some(t) => t.addrs,
         None => match resolve(ctx, &cleared.host).await {
@@ -94,11 +116,13 @@ pub(crate) async fn route<S>(
         Err(denial) => return deny(record, client, &buf, denial, Some(&cleared.host), port).await,
     };
     record.upstream(addr);
+    // Into the kernel's sockhash before the upstream can answer.
+    let paired = pair(&ctx.splice, &client, &upstream);
     if let Err(e) = upstream.write_all(&buf).await {
         let denial = Denial::upstream("upstream_unreachable", format!("{addr}: {e}"));
         return deny(record, client, &buf, denial, Some(&cleared.host), port).await;
     }
-    let spliced = splice(client, upstream).await;
+    let spliced = splice_with(client, upstream, paired, buf.len()).await;
     record.allowed(
         &cleared.allowed.rule,
         spliced.up + buf.len() as u64,

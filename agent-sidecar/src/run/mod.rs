@@ -9,6 +9,7 @@
 
 pub mod allow;
 pub mod child;
+mod gateway;
 pub mod names;
 mod resolve;
 pub mod signals;
@@ -30,6 +31,7 @@ use crate::{
     policy::{PolicyError, load_policy_files},
 };
 pub use allow::AllowArg;
+pub use gateway::GatewayOptions;
 use names::{NameServices, NamesConfig};
 pub use user::{NOBODY, UserError, UserSpec};
 
@@ -61,6 +63,9 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Serve `/metrics` and `/healthz` here.
     pub metrics_listen: Option<SocketAddr>,
+    /// The tool gateway (`--policy-dir`): tier policy, approvals,
+    /// credentials.
+    pub gateway: Option<GatewayOptions>,
     /// The command and its arguments.
     pub command: Vec<OsString>,
 }
@@ -114,6 +119,9 @@ pub enum RunError {
     /// The name-based egress services could not start.
     #[error("name-based egress: {0}")]
     Names(String),
+    /// The tool gateway could not start.
+    #[error("tool gateway: {0}")]
+    Gateway(String),
 }
 
 impl RunError {
@@ -196,12 +204,41 @@ fn default_agent_id(command: &[OsString]) -> String {
 
 /// Runs the command under enforcement and returns its exit code.
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
-    let (allowlist, names) =
-        build_allowlist(&opts.policies, &opts.allow, &opts.names.intercept_ports)?;
-    let agent_id = opts
-        .agent_id
-        .clone()
-        .unwrap_or_else(|| default_agent_id(&opts.command));
+    let agent_id = match (&opts.agent_id, &opts.gateway) {
+        (Some(id), _) => id.clone(),
+        (None, Some(_)) => {
+            return Err(RunError::Gateway(
+                "--policy-dir needs --agent-id: the id of the agent's document in the policy set"
+                    .into(),
+            ));
+        }
+        (None, None) => default_agent_id(&opts.command),
+    };
+    let gateway_policy = opts
+        .gateway
+        .as_ref()
+        .map(|g| gateway::load_policy(g, &agent_id))
+        .transpose()?;
+    let mut intercept_ports = opts.names.intercept_ports.clone();
+    if let Some(gp) = &gateway_policy {
+        for &p in &gp.ports {
+            if !intercept_ports.contains(&p) {
+                intercept_ports.push(p);
+            }
+        }
+    }
+    let (mut allowlist, mut names) =
+        build_allowlist(&opts.policies, &opts.allow, &intercept_ports)?;
+    if let Some(gp) = &gateway_policy {
+        for rule in gp.egress.rules() {
+            allowlist.push(rule.clone());
+        }
+        for rule in gp.names.rules() {
+            names.push(rule.clone());
+        }
+    }
+    let admin_addr = opts.gateway.as_ref().and_then(|g| g.admin_listen);
+    gateway::check_admin_unreachable(admin_addr, &allowlist)?;
     let user = match opts.user {
         Some(u) => u,
         None if nix::unistd::geteuid().is_root() => NOBODY,
@@ -225,6 +262,14 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             admin::bind(addr)
                 .await
                 .map_err(|e| RunError::Io("binding --metrics-listen", e))?,
+        ),
+        None => None,
+    };
+    let gateway_admin = match admin_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| RunError::Io("binding --admin-listen", e))?,
         ),
         None => None,
     };
@@ -290,12 +335,21 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         let config = NamesConfig {
             upstreams,
             refusal: opts.names.refusal,
-            intercept_ports: opts.names.intercept_ports.clone(),
+            intercept_ports: intercept_ports.clone(),
             grace: Duration::from_secs(60),
             idle: Duration::from_secs(120),
             proxy_env: opts.names.proxy_env,
         };
-        Some(NameServices::start(&agent_id, names, &config, enforcer.clone()).await?)
+        let gateway = match (opts.gateway.clone(), gateway_policy) {
+            (Some(options), Some(policy)) => Some(names::GatewayStart {
+                options,
+                policy,
+                agent_dir: opts.state_dir.join("agents").join(&agent_id),
+                admin_listener: gateway_admin,
+            }),
+            _ => None,
+        };
+        Some(NameServices::start(&agent_id, names, &config, enforcer.clone(), gateway).await?)
     };
     let mut env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
     if let Some(services) = &services {

@@ -18,13 +18,18 @@ use agent_sidecar_common::{PROTO_TCP, PROTO_UDP};
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
 
-use super::{RunError, resolve::DnsResolve};
+use super::{
+    RunError,
+    gateway::{GatewayOptions, GatewayPolicy, GatewayServices},
+    resolve::DnsResolve,
+};
 use crate::{
     dns::{self, DnsConfig, DnsServer, Hooks, LearnedSink, RefusalMode},
     egress::{Endpoint, NameAllowlist, NameRule},
     kernel::Enforcer,
     proxy::{
-        Allowed, ExplicitProxy, NamePolicy, ProxyConfig, ProxyContext, Refusal, TransparentListener,
+        Allowed, ExplicitProxy, NamePolicy, ProxyConfig, ProxyContext, Refusal, Resolve,
+        TransparentListener,
     },
 };
 
@@ -46,12 +51,21 @@ pub struct NamesConfig {
     pub proxy_env: bool,
 }
 
+/// What the tool gateway needs to start next to the proxies.
+pub(crate) struct GatewayStart {
+    pub(crate) options: GatewayOptions,
+    pub(crate) policy: GatewayPolicy,
+    pub(crate) agent_dir: std::path::PathBuf,
+    pub(crate) admin_listener: Option<tokio::net::TcpListener>,
+}
+
 /// The running services; [`NameServices::shutdown`] stops them.
 pub struct NameServices {
     dns: DnsServer,
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     env: Vec<(String, String)>,
+    gateway: Option<GatewayServices>,
 }
 
 const LOOPBACK4: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
@@ -60,11 +74,12 @@ const LOOPBACK6: SocketAddr = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0
 impl NameServices {
     /// Starts the resolver and proxies for `agent_id` and points the kernel
     /// interception of `enforcer` at them.
-    pub async fn start(
+    pub(crate) async fn start(
         agent_id: &str,
         names: NameAllowlist,
         config: &NamesConfig,
         enforcer: Arc<Mutex<Enforcer>>,
+        gateway: Option<GatewayStart>,
     ) -> Result<Self, RunError> {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -101,11 +116,25 @@ impl NameServices {
             agent_id: agent_id.to_string(),
             ..ProxyConfig::default()
         };
-        let ctx = ProxyContext::new(
-            Arc::new(AllowlistPolicy { names }),
-            Arc::new(DnsResolve::new(dns.resolver().clone())),
-        )
-        .with_config(proxy_config);
+        let resolver: Arc<dyn Resolve> = Arc::new(DnsResolve::new(dns.resolver().clone()));
+        let mut ctx = ProxyContext::new(Arc::new(AllowlistPolicy { names }), resolver.clone())
+            .with_config(proxy_config);
+        let gateway = match gateway {
+            Some(g) => {
+                let services = super::gateway::start(
+                    &g.options,
+                    g.policy,
+                    &g.agent_dir,
+                    resolver,
+                    enforcer.clone(),
+                    g.admin_listener,
+                )
+                .await?;
+                ctx = ctx.with_inspector(Arc::new(services.gateway.clone()));
+                Some(services)
+            }
+            None => None,
+        };
 
         let explicit = ExplicitProxy::bind(LOOPBACK4, ctx.clone()).map_err(proxy_err)?;
         let explicit_addr = explicit.local_addr().map_err(proxy_err)?;
@@ -168,11 +197,17 @@ impl NameServices {
                 env.push((key.to_string(), String::new()));
             }
         }
+        if let Some(g) = &gateway {
+            for (key, path) in &g.bundle.env {
+                env.push((key.to_string(), path.display().to_string()));
+            }
+        }
         Ok(Self {
             dns,
             tasks,
             stop,
             env,
+            gateway,
         })
     }
 
@@ -186,6 +221,9 @@ impl NameServices {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        if let Some(g) = self.gateway {
+            g.shutdown().await;
         }
         self.dns.shutdown().await;
     }

@@ -1,0 +1,219 @@
+//! Tier 2's reversal window: a forwarded call whose action declares a
+//! `compensation` is remembered until the window closes, and its owner may
+//! trigger the compensating action through the admin API meanwhile.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, header};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{forward, limits::collect_limited, state::Shared};
+use crate::{
+    approvals::{ApprovalId, UnixMillis},
+    policy::gateway::{ActionRoute, fill_path, path_params},
+};
+
+/// What the compensating call needs from the original one.
+#[derive(Clone, Debug, Serialize)]
+pub struct Original {
+    /// `{name}` values of the original path.
+    pub path_params: HashMap<String, String>,
+    /// The original JSON body.
+    pub body: Option<Value>,
+    /// The upstream's JSON answer.
+    pub response: Option<Value>,
+}
+
+/// One compensable forwarded call.
+#[derive(Clone, Debug, Serialize)]
+pub struct Compensable {
+    /// Id given to the owner.
+    pub id: String,
+    /// Tool of the original call.
+    pub tool: String,
+    /// Action of the original call.
+    pub action: String,
+    /// The compensating action.
+    pub compensation: String,
+    /// Tool host and port.
+    pub host: String,
+    /// Tool port.
+    pub port: u16,
+    /// Until when it may be triggered.
+    pub until: UnixMillis,
+    /// Already triggered (once only).
+    pub triggered: bool,
+    #[serde(skip)]
+    original: Original,
+}
+
+/// Why a compensation cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum CompensationError {
+    /// No such id (or it was pruned after its window).
+    #[error("no compensable call `{0}`")]
+    NotFound(String),
+    /// The window closed.
+    #[error("the reversal window of `{0}` closed at {1}")]
+    Closed(String, u64),
+    /// Triggered before.
+    #[error("`{0}` was already compensated")]
+    AlreadyTriggered(String),
+    /// The compensating request could not be built from the original.
+    #[error("cannot build the compensating request: {0}")]
+    Build(String),
+    /// The upstream refused or failed.
+    #[error("{0}")]
+    Upstream(String),
+}
+
+/// The compensable calls of one gateway.
+#[derive(Default)]
+pub struct Compensations {
+    inner: Mutex<HashMap<String, Compensable>>,
+}
+
+impl Compensations {
+    /// Remembers a forwarded call; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn register(
+        &self,
+        tool: &str,
+        action: &str,
+        compensation: &str,
+        host: &str,
+        port: u16,
+        window: std::time::Duration,
+        original: Original,
+    ) -> Compensable {
+        let now = UnixMillis::now();
+        let entry = Compensable {
+            id: format!("comp-{}", ApprovalId::random()),
+            tool: tool.into(),
+            action: action.into(),
+            compensation: compensation.into(),
+            host: host.into(),
+            port,
+            until: now.plus(window),
+            triggered: false,
+            original,
+        };
+        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, e| e.until.0 > now.0);
+        map.insert(entry.id.clone(), entry.clone());
+        entry
+    }
+
+    /// Calls still inside their window, oldest first.
+    pub fn list(&self) -> Vec<Compensable> {
+        let now = UnixMillis::now();
+        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut v: Vec<_> = map.values().filter(|e| e.until.0 > now.0).cloned().collect();
+        v.sort_by_key(|e| e.until.0);
+        v
+    }
+
+    fn claim(&self, id: &str) -> Result<Compensable, CompensationError> {
+        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let e = map
+            .get_mut(id)
+            .ok_or_else(|| CompensationError::NotFound(id.into()))?;
+        if e.until.0 <= UnixMillis::now().0 {
+            return Err(CompensationError::Closed(id.into(), e.until.0));
+        }
+        if e.triggered {
+            return Err(CompensationError::AlreadyTriggered(id.into()));
+        }
+        e.triggered = true;
+        Ok(e.clone())
+    }
+}
+
+/// Runs the compensating action of `id` with `extra` merged into the
+/// original body; returns the upstream's status and answer.
+pub(crate) async fn trigger(
+    gw: &Shared,
+    id: &str,
+    extra: Value,
+) -> Result<(u16, Value), CompensationError> {
+    let entry = gw.compensations.claim(id)?;
+    let policy = gw.policy.current();
+    let route = policy
+        .action_route(&entry.tool, &entry.compensation)
+        .cloned()
+        .ok_or_else(|| CompensationError::Build("the compensating action is gone".into()))?;
+    let ActionRoute::Http { method, path } = route else {
+        return Err(CompensationError::Build(
+            "compensating MCP tools through the admin API is not supported; call the tool through the gateway"
+                .into(),
+        ));
+    };
+    let orig = &entry.original;
+    let lookup = |name: &str| -> Option<String> {
+        if let Some(v) = orig.path_params.get(name) {
+            return Some(v.clone());
+        }
+        match orig.response.as_ref()?.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let target = fill_path(&path, &lookup).ok_or_else(|| {
+        CompensationError::Build(format!(
+            "`{path}` needs values the original call did not carry"
+        ))
+    })?;
+    let mut body = orig.body.clone().unwrap_or_else(|| json!({}));
+    if let (Value::Object(b), Value::Object(x)) = (&mut body, extra) {
+        b.extend(x);
+    }
+    let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|e| CompensationError::Build(e.to_string()))?;
+    let req = Request::builder()
+        .method(method)
+        .uri(target)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(())
+        .map_err(|e| CompensationError::Build(e.to_string()))?;
+    let (parts, ()) = req.into_parts();
+    let body = Full::new(bytes).map_err(|never| match never {}).boxed();
+    let resp = forward::send(
+        gw,
+        &policy,
+        &entry.host,
+        entry.port,
+        Some(&entry.tool),
+        parts,
+        body,
+    )
+    .await
+    .map_err(|r| CompensationError::Upstream(r.message))?;
+    let status = resp.status();
+    let answer = collect_limited(
+        resp.into_body(),
+        gw.config.limits.max_body_bytes,
+        gw.config.upstream_timeout,
+    )
+    .await
+    .map_err(|e| CompensationError::Upstream(e.to_string()))?;
+    let answer = serde_json::from_slice(&answer)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
+    tracing::info!(id, tool = %entry.tool, action = %entry.compensation, status = status.as_u16(), "compensation triggered");
+    Ok((status.as_u16(), answer))
+}
+
+/// The `{name}` values of `path` for the action's route.
+pub(crate) fn params_of(route: Option<&ActionRoute>, path: &str) -> HashMap<String, String> {
+    match route {
+        Some(ActionRoute::Http { path: pattern, .. }) => path_params(pattern, path),
+        _ => HashMap::new(),
+    }
+}

@@ -1,0 +1,25 @@
+//! Secrets the agent never holds: loaded by the sidecar from files or its
+//! environment, injected into upstream requests, and kept out of every
+//! log, error and debug print.
+//!
+//! - [`Secret`]: the bytes, redacted when printed, wiped when dropped;
+//! - [`SecretSpec`]: `NAME=file:/path` or `NAME=env:VAR` from the command line;
+//! - [`SecretStore`]: the loaded secrets, by name, and [`SecretStore::redact`]
+//!   for upstream error texts;
+//! - [`Injection`]: how a route puts its secret into a header, and
+//!   [`strip_agent_credentials`] for routes that inject none.
+
+mod error;
+mod inject;
+mod secret;
+mod spec;
+mod store;
+
+pub use error::CredentialError;
+pub use inject::{Injection, strip_agent_credentials};
+pub use secret::Secret;
+pub use spec::{SecretSource, SecretSpec};
+pub use store::{MAX_SECRET_BYTES, SecretStore};
+
+/// What is printed in place of a secret.
+pub const REDACTED: &str = "[redacted]";

@@ -1,0 +1,118 @@
+//! Sending an allowed call upstream: the sidecar's credential instead of
+//! the agent's, the trace context, no hop-by-hop headers, to the address
+//! the sidecar resolved.
+
+use hyper::{
+    Request, Response, StatusCode, Uri, Version,
+    body::Incoming,
+    header::{self, HeaderMap, HeaderName},
+    http::request::Parts,
+};
+
+use super::{
+    credentials::{Injection, strip_agent_credentials},
+    refusal::Refusal,
+    state::Shared,
+    upstream::UpstreamBody,
+};
+use crate::policy::CompiledPolicySet;
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including those `Connection` names.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for h in HOP_BY_HOP.iter().chain(named.iter()) {
+        headers.remove(h);
+    }
+}
+
+/// Sends the request described by `parts` (path and headers from the
+/// agent) to `https://host:port` with `body`, authenticated as `tool`.
+pub(crate) async fn send(
+    gw: &Shared,
+    policy: &CompiledPolicySet,
+    host: &str,
+    port: u16,
+    tool: Option<&str>,
+    mut parts: Parts,
+    body: UpstreamBody,
+) -> Result<Response<Incoming>, Refusal> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let authority = if port == 443 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    parts.uri = Uri::builder()
+        .scheme("https")
+        .authority(authority.as_str())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    parts.version = Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    strip_agent_credentials(&mut parts.headers);
+    if let Some(cred) = tool.and_then(|t| policy.credential(t)) {
+        let Some(secret) = gw.secrets.get(&cred.secret) else {
+            return Err(Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                "credential_missing",
+                format!(
+                    "the sidecar has no secret `{}` for this tool; the operator must pass --secret",
+                    cred.secret
+                ),
+            ));
+        };
+        let injection = Injection::new(&cred.header, &cred.format).map_err(|e| {
+            Refusal::new(StatusCode::BAD_GATEWAY, "credential_invalid", e.to_string())
+        })?;
+        injection.apply(&mut parts.headers, secret).map_err(|e| {
+            Refusal::new(StatusCode::BAD_GATEWAY, "credential_invalid", e.to_string())
+        })?;
+    }
+    let req = Request::from_parts(parts, body);
+    match tokio::time::timeout(gw.config.upstream_timeout, gw.client.request(req)).await {
+        Ok(Ok(mut resp)) => {
+            strip_hop_by_hop(resp.headers_mut());
+            Ok(resp)
+        }
+        Ok(Err(e)) => {
+            let detail = gw.secrets.redact(&format!("{e:?}")).into_owned();
+            Err(Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_failed",
+                format!("{host}:{port}: {detail}"),
+            ))
+        }
+        Err(_) => Err(Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!(
+                "{host}:{port} did not answer within {:?}",
+                gw.config.upstream_timeout
+            ),
+        )),
+    }
+}

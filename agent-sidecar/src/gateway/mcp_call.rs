@@ -1,0 +1,307 @@
+//! The MCP path: JSON-RPC POSTed to a declared MCP endpoint. Every
+//! `tools/call` (alone or in a batch) is an action decided on its own;
+//! refused elements are answered by the gateway as JSON-RPC errors and the
+//! rest is forwarded; `tools/list` answers are filtered to the tools the
+//! agent may call at all.
+
+use std::{sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, future::join_all, stream};
+use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
+use hyper::{
+    Response, StatusCode,
+    body::{Frame, Incoming},
+    header::{self, HeaderValue},
+    http::request::Parts,
+};
+use serde_json::Value;
+
+use super::{
+    AgentBody, forward, mcp,
+    refusal::{bytes_response, full, json_response},
+    request::{ConnInfo, Event, IDEMPOTENCY_KEY, read_body},
+    state::Shared,
+    tiers::{self, Verdict},
+    trace,
+};
+use crate::policy::{
+    AgentIdentity, CompiledPolicySet, McpCall, Request as PolicyRequest, Tier,
+    gateway::McpEndpoint,
+};
+
+/// A decided `tools/call` of the request.
+struct Call {
+    index: usize,
+    action: crate::policy::Action,
+    decision: crate::policy::Decision,
+    key: Option<String>,
+    arguments: Value,
+}
+
+/// A POST to an MCP endpoint.
+pub(crate) async fn handle(
+    gw: &Shared,
+    conn: &ConnInfo,
+    policy: &Arc<CompiledPolicySet>,
+    ep: &McpEndpoint,
+    mut parts: Parts,
+    body: Incoming,
+) -> Response<AgentBody> {
+    let started = Instant::now();
+    let bytes = match read_body(gw, body).await {
+        Ok(b) => b,
+        Err(r) => {
+            let mut resp = json_response(r.status, &r.rpc(None));
+            *resp.status_mut() = r.status;
+            return resp;
+        }
+    };
+    let envelope = match mcp::parse_body(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &mcp::error_object(None, e.code(), &e.to_string(), Value::Null),
+            );
+        }
+    };
+    let session = header_str(&parts, mcp::SESSION_HEADER);
+    let header_key = header_str(&parts, IDEMPOTENCY_KEY);
+    let traceparent = trace::propagate(&mut parts.headers).to_string();
+    let mut list_ids = Vec::new();
+    let mut refused: Vec<(usize, Value)> = Vec::new();
+    let mut calls = Vec::new();
+    for (index, item) in envelope.items.iter().enumerate() {
+        match item.tool_call() {
+            Err(e) => refused.push((
+                index,
+                mcp::error_object(item.id(), e.code(), &e.to_string(), Value::Null),
+            )),
+            Ok(Some(call)) => {
+                let request = PolicyRequest::Mcp(McpCall {
+                    server: ep.server.clone(),
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                });
+                let action = policy.action_from_request(gw.identity.clone(), &request);
+                let decision = policy.decide(&action);
+                let key = header_key
+                    .as_ref()
+                    .filter(|_| !envelope.batch)
+                    .map(|k| format!("mcp:{}:{k}", ep.server))
+                    .or_else(|| {
+                        item.id()
+                            .and_then(|id| mcp::idempotency_key(session.as_deref(), id))
+                    });
+                calls.push(Call {
+                    index,
+                    action,
+                    decision,
+                    key,
+                    arguments: call.arguments,
+                });
+            }
+            Ok(None) => {
+                if item.method() == Some("tools/list") {
+                    if let Some(id) = item.id() {
+                        list_ids.push(id.clone());
+                    }
+                }
+            }
+        }
+    }
+    // Held calls of a batch wait for their approvers side by side.
+    let verdicts = join_all(calls.iter().map(|c| {
+        tiers::enforce(
+            gw,
+            &c.action,
+            &c.decision,
+            c.key.clone(),
+            c.arguments.clone(),
+        )
+    }))
+    .await;
+    let mut tokens = Vec::new();
+    let mut forwarded = Vec::new();
+    for (call, verdict) in calls.into_iter().zip(verdicts) {
+        let mut event = Event::new(&call.action, &call.decision, traceparent.clone(), started);
+        match verdict {
+            Verdict::Refuse(r) => {
+                refused.push((call.index, r.rpc(envelope.items[call.index].id())));
+                event.refused(&r);
+                event.emit(gw);
+            }
+            Verdict::Forward(token) => {
+                if let Some((token, id)) = token {
+                    tokens.push(token);
+                    event.event.approval_id = Some(id);
+                }
+                forwarded.push((call.action, call.decision, event));
+            }
+        }
+    }
+    refused.sort_by_key(|(i, _)| *i);
+    let dropped: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+    let errors: Vec<Value> = refused.into_iter().map(|(_, v)| v).collect();
+    let body = if dropped.is_empty() {
+        Some(bytes.to_vec())
+    } else {
+        mcp::without(&envelope, &dropped)
+    };
+    let Some(body) = body else {
+        // Nothing left to forward: the gateway answers alone.
+        return bytes_response(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from(mcp::encode(envelope.batch, &errors)),
+        );
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = Full::new(Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed();
+    let result = forward::send(gw, policy, &conn.host, conn.port, Some(&ep.tool), parts, body).await;
+    let status = match &result {
+        Ok(resp) => resp.status().as_u16(),
+        Err(_) => 0,
+    };
+    for token in tokens {
+        if let Err(e) = gw.approvals.record_upstream_status(token, status).await {
+            tracing::error!(error = %e, "cannot record the upstream status of an approved call");
+        }
+    }
+    for (action, decision, mut event) in forwarded {
+        match &result {
+            Ok(_) => {
+                let approval = event.event.approval_id.clone();
+                event.forwarded(status, approval);
+                if decision.tier == Tier::Supervised {
+                    tiers::supervised(gw, &action, &decision, status, None);
+                }
+            }
+            Err(r) => event.upstream_failed(r),
+        }
+        event.emit(gw);
+    }
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(r) => return json_response(r.status, &r.rpc(None)),
+    };
+    let filter = |name: &str| policy.may_call_mcp(&gw.identity, &ep.server, name);
+    shape(gw, resp, envelope.batch, &list_ids, errors, &filter, &gw.identity).await
+}
+
+/// Filters `tools/list` answers and adds the gateway's errors to the
+/// upstream's answer (JSON or SSE).
+async fn shape(
+    gw: &Shared,
+    resp: Response<Incoming>,
+    batch: bool,
+    list_ids: &[Value],
+    errors: Vec<Value>,
+    allowed: &(dyn Fn(&str) -> bool + Send + Sync),
+    _agent: &AgentIdentity,
+) -> Response<AgentBody> {
+    if list_ids.is_empty() && errors.is_empty() {
+        return resp.map(|b| b.boxed());
+    }
+    let sse = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let (mut parts, body) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if sse && list_ids.is_empty() {
+        // Stream the upstream's events after the gateway's.
+        let prefix = mcp::sse_events(&errors);
+        let frames = stream::once(async move { Ok(Frame::data(prefix)) })
+            .chain(BodyStream::new(body));
+        return Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
+    }
+    let bytes = match read_body(gw, body).await {
+        Ok(b) => b,
+        Err(r) => return json_response(StatusCode::BAD_GATEWAY, &r.rpc(None)),
+    };
+    let out = if sse {
+        match mcp::filter_sse_tools_list(&bytes, list_ids, allowed) {
+            Ok(filtered) => {
+                let mut out = mcp::sse_events(&errors).to_vec();
+                out.extend_from_slice(&filtered);
+                out
+            }
+            Err(e) => return json_response(
+                StatusCode::BAD_GATEWAY,
+                &mcp::error_object(None, e.code(), &format!("upstream answer unreadable: {e}"), Value::Null),
+            ),
+        }
+    } else {
+        let filtered = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(mut v) => {
+                filter_json(&mut v, list_ids, allowed);
+                serde_json::to_vec(&v).unwrap_or_default()
+            }
+            Err(_) => bytes.to_vec(),
+        };
+        match mcp::merge_json(&filtered, &errors) {
+            Ok(out) => {
+                if parts.status == StatusCode::ACCEPTED && !errors.is_empty() {
+                    parts.status = StatusCode::OK;
+                    parts
+                        .headers
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                let _ = batch;
+                out
+            }
+            Err(e) => return json_response(
+                StatusCode::BAD_GATEWAY,
+                &mcp::error_object(None, e.code(), &format!("upstream answer unreadable: {e}"), Value::Null),
+            ),
+        }
+    };
+    Response::from_parts(parts, full(Bytes::from(out)))
+}
+
+fn filter_json(v: &mut Value, ids: &[Value], allowed: &(dyn Fn(&str) -> bool + Send + Sync)) {
+    let mut one = |m: &mut Value| {
+        if m.get("id").is_some_and(|id| ids.contains(id)) {
+            let removed = mcp::filter_tools_list(m, allowed);
+            if removed > 0 {
+                tracing::info!(removed, "tools/list filtered to the tools the agent may call");
+            }
+        }
+    };
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(&mut one),
+        other => one(other),
+    }
+}
+
+/// GET (server-to-client event stream) and DELETE (session end) on an MCP
+/// endpoint: transport, not tool calls; forwarded as they are.
+pub(crate) async fn transport(
+    gw: &Shared,
+    conn: &ConnInfo,
+    policy: &Arc<CompiledPolicySet>,
+    ep: &McpEndpoint,
+    mut parts: Parts,
+    body: Incoming,
+) -> Response<AgentBody> {
+    trace::propagate(&mut parts.headers);
+    let body = body.boxed();
+    match forward::send(gw, policy, &conn.host, conn.port, Some(&ep.tool), parts, body).await {
+        Ok(resp) => resp.map(|b| b.boxed()),
+        Err(r) => r.response(),
+    }
+}
+
+fn header_str(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+

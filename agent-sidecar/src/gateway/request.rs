@@ -1,0 +1,309 @@
+//! One request on a terminated connection: framing checks, the MCP or REST
+//! path, the tier, the forward, the event.
+
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::Incoming,
+    header::{self, HeaderMap},
+    http::request::Parts,
+};
+use serde_json::Value;
+
+use super::{
+    AgentBody,
+    compensate::{self, Original},
+    events::{GatewayEvent, Outcome, emit},
+    forward,
+    limits::{BodyError, check_framing, collect_limited},
+    mcp_call,
+    refusal::Refusal,
+    state::Shared,
+    tiers::{self, Verdict},
+    trace,
+};
+use crate::{
+    approvals::UnixMillis,
+    policy::{Action, CompiledPolicySet, Decision, HttpRequest, Request as PolicyRequest, Tier},
+};
+
+/// The header a client sets to make retries attach to one approval.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// What the connection knows: the tool host (from SNI) and port.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnInfo {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+/// Serves one request.
+pub(crate) async fn handle(
+    gw: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<AgentBody> {
+    let (parts, body) = req.into_parts();
+    if let Err(e) = check_framing(&parts) {
+        return Refusal::new(StatusCode::BAD_REQUEST, "bad_framing", e.to_string()).response();
+    }
+    if let Some(asked) = asked_host(&parts) {
+        if !asked.eq_ignore_ascii_case(&conn.host) {
+            return Refusal::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "misdirected",
+                format!(
+                    "this connection is for {} (TLS server name); the request names {asked}",
+                    conn.host
+                ),
+            )
+            .response();
+        }
+    }
+    if gw.quarantine.active() {
+        return Refusal::new(
+            StatusCode::FORBIDDEN,
+            "quarantined",
+            "the agent is quarantined; an operator must release it",
+        )
+        .response();
+    }
+    let policy = gw.policy.current();
+    let mcp = policy.inspected(&conn.host).and_then(|e| {
+        e.mcp
+            .iter()
+            .find(|m| m.path == parts.uri.path())
+            .cloned()
+    });
+    match mcp {
+        Some(endpoint) if parts.method == Method::POST => {
+            mcp_call::handle(&gw, &conn, &policy, &endpoint, parts, body).await
+        }
+        Some(endpoint) => mcp_call::transport(&gw, &conn, &policy, &endpoint, parts, body).await,
+        None => rest(&gw, &conn, &policy, parts, body).await,
+    }
+}
+
+/// The host the request itself names (`:authority` or `Host`), without port.
+fn asked_host(parts: &Parts) -> Option<String> {
+    let raw = parts
+        .uri
+        .authority()
+        .map(|a| a.host().to_string())
+        .or_else(|| {
+            let h = parts.headers.get(header::HOST)?.to_str().ok()?;
+            Some(
+                h.parse::<hyper::http::uri::Authority>()
+                    .map(|a| a.host().to_string())
+                    .unwrap_or_else(|_| h.to_string()),
+            )
+        })?;
+    Some(raw.trim_end_matches('.').to_string())
+}
+
+/// Reads the body within the limits; refusals for too large and too slow.
+pub(crate) async fn read_body(gw: &Shared, body: Incoming) -> Result<Bytes, Refusal> {
+    let limits = &gw.config.limits;
+    collect_limited(body, limits.max_body_bytes, limits.body_read_timeout)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request bodies of inspected tools are limited to {limit} bytes; the request was refused, not truncated"),
+            ),
+            BodyError::Timeout => Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the request body did not arrive within {:?}", limits.body_read_timeout),
+            ),
+            other => Refusal::new(StatusCode::BAD_REQUEST, "body_unreadable", other.to_string()),
+        })
+}
+
+/// Headers as the policy's attribute sources see them (credentials left
+/// out).
+pub(crate) fn header_view(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter(|(n, _)| {
+            *n != header::AUTHORIZATION && *n != header::PROXY_AUTHORIZATION && *n != header::COOKIE
+        })
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// A REST call.
+async fn rest(
+    gw: &Shared,
+    conn: &ConnInfo,
+    policy: &CompiledPolicySet,
+    mut parts: Parts,
+    body: Incoming,
+) -> Response<AgentBody> {
+    let started = Instant::now();
+    let bytes = match read_body(gw, body).await {
+        Ok(b) => b,
+        Err(r) => return r.response(),
+    };
+    let json: Option<Value> = if bytes.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&bytes).ok()
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let request = PolicyRequest::Http(HttpRequest {
+        host: conn.host.clone(),
+        method: parts.method.as_str().to_string(),
+        path: path.clone(),
+        query: BTreeMap::new(),
+        headers: header_view(&parts.headers),
+        body: json.clone(),
+    });
+    let action = policy.action_from_request(gw.identity.clone(), &request);
+    let decision = policy.decide(&action);
+    let traceparent = trace::propagate(&mut parts.headers).to_string();
+    let key = parts
+        .headers
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(|k| format!("http:{}:{k}", conn.host));
+    let input = json.clone().unwrap_or(Value::Null);
+    let mut event = Event::new(&action, &decision, traceparent, started);
+    let token = match tiers::enforce(gw, &action, &decision, key, input).await {
+        Verdict::Refuse(r) => {
+            event.refused(&r);
+            event.emit(gw);
+            return r.response();
+        }
+        Verdict::Forward(token) => token,
+    };
+    let tool = action.tool.clone();
+    let body = Full::new(bytes).map_err(|never| match never {}).boxed();
+    let result = forward::send(gw, policy, &conn.host, conn.port, tool.as_deref(), parts, body).await;
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(r) => {
+            if let Some((token, _)) = token {
+                let _ = gw.approvals.record_upstream_status(token, 0).await;
+            }
+            event.upstream_failed(&r);
+            event.emit(gw);
+            return r.response();
+        }
+    };
+    let status = resp.status().as_u16();
+    event.forwarded(status, token.as_ref().map(|(_, id)| id.clone()));
+    if let Some((token, _)) = token {
+        if let Err(e) = gw.approvals.record_upstream_status(token, status).await {
+            tracing::error!(error = %e, "cannot record the upstream status of an approved call");
+        }
+    }
+    let compensation = match (&action.tool, &action.action) {
+        (Some(t), Some(a)) if decision.tier == Tier::Supervised => policy.compensation(t, a),
+        _ => None,
+    };
+    let Some(comp) = compensation.cloned() else {
+        if decision.tier == Tier::Supervised {
+            tiers::supervised(gw, &action, &decision, status, None);
+        }
+        event.emit(gw);
+        return resp.map(|b| b.boxed());
+    };
+    // Compensable: keep the answer's JSON for the compensating call.
+    let (rparts, rbody) = resp.into_parts();
+    let answer = match read_body(gw, rbody).await {
+        Ok(b) => b,
+        Err(r) => {
+            event.emit(gw);
+            return r.response();
+        }
+    };
+    let (tool, act) = (action.tool.clone().unwrap_or_default(), action.action.clone().unwrap_or_default());
+    let route = policy.action_route(&tool, &act);
+    let entry = gw.compensations.register(
+        &tool,
+        &act,
+        &comp.action,
+        &conn.host,
+        conn.port,
+        comp.window,
+        Original {
+            path_params: compensate::params_of(route, path.split('?').next().unwrap_or("/")),
+            body: json,
+            response: serde_json::from_slice(&answer).ok(),
+        },
+    );
+    tiers::supervised(gw, &action, &decision, status, Some(&entry));
+    event.event.compensation_id = Some(entry.id.clone());
+    event.emit(gw);
+    let mut resp = Response::from_parts(rparts, super::refusal::full(answer));
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    resp
+}
+
+/// Builds the event of one call.
+pub(crate) struct Event {
+    pub(crate) event: GatewayEvent,
+    started: Instant,
+}
+
+impl Event {
+    pub(crate) fn new(
+        action: &Action,
+        decision: &Decision,
+        traceparent: String,
+        started: Instant,
+    ) -> Self {
+        let transport = match action.target {
+            Some(crate::policy::Target::Mcp { .. }) => "mcp",
+            _ => "http",
+        };
+        Event {
+            event: GatewayEvent {
+                at: UnixMillis::now(),
+                transport,
+                action: action.clone(),
+                decision: decision.clone(),
+                outcome: Outcome::Refused,
+                reason: None,
+                upstream_status: None,
+                approval_id: None,
+                compensation_id: None,
+                traceparent,
+                duration_us: 0,
+            },
+            started,
+        }
+    }
+
+    pub(crate) fn refused(&mut self, r: &Refusal) {
+        self.event.outcome = Outcome::Refused;
+        self.event.reason = Some(r.reason.to_string());
+        self.event.approval_id = r.approval_id.clone();
+    }
+
+    pub(crate) fn upstream_failed(&mut self, r: &Refusal) {
+        self.event.outcome = Outcome::UpstreamFailed;
+        self.event.reason = Some(r.reason.to_string());
+    }
+
+    pub(crate) fn forwarded(&mut self, status: u16, approval: Option<String>) {
+        self.event.outcome = Outcome::Forwarded;
+        self.event.upstream_status = Some(status);
+        self.event.approval_id = approval;
+    }
+
+    pub(crate) fn emit(mut self, gw: &Shared) {
+        self.event.at = UnixMillis::now();
+        self.event.duration_us = self.started.elapsed().as_micros() as u64;
+        emit(gw.sink.as_deref(), self.event);
+    }
+}

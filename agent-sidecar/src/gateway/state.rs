@@ -1,0 +1,167 @@
+//! [`Gateway`]: everything the request path shares.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    compensate::Compensations,
+    credentials::SecretStore,
+    events::GatewaySink,
+    hooks::{Alerts, QuarantineSwitch},
+    limits::GatewayLimits,
+    upstream::{UpstreamClient, upstream_client},
+};
+use crate::{
+    approvals::ApprovalStore,
+    policy::{AgentIdentity, PolicyStore},
+    proxy::Resolve,
+    tls::TlsTerminator,
+};
+
+/// Default time approvers have before a held call is denied.
+pub const DEFAULT_APPROVAL_SLA: Duration = Duration::from_secs(15 * 60);
+
+/// How the gateway behaves.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Request bounds and timeouts.
+    pub limits: GatewayLimits,
+    /// How long a tier-3 call waits for an approver (then it is denied).
+    pub approval_sla: Duration,
+    /// Upstream TCP connect limit.
+    pub connect_timeout: Duration,
+    /// Upstream response-head limit.
+    pub upstream_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            limits: GatewayLimits::default(),
+            approval_sla: DEFAULT_APPROVAL_SLA,
+            connect_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The tool gateway of one agent. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) identity: AgentIdentity,
+    pub(crate) policy: Arc<PolicyStore>,
+    pub(crate) tls: Arc<TlsTerminator>,
+    pub(crate) client: UpstreamClient,
+    pub(crate) secrets: SecretStore,
+    pub(crate) approvals: ApprovalStore,
+    pub(crate) alerts: Alerts,
+    pub(crate) quarantine: QuarantineSwitch,
+    pub(crate) compensations: Compensations,
+    pub(crate) sink: Option<Arc<dyn GatewaySink>>,
+    pub(crate) config: GatewayConfig,
+}
+
+/// Everything a [`Gateway`] is built from.
+pub struct GatewayParts {
+    /// The agent, with owner, team and purpose (see
+    /// [`CompiledPolicySet::identity`](crate::policy::CompiledPolicySet::identity)).
+    pub identity: AgentIdentity,
+    /// The tier policy, hot-reloaded.
+    pub policy: Arc<PolicyStore>,
+    /// Terminates the agent's TLS and verifies upstreams.
+    pub tls: Arc<TlsTerminator>,
+    /// The upstream TLS configuration (system roots plus operator CAs).
+    pub upstream_tls: rustls::ClientConfig,
+    /// The sidecar's resolver: the only source of upstream addresses.
+    pub resolver: Arc<dyn Resolve>,
+    /// Credentials by name.
+    pub secrets: SecretStore,
+    /// Durable tier-3 approvals.
+    pub approvals: ApprovalStore,
+    /// Owner and SOC webhooks.
+    pub alerts: Alerts,
+    /// Kernel quarantine.
+    pub quarantine: QuarantineSwitch,
+    /// Where events go besides the log.
+    pub sink: Option<Arc<dyn GatewaySink>>,
+    /// Behaviour.
+    pub config: GatewayConfig,
+}
+
+/// Why a gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The agent has no registered owner.
+    #[error(
+        "agent `{0}` has no registered owner in the policy set: every governed agent needs an \
+         accountable owner; add a `kind: agent` document with `id: {0}` and `owner: ...`"
+    )]
+    NoOwner(String),
+    /// A tool needs a secret the sidecar was not given.
+    #[error(
+        "the policy needs secret `{0}` but it was not given; pass --secret {0}=file:PATH (a file \
+         of mode 0600) or --secret {0}=env:VARIABLE"
+    )]
+    MissingSecret(String),
+}
+
+impl Gateway {
+    /// Builds the gateway. Refuses an agent without an owner and a policy
+    /// whose credentials are not all present.
+    pub fn new(parts: GatewayParts) -> Result<Self, GatewayError> {
+        if parts.identity.owner.as_deref().is_none_or(str::is_empty) {
+            return Err(GatewayError::NoOwner(parts.identity.id.clone()));
+        }
+        let policy = parts.policy.current();
+        if let Some(missing) = policy
+            .secret_names()
+            .into_iter()
+            .find(|n| parts.secrets.get(n).is_none())
+        {
+            return Err(GatewayError::MissingSecret(missing.to_string()));
+        }
+        let client = upstream_client(
+            parts.upstream_tls,
+            parts.resolver,
+            parts.config.connect_timeout,
+        );
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                identity: parts.identity,
+                policy: parts.policy,
+                tls: parts.tls,
+                client,
+                secrets: parts.secrets,
+                approvals: parts.approvals,
+                alerts: parts.alerts,
+                quarantine: parts.quarantine,
+                compensations: Compensations::default(),
+                sink: parts.sink,
+                config: parts.config,
+            }),
+        })
+    }
+
+    /// Whether `host` (lower case) is a tool host the gateway terminates.
+    pub fn inspects(&self, host: &str) -> bool {
+        self.shared.policy.current().inspected(host).is_some()
+    }
+
+    /// The quarantine switch (for the admin API).
+    pub fn quarantine(&self) -> &QuarantineSwitch {
+        &self.shared.quarantine
+    }
+
+    /// SHA-256 fingerprint of the sidecar CA the agent trusts.
+    pub fn ca_fingerprint(&self) -> String {
+        self.shared.tls.ca().fingerprint().to_string()
+    }
+
+    /// The agent's identity.
+    pub fn identity(&self) -> &AgentIdentity {
+        &self.shared.identity
+    }
+}

@@ -1,0 +1,290 @@
+//! The tool gateway of `run`: the tier policy set, the agent's identity,
+//! the sidecar CA and the agent's trust bundle, the approvals journal, the
+//! admin listener and the kernel quarantine.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use tokio::{net::TcpListener, task::JoinHandle};
+use tracing::{info, warn};
+
+use super::RunError;
+use crate::{
+    approvals::{
+        ApprovalStore, BearerToken, Notifier, StoreOptions as ApprovalOptions, WebhookConfig,
+        WebhookNotifier,
+    },
+    egress::{Allowlist, Breadth, NameAllowlist, NameRule},
+    gateway::{
+        Gateway, GatewayConfig, GatewayParts,
+        credentials::{SecretSpec, SecretStore},
+        hooks::{Alerts, Quarantine, QuarantineSwitch},
+    },
+    kernel::Enforcer,
+    policy::{AgentIdentity, PolicyStore, StoreOptions},
+    proxy::Resolve,
+    tls::{
+        AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
+        TlsTerminator, TrustAnchors, upstream_client_config,
+    },
+};
+
+/// `run`'s tool gateway settings (`--policy-dir` and friends).
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    /// The tier policy set.
+    pub policy_dir: PathBuf,
+    /// Deployment environment of the agent (selects the overlay).
+    pub environment: String,
+    /// Credentials by name.
+    pub secrets: Vec<SecretSpec>,
+    /// Operator CA certificate and key (default: generated per start).
+    pub ca: Option<(PathBuf, PathBuf)>,
+    /// Extra CAs trusted for upstream tool servers.
+    pub upstream_cas: Vec<PathBuf>,
+    /// Admin API (approvals, compensations, quarantine).
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token file of the admin API (mode 0600).
+    pub admin_token_file: Option<PathBuf>,
+    /// Webhook of the agent's owner (tier 2 and 4).
+    pub owner_webhook: Option<String>,
+    /// Webhook of the SOC (tier 4, quarantine).
+    pub soc_webhook: Option<String>,
+    /// Webhook of the approvers (tier 3).
+    pub approver_webhook: Option<String>,
+    /// Gateway behaviour (SLA, limits, timeouts).
+    pub config: GatewayConfig,
+}
+
+/// The policy side of the gateway, loaded before the kernel is touched.
+pub(crate) struct GatewayPolicy {
+    pub(crate) store: Arc<PolicyStore>,
+    pub(crate) identity: AgentIdentity,
+    /// The agent's egress from the tier policy (addresses).
+    pub(crate) egress: Allowlist,
+    /// The tool hosts, allowed by name on their port.
+    pub(crate) names: NameAllowlist,
+    /// Ports of tool hosts (to intercept).
+    pub(crate) ports: Vec<u16>,
+}
+
+fn err(what: impl std::fmt::Display) -> RunError {
+    RunError::Gateway(what.to_string())
+}
+
+/// Compiles the policy set and finds the agent in it. The agent must be
+/// declared with an owner.
+pub(crate) fn load_policy(opts: &GatewayOptions, agent_id: &str) -> Result<GatewayPolicy, RunError> {
+    let store = PolicyStore::open(&opts.policy_dir, StoreOptions::default(), None)
+        .map_err(|e| err(format!("policy set {}: {e}", opts.policy_dir.display())))?;
+    let set = store.current();
+    let identity = set.identity(agent_id, &opts.environment);
+    if identity.owner.as_deref().is_none_or(str::is_empty) {
+        return Err(err(format!(
+            "agent `{agent_id}` is not declared in {} with an owner: every governed agent needs an accountable owner (add a `kind: agent` document with `id: {agent_id}`, `owner:` and `purpose:`), and --agent-id must name it",
+            opts.policy_dir.display()
+        )));
+    }
+    let egress = set.egress_allowlist(agent_id).cloned().unwrap_or_default();
+    let mut names = NameAllowlist::default();
+    let mut ports = Vec::new();
+    for host in set.inspected_hosts() {
+        let rule = NameRule::parse(&format!("{}:{}", host.host, host.port), Breadth::Strict)
+            .map_err(|e| err(format!("tool host {}: {e}", host.host)))?;
+        names.push(rule);
+        if !ports.contains(&host.port) {
+            ports.push(host.port);
+        }
+    }
+    Ok(GatewayPolicy {
+        store: Arc::new(store),
+        identity,
+        egress,
+        names,
+        ports,
+    })
+}
+
+/// Quarantine through the kernel: the agent's allowlist becomes deny-all.
+struct KernelQuarantine(Arc<Mutex<Enforcer>>);
+
+impl Quarantine for KernelQuarantine {
+    fn quarantine(&self, reason: &str) -> Result<(), String> {
+        warn!(reason, "quarantining the agent: every egress is denied in the kernel");
+        self.0
+            .lock()
+            .map_err(|_| "enforcer lock poisoned".to_string())?
+            .set_quarantine(true)
+            .map_err(|e| e.to_string())
+    }
+
+    fn release(&self) -> Result<(), String> {
+        self.0
+            .lock()
+            .map_err(|_| "enforcer lock poisoned".to_string())?
+            .set_quarantine(false)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The running gateway: what `run` gives the proxy and the agent.
+pub(crate) struct GatewayServices {
+    pub(crate) gateway: Gateway,
+    pub(crate) bundle: AgentTrustBundle,
+    admin_task: Option<JoinHandle<()>>,
+}
+
+impl GatewayServices {
+    /// Stops the admin listener.
+    pub(crate) async fn shutdown(self) {
+        if let Some(t) = self.admin_task {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+fn webhook(url: &Option<String>, what: &str) -> Result<Option<Arc<WebhookNotifier>>, RunError> {
+    url.as_ref()
+        .map(|u| {
+            WebhookNotifier::spawn(WebhookConfig::new(u.clone()))
+                .map(Arc::new)
+                .map_err(|e| err(format!("{what} webhook: {e}")))
+        })
+        .transpose()
+}
+
+/// Starts the gateway. `agent_dir` holds the approvals journal and the
+/// agent's trust bundle.
+pub(crate) async fn start(
+    opts: &GatewayOptions,
+    policy: GatewayPolicy,
+    agent_dir: &Path,
+    resolver: Arc<dyn Resolve>,
+    enforcer: Arc<Mutex<Enforcer>>,
+    admin_listener: Option<TcpListener>,
+) -> Result<GatewayServices, RunError> {
+    let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
+    let ca = match &opts.ca {
+        Some((cert, key)) => CertificateAuthority::load(cert, key).map_err(err)?,
+        None => CertificateAuthority::generate(&CaOptions::default()).map_err(err)?,
+    };
+    let anchors = TrustAnchors::load(&SystemRoots::Probe, &opts.upstream_cas).map_err(err)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let upstream_tls = upstream_client_config(&anchors, provider).map_err(err)?;
+    let names_store = policy.store.clone();
+    let allow: crate::tls::NamePolicy =
+        Arc::new(move |name: &str| names_store.current().inspected(name).is_some());
+    let tls = TlsTerminator::new(ca, anchors, allow, TerminatorOptions::default()).map_err(err)?;
+    let trust_dir = agent_dir.join("trust");
+    let bundle = tls.write_agent_bundle(&trust_dir).map_err(err)?;
+    make_traversable(agent_dir);
+
+    let approver = webhook(&opts.approver_webhook, "approver")?;
+    let approvals_dir = agent_dir.join("approvals");
+    let (approvals, replay) = ApprovalStore::open_with(
+        &approvals_dir,
+        ApprovalOptions {
+            notifier: approver.map(|w| w as Arc<dyn Notifier>),
+            ..ApprovalOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| err(format!("approvals journal {}: {e}", approvals_dir.display())))?;
+    info!(journal = %approvals_dir.display(), replay = ?replay, "approvals journal open");
+    let alerts = Alerts {
+        owner: webhook(&opts.owner_webhook, "owner")?,
+        soc: webhook(&opts.soc_webhook, "SOC")?,
+    };
+    let gateway = Gateway::new(GatewayParts {
+        identity: policy.identity.clone(),
+        policy: policy.store.clone(),
+        tls: Arc::new(tls),
+        upstream_tls,
+        resolver,
+        secrets,
+        approvals: approvals.clone(),
+        alerts,
+        quarantine: QuarantineSwitch::new(Arc::new(KernelQuarantine(enforcer))),
+        sink: None,
+        config: opts.config.clone(),
+    })
+    .map_err(err)?;
+    let admin_task = match admin_listener {
+        Some(listener) => {
+            let path = opts.admin_token_file.as_ref().ok_or_else(|| {
+                err("--admin-listen needs --admin-token-file (a file of mode 0600 holding the bearer token)")
+            })?;
+            let token = BearerToken::from_file(path).map_err(err)?;
+            let addr = listener.local_addr().map_err(err)?;
+            info!(%addr, "admin API: approvals, compensations, quarantine");
+            Some(tokio::spawn(crate::approvals::serve_with(
+                listener,
+                approvals,
+                token,
+                Some(Arc::new(gateway.clone())),
+            )))
+        }
+        None => None,
+    };
+    let set = policy.store.current();
+    for host in set.inspected_hosts() {
+        info!(host = %host.host, port = host.port, rest_tool = host.rest_tool.as_deref().unwrap_or("-"), mcp = host.mcp.len(), "tool host inspected by the gateway");
+    }
+    info!(
+        agent = %policy.identity.id,
+        owner = policy.identity.owner.as_deref().unwrap_or(""),
+        environment = %policy.identity.environment,
+        policy = %set.version(),
+        ca = %gateway.ca_fingerprint(),
+        "tool gateway ready"
+    );
+    Ok(GatewayServices {
+        gateway,
+        bundle,
+        admin_task,
+    })
+}
+
+/// The agent (an unprivileged user) must reach its trust bundle.
+fn make_traversable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut d = Some(dir);
+    while let Some(p) = d {
+        if let Ok(meta) = std::fs::metadata(p) {
+            let mode = meta.permissions().mode();
+            if mode & 0o001 == 0 {
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o011));
+            }
+        }
+        d = p.parent();
+        if d.is_some_and(|p| p.as_os_str().is_empty() || p == Path::new("/")) {
+            break;
+        }
+    }
+}
+
+/// Refuses an admin listener the agent's address allowlist would let it
+/// reach: the kernel must keep the agent out of the admin API.
+pub(crate) fn check_admin_unreachable(
+    admin: Option<SocketAddr>,
+    allowlist: &Allowlist,
+) -> Result<(), RunError> {
+    let Some(addr) = admin else { return Ok(()) };
+    for rule in allowlist.rules() {
+        let t = rule.target;
+        let ip_match = t.net.contains(&addr.ip())
+            || (addr.ip().is_unspecified() && t.net.addr().is_loopback());
+        let port_match = t.port.is_none_or(|p| p == addr.port() || addr.port() == 0);
+        if ip_match && port_match {
+            return Err(err(format!(
+                "the admin API at {addr} would be reachable by the agent through allow rule `{}` ({}); bind it elsewhere or narrow the rule",
+                t, rule.source
+            )));
+        }
+    }
+    Ok(())
+}
