@@ -1,0 +1,372 @@
+//! Shared by `tests/gateway.rs` and `benches/gateway.rs`: a recording HTTPS
+//! tool API, a recording webhook receiver, and a gateway wired to the proxy
+//! listeners the way `run` wires it (minus the kernel).
+
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use agent_sidecar::{
+    approvals::{ApprovalStore, BearerToken, WebhookConfig, WebhookNotifier},
+    gateway::{
+        Gateway, GatewayConfig, GatewayParts,
+        credentials::{SecretSpec, SecretStore},
+        hooks::{Alerts, NoKernel, QuarantineSwitch},
+    },
+    policy::{PolicyStore, StoreOptions},
+    proxy::ProxyContext,
+    tls::{
+        AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
+        TlsTerminator, TrustAnchors, upstream_client_config,
+    },
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, body::Incoming, service::service_fn};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+#[path = "../proxy_support/mod.rs"]
+mod proxy_support;
+pub use proxy_support::{AllowList, MapResolve, Proxies, TempDir, TestCa};
+
+/// The tool host of the tests.
+pub const HOST: &str = "erp.tools.test";
+/// The credential the upstream must receive.
+pub const SECRET: &str = "s3cr3t-erp-token-value";
+
+/// One request the tool API received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+/// A TLS (HTTP/1.1 and HTTP/2) tool API that records every request and
+/// answers `{"ok": true, "id": "pay-1", "path": ...}`.
+pub struct ToolApi {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl ToolApi {
+    pub async fn start(ca: &TestCa) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let acceptor = ca.acceptor();
+        let log = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, log) = (acceptor.clone(), log.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let log = log.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+                            log.lock().unwrap().push(Recorded {
+                                method: parts.method.to_string(),
+                                path: path.clone(),
+                                headers: parts
+                                    .headers
+                                    .iter()
+                                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                                    .collect(),
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            });
+                            let answer = json!({"ok": true, "id": "pay-1", "path": path});
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(answer.to_string()))))
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        ToolApi { addr, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A plain-HTTP webhook receiver that keeps every JSON body.
+pub struct Webhook {
+    pub url: String,
+    pub events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Webhook {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let log = events.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let log = log.clone();
+                        async move {
+                            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            if let Ok(v) = serde_json::from_slice(&body) {
+                                log.lock().unwrap().push(v);
+                            }
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Webhook { url, events }
+    }
+
+    /// Waits up to 5 s for an event whose `event` field is `kind`.
+    pub async fn wait_for(&self, kind: &str) -> Value {
+        for _ in 0..100 {
+            if let Some(e) = self.events.lock().unwrap().iter().find(|e| e["event"] == kind) {
+                return e.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no `{kind}` event; got {:?}", self.events.lock().unwrap());
+    }
+}
+
+/// The policy set of the tests, for a tool API on `port`.
+pub fn policy_files(port: u16) -> Vec<(&'static str, String)> {
+    let base = format!(
+        r#"kind: base
+name: test
+label: gateway-test
+defaults: {{ unknown: 3, missing_attribute: 3, action: 1 }}
+tools:
+  - name: erp
+    http: {{ host: {HOST}, port: {port} }}
+    credential: {{ secret: erp-token }}
+    actions:
+      - name: list_invoices
+        method: GET
+        path: /v1/invoices
+      - name: pay
+        method: POST
+        path: /v1/payments
+        attributes:
+          amount: {{ body: /amount }}
+      - name: update_vendor
+        method: PATCH
+        path: /v1/vendors/{{id}}
+        tier: 2
+        compensation: {{ action: revert_vendor, window: 10m }}
+      - name: revert_vendor
+        method: POST
+        path: /v1/vendors/{{id}}/revert
+      - name: delete_vendors
+        method: DELETE
+        path: /v1/vendors
+rules:
+  - id: payments-over-1000-need-approval
+    when: {{ tool: erp, action: pay, amount: {{ gt: 1000 }} }}
+    tier: 3
+  - id: no-mass-delete
+    when: {{ tool: erp, action: delete_vendors }}
+    tier: 4
+    quarantine: true
+"#
+    );
+    let agent = "kind: agent\nid: buyer\nowner: jane@example.test\npurpose: pays invoices\n";
+    vec![("base.yaml", base), ("buyer.yaml", agent.to_string())]
+}
+
+/// A gateway in front of a [`ToolApi`], reachable through an explicit proxy
+/// and a transparent listener for the tool port.
+pub struct Harness {
+    pub upstream_ca: TestCa,
+    pub api: ToolApi,
+    pub gateway: Gateway,
+    pub proxies: Proxies,
+    pub bundle: AgentTrustBundle,
+    pub approvals: ApprovalStore,
+    pub owner: Webhook,
+    pub soc: Webhook,
+    pub dir: TempDir,
+    pub state: PathBuf,
+}
+
+pub struct Options {
+    pub sla: Duration,
+    /// Reuse this approvals directory (restart tests).
+    pub state: Option<PathBuf>,
+    pub max_body: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sla: Duration::from_secs(60),
+            state: None,
+            max_body: 64 * 1024,
+        }
+    }
+}
+
+impl Harness {
+    pub async fn start(opts: Options) -> Self {
+        let upstream_ca = TestCa::new(&[HOST]);
+        let api = ToolApi::start(&upstream_ca).await;
+        Self::start_with(opts, upstream_ca, api).await
+    }
+
+    pub async fn start_with(opts: Options, upstream_ca: TestCa, api: ToolApi) -> Self {
+        let dir = TempDir::new();
+        let policy_dir = dir.0.join("policy");
+        std::fs::create_dir_all(&policy_dir).unwrap();
+        for (name, text) in policy_files(api.addr.port()) {
+            std::fs::write(policy_dir.join(name), text).unwrap();
+        }
+        let store = Arc::new(
+            PolicyStore::open(&policy_dir, StoreOptions::default(), None).expect("policy compiles"),
+        );
+        let identity = store.current().identity("buyer", "prod");
+        let secret_file = dir.0.join("erp-token");
+        std::fs::write(&secret_file, SECRET).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let spec: SecretSpec = format!("erp-token=file:{}", secret_file.display())
+            .parse()
+            .expect("secret spec");
+        let secrets = SecretStore::load(&[spec]).expect("secrets");
+        let anchors = TrustAnchors::load(&SystemRoots::Disabled, &[upstream_ca.ca_file.clone()])
+            .expect("anchors");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let upstream_tls = upstream_client_config(&anchors, provider).expect("client config");
+        let ca = CertificateAuthority::generate(&CaOptions::default()).expect("CA");
+        let names = store.clone();
+        let tls = TlsTerminator::new(
+            ca,
+            anchors,
+            Arc::new(move |n: &str| names.current().inspected(n).is_some()),
+            TerminatorOptions::default(),
+        )
+        .expect("terminator");
+        let bundle = tls.write_agent_bundle(&dir.0.join("trust")).expect("bundle");
+        let state = opts.state.clone().unwrap_or_else(|| dir.0.join("approvals"));
+        let (approvals, _) = ApprovalStore::open(&state).await.expect("approvals");
+        let owner = Webhook::start().await;
+        let soc = Webhook::start().await;
+        let hook = |url: &str| {
+            let mut c = WebhookConfig::new(url);
+            c.initial_backoff = Duration::from_millis(50);
+            Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
+        };
+        let resolver = Arc::new(MapResolve(HashMap::from([(
+            HOST.to_string(),
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        )])));
+        let mut config = GatewayConfig {
+            approval_sla: opts.sla,
+            ..GatewayConfig::default()
+        };
+        config.limits.max_body_bytes = opts.max_body;
+        let gateway = Gateway::new(GatewayParts {
+            identity,
+            policy: store,
+            tls: Arc::new(tls),
+            upstream_tls,
+            resolver: resolver.clone(),
+            secrets,
+            approvals: approvals.clone(),
+            alerts: Alerts {
+                owner: hook(&owner.url),
+                soc: hook(&soc.url),
+            },
+            quarantine: QuarantineSwitch::new(Arc::new(NoKernel)),
+            sink: None,
+            config,
+        })
+        .expect("gateway");
+        let ctx = ProxyContext::new(Arc::new(AllowList(vec![HOST.to_string()])), resolver)
+            .with_inspector(Arc::new(gateway.clone()));
+        let proxies = Proxies::start(&ctx, &[api.addr.port()]);
+        Harness {
+            upstream_ca,
+            api,
+            gateway,
+            proxies,
+            bundle,
+            approvals,
+            owner,
+            soc,
+            dir,
+            state,
+        }
+    }
+
+    /// The agent's URL for `path` on the tool host.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{HOST}:{}{path}", self.api.addr.port())
+    }
+
+    /// curl arguments that reach the tool host through the transparent
+    /// listener (as the kernel's redirect would).
+    pub fn transparent_args(&self) -> Vec<String> {
+        let port = self.api.addr.port();
+        let t = self.proxies.transparent[&port];
+        vec![
+            "--connect-to".into(),
+            format!("{HOST}:{port}:{}:{}", t.ip(), t.port()),
+            "--cacert".into(),
+            self.bundle.bundle.display().to_string(),
+        ]
+    }
+
+    /// curl arguments that go through the explicit proxy.
+    pub fn explicit_args(&self) -> Vec<String> {
+        vec![
+            "--proxy".into(),
+            format!("http://{}", self.proxies.explicit),
+            "--cacert".into(),
+            self.bundle.bundle.display().to_string(),
+        ]
+    }
+
+    /// Serves the admin API with `token`; returns its base URL.
+    pub async fn admin(&self, token: &str) -> String {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(agent_sidecar::approvals::serve_with(
+            listener,
+            self.approvals.clone(),
+            BearerToken::new(token).unwrap(),
+            Some(Arc::new(self.gateway.clone())),
+        ));
+        url
+    }
+}
