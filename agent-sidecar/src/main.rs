@@ -4,8 +4,8 @@ use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use agent_sidecar::{
     dns::{RefusalMode, parse_upstream},
-    kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
     gateway::{GatewayConfig, credentials::SecretSpec},
+    kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
     run::{self, AllowArg, GatewayOptions, NamesOptions, RunOptions, UserSpec},
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -160,7 +160,9 @@ struct GatewayArgs {
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     agent_sidecar::policy::gateway::parse_duration(s)
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("`{s}` is not a duration: write a number and s, m, h or d (e.g. 15m)"))
+        .ok_or_else(|| {
+            format!("`{s}` is not a duration: write a number and s, m, h or d (e.g. 15m)")
+        })
 }
 
 impl GatewayArgs {

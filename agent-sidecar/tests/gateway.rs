@@ -57,7 +57,10 @@ async fn tier_1_through_the_explicit_proxy_injects_the_credential_and_keeps_the_
     assert_eq!(seen[0].path, "/v1/invoices?limit=5");
     assert_eq!(seen[0].headers["authorization"], format!("Bearer {SECRET}"));
     let upstream_tp = &seen[0].headers["traceparent"];
-    assert!(upstream_tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{upstream_tp}");
+    assert!(
+        upstream_tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{upstream_tp}"
+    );
     assert_ne!(upstream_tp, tp, "the gateway is a hop of its own");
 }
 
@@ -66,7 +69,16 @@ async fn transparent_mode_with_curl_http2_and_python_requests() {
     let h = Harness::start(Options::default()).await;
     let (status, body) = curl(
         &h.transparent_args(),
-        &["--http2", "-X", "POST", "-H", "content-type: application/json", "-d", r#"{"amount": 20}"#, &h.url("/v1/payments")],
+        &[
+            "--http2",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"amount": 20}"#,
+            &h.url("/v1/payments"),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -83,10 +95,18 @@ async fn transparent_mode_with_curl_http2_and_python_requests() {
         .output()
         .await
         .expect("python runs");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let seen = h.api.requests();
     assert_eq!(seen.len(), 2);
-    assert!(seen.iter().all(|r| r.headers["authorization"] == format!("Bearer {SECRET}")));
+    assert!(
+        seen.iter()
+            .all(|r| r.headers["authorization"] == format!("Bearer {SECRET}"))
+    );
     assert_eq!(json_of(&seen[1].body)["amount"], 30);
 }
 
@@ -113,9 +133,12 @@ async fn tier_4_blocks_alerts_the_soc_and_quarantines_until_released() {
     let (status, body) = curl(
         &[],
         &[
-            "-X", "POST",
-            "-H", "Authorization: Bearer an-admin-token-of-some-length",
-            "-d", r#"{"operator": "sam@soc", "reason": "false positive"}"#,
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer an-admin-token-of-some-length",
+            "-d",
+            r#"{"operator": "sam@soc", "reason": "false positive"}"#,
             &format!("{admin}/v1/quarantine/release"),
         ],
     )
@@ -141,9 +164,14 @@ fn big_payment(h: &Harness, key: &str) -> Vec<String> {
     let mut args = h.explicit_args();
     args.extend(
         [
-            "-X", "POST", "-H", "content-type: application/json",
-            "-H", &format!("Idempotency-Key: {key}"),
-            "-d", r#"{"amount": 5000}"#,
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            &format!("Idempotency-Key: {key}"),
+            "-d",
+            r#"{"amount": 5000}"#,
         ]
         .map(String::from),
     );
@@ -163,13 +191,24 @@ async fn tier_3_is_held_then_forwarded_once_on_approval() {
     let retry = tokio::spawn(async move { curl(&retry_args, &[]).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.approvals.list(None).await.unwrap().len(), 1);
-    h.approvals.approve(&ApprovalId::parse(&id).unwrap(), "cfo@example.test", "vendor known").await.unwrap();
+    h.approvals
+        .approve(
+            &ApprovalId::parse(&id).unwrap(),
+            "cfo@example.test",
+            "vendor known",
+        )
+        .await
+        .unwrap();
     let (a, b) = (call.await.unwrap(), retry.await.unwrap());
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
     assert_eq!(h.api.requests().len(), 1, "forwarded exactly once");
-    let record = h.approvals.get(&ApprovalId::parse(&id).unwrap()).await.unwrap();
+    let record = h
+        .approvals
+        .get(&ApprovalId::parse(&id).unwrap())
+        .await
+        .unwrap();
     assert_eq!(record.state.name(), "forwarded");
 }
 
@@ -183,7 +222,14 @@ async fn tier_3_denied_and_expired_never_reach_the_tool() {
     let args = big_payment(&h, "deny-me");
     let call = tokio::spawn(async move { curl(&args, &[]).await });
     let id = pending_id(&h).await;
-    h.approvals.deny(&ApprovalId::parse(&id).unwrap(), "cfo@example.test", "unknown vendor").await.unwrap();
+    h.approvals
+        .deny(
+            &ApprovalId::parse(&id).unwrap(),
+            "cfo@example.test",
+            "unknown vendor",
+        )
+        .await
+        .unwrap();
     let (status, body) = call.await.unwrap();
     assert_eq!(status, 403, "{body}");
     let err = &json_of(&body)["error"];
@@ -210,7 +256,14 @@ async fn a_pending_approval_survives_a_restart_and_is_forwarded_once() {
     let held = tokio::spawn(async move { curl(&args, &[]).await });
     let id = pending_id(&first).await;
     // The sidecar goes away: its listeners and the held connection close.
-    let gateway_support::Harness { upstream_ca, api, proxies, gateway, approvals: store, .. } = first;
+    let gateway_support::Harness {
+        upstream_ca,
+        api,
+        proxies,
+        gateway,
+        approvals: store,
+        ..
+    } = first;
     drop(proxies);
     drop(gateway);
     drop(store);
@@ -228,7 +281,11 @@ async fn a_pending_approval_survives_a_restart_and_is_forwarded_once() {
     let pending = second.approvals.list(Some("pending")).await.unwrap();
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].id.to_string(), id);
-    second.approvals.approve(&ApprovalId::parse(&id).unwrap(), "cfo@example.test", "ok").await.unwrap();
+    second
+        .approvals
+        .approve(&ApprovalId::parse(&id).unwrap(), "cfo@example.test", "ok")
+        .await
+        .unwrap();
     // The agent retries with its key: it attaches and is forwarded once.
     let (status, body) = curl(&big_payment(&second, "restart-1"), &[]).await;
     assert_eq!(status, 200, "{body}");
@@ -243,12 +300,23 @@ async fn tier_2_notifies_the_owner_and_can_be_compensated_once() {
     let h = Harness::start(Options::default()).await;
     let (status, body) = curl(
         &h.explicit_args(),
-        &["-X", "PATCH", "-H", "content-type: application/json", "-d", r#"{"iban": "DE02"}"#, &h.url("/v1/vendors/v-42")],
+        &[
+            "-X",
+            "PATCH",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"iban": "DE02"}"#,
+            &h.url("/v1/vendors/v-42"),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let notice = h.owner.wait_for("action.supervised").await;
-    let comp = notice["compensation"]["id"].as_str().expect("compensation id").to_string();
+    let comp = notice["compensation"]["id"]
+        .as_str()
+        .expect("compensation id")
+        .to_string();
     let admin = h.admin("an-admin-token-of-some-length").await;
     let trigger = |comp: String| {
         let admin = admin.clone();
@@ -256,9 +324,12 @@ async fn tier_2_notifies_the_owner_and_can_be_compensated_once() {
             curl(
                 &[],
                 &[
-                    "-X", "POST",
-                    "-H", "Authorization: Bearer an-admin-token-of-some-length",
-                    "-d", r#"{"reason": "wrong vendor"}"#,
+                    "-X",
+                    "POST",
+                    "-H",
+                    "Authorization: Bearer an-admin-token-of-some-length",
+                    "-d",
+                    r#"{"reason": "wrong vendor"}"#,
                     &format!("{admin}/v1/compensations/{comp}/trigger"),
                 ],
             )
@@ -270,9 +341,15 @@ async fn tier_2_notifies_the_owner_and_can_be_compensated_once() {
     assert_eq!(json_of(&body)["upstream_status"], 200);
     let seen = h.api.requests();
     assert_eq!(seen.len(), 2);
-    assert_eq!((seen[1].method.as_str(), seen[1].path.as_str()), ("POST", "/v1/vendors/v-42/revert"));
+    assert_eq!(
+        (seen[1].method.as_str(), seen[1].path.as_str()),
+        ("POST", "/v1/vendors/v-42/revert")
+    );
     assert_eq!(seen[1].headers["authorization"], format!("Bearer {SECRET}"));
-    assert_eq!(json_of(&seen[1].body), json!({"iban": "DE02", "reason": "wrong vendor"}));
+    assert_eq!(
+        json_of(&seen[1].body),
+        json!({"iban": "DE02", "reason": "wrong vendor"})
+    );
     let (status, _) = trigger(comp).await;
     assert_eq!(status, 409, "a compensation runs once");
 }
@@ -287,24 +364,79 @@ async fn oversized_bodies_and_smuggling_are_refused() {
     let big = format!(r#"{{"amount": 1, "pad": "{}"}}"#, "x".repeat(4096));
     let (status, body) = curl(
         &h.explicit_args(),
-        &["-X", "POST", "-H", "content-type: application/json", "-d", &big, &h.url("/v1/payments")],
-    )
-    .await;
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(json_of(&body)["error"]["reason"], "body_too_large");
-    // Content-Length and Transfer-Encoding together (CL.TE smuggling).
-    let (status, body) = curl(
-        &h.explicit_args(),
         &[
-            "--http1.1", "-X", "POST",
-            "-H", "Content-Length: 4",
-            "-H", "Transfer-Encoding: chunked",
-            "--data-binary", "0\r\n\r\nGET /v1/invoices HTTP/1.1\r\nHost: x\r\n\r\n",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &big,
             &h.url("/v1/payments"),
         ],
     )
     .await;
-    assert!(status == 400 || status == 0, "{status} {body}");
-    assert!(h.api.requests().is_empty(), "{:?}", h.api.requests());
-    let _ = HOST;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(json_of(&body)["error"]["reason"], "body_too_large");
+    // Content-Length and Transfer-Encoding together (CL.TE smuggling),
+    // written byte for byte over HTTP/1.1: the chunked framing wins, the
+    // connection closes after one answer, and the tier-4 request hidden
+    // behind it is never parsed.
+    let smuggle = "GET /v1/invoices HTTP/1.1\r\nHost: erp.tools.test\r\nContent-Length: 30\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nDELETE /v1/vendors HTTP/1.1\r\nHost: erp.tools.test\r\n\r\n";
+    let answer = raw_http1(&h, smuggle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        answer.matches("HTTP/1.1 ").count(),
+        1,
+        "the smuggled request was served: {answer}"
+    );
+    // A Transfer-Encoding other than chunked, and obs-fold: 400.
+    for bad in [
+        "POST /v1/payments HTTP/1.1\r\nHost: erp.tools.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        "GET /v1/invoices HTTP/1.1\r\nHost: erp.tools.test\r\nX-A: 1\r\n folded\r\n\r\n",
+    ] {
+        let answer = raw_http1(&h, bad).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{bad:?}: {answer}");
+    }
+    let seen: Vec<String> = h
+        .api
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(seen, ["GET /v1/invoices"]);
+}
+
+/// Sends `request` as-is over TLS (ALPN http/1.1, trusting the agent
+/// bundle) through the transparent listener; returns all the gateway wrote
+/// before closing.
+async fn raw_http1(h: &Harness, request: &str) -> String {
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&h.bundle.bundle).unwrap();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(h.proxies.transparent[&h.api.addr.port()])
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(HOST).unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS to the gateway");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
 }

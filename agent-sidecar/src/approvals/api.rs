@@ -38,13 +38,13 @@ const STATES: [&str; 5] = ["pending", "approved", "denied", "expired", "forwarde
 pub trait AdminRoutes: Send + Sync {
     /// Answers `method path` with a status and JSON body, or `None` when the
     /// path is not one of its routes. `body` is at most [`MAX_BODY`] bytes.
-    fn handle<'a>(
-        &'a self,
-        method: &'a Method,
-        path: &'a str,
-        body: Bytes,
-    ) -> Pin<Box<dyn Future<Output = Option<(StatusCode, serde_json::Value)>> + Send + 'a>>;
+    fn handle<'a>(&'a self, method: &'a Method, path: &'a str, body: Bytes) -> AdminFuture<'a>;
 }
+
+/// What [`AdminRoutes::handle`] returns: a status and a JSON body, or
+/// `None` for "not mine".
+pub type AdminFuture<'a> =
+    Pin<Box<dyn Future<Output = Option<(StatusCode, serde_json::Value)>> + Send + 'a>>;
 
 /// Serves the approvals API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, store: ApprovalStore, token: BearerToken) {
@@ -167,19 +167,17 @@ where
         );
         return resp;
     }
-    if !req.uri().path().starts_with("/v1/approvals") {
-        if let Some(extra) = extra {
-            let method = req.method().clone();
-            let path = req.uri().path().to_string();
-            let body = match read_limited(req).await {
-                Ok(b) => b,
-                Err(e) => return error_response(&e),
-            };
-            if let Some((status, value)) = extra.handle(&method, &path, body).await {
-                return json(status, &value);
-            }
-            return error_response(&not_found(&path));
+    if let Some(extra) = extra.filter(|_| !req.uri().path().starts_with("/v1/approvals")) {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let body = match read_limited(req).await {
+            Ok(b) => b,
+            Err(e) => return error_response(&e),
+        };
+        if let Some((status, value)) = extra.handle(&method, &path, body).await {
+            return json(status, &value);
         }
+        return error_response(&not_found(&path));
     }
     match route(req, store).await {
         Ok(resp) => resp,

@@ -26,8 +26,7 @@ use super::{
     trace,
 };
 use crate::policy::{
-    AgentIdentity, CompiledPolicySet, McpCall, Request as PolicyRequest, Tier,
-    gateway::McpEndpoint,
+    AgentIdentity, CompiledPolicySet, McpCall, Request as PolicyRequest, Tier, gateway::McpEndpoint,
 };
 
 /// A decided `tools/call` of the request.
@@ -103,10 +102,8 @@ pub(crate) async fn handle(
                 });
             }
             Ok(None) => {
-                if item.method() == Some("tools/list") {
-                    if let Some(id) = item.id() {
-                        list_ids.push(id.clone());
-                    }
+                if let Some(id) = item.id().filter(|_| item.method() == Some("tools/list")) {
+                    list_ids.push(id.clone());
                 }
             }
         }
@@ -161,7 +158,16 @@ pub(crate) async fn handle(
     let body = Full::new(Bytes::from(body))
         .map_err(|never| match never {})
         .boxed();
-    let result = forward::send(gw, policy, &conn.host, conn.port, Some(&ep.tool), parts, body).await;
+    let result = forward::send(
+        gw,
+        policy,
+        &conn.host,
+        conn.port,
+        Some(&ep.tool),
+        parts,
+        body,
+    )
+    .await;
     let status = match &result {
         Ok(resp) => resp.status().as_u16(),
         Err(_) => 0,
@@ -189,7 +195,16 @@ pub(crate) async fn handle(
         Err(r) => return json_response(r.status, &r.rpc(None)),
     };
     let filter = |name: &str| policy.may_call_mcp(&gw.identity, &ep.server, name);
-    shape(gw, resp, envelope.batch, &list_ids, errors, &filter, &gw.identity).await
+    shape(
+        gw,
+        resp,
+        envelope.batch,
+        &list_ids,
+        errors,
+        &filter,
+        &gw.identity,
+    )
+    .await
 }
 
 /// Filters `tools/list` answers and adds the gateway's errors to the
@@ -216,8 +231,8 @@ async fn shape(
     if sse && list_ids.is_empty() {
         // Stream the upstream's events after the gateway's.
         let prefix = mcp::sse_events(&errors);
-        let frames = stream::once(async move { Ok(Frame::data(prefix)) })
-            .chain(BodyStream::new(body));
+        let frames =
+            stream::once(async move { Ok(Frame::data(prefix)) }).chain(BodyStream::new(body));
         return Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
     }
     let bytes = match read_body(gw, body).await {
@@ -231,10 +246,17 @@ async fn shape(
                 out.extend_from_slice(&filtered);
                 out
             }
-            Err(e) => return json_response(
-                StatusCode::BAD_GATEWAY,
-                &mcp::error_object(None, e.code(), &format!("upstream answer unreadable: {e}"), Value::Null),
-            ),
+            Err(e) => {
+                return json_response(
+                    StatusCode::BAD_GATEWAY,
+                    &mcp::error_object(
+                        None,
+                        e.code(),
+                        &format!("upstream answer unreadable: {e}"),
+                        Value::Null,
+                    ),
+                );
+            }
         }
     } else {
         let filtered = match serde_json::from_slice::<Value>(&bytes) {
@@ -248,17 +270,25 @@ async fn shape(
             Ok(out) => {
                 if parts.status == StatusCode::ACCEPTED && !errors.is_empty() {
                     parts.status = StatusCode::OK;
-                    parts
-                        .headers
-                        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    parts.headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
                 }
                 let _ = batch;
                 out
             }
-            Err(e) => return json_response(
-                StatusCode::BAD_GATEWAY,
-                &mcp::error_object(None, e.code(), &format!("upstream answer unreadable: {e}"), Value::Null),
-            ),
+            Err(e) => {
+                return json_response(
+                    StatusCode::BAD_GATEWAY,
+                    &mcp::error_object(
+                        None,
+                        e.code(),
+                        &format!("upstream answer unreadable: {e}"),
+                        Value::Null,
+                    ),
+                );
+            }
         }
     };
     Response::from_parts(parts, full(Bytes::from(out)))
@@ -269,7 +299,10 @@ fn filter_json(v: &mut Value, ids: &[Value], allowed: &(dyn Fn(&str) -> bool + S
         if m.get("id").is_some_and(|id| ids.contains(id)) {
             let removed = mcp::filter_tools_list(m, allowed);
             if removed > 0 {
-                tracing::info!(removed, "tools/list filtered to the tools the agent may call");
+                tracing::info!(
+                    removed,
+                    "tools/list filtered to the tools the agent may call"
+                );
             }
         }
     };
@@ -291,7 +324,17 @@ pub(crate) async fn transport(
 ) -> Response<AgentBody> {
     trace::propagate(&mut parts.headers);
     let body = body.boxed();
-    match forward::send(gw, policy, &conn.host, conn.port, Some(&ep.tool), parts, body).await {
+    match forward::send(
+        gw,
+        policy,
+        &conn.host,
+        conn.port,
+        Some(&ep.tool),
+        parts,
+        body,
+    )
+    .await
+    {
         Ok(resp) => resp.map(|b| b.boxed()),
         Err(r) => r.response(),
     }
@@ -304,4 +347,3 @@ fn header_str(parts: &Parts, name: &str) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
-

@@ -48,20 +48,27 @@ pub(crate) async fn handle(
 ) -> Response<AgentBody> {
     let (parts, body) = req.into_parts();
     if let Err(e) = check_framing(&parts) {
-        return Refusal::new(StatusCode::BAD_REQUEST, "bad_framing", e.to_string()).response();
-    }
-    if let Some(asked) = asked_host(&parts) {
-        if !asked.eq_ignore_ascii_case(&conn.host) {
-            return Refusal::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "misdirected",
-                format!(
-                    "this connection is for {} (TLS server name); the request names {asked}",
-                    conn.host
-                ),
-            )
-            .response();
+        // Nothing after an ambiguous request is read as another request.
+        let mut resp =
+            Refusal::new(StatusCode::BAD_REQUEST, "bad_framing", e.to_string()).response();
+        if parts.version < hyper::Version::HTTP_2 {
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
         }
+        return resp;
+    }
+    if let Some(asked) = asked_host(&parts).filter(|a| !a.eq_ignore_ascii_case(&conn.host)) {
+        return Refusal::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected",
+            format!(
+                "this connection is for {} (TLS server name); the request names {asked}",
+                conn.host
+            ),
+        )
+        .response();
     }
     if gw.quarantine.active() {
         return Refusal::new(
@@ -72,12 +79,9 @@ pub(crate) async fn handle(
         .response();
     }
     let policy = gw.policy.current();
-    let mcp = policy.inspected(&conn.host).and_then(|e| {
-        e.mcp
-            .iter()
-            .find(|m| m.path == parts.uri.path())
-            .cloned()
-    });
+    let mcp = policy
+        .inspected(&conn.host)
+        .and_then(|e| e.mcp.iter().find(|m| m.path == parts.uri.path()).cloned());
     match mcp {
         Some(endpoint) if parts.method == Method::POST => {
             mcp_call::handle(&gw, &conn, &policy, &endpoint, parts, body).await
@@ -187,7 +191,16 @@ async fn rest(
     };
     let tool = action.tool.clone();
     let body = Full::new(bytes).map_err(|never| match never {}).boxed();
-    let result = forward::send(gw, policy, &conn.host, conn.port, tool.as_deref(), parts, body).await;
+    let result = forward::send(
+        gw,
+        policy,
+        &conn.host,
+        conn.port,
+        tool.as_deref(),
+        parts,
+        body,
+    )
+    .await;
     let resp = match result {
         Ok(resp) => resp,
         Err(r) => {
@@ -202,7 +215,8 @@ async fn rest(
     let status = resp.status().as_u16();
     event.forwarded(status, token.as_ref().map(|(_, id)| id.clone()));
     if let Some((token, _)) = token {
-        if let Err(e) = gw.approvals.record_upstream_status(token, status).await {
+        let recorded = gw.approvals.record_upstream_status(token, status).await;
+        if let Err(e) = recorded {
             tracing::error!(error = %e, "cannot record the upstream status of an approved call");
         }
     }
@@ -226,7 +240,10 @@ async fn rest(
             return r.response();
         }
     };
-    let (tool, act) = (action.tool.clone().unwrap_or_default(), action.action.clone().unwrap_or_default());
+    let (tool, act) = (
+        action.tool.clone().unwrap_or_default(),
+        action.action.clone().unwrap_or_default(),
+    );
     let route = policy.action_route(&tool, &act);
     let entry = gw.compensations.register(
         &tool,

@@ -90,7 +90,11 @@ pub(crate) struct GatewayTable {
 impl GatewayTable {
     /// Collects endpoints, credentials and compensations from every
     /// document's tools; problems are appended.
-    pub(crate) fn compile(docs: &[Doc<'_>], tools: &ToolTable, problems: &mut Vec<Problem>) -> Self {
+    pub(crate) fn compile(
+        docs: &[Doc<'_>],
+        tools: &ToolTable,
+        problems: &mut Vec<Problem>,
+    ) -> Self {
         let mut table = GatewayTable::default();
         for doc in docs {
             for (ti, decl) in doc.doc().tools().iter().enumerate() {
@@ -104,10 +108,12 @@ impl GatewayTable {
                 }
                 let name: Arc<str> = decl.name.as_str().into();
                 table.endpoint(decl, &name, doc, &path, problems);
-                if let Some(c) = &decl.credential {
-                    if let Some(cred) = credential(c, doc, &path, problems) {
-                        table.credentials.insert(name.clone(), cred);
-                    }
+                let cred = decl
+                    .credential
+                    .as_ref()
+                    .and_then(|c| credential(c, doc, &path, problems));
+                if let Some(cred) = cred {
+                    table.credentials.insert(name.clone(), cred);
                 }
                 table.actions(decl, &name, doc, &path, problems);
             }

@@ -77,7 +77,10 @@ fn err(what: impl std::fmt::Display) -> RunError {
 
 /// Compiles the policy set and finds the agent in it. The agent must be
 /// declared with an owner.
-pub(crate) fn load_policy(opts: &GatewayOptions, agent_id: &str) -> Result<GatewayPolicy, RunError> {
+pub(crate) fn load_policy(
+    opts: &GatewayOptions,
+    agent_id: &str,
+) -> Result<GatewayPolicy, RunError> {
     let store = PolicyStore::open(&opts.policy_dir, StoreOptions::default(), None)
         .map_err(|e| err(format!("policy set {}: {e}", opts.policy_dir.display())))?;
     let set = store.current();
@@ -113,7 +116,10 @@ struct KernelQuarantine(Arc<Mutex<Enforcer>>);
 
 impl Quarantine for KernelQuarantine {
     fn quarantine(&self, reason: &str) -> Result<(), String> {
-        warn!(reason, "quarantining the agent: every egress is denied in the kernel");
+        warn!(
+            reason,
+            "quarantining the agent: every egress is denied in the kernel"
+        );
         self.0
             .lock()
             .map_err(|_| "enforcer lock poisoned".to_string())?
@@ -193,7 +199,12 @@ pub(crate) async fn start(
         },
     )
     .await
-    .map_err(|e| err(format!("approvals journal {}: {e}", approvals_dir.display())))?;
+    .map_err(|e| {
+        err(format!(
+            "approvals journal {}: {e}",
+            approvals_dir.display()
+        ))
+    })?;
     info!(journal = %approvals_dir.display(), replay = ?replay, "approvals journal open");
     let alerts = Alerts {
         owner: webhook(&opts.owner_webhook, "owner")?,
