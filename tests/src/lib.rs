@@ -8,6 +8,7 @@
 #![allow(missing_docs)]
 
 pub mod dns;
+pub mod mcp;
 pub mod web;
 
 use std::{

@@ -2,7 +2,9 @@
 //!
 //! - `setup`: installs the eBPF toolchain (Debian `rustc-web`,
 //!   `libstd-rust-web-dev-bpf`, `llvm-22-dev`, and `bpf-linker` built against
-//!   LLVM 22 into `.tools/`) plus the test clients (curl, python3 with requests, dig, iproute2).
+//!   LLVM 22 into `.tools/`) plus the test clients (curl, python3 with requests, dig, iproute2),
+//!   nginx (for a benchmark) and the Python venv `.tools/venv` with the MCP SDK
+//!   for the MCP test fixtures (see `venv.rs`).
 //! - `build`: release build of the binaries.
 //! - `demo`: runs a demo agent under `agent-sidecar run` with a policy.
 //! - `test`: the whole test suite, privileged kernel tests included.
@@ -17,6 +19,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+
+mod venv;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "agent-sidecar developer commands")]
@@ -41,7 +45,7 @@ enum Cmd {
     Ci,
 }
 
-const APT_PACKAGES: [&str; 11] = [
+const APT_PACKAGES: [&str; 14] = [
     "rustc-web",
     "libstd-rust-web-dev-bpf",
     "llvm-22-dev",
@@ -53,6 +57,12 @@ const APT_PACKAGES: [&str; 11] = [
     "openssl",
     "procps",
     "ca-certificates",
+    // The venv of the MCP test fixtures (venv.rs).
+    "python3-venv",
+    "python3-pip",
+    // For a benchmark, which starts its own instance: the Debian service
+    // must not run (see `apt_install` and `quiesce_nginx`).
+    "nginx",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -102,7 +112,64 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Installs the Debian packages of `packages` that are missing.
+/// `/usr/sbin/policy-rc.d` answering 101 ("action forbidden") while it
+/// lives, so that installing a daemon (nginx, squid) does not start its
+/// Debian service: the tests and benchmarks start their own instances, and a
+/// stray nginx on port 80 would get in their way. An existing policy file
+/// (Docker images ship one) is left as it is.
+struct NoServiceStart(Option<PathBuf>);
+
+impl NoServiceStart {
+    fn new() -> Result<Self> {
+        let path = PathBuf::from("/usr/sbin/policy-rc.d");
+        if path.exists() {
+            return Ok(NoServiceStart(None));
+        }
+        std::fs::write(
+            &path,
+            "#!/bin/sh\n# cargo xtask: no service starts during apt-get install\nexit 101\n",
+        )
+        .context("writing /usr/sbin/policy-rc.d")?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        Ok(NoServiceStart(Some(path)))
+    }
+}
+
+impl Drop for NoServiceStart {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Makes sure no Debian nginx service runs or starts at boot (in case it was
+/// installed before, or by hand): stops it and disables it, errors ignored
+/// (nothing to stop is the usual case).
+fn quiesce_nginx() {
+    if !Path::new("/usr/sbin/nginx").exists() {
+        return;
+    }
+    if Path::new("/run/nginx.pid").exists() {
+        eprintln!("stopping the nginx service (xtask's benchmarks start their own)");
+        let _ = Command::new("/usr/sbin/nginx")
+            .args(["-s", "quit"])
+            .status();
+    }
+    let _ = if Path::new("/run/systemd/system").exists() {
+        Command::new("systemctl")
+            .args(["disable", "--now", "--quiet", "nginx"])
+            .status()
+    } else {
+        Command::new("update-rc.d")
+            .args(["nginx", "disable"])
+            .stderr(std::process::Stdio::null())
+            .status()
+    };
+}
+
+/// Installs the Debian packages of `packages` that are missing, without
+/// starting any service they bring (see [`NoServiceStart`]).
 fn apt_install(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
@@ -119,6 +186,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
             bail!("installing {missing:?} needs root: run `sudo cargo xtask setup`");
         }
         run(Command::new("apt-get").arg("update").arg("-q"))?;
+        let _no_start = NoServiceStart::new()?;
         run(Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)
@@ -131,10 +199,15 @@ fn toolchain_ready() -> bool {
     Path::new("/usr/bin/rustc").exists()
         && Path::new("/usr/lib/rustlib/bpfel-unknown-none").exists()
         && tools_dir().join("bin/bpf-linker").exists()
+        && venv::ready()
 }
 
 fn setup() -> Result<()> {
     apt_install(&APT_PACKAGES)?;
+    if is_root() {
+        quiesce_nginx();
+    }
+    venv::ensure()?;
     let linker = tools_dir().join("bin/bpf-linker");
     let have = Command::new(&linker)
         .arg("--version")
@@ -220,7 +293,8 @@ fn test() -> Result<()> {
     }
     run(cargo().args(["build", "--workspace", "--bins"]))?;
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
+        .env(venv::PYTHON_ENV, venv::python());
     if privileged {
         cmd.env("AGENT_SIDECAR_PRIVILEGED_TESTS", "1");
     }
