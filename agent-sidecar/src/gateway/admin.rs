@@ -39,7 +39,13 @@ impl AdminRoutes for Gateway {
                     } else {
                         match serde_json::from_slice::<Value>(&body) {
                             Ok(v @ Value::Object(_)) => v,
-                            _ => return Some(error(StatusCode::BAD_REQUEST, "invalid_body", "the body must be a JSON object (merged into the compensating request's body)")),
+                            _ => {
+                                return Some(error(
+                                    StatusCode::BAD_REQUEST,
+                                    "invalid_body",
+                                    "the body must be a JSON object (merged into the compensating request's body)",
+                                ));
+                            }
                         }
                     };
                     match trigger(&self.shared, id, extra).await {
@@ -66,10 +72,18 @@ impl AdminRoutes for Gateway {
                 ("POST", ["v1", "quarantine", "release"]) => {
                     let who: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let (Some(operator), Some(reason)) = (
-                        who.get("operator").and_then(Value::as_str).filter(|s| !s.trim().is_empty()),
-                        who.get("reason").and_then(Value::as_str).filter(|s| !s.trim().is_empty()),
+                        who.get("operator")
+                            .and_then(Value::as_str)
+                            .filter(|s| !s.trim().is_empty()),
+                        who.get("reason")
+                            .and_then(Value::as_str)
+                            .filter(|s| !s.trim().is_empty()),
                     ) else {
-                        return Some(error(StatusCode::BAD_REQUEST, "invalid_body", "expected {\"operator\": \"...\", \"reason\": \"...\"}"));
+                        return Some(error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_body",
+                            "expected {\"operator\": \"...\", \"reason\": \"...\"}",
+                        ));
                     };
                     match self.shared.quarantine.release() {
                         Ok(()) => {
@@ -80,7 +94,10 @@ impl AdminRoutes for Gateway {
                                 "operator": operator,
                                 "reason": reason,
                             }));
-                            (StatusCode::OK, json!({ "agent": self.shared.identity.id, "quarantined": false, "released_by": operator }))
+                            (
+                                StatusCode::OK,
+                                json!({ "agent": self.shared.identity.id, "quarantined": false, "released_by": operator }),
+                            )
                         }
                         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "release_failed", &e),
                     }

@@ -114,7 +114,11 @@ impl Compensations {
     pub fn list(&self) -> Vec<Compensable> {
         let now = UnixMillis::now();
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut v: Vec<_> = map.values().filter(|e| e.until.0 > now.0).cloned().collect();
+        let mut v: Vec<_> = map
+            .values()
+            .filter(|e| e.until.0 > now.0)
+            .cloned()
+            .collect();
         v.sort_by_key(|e| e.until.0);
         v
     }

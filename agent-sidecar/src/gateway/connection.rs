@@ -9,7 +9,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{
-    limits::server_builder,
+    limits::{FirstByteTimeout, server_builder},
     request::{ConnInfo, handle},
     state::Gateway,
 };
@@ -30,7 +30,11 @@ impl Gateway {
             }
         };
         if sni != host {
-            tracing::warn!(host, sni, "TLS server name changed between sniff and handshake; closing");
+            tracing::warn!(
+                host,
+                sni,
+                "TLS server name changed between sniff and handshake; closing"
+            );
             return;
         }
         self.serve_http(tls, host, port).await;
@@ -49,6 +53,7 @@ impl Gateway {
             async move { Ok::<_, Infallible>(handle(shared, conn, req).await) }
         });
         let builder = server_builder(&self.shared.config.limits);
+        let io = FirstByteTimeout::new(io, self.shared.config.limits.header_read_timeout);
         if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
             tracing::debug!(error = %e, "gateway connection ended with an error");
         }

@@ -1,13 +1,15 @@
 //! Hardening of the agent-facing HTTP server: bounded headers, bodies and
 //! waits, and refusal of ambiguous request framing (request smuggling).
 //!
-//! [`server_builder`] configures hyper with [`GatewayLimits`]; each request
+//! [`server_builder`] configures hyper with [`GatewayLimits`], each
+//! connection is served through [`FirstByteTimeout`]; each request
 //! then goes through [`check_framing`] and its body through
 //! [`collect_limited`]. A refusal should be answered with
 //! `Connection: close`, so no byte after a doubtful request is ever read as
 //! another request.
 
 mod body;
+mod first_byte;
 mod framing;
 mod server;
 #[cfg(test)]
@@ -16,6 +18,7 @@ mod socket_tests;
 use std::time::Duration;
 
 pub use body::{BodyError, collect_limited};
+pub use first_byte::FirstByteTimeout;
 pub use framing::{FramingError, check_framing};
 pub use server::server_builder;
 

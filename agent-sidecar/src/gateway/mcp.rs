@@ -69,7 +69,10 @@ mod tests {
 
     #[test]
     fn idempotency_keys() {
-        assert_eq!(idempotency_key(Some("s1"), &json!(7)).as_deref(), Some("mcp:s1:7"));
+        assert_eq!(
+            idempotency_key(Some("s1"), &json!(7)).as_deref(),
+            Some("mcp:s1:7")
+        );
         assert_eq!(
             idempotency_key(Some("s1"), &json!("7")).as_deref(),
             Some("mcp:s1:\"7\"")
@@ -114,7 +117,12 @@ mod tests {
                 && call.name == "wipe"
             {
                 refused.push(i);
-                refusals.push(error_object(message.id(), POLICY_DENIED, "denied", Value::Null));
+                refusals.push(error_object(
+                    message.id(),
+                    POLICY_DENIED,
+                    "denied",
+                    Value::Null,
+                ));
             }
         }
         let forwarded = without(&envelope, &refused).unwrap();

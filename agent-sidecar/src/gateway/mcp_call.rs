@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::{
     AgentBody, forward, mcp,
     refusal::{bytes_response, full, json_response},
-    request::{ConnInfo, Event, IDEMPOTENCY_KEY, read_body},
+    request::{ConnInfo, Event, IDEMPOTENCY_KEY, close_h1, read_body},
     state::Shared,
     tiers::{self, Verdict},
     trace,
@@ -50,11 +50,7 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let bytes = match read_body(gw, body).await {
         Ok(b) => b,
-        Err(r) => {
-            let mut resp = json_response(r.status, &r.rpc(None));
-            *resp.status_mut() = r.status;
-            return resp;
-        }
+        Err(r) => return close_h1(json_response(r.status, &r.rpc(None)), parts.version),
     };
     let envelope = match mcp::parse_body(&bytes) {
         Ok(e) => e,

@@ -48,16 +48,8 @@ pub(crate) async fn handle(
 ) -> Response<AgentBody> {
     let (parts, body) = req.into_parts();
     if let Err(e) = check_framing(&parts) {
-        // Nothing after an ambiguous request is read as another request.
-        let mut resp =
-            Refusal::new(StatusCode::BAD_REQUEST, "bad_framing", e.to_string()).response();
-        if parts.version < hyper::Version::HTTP_2 {
-            resp.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-        }
-        return resp;
+        let resp = Refusal::new(StatusCode::BAD_REQUEST, "bad_framing", e.to_string()).response();
+        return close_h1(resp, parts.version);
     }
     if let Some(asked) = asked_host(&parts).filter(|a| !a.eq_ignore_ascii_case(&conn.host)) {
         return Refusal::new(
@@ -108,6 +100,21 @@ fn asked_host(parts: &Parts) -> Option<String> {
     Some(raw.trim_end_matches('.').to_string())
 }
 
+/// Marks an HTTP/1 refusal `Connection: close`: no byte after a refused
+/// (possibly unread) body is ever parsed as another request.
+pub(crate) fn close_h1(
+    mut resp: Response<AgentBody>,
+    version: hyper::Version,
+) -> Response<AgentBody> {
+    if version < hyper::Version::HTTP_2 {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
 /// Reads the body within the limits; refusals for too large and too slow.
 pub(crate) async fn read_body(gw: &Shared, body: Incoming) -> Result<Bytes, Refusal> {
     let limits = &gw.config.limits;
@@ -151,7 +158,7 @@ async fn rest(
     let started = Instant::now();
     let bytes = match read_body(gw, body).await {
         Ok(b) => b,
-        Err(r) => return r.response(),
+        Err(r) => return close_h1(r.response(), parts.version),
     };
     let json: Option<Value> = if bytes.is_empty() {
         None

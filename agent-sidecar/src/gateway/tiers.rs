@@ -93,7 +93,11 @@ async fn hold(
     let handle = match gw.approvals.request(key, request).await {
         Ok(h) => h,
         Err(e @ ApprovalError::KeyReused(_)) => {
-            return refuse(StatusCode::CONFLICT, "idempotency_key_reused", e.to_string());
+            return refuse(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                e.to_string(),
+            );
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot record the approval; refusing the held call");
@@ -156,10 +160,13 @@ fn describe(action: &Action) -> (String, String, String) {
         Some(Target::Mcp { server, .. }) => server.clone(),
         None => "unknown".into(),
     });
-    let act = action.action.clone().unwrap_or_else(|| match &action.target {
-        Some(Target::Mcp { tool, .. }) => tool.clone(),
-        _ => "undeclared".into(),
-    });
+    let act = action
+        .action
+        .clone()
+        .unwrap_or_else(|| match &action.target {
+            Some(Target::Mcp { tool, .. }) => tool.clone(),
+            _ => "undeclared".into(),
+        });
     (tool, act, target)
 }
 

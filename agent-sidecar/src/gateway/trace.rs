@@ -194,7 +194,9 @@ fn key_valid(key: &str) -> bool {
         first_ok
             && s.len() <= max
             && bytes.all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'-' | b'*' | b'/')
             })
     };
     match key.split_once('@') {
@@ -265,10 +267,8 @@ mod tests {
         assert_eq!(context.flags, 1);
         assert!(context.sampled());
         assert_eq!(context.to_string(), SPEC);
-        let unsampled = TraceContext::parse(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
-        )
-        .unwrap();
+        let unsampled =
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
         assert!(!unsampled.sampled());
     }
 
@@ -311,7 +311,8 @@ mod tests {
         let future = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let context = TraceContext::parse(future).unwrap();
         assert_eq!(context.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        let extended = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what-the-future-holds";
+        let extended =
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what-the-future-holds";
         let context = TraceContext::parse(extended).unwrap();
         assert_eq!(context.flags, 0x09);
         // what we send on is always version 00
@@ -359,8 +360,14 @@ mod tests {
         // The spec's example of a list split over two header lines.
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, HeaderValue::from_static(SPEC));
-        headers.append(TRACESTATE, HeaderValue::from_static("rojo=00f067aa0ba902b7"));
-        headers.append(TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE, fw529a3039@dt=val"));
+        headers.append(
+            TRACESTATE,
+            HeaderValue::from_static("rojo=00f067aa0ba902b7"),
+        );
+        headers.append(
+            TRACESTATE,
+            HeaderValue::from_static("congo=t61rcWkgMzE, fw529a3039@dt=val"),
+        );
         propagate(&mut headers);
         assert_eq!(headers.get_all(TRACESTATE).iter().count(), 2);
     }
@@ -380,7 +387,10 @@ mod tests {
         headers.insert(TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"));
         let context = propagate(&mut headers);
         assert_ne!(context.trace_id, [0; 16]);
-        assert!(headers.get(TRACESTATE).is_none(), "tracestate of an invalid parent dropped");
+        assert!(
+            headers.get(TRACESTATE).is_none(),
+            "tracestate of an invalid parent dropped"
+        );
         assert_eq!(headers.get_all(TRACEPARENT).iter().count(), 1);
     }
 
@@ -418,7 +428,10 @@ mod tests {
         let too_many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, HeaderValue::from_static(SPEC));
-        headers.insert(TRACESTATE, HeaderValue::from_str(&too_many.join(",")).unwrap());
+        headers.insert(
+            TRACESTATE,
+            HeaderValue::from_str(&too_many.join(",")).unwrap(),
+        );
         propagate(&mut headers);
         assert!(headers.get(TRACESTATE).is_none());
         // empty members are allowed

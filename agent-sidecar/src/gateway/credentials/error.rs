@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
     /// A `--secret` argument that is not `NAME=file:/path` or `NAME=env:VAR`.
-    #[error("invalid secret spec {spec:?}: {reason}; expected NAME=file:/path or NAME=env:VAR with NAME of [a-z0-9_-]")]
+    #[error(
+        "invalid secret spec {spec:?}: {reason}; expected NAME=file:/path or NAME=env:VAR with NAME of [a-z0-9_-]"
+    )]
     Spec {
         /// The argument as given.
         spec: String,
@@ -74,7 +76,9 @@ pub enum CredentialError {
         origin: String,
     },
     /// The environment variable is not set.
-    #[error("secret {name:?}: environment variable {var} is not set; export it before starting the sidecar")]
+    #[error(
+        "secret {name:?}: environment variable {var} is not set; export it before starting the sidecar"
+    )]
     EnvMissing {
         /// The secret's name.
         name: String,

@@ -45,7 +45,9 @@ impl Injection {
             reason: reason.to_owned(),
         };
         let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-            header_error("not a valid HTTP header name; use a token such as `authorization` or `x-api-key`")
+            header_error(
+                "not a valid HTTP header name; use a token such as `authorization` or `x-api-key`",
+            )
         })?;
         if FORBIDDEN.contains(&name.as_str()) {
             return Err(header_error(
@@ -137,7 +139,10 @@ mod tests {
         assert_eq!(auth, ["Bearer ghp_real"]);
         assert!(auth[0].is_sensitive());
         assert!(headers.get(PROXY_AUTHORIZATION).is_none());
-        assert_eq!(headers["x-api-key"], "agent-key", "only the target is replaced");
+        assert_eq!(
+            headers["x-api-key"], "agent-key",
+            "only the target is replaced"
+        );
         assert_eq!(headers["cookie"], "session=1");
         assert_eq!(headers["accept"], "application/json");
         assert!(!format!("{headers:?}").contains("ghp_real"));
@@ -147,12 +152,19 @@ mod tests {
     fn custom_header_injection() {
         let injection = Injection::new("x-api-key", "{secret}").unwrap();
         let mut headers = agent_headers();
-        injection.apply(&mut headers, &Secret::new(b"k1".to_vec())).unwrap();
+        injection
+            .apply(&mut headers, &Secret::new(b"k1".to_vec()))
+            .unwrap();
         assert_eq!(headers.get_all("x-api-key").iter().count(), 1);
         assert_eq!(headers["x-api-key"], "k1");
-        assert!(headers.get(AUTHORIZATION).is_none(), "agent's authorization removed");
+        assert!(
+            headers.get(AUTHORIZATION).is_none(),
+            "agent's authorization removed"
+        );
         let twice = Injection::new("x-auth", "{secret}:{secret}").unwrap();
-        twice.apply(&mut headers, &Secret::new(b"a".to_vec())).unwrap();
+        twice
+            .apply(&mut headers, &Secret::new(b"a".to_vec()))
+            .unwrap();
         assert_eq!(headers["x-auth"], "a:a");
     }
 
@@ -165,7 +177,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, CredentialError::NotHeaderSafe { .. }));
         let text = err.to_string();
-        assert!(text.contains("authorization") && !text.contains("abc"), "{text}");
+        assert!(
+            text.contains("authorization") && !text.contains("abc"),
+            "{text}"
+        );
         assert!(headers.get(AUTHORIZATION).is_none());
         assert!(headers.get("x-evil").is_none());
     }
@@ -178,7 +193,11 @@ mod tests {
             ("Host", "{secret}", "frames or routes"),
             ("transfer-encoding", "{secret}", "frames or routes"),
             ("authorization", "Bearer {token}", "no `{secret}`"),
-            ("authorization", "Bearer {secret}\r\nx: y", "control characters"),
+            (
+                "authorization",
+                "Bearer {secret}\r\nx: y",
+                "control characters",
+            ),
         ] {
             let err = Injection::new(header, format).unwrap_err().to_string();
             assert!(err.contains(needle), "{header} {format}: {err}");

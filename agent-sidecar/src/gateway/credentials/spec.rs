@@ -120,7 +120,10 @@ mod tests {
         for (spec, needle) in cases {
             let err = spec.parse::<SecretSpec>().unwrap_err().to_string();
             assert!(err.contains(needle), "{spec}: {err}");
-            assert!(err.contains("expected NAME=file:/path or NAME=env:VAR"), "{err}");
+            assert!(
+                err.contains("expected NAME=file:/path or NAME=env:VAR"),
+                "{err}"
+            );
         }
     }
 }

@@ -227,11 +227,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for mode in [0o644, 0o640, 0o604, 0o660, 0o606] {
             let path = secret_file(&dir, "open", b"token", mode);
-            let err = SecretStore::load(&[spec(format!("gh=file:{}", path.display()))]).unwrap_err();
-            assert!(matches!(err, CredentialError::Permissions { .. }), "{mode:o}");
+            let err =
+                SecretStore::load(&[spec(format!("gh=file:{}", path.display()))]).unwrap_err();
+            assert!(
+                matches!(err, CredentialError::Permissions { .. }),
+                "{mode:o}"
+            );
             let text = err.to_string();
             assert!(text.contains(&format!("{mode:04o}")), "{text}");
-            assert!(text.contains(&format!("chmod 600 {}", path.display())), "{text}");
+            assert!(
+                text.contains(&format!("chmod 600 {}", path.display())),
+                "{text}"
+            );
             assert!(text.contains("0600 or 0400"), "{text}");
         }
     }
@@ -271,7 +278,11 @@ mod tests {
 
         let err = env_secret("gh", "EMPTY", Some(std::ffi::OsString::new())).unwrap_err();
         assert!(matches!(err, CredentialError::Empty { .. }), "{err}");
-        assert!(err.to_string().contains("environment variable EMPTY is empty"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("environment variable EMPTY is empty"),
+            "{err}"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let a = secret_file(&dir, "a", b"x", 0o600);

@@ -39,7 +39,11 @@ impl BodyError {
 /// A body whose declared length (Content-Length) exceeds `limit` is refused
 /// before any of it is read. After an error the rest of the body is unread:
 /// answer with `Connection: close`.
-pub async fn collect_limited<B>(body: B, limit: usize, timeout: Duration) -> Result<Bytes, BodyError>
+pub async fn collect_limited<B>(
+    body: B,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, BodyError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -83,7 +87,9 @@ mod tests {
         assert!(err.to_string().contains("larger than 5 bytes"));
     }
 
-    fn stream(chunks: Vec<Result<&'static [u8], &'static str>>) -> impl Body<Data = Bytes, Error = std::io::Error> {
+    fn stream(
+        chunks: Vec<Result<&'static [u8], &'static str>>,
+    ) -> impl Body<Data = Bytes, Error = std::io::Error> {
         let frames = chunks.into_iter().map(|c| {
             c.map(|b| Frame::data(Bytes::from_static(b)))
                 .map_err(std::io::Error::other)
@@ -108,8 +114,12 @@ mod tests {
 
     #[tokio::test]
     async fn times_out() {
-        let pending = StreamBody::new(futures_util::stream::pending::<Result<Frame<Bytes>, Infallible>>());
-        let err = collect_limited(pending, 100, Duration::from_millis(50)).await.unwrap_err();
+        let pending = StreamBody::new(futures_util::stream::pending::<
+            Result<Frame<Bytes>, Infallible>,
+        >());
+        let err = collect_limited(pending, 100, Duration::from_millis(50))
+            .await
+            .unwrap_err();
         assert_eq!(err, BodyError::Timeout);
         assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
     }

@@ -38,10 +38,14 @@ pub enum FramingError {
         value: String,
     },
     /// HTTP/1.0 has no chunked encoding.
-    #[error("HTTP/1.0 request with Transfer-Encoding; HTTP/1.0 has no chunked encoding: send a Content-Length")]
+    #[error(
+        "HTTP/1.0 request with Transfer-Encoding; HTTP/1.0 has no chunked encoding: send a Content-Length"
+    )]
     Http10TransferEncoding,
     /// HTTP/2 and later frame bodies themselves.
-    #[error("{version:?} request with Transfer-Encoding, which HTTP/2 and later forbid; drop the header")]
+    #[error(
+        "{version:?} request with Transfer-Encoding, which HTTP/2 and later forbid; drop the header"
+    )]
     TransferEncodingOverFrames {
         /// The request's HTTP version.
         version: Version,
@@ -71,7 +75,9 @@ pub fn check_framing(parts: &Parts) -> Result<(), FramingError> {
     let has_te = headers.contains_key(TRANSFER_ENCODING);
     if has_te {
         match parts.version {
-            Version::HTTP_09 | Version::HTTP_10 => return Err(FramingError::Http10TransferEncoding),
+            Version::HTTP_09 | Version::HTTP_10 => {
+                return Err(FramingError::Http10TransferEncoding);
+            }
             Version::HTTP_11 => {}
             version => return Err(FramingError::TransferEncodingOverFrames { version }),
         }
@@ -86,7 +92,14 @@ pub fn check_framing(parts: &Parts) -> Result<(), FramingError> {
 fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), FramingError> {
     let values: Vec<_> = headers.get_all(TRANSFER_ENCODING).iter().collect();
     match values.as_slice() {
-        [single] if single.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => Ok(()),
+        [single]
+            if single
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked") =>
+        {
+            Ok(())
+        }
         values => Err(FramingError::TransferEncoding {
             value: values
                 .iter()
@@ -182,14 +195,27 @@ mod tests {
     #[test]
     fn refuses_other_transfer_encodings() {
         let v11 = Version::HTTP_11;
-        for bad in ["chunked, identity", "identity, chunked", "gzip", "chunked;x=1", "chunkedx"] {
+        for bad in [
+            "chunked, identity",
+            "identity, chunked",
+            "gzip",
+            "chunked;x=1",
+            "chunkedx",
+        ] {
             let err = check(v11, &[("transfer-encoding", bad)]).unwrap_err();
-            assert_eq!(err, FramingError::TransferEncoding { value: bad.into() }, "{bad}");
+            assert_eq!(
+                err,
+                FramingError::TransferEncoding { value: bad.into() },
+                "{bad}"
+            );
             assert!(err.to_string().contains("chunked` alone"));
         }
         let err = check(
             v11,
-            &[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
         )
         .unwrap_err();
         assert_eq!(

@@ -154,12 +154,21 @@ mod tests {
     #[test]
     fn encode_single_and_batch() {
         let a = json!({"jsonrpc": "2.0", "id": 1, "result": {}});
-        assert_eq!(encode(false, std::slice::from_ref(&a)), a.to_string().into_bytes());
-        assert_eq!(encode(true, std::slice::from_ref(&a)), format!("[{a}]").into_bytes());
+        assert_eq!(
+            encode(false, std::slice::from_ref(&a)),
+            a.to_string().into_bytes()
+        );
+        assert_eq!(
+            encode(true, std::slice::from_ref(&a)),
+            format!("[{a}]").into_bytes()
+        );
         assert_eq!(encode(true, &[]), Vec::<u8>::new());
         assert_eq!(encode(false, &[]), Vec::<u8>::new());
         let two = encode(false, &[a.clone(), a.clone()]);
-        assert_eq!(serde_json::from_slice::<Value>(&two).unwrap(), json!([a, a]));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&two).unwrap(),
+            json!([a, a])
+        );
     }
 
     #[test]
@@ -175,8 +184,14 @@ mod tests {
         let one = without(&envelope, &[0, 1]).unwrap();
         assert!(parse_body(&one).unwrap().batch);
         assert_eq!(without(&envelope, &[0, 1, 2]), None);
-        assert_eq!(without(&envelope, &[]).map(|b| parse_body(&b).unwrap()), Some(envelope.clone()));
-        assert_eq!(without(&envelope, &[7]).map(|b| parse_body(&b).unwrap()), Some(envelope));
+        assert_eq!(
+            without(&envelope, &[]).map(|b| parse_body(&b).unwrap()),
+            Some(envelope.clone())
+        );
+        assert_eq!(
+            without(&envelope, &[7]).map(|b| parse_body(&b).unwrap()),
+            Some(envelope)
+        );
     }
 
     #[test]
@@ -207,7 +222,10 @@ mod tests {
     fn merge_into_empty_body_for_notifications_only() {
         let refusal = error_object(Some(&json!(2)), POLICY_DENIED, "denied", Value::Null);
         let merged = merge_json(b"", std::slice::from_ref(&refusal)).unwrap();
-        assert_eq!(serde_json::from_slice::<Value>(&merged).unwrap(), json!([refusal]));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&merged).unwrap(),
+            json!([refusal])
+        );
         assert_eq!(merge_json(b" \r\n", &[]).unwrap(), Vec::<u8>::new());
     }
 

@@ -83,10 +83,7 @@ impl Message {
         let Value::Object(object) = &value else {
             return Err(McpError::invalid(
                 index,
-                format!(
-                    "expected a JSON object, found {}",
-                    kind(&value)
-                ),
+                format!("expected a JSON object, found {}", kind(&value)),
             ));
         };
         validate(object).map_err(|reason| McpError::invalid(index, reason))?;
@@ -170,9 +167,7 @@ fn validate(object: &Map<String, Value>) -> Result<(), String> {
     match object.get("jsonrpc") {
         Some(Value::String(v)) if v == "2.0" => {}
         Some(other) => {
-            return Err(format!(
-                "\"jsonrpc\" must be \"2.0\", found {other}"
-            ));
+            return Err(format!("\"jsonrpc\" must be \"2.0\", found {other}"));
         }
         None => return Err("missing \"jsonrpc\": \"2.0\"".to_owned()),
     }
@@ -296,7 +291,13 @@ mod tests {
 
     #[test]
     fn invalid_json_is_parse_error() {
-        for body in [&b""[..], b"{", b"{\"jsonrpc\":\"2.0\",}", b"\xff\xfe", b"nul"] {
+        for body in [
+            &b""[..],
+            b"{",
+            b"{\"jsonrpc\":\"2.0\",}",
+            b"\xff\xfe",
+            b"nul",
+        ] {
             let err = parse_body(body).unwrap_err();
             assert_eq!(err.code(), -32700, "{body:?}: {err}");
             assert!(err.to_string().contains("not valid JSON"), "{err}");
@@ -311,14 +312,35 @@ mod tests {
             ("\"x\"", "found a string"),
             ("null", "found null"),
             (r#"{"id":1,"method":"ping"}"#, "missing \"jsonrpc\""),
-            (r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, "must be \"2.0\""),
-            (r#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#, "must be \"2.0\""),
-            (r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#, "\"id\" must be"),
-            (r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#, "\"id\" must be"),
-            (r#"{"jsonrpc":"2.0","id":1,"method":5}"#, "\"method\" must be a string"),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#, "\"params\""),
+            (
+                r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+                "must be \"2.0\"",
+            ),
+            (
+                r#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#,
+                "must be \"2.0\"",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+                "\"id\" must be",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#,
+                "\"id\" must be",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+                "\"method\" must be a string",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#,
+                "\"params\"",
+            ),
             (r#"{"jsonrpc":"2.0","id":1}"#, "exactly one of"),
-            (r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#, "exactly one of"),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#,
+                "exactly one of",
+            ),
             (r#"{"jsonrpc":"2.0","result":1}"#, "needs the \"id\""),
         ];
         for (body, needle) in cases {
@@ -344,7 +366,12 @@ mod tests {
 
     #[test]
     fn tool_call_without_name_is_invalid_params() {
-        for params in [json!(null), json!({}), json!({"name": 3}), json!(["search"])] {
+        for params in [
+            json!(null),
+            json!({}),
+            json!({"name": 3}),
+            json!(["search"]),
+        ] {
             let mut message = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
             if !params.is_null() {
                 message["params"] = params.clone();

@@ -168,7 +168,12 @@ fn is_data(line: &RawLine<'_>) -> bool {
 
 /// Writes one complete event (without its closing blank line), filtered
 /// when it answers one of `ids`, else unchanged.
-fn write_event(out: &mut Vec<u8>, event: &[RawLine<'_>], ids: &[Value], allowed: &dyn Fn(&str) -> bool) {
+fn write_event(
+    out: &mut Vec<u8>,
+    event: &[RawLine<'_>],
+    ids: &[Value],
+    allowed: &dyn Fn(&str) -> bool,
+) {
     if let Some(json) = filtered_data(event, ids, allowed) {
         let mut wrote_data = false;
         for line in event {
@@ -190,7 +195,11 @@ fn write_event(out: &mut Vec<u8>, event: &[RawLine<'_>], ids: &[Value], allowed:
 
 /// The event's data re-encoded with tools removed, or `None` when the
 /// event has no data, is not JSON, answers none of `ids` or loses no tool.
-fn filtered_data(event: &[RawLine<'_>], ids: &[Value], allowed: &dyn Fn(&str) -> bool) -> Option<String> {
+fn filtered_data(
+    event: &[RawLine<'_>],
+    ids: &[Value],
+    allowed: &dyn Fn(&str) -> bool,
+) -> Option<String> {
     let mut data: Vec<u8> = Vec::new();
     let mut any = false;
     for line in event {
@@ -253,12 +262,18 @@ mod tests {
 
     #[test]
     fn sse_events_encoding() {
-        let items = [json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32001, "message": "refusé ✋\nline"}})];
+        let items = [
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32001, "message": "refusé ✋\nline"}}),
+        ];
         let bytes = sse_events(&items);
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(text.starts_with("event: message\ndata: {"), "{text}");
         assert!(text.ends_with("}\n\n"));
-        assert_eq!(text.matches('\n').count(), 3, "JSON escapes its newline: {text}");
+        assert_eq!(
+            text.matches('\n').count(),
+            3,
+            "JSON escapes its newline: {text}"
+        );
         let events = client_events(&bytes);
         assert_eq!(serde_json::from_str::<Value>(&events[0]).unwrap(), items[0]);
         assert!(sse_events(&[]).is_empty());
@@ -276,13 +291,23 @@ mod tests {
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(7)], no_delete).unwrap();
         let text = String::from_utf8(out).unwrap();
         let (head, last) = text.split_at(text.rfind("event: message\r\nid: 42").unwrap());
-        assert_eq!(head, &body[..head.len()], "events before are byte-identical");
-        assert!(last.starts_with("event: message\r\nid: 42\r\ndata: {"), "{last}");
+        assert_eq!(
+            head,
+            &body[..head.len()],
+            "events before are byte-identical"
+        );
+        assert!(
+            last.starts_with("event: message\r\nid: 42\r\ndata: {"),
+            "{last}"
+        );
         assert!(last.ends_with("}\r\n\r\n"), "{last:?}");
         let events = client_events(text.as_bytes());
         assert_eq!(events.len(), 2);
         let answer: Value = serde_json::from_str(&events[1]).unwrap();
-        assert_eq!(answer["result"]["tools"], json!([{"name": "search", "inputSchema": {"type": "object"}}]));
+        assert_eq!(
+            answer["result"]["tools"],
+            json!([{"name": "search", "inputSchema": {"type": "object"}}])
+        );
     }
 
     #[test]
@@ -310,7 +335,10 @@ mod tests {
             v["result"]["tools"].as_array_mut().unwrap().pop();
             v.to_string()
         };
-        assert_eq!(text, format!(": hello\nid: 5\ndata: {expected_json}\rretry: 10\n\r\n"));
+        assert_eq!(
+            text,
+            format!(": hello\nid: 5\ndata: {expected_json}\rretry: 10\n\r\n")
+        );
     }
 
     #[test]
@@ -336,7 +364,11 @@ mod tests {
 
     #[test]
     fn unfinished_event_and_bom_kept() {
-        let body = format!("\u{feff}data: {}\n\ndata: {}", listing(json!(1)), listing(json!(1)));
+        let body = format!(
+            "\u{feff}data: {}\n\ndata: {}",
+            listing(json!(1)),
+            listing(json!(1))
+        );
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(1)], no_delete).unwrap();
         assert!(out.starts_with(BOM));
         let text = String::from_utf8(out).unwrap();
@@ -355,7 +387,11 @@ mod tests {
         assert_eq!(field(b": c"), None);
         let body = format!("database: 1\ndata: {}\n\n", listing(json!(1)));
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(1)], no_delete).unwrap();
-        assert!(String::from_utf8(out).unwrap().starts_with("database: 1\ndata: {"));
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .starts_with("database: 1\ndata: {")
+        );
     }
 
     #[test]
@@ -368,7 +404,10 @@ mod tests {
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(1)], |n| n == "搜索").unwrap();
         let events = client_events(&out);
         let filtered: Value = serde_json::from_str(&events[0]).unwrap();
-        assert_eq!(filtered["result"]["tools"], json!([{"name": "搜索", "description": "Recherche d’été 🚀"}]));
+        assert_eq!(
+            filtered["result"]["tools"],
+            json!([{"name": "搜索", "description": "Recherche d’été 🚀"}])
+        );
     }
 
     #[test]
@@ -393,14 +432,16 @@ mod tests {
             listing(json!(1)),
             listing(json!(2))
         );
-        let whole = filter_sse_tools_list(body.as_bytes(), &[json!(1), json!(2)], no_delete).unwrap();
+        let whole =
+            filter_sse_tools_list(body.as_bytes(), &[json!(1), json!(2)], no_delete).unwrap();
         let mut chunked = Vec::new();
         let mut pending: Vec<u8> = Vec::new();
         for chunk in body.as_bytes().chunks(7) {
             pending.extend_from_slice(chunk);
             let n = complete_prefix_len(&pending);
             let ready: Vec<u8> = pending.drain(..n).collect();
-            chunked.extend(filter_sse_tools_list(&ready, &[json!(1), json!(2)], no_delete).unwrap());
+            chunked
+                .extend(filter_sse_tools_list(&ready, &[json!(1), json!(2)], no_delete).unwrap());
         }
         chunked.extend(pending);
         assert_eq!(chunked, whole);

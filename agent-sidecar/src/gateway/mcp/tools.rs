@@ -17,14 +17,22 @@ pub fn filter_tools_list(response: &mut Value, allowed: impl Fn(&str) -> bool) -
         return 0;
     };
     let before = tools.len();
-    tools.retain(|tool| tool.get("name").and_then(Value::as_str).is_some_and(&allowed));
+    tools.retain(|tool| {
+        tool.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(&allowed)
+    });
     before - tools.len()
 }
 
 /// Filters, in a JSON-RPC answer that is one response or a batch of them,
 /// the responses whose `id` is one of `ids`; returns how many tools were
 /// removed in all.
-pub(super) fn filter_answer(answer: &mut Value, ids: &[Value], allowed: &dyn Fn(&str) -> bool) -> usize {
+pub(super) fn filter_answer(
+    answer: &mut Value,
+    ids: &[Value],
+    allowed: &dyn Fn(&str) -> bool,
+) -> usize {
     let filter_one = |response: &mut Value| {
         let wanted = response
             .get("id")
@@ -72,7 +80,10 @@ mod tests {
             .collect();
         assert_eq!(names, ["search", "résumé_搜索"]);
         assert_eq!(response["result"]["nextCursor"], "abc");
-        assert_eq!(response["result"]["tools"][0]["description"], "Search the web");
+        assert_eq!(
+            response["result"]["tools"][0]["description"],
+            "Search the web"
+        );
     }
 
     #[test]
@@ -96,13 +107,15 @@ mod tests {
 
     #[test]
     fn filter_answer_matches_ids_in_batches() {
-        let mut batch = json!([listing(), {"jsonrpc": "2.0", "id": 4, "result": listing()["result"]}]);
+        let mut batch =
+            json!([listing(), {"jsonrpc": "2.0", "id": 4, "result": listing()["result"]}]);
         let removed = filter_answer(&mut batch, &[json!(4)], &|_| false);
         assert_eq!(removed, 4);
         assert_eq!(batch[0], listing());
         assert_eq!(batch[1]["result"]["tools"], json!([]));
         // a request from the server with a matching id is not a response
-        let mut request = json!({"jsonrpc": "2.0", "id": 3, "method": "x", "result": listing()["result"]});
+        let mut request =
+            json!({"jsonrpc": "2.0", "id": 3, "method": "x", "result": listing()["result"]});
         assert_eq!(filter_answer(&mut request, &[json!(3)], &|_| false), 0);
         // string and number ids differ
         let mut single = listing();
