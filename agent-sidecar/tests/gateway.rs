@@ -362,9 +362,12 @@ async fn oversized_bodies_and_smuggling_are_refused() {
     })
     .await;
     let big = format!(r#"{{"amount": 1, "pad": "{}"}}"#, "x".repeat(4096));
+    // HTTP/1.1: curl 7.88 reports the HTTP/2 stream reset that follows an
+    // early 413 as an error instead of showing the answer.
     let (status, body) = curl(
         &h.explicit_args(),
         &[
+            "--http1.1",
             "-X",
             "POST",
             "-H",
