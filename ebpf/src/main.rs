@@ -9,7 +9,6 @@
 mod event;
 mod maps;
 mod redirect;
-mod splice;
 mod verdict;
 
 use agent_sidecar_common::{Counter, DenyReason, Hook, PROTO_TCP, PROTO_UDP};

@@ -93,6 +93,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "is_error": False,
                         "error": {"code": e.code, "message": e.message, "data": e.data},
                     }
+            # Print before the session is closed: closing needs the network,
+            # which a quarantined agent no longer has. Closing then gets a
+            # few seconds at most.
+            print(json.dumps(out), flush=True)
+            PRINTED.set()
             return out
 
 
@@ -111,19 +116,51 @@ def main() -> None:
     )
     args = p.parse_args()
     try:
-        out = anyio.run(_with_deadline, args)
+        anyio.run(_with_deadline, args)
     except TimeoutError:
+        if PRINTED.is_set():
+            print("mcp_client: closing the session timed out", file=sys.stderr)
+            return
         print(f"mcp_client: timed out after {args.timeout} s", file=sys.stderr)
         sys.exit(2)
     except BaseException:  # noqa: BLE001 - any failure is reported with its traceback
+        if PRINTED.is_set():
+            print("mcp_client: closing the session failed", file=sys.stderr)
+            return
         traceback.print_exc()
         sys.exit(1)
-    print(json.dumps(out), flush=True)
+
+
+class _Flag:
+    """Set once the result is printed."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+PRINTED = _Flag()
+CLOSE_GRACE_SECONDS = 3.0
 
 
 async def _with_deadline(args: argparse.Namespace) -> dict[str, Any]:
-    with anyio.fail_after(args.timeout):
-        return await run(args)
+    with anyio.fail_after(args.timeout) as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def shorten() -> None:
+                while not PRINTED.is_set():
+                    await anyio.sleep(0.05)
+                scope.deadline = min(scope.deadline, anyio.current_time() + CLOSE_GRACE_SECONDS)
+
+            tg.start_soon(shorten)
+            out = await run(args)
+            tg.cancel_scope.cancel()
+        return out
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 //! agent in the kernel ([`Quarantine`]) and to tell people ([`Alerts`]).
 
 use std::sync::{
-    Arc,
+    Arc, Mutex, PoisonError,
     atomic::{AtomicBool, Ordering},
 };
 
@@ -34,9 +34,15 @@ impl Quarantine for NoKernel {
 }
 
 /// The quarantine state the gateway checks on every request.
+///
+/// Engaging it refuses every later call at once; the kernel side is applied
+/// once the refusal that caused it has been handed to the agent's
+/// connection ([`QuarantineSwitch::apply_kernel`]), so the agent learns why
+/// before its packets stop.
 #[derive(Clone)]
 pub struct QuarantineSwitch {
     on: Arc<AtomicBool>,
+    pending: Arc<Mutex<Option<String>>>,
     kernel: Arc<dyn Quarantine>,
 }
 
@@ -45,6 +51,7 @@ impl QuarantineSwitch {
     pub fn new(kernel: Arc<dyn Quarantine>) -> Self {
         Self {
             on: Arc::new(AtomicBool::new(false)),
+            pending: Arc::new(Mutex::new(None)),
             kernel,
         }
     }
@@ -54,15 +61,41 @@ impl QuarantineSwitch {
         self.on.load(Ordering::Acquire)
     }
 
-    /// Quarantines (idempotent). Returns the kernel's error, if any; the
-    /// gateway side is on either way.
-    pub fn engage(&self, reason: &str) -> Result<(), String> {
+    /// Quarantines in the gateway now; the kernel quarantine waits for
+    /// [`apply_kernel`](Self::apply_kernel).
+    pub fn engage(&self, reason: &str) {
         self.on.store(true, Ordering::Release);
-        self.kernel.quarantine(reason)
+        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
+    }
+
+    /// Whether a kernel quarantine waits to be applied.
+    pub fn kernel_pending(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Applies a pending kernel quarantine (once). A kernel failure is
+    /// logged: the gateway keeps refusing every call of the agent.
+    pub fn apply_kernel(&self) {
+        let reason = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(reason) = reason else { return };
+        if let Err(e) = self.kernel.quarantine(&reason) {
+            tracing::error!(error = %e, "kernel quarantine failed; the gateway refuses every call of the agent");
+        }
     }
 
     /// Releases (operator action through the admin API).
     pub fn release(&self) -> Result<(), String> {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         self.kernel.release()?;
         self.on.store(false, Ordering::Release);
         Ok(())

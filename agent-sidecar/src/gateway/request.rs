@@ -1,7 +1,11 @@
 //! One request on a terminated connection: framing checks, the MCP or REST
 //! path, the tier, the forward, the event.
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -40,12 +44,32 @@ pub(crate) struct ConnInfo {
     pub(crate) port: u16,
 }
 
-/// Serves one request.
+/// Longest wait between a quarantining refusal and the kernel quarantine
+/// when the refusal's delivery is not observed.
+const KERNEL_QUARANTINE_DELAY: Duration = Duration::from_secs(2);
+
+/// Serves one request. A call that quarantined the agent gets its refusal
+/// first; the kernel quarantine follows when the answer has been handed to
+/// the connection.
 pub(crate) async fn handle(
     gw: Arc<Shared>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Response<AgentBody> {
+    let resp = serve(&gw, &conn, req).await;
+    if !gw.quarantine.kernel_pending() {
+        return resp;
+    }
+    let switch = gw.quarantine.clone();
+    let fallback = gw.quarantine.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(KERNEL_QUARANTINE_DELAY).await;
+        fallback.apply_kernel();
+    });
+    resp.map(|body| OnDrop::new(body, move || switch.apply_kernel()).boxed())
+}
+
+async fn serve(gw: &Arc<Shared>, conn: &Arc<ConnInfo>, req: Request<Incoming>) -> Response<AgentBody> {
     let (parts, body) = req.into_parts();
     if let Err(e) = check_framing(&parts) {
         let resp = Refusal::new(StatusCode::BAD_REQUEST, "bad_framing", e.to_string()).response();
@@ -76,10 +100,10 @@ pub(crate) async fn handle(
         .and_then(|e| e.mcp.iter().find(|m| m.path == parts.uri.path()).cloned());
     match mcp {
         Some(endpoint) if parts.method == Method::POST => {
-            mcp_call::handle(&gw, &conn, &policy, &endpoint, parts, body).await
+            mcp_call::handle(gw, conn, &policy, &endpoint, parts, body).await
         }
-        Some(endpoint) => mcp_call::transport(&gw, &conn, &policy, &endpoint, parts, body).await,
-        None => rest(&gw, &conn, &policy, parts, body).await,
+        Some(endpoint) => mcp_call::transport(gw, conn, &policy, &endpoint, parts, body).await,
+        None => rest(gw, conn, &policy, parts, body).await,
     }
 }
 
@@ -329,5 +353,49 @@ impl Event {
         self.event.at = UnixMillis::now();
         self.event.duration_us = self.started.elapsed().as_micros() as u64;
         emit(gw.sink.as_deref(), self.event);
+    }
+}
+
+/// A body that runs `done` when it is dropped (after hyper wrote it, or
+/// gave up on it).
+struct OnDrop<F: FnOnce()> {
+    body: AgentBody,
+    done: Option<F>,
+}
+
+impl<F: FnOnce()> OnDrop<F> {
+    fn new(body: AgentBody, done: F) -> Self {
+        OnDrop {
+            body,
+            done: Some(done),
+        }
+    }
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            done();
+        }
+    }
+}
+
+impl<F: FnOnce() + Unpin> hyper::body::Body for OnDrop<F> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }

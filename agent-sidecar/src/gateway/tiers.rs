@@ -44,9 +44,8 @@ fn block(gw: &Shared, action: &Action, decision: &Decision) -> Refusal {
         let mut quarantined = false;
         if decision.quarantine {
             quarantined = true;
-            if let Err(e) = gw.quarantine.engage(&decision.reason) {
-                tracing::error!(error = %e, agent = %action.agent.id, "kernel quarantine failed; the gateway refuses every call of the agent");
-            }
+            tracing::warn!(agent = %action.agent.id, reason = %decision.reason, "quarantining the agent");
+            gw.quarantine.engage(&decision.reason);
             message.push_str("; the agent is quarantined until an operator releases it");
         }
         let alert = json!({

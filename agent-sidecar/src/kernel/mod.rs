@@ -14,7 +14,6 @@ mod lsm_guard;
 pub mod object;
 pub mod pins;
 pub mod preflight;
-pub mod splice_offload;
 
 pub use enforcer::{Enforcer, EnforcerConfig, KernelCounters, teardown_agent};
 pub use error::KernelError;

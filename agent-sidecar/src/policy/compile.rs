@@ -8,6 +8,7 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use super::{
     document::{self, BaseDoc, Defaults, Document, Kind, Parsed},
     error::{CompileError, Problem},
+    gateway::GatewayTable,
     hierarchy::Hierarchy,
     location::Location,
     rules::compile_rules,
@@ -18,7 +19,6 @@ use super::{
     source::Snapshot,
     tier::Tier,
     tighten,
-    gateway::GatewayTable,
     tools::{ActionInfo, Tool, ToolTable},
     version::{PolicyVersion, content_hash},
 };

@@ -19,11 +19,6 @@ pub struct ProxyConfig {
     /// Most client connections served at once per listener; further clients
     /// wait in the kernel's accept queue.
     pub max_connections: usize,
-    /// Splice allowed connections of the transparent listeners in the kernel
-    /// (sockmap offload, `docs/proxy.md`). Needs root; when the offload
-    /// cannot be loaded the proxy copies in userspace, logs it once and
-    /// counts it. Off by default.
-    pub kernel_splice: bool,
 }
 
 impl Default for ProxyConfig {
@@ -35,7 +30,6 @@ impl Default for ProxyConfig {
             resolve_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             max_connections: 1024,
-            kernel_splice: false,
         }
     }
 }

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use super::{
     config::ProxyConfig,
     events::{Emitter, EventSink},
-    metrics::ProxyMetrics,
     inspect::Inspect,
+    metrics::ProxyMetrics,
     policy::{NamePolicy, Resolve},
-    splice::KernelSplice,
 };
 
 /// Shared state of the proxy listeners of one agent. Cheap to clone.
@@ -20,7 +19,6 @@ pub struct ProxyContext {
     pub(crate) config: Arc<ProxyConfig>,
     pub(crate) emitter: Emitter,
     pub(crate) inspector: Option<Arc<dyn Inspect>>,
-    pub(crate) splice: Arc<KernelSplice>,
 }
 
 impl ProxyContext {
@@ -33,33 +31,13 @@ impl ProxyContext {
             config: Arc::new(ProxyConfig::default()),
             emitter: Emitter::default(),
             inspector: None,
-            splice: Arc::new(KernelSplice::disabled()),
         }
     }
 
-    /// Replaces the limits and timeouts. With
-    /// [`ProxyConfig::kernel_splice`] set, loads the in-kernel splice
-    /// ([`KernelSplice::load`]) unless one was given with
-    /// [`with_kernel_splice`](Self::with_kernel_splice); without either,
-    /// allowed connections are copied in userspace.
+    /// Replaces the limits and timeouts.
     pub fn with_config(mut self, config: ProxyConfig) -> Self {
-        if config.kernel_splice && !self.splice.is_requested() {
-            self.splice = Arc::new(KernelSplice::load());
-        }
         self.config = Arc::new(config);
         self
-    }
-
-    /// Splices allowed connections with `splice` (e.g. one offload shared by
-    /// several contexts).
-    pub fn with_kernel_splice(mut self, splice: Arc<KernelSplice>) -> Self {
-        self.splice = splice;
-        self
-    }
-
-    /// How allowed connections are spliced, with its counters.
-    pub fn kernel_splice(&self) -> &Arc<KernelSplice> {
-        &self.splice
     }
 
     /// Hands allowed TLS streams to hosts `inspector` inspects to it (the

@@ -46,5 +46,4 @@ pub use inspect::{Inspect, Io, Rewind};
 pub use metrics::ProxyMetrics;
 pub use policy::{Allowed, NamePolicy, Refusal, Resolve, ResolveError, ResolveFuture};
 pub use refusal::{Denial, tls_alert};
-pub use splice::KernelSplice;
 pub use transparent::TransparentListener;

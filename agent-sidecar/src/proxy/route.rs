@@ -23,7 +23,7 @@ use super::{
     name::split_host_port,
     refusal::{Denial, tls_alert},
     sniff::{Sniffed, looks_like_tls, sniff},
-    splice::{pair, splice_with},
+    splice::splice,
 };
 
 /// Most bytes read and discarded after a refusal, so that the client reads
@@ -91,11 +91,18 @@ pub(crate) async fn route<S>(
         if !matches!(sniffed, Ok(Sniffed::Tls(_))) {
             let denial = Denial::forbidden(
                 "inspected_host_needs_tls",
-                format!("{} is a tool host: the gateway takes HTTPS only", cleared.host),
+                format!(
+                    "{} is a tool host: the gateway takes HTTPS only",
+                    cleared.host
+                ),
             );
             return deny(record, client, &buf, denial, Some(&cleared.host), port).await;
         }
-        record.allowed(&format!("{} (inspected by the gateway)", cleared.allowed.rule), 0, 0);
+        record.allowed(
+            &format!("{} (inspected by the gateway)", cleared.allowed.rule),
+            0,
+            0,
+        );
         let stream: Box<dyn Io> = Box::new(client);
         inspector
             .serve(Rewind::new(Bytes::from(buf), stream), cleared.host, port)
@@ -116,13 +123,11 @@ pub(crate) async fn route<S>(
         Err(denial) => return deny(record, client, &buf, denial, Some(&cleared.host), port).await,
     };
     record.upstream(addr);
-    // Into the kernel's sockhash before the upstream can answer.
-    let paired = pair(&ctx.splice, &client, &upstream);
     if let Err(e) = upstream.write_all(&buf).await {
         let denial = Denial::upstream("upstream_unreachable", format!("{addr}: {e}"));
         return deny(record, client, &buf, denial, Some(&cleared.host), port).await;
     }
-    let spliced = splice_with(client, upstream, paired, buf.len()).await;
+    let spliced = splice(client, upstream).await;
     record.allowed(
         &cleared.allowed.rule,
         spliced.up + buf.len() as u64,

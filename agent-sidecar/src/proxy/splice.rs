@@ -1,26 +1,13 @@
 //! Copying bytes both ways between the agent and the upstream until both
 //! sides are done, counting them even when the copy ends in an error.
-//!
-//! Two paths: the sockmap offload ([`kernel`]), where the kernel moves the
-//! bytes between the two sockets, when it is loaded and the client is a
-//! plain TCP socket; otherwise a userspace copy.
-
-mod kernel;
 
 use std::{
-    any::Any,
     io,
     pin::Pin,
     task::{Context, Poll},
 };
 
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf, copy_bidirectional_with_sizes},
-    net::TcpStream,
-};
-
-pub use kernel::KernelSplice;
-pub(crate) use kernel::{Paired, pair};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, copy_bidirectional_with_sizes};
 
 /// Copy buffer per direction. Larger than tokio's 8 KiB default: bulk
 /// transfers then take a fraction of the read/write calls.
@@ -33,26 +20,6 @@ pub(crate) struct Spliced {
     pub(crate) up: u64,
     /// Upstream to agent.
     pub(crate) down: u64,
-}
-
-/// Splices `client` and `upstream`: in the kernel when `paired` (from
-/// [`pair`]), else with [`splice`]. `sniffed`: bytes already read from the
-/// client, which are not counted again.
-pub(crate) async fn splice_with<C>(
-    mut client: C,
-    mut upstream: TcpStream,
-    paired: Option<Paired>,
-    sniffed: usize,
-) -> Spliced
-where
-    C: AsyncRead + AsyncWrite + Unpin + Any,
-{
-    if let Some(paired) = paired
-        && let Some(tcp) = (&mut client as &mut dyn Any).downcast_mut::<TcpStream>()
-    {
-        return kernel::run(tcp, &mut upstream, paired, sniffed as u64).await;
-    }
-    splice(client, upstream).await
 }
 
 /// Splices `client` and `upstream`. Half-close is passed on: when one side

@@ -5,7 +5,7 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
 };
 
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -112,7 +112,21 @@ pub(crate) fn load_policy(
 }
 
 /// Quarantine through the kernel: the agent's allowlist becomes deny-all.
-struct KernelQuarantine(Arc<Mutex<Enforcer>>);
+/// Holds the enforcer weakly, so that it never delays the teardown.
+struct KernelQuarantine(Weak<Mutex<Enforcer>>);
+
+impl KernelQuarantine {
+    fn set(&self, on: bool) -> Result<(), String> {
+        let enforcer = self
+            .0
+            .upgrade()
+            .ok_or_else(|| "the sidecar is shutting down".to_string())?;
+        let mut guard = enforcer
+            .lock()
+            .map_err(|_| "enforcer lock poisoned".to_string())?;
+        guard.set_quarantine(on).map_err(|e| e.to_string())
+    }
+}
 
 impl Quarantine for KernelQuarantine {
     fn quarantine(&self, reason: &str) -> Result<(), String> {
@@ -120,19 +134,11 @@ impl Quarantine for KernelQuarantine {
             reason,
             "quarantining the agent: every egress is denied in the kernel"
         );
-        self.0
-            .lock()
-            .map_err(|_| "enforcer lock poisoned".to_string())?
-            .set_quarantine(true)
-            .map_err(|e| e.to_string())
+        self.set(true)
     }
 
     fn release(&self) -> Result<(), String> {
-        self.0
-            .lock()
-            .map_err(|_| "enforcer lock poisoned".to_string())?
-            .set_quarantine(false)
-            .map_err(|e| e.to_string())
+        self.set(false)
     }
 }
 
@@ -219,7 +225,7 @@ pub(crate) async fn start(
         secrets,
         approvals: approvals.clone(),
         alerts,
-        quarantine: QuarantineSwitch::new(Arc::new(KernelQuarantine(enforcer))),
+        quarantine: QuarantineSwitch::new(Arc::new(KernelQuarantine(Arc::downgrade(&enforcer)))),
         sink: None,
         config: opts.config.clone(),
     })

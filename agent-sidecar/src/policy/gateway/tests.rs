@@ -61,7 +61,10 @@ fn tool_hosts_are_inspected_with_their_endpoints() {
     assert!(s.inspected("other.example.test").is_none());
     assert_eq!(s.secret_names(), vec!["crm-key", "erp-token"]);
     let c = s.credential("crm").unwrap();
-    assert_eq!((c.header.as_str(), c.format.as_str()), ("x-api-key", "{secret}"));
+    assert_eq!(
+        (c.header.as_str(), c.format.as_str()),
+        ("x-api-key", "{secret}")
+    );
     assert_eq!(s.credential("erp").unwrap().format, "Bearer {secret}");
 }
 
@@ -69,7 +72,10 @@ fn tool_hosts_are_inspected_with_their_endpoints() {
 fn compensation_and_routes() {
     let s = set(&[("base.yaml", BASE)]);
     let c = s.compensation("erp", "pay").unwrap();
-    assert_eq!((&*c.action, c.window), ("reverse", Duration::from_secs(600)));
+    assert_eq!(
+        (&*c.action, c.window),
+        ("reverse", Duration::from_secs(600))
+    );
     assert!(s.compensation("erp", "reverse").is_none());
     assert_eq!(
         s.action_route("erp", "reverse"),
@@ -113,12 +119,18 @@ fn quarantine_is_carried_by_tier_4_decisions_and_hides_tools() {
 fn bad_gateway_declarations_are_located() {
     let p = one_problem(&[(
         "base.yaml",
-        &BASE.replace("tier: 4\n    quarantine: true", "tier: 3\n    quarantine: true"),
+        &BASE.replace(
+            "tier: 4\n    quarantine: true",
+            "tier: 3\n    quarantine: true",
+        ),
     )]);
     assert!(p.contains("quarantine goes with tier 4"), "{p}");
     let p = one_problem(&[(
         "base.yaml",
-        &BASE.replace("https://crm.example.test:8443/mcp", "http://crm.example.test/mcp"),
+        &BASE.replace(
+            "https://crm.example.test:8443/mcp",
+            "http://crm.example.test/mcp",
+        ),
     )]);
     assert!(p.contains("scheme must be https"), "{p}");
     let p = one_problem(&[(
@@ -126,10 +138,7 @@ fn bad_gateway_declarations_are_located() {
         &BASE.replace("{ action: reverse, window: 10m }", "{ action: nope }"),
     )]);
     assert!(p.contains("is not another action of tool `erp`"), "{p}");
-    let p = one_problem(&[(
-        "base.yaml",
-        &BASE.replace("window: 10m", "window: soon"),
-    )]);
+    let p = one_problem(&[("base.yaml", &BASE.replace("window: 10m", "window: soon"))]);
     assert!(p.contains("`soon` is not a duration"), "{p}");
     let p = one_problem(&[(
         "base.yaml",

@@ -1,0 +1,494 @@
+//! The tool gateway end to end under `agent-sidecar run --policy-dir`: the
+//! official MCP Python SDK as the agent's client (as uid 65534, inside the
+//! governed cgroup) and as the tool server, over Streamable HTTP with TLS
+//! terminated by the sidecar; the approvers' CLI against the admin API;
+//! webhooks to a local receiver; quarantine enforced by the kernel.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use agent_sidecar_tests::{
+    NetNs, TcpServer, command_in,
+    dns::Authority,
+    mcp::{McpServer, mcp_client_args, parse_client_output, python_script, test_python},
+    privileged, sidecar_bin, unique,
+    web::TestCa,
+};
+use serde_json::{Value, json};
+
+const DNS: &str = "198.51.100.1";
+const TOOLS: &str = "198.51.100.5";
+const CONTROL: &str = "198.51.100.9:7000";
+const ADMIN: &str = "127.0.0.1:9901";
+const SECRET: &str = "crm-secret-token-0123456789";
+const TOKEN: &str = "approvals-admin-token-0123456789";
+
+fn policy(dir: &Path, agent: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("base.yaml"),
+        format!(
+            r#"kind: base
+name: e2e
+label: gateway-e2e
+defaults: {{ unknown: 3, missing_attribute: 3, action: 1 }}
+tools:
+  - name: crm
+    mcp: {{ server: crm, url: "https://crm.tools.test/mcp" }}
+    credential: {{ secret: crm-token }}
+    actions:
+      - name: lookup
+        mcp_tool: get_customer
+      - name: bulk_update
+        mcp_tool: update_customers
+        tier: 2
+      - name: refund
+        mcp_tool: refund
+        attributes:
+          amount: {{ body: /amount }}
+      - name: export
+        mcp_tool: export_customers
+      - name: delete
+        mcp_tool: delete_customer
+rules:
+  - id: refunds-over-100-need-approval
+    when: {{ tool: crm, action: refund, amount: {{ gt: 100 }} }}
+    tier: 3
+  - id: export-is-exfiltration
+    when: {{ tool: crm, action: export }}
+    tier: 4
+    quarantine: true
+  - id: never-delete-customers
+    when: {{ tool: crm, action: delete }}
+    tier: deny
+egress:
+  allow:
+    - {CONTROL}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("agent.yaml"),
+        format!(
+            "kind: agent\nid: {agent}\nowner: ops-lead@example.test\npurpose: answers customers\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn private_file(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+struct World {
+    ns: NetNs,
+    agent: String,
+    _ca: TestCa,
+    _dns: Authority,
+    mcp: McpServer,
+    control: TcpServer,
+    dir: PathBuf,
+    upstream_ca: PathBuf,
+    hooks: Child,
+    hook_log: PathBuf,
+}
+
+impl World {
+    fn new() -> Self {
+        let ns = NetNs::new();
+        for a in [DNS, TOOLS, "198.51.100.9"] {
+            ns.add_address(&format!("{a}/32"));
+        }
+        let ca = TestCa::new();
+        let (cert, key) = ca.issue("crm", &["crm.tools.test"]);
+        let mcp = McpServer::start(&ns, &format!("{TOOLS}:443"), &cert, &key, false);
+        let dns = Authority::start(&ns, &format!("{DNS}:53"), &[("crm.tools.test", TOOLS)], 60);
+        let control = TcpServer::start(&ns, CONTROL);
+        let upstream_ca = ca.ca_file();
+        let dir = std::env::temp_dir().join(unique("gateway-e2e"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let agent = unique("bot");
+        policy(&dir.join("policy"), &agent);
+        private_file(&dir.join("crm-token"), SECRET);
+        private_file(&dir.join("admin-token"), TOKEN);
+        let hook_log = dir.join("hooks.jsonl");
+        let mut hooks = command_in(
+            &ns,
+            None,
+            Path::new("/usr/bin/python3"),
+            &[
+                python_script("webhook_receiver.py").to_str().unwrap(),
+                &format!("{DNS}:8080"),
+                hook_log.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("webhook receiver");
+        let mut ready = String::new();
+        BufReader::new(hooks.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        World {
+            ns,
+            agent,
+            _ca: ca,
+            _dns: dns,
+            mcp,
+            control,
+            upstream_ca,
+            dir,
+            hooks,
+            hook_log,
+        }
+    }
+
+    /// `agent-sidecar run` of `script` (bash) as the agent.
+    fn command(&self, extra: &[&str], script: &str) -> Command {
+        let agent_id = self.agent.as_str();
+        let state = self.dir.join(unique("state"));
+        let mut args: Vec<String> = [
+            "run",
+            "--agent-id",
+            agent_id,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--upstream-dns",
+            &format!("{DNS}:53"),
+            "--policy-dir",
+            self.dir.join("policy").to_str().unwrap(),
+            "--secret",
+            &format!("crm-token=file:{}", self.dir.join("crm-token").display()),
+            "--upstream-ca",
+            self.upstream_ca.to_str().unwrap(),
+            "--admin-listen",
+            ADMIN,
+            "--admin-token-file",
+            self.dir.join("admin-token").to_str().unwrap(),
+            "--owner-webhook",
+            &format!("http://{DNS}:8080/owner"),
+            "--soc-webhook",
+            &format!("http://{DNS}:8080/soc"),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(["--", "/bin/bash", "-c", script].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        command_in(&self.ns, None, &sidecar_bin(), &args)
+    }
+
+    fn run(&self, extra: &[&str], script: &str) -> Output {
+        self.command(extra, script)
+            .output()
+            .expect("run agent-sidecar")
+    }
+
+    /// Events the webhooks received for `path` (`/owner`, `/soc`).
+    fn hooks(&self, path: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.hook_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["_path"] == path)
+            .collect()
+    }
+
+    fn approvals(&self, args: &[&str]) -> Output {
+        let url = format!("http://{ADMIN}");
+        let token = self.dir.join("admin-token");
+        let mut all = vec!["approvals"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &url, "--token-file", token.to_str().unwrap()]);
+        command_in(&self.ns, None, &sidecar_bin(), &all)
+            .output()
+            .expect("approvals CLI")
+    }
+
+    /// Waits for one pending approval (through the CLI) and returns its id.
+    fn pending(&self) -> String {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            let out = self.approvals(&["list", "--json"]);
+            if out.status.success() {
+                let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                if let Some(id) = list
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a["id"].as_str())
+                {
+                    return id.to_string();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("no pending approval appeared");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.hooks.kill();
+        let _ = self.hooks.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A bash line running the SDK client for `tool` with `args`.
+fn client(tool: &str, args: &Value, headers: &[(&str, &str)]) -> String {
+    let argv = mcp_client_args(
+        "https://crm.tools.test/mcp",
+        Some(tool),
+        Some(args),
+        headers,
+    );
+    let mut line = shell_quote(test_python().to_str().unwrap());
+    for a in argv {
+        line.push(' ');
+        line.push_str(&shell_quote(&a));
+    }
+    line
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A bash line that connects to `addr` and prints `connected` or the errno.
+fn probe(addr: &str) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    format!(
+        "/usr/bin/python3 -c 'import socket,sys\ns=socket.socket()\ns.settimeout(3)\ntry:\n  s.connect((\"{host}\",{port})); print(\"connected\")\nexcept OSError as e:\n  print(\"errno\", e.errno)'"
+    )
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn first_json_line(stdout: &str) -> &str {
+    stdout.lines().find(|l| l.starts_with('{')).unwrap_or("")
+}
+
+#[test]
+fn allowed_and_supervised_tools_with_injected_credentials_and_a_filtered_list() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let script = format!(
+        "{}\n{}\n{}",
+        client(
+            "get_customer",
+            &json!({"customer_id": "c-42"}),
+            &[("Authorization", "Bearer agent-invented")]
+        ),
+        client(
+            "update_customers",
+            &json!({"customer_ids": ["c-1", "c-2"], "status": "vip"}),
+            &[]
+        ),
+        probe(ADMIN),
+    );
+    let out = w.run(&[], &script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let mut lines = stdout.lines().filter(|l| l.starts_with('{'));
+    let first = parse_client_output(lines.next().expect("first client"));
+    let second = parse_client_output(lines.next().expect("second client"));
+    // tools/list filtered: the denied and tier-4 tools are not offered.
+    let mut tools = first.tools.clone();
+    tools.sort();
+    assert_eq!(
+        tools,
+        ["get_customer", "refund", "update_customers"],
+        "{stdout}"
+    );
+    let call = first.call.expect("call");
+    assert!(call.ok && !call.is_error, "{call:?}");
+    assert!(second.call.expect("call").ok, "{stdout}");
+    // The tool server saw both calls, authenticated by the sidecar only.
+    let calls = w.mcp.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for c in &calls {
+        assert_eq!(c["authorization"], format!("Bearer {SECRET}"), "{c}");
+        assert!(
+            c["traceparent"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("00-"))
+        );
+    }
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "the secret leaked"
+    );
+    // Tier 2: the owner was told.
+    let notices = w.hooks("/owner");
+    assert!(
+        notices
+            .iter()
+            .any(|e| e["event"] == "action.supervised" && e["action"]["action"] == "bulk_update"),
+        "{notices:?}"
+    );
+    // The admin API is out of the agent's reach.
+    assert!(stdout.contains("errno 1"), "admin API reachable: {stdout}");
+}
+
+#[test]
+fn tier_3_approved_denied_and_expired_over_mcp() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let refund = client(
+        "refund",
+        &json!({"amount": 500, "currency": "EUR", "customer_id": "c-7"}),
+        &[],
+    );
+    // Approved through the CLI: forwarded once.
+    let agent = w
+        .command(&[], &refund)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = w.pending();
+    assert!(w.mcp.calls().is_empty(), "held calls do not reach the tool");
+    let out = w.approvals(&[
+        "approve",
+        &id,
+        "--approver",
+        "finance@example.test",
+        "--reason",
+        "known customer",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = agent.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    let result = parse_client_output(first_json_line(&stdout));
+    assert!(
+        result.call.as_ref().is_some_and(|c| c.ok),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(w.mcp.calls().len(), 1);
+
+    // Denied through the CLI: a JSON-RPC error naming the decision.
+    let agent = w
+        .command(&[], &refund)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = w.pending();
+    let out = w.approvals(&[
+        "deny",
+        &id,
+        "--approver",
+        "finance@example.test",
+        "--reason",
+        "fraud pattern",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = agent.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    let call = parse_client_output(first_json_line(&stdout))
+        .call
+        .expect("call");
+    let err = call.error.expect("refused");
+    assert_eq!(err.code, Some(-32002), "{stdout}\n{stderr}");
+    assert!(err.message.contains("fraud pattern"), "{err:?}");
+
+    // Nobody answers: denied when the SLA passes.
+    let out = w.run(&["--approval-sla", "2s"], &refund);
+    let (stdout, stderr) = text(&out);
+    let err = parse_client_output(first_json_line(&stdout))
+        .call
+        .expect("call")
+        .error
+        .expect("refused");
+    assert_eq!(err.code, Some(-32003), "{stdout}\n{stderr}");
+    assert_eq!(
+        w.mcp.calls().len(),
+        1,
+        "denied and expired calls never reached the tool"
+    );
+}
+
+#[test]
+fn tier_4_alerts_the_soc_and_quarantines_the_agent_in_the_kernel() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let script = format!(
+        "{}\n{}\n{}\n{}",
+        probe(CONTROL),
+        client("delete_customer", &json!({"customer_id": "c-1"}), &[]),
+        client("export_customers", &json!({"limit": 100000}), &[]),
+        probe(CONTROL),
+    );
+    let out = w.run(&[], &script);
+    let (stdout, stderr) = text(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("connected"),
+        "{stdout}\n{stderr}"
+    );
+    let json_lines: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with('{'))
+        .collect();
+    assert_eq!(json_lines.len(), 2, "{stdout}\n{stderr}");
+    // `deny`: refused, no quarantine.
+    let denied = parse_client_output(json_lines[0])
+        .call
+        .expect("call")
+        .error
+        .expect("refused");
+    assert_eq!(denied.code, Some(-32001), "{stdout}");
+    let data = denied.data.expect("data");
+    assert_eq!(data["reason"], "policy_deny");
+    assert_eq!(data["rules"], json!(["never-delete-customers"]));
+    // Tier 4: refused, SOC alerted, agent quarantined.
+    let halted = parse_client_output(json_lines[1])
+        .call
+        .expect("call")
+        .error
+        .expect("refused");
+    assert_eq!(halted.code, Some(-32001), "{stdout}");
+    assert_eq!(halted.data.expect("data")["reason"], "tier_4_halt");
+    assert_eq!(
+        lines.last().copied(),
+        Some("errno 1"),
+        "quarantine must refuse new connects: {stdout}\n{stderr}"
+    );
+    let alerts = w.hooks("/soc");
+    assert!(
+        alerts
+            .iter()
+            .any(|e| e["event"] == "action.halted" && e["quarantined"] == true),
+        "{alerts:?}"
+    );
+    assert!(w.mcp.calls().is_empty());
+    assert_eq!(
+        w.control.count(),
+        1,
+        "only the connect before the quarantine got through"
+    );
+}
