@@ -37,7 +37,7 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run COMMAND in a governed cgroup: it can reach only what the allowlist names.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Remove the pinned enforcement of an agent whose sidecar is gone
     /// (after `run --keep-pinned` or a crash); kills what is left in its cgroup.
     Teardown(TeardownArgs),
@@ -218,7 +218,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
     let code = match cli.command {
-        Command::Run(args) => run_command(args),
+        Command::Run(args) => run_command(*args),
         Command::Teardown(args) => teardown_command(args),
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Approvals(cmd) => cli::approvals::run(cmd),
