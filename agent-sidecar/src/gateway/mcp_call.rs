@@ -61,6 +61,15 @@ pub(crate) async fn handle(
             );
         }
     };
+    if let Err(e) = routing_headers_agree(&parts.headers, &envelope) {
+        return close_h1(
+            json_response(
+                StatusCode::BAD_REQUEST,
+                &mcp::error_object(None, e.code(), &e.to_string(), Value::Null),
+            ),
+            parts.version,
+        );
+    }
     let session = header_str(&parts, mcp::SESSION_HEADER);
     let header_key = header_str(&parts, IDEMPOTENCY_KEY);
     let traceparent = trace::propagate(&mut parts.headers).to_string();
@@ -342,4 +351,93 @@ fn header_str(parts: &Parts, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// Headers that name the method and tool (`Mcp-Method`, `Mcp-Name`, sent
+/// by newer MCP clients so that servers and proxies can route without
+/// reading the body) must agree with the body the policy decides on:
+/// otherwise a server routing on headers could run something else.
+fn routing_headers_agree(
+    headers: &hyper::HeaderMap,
+    envelope: &mcp::Envelope,
+) -> Result<(), mcp::McpError> {
+    let get = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let (method, name) = (get(MCP_METHOD_HEADER), get(MCP_NAME_HEADER));
+    if method.is_none() && name.is_none() {
+        return Ok(());
+    }
+    let mismatch = |what: &str| mcp::McpError::InvalidRequest {
+        index: None,
+        reason: format!(
+            "the {what} header does not match the JSON-RPC body; send the same method and tool name in both"
+        ),
+    };
+    let [item] = envelope.items.as_slice() else {
+        return Err(mismatch("Mcp-Method/Mcp-Name (on a batch)"));
+    };
+    if method.is_some_and(|m| item.method() != Some(m)) {
+        return Err(mismatch("Mcp-Method"));
+    }
+    if let Some(n) = name {
+        let body_name = item.tool_call().ok().flatten().map(|c| c.name);
+        let named = item
+            .value()
+            .get("params")
+            .and_then(|p| p.get("name").or_else(|| p.get("uri")))
+            .and_then(Value::as_str);
+        if body_name.as_deref().or(named) != Some(n) {
+            return Err(mismatch("Mcp-Name"));
+        }
+    }
+    Ok(())
+}
+
+/// The method header of newer MCP clients.
+const MCP_METHOD_HEADER: &str = "mcp-method";
+/// The tool (or resource) name header of newer MCP clients.
+const MCP_NAME_HEADER: &str = "mcp-name";
+
+#[cfg(test)]
+mod tests {
+    use hyper::HeaderMap;
+
+    use super::*;
+
+    fn envelope(body: &str) -> mcp::Envelope {
+        mcp::parse_body(body.as_bytes()).unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn routing_headers_must_match_the_body() {
+        let call = envelope(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"refund","arguments":{}}}"#,
+        );
+        assert!(routing_headers_agree(&headers(&[]), &call).is_ok());
+        assert!(
+            routing_headers_agree(
+                &headers(&[("mcp-method", "tools/call"), ("mcp-name", "refund")]),
+                &call
+            )
+            .is_ok()
+        );
+        let e =
+            routing_headers_agree(&headers(&[("mcp-name", "get_customer")]), &call).unwrap_err();
+        assert_eq!(e.code(), mcp::INVALID_REQUEST);
+        assert!(e.to_string().contains("Mcp-Name"), "{e}");
+        assert!(routing_headers_agree(&headers(&[("mcp-method", "tools/list")]), &call).is_err());
+        let batch = envelope(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+        );
+        assert!(routing_headers_agree(&headers(&[("mcp-method", "ping")]), &batch).is_err());
+        let list = envelope(r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+        assert!(routing_headers_agree(&headers(&[("mcp-method", "tools/list")]), &list).is_ok());
+    }
 }
