@@ -293,8 +293,9 @@ pub(crate) fn check_admin_unreachable(
     let Some(addr) = admin else { return Ok(()) };
     for rule in allowlist.rules() {
         let t = rule.target;
-        let ip_match = t.net.contains(&addr.ip())
-            || (addr.ip().is_unspecified() && t.net.addr().is_loopback());
+        // On an unspecified address the admin API listens on every local
+        // address, which any rule could name: only the port can tell.
+        let ip_match = addr.ip().is_unspecified() || t.net.contains(&addr.ip());
         let port_match = t.port.is_none_or(|p| p == addr.port() || addr.port() == 0);
         if ip_match && port_match {
             return Err(err(format!(
@@ -304,4 +305,80 @@ pub(crate) fn check_admin_unreachable(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::{EgressRule, Protocols, RuleSource};
+
+    fn list(targets: &[&str]) -> Allowlist {
+        let mut l = Allowlist::new();
+        for (i, t) in targets.iter().enumerate() {
+            l.push(EgressRule {
+                target: t.parse().unwrap(),
+                protocols: Protocols::Any,
+                source: RuleSource::Flag(i + 1),
+            });
+        }
+        l
+    }
+
+    fn options(dir: &Path) -> GatewayOptions {
+        GatewayOptions {
+            policy_dir: dir.to_path_buf(),
+            environment: "prod".into(),
+            secrets: Vec::new(),
+            ca: None,
+            upstream_cas: Vec::new(),
+            admin_listen: None,
+            admin_token_file: None,
+            owner_webhook: None,
+            soc_webhook: None,
+            approver_webhook: None,
+            config: crate::gateway::GatewayConfig::default(),
+        }
+    }
+
+    #[test]
+    fn an_agent_without_a_registered_owner_is_refused() {
+        let dir = std::env::temp_dir().join(format!("gw-owner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("base.yaml"),
+            "kind: base\nname: t\nlabel: t\ntools:\n  - name: erp\n    http: { host: erp.example.test }\n    actions:\n      - { name: list, method: GET, path: /v1/x }\n",
+        )
+        .unwrap();
+        let e = load_policy(&options(&dir), "ghost").err().expect("refused");
+        assert!(e.to_string().contains("not declared"), "{e}");
+        std::fs::write(
+            dir.join("agent.yaml"),
+            "kind: agent\nid: clerk\nowner: jo@example.test\npurpose: files things\n",
+        )
+        .unwrap();
+        let p = load_policy(&options(&dir), "clerk").expect("declared with an owner");
+        assert_eq!(p.identity.owner.as_deref(), Some("jo@example.test"));
+        assert_eq!(p.ports, [443]);
+        assert_eq!(p.names.rules().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_admin_listener_the_agent_could_reach_is_refused() {
+        let admin: SocketAddr = "127.0.0.1:9901".parse().unwrap();
+        assert!(check_admin_unreachable(Some(admin), &list(&["10.0.0.0/8"])).is_ok());
+        assert!(check_admin_unreachable(Some(admin), &list(&["127.0.0.1:9902"])).is_ok());
+        assert!(check_admin_unreachable(None, &list(&["0.0.0.0/0"])).is_ok());
+        for wide in ["127.0.0.0/8", "127.0.0.1:9901", "0.0.0.0/0"] {
+            let e = check_admin_unreachable(Some(admin), &list(&[wide])).unwrap_err();
+            assert!(
+                e.to_string().contains("would be reachable by the agent"),
+                "{wide}: {e}"
+            );
+        }
+        let any: SocketAddr = "0.0.0.0:9901".parse().unwrap();
+        assert!(check_admin_unreachable(Some(any), &list(&["192.0.2.7:9901"])).is_err());
+        assert!(check_admin_unreachable(Some(any), &list(&["10.0.0.0/8"])).is_err());
+        assert!(check_admin_unreachable(Some(any), &list(&["10.0.0.0/8:443"])).is_ok());
+    }
 }
