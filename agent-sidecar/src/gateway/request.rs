@@ -69,7 +69,11 @@ pub(crate) async fn handle(
     resp.map(|body| OnDrop::new(body, move || switch.apply_kernel()).boxed())
 }
 
-async fn serve(gw: &Arc<Shared>, conn: &Arc<ConnInfo>, req: Request<Incoming>) -> Response<AgentBody> {
+async fn serve(
+    gw: &Arc<Shared>,
+    conn: &Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<AgentBody> {
     let (parts, body) = req.into_parts();
     if let Err(e) = check_framing(&parts) {
         let resp = Refusal::new(StatusCode::BAD_REQUEST, "bad_framing", e.to_string()).response();
