@@ -3,7 +3,7 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use agent_sidecar::{
-    dns::{RefusalMode, parse_upstream},
+    dns::{RefusalMode, StaticHost, parse_static_host, parse_upstream},
     gateway::{GatewayConfig, credentials::SecretSpec},
     kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
     run::{self, AllowArg, GatewayOptions, NamesOptions, RunOptions, UserSpec},
@@ -74,6 +74,11 @@ struct RunArgs {
     /// Upstream DNS server(s) of the agent's resolver (IP or IP:PORT) [default: /etc/resolv.conf].
     #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
     upstream_dns: Vec<SocketAddr>,
+    /// Answer NAME with IP (A or AAAA, TTL 60) from the sidecar's resolver instead of asking
+    /// upstream, when the allowlist allows NAME; operator-given, so the rebinding guard does not
+    /// apply (loopback and private addresses are fine). Repeatable; also used for tool hosts.
+    #[arg(long, value_name = "NAME=IP", value_parser = parse_static_host)]
+    static_host: Vec<StaticHost>,
     /// How the resolver answers names that are not allowlisted.
     #[arg(long, value_name = "MODE", default_value = "nxdomain")]
     dns_refusal: RefusalMode,
@@ -232,6 +237,7 @@ fn run_command(args: RunArgs) -> i32 {
         allow: args.allow,
         names: NamesOptions {
             upstream_dns: args.upstream_dns,
+            static_hosts: args.static_host,
             refusal: args.dns_refusal,
             intercept_ports: args.intercept_ports,
             proxy_env: !args.no_proxy_env,

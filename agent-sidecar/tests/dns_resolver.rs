@@ -614,3 +614,57 @@ async fn several_listen_addresses_and_shutdown() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_hosts_are_answered_without_upstream_for_allowlisted_names_only() {
+    // api.example.test exists upstream (203.0.113.10): the static entry wins.
+    let h = harness_with(
+        vec![rule("crm.demo.test:8443"), rule("api.example.test")],
+        |c| {
+            c.static_hosts = [
+                "crm.demo.test=127.0.0.1",
+                "crm.demo.test=::1",
+                "api.example.test=192.0.2.44",
+                "hidden.demo.test=127.0.0.1",
+            ]
+            .iter()
+            .map(|s| dns::parse_static_host(s).unwrap())
+            .collect();
+        },
+    )
+    .await;
+    let out = dig(h.addr(), &["crm.demo.test", "A"]).await;
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    assert_eq!(dig_addresses(&out), ["127.0.0.1"], "{out}");
+    let ttls: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [_, ttl, "IN", "A", _] => Some(ttl),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ttls, ["60"], "TTL 60: {out}");
+    let out = dig(h.addr(), &["+tcp", "crm.demo.test", "AAAA"]).await;
+    assert_eq!(dig_addresses(&out), ["::1"], "{out}");
+    let out = dig(h.addr(), &["api.example.test", "A"]).await;
+    assert_eq!(dig_addresses(&out), ["192.0.2.44"], "{out}");
+    // Not allowlisted: refused, static entry or not.
+    let out = dig(h.addr(), &["hidden.demo.test", "A"]).await;
+    assert_eq!(status(&out), "NXDOMAIN", "{out}");
+    assert!(
+        h.authority.log().is_empty(),
+        "nothing went upstream: {:?}",
+        h.authority.log()
+    );
+    let event = h.last_event("crm.demo.test");
+    assert_eq!(event.decision, DnsDecision::Allowed);
+    assert_eq!(event.answers, ["::1".parse::<IpAddr>().unwrap()]);
+    assert!(event.dropped.is_empty(), "no rebinding guard: {event:?}");
+    assert_eq!(
+        event.upstream.as_deref(),
+        Some(dns::resolver::STATIC_SOURCE)
+    );
+    assert_eq!(h.metric("allowed"), 3.0);
+    assert_eq!(h.metric("rebinding_dropped"), 0.0);
+}

@@ -401,6 +401,23 @@ fn bad_input_gets_a_clear_error_and_the_fix() {
     );
 
     let out = Command::new(sidecar_bin())
+        .args([
+            "run",
+            "--static-host",
+            "crm.demo.test:127.0.0.1",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no `=` between the name and the address; write NAME=IP"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = Command::new(sidecar_bin())
         .args(["run", "--user", "0", "--", "true"])
         .output()
         .unwrap();

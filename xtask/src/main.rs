@@ -6,9 +6,10 @@
 //!   nginx (for a benchmark) and the Python venv `.tools/venv` with the MCP SDK
 //!   for the MCP test fixtures (see `venv.rs`).
 //! - `build`: release build of the binaries.
-//! - `demo`: runs a demo agent under `agent-sidecar run` with a policy.
+//! - `demo`: runs a demo agent under `agent-sidecar run`: kernel egress
+//!   enforcement, then MCP tool calls through the tool gateway's four tiers.
 //! - `test`: the whole test suite, privileged kernel tests included.
-//! - `bench`: every benchmark (kernel, policy, DNS, proxy); each writes its
+//! - `bench`: every benchmark (kernel, policy, DNS, proxy, gateway); each writes its
 //!   `docs/benchmarks-<name>.md`.
 //! - `ci`: fmt check, clippy, tests: what CI runs.
 
@@ -275,9 +276,12 @@ fn require_root(what: &str) -> Result<()> {
 fn demo() -> Result<()> {
     require_root("the demo")?;
     build()?;
+    // The demo's MCP tool server and client (the official MCP Python SDK).
+    venv::ensure()?;
     ensure_bpffs()?;
     run(Command::new("bash")
         .arg(root().join("examples/demo/run.sh"))
+        .env("DEMO_SDK_PYTHON", venv::python())
         .current_dir(root()))
 }
 
@@ -304,12 +308,15 @@ fn test() -> Result<()> {
 fn bench() -> Result<()> {
     require_root("the benchmark")?;
     ensure_setup()?;
-    // squid is the reference the proxy benchmark compares against.
-    apt_install(&["squid"])?;
+    // squid is the reference the proxy benchmark compares against, nginx
+    // the gateway benchmark's (setup installs nginx; make sure of it even
+    // when the toolchain was ready already).
+    apt_install(&["squid", "nginx"])?;
+    quiesce_nginx();
     ensure_bpffs()?;
     run(cargo().args(["build", "--release", "--bin", "agent-sidecar"]))?;
     // Each benchmark rewrites its own docs/benchmarks-<name>.md.
-    for name in ["kernel", "policy", "dns", "proxy"] {
+    for name in ["kernel", "policy", "dns", "proxy", "gateway"] {
         let mut cmd = cargo();
         cmd.args(["bench", "-p", "agent-sidecar", "--bench", name])
             .env("BENCH_WRITE_DOCS", "1")

@@ -1,5 +1,5 @@
 //! Configuration of one agent's resolver: listen addresses, upstream
-//! servers, refusal style, timeouts, cache and grace period.
+//! servers, refusal style, timeouts, cache, grace period and static hosts.
 
 use std::{
     net::{IpAddr, SocketAddr, SocketAddrV6},
@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::error::ConfigError;
+use super::{error::ConfigError, static_hosts::StaticHosts};
 
 /// The standard DNS port.
 pub const DNS_PORT: u16 = 53;
@@ -72,6 +72,10 @@ pub struct DnsConfig {
     /// so learned addresses expire at most `max_ttl + grace` after the last
     /// resolution.
     pub max_ttl: Duration,
+    /// Names answered from this operator-given table instead of upstream
+    /// (when the allowlist allows them); the rebinding guard does not apply
+    /// to them. Empty by default.
+    pub static_hosts: StaticHosts,
 }
 
 impl DnsConfig {
@@ -91,6 +95,7 @@ impl DnsConfig {
             max_in_flight: 1024,
             cache_entries: 10_000,
             max_ttl: Duration::from_secs(300),
+            static_hosts: StaticHosts::new(),
         }
     }
 

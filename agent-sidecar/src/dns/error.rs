@@ -16,6 +16,17 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A `--static-host` value that is not `NAME=IP`.
+    #[error(
+        "invalid static host `{input}`: {problem}; write NAME=IP \
+         (e.g. crm.example.test=127.0.0.1, crm.example.test=2001:db8::5)"
+    )]
+    StaticHost {
+        /// The text as given.
+        input: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A refusal style other than `nxdomain` or `refused`.
     #[error("invalid DNS refusal style `{0}`; write `nxdomain` (the default) or `refused`")]
     Refusal(String),

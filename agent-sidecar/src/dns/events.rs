@@ -116,7 +116,9 @@ pub struct DnsEvent {
     pub ttl: Option<u32>,
     /// Served from the resolver's cache.
     pub cached: bool,
-    /// The upstream server that answered, or the error of the last one.
+    /// The upstream server that answered, or the error of the last one;
+    /// [`STATIC_SOURCE`](super::resolver::STATIC_SOURCE) for an answer from
+    /// the static hosts.
     pub upstream: Option<String>,
 }
 

@@ -6,6 +6,10 @@ use std::net::IpAddr;
 
 use hickory_proto::{
     op::{Edns, Header, Message, MessageType, ResponseCode},
+    rr::{
+        RData, Record,
+        rdata::{A, AAAA},
+    },
     serialize::binary::BinDecodable,
 };
 
@@ -188,6 +192,36 @@ pub fn reply_from_filtered(pending: &Pending, filtered: &Filtered, age: u32) -> 
                 .map(|&(addr, range)| DroppedAddress { addr, range })
                 .collect(),
             ttl: filtered.cache_ttl().map(|t| t.saturating_sub(age)),
+        },
+    }
+}
+
+/// The answer to `pending` from a static host (`--static-host`): `addrs`
+/// (those of the query's type, see
+/// [`StaticHosts::answer`](super::StaticHosts::answer)) as A and AAAA
+/// records with `ttl`, NOERROR with no records when there are none of that
+/// type. Built locally: nothing is asked upstream and the rebinding guard
+/// does not apply (the operator gave the addresses).
+pub fn static_reply(pending: &Pending, addrs: &[IpAddr], ttl: u32) -> Reply {
+    let mut response = response_to(&pending.query, ResponseCode::NoError);
+    response.add_answers(addrs.iter().map(|ip| {
+        let rdata = match *ip {
+            IpAddr::V4(v4) => RData::A(A(v4)),
+            IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+        };
+        Record::from_rdata(pending.question.name.clone(), ttl, rdata)
+    }));
+    Reply {
+        bytes: encode(&response, pending.limit),
+        outcome: Outcome {
+            rule: Some(describe(&pending.rule)),
+            kept: addrs.iter().map(|&ip| (ip, ttl)).collect(),
+            ttl: Some(ttl),
+            ..Outcome::local(
+                DnsDecision::Allowed,
+                Some(pending.question.clone()),
+                Some(ResponseCode::NoError),
+            )
         },
     }
 }

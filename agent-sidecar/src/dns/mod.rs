@@ -11,6 +11,8 @@
 //! - [`handle`]: the synchronous pipeline (parse, decide, build, filter,
 //!   encode), fuzzable through [`handle_query_bytes`];
 //! - [`cache`], [`upstream`], [`learned`], [`events`], [`metrics`];
+//! - [`static_hosts`]: operator-given addresses (`--static-host NAME=IP`),
+//!   answered locally for allowlisted names, outside the rebinding guard;
 //! - [`resolver`]: the above together for one agent;
 //! - [`server`]: UDP and TCP listeners.
 //!
@@ -40,6 +42,7 @@ pub mod metrics;
 pub mod rebinding;
 pub mod resolver;
 pub mod server;
+pub mod static_hosts;
 pub mod upstream;
 
 #[cfg(test)]
@@ -54,6 +57,7 @@ pub use metrics::{AgentDnsMetrics, DnsMetrics};
 pub use rebinding::BlockedRange;
 pub use resolver::{Hooks, Resolver};
 pub use server::DnsServer;
+pub use static_hosts::{STATIC_TTL, StaticHost, StaticHosts, parse_static_host};
 
 use crate::egress::NameAllowlist;
 

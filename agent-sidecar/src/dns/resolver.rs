@@ -19,9 +19,13 @@ use super::{
     learned::LearnedSink,
     metrics::AgentDnsMetrics,
     rebinding::classify,
+    static_hosts::{STATIC_TTL, StaticHosts},
     upstream::Upstream,
 };
 use crate::egress::NameAllowlist;
+
+/// What the `upstream` field of an event says for a static-host answer.
+pub const STATIC_SOURCE: &str = "static host (--static-host)";
 
 /// Where the resolver reports: events, learned addresses, metrics. The
 /// default reports events only to `tracing`, learns nothing and counts
@@ -50,6 +54,7 @@ struct Inner {
     grace: std::time::Duration,
     cache: Mutex<Cache>,
     upstream: Upstream,
+    static_hosts: StaticHosts,
     hooks: Hooks,
 }
 
@@ -84,6 +89,7 @@ impl Resolver {
                     config.upstream_timeout,
                     config.upstream_attempts,
                 ),
+                static_hosts: config.static_hosts.clone(),
                 hooks,
             }),
         }
@@ -113,14 +119,27 @@ impl Resolver {
         }
     }
 
-    /// The synchronous step: parse, decide, answer from the cache or
-    /// locally. Emits the event of everything it answers.
+    /// The synchronous step: parse, decide, answer from the static hosts,
+    /// the cache or locally. Emits the event of everything it answers.
     pub fn local(&self, bytes: &[u8], client: SocketAddr, transport: Transport) -> Local {
         let allowlist = self.inner.allowlist.load();
         let policy = self.policy(&allowlist);
         match handle::begin(&policy, bytes, transport == Transport::Tcp) {
             Step::Reply(reply) => Local::Now(self.report(reply, client, transport, false, None)),
             Step::Forward(pending) => {
+                let question = &pending.question;
+                if let Some(addrs) = self
+                    .inner
+                    .static_hosts
+                    .answer(&question.canonical, question.qtype)
+                {
+                    // Operator-given: no upstream, no rebinding guard.
+                    let ttl = STATIC_TTL.min(self.inner.max_ttl);
+                    let reply = handle::static_reply(&pending, &addrs, ttl);
+                    self.learn(&pending, &reply.outcome.kept, Instant::now(), false);
+                    let via = Some(STATIC_SOURCE.to_string());
+                    return Local::Now(self.report(reply, client, transport, false, via));
+                }
                 let key = cache_key(&pending);
                 let hit = self.lock_cache().get(&key, Instant::now());
                 match hit {
@@ -165,7 +184,7 @@ impl Resolver {
         let policy = self.policy(&allowlist);
         let (reply, filtered) = handle::finish(&policy, &pending, &answer.message);
         let now = Instant::now();
-        self.learn(&pending, &filtered.kept, now);
+        self.learn(&pending, &filtered.kept, now, true);
         self.lock_cache()
             .insert(cache_key(&pending), Arc::new(filtered), now);
         let via = format!(
@@ -196,8 +215,15 @@ impl Resolver {
     }
 
     /// Hands the kept addresses to the learned sink, for every matching rule
-    /// that learns (a private address only for a rule that allows it).
-    fn learn(&self, pending: &Pending, kept: &[(std::net::IpAddr, u32)], now: Instant) {
+    /// that learns (when `guarded`, a private address only for a rule that
+    /// allows it; static hosts are not guarded).
+    fn learn(
+        &self,
+        pending: &Pending,
+        kept: &[(std::net::IpAddr, u32)],
+        now: Instant,
+        guarded: bool,
+    ) {
         let Some(sink) = &self.inner.hooks.learned else {
             return;
         };
@@ -208,7 +234,7 @@ impl Resolver {
             }
             let endpoints = rule.endpoints();
             for &(ip, ttl) in kept {
-                if classify(ip).is_some() && !rule.allow_private {
+                if guarded && classify(ip).is_some() && !rule.allow_private {
                     continue;
                 }
                 let expires =

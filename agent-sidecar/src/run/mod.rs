@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     admin,
-    dns::RefusalMode,
+    dns::{RefusalMode, StaticHost},
     egress::{Allowlist, EgressRule, NameAllowlist, Protocols, RuleSource},
     kernel::{Enforcer, EnforcerConfig, KernelError, events},
     metrics::Metrics,
@@ -75,6 +75,10 @@ pub struct RunOptions {
 pub struct NamesOptions {
     /// Upstream resolvers (default: the nameservers of `/etc/resolv.conf`).
     pub upstream_dns: Vec<SocketAddr>,
+    /// Names the resolver answers from this operator-given table instead of
+    /// asking upstream (`--static-host NAME=IP`), when the allowlist allows
+    /// them; not subject to the rebinding guard.
+    pub static_hosts: Vec<StaticHost>,
     /// How names that are not allowlisted are answered.
     pub refusal: RefusalMode,
     /// TCP destination ports sent to the transparent proxy.
@@ -87,6 +91,7 @@ impl Default for NamesOptions {
     fn default() -> Self {
         Self {
             upstream_dns: Vec::new(),
+            static_hosts: Vec::new(),
             refusal: RefusalMode::NxDomain,
             intercept_ports: vec![80, 443],
             proxy_env: true,
@@ -334,6 +339,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         };
         let config = NamesConfig {
             upstreams,
+            static_hosts: opts.names.static_hosts.iter().cloned().collect(),
             refusal: opts.names.refusal,
             intercept_ports: intercept_ports.clone(),
             grace: Duration::from_secs(60),

@@ -10,7 +10,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
 
@@ -24,7 +24,7 @@ use super::{
     resolve::DnsResolve,
 };
 use crate::{
-    dns::{self, DnsConfig, DnsServer, Hooks, LearnedSink, RefusalMode},
+    dns::{self, DnsConfig, DnsServer, Hooks, LearnedSink, RefusalMode, StaticHosts},
     egress::{Endpoint, NameAllowlist, NameRule},
     kernel::Enforcer,
     proxy::{
@@ -38,6 +38,9 @@ use crate::{
 pub struct NamesConfig {
     /// Upstream resolvers of the agent's DNS resolver.
     pub upstreams: Vec<SocketAddr>,
+    /// Names the resolver answers itself (`--static-host`), for the agent
+    /// and for the proxies and gateway alike.
+    pub static_hosts: StaticHosts,
     /// How names that are not allowlisted are answered.
     pub refusal: RefusalMode,
     /// Destination ports whose TCP connects go to the transparent proxy.
@@ -92,8 +95,13 @@ impl NameServices {
         );
         dns_config.refusal = config.refusal;
         dns_config.grace = config.grace;
+        dns_config.static_hosts = config.static_hosts.clone();
+        for (name, addrs) in config.static_hosts.iter() {
+            let allowed = names.find(name).is_some();
+            info!(agent_id, name, addrs = ?addrs, allowed, "static host: answered by the resolver without asking upstream");
+        }
         let learner: Arc<dyn LearnedSink> = Arc::new(KernelLearner {
-            enforcer: enforcer.clone(),
+            enforcer: Arc::downgrade(&enforcer),
         });
         let hooks = Hooks {
             learned: Some(learner),
@@ -280,15 +288,21 @@ fn describe(rule: &NameRule) -> String {
 }
 
 /// Puts the addresses that non-HTTP name rules resolved to into the kernel
-/// allowlist until the answer's lifetime (TTL + grace) runs out.
+/// allowlist until the answer's lifetime (TTL + grace) runs out. Holds the
+/// enforcer weakly: the resolver lives on in clones (the proxies' and the
+/// gateway's resolver) that must never keep the enforcement from its
+/// teardown.
 struct KernelLearner {
-    enforcer: Arc<Mutex<Enforcer>>,
+    enforcer: Weak<Mutex<Enforcer>>,
 }
 
 impl LearnedSink for KernelLearner {
     fn learned(&self, rule: &NameRule, addr: IpAddr, endpoints: &[Endpoint], expires: Instant) {
         let ttl = expires.saturating_duration_since(Instant::now());
-        let mut enforcer = self.enforcer.lock().expect("enforcer lock");
+        let Some(enforcer) = self.enforcer.upgrade() else {
+            return; // shutting down
+        };
+        let mut enforcer = enforcer.lock().expect("enforcer lock");
         for endpoint in endpoints {
             if let Err(e) = enforcer.learn(addr, endpoint.port, endpoint.proto, 0, ttl) {
                 // Fail closed: the destination stays refused; say why.
