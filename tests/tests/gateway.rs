@@ -187,9 +187,12 @@ impl World {
     }
 
     fn run(&self, extra: &[&str], script: &str) -> Output {
-        self.command(extra, script)
+        let out = self
+            .command(extra, script)
             .output()
-            .expect("run agent-sidecar")
+            .expect("run agent-sidecar");
+        torn_down(&out);
+        out
     }
 
     /// Events the webhooks received for `path` (`/owner`, `/soc`).
@@ -275,6 +278,16 @@ fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `run` removed its kernel enforcement when the agent exited: nothing of
+/// the gateway kept it alive.
+fn torn_down(out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kernel enforcement removed") && !stderr.contains("still referenced"),
+        "enforcement left pinned:\n{stderr}"
+    );
 }
 
 fn first_json_line(stdout: &str) -> &str {
@@ -377,6 +390,7 @@ fn tier_3_approved_denied_and_expired_over_mcp() {
     ]);
     assert!(out.status.success(), "{:?}", text(&out));
     let out = agent.wait_with_output().unwrap();
+    torn_down(&out);
     let (stdout, stderr) = text(&out);
     let result = parse_client_output(first_json_line(&stdout));
     assert!(
@@ -403,6 +417,7 @@ fn tier_3_approved_denied_and_expired_over_mcp() {
     ]);
     assert!(out.status.success(), "{:?}", text(&out));
     let out = agent.wait_with_output().unwrap();
+    torn_down(&out);
     let (stdout, stderr) = text(&out);
     let call = parse_client_output(first_json_line(&stdout))
         .call
