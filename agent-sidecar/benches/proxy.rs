@@ -1,10 +1,15 @@
-//! Proxy benchmark (`harness = false`), all on loopback, one process:
+//! Proxy benchmark (`harness = false`), one process:
 //!
-//! 1. Transparent TLS passthrough: 1 MiB HTTPS downloads through the
-//!    transparent listener against the same downloads straight from the
+//! 1. Transparent TLS passthrough on loopback: 1 MiB HTTPS downloads through
+//!    the transparent listener against the same downloads straight from the
 //!    upstream — throughput ratio (target >= 0.8) and the time-to-first-byte
 //!    the listener adds at p99 (target <= 300 us).
-//! 2. CONNECT through the explicit proxy against CONNECT through squid (Debian
+//! 2. The same with the upstream in a network namespace of its own, reached
+//!    across a veth pair (10.201.0.1/30 here, 10.201.0.2/30 there), as a
+//!    remote tool API is from a pod; measured at MTU 1500 and then at 9000.
+//!    Creating the namespace needs root (`cargo xtask bench` runs as root);
+//!    it and the veth pair are removed on exit, panics included.
+//! 3. CONNECT through the explicit proxy against CONNECT through squid (Debian
 //!    package `squid`, started here with an equivalent `dstdomain` allowlist
 //!    in a temp dir): requests/s with 4 concurrent clients and per-request
 //!    latency (p50/p99), each request being CONNECT + TLS handshake + GET +
@@ -15,7 +20,7 @@
 //! `--write-docs` (or `PROXY_BENCH_WRITE_DOCS=1`) also replaces
 //! `docs/benchmarks-proxy.md`. Run it with
 //! `cargo bench -p agent-sidecar --bench proxy -- --write-docs`.
-//! Without squid installed, section 2 reports ours only.
+//! Without squid installed, section 3 reports ours only.
 
 #[path = "../tests/proxy_support/mod.rs"]
 mod proxy_support;
@@ -23,7 +28,9 @@ mod proxy_support;
 use std::{
     collections::HashMap,
     fmt::Write as _,
+    fs::File,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    os::fd::OwnedFd,
     path::Path,
     process::{Child, Command, ExitCode, Stdio},
     sync::Arc,
@@ -51,6 +58,14 @@ const TTFB_PER_ROUND: usize = 300;
 const CONNECT_CLIENTS: usize = 4;
 const CONNECT_PER_CLIENT: usize = 50;
 const SNIFF_RUNS: usize = 10_000;
+/// The benchmark's end of the veth pair.
+const VETH_LOCAL: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
+/// The upstream's end, in its own network namespace.
+const VETH_UPSTREAM: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 2);
+const VETH_PREFIX: u8 = 30;
+/// MTUs measured across the veth pair, in this order; the first is the
+/// default of a veth and of a typical pod interface.
+const VETH_MTUS: [u32; 2] = [1500, 9000];
 
 fn main() -> ExitCode {
     let write_docs = std::env::args().any(|a| a == "--write-docs")
@@ -91,11 +106,29 @@ where
     F: FnOnce(std::sync::mpsc::Sender<T>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
+    on_own_thread_in(name, None, setup)
+}
+
+/// [`on_own_thread`], the thread first entering the network namespace
+/// `netns` (an fd of it) when given: the sockets `setup` creates live there.
+fn on_own_thread_in<T, F, Fut>(name: &str, netns: Option<OwnedFd>, setup: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(std::sync::mpsc::Sender<T>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let (tx, rx) = std::sync::mpsc::channel();
     let rt = current_thread()?;
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
+            if let Some(fd) = netns {
+                // On failure `tx` is dropped and the caller's recv fails.
+                if let Err(e) = nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET) {
+                    eprintln!("setns: {e}");
+                    return;
+                }
+            }
             rt.block_on(async move {
                 setup(tx).await;
                 std::future::pending::<()>().await;
@@ -124,55 +157,100 @@ struct Bench {
     explicit: SocketAddr,
 }
 
+/// Where the passthrough comparison connects: straight to an upstream, or
+/// to the transparent listener that forwards to it.
+#[derive(Clone, Copy)]
+struct Topology {
+    direct: SocketAddr,
+    transparent: SocketAddr,
+}
+
+/// A proxy context sending `HOST` to `ip`.
+fn context(ip: IpAddr) -> ProxyContext {
+    ProxyContext::new(
+        Arc::new(AllowList(vec![HOST.to_owned()])),
+        Arc::new(MapResolve(HashMap::from([(HOST.to_owned(), vec![ip])]))),
+    )
+    .with_config(ProxyConfig {
+        agent_id: "bench".to_owned(),
+        ..ProxyConfig::default()
+    })
+}
+
 async fn run() -> Result<String> {
     let started = Instant::now();
+    // First, so that a run without root stops before measuring anything.
+    let veth = Veth::create()?;
     let ca = TestCa::new(&[HOST]);
     let acceptor = ca.acceptor();
+    let remote_acceptor = ca.acceptor();
     let upstream = on_own_thread("upstream", move |tx| async move {
         let upstream = Upstream::start((UPSTREAM_IP, 0).into(), "bench", Some(acceptor)).await;
         let _ = tx.send(upstream);
     })?;
-    let port = upstream.addr.port();
-    let (transparent, explicit) = on_own_thread("proxy", move |tx| async move {
-        let ctx = ProxyContext::new(
-            Arc::new(AllowList(vec![HOST.to_owned()])),
-            Arc::new(MapResolve(HashMap::from([(
-                HOST.to_owned(),
-                vec![UPSTREAM_IP],
-            )]))),
+    let remote = on_own_thread_in("upstream-veth", Some(veth.netns()?), move |tx| async move {
+        let upstream = Upstream::start(
+            (VETH_UPSTREAM, 0).into(),
+            "bench-veth",
+            Some(remote_acceptor),
         )
-        .with_config(ProxyConfig {
-            agent_id: "bench".to_owned(),
-            ..ProxyConfig::default()
-        });
-        let proxies = Proxies::start(&ctx, &[port]);
-        let _ = tx.send((proxies.transparent[&port], proxies.explicit));
-        // Keep the listeners: the thread never returns.
-        std::future::pending::<()>().await;
-        drop(proxies);
-    })?;
+        .await;
+        let _ = tx.send(upstream);
+    })
+    .context("upstream in the veth namespace")?;
+    let port = upstream.addr.port();
+    let remote_port = remote.addr.port();
+    // One proxy thread serves both topologies, each through a listener whose
+    // resolver returns that topology's upstream.
+    let (transparent, explicit, remote_transparent) =
+        on_own_thread("proxy", move |tx| async move {
+            let proxies = Proxies::start(&context(UPSTREAM_IP), &[port]);
+            let remote = Proxies::start(&context(IpAddr::V4(VETH_UPSTREAM)), &[remote_port]);
+            let _ = tx.send((
+                proxies.transparent[&port],
+                proxies.explicit,
+                remote.transparent[&remote_port],
+            ));
+            // Keep the listeners: the thread never returns.
+            std::future::pending::<()>().await;
+            drop((proxies, remote));
+        })?;
     let bench = Bench {
         connector: TlsConnector::from(ca.client_config()),
         upstream: upstream.addr,
         transparent,
         explicit,
     };
+    let local = Topology {
+        direct: upstream.addr,
+        transparent,
+    };
+    let across = Topology {
+        direct: remote.addr,
+        transparent: remote_transparent,
+    };
 
     // Warm-up: every path once.
     bench.get(bench.upstream, None, "/1m").await?;
     bench.get(bench.transparent, None, "/1m").await?;
     bench.get(bench.explicit, Some(port), "/").await?;
+    bench.fetch_from(across.direct, "/1m").await?;
+    bench
+        .fetch_from(across.transparent, "/1m")
+        .await
+        .context("transparent listener to the upstream across the veth pair")?;
 
     let mut md = String::new();
     let _ = writeln!(md, "# Proxy benchmarks\n");
     let _ = writeln!(
         md,
         "Produced by `cargo bench -p agent-sidecar --bench proxy -- --write-docs` \
-         (`agent-sidecar/benches/proxy.rs`) on loopback: a rustls HTTPS upstream (hyper, \
-         test CA, ring); the upstream, the proxy and the clients (tokio-rustls) each on \
+         (`agent-sidecar/benches/proxy.rs`): a rustls HTTPS upstream (hyper, \
+         test CA, ring); the upstreams, the proxy and the clients (tokio-rustls) each on \
          a single-threaded Tokio runtime of its own thread (squid also runs one worker \
-         process). {ROUNDS} rounds; the two sides of every comparison \
-         alternate within a round; ratios are per round, the table shows medians.\n"
+         process). The clients and the proxy use loopback; the upstream of section 2 is \
+         across a veth pair. {ROUNDS} rounds; the two sides of every comparison \
+         alternate within a round; ratios are per round, the tables show medians.\n"
     );
     let _ = writeln!(
         md,
@@ -182,36 +260,161 @@ async fn run() -> Result<String> {
         load_average()
     );
 
-    passthrough(&bench, &mut md).await?;
+    let loopback = passthrough(&bench, local).await?;
+    let mut remote_runs = Vec::new();
+    for mtu in VETH_MTUS {
+        veth.set_mtu(mtu)?;
+        // One transfer each way at the new MTU before measuring.
+        bench.fetch_from(across.direct, "/1m").await?;
+        bench.fetch_from(across.transparent, "/1m").await?;
+        remote_runs.push((mtu, passthrough(&bench, across).await?));
+    }
+
+    let _ = writeln!(md, "## 1. Transparent TLS passthrough\n");
+    let _ = writeln!(
+        md,
+        "Each transfer: TCP connect, TLS 1.3 handshake, `GET /1m`, 1 MiB body, close. \
+         Throughput counts from the request to the end of the body; time-to-first-byte \
+         (TTFB) from the TCP connect to the first response byte, so it includes the \
+         handshake and, through the listener, the ClientHello sniff, the name decision, \
+         the resolver call and the upstream connect. Client, listener and upstream all \
+         on loopback (upstream at {UPSTREAM_IP}).\n"
+    );
+    let _ = writeln!(md, "| | direct | transparent listener | result | target |");
+    let _ = writeln!(md, "|---|---:|---:|---:|---|");
+    loopback.rows(&mut md, None);
+    let _ = writeln!(
+        md,
+        "\nOf the added per-connection time, parsing the ClientHello (rustls `Acceptor` \
+         and `tls-parser`, `proxy::sniff::sniff`) takes {:.1} us (median of {SNIFF_RUNS} \
+         calls on a {}-byte rustls hello).\n",
+        sniff_cost(&bench)?,
+        bench.hello()?.len()
+    );
+
+    let _ = writeln!(
+        md,
+        "## 2. Transparent TLS passthrough, upstream across a veth pair\n"
+    );
+    let _ = writeln!(
+        md,
+        "The same transfers, rounds and alternation as section 1, with the upstream in a \
+         network namespace of its own at {VETH_UPSTREAM}/{VETH_PREFIX}, one end of a veth \
+         pair whose other end, {VETH_LOCAL}/{VETH_PREFIX}, is in the benchmark's namespace \
+         (kernel defaults otherwise). Direct: client -> {VETH_UPSTREAM} across the veth. \
+         Through the listener: client -> transparent listener on 127.0.0.1 -> \
+         {VETH_UPSTREAM} across the veth (the test resolver returns {VETH_UPSTREAM}), as a \
+         pod's connection to a remote tool API goes. MTU {} (the veth default, and a \
+         usual pod interface MTU) is the reference row; MTU {} was measured after it in the \
+         same run and is shown as well.\n",
+        VETH_MTUS[0], VETH_MTUS[1]
+    );
+    let _ = writeln!(
+        md,
+        "| | MTU | direct | transparent listener | result | target |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---|");
+    for (mtu, run) in &remote_runs {
+        run.rows(&mut md, Some(*mtu));
+    }
+    let _ = writeln!(md);
+
     connect_vs_squid(&bench, port, &mut md).await?;
     let _ = writeln!(md, "\n## Notes\n");
     let _ = writeln!(
         md,
-        "- Client, proxy and upstream share the machine's CPUs. Direct, two busy threads \
-         (TLS client and TLS server) share them; through the listener a third one (the \
-         proxy's copy) competes with both, so on a 2-CPU machine the throughput ratio is \
-         bounded by CPU contention rather than by the proxy's own cost, and it drops \
-         further when the machine is busy (see the load average above). In production \
-         the upstream is remote and the proxy competes with the agent only.\n\
+        "- Loopback (section 1) is the worst case: client, proxy and upstream share the \
+         machine's CPUs. Direct, two busy threads (TLS client and TLS server) share them; \
+         through the listener a third one (the proxy's copy) competes with both, so on a \
+         2-CPU machine the throughput ratio is bounded by CPU contention rather than by \
+         the proxy's own cost, and it drops further when the machine is busy (see the load \
+         average above).\n\
+         - Across the veth pair (section 2) the upstream is remote as in production: its \
+         traffic leaves through a network device (MTU {}, then {}, rather than loopback's 65536) \
+         into another namespace's stack, as a pod's traffic to a remote tool API leaves \
+         through the pod's interface, and the listener's copy is measured against that \
+         direct path. On this machine the upstream still runs on the same two CPUs, so \
+         the contention of section 1 remains; with a really remote upstream the \
+         proxy competes with the agent only. The MTU {} rows come later in the run than \
+         the MTU {} rows, so a change in the machine's load between them shows up in \
+         their comparison; the per-round ratios are what each row is about.\n\
          - The copy uses `copy_bidirectional` with 64 KiB buffers per direction. A \
          `splice(2)` variant (socket -> pipe -> socket, 1 MiB pipes) was measured \
          against it in alternating runs on this machine and was slower (0.62-0.69x \
-         against 0.71-0.73x), so it was not kept; 256 KiB buffers gave no gain.\n\
-         - TTFB p99 on loopback is dominated by scheduling: the direct path's own p99 is \
+         against 0.71-0.73x), so it was not kept; 256 KiB buffers gave no gain. An \
+         in-kernel sockmap splice was slower as well (0.57-0.63x): its backlog worker adds \
+         a fourth busy thread.\n\
+         - TTFB p99 here is dominated by scheduling: the direct path's own p99 can be \
          several milliseconds when three threads share two CPUs, so the added p99 varies \
          between runs; the p50 difference is the steadier measure of the listener's \
          per-connection cost (one extra accept, sniff, decision, resolve and connect).\n\
-         - The upstream accepted {} TLS connections in this run, all at the address the \
-         test resolver returns for `{HOST}`. Load average at the end: {}. This run took \
-         {:.0} s.",
+         - The loopback upstream accepted {} TLS connections in this run, all at the \
+         address the test resolver returns for `{HOST}`; the veth upstream {}. Load \
+         average at the end: {}. This run took {:.0} s.",
+        VETH_MTUS[0],
+        VETH_MTUS[1],
+        VETH_MTUS[1],
+        VETH_MTUS[0],
         upstream.hits(),
+        remote.hits(),
         load_average(),
         started.elapsed().as_secs_f64()
     );
+    drop(veth);
     Ok(md)
 }
 
-async fn passthrough(bench: &Bench, md: &mut String) -> Result<()> {
+/// Results of one passthrough comparison.
+struct Passthrough {
+    direct_tp: f64,
+    proxied_tp: f64,
+    /// Median, lowest and highest of the per-round ratios.
+    ratio: f64,
+    ratio_min: f64,
+    ratio_max: f64,
+    direct_p50: f64,
+    proxied_p50: f64,
+    direct_p99: f64,
+    proxied_p99: f64,
+    /// Median of the per-round p99 differences.
+    added_p99: f64,
+}
+
+impl Passthrough {
+    /// Table rows; with `mtu`, an MTU column after the label.
+    fn rows(&self, md: &mut String, mtu: Option<u32>) {
+        let mtu = mtu.map(|m| format!(" {m} |")).unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| 1 MiB throughput (MiB/s, median of rounds) |{mtu} {:.0} | {:.0} | **{:.2}x** \
+             (rounds {:.2}-{:.2}) | >= 0.8x {} |",
+            self.direct_tp,
+            self.proxied_tp,
+            self.ratio,
+            self.ratio_min,
+            self.ratio_max,
+            verdict(self.ratio >= 0.8)
+        );
+        let _ = writeln!(
+            md,
+            "| TTFB p50 (us, all samples) |{mtu} {:.0} | {:.0} | +{:.0} us | |",
+            self.direct_p50,
+            self.proxied_p50,
+            self.proxied_p50 - self.direct_p50
+        );
+        let _ = writeln!(
+            md,
+            "| TTFB p99 (us, all samples) |{mtu} {:.0} | {:.0} | **+{:.0} us** (median of \
+             per-round p99 differences) | <= 300 us {} |",
+            self.direct_p99,
+            self.proxied_p99,
+            self.added_p99,
+            verdict(self.added_p99 <= 300.0)
+        );
+    }
+}
+
+async fn passthrough(bench: &Bench, topology: Topology) -> Result<Passthrough> {
     let mut ratios = Vec::new();
     let (mut direct_tp, mut proxied_tp) = (Vec::new(), Vec::new());
     let (mut direct_ttfb, mut proxied_ttfb) = (Vec::new(), Vec::new());
@@ -219,9 +422,9 @@ async fn passthrough(bench: &Bench, md: &mut String) -> Result<()> {
     for _ in 0..ROUNDS {
         let (mut d, mut p) = (Vec::new(), Vec::new());
         for _ in 0..TRANSFERS_PER_ROUND {
-            let s = bench.get(bench.upstream, None, "/1m").await?;
+            let s = bench.fetch_from(topology.direct, "/1m").await?;
             d.push(mib_per_s(s));
-            let s = bench.get(bench.transparent, None, "/1m").await?;
+            let s = bench.fetch_from(topology.transparent, "/1m").await?;
             p.push(mib_per_s(s));
         }
         let (dm, pm) = (median(&mut d), median(&mut p));
@@ -231,57 +434,33 @@ async fn passthrough(bench: &Bench, md: &mut String) -> Result<()> {
 
         let (mut d, mut p) = (Vec::new(), Vec::new());
         for _ in 0..TTFB_PER_ROUND {
-            d.push(micros(bench.get(bench.upstream, None, "/").await?.ttfb));
-            p.push(micros(bench.get(bench.transparent, None, "/").await?.ttfb));
+            d.push(micros(bench.fetch_from(topology.direct, "/").await?.ttfb));
+            p.push(micros(
+                bench.fetch_from(topology.transparent, "/").await?.ttfb,
+            ));
         }
         let (dp99, pp99) = (percentile(&mut d, 0.99), percentile(&mut p, 0.99));
         added_p99.push(pp99 - dp99);
         direct_ttfb.extend(d);
         proxied_ttfb.extend(p);
     }
-    let ratio = median(&mut ratios);
-    let added = median(&mut added_p99);
-    let _ = writeln!(md, "## 1. Transparent TLS passthrough\n");
-    let _ = writeln!(
-        md,
-        "Each transfer: TCP connect, TLS 1.3 handshake, `GET /1m`, 1 MiB body, close. \
-         Throughput counts from the request to the end of the body; time-to-first-byte \
-         (TTFB) from the TCP connect to the first response byte, so it includes the \
-         handshake and, through the listener, the ClientHello sniff, the name decision, \
-         the resolver call and the upstream connect.\n"
+    eprintln!(
+        "passthrough via {}: per-round ratios {:.2?}",
+        topology.direct.ip(),
+        ratios
     );
-    let _ = writeln!(md, "| | direct | transparent listener | result | target |");
-    let _ = writeln!(md, "|---|---:|---:|---:|---|");
-    let _ = writeln!(
-        md,
-        "| 1 MiB throughput (MiB/s, median of rounds) | {:.0} | {:.0} | **{ratio:.2}x** | >= 0.8x {} |",
-        median(&mut direct_tp),
-        median(&mut proxied_tp),
-        verdict(ratio >= 0.8)
-    );
-    let _ = writeln!(
-        md,
-        "| TTFB p50 (us, all samples) | {:.0} | {:.0} | +{:.0} us | |",
-        percentile(&mut direct_ttfb, 0.5),
-        percentile(&mut proxied_ttfb, 0.5),
-        percentile(&mut proxied_ttfb, 0.5) - percentile(&mut direct_ttfb, 0.5)
-    );
-    let _ = writeln!(
-        md,
-        "| TTFB p99 (us, all samples) | {:.0} | {:.0} | **+{added:.0} us** (median of per-round p99 differences) | <= 300 us {} |",
-        percentile(&mut direct_ttfb, 0.99),
-        percentile(&mut proxied_ttfb, 0.99),
-        verdict(added <= 300.0)
-    );
-    let _ = writeln!(
-        md,
-        "\nOf the added per-connection time, parsing the ClientHello (rustls `Acceptor` \
-         and `tls-parser`, `proxy::sniff::sniff`) takes {:.1} us (median of {SNIFF_RUNS} \
-         calls on a {}-byte rustls hello).\n",
-        sniff_cost(bench)?,
-        bench.hello()?.len()
-    );
-    Ok(())
+    Ok(Passthrough {
+        direct_tp: median(&mut direct_tp),
+        proxied_tp: median(&mut proxied_tp),
+        ratio: median(&mut ratios),
+        ratio_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratio_max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        direct_p50: percentile(&mut direct_ttfb, 0.5),
+        proxied_p50: percentile(&mut proxied_ttfb, 0.5),
+        direct_p99: percentile(&mut direct_ttfb, 0.99),
+        proxied_p99: percentile(&mut proxied_ttfb, 0.99),
+        added_p99: median(&mut added_p99),
+    })
 }
 
 /// Median time of one `sniff` call on a real ClientHello, microseconds.
@@ -319,7 +498,7 @@ async fn connect_vs_squid(bench: &Bench, port: u16, md: &mut String) -> Result<(
             theirs.push(bench.connect_load(squid.addr, port).await?);
         }
     }
-    let _ = writeln!(md, "## 2. CONNECT: explicit proxy vs squid\n");
+    let _ = writeln!(md, "## 3. CONNECT: explicit proxy vs squid\n");
     let _ = writeln!(
         md,
         "Each request: TCP connect to the proxy, `CONNECT {HOST}:<port>`, TLS handshake \
@@ -399,6 +578,21 @@ impl Bench {
             .context("TLS handshake")?;
         let port = connect_port.unwrap_or(self.upstream.port());
         fetch(tls, t0, path, port).await
+    }
+
+    /// Downloads `path` over TLS from `addr` (an upstream or a transparent
+    /// listener), naming the port of `addr` in `Host`.
+    async fn fetch_from(&self, addr: SocketAddr, path: &str) -> Result<Sample> {
+        let t0 = Instant::now();
+        let tcp = TcpStream::connect(addr).await.context("connect")?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from(HOST).context("name")?;
+        let tls = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake")?;
+        fetch(tls, t0, path, addr.port()).await
     }
 
     /// The first flight of a rustls client for `HOST`.
@@ -648,6 +842,141 @@ impl Drop for Squid {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The upstream's network namespace and the veth pair joining it to the
+/// benchmark's namespace; both removed on drop (also when unwinding).
+struct Veth {
+    netns: String,
+    local_if: String,
+    peer_if: String,
+}
+
+impl Veth {
+    fn create() -> Result<Self> {
+        ensure!(
+            nix::unistd::geteuid().is_root(),
+            "the veth topology (section 2) creates a network namespace and a veth pair, \
+             which needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN); run the benchmark as root, \
+             as `cargo xtask bench` does"
+        );
+        Self::remove_stale();
+        let in_use = ip(&[
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "to",
+            &format!("{VETH_LOCAL}/{VETH_PREFIX}"),
+        ])?;
+        ensure!(
+            in_use.trim().is_empty(),
+            "{VETH_LOCAL}/{VETH_PREFIX} is already in use here, the veth topology needs it: \
+             {in_use}"
+        );
+        let pid = std::process::id();
+        let veth = Self {
+            netns: format!("proxy-bench-{pid}"),
+            // Interface names: at most 15 bytes.
+            local_if: format!("pxb{pid}h"),
+            peer_if: format!("pxb{pid}u"),
+        };
+        ip(&["netns", "add", &veth.netns])?;
+        // From here on, dropping `veth` undoes whatever was done.
+        let (ns, local, peer) = (&veth.netns, &veth.local_if, &veth.peer_if);
+        ip(&[
+            "link", "add", local, "type", "veth", "peer", "name", peer, "netns", ns,
+        ])?;
+        let mtu = VETH_MTUS[0].to_string();
+        ip(&[
+            "addr",
+            "add",
+            &format!("{VETH_LOCAL}/{VETH_PREFIX}"),
+            "dev",
+            local,
+        ])?;
+        ip(&["link", "set", local, "mtu", &mtu, "up"])?;
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{VETH_UPSTREAM}/{VETH_PREFIX}"),
+            "dev",
+            peer,
+        ])?;
+        ip(&["-n", ns, "link", "set", peer, "mtu", &mtu, "up"])?;
+        Ok(veth)
+    }
+
+    /// An fd of the upstream's namespace, for `setns`.
+    fn netns(&self) -> Result<OwnedFd> {
+        let path = format!("/run/netns/{}", self.netns);
+        Ok(File::open(&path)
+            .with_context(|| format!("open {path}"))?
+            .into())
+    }
+
+    /// Sets the MTU of both ends.
+    fn set_mtu(&self, mtu: u32) -> Result<()> {
+        let mtu = mtu.to_string();
+        ip(&["link", "set", &self.local_if, "mtu", &mtu])?;
+        ip(&["-n", &self.netns, "link", "set", &self.peer_if, "mtu", &mtu])?;
+        Ok(())
+    }
+
+    /// Removes what a killed earlier run left: namespaces `proxy-bench-<pid>`
+    /// of processes that are gone, and their veth pairs.
+    fn remove_stale() {
+        let Ok(entries) = std::fs::read_dir("/run/netns") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix("proxy-bench-")
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            eprintln!("removing stale network namespace {name}");
+            let _ = ip(&["link", "del", &format!("pxb{pid}h")]);
+            let _ = ip(&["netns", "del", &name]);
+        }
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        // Deleting one end removes the pair; the namespace itself goes when
+        // its last user (the upstream thread's sockets) does.
+        if let Err(e) = ip(&["link", "del", &self.local_if]) {
+            eprintln!("proxy bench: {e:#}");
+        }
+        if let Err(e) = ip(&["netns", "del", &self.netns]) {
+            eprintln!("proxy bench: {e:#}");
+        }
+    }
+}
+
+/// Runs `ip args`, returning its output; fails with its stderr.
+fn ip(args: &[&str]) -> Result<String> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("run ip (iproute2)")?;
+    ensure!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn whoami() -> String {
