@@ -9,7 +9,10 @@ use std::{
     convert::Infallible,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -53,46 +56,89 @@ pub struct Recorded {
 }
 
 /// A TLS (HTTP/1.1 and HTTP/2) tool API that records every request and
-/// answers `{"ok": true, "id": "pay-1", "path": ...}`.
+/// answers `{"ok": true, "id": "pay-1", "path": ...}`; or, not recording
+/// (the benchmark), answers [`FAST_ANSWER`] and only counts the requests
+/// that carried the injected credential.
 pub struct ToolApi {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
+    /// Requests with `authorization: Bearer SECRET` (counted when not
+    /// recording).
+    pub authorized: Arc<AtomicUsize>,
 }
+
+/// The body of a [`ToolApi`] that does not record.
+pub const FAST_ANSWER: &str = r#"{"ok":true,"id":"pay-1"}"#;
 
 impl ToolApi {
     pub async fn start(ca: &TestCa) -> Self {
+        Self::start_with(ca, true).await
+    }
+
+    /// With `record` false, answers a fixed small body without keeping
+    /// anything per request (for the benchmark's 100k requests).
+    pub async fn start_with(ca: &TestCa, record: bool) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let authorized = Arc::new(AtomicUsize::new(0));
         let acceptor = ca.acceptor();
         let log = requests.clone();
+        let count = authorized.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, log) = (acceptor.clone(), log.clone());
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, log, count) = (acceptor.clone(), log.clone(), count.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     let svc = service_fn(move |req: Request<Incoming>| {
-                        let log = log.clone();
+                        let (log, count) = (log.clone(), count.clone());
                         async move {
+                            if !record {
+                                let bearer = format!("Bearer {SECRET}");
+                                if req
+                                    .headers()
+                                    .get(hyper::header::AUTHORIZATION)
+                                    .is_some_and(|v| v.as_bytes() == bearer.as_bytes())
+                                {
+                                    count.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let _ = req.into_body().collect().await;
+                                return Ok::<_, Infallible>(Response::new(Full::new(
+                                    Bytes::from_static(FAST_ANSWER.as_bytes()),
+                                )));
+                            }
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            let path = parts
+                                .uri
+                                .path_and_query()
+                                .map_or("/", |p| p.as_str())
+                                .to_string();
                             log.lock().unwrap().push(Recorded {
                                 method: parts.method.to_string(),
                                 path: path.clone(),
                                 headers: parts
                                     .headers
                                     .iter()
-                                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                                    .map(|(k, v)| {
+                                        (k.to_string(), v.to_str().unwrap_or("").to_string())
+                                    })
                                     .collect(),
                                 body: String::from_utf8_lossy(&body).into_owned(),
                             });
                             let answer = json!({"ok": true, "id": "pay-1", "path": path});
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(answer.to_string()))))
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+                                answer.to_string(),
+                            ))))
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -101,7 +147,11 @@ impl ToolApi {
                 });
             }
         });
-        ToolApi { addr, requests }
+        ToolApi {
+            addr,
+            requests,
+            authorized,
+        }
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -130,7 +180,12 @@ impl Webhook {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let log = log.clone();
                         async move {
-                            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             if let Ok(v) = serde_json::from_slice(&body) {
                                 log.lock().unwrap().push(v);
                             }
@@ -149,7 +204,13 @@ impl Webhook {
     /// Waits up to 5 s for an event whose `event` field is `kind`.
     pub async fn wait_for(&self, kind: &str) -> Value {
         for _ in 0..100 {
-            if let Some(e) = self.events.lock().unwrap().iter().find(|e| e["event"] == kind) {
+            if let Some(e) = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| e["event"] == kind)
+            {
                 return e.clone();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -263,8 +324,11 @@ impl Harness {
             .parse()
             .expect("secret spec");
         let secrets = SecretStore::load(&[spec]).expect("secrets");
-        let anchors = TrustAnchors::load(&SystemRoots::Disabled, &[upstream_ca.ca_file.clone()])
-            .expect("anchors");
+        let anchors = TrustAnchors::load(
+            &SystemRoots::Disabled,
+            std::slice::from_ref(&upstream_ca.ca_file),
+        )
+        .expect("anchors");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let upstream_tls = upstream_client_config(&anchors, provider).expect("client config");
         let ca = CertificateAuthority::generate(&CaOptions::default()).expect("CA");
@@ -276,8 +340,13 @@ impl Harness {
             TerminatorOptions::default(),
         )
         .expect("terminator");
-        let bundle = tls.write_agent_bundle(&dir.0.join("trust")).expect("bundle");
-        let state = opts.state.clone().unwrap_or_else(|| dir.0.join("approvals"));
+        let bundle = tls
+            .write_agent_bundle(&dir.0.join("trust"))
+            .expect("bundle");
+        let state = opts
+            .state
+            .clone()
+            .unwrap_or_else(|| dir.0.join("approvals"));
         let (approvals, _) = ApprovalStore::open(&state).await.expect("approvals");
         let owner = Webhook::start().await;
         let soc = Webhook::start().await;
