@@ -25,6 +25,10 @@
 #[path = "../tests/proxy_support/mod.rs"]
 mod proxy_support;
 
+#[path = "support/report.rs"]
+mod report;
+
+use report::{kernel, load_average, median, micros, num_cpus, percentile};
 use std::{
     collections::HashMap,
     fmt::Write as _,
@@ -708,43 +712,8 @@ fn mib_per_s(s: Sample) -> f64 {
     s.bytes as f64 / (1024.0 * 1024.0) / s.transfer.as_secs_f64()
 }
 
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    percentile(v, 0.5)
-}
-
-/// Nearest-rank percentile.
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
 fn verdict(ok: bool) -> &'static str {
     if ok { "(met)" } else { "(NOT met)" }
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| format!("Linux {}", s.trim()))
-        .unwrap_or_else(|_| "unknown kernel".to_owned())
 }
 
 /// A squid started for the benchmark; killed (by its pid) on drop.
