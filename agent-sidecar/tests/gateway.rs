@@ -443,3 +443,55 @@ async fn raw_http1(h: &Harness, request: &str) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_batch_is_decided_per_element() {
+    let h = Harness::start(Options::default()).await;
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_customer", "arguments": {"customer_id": "c-1"}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "delete_customer", "arguments": {"customer_id": "c-1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/progress", "params": {}}
+    ]);
+    let (status, body) = curl(
+        &h.explicit_args(),
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json, text/event-stream",
+            "-d",
+            &batch.to_string(),
+            &h.url("/mcp"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The upstream got the allowed call and the notification, not the
+    // denied call, with the tool's credential.
+    let seen = h.api.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let forwarded = json_of(&seen[0].body);
+    let ids: Vec<&Value> = forwarded
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["id"])
+        .collect();
+    assert_eq!(ids, [&json!(1), &Value::Null], "{forwarded}");
+    assert_eq!(seen[0].headers["authorization"], format!("Bearer {SECRET}"));
+    // The agent got the upstream's answer and the gateway's error for id 2.
+    let answer = json_of(&body);
+    let refused = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == 2)
+        .expect("an answer for the refused call");
+    assert_eq!(refused["error"]["code"], -32001);
+    assert_eq!(
+        refused["error"]["data"]["rules"],
+        json!(["never-delete-customers"])
+    );
+}

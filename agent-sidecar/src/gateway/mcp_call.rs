@@ -26,7 +26,7 @@ use super::{
     trace,
 };
 use crate::policy::{
-    AgentIdentity, CompiledPolicySet, McpCall, Request as PolicyRequest, Tier, gateway::McpEndpoint,
+    CompiledPolicySet, McpCall, Request as PolicyRequest, Tier, gateway::McpEndpoint,
 };
 
 /// A decided `tools/call` of the request.
@@ -200,16 +200,7 @@ pub(crate) async fn handle(
         Err(r) => return json_response(r.status, &r.rpc(None)),
     };
     let filter = |name: &str| policy.may_call_mcp(&gw.identity, &ep.server, name);
-    shape(
-        gw,
-        resp,
-        envelope.batch,
-        &list_ids,
-        errors,
-        &filter,
-        &gw.identity,
-    )
-    .await
+    shape(gw, resp, &list_ids, errors, &filter).await
 }
 
 /// Filters `tools/list` answers and adds the gateway's errors to the
@@ -217,11 +208,9 @@ pub(crate) async fn handle(
 async fn shape(
     gw: &Shared,
     resp: Response<Incoming>,
-    batch: bool,
     list_ids: &[Value],
     errors: Vec<Value>,
     allowed: &(dyn Fn(&str) -> bool + Send + Sync),
-    _agent: &AgentIdentity,
 ) -> Response<AgentBody> {
     if list_ids.is_empty() && errors.is_empty() {
         return resp.map(|b| b.boxed());
@@ -244,25 +233,12 @@ async fn shape(
         Ok(b) => b,
         Err(r) => return json_response(StatusCode::BAD_GATEWAY, &r.rpc(None)),
     };
-    let out = if sse {
-        match mcp::filter_sse_tools_list(&bytes, list_ids, allowed) {
-            Ok(filtered) => {
-                let mut out = mcp::sse_events(&errors).to_vec();
-                out.extend_from_slice(&filtered);
-                out
-            }
-            Err(e) => {
-                return json_response(
-                    StatusCode::BAD_GATEWAY,
-                    &mcp::error_object(
-                        None,
-                        e.code(),
-                        &format!("upstream answer unreadable: {e}"),
-                        Value::Null,
-                    ),
-                );
-            }
-        }
+    let shaped = if sse {
+        mcp::filter_sse_tools_list(&bytes, list_ids, allowed).map(|filtered| {
+            let mut out = mcp::sse_events(&errors).to_vec();
+            out.extend_from_slice(&filtered);
+            out
+        })
     } else {
         let filtered = match serde_json::from_slice::<Value>(&bytes) {
             Ok(mut v) => {
@@ -271,31 +247,25 @@ async fn shape(
             }
             Err(_) => bytes.to_vec(),
         };
-        match mcp::merge_json(&filtered, &errors) {
-            Ok(out) => {
-                if parts.status == StatusCode::ACCEPTED && !errors.is_empty() {
-                    parts.status = StatusCode::OK;
-                    parts.headers.insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                }
-                let _ = batch;
-                out
-            }
-            Err(e) => {
-                return json_response(
-                    StatusCode::BAD_GATEWAY,
-                    &mcp::error_object(
-                        None,
-                        e.code(),
-                        &format!("upstream answer unreadable: {e}"),
-                        Value::Null,
-                    ),
-                );
-            }
+        mcp::merge_json(&filtered, &errors)
+    };
+    let out = match shaped {
+        Ok(out) => out,
+        Err(e) => {
+            let message = format!("upstream answer unreadable: {e}");
+            let body = mcp::error_object(None, e.code(), &message, Value::Null);
+            return json_response(StatusCode::BAD_GATEWAY, &body);
         }
     };
+    if !sse && parts.status == StatusCode::ACCEPTED && !errors.is_empty() {
+        // Only notifications were forwarded: the gateway's errors are the
+        // answer.
+        parts.status = StatusCode::OK;
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     Response::from_parts(parts, full(Bytes::from(out)))
 }
 

@@ -250,7 +250,18 @@ tools:
       - name: delete_vendors
         method: DELETE
         path: /v1/vendors
+  - name: crm
+    mcp: {{ server: crm, url: "https://{HOST}:{port}/mcp" }}
+    credential: {{ secret: erp-token }}
+    actions:
+      - name: lookup
+        mcp_tool: get_customer
+      - name: delete
+        mcp_tool: delete_customer
 rules:
+  - id: never-delete-customers
+    when: {{ tool: crm, action: delete }}
+    tier: deny
   - id: payments-over-1000-need-approval
     when: {{ tool: erp, action: pay, amount: {{ gt: 1000 }} }}
     tier: 3
