@@ -384,6 +384,10 @@ async fn run() -> Result<String> {
     let upstream_ca_file = ca.ca_file.clone();
     // The gateway (with its proxy listeners and upstream pool) on its own
     // single-threaded runtime.
+    // Dropping `stop` ends the harness (its listeners and temp dirs);
+    // `stopped` says it is gone.
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stopped_tx, stopped) = std::sync::mpsc::channel::<()>();
     let ((transparent, bundle), gateway_cpu) = on_own_thread("gateway", move |tx| async move {
         let api = ToolApi {
             addr: api_addr,
@@ -392,9 +396,10 @@ async fn run() -> Result<String> {
         };
         let h = Harness::start_with(Options::default(), ca, api).await;
         let _ = tx.send((h.proxies.transparent[&port], h.bundle.bundle.clone()));
-        // Keep the harness (listeners, gateway, temp dirs): never returns.
-        std::future::pending::<()>().await;
+        // Keep the harness (listeners, gateway, temp dirs) until the end.
+        let _ = stop_rx.await;
         drop(h);
+        let _ = stopped_tx.send(());
     })?;
     let nginx = Nginx::start(&nginx_bin, api_addr, &upstream_ca_file)?;
 
@@ -710,6 +715,8 @@ async fn run() -> Result<String> {
         started.elapsed().as_secs_f64()
     );
     drop(nginx);
+    drop(stop);
+    let _ = stopped.recv_timeout(Duration::from_secs(5));
     Ok(md)
 }
 
