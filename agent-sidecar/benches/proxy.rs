@@ -331,8 +331,10 @@ async fn run() -> Result<String> {
          machine's CPUs. Direct, two busy threads (TLS client and TLS server) share them; \
          through the listener a third one (the proxy's copy) competes with both, so on a \
          2-CPU machine the throughput ratio is bounded by CPU contention rather than by \
-         the proxy's own cost, and it drops further when the machine is busy (see the load \
-         average above).\n\
+         the proxy's own cost. The ratio moves with the machine's load: other jobs slow \
+         the direct path too (on this machine runs at load average 5-6 gave 0.69-0.84x, \
+         quiet runs 0.68-0.79x), so compare runs at similar load (see the load average \
+         above).\n\
          - Across the veth pair (section 2) the upstream is remote as in production: its \
          traffic leaves through a network device (MTU {}, then {}, rather than loopback's 65536) \
          into another namespace's stack, as a pod's traffic to a remote tool API leaves \
