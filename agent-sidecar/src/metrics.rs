@@ -5,6 +5,8 @@ use std::sync::Mutex;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::{
+    approvals::ApprovalMetrics,
+    gateway::GatewayMetrics,
     kernel::{KernelCounters, events::DenyRecord},
     policy::PolicyVersion,
 };
@@ -17,6 +19,8 @@ pub struct Metrics {
     allowlist_entries: IntGaugeVec,
     last_kernel: Mutex<KernelCounters>,
     policy: PolicyMetrics,
+    gateway: GatewayMetrics,
+    approvals: ApprovalMetrics,
 }
 
 /// Metrics of the tier policy store.
@@ -112,6 +116,8 @@ impl Metrics {
             .register(Box::new(allowlist_entries.clone()))
             .expect("unique metric");
         let policy = PolicyMetrics::register(&registry);
+        let gateway = GatewayMetrics::register(&registry).expect("unique metric");
+        let approvals = ApprovalMetrics::register(&registry).expect("unique metric");
         Self {
             registry,
             egress_denied,
@@ -119,7 +125,19 @@ impl Metrics {
             allowlist_entries,
             last_kernel: Mutex::new(KernelCounters::default()),
             policy,
+            gateway,
+            approvals,
         }
+    }
+
+    /// The tool gateway's metrics (a sink for its events).
+    pub fn gateway(&self) -> GatewayMetrics {
+        self.gateway.clone()
+    }
+
+    /// The approvals store's metrics.
+    pub fn approvals(&self) -> ApprovalMetrics {
+        self.approvals.clone()
     }
 
     /// Counts a tier policy load (`success`, `rollback` or `failure`); on

@@ -373,13 +373,26 @@ fn tier_3_approved_denied_and_expired_over_mcp() {
     );
     // Approved through the CLI: forwarded once.
     let agent = w
-        .command(&[], &refund)
+        .command(&["--metrics-listen", "127.0.0.1:9902"], &refund)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let id = w.pending();
     assert!(w.mcp.calls().is_empty(), "held calls do not reach the tool");
+    let scrape = command_in(
+        &w.ns,
+        None,
+        Path::new("/usr/bin/curl"),
+        &["-sS", "--max-time", "5", "http://127.0.0.1:9902/metrics"],
+    )
+    .output()
+    .unwrap();
+    let metrics = String::from_utf8_lossy(&scrape.stdout);
+    assert!(
+        metrics.contains("agent_sidecar_approvals_pending 1"),
+        "{metrics}"
+    );
     let out = w.approvals(&[
         "approve",
         &id,

@@ -26,6 +26,7 @@ pub mod hooks;
 pub mod limits;
 pub mod mcp;
 mod mcp_call;
+mod metrics;
 mod refusal;
 mod request;
 mod state;
@@ -37,6 +38,7 @@ pub mod upstream;
 pub type AgentBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
 
 pub use events::{GatewayEvent, GatewaySink, Outcome};
+pub use metrics::GatewayMetrics;
 pub use refusal::Refusal;
 pub use request::IDEMPOTENCY_KEY;
 pub use state::{DEFAULT_APPROVAL_SLA, Gateway, GatewayConfig, GatewayError, GatewayParts};

@@ -24,6 +24,7 @@ use crate::{
         hooks::{Alerts, Quarantine, QuarantineSwitch},
     },
     kernel::Enforcer,
+    metrics::Metrics,
     policy::{AgentIdentity, PolicyStore, StoreOptions},
     proxy::Resolve,
     tls::{
@@ -178,6 +179,7 @@ pub(crate) async fn start(
     resolver: Arc<dyn Resolve>,
     enforcer: Arc<Mutex<Enforcer>>,
     admin_listener: Option<TcpListener>,
+    metrics: &Metrics,
 ) -> Result<GatewayServices, RunError> {
     let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
     let ca = match &opts.ca {
@@ -201,6 +203,7 @@ pub(crate) async fn start(
         &approvals_dir,
         ApprovalOptions {
             notifier: approver.map(|w| w as Arc<dyn Notifier>),
+            metrics: Some(metrics.approvals()),
             ..ApprovalOptions::default()
         },
     )
@@ -226,7 +229,7 @@ pub(crate) async fn start(
         approvals: approvals.clone(),
         alerts,
         quarantine: QuarantineSwitch::new(Arc::new(KernelQuarantine(Arc::downgrade(&enforcer)))),
-        sink: None,
+        sink: Some(Arc::new(metrics.gateway())),
         config: opts.config.clone(),
     })
     .map_err(err)?;

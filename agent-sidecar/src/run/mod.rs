@@ -352,6 +352,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
                 policy,
                 agent_dir: opts.state_dir.join("agents").join(&agent_id),
                 admin_listener: gateway_admin,
+                metrics: metrics.clone(),
             }),
             _ => None,
         };

@@ -60,6 +60,7 @@ pub(crate) struct GatewayStart {
     pub(crate) policy: GatewayPolicy,
     pub(crate) agent_dir: std::path::PathBuf,
     pub(crate) admin_listener: Option<tokio::net::TcpListener>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The running services; [`NameServices::shutdown`] stops them.
@@ -136,6 +137,7 @@ impl NameServices {
                     resolver,
                     enforcer.clone(),
                     g.admin_listener,
+                    &g.metrics,
                 )
                 .await?;
                 ctx = ctx.with_inspector(Arc::new(services.gateway.clone()));

@@ -1,0 +1,122 @@
+//! Prometheus metrics of the tool gateway, fed by its events.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use super::events::{GatewayEvent, GatewaySink, Outcome};
+
+/// `agent_sidecar_gateway_calls_total` and
+/// `agent_sidecar_gateway_call_seconds`. Cheap to clone.
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    calls: IntCounterVec,
+    seconds: HistogramVec,
+}
+
+impl GatewayMetrics {
+    /// Registers the metrics in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_gateway_calls_total",
+                "Tool calls seen by the gateway, by tool, tier and outcome \
+                 (forwarded, refused, upstream_failed) and refusal reason.",
+            ),
+            &["agent_id", "tool", "tier", "outcome", "reason"],
+        )?;
+        let seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "agent_sidecar_gateway_call_seconds",
+                "Time a tool call spent in the gateway, including any approval wait and \
+                 the upstream's answer head.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+                300.0, 3600.0,
+            ]),
+            &["agent_id", "tier"],
+        )?;
+        registry.register(Box::new(calls.clone()))?;
+        registry.register(Box::new(seconds.clone()))?;
+        Ok(GatewayMetrics { calls, seconds })
+    }
+}
+
+impl GatewaySink for GatewayMetrics {
+    fn event(&self, e: &GatewayEvent) {
+        let tier = e.decision.tier.as_str();
+        let outcome = match e.outcome {
+            Outcome::Forwarded => "forwarded",
+            Outcome::Refused => "refused",
+            Outcome::UpstreamFailed => "upstream_failed",
+        };
+        let tool = e.action.tool.as_deref().unwrap_or("undeclared");
+        let reason = e.reason.as_deref().unwrap_or("");
+        let agent = e.action.agent.id.as_str();
+        self.calls
+            .with_label_values(&[agent, tool, tier, outcome, reason])
+            .inc();
+        self.seconds
+            .with_label_values(&[agent, tier])
+            .observe(e.duration_us as f64 / 1e6);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        approvals::UnixMillis,
+        policy::{Action, CompiledPolicySet},
+    };
+
+    #[test]
+    fn events_are_counted_by_tool_tier_and_outcome() {
+        let registry = Registry::new();
+        let m = GatewayMetrics::register(&registry).unwrap();
+        let set = CompiledPolicySet::compile(crate::policy::Snapshot::from_files(
+            "p",
+            vec![crate::policy::source::SourceFile {
+                path: "base.yaml".into(),
+                text: "kind: base\nname: t\nlabel: t\n".into(),
+            }],
+        ))
+        .unwrap();
+        let mut action = Action::default();
+        action.agent.id = "a1".into();
+        action.tool = Some("crm".into());
+        let decision = set.decide(&action);
+        let event = GatewayEvent {
+            at: UnixMillis::now(),
+            transport: "mcp",
+            action,
+            decision,
+            outcome: Outcome::Refused,
+            reason: Some("approval_expired".into()),
+            upstream_status: None,
+            approval_id: None,
+            compensation_id: None,
+            traceparent: String::new(),
+            duration_us: 1_500_000,
+        };
+        m.event(&event);
+        m.event(&event);
+        let text = {
+            use prometheus::Encoder;
+            let mut buf = Vec::new();
+            prometheus::TextEncoder::new()
+                .encode(&registry.gather(), &mut buf)
+                .unwrap();
+            String::from_utf8(buf).unwrap()
+        };
+        assert!(
+            text.contains(r#"agent_sidecar_gateway_calls_total{agent_id="a1",outcome="refused",reason="approval_expired",tier="3",tool="crm"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"agent_sidecar_gateway_call_seconds_bucket{agent_id="a1",tier="3",le="5"} 2"#
+            ),
+            "{text}"
+        );
+    }
+}
