@@ -145,23 +145,8 @@ impl Gateway {
         })
     }
 
-    /// Whether `host` (lower case) is a tool host the gateway terminates.
-    pub fn inspects(&self, host: &str) -> bool {
-        self.shared.policy.current().inspected(host).is_some()
-    }
-
-    /// The quarantine switch (for the admin API).
-    pub fn quarantine(&self) -> &QuarantineSwitch {
-        &self.shared.quarantine
-    }
-
     /// SHA-256 fingerprint of the sidecar CA the agent trusts.
     pub fn ca_fingerprint(&self) -> String {
         self.shared.tls.ca().fingerprint().to_string()
-    }
-
-    /// The agent's identity.
-    pub fn identity(&self) -> &AgentIdentity {
-        &self.shared.identity
     }
 }

@@ -8,6 +8,9 @@
 //!   redirects the agent's connects there and the destination is read from
 //!   the ClientHello (SNI) or the request head (`Host`).
 //!
+//! A stream to a tool host goes to the [`Inspect`]or (the tool gateway)
+//! instead of being spliced; plain HTTP to a tool host is refused.
+//!
 //! Either way the destination is a *name*: it must pass the [`NamePolicy`],
 //! and the proxy dials only what the sidecar's own [`Resolve`] returned for
 //! it — never the address the agent connected to or asked for. Refusals are

@@ -2,8 +2,12 @@
 //! a transparent connection, or the inside of a CONNECT tunnel.
 //!
 //! sniff (bounded, timed) -> check the name -> resolve -> dial -> replay the
-//! sniffed bytes -> splice. Every exit before the dial refuses in the
-//! client's protocol, and nothing is dialled for a refused stream.
+//! sniffed bytes -> splice; or, for a tool host the [`Inspect`]or takes,
+//! check the name -> hand the stream (sniffed bytes put back) to the tool
+//! gateway. Every exit before the dial refuses in the client's protocol, and
+//! nothing is dialled for a refused stream.
+//!
+//! [`Inspect`]: super::Inspect
 
 use std::{net::IpAddr, time::Duration};
 
