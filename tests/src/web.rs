@@ -1,8 +1,9 @@
 //! Web servers for the tests: a test certificate authority (rcgen) and real
 //! HTTP/HTTPS servers (Python's `http.server` and `ssl`) started inside a
 //! network namespace. Each server answers every GET with its own label and
-//! logs the requests it served, so tests can tell which server a client
-//! actually reached.
+//! logs the requests it served (`HOST PATH`, plus ` authorization=VALUE`
+//! when the request had one), so tests can tell which server a client
+//! actually reached and with which credential.
 
 use std::{
     path::{Path, PathBuf},
@@ -76,7 +77,9 @@ addr, port, label, log = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         with open(log, "a") as f:
-            f.write(f"{self.headers.get('Host')} {self.path}\n")
+            auth = self.headers.get("Authorization")
+            extra = f" authorization={auth}" if auth else ""
+            f.write(f"{self.headers.get('Host')} {self.path}{extra}\n")
         body = (label + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")

@@ -16,12 +16,14 @@ use agent_sidecar_tests::{
     dns::Authority,
     mcp::{McpServer, mcp_client_args, parse_client_output, python_script, test_python},
     privileged, sidecar_bin, unique,
-    web::TestCa,
+    web::{TestCa, WebServer},
 };
 use serde_json::{Value, json};
 
 const DNS: &str = "198.51.100.1";
 const TOOLS: &str = "198.51.100.5";
+const BILLING: &str = "198.51.100.6";
+const BILLING_SECRET: &str = "billing-secret-token-9876543210";
 const CONTROL: &str = "198.51.100.9:7000";
 const ADMIN: &str = "127.0.0.1:9901";
 const SECRET: &str = "crm-secret-token-0123456789";
@@ -37,6 +39,13 @@ name: e2e
 label: gateway-e2e
 defaults: {{ unknown: 3, missing_attribute: 3, action: 1 }}
 tools:
+  - name: billing
+    http: {{ host: billing.tools.test }}
+    credential: {{ secret: billing-token }}
+    actions:
+      - name: list_invoices
+        method: GET
+        path: /v1/invoices
   - name: crm
     mcp: {{ server: crm, url: "https://crm.tools.test/mcp" }}
     credential: {{ secret: crm-token }}
@@ -93,6 +102,7 @@ struct World {
     _ca: TestCa,
     _dns: Authority,
     mcp: McpServer,
+    billing: WebServer,
     control: TcpServer,
     dir: PathBuf,
     upstream_ca: PathBuf,
@@ -103,13 +113,21 @@ struct World {
 impl World {
     fn new() -> Self {
         let ns = NetNs::new();
-        for a in [DNS, TOOLS, "198.51.100.9"] {
+        for a in [DNS, TOOLS, BILLING, "198.51.100.9"] {
             ns.add_address(&format!("{a}/32"));
         }
         let ca = TestCa::new();
         let (cert, key) = ca.issue("crm", &["crm.tools.test"]);
         let mcp = McpServer::start(&ns, &format!("{TOOLS}:443"), &cert, &key, false);
-        let dns = Authority::start(&ns, &format!("{DNS}:53"), &[("crm.tools.test", TOOLS)], 60);
+        let (bcert, bkey) = ca.issue("billing", &["billing.tools.test"]);
+        let billing =
+            WebServer::https(&ns, &format!("{BILLING}:443"), "billing-api", &bcert, &bkey);
+        let dns = Authority::start(
+            &ns,
+            &format!("{DNS}:53"),
+            &[("crm.tools.test", TOOLS), ("billing.tools.test", BILLING)],
+            60,
+        );
         let control = TcpServer::start(&ns, CONTROL);
         let upstream_ca = ca.ca_file();
         let dir = std::env::temp_dir().join(unique("gateway-e2e"));
@@ -117,6 +135,7 @@ impl World {
         let agent = unique("bot");
         policy(&dir.join("policy"), &agent);
         private_file(&dir.join("crm-token"), SECRET);
+        private_file(&dir.join("billing-token"), BILLING_SECRET);
         private_file(&dir.join("admin-token"), TOKEN);
         let hook_log = dir.join("hooks.jsonl");
         let mut hooks = command_in(
@@ -143,6 +162,7 @@ impl World {
             _ca: ca,
             _dns: dns,
             mcp,
+            billing,
             control,
             upstream_ca,
             dir,
@@ -167,6 +187,11 @@ impl World {
             self.dir.join("policy").to_str().unwrap(),
             "--secret",
             &format!("crm-token=file:{}", self.dir.join("crm-token").display()),
+            "--secret",
+            &format!(
+                "billing-token=file:{}",
+                self.dir.join("billing-token").display()
+            ),
             "--upstream-ca",
             self.upstream_ca.to_str().unwrap(),
             "--admin-listen",
@@ -519,4 +544,41 @@ fn tier_4_alerts_the_soc_and_quarantines_the_agent_in_the_kernel() {
         1,
         "only the connect before the quarantine got through"
     );
+}
+
+#[test]
+fn curl_and_requests_through_the_kernel_redirect_and_the_proxy_variables() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let url = "https://billing.tools.test/v1/invoices";
+    let script = format!(
+        "curl -sS --max-time 10 -H 'Authorization: Bearer agent-invented' {url}\n\
+         /usr/bin/python3 -c 'import requests; r = requests.get(\"{url}\", headers={{\"Authorization\": \"Bearer nope\"}}, timeout=10); print(r.status_code, r.text.strip())'"
+    );
+    // Transparent: no proxy variables, the kernel sends the connects to
+    // port 443 to the sidecar; then explicit, through HTTPS_PROXY.
+    for extra in [&["--no-proxy-env"][..], &[][..]] {
+        let out = w.run(extra, &script);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{extra:?}: {stdout}\n{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines,
+            ["billing-api", "200 billing-api"],
+            "{extra:?}: {stdout}\n{stderr}"
+        );
+        assert!(!stdout.contains(BILLING_SECRET) && !stderr.contains(BILLING_SECRET));
+    }
+    let seen = w.billing.requests();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    for line in &seen {
+        assert_eq!(
+            line,
+            &format!("billing.tools.test /v1/invoices authorization=Bearer {BILLING_SECRET}"),
+            "the upstream sees the sidecar's credential only"
+        );
+    }
 }
