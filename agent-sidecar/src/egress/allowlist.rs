@@ -44,6 +44,14 @@ pub enum RuleSource {
         /// 1-based index in `egress.allow`.
         index: usize,
     },
+    /// A policy file (or tier policy document) and the rule's index in its
+    /// `egress.names` list (1-based).
+    PolicyName {
+        /// Path of the file.
+        file: String,
+        /// 1-based index in `egress.names`.
+        index: usize,
+    },
 }
 
 impl fmt::Display for RuleSource {
@@ -51,6 +59,7 @@ impl fmt::Display for RuleSource {
         match self {
             RuleSource::Flag(n) => write!(f, "--allow #{n}"),
             RuleSource::Policy { file, index } => write!(f, "{file}: egress.allow[{index}]"),
+            RuleSource::PolicyName { file, index } => write!(f, "{file}: egress.names[{index}]"),
         }
     }
 }

@@ -22,7 +22,7 @@ use super::{
     tools::{ActionInfo, Tool, ToolTable},
     version::{PolicyVersion, content_hash},
 };
-use crate::egress::{Allowlist, EgressRule, RuleSource};
+use crate::egress::{Allowlist, EgressRule, NameRule, RuleSource};
 
 /// The most classes a vocabulary may hold (they are bits of a `u64`).
 pub(crate) const MAX_CLASSES: usize = 64;
@@ -218,6 +218,7 @@ impl CompiledPolicySet {
             let mut chain = vec![hier.base];
             chain.extend(hier.parents[i].iter().copied().filter(|&p| p != hier.base));
             chain.push(i);
+            let (egress, egress_names) = effective_egress(&docs, &hier, i);
             let agent = Agent {
                 id: a.id.as_str().into(),
                 owner: a.owner.as_str().into(),
@@ -226,7 +227,8 @@ impl CompiledPolicySet {
                 roles: a.roles.iter().map(|r| Arc::from(r.as_str())).collect(),
                 scopes: chain.iter().map(|&d| d as ScopeId).collect(),
                 defaults: effective_defaults(&docs, &chain),
-                egress: effective_egress(&docs, &hier, i),
+                egress,
+                egress_names,
             };
             agents.insert(agent.id.clone(), agent);
         }
@@ -239,6 +241,7 @@ impl CompiledPolicySet {
             scopes: Box::new([hier.base as ScopeId]),
             defaults: effective_defaults(&docs, &[hier.base]),
             egress: Allowlist::new(),
+            egress_names: Vec::new(),
         };
         let overlays = hier
             .overlays
@@ -347,26 +350,40 @@ fn effective_defaults(docs: &[Doc<'_>], chain: &[usize]) -> EffectiveDefaults {
     }
 }
 
-fn effective_egress(docs: &[Doc<'_>], hier: &Hierarchy, agent: usize) -> Allowlist {
+fn effective_egress(
+    docs: &[Doc<'_>],
+    hier: &Hierarchy,
+    agent: usize,
+) -> (Allowlist, Vec<NameRule>) {
     let mut d = Some(agent);
     while let Some(i) = d {
         if let Some(e) = docs[i].doc().egress() {
+            let file = docs[i].parsed.positions.file_name().to_string();
             let mut list = Allowlist::new();
             for (n, entry) in e.allow.iter().enumerate() {
                 list.push(EgressRule {
                     target: entry.target,
                     protocols: entry.protocol,
                     source: RuleSource::Policy {
-                        file: docs[i].parsed.positions.file_name().to_string(),
+                        file: file.clone(),
                         index: n + 1,
                     },
                 });
             }
-            return list;
+            let mut names = Vec::new();
+            for (n, entry) in e.names.iter().enumerate() {
+                let mut rule = entry.rule.clone();
+                rule.source = Some(RuleSource::PolicyName {
+                    file: file.clone(),
+                    index: n + 1,
+                });
+                names.push(rule);
+            }
+            return (list, names);
         }
         d = hier.egress_parent(i);
     }
-    Allowlist::new()
+    (Allowlist::new(), Vec::new())
 }
 
 fn build_scopes(docs: &[Doc<'_>], rules: &[Rule]) -> Vec<Scope> {

@@ -129,6 +129,10 @@ pub struct EgressSection {
     /// `allow:` — the allowlist.
     #[serde(default)]
     pub allow: Vec<AllowEntry>,
+    /// `names:` — host names and patterns, as in a policy file's
+    /// `egress.names`.
+    #[serde(default)]
+    pub names: Vec<NameEntry>,
 }
 
 /// One `egress.allow` entry: a bare target string or a mapping.
@@ -261,7 +265,7 @@ impl PolicyFile {
             .enumerate()
             .map(|(i, entry)| {
                 let mut rule = entry.rule.clone();
-                rule.source = Some(RuleSource::Policy {
+                rule.source = Some(RuleSource::PolicyName {
                     file: path.display().to_string(),
                     index: i + 1,
                 });

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     document::{AgentDoc, BaseDoc, OverlayDoc, RoleDoc, TeamDoc},
-    file::{AllowEntry, EgressSection},
+    file::{AllowEntry, EgressSection, NameEntry},
     fixtures::FixtureFile,
 };
 use crate::egress::Protocols;
@@ -53,13 +53,44 @@ impl JsonSchema for EgressSection {
 
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let entry = g.subschema_for::<AllowEntry>();
+        let name = g.subschema_for::<NameEntry>();
         json_schema!({
             "description": "`egress:` — what the agent may reach. A child's entries must be within its parent's.",
             "type": "object",
             "additionalProperties": false,
             "properties": {
-                "allow": { "type": "array", "items": entry, "default": [] }
+                "allow": { "type": "array", "items": entry, "default": [] },
+                "names": { "type": "array", "items": name, "default": [] }
             }
+        })
+    }
+}
+
+impl JsonSchema for NameEntry {
+    fn schema_name() -> Cow<'static, str> {
+        "NameEntry".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let protocols = g.subschema_for::<Protocols>();
+        json_schema!({
+            "description": "A host name or pattern with optional ports (`api.example.com:443`, `*.example.com`, `**.example.com`), or a mapping.",
+            "oneOf": [
+                { "type": "string" },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "ports": { "type": "array", "items": { "type": "integer", "minimum": 1, "maximum": 65535 } },
+                        "protocol": protocols,
+                        "allow_private": { "type": "boolean", "description": "Answers may resolve to private, loopback, link-local or metadata addresses." },
+                        "force": { "type": "boolean", "description": "Accept a pattern as broad as a public suffix." },
+                        "description": { "type": "string" }
+                    }
+                }
+            ]
         })
     }
 }

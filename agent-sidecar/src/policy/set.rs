@@ -15,7 +15,7 @@ use super::{
     tools::{ActionInfo, Tool},
     version::PolicyVersion,
 };
-use crate::egress::Allowlist;
+use crate::egress::{Allowlist, NameRule};
 
 /// Index of a tool in [`CompiledPolicySet`].
 pub(crate) type ToolId = u32;
@@ -130,6 +130,7 @@ pub(crate) struct Agent {
     pub(crate) scopes: Box<[ScopeId]>,
     pub(crate) defaults: EffectiveDefaults,
     pub(crate) egress: Allowlist,
+    pub(crate) egress_names: Vec<NameRule>,
 }
 
 /// A compiled, validated policy set. Immutable; share it in an `Arc` and
@@ -213,6 +214,12 @@ impl CompiledPolicySet {
     /// team's, else the base's; `None` for an undeclared agent.
     pub fn egress_allowlist(&self, id: &str) -> Option<&Allowlist> {
         self.agents.get(id).map(|a| &a.egress)
+    }
+
+    /// The name rules of agent `id`'s egress (same document as
+    /// [`egress_allowlist`](Self::egress_allowlist)).
+    pub fn egress_names(&self, id: &str) -> Option<&[NameRule]> {
+        self.agents.get(id).map(|a| a.egress_names.as_slice())
     }
 
     /// Declared agent ids, sorted.

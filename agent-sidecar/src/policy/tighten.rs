@@ -24,7 +24,7 @@ use super::{
     set::{Rule, RuleId},
     tools::ToolTable,
 };
-use crate::egress::{Protocols, Target};
+use crate::egress::{NamePattern, NameRule, PatternKind, Protocols, Target};
 
 /// Runs every check; problems are appended.
 pub(crate) fn check(
@@ -38,6 +38,7 @@ pub(crate) fn check(
     overrides(rules, problems);
     lowering(docs, hier, tools, rules, problems);
     egress(docs, hier, problems);
+    names(docs, hier, problems);
 }
 
 fn defaults(docs: &[Doc<'_>], hier: &Hierarchy, problems: &mut Vec<Problem>) {
@@ -309,6 +310,90 @@ fn egress(docs: &[Doc<'_>], hier: &Hierarchy, problems: &mut Vec<Problem>) {
                         pdoc.level
                     ),
                     "narrow the entry to a network, port and protocol the parent allows, or add it to the parent first",
+                )
+                .with_related(related, what),
+            );
+        }
+    }
+}
+
+/// Whether every name, port and protocol `child` allows, `parent` allows
+/// too, and `child` is exempt from the rebinding guard only where `parent`
+/// is.
+pub(crate) fn name_within(child: &NameRule, parent: &NameRule) -> bool {
+    pattern_within(&child.pattern, &parent.pattern)
+        && protocols_within(child.protocols, parent.protocols)
+        && (!child.allow_private || parent.allow_private)
+        && match (&child.ports, &parent.ports) {
+            (_, None) => child.ports.as_ref().is_none_or(|p| !p.contains(&DOT_PORT)),
+            (None, Some(_)) => false,
+            (Some(c), Some(p)) => c.iter().all(|port| p.contains(port)),
+        }
+}
+
+/// Port 853 (DNS over TLS): never implied by a rule without ports.
+const DOT_PORT: u16 = 853;
+
+fn pattern_within(child: &NamePattern, parent: &NamePattern) -> bool {
+    use PatternKind::{AnyDepth, Exact, OneLabel};
+    match (child.kind(), parent.kind()) {
+        // An exact name is within any pattern that matches it.
+        (Exact, _) => parent.matches(child.base()),
+        (OneLabel, OneLabel) => child.base() == parent.base(),
+        // `*.b` and `**.b` cover names below `b`: within `**.p` when `b` is
+        // `p` or below it.
+        (OneLabel | AnyDepth, AnyDepth) => {
+            parent.base().is_empty()
+                || child.base() == parent.base()
+                || parent.matches(child.base())
+        }
+        (AnyDepth, OneLabel) | (_, Exact) => false,
+    }
+}
+
+fn names(docs: &[Doc<'_>], hier: &Hierarchy, problems: &mut Vec<Problem>) {
+    for doc in docs {
+        let Some(own) = doc.doc().egress().filter(|e| !e.names.is_empty()) else {
+            continue;
+        };
+        let mut parent = hier.egress_parent(doc.scope as usize);
+        let parent_list = loop {
+            let Some(p) = parent else { break None };
+            if let Some(e) = docs[p].doc().egress() {
+                break Some((p, e));
+            }
+            parent = hier.egress_parent(p);
+        };
+        let Some(_) = hier.egress_parent(doc.scope as usize) else {
+            continue;
+        };
+        for (i, entry) in own.names.iter().enumerate() {
+            let covered = parent_list
+                .is_some_and(|(_, l)| l.names.iter().any(|p| name_within(&entry.rule, &p.rule)));
+            if covered {
+                continue;
+            }
+            let (related, what) = match parent_list {
+                Some((p, _)) => (
+                    docs[p].parsed.at("egress.names"),
+                    format!("the name rules of {}", docs[p].level),
+                ),
+                None => (
+                    docs[hier.base].parsed.at(""),
+                    format!(
+                        "{} declares no egress, so its children may allow nothing",
+                        docs[hier.base].level
+                    ),
+                ),
+            };
+            problems.push(
+                Problem::new(
+                    doc.parsed.at(&format!("egress.names[{i}]")),
+                    format!(
+                        "egress name rule `{}` is not within the name rules of its parent: a child can never widen its parent's egress",
+                        entry.rule
+                    ),
+                    "narrow the pattern, ports or protocol to what the parent allows (an exact name under a parent's wildcard, the parent's ports or fewer), or add it to the parent first",
                 )
                 .with_related(related, what),
             );

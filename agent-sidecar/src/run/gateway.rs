@@ -94,6 +94,9 @@ pub(crate) fn load_policy(
     }
     let egress = set.egress_allowlist(agent_id).cloned().unwrap_or_default();
     let mut names = NameAllowlist::default();
+    for rule in set.egress_names(agent_id).unwrap_or_default() {
+        names.push(rule.clone());
+    }
     let mut ports = Vec::new();
     for host in set.inspected_hosts() {
         let rule = NameRule::parse(&format!("{}:{}", host.host, host.port), Breadth::Strict)

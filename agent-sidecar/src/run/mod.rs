@@ -170,14 +170,20 @@ pub fn build_allowlist(
         .iter()
         .cloned()
         .map(|mut rule| {
-            rule.learn = match &rule.ports {
-                None => true,
-                Some(ports) => ports.iter().any(|p| !intercept_ports.contains(p)),
-            };
+            rule.learn = learns(&rule, intercept_ports);
             rule
         })
         .collect();
     Ok((list, names))
+}
+
+/// Whether a name rule covers a port the transparent proxy does not take:
+/// then the addresses its names resolve to are allowed in the kernel.
+fn learns(rule: &crate::egress::NameRule, intercept_ports: &[u16]) -> bool {
+    match &rule.ports {
+        None => true,
+        Some(ports) => ports.iter().any(|p| !intercept_ports.contains(p)),
+    }
 }
 
 fn default_agent_id(command: &[OsString]) -> String {
@@ -239,7 +245,9 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             allowlist.push(rule.clone());
         }
         for rule in gp.names.rules() {
-            names.push(rule.clone());
+            let mut rule = rule.clone();
+            rule.learn = learns(&rule, &intercept_ports);
+            names.push(rule);
         }
     }
     let admin_addr = opts.gateway.as_ref().and_then(|g| g.admin_listen);

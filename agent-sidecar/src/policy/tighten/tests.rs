@@ -95,3 +95,80 @@ fn a_parent_without_egress_allows_its_children_nothing() {
         "{e}"
     );
 }
+
+fn name(text: &str) -> NameRule {
+    NameRule::parse(text, crate::egress::Breadth::Strict).unwrap()
+}
+
+#[test]
+fn name_rules_are_within_when_names_ports_protocols_and_exemptions_are() {
+    let cases = [
+        ("api.example.com:443", "**.example.com:443", true),
+        ("a.b.example.com:443", "**.example.com:443", true),
+        ("*.example.com:443", "**.example.com:443", true),
+        ("**.eu.example.com:443", "**.example.com:443", true),
+        ("**.example.com:443", "**.example.com:443", true),
+        ("api.example.com:443", "*.example.com:443", true),
+        ("a.b.example.com:443", "*.example.com:443", false),
+        ("**.example.com:443", "*.example.com:443", false),
+        ("*.eu.example.com:443", "*.example.com:443", false),
+        ("example.com:443", "**.example.com:443", false),
+        ("api.example.com:443", "api.example.com", true),
+        ("api.example.com", "api.example.com:443", false),
+        ("api.example.com:8443", "api.example.com:443", false),
+        ("api.example.com:853", "api.example.com", false),
+        (
+            "api.example.com:443,8443",
+            "api.example.com:443,8443,9443",
+            true,
+        ),
+        ("api.evil.test:443", "**.example.com:443", false),
+    ];
+    for (child, parent, within) in cases {
+        assert_eq!(
+            name_within(&name(child), &name(parent)),
+            within,
+            "{child} in {parent}"
+        );
+    }
+    let mut private = name("db.example.com:5432");
+    private.allow_private = true;
+    assert!(!name_within(&private, &name("**.example.com")));
+    let mut parent = name("**.example.com");
+    parent.allow_private = true;
+    assert!(name_within(&private, &parent));
+    let mut tcp = name("db.example.com:5432");
+    tcp.protocols = Protocols::Tcp;
+    assert!(name_within(&tcp, &name("**.example.com")));
+    let mut udp_parent = name("**.example.com");
+    udp_parent.protocols = Protocols::Udp;
+    assert!(!name_within(&tcp, &udp_parent));
+}
+
+#[test]
+fn egress_names_tighten_down_the_hierarchy_and_reach_the_agent() {
+    let base = BASE.replace(
+        "egress:\n",
+        "egress:\n  names:\n    - \"**.example.com:443\"\n",
+    );
+    let team = "kind: team\nname: fin\negress:\n  allow: [10.1.0.0/16:443]\n  names:\n    - api.example.com:443\n    - name: ledger.example.com\n      ports: [443]\n      protocol: tcp\n";
+    let s = set(&[("org.yaml", &base), ("fin.yaml", team), ("bot.yaml", AGENT)]);
+    let names = s.egress_names("bot").unwrap();
+    let shown: Vec<String> = names.iter().map(|r| r.to_string()).collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert_eq!(
+        names[1].source.as_ref().unwrap().to_string(),
+        "p/fin.yaml: egress.names[2]"
+    );
+    let wider = "kind: team\nname: fin\negress:\n  allow: [10.1.0.0/16:443]\n  names:\n    - api.example.com\n";
+    let e = one_problem(&[
+        ("org.yaml", &base),
+        ("fin.yaml", wider),
+        ("bot.yaml", AGENT),
+    ]);
+    assert!(
+        e.contains("egress name rule `api.example.com` is not within the name rules of its parent"),
+        "{e}"
+    );
+    assert!(e.contains("fin.yaml:"), "{e}");
+}
