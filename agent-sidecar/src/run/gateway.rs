@@ -352,7 +352,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("base.yaml"),
-            "kind: base\nname: t\nlabel: t\ntools:\n  - name: erp\n    http: { host: erp.example.test }\n    actions:\n      - { name: list, method: GET, path: /v1/x }\n",
+            "kind: base\nname: t\nlabel: t\ntools:\n  - name: erp\n    http: { host: erp.example.test }\n    actions:\n      - { name: list, method: GET, path: /v1/x }\negress:\n  names: [\"api.llm.example:443\"]\n",
         )
         .unwrap();
         let e = load_policy(&options(&dir), "ghost").err().expect("refused");
@@ -365,7 +365,8 @@ mod tests {
         let p = load_policy(&options(&dir), "clerk").expect("declared with an owner");
         assert_eq!(p.identity.owner.as_deref(), Some("jo@example.test"));
         assert_eq!(p.ports, [443]);
-        assert_eq!(p.names.rules().len(), 1);
+        let names: Vec<String> = p.names.rules().iter().map(|r| r.to_string()).collect();
+        assert_eq!(names, ["api.llm.example:443", "erp.example.test:443"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
