@@ -35,7 +35,7 @@ mod gateway_support;
 #[path = "support/report.rs"]
 mod report;
 
-use report::{kernel, load_average, median, micros, num_cpus, percentile};
+use report::{current_thread, kernel, load_average, median, micros, num_cpus, percentile};
 use std::{
     fmt::Write as _,
     net::{Ipv4Addr, SocketAddr},
@@ -76,34 +76,7 @@ const ADDED_P99_TARGET_US: f64 = 500.0;
 const PER_CORE_TARGET: f64 = 10_000.0;
 
 fn main() -> ExitCode {
-    let write_docs = std::env::args().any(|a| a == "--write-docs")
-        || std::env::var("BENCH_WRITE_DOCS").is_ok_and(|v| v == "1");
-    let report = current_thread().and_then(|rt| rt.block_on(run()));
-    match report {
-        Ok(report) => {
-            println!("{report}");
-            if write_docs {
-                let path =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks-gateway.md");
-                if let Err(e) = std::fs::write(&path, &report) {
-                    eprintln!("gateway bench: cannot write {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
-                eprintln!("wrote {}", path.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("gateway bench failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn current_thread() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
+    report::main_with_report("gateway", "BENCH_WRITE_DOCS", run)
 }
 
 /// Runs `setup` on a single-threaded runtime of its own thread, which then

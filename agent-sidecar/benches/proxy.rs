@@ -28,7 +28,7 @@ mod proxy_support;
 #[path = "support/report.rs"]
 mod report;
 
-use report::{kernel, load_average, median, micros, num_cpus, percentile};
+use report::{current_thread, kernel, load_average, median, micros, num_cpus, percentile};
 use std::{
     collections::HashMap,
     fmt::Write as _,
@@ -72,34 +72,7 @@ const VETH_PREFIX: u8 = 30;
 const VETH_MTUS: [u32; 2] = [1500, 9000];
 
 fn main() -> ExitCode {
-    let write_docs = std::env::args().any(|a| a == "--write-docs")
-        || std::env::var("PROXY_BENCH_WRITE_DOCS").is_ok_and(|v| v == "1");
-    let report = current_thread().and_then(|rt| rt.block_on(run()));
-    match report {
-        Ok(report) => {
-            println!("{report}");
-            if write_docs {
-                let path =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks-proxy.md");
-                if let Err(e) = std::fs::write(&path, &report) {
-                    eprintln!("proxy bench: cannot write {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
-                eprintln!("wrote {}", path.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("proxy bench failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn current_thread() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
+    report::main_with_report("proxy", "PROXY_BENCH_WRITE_DOCS", run)
 }
 
 /// Runs `setup` on a single-threaded runtime of its own thread, which then
