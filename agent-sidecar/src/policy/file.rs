@@ -34,21 +34,7 @@ pub struct PolicyFile {
     pub version: u32,
     /// Egress section.
     #[serde(default)]
-    pub egress: FileEgress,
-}
-
-/// The `egress:` section of a policy file: addresses (`allow`) and names
-/// (`names`).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileEgress {
-    /// `allow:` — addresses and networks, enforced in the kernel.
-    #[serde(default)]
-    pub allow: Vec<AllowEntry>,
-    /// `names:` — host names and patterns, enforced by the sidecar's resolver
-    /// and proxies.
-    #[serde(default)]
-    pub names: Vec<NameEntry>,
+    pub egress: EgressSection,
 }
 
 /// One `egress.names` entry: `HOST[:PORT[,PORT]]` or a mapping.
@@ -122,15 +108,16 @@ impl<'de> Deserialize<'de> for NameEntry {
     }
 }
 
-/// `egress:` — what the agent may reach.
+/// `egress:` — what the agent may reach, in a policy file and in a tier
+/// policy document alike.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EgressSection {
-    /// `allow:` — the allowlist.
+    /// `allow:` — addresses and networks, enforced in the kernel.
     #[serde(default)]
     pub allow: Vec<AllowEntry>,
-    /// `names:` — host names and patterns, as in a policy file's
-    /// `egress.names`.
+    /// `names:` — host names and patterns, enforced by the sidecar's
+    /// resolver and proxies.
     #[serde(default)]
     pub names: Vec<NameEntry>,
 }

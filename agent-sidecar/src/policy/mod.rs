@@ -54,9 +54,7 @@ pub use decide::{DecidingRule, Decision};
 pub use document::document_kind;
 pub use error::{CompileError, Problem};
 pub use explain::{DefaultReport, Explanation, LevelReport, RuleReport};
-pub use file::{
-    AllowEntry, EgressSection, FileEgress, NameEntry, PolicyError, PolicyFile, load_policy_files,
-};
+pub use file::{AllowEntry, EgressSection, NameEntry, PolicyError, PolicyFile, load_policy_files};
 pub use location::Location;
 pub use reload::{PolicyStore, ReloadOutcome, StoreOptions, WatchOptions, watch};
 pub use set::{CompiledPolicySet, SetSummary};
