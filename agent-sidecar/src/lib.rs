@@ -20,6 +20,7 @@ pub mod approvals;
 pub mod dns;
 pub mod egress;
 pub mod gateway;
+mod io_delegate;
 pub mod kernel;
 pub mod metrics;
 pub mod policy;
