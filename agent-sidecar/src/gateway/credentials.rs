@@ -18,7 +18,7 @@ mod store;
 pub use error::CredentialError;
 pub use inject::{Injection, strip_agent_credentials};
 pub use secret::Secret;
-pub use spec::{SecretSource, SecretSpec};
+pub use spec::{SecretSource, SecretSpec, valid_name};
 pub use store::{MAX_SECRET_BYTES, SecretStore};
 
 /// What is printed in place of a secret.

@@ -10,10 +10,7 @@ use hyper::{
 };
 
 use super::{
-    credentials::{Injection, strip_agent_credentials},
-    refusal::Refusal,
-    state::Shared,
-    upstream::UpstreamBody,
+    credentials::strip_agent_credentials, refusal::Refusal, state::Shared, upstream::UpstreamBody,
 };
 use crate::policy::CompiledPolicySet;
 
@@ -85,12 +82,11 @@ pub(crate) async fn send(
                 ),
             ));
         };
-        let injection = Injection::new(&cred.header, &cred.format).map_err(|e| {
-            Refusal::new(StatusCode::BAD_GATEWAY, "credential_invalid", e.to_string())
-        })?;
-        injection.apply(&mut parts.headers, secret).map_err(|e| {
-            Refusal::new(StatusCode::BAD_GATEWAY, "credential_invalid", e.to_string())
-        })?;
+        cred.injection
+            .apply(&mut parts.headers, secret)
+            .map_err(|e| {
+                Refusal::new(StatusCode::BAD_GATEWAY, "credential_invalid", e.to_string())
+            })?;
     }
     let req = Request::from_parts(parts, body);
     match tokio::time::timeout(gw.config.upstream_timeout, gw.client.request(req)).await {

@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use hyper::http::{HeaderName, Uri};
+use hyper::http::Uri;
 
 use super::{
     action::{Action, AgentIdentity, Target},
@@ -16,6 +16,7 @@ use super::{
     tier::Tier,
     tools::{Route, ToolTable},
 };
+use crate::gateway::credentials::{CredentialError, Injection, valid_name};
 
 /// Default reversal window of a compensable action.
 pub const DEFAULT_COMPENSATION_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -49,10 +50,8 @@ pub struct McpEndpoint {
 pub struct Credential {
     /// Secret name (`--secret NAME=...`).
     pub secret: String,
-    /// Header that carries it (lower case).
-    pub header: String,
-    /// Value with `{secret}` where the secret goes.
-    pub format: String,
+    /// The header and value format, checked when the set compiled.
+    pub injection: Injection,
 }
 
 /// How a forwarded action is undone.
@@ -244,34 +243,7 @@ fn credential(
     path: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<Credential> {
-    let header = c
-        .header
-        .as_deref()
-        .unwrap_or("authorization")
-        .trim()
-        .to_ascii_lowercase();
-    if HeaderName::from_bytes(header.as_bytes()).is_err() {
-        problems.push(Problem::new(
-            doc.parsed.at(&format!("{path}.credential.header")),
-            format!("`{header}` is not an HTTP header name"),
-            "write a header name such as authorization or x-api-key",
-        ));
-        return None;
-    }
-    let format = c.format.as_deref().unwrap_or("Bearer {secret}").to_string();
-    if !format.contains("{secret}") {
-        problems.push(Problem::new(
-            doc.parsed.at(&format!("{path}.credential.format")),
-            format!("credential format `{format}` has no `{{secret}}`"),
-            "write where the secret goes, e.g. `Bearer {secret}` or `{secret}`",
-        ));
-        return None;
-    }
-    let valid_name = !c.secret.is_empty()
-        && c.secret
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !valid_name {
+    if !valid_name(&c.secret) {
         problems.push(Problem::new(
             doc.parsed.at(&format!("{path}.credential.secret")),
             format!("`{}` is not a secret name", c.secret),
@@ -279,11 +251,26 @@ fn credential(
         ));
         return None;
     }
-    Some(Credential {
-        secret: c.secret.clone(),
-        header,
-        format,
-    })
+    let header = c.header.as_deref().unwrap_or("authorization").trim();
+    let format = c.format.as_deref().unwrap_or("Bearer {secret}");
+    match Injection::new(&header.to_ascii_lowercase(), format) {
+        Ok(injection) => Some(Credential {
+            secret: c.secret.clone(),
+            injection,
+        }),
+        Err(e) => {
+            let field = match e {
+                CredentialError::Format { .. } => "format",
+                _ => "header",
+            };
+            problems.push(Problem::new(
+                doc.parsed.at(&format!("{path}.credential.{field}")),
+                format!("credential {e}"),
+                "write a header such as authorization or x-api-key, and a format with `{secret}` where the secret goes, e.g. `Bearer {secret}`",
+            ));
+            None
+        }
+    }
 }
 
 fn parse_mcp_url(url: &str) -> Result<(String, u16, String), &'static str> {

@@ -75,7 +75,8 @@ impl fmt::Display for SecretSpec {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` can name a secret: non-empty, `a-z`, `0-9`, `_` and `-`.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

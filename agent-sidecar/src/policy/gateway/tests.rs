@@ -62,10 +62,13 @@ fn tool_hosts_are_inspected_with_their_endpoints() {
     assert_eq!(s.secret_names(), vec!["crm-key", "erp-token"]);
     let c = s.credential("crm").unwrap();
     assert_eq!(
-        (c.header.as_str(), c.format.as_str()),
+        (c.injection.header.as_str(), c.injection.format.as_str()),
         ("x-api-key", "{secret}")
     );
-    assert_eq!(s.credential("erp").unwrap().format, "Bearer {secret}");
+    assert_eq!(
+        s.credential("erp").unwrap().injection.format,
+        "Bearer {secret}"
+    );
 }
 
 #[test]
