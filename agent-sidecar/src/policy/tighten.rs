@@ -38,7 +38,6 @@ pub(crate) fn check(
     overrides(rules, problems);
     lowering(docs, hier, tools, rules, problems);
     egress(docs, hier, problems);
-    names(docs, hier, problems);
 }
 
 fn defaults(docs: &[Doc<'_>], hier: &Hierarchy, problems: &mut Vec<Problem>) {
@@ -314,6 +313,37 @@ fn egress(docs: &[Doc<'_>], hier: &Hierarchy, problems: &mut Vec<Problem>) {
                 .with_related(related, what),
             );
         }
+        for (i, entry) in own.names.iter().enumerate() {
+            let covered = parent_list
+                .is_some_and(|l| l.names.iter().any(|p| name_within(&entry.rule, &p.rule)));
+            if covered {
+                continue;
+            }
+            let (related, what) = match parent_list {
+                Some(_) => (
+                    pdoc.parsed.at("egress.names"),
+                    format!("the name rules of {}", pdoc.level),
+                ),
+                None => (
+                    pdoc.parsed.at(""),
+                    format!(
+                        "{} declares no egress allowlist, so its children may allow nothing",
+                        pdoc.level
+                    ),
+                ),
+            };
+            problems.push(
+                Problem::new(
+                    doc.parsed.at(&format!("egress.names[{i}]")),
+                    format!(
+                        "egress name rule `{}` is not within the name rules of its parent: a child can never widen its parent's egress",
+                        entry.rule
+                    ),
+                    "narrow the pattern, ports or protocol to what the parent allows (an exact name under a parent's wildcard, the parent's ports or fewer), or add it to the parent first",
+                )
+                .with_related(related, what),
+            );
+        }
     }
 }
 
@@ -348,56 +378,6 @@ fn pattern_within(child: &NamePattern, parent: &NamePattern) -> bool {
                 || parent.matches(child.base())
         }
         (AnyDepth, OneLabel) | (_, Exact) => false,
-    }
-}
-
-fn names(docs: &[Doc<'_>], hier: &Hierarchy, problems: &mut Vec<Problem>) {
-    for doc in docs {
-        let Some(own) = doc.doc().egress().filter(|e| !e.names.is_empty()) else {
-            continue;
-        };
-        let mut parent = hier.egress_parent(doc.scope as usize);
-        let parent_list = loop {
-            let Some(p) = parent else { break None };
-            if let Some(e) = docs[p].doc().egress() {
-                break Some((p, e));
-            }
-            parent = hier.egress_parent(p);
-        };
-        let Some(_) = hier.egress_parent(doc.scope as usize) else {
-            continue;
-        };
-        for (i, entry) in own.names.iter().enumerate() {
-            let covered = parent_list
-                .is_some_and(|(_, l)| l.names.iter().any(|p| name_within(&entry.rule, &p.rule)));
-            if covered {
-                continue;
-            }
-            let (related, what) = match parent_list {
-                Some((p, _)) => (
-                    docs[p].parsed.at("egress.names"),
-                    format!("the name rules of {}", docs[p].level),
-                ),
-                None => (
-                    docs[hier.base].parsed.at(""),
-                    format!(
-                        "{} declares no egress, so its children may allow nothing",
-                        docs[hier.base].level
-                    ),
-                ),
-            };
-            problems.push(
-                Problem::new(
-                    doc.parsed.at(&format!("egress.names[{i}]")),
-                    format!(
-                        "egress name rule `{}` is not within the name rules of its parent: a child can never widen its parent's egress",
-                        entry.rule
-                    ),
-                    "narrow the pattern, ports or protocol to what the parent allows (an exact name under a parent's wildcard, the parent's ports or fewer), or add it to the parent first",
-                )
-                .with_related(related, what),
-            );
-        }
     }
 }
 
