@@ -127,17 +127,17 @@ pub(crate) async fn handle(
     let mut tokens = Vec::new();
     let mut forwarded = Vec::new();
     for (call, verdict) in calls.into_iter().zip(verdicts) {
-        let mut event = Event::new(&call.action, &call.decision, traceparent.clone(), started);
+        let mut event = Event::new(traceparent.clone(), started);
         match verdict {
             Verdict::Refuse(r) => {
                 refused.push((call.index, r.rpc(envelope.items[call.index].id())));
                 event.refused(&r);
-                event.emit(gw);
+                event.emit(gw, call.action, call.decision);
             }
             Verdict::Forward(token) => {
                 if let Some((token, id)) = token {
                     tokens.push(token);
-                    event.event.approval_id = Some(id);
+                    event.approved(id);
                 }
                 forwarded.push((call.action, call.decision, event));
             }
@@ -185,15 +185,14 @@ pub(crate) async fn handle(
     for (action, decision, mut event) in forwarded {
         match &result {
             Ok(_) => {
-                let approval = event.event.approval_id.clone();
-                event.forwarded(status, approval);
+                event.forwarded(status);
                 if decision.tier == Tier::Supervised {
                     tiers::supervised(gw, &action, &decision, status, None);
                 }
             }
             Err(r) => event.upstream_failed(r),
         }
-        event.emit(gw);
+        event.emit(gw, action, decision);
     }
     let resp = match result {
         Ok(resp) => resp,

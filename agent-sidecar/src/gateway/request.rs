@@ -215,11 +215,11 @@ async fn rest(
         .and_then(|v| v.to_str().ok())
         .map(|k| format!("http:{}:{k}", conn.host));
     let input = json.clone().unwrap_or(Value::Null);
-    let mut event = Event::new(&action, &decision, traceparent, started);
+    let mut event = Event::new(traceparent, started);
     let token = match tiers::enforce(gw, &action, &decision, key, input).await {
         Verdict::Refuse(r) => {
             event.refused(&r);
-            event.emit(gw);
+            event.emit(gw, action, decision);
             return r.response();
         }
         Verdict::Forward(token) => token,
@@ -243,13 +243,14 @@ async fn rest(
                 let _ = gw.approvals.record_upstream_status(token, 0).await;
             }
             event.upstream_failed(&r);
-            event.emit(gw);
+            event.emit(gw, action, decision);
             return r.response();
         }
     };
     let status = resp.status().as_u16();
-    event.forwarded(status, token.as_ref().map(|(_, id)| id.clone()));
-    if let Some((token, _)) = token {
+    event.forwarded(status);
+    if let Some((token, id)) = token {
+        event.approved(id);
         let recorded = gw.approvals.record_upstream_status(token, status).await;
         if let Err(e) = recorded {
             tracing::error!(error = %e, "cannot record the upstream status of an approved call");
@@ -263,7 +264,7 @@ async fn rest(
         if decision.tier == Tier::Supervised {
             tiers::supervised(gw, &action, &decision, status, None);
         }
-        event.emit(gw);
+        event.emit(gw, action, decision);
         return resp.map(|b| b.boxed());
     };
     // Compensable: keep the answer's JSON for the compensating call.
@@ -271,7 +272,7 @@ async fn rest(
     let answer = match read_body(gw, rbody).await {
         Ok(b) => b,
         Err(r) => {
-            event.emit(gw);
+            event.emit(gw, action, decision);
             return r.response();
         }
     };
@@ -294,69 +295,81 @@ async fn rest(
         },
     );
     tiers::supervised(gw, &action, &decision, status, Some(&entry));
-    event.event.compensation_id = Some(entry.id.clone());
-    event.emit(gw);
+    event.compensable(entry.id.clone());
+    event.emit(gw, action, decision);
     let mut resp = Response::from_parts(rparts, super::refusal::full(answer));
     resp.headers_mut().remove(header::CONTENT_LENGTH);
     resp
 }
 
-/// Builds the event of one call.
+/// What happened to one call, until its event is emitted with the action
+/// and decision (moved in, not copied).
 pub(crate) struct Event {
-    pub(crate) event: GatewayEvent,
     started: Instant,
+    traceparent: String,
+    outcome: Outcome,
+    reason: Option<String>,
+    upstream_status: Option<u16>,
+    approval_id: Option<String>,
+    compensation_id: Option<String>,
 }
 
 impl Event {
-    pub(crate) fn new(
-        action: &Action,
-        decision: &Decision,
-        traceparent: String,
-        started: Instant,
-    ) -> Self {
-        let transport = match action.target {
-            Some(crate::policy::Target::Mcp { .. }) => "mcp",
-            _ => "http",
-        };
+    pub(crate) fn new(traceparent: String, started: Instant) -> Self {
         Event {
-            event: GatewayEvent {
-                at: UnixMillis::now(),
-                transport,
-                action: action.clone(),
-                decision: decision.clone(),
-                outcome: Outcome::Refused,
-                reason: None,
-                upstream_status: None,
-                approval_id: None,
-                compensation_id: None,
-                traceparent,
-                duration_us: 0,
-            },
             started,
+            traceparent,
+            outcome: Outcome::Refused,
+            reason: None,
+            upstream_status: None,
+            approval_id: None,
+            compensation_id: None,
         }
     }
 
     pub(crate) fn refused(&mut self, r: &Refusal) {
-        self.event.outcome = Outcome::Refused;
-        self.event.reason = Some(r.reason.to_string());
-        self.event.approval_id = r.approval_id.clone();
+        self.outcome = Outcome::Refused;
+        self.reason = Some(r.reason.to_string());
+        self.approval_id = r.approval_id.clone();
     }
 
     pub(crate) fn upstream_failed(&mut self, r: &Refusal) {
-        self.event.outcome = Outcome::UpstreamFailed;
-        self.event.reason = Some(r.reason.to_string());
+        self.outcome = Outcome::UpstreamFailed;
+        self.reason = Some(r.reason.to_string());
     }
 
-    pub(crate) fn forwarded(&mut self, status: u16, approval: Option<String>) {
-        self.event.outcome = Outcome::Forwarded;
-        self.event.upstream_status = Some(status);
-        self.event.approval_id = approval;
+    pub(crate) fn forwarded(&mut self, status: u16) {
+        self.outcome = Outcome::Forwarded;
+        self.upstream_status = Some(status);
     }
 
-    pub(crate) fn emit(mut self, gw: &Shared) {
-        self.event.at = UnixMillis::now();
-        self.event.duration_us = self.started.elapsed().as_micros() as u64;
-        emit(gw.sink.as_deref(), self.event);
+    pub(crate) fn approved(&mut self, approval_id: String) {
+        self.approval_id = Some(approval_id);
+    }
+
+    pub(crate) fn compensable(&mut self, compensation_id: String) {
+        self.compensation_id = Some(compensation_id);
+    }
+
+    pub(crate) fn emit(self, gw: &Shared, action: Action, decision: Decision) {
+        let transport = match action.target {
+            Some(crate::policy::Target::Mcp { .. }) => "mcp",
+            _ => "http",
+        };
+        let event = GatewayEvent {
+            at: UnixMillis::now(),
+            transport,
+            action,
+            decision,
+            outcome: self.outcome,
+            reason: self.reason,
+            upstream_status: self.upstream_status,
+            approval_id: self.approval_id,
+            compensation_id: self.compensation_id,
+            traceparent: self.traceparent,
+            duration_us: self.started.elapsed().as_micros() as u64,
+        };
+        emit(gw.sink.as_deref(), event);
     }
 }
 
