@@ -73,8 +73,6 @@ pub struct GatewayParts {
     pub policy: Arc<PolicyStore>,
     /// Terminates the agent's TLS and verifies upstreams.
     pub tls: Arc<TlsTerminator>,
-    /// The upstream TLS configuration (system roots plus operator CAs).
-    pub upstream_tls: rustls::ClientConfig,
     /// The sidecar's resolver: the only source of upstream addresses.
     pub resolver: Arc<dyn Resolve>,
     /// Credentials by name.
@@ -124,7 +122,7 @@ impl Gateway {
             return Err(GatewayError::MissingSecret(missing.to_string()));
         }
         let client = upstream_client(
-            parts.upstream_tls,
+            parts.tls.upstream_client_config(),
             parts.resolver,
             parts.config.connect_timeout,
         );

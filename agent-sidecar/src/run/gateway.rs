@@ -29,7 +29,7 @@ use crate::{
     proxy::Resolve,
     tls::{
         AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
-        TlsTerminator, TrustAnchors, upstream_client_config,
+        TlsTerminator, TrustAnchors,
     },
 };
 
@@ -190,8 +190,6 @@ pub(crate) async fn start(
         None => CertificateAuthority::generate(&CaOptions::default()).map_err(err)?,
     };
     let anchors = TrustAnchors::load(&SystemRoots::Probe, &opts.upstream_cas).map_err(err)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let upstream_tls = upstream_client_config(&anchors, provider).map_err(err)?;
     let names_store = policy.store.clone();
     let allow: crate::tls::NamePolicy =
         Arc::new(move |name: &str| names_store.current().inspected(name).is_some());
@@ -226,7 +224,6 @@ pub(crate) async fn start(
         identity: policy.identity.clone(),
         policy: policy.store.clone(),
         tls: Arc::new(tls),
-        upstream_tls,
         resolver,
         secrets,
         approvals: approvals.clone(),

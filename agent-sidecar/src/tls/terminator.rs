@@ -50,6 +50,7 @@ pub struct TlsTerminator {
     leaves: Arc<LeafCache>,
     anchors: TrustAnchors,
     acceptor: TlsAcceptor,
+    client: Arc<rustls::ClientConfig>,
     connector: TlsConnector,
     handshake_timeout: Duration,
 }
@@ -72,13 +73,14 @@ impl TlsTerminator {
             Arc::clone(&provider),
         )?);
         let server = agent_server_config(Arc::clone(&leaves), Arc::clone(&provider))?;
-        let client = upstream_client_config(&anchors, provider)?;
+        let client = Arc::new(upstream_client_config(&anchors, provider)?);
         Ok(Self {
             ca,
             leaves,
             anchors,
             acceptor: TlsAcceptor::from(Arc::new(server)),
-            connector: TlsConnector::from(Arc::new(client)),
+            connector: TlsConnector::from(Arc::clone(&client)),
+            client,
             handshake_timeout: options.handshake_timeout,
         })
     }
@@ -128,6 +130,13 @@ impl TlsTerminator {
                 addr,
                 source,
             })
+    }
+
+    /// The verified upstream client configuration (the trust anchors this
+    /// terminator was built with), for clients of its own such as a pooled
+    /// HTTP client.
+    pub fn upstream_client_config(&self) -> rustls::ClientConfig {
+        (*self.client).clone()
     }
 
     /// Writes the agent trust bundle into `dir` (see [`write_agent_bundle`]).

@@ -27,7 +27,7 @@ use agent_sidecar::{
     proxy::ProxyContext,
     tls::{
         AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
-        TlsTerminator, TrustAnchors, upstream_client_config,
+        TlsTerminator, TrustAnchors,
     },
 };
 use bytes::Bytes;
@@ -340,8 +340,6 @@ impl Harness {
             std::slice::from_ref(&upstream_ca.ca_file),
         )
         .expect("anchors");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let upstream_tls = upstream_client_config(&anchors, provider).expect("client config");
         let ca = CertificateAuthority::generate(&CaOptions::default()).expect("CA");
         let names = store.clone();
         let tls = TlsTerminator::new(
@@ -379,7 +377,6 @@ impl Harness {
             identity,
             policy: store,
             tls: Arc::new(tls),
-            upstream_tls,
             resolver: resolver.clone(),
             secrets,
             approvals: approvals.clone(),
