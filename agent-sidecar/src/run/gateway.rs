@@ -25,7 +25,7 @@ use crate::{
     },
     kernel::Enforcer,
     metrics::Metrics,
-    policy::{AgentIdentity, PolicyStore, StoreOptions},
+    policy::{AgentIdentity, PolicyStore, StoreOptions, WatchOptions, reload::WatchHandle, watch},
     proxy::Resolve,
     tls::{
         AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
@@ -81,9 +81,14 @@ fn err(what: impl std::fmt::Display) -> RunError {
 pub(crate) fn load_policy(
     opts: &GatewayOptions,
     agent_id: &str,
+    metrics: &Arc<Metrics>,
 ) -> Result<GatewayPolicy, RunError> {
-    let store = PolicyStore::open(&opts.policy_dir, StoreOptions::default(), None)
-        .map_err(|e| err(format!("policy set {}: {e}", opts.policy_dir.display())))?;
+    let store = PolicyStore::open(
+        &opts.policy_dir,
+        StoreOptions::default(),
+        Some(metrics.clone()),
+    )
+    .map_err(|e| err(format!("policy set {}: {e}", opts.policy_dir.display())))?;
     let set = store.current();
     let identity = set.identity(agent_id, &opts.environment);
     if identity.owner.as_deref().is_none_or(str::is_empty) {
@@ -151,6 +156,8 @@ pub(crate) struct GatewayServices {
     pub(crate) gateway: Gateway,
     pub(crate) bundle: AgentTrustBundle,
     admin_task: Option<JoinHandle<()>>,
+    /// Reloads the policy set when its directory changes.
+    _reload: WatchHandle,
 }
 
 impl GatewayServices {
@@ -262,10 +269,17 @@ pub(crate) async fn start(
         ca = %gateway.ca_fingerprint(),
         "tool gateway ready"
     );
+    let reload = watch(policy.store.clone(), WatchOptions::default()).map_err(|e| {
+        err(format!(
+            "cannot watch {} for policy changes: {e}",
+            opts.policy_dir.display()
+        ))
+    })?;
     Ok(GatewayServices {
         gateway,
         bundle,
         admin_task,
+        _reload: reload,
     })
 }
 
@@ -352,14 +366,17 @@ mod tests {
             "kind: base\nname: t\nlabel: t\ntools:\n  - name: erp\n    http: { host: erp.example.test }\n    actions:\n      - { name: list, method: GET, path: /v1/x }\negress:\n  names: [\"api.llm.example:443\"]\n",
         )
         .unwrap();
-        let e = load_policy(&options(&dir), "ghost").err().expect("refused");
+        let e = load_policy(&options(&dir), "ghost", &Arc::new(Metrics::new()))
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("not declared"), "{e}");
         std::fs::write(
             dir.join("agent.yaml"),
             "kind: agent\nid: clerk\nowner: jo@example.test\npurpose: files things\n",
         )
         .unwrap();
-        let p = load_policy(&options(&dir), "clerk").expect("declared with an owner");
+        let p = load_policy(&options(&dir), "clerk", &Arc::new(Metrics::new()))
+            .expect("declared with an owner");
         assert_eq!(p.identity.owner.as_deref(), Some("jo@example.test"));
         assert_eq!(p.ports, [443]);
         let names: Vec<String> = p.names.rules().iter().map(|r| r.to_string()).collect();

@@ -225,10 +225,11 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         }
         (None, None) => default_agent_id(&opts.command),
     };
+    let metrics = Arc::new(Metrics::new());
     let gateway_policy = opts
         .gateway
         .as_ref()
-        .map(|g| gateway::load_policy(g, &agent_id))
+        .map(|g| gateway::load_policy(g, &agent_id, &metrics))
         .transpose()?;
     let mut intercept_ports = opts.names.intercept_ports.clone();
     if let Some(gp) = &gateway_policy {
@@ -293,7 +294,6 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         cgroup: None,
     };
     let mut enforcer = Enforcer::start(&config, &allowlist)?;
-    let metrics = Arc::new(Metrics::new());
     metrics.set_allowlist_entries(&agent_id, enforcer.allowlist_entries());
 
     // Deny events -> log lines + counter, until told to drain and stop.
