@@ -6,7 +6,7 @@
 //! Built with Debian's `/usr/bin/python3` (never a per-user interpreter such
 //! as pyenv's under /root, which uid 65534 could not execute) and made
 //! world-readable, because the governed agent of a test runs as `nobody`.
-//! A stamp file records the hash of the requirements and the interpreter's
+//! A stamp file records the requirements and the interpreter's
 //! version: the venv is rebuilt from scratch when either changes.
 
 use std::{
@@ -43,24 +43,18 @@ pub fn python() -> PathBuf {
     venv_dir().join("bin/python")
 }
 
-/// 64-bit FNV-1a: a stable content hash without another dependency.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 /// What the stamp must say for the venv to be current.
 fn wanted_stamp() -> Result<String> {
-    let reqs = std::fs::read(requirements())
+    let reqs = std::fs::read_to_string(requirements())
         .with_context(|| format!("reading {}", requirements().display()))?;
     let version = Command::new(BASE_PYTHON)
         .arg("--version")
         .output()
         .with_context(|| format!("running {BASE_PYTHON} (Debian package python3)"))?;
+    // The requirements themselves and the interpreter version: any change
+    // rebuilds the venv.
     Ok(format!(
-        "requirements-fnv1a64={:016x}\n{}",
-        fnv1a(&reqs),
+        "{}\n{reqs}",
         String::from_utf8_lossy(&version.stdout).trim()
     ))
 }
