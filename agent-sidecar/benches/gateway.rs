@@ -32,16 +32,18 @@
 #[path = "../tests/gateway_support/mod.rs"]
 mod gateway_support;
 
+#[path = "support/nginx.rs"]
+mod nginx;
 #[path = "support/report.rs"]
 mod report;
 
+use nginx::NginxProcess;
 use report::{current_thread, kernel, load_average, median, micros, num_cpus, percentile};
 use std::{
     fmt::Write as _,
     net::{Ipv4Addr, SocketAddr},
-    os::unix::process::CommandExt,
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitCode, Stdio},
+    path::Path,
+    process::ExitCode,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -49,7 +51,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use gateway_support::{FAST_ANSWER, HOST, Harness, Options, TempDir, TestCa, ToolApi};
 use http_body_util::{BodyExt, Empty};
@@ -342,7 +344,7 @@ struct Series {
 async fn run() -> Result<String> {
     let started = Instant::now();
     let load_start = load_average();
-    let nginx_bin = nginx_binary()?;
+    nginx::binary()?;
 
     // The tool API on its own thread; its CA goes to the gateway.
     let ((ca, api_addr, authorized, direct_tls), upstream_cpu) =
@@ -374,7 +376,7 @@ async fn run() -> Result<String> {
         drop(h);
         let _ = stopped_tx.send(());
     })?;
-    let nginx = Nginx::start(&nginx_bin, api_addr, &upstream_ca_file)?;
+    let nginx = Nginx::start(api_addr, &upstream_ca_file)?;
 
     let host_header = format!("{HOST}:{port}");
     let targets = [
@@ -396,7 +398,7 @@ async fn run() -> Result<String> {
             addr: nginx.addr,
             tls: client_trusting(nginx.ca_pem.as_bytes())?,
             host_header,
-            cpu: Some(CpuClock::process(nginx.worker)?),
+            cpu: Some(CpuClock::process(nginx.process.worker)?),
             sent: Arc::default(),
         },
     ];
@@ -518,7 +520,7 @@ async fn run() -> Result<String> {
          `proxy_ssl_name {HOST}`, `proxy_http_version 1.1` and an upstream `keepalive 64` \
          pool; `worker_processes 1`, no access log. It neither decides nor injects \
          anything: it is the floor of what a TLS-terminating proxy costs.\n",
-        nginx.version
+        nginx.process.version
     );
     let _ = writeln!(
         md,
@@ -719,39 +721,18 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
 
-fn nginx_binary() -> Result<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .context(
-            "nginx is not installed; this benchmark compares the gateway against it: run \
-             `cargo xtask setup` (it installs the Debian package nginx)",
-        )
-}
-
-/// An nginx started for the benchmark (foreground master, one worker);
-/// killed (by its pid) on drop.
+/// An nginx started for the benchmark as a TLS-terminating reverse proxy
+/// (foreground master, one worker); stopped on drop.
 struct Nginx {
     addr: SocketAddr,
-    version: String,
-    /// The worker's pid (its CPU clock is measured).
-    worker: u32,
     /// The CA of nginx's certificate for `HOST`.
     ca_pem: String,
-    child: Child,
-    dir: TempDir,
+    process: NginxProcess,
+    _dir: TempDir,
 }
 
 impl Nginx {
-    fn start(binary: &Path, upstream: SocketAddr, upstream_ca: &Path) -> Result<Self> {
-        let version = Command::new(binary)
-            .arg("-v")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stderr).ok())
-            .map(|s| s.trim().trim_start_matches("nginx version: ").to_owned())
-            .unwrap_or_default();
+    fn start(upstream: SocketAddr, upstream_ca: &Path) -> Result<Self> {
         let dir = TempDir::new();
         let d = dir.0.display().to_string();
         let (ca_pem, cert_pem, key_pem) = nginx_certificate()?;
@@ -801,109 +782,15 @@ impl Nginx {
              }}\n\
              }}\n"
         );
-        let conf = dir.0.join("nginx.conf");
-        std::fs::write(&conf, config)?;
-        let mut command = Command::new(binary);
-        command
-            .arg("-p")
-            .arg(&dir.0)
-            .arg("-e")
-            .arg(dir.0.join("error.log"))
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // If the benchmark dies without dropping `Nginx`, nginx still goes.
-        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let child = command.spawn().context("start nginx")?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut nginx = Self {
+        let process = NginxProcess::start(&dir.0, &config, addr)?;
+        Ok(Self {
             addr,
-            version,
-            worker: 0,
             ca_pem,
-            child,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(worker) = child_of(nginx.child.id())
-                && std::net::TcpStream::connect(addr).is_ok()
-            {
-                nginx.worker = worker;
-                break;
-            }
-            if Instant::now() > deadline || nginx.child.try_wait()?.is_some() {
-                let log =
-                    std::fs::read_to_string(nginx.dir.0.join("error.log")).unwrap_or_default();
-                bail!("nginx did not start listening: {log}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(nginx)
+            process,
+            _dir: dir,
+        })
     }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGKILL to the master only would orphan the worker: ask for a
-        // fast shutdown (SIGTERM), then make sure.
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if self.worker != 0 {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.worker as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A child process of `parent` (nginx's single worker).
-fn child_of(parent: u32) -> Option<u32> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may contain spaces, so split after ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) {
-            return Some(pid);
-        }
-    }
-    None
 }
 
 /// A throwaway CA and a certificate for `HOST` signed by it: (CA PEM, leaf

@@ -3,32 +3,44 @@
 //! 1. Transparent TLS passthrough on loopback: 1 MiB HTTPS downloads through
 //!    the transparent listener against the same downloads straight from the
 //!    upstream — throughput ratio (target >= 0.8) and the time-to-first-byte
-//!    the listener adds at p99 (target <= 300 us).
+//!    the listener adds at p99 (target <= 300 us) — and, as the reference,
+//!    through nginx's stream module doing SNI passthrough (`ssl_preread`;
+//!    Debian packages `nginx` and `libnginx-mod-stream`, started here from a
+//!    generated configuration).
 //! 2. The same with the upstream in a network namespace of its own, reached
 //!    across a veth pair (10.201.0.1/30 here, 10.201.0.2/30 there), as a
 //!    remote tool API is from a pod; measured at MTU 1500 and then at 9000.
 //!    Creating the namespace needs root (`cargo xtask bench` runs as root);
 //!    it and the veth pair are removed on exit, panics included.
-//! 3. CONNECT through the explicit proxy against CONNECT through squid (Debian
+//! 3. Where the transfers' wall time went: each thread's running and
+//!    run-queue waiting time during the transfers of 1 and 2.
+//! 4. CONNECT through the explicit proxy against CONNECT through squid (Debian
 //!    package `squid`, started here with an equivalent `dstdomain` allowlist
 //!    in a temp dir): requests/s with 4 concurrent clients and per-request
 //!    latency (p50/p99), each request being CONNECT + TLS handshake + GET +
 //!    response.
 //!
-//! Rounds alternate the two sides of every comparison; ratios are per round
+//! Rounds alternate the sides of every comparison; ratios are per round
 //! and the report gives their median. Prints a Markdown report; with
 //! `--write-docs` (or `PROXY_BENCH_WRITE_DOCS=1`) also replaces
 //! `docs/benchmarks-proxy.md`. Run it with
 //! `cargo bench -p agent-sidecar --bench proxy -- --write-docs`.
-//! Without squid installed, section 3 reports ours only.
+//! nginx with its stream module is required (`cargo xtask bench` installs
+//! it); without squid installed, section 4 reports ours only.
 
 #[path = "../tests/proxy_support/mod.rs"]
 mod proxy_support;
 
+#[path = "support/nginx.rs"]
+mod nginx;
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/sched.rs"]
+mod sched;
 
+use nginx::NginxProcess;
 use report::{current_thread, kernel, load_average, median, micros, num_cpus, percentile};
+use sched::{Sched, SchedClock};
 use std::{
     collections::HashMap,
     fmt::Write as _,
@@ -134,13 +146,24 @@ struct Bench {
     explicit: SocketAddr,
 }
 
-/// Where the passthrough comparison connects: straight to an upstream, or
-/// to the transparent listener that forwards to it.
+/// Where the passthrough comparison connects, by [`Side`]: straight to an
+/// upstream, to the transparent listener, or to nginx's stream proxy, both
+/// forwarding to that upstream.
 #[derive(Clone, Copy)]
 struct Topology {
-    direct: SocketAddr,
-    transparent: SocketAddr,
+    addrs: [SocketAddr; SIDES],
+    /// The thread serving the upstream (named in `run`).
+    upstream_thread: &'static str,
 }
+
+/// The sides of a passthrough comparison, as indexes of [`Topology::addrs`].
+const DIRECT: usize = 0;
+const LISTENER: usize = 1;
+const NGINX: usize = 2;
+const SIDES: usize = 3;
+/// nginx's `proxy_buffer_size` (its default is 16k): the listener's copy
+/// buffer size, so that both copy in the same chunks.
+const NGINX_BUFFER: &str = "64k";
 
 /// A proxy context sending `HOST` to `ip`.
 fn context(ip: IpAddr) -> ProxyContext {
@@ -198,24 +221,28 @@ async fn run() -> Result<String> {
         transparent,
         explicit,
     };
+    let nginx = NginxStream::start(&[upstream.addr, remote.addr])?;
     let local = Topology {
-        direct: upstream.addr,
-        transparent,
+        addrs: [upstream.addr, transparent, nginx.listeners[0]],
+        upstream_thread: "upstream",
     };
     let across = Topology {
-        direct: remote.addr,
-        transparent: remote_transparent,
+        addrs: [remote.addr, remote_transparent, nginx.listeners[1]],
+        upstream_thread: "upstream-veth",
     };
 
     // Warm-up: every path once.
     bench.get(bench.upstream, None, "/1m").await?;
     bench.get(bench.transparent, None, "/1m").await?;
     bench.get(bench.explicit, Some(port), "/").await?;
-    bench.fetch_from(across.direct, "/1m").await?;
-    bench
-        .fetch_from(across.transparent, "/1m")
-        .await
-        .context("transparent listener to the upstream across the veth pair")?;
+    for (topology, name) in [(local, "loopback"), (across, "veth")] {
+        for (addr, side) in topology.addrs.iter().zip(SIDE_NAMES) {
+            bench
+                .fetch_from(*addr, "/1m")
+                .await
+                .with_context(|| format!("{side}, {name} upstream"))?;
+        }
+    }
 
     let mut md = String::new();
     let _ = writeln!(md, "# Proxy benchmarks\n");
@@ -224,10 +251,12 @@ async fn run() -> Result<String> {
         "Produced by `cargo bench -p agent-sidecar --bench proxy -- --write-docs` \
          (`agent-sidecar/benches/proxy.rs`): a rustls HTTPS upstream (hyper, \
          test CA, ring); the upstreams, the proxy and the clients (tokio-rustls) each on \
-         a single-threaded Tokio runtime of its own thread (squid also runs one worker \
-         process). The clients and the proxy use loopback; the upstream of section 2 is \
-         across a veth pair. {ROUNDS} rounds; the two sides of every comparison \
-         alternate within a round; ratios are per round, the tables show medians.\n"
+         a single-threaded Tokio runtime of its own thread; the references, nginx ({}) and \
+         squid, each run one worker process. The clients and the proxies use loopback; the \
+         upstream of section 2 is across a veth pair. {ROUNDS} rounds; the sides of every \
+         comparison alternate within a round, each going first equally often; ratios are \
+         per round, the tables show medians.\n",
+        nginx.process.version
     );
     let _ = writeln!(
         md,
@@ -237,14 +266,15 @@ async fn run() -> Result<String> {
         load_average()
     );
 
-    let loopback = passthrough(&bench, local).await?;
+    let loopback = passthrough(&bench, local, &nginx).await?;
     let mut remote_runs = Vec::new();
     for mtu in VETH_MTUS {
         veth.set_mtu(mtu)?;
         // One transfer each way at the new MTU before measuring.
-        bench.fetch_from(across.direct, "/1m").await?;
-        bench.fetch_from(across.transparent, "/1m").await?;
-        remote_runs.push((mtu, passthrough(&bench, across).await?));
+        for addr in across.addrs {
+            bench.fetch_from(addr, "/1m").await?;
+        }
+        remote_runs.push((mtu, passthrough(&bench, across, &nginx).await?));
     }
 
     let _ = writeln!(md, "## 1. Transparent TLS passthrough\n");
@@ -254,11 +284,21 @@ async fn run() -> Result<String> {
          Throughput counts from the request to the end of the body; time-to-first-byte \
          (TTFB) from the TCP connect to the first response byte, so it includes the \
          handshake and, through the listener, the ClientHello sniff, the name decision, \
-         the resolver call and the upstream connect. Client, listener and upstream all \
-         on loopback (upstream at {UPSTREAM_IP}).\n"
+         the resolver call and the upstream connect. Client, proxies and upstream all \
+         on loopback (upstream at {UPSTREAM_IP}).\n\n\
+         Three sides in the same rounds: **direct** to the upstream; through the \
+         **transparent listener**; and through **nginx stream**, the reference: nginx's \
+         stream module doing the same job, routing on the ClientHello's SNI without \
+         terminating TLS (`ssl_preread on`, a `map` of `$ssl_preread_server_name` allowing \
+         `{HOST}` only, `proxy_pass` to the upstream, `proxy_buffer_size {NGINX_BUFFER}` \
+         like the listener's copy buffer, one worker). nginx neither resolves nor decides \
+         nor records anything.\n"
     );
-    let _ = writeln!(md, "| | direct | transparent listener | result | target |");
-    let _ = writeln!(md, "|---|---:|---:|---:|---|");
+    let _ = writeln!(
+        md,
+        "| | direct | transparent listener | nginx stream | listener / direct | nginx / direct | target |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---|");
     loopback.rows(&mut md, None);
     let _ = writeln!(
         md,
@@ -279,22 +319,61 @@ async fn run() -> Result<String> {
          network namespace of its own at {VETH_UPSTREAM}/{VETH_PREFIX}, one end of a veth \
          pair whose other end, {VETH_LOCAL}/{VETH_PREFIX}, is in the benchmark's namespace \
          (kernel defaults otherwise). Direct: client -> {VETH_UPSTREAM} across the veth. \
-         Through the listener: client -> transparent listener on 127.0.0.1 -> \
-         {VETH_UPSTREAM} across the veth (the test resolver returns {VETH_UPSTREAM}), as a \
-         pod's connection to a remote tool API goes. MTU {} (the veth default, and a \
-         usual pod interface MTU) is the reference row; MTU {} was measured after it in the \
-         same run and is shown as well.\n",
+         Through a proxy: client -> proxy on 127.0.0.1 -> {VETH_UPSTREAM} across the veth \
+         (the listener's test resolver returns {VETH_UPSTREAM}), as a pod's connection to a \
+         remote tool API goes. MTU {} (the veth default, and a usual pod interface MTU) is \
+         the reference row; MTU {} was measured after it in the same run and is shown as \
+         well.\n",
         VETH_MTUS[0], VETH_MTUS[1]
     );
     let _ = writeln!(
         md,
-        "| | MTU | direct | transparent listener | result | target |"
+        "| | MTU | direct | transparent listener | nginx stream | listener / direct | nginx / direct | target |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
     for (mtu, run) in &remote_runs {
         run.rows(&mut md, Some(*mtu));
     }
     let _ = writeln!(md);
+
+    let _ = writeln!(md, "## 3. Where the transfers' time goes\n");
+    let _ = writeln!(
+        md,
+        "During the 1 MiB transfers of sections 1 and 2, the share of their wall time each \
+         thread spent running on a CPU and runnable but waiting on a run queue \
+         (`/proc/.../schedstat` before and after every transfer): the client, the upstream, \
+         and the proxy (the listener's thread, or the nginx worker). CPUs idle: {} minus \
+         the three running shares.\n",
+        num_cpus()
+    );
+    let _ = writeln!(
+        md,
+        "| side | MTU | client running | client waiting | upstream running | upstream waiting | proxy running | proxy waiting | CPUs idle |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    loopback.sched_rows(&mut md, Some("loopback"));
+    for (mtu, run) in &remote_runs {
+        run.sched_rows(&mut md, Some(&format!("veth {mtu}")));
+    }
+    let through = &loopback.sched[LISTENER];
+    let direct = &loopback.sched[DIRECT];
+    let _ = writeln!(
+        md,
+        "\nOn loopback, direct, the client ran {:.2} of the time (it decrypts, and is the \
+         slowest stage) and waited {:.2}. Through the listener it ran {:.2} and waited {:.2}, \
+         while the three threads together waited {:.2} on run queues and {:.2} CPUs idled: \
+         the scheduler does not keep three threads that hand data to each other on two CPUs \
+         busy, and the client (the agent) loses CPU time to the proxy's wake-ups. The \
+         listener's own thread ran {:.2} of the time.\n",
+        direct.share(direct.client.run_ns),
+        direct.share(direct.client.wait_ns),
+        through.share(through.client.run_ns),
+        through.share(through.client.wait_ns),
+        through.share(through.client.wait_ns + through.upstream.wait_ns + through.proxy.wait_ns),
+        num_cpus() as f64
+            - through.share(through.client.run_ns + through.upstream.run_ns + through.proxy.run_ns),
+        through.share(through.proxy.run_ns),
+    );
 
     connect_vs_squid(&bench, port, &mut md).await?;
     let _ = writeln!(md, "\n## Notes\n");
@@ -302,34 +381,36 @@ async fn run() -> Result<String> {
         md,
         "- Loopback (section 1) is the worst case: client, proxy and upstream share the \
          machine's CPUs. Direct, two busy threads (TLS client and TLS server) share them; \
-         through the listener a third one (the proxy's copy) competes with both, so on a \
-         2-CPU machine the throughput ratio is bounded by CPU contention rather than by \
-         the proxy's own cost. The ratio moves with the machine's load: other jobs slow \
-         the direct path too (on this machine runs at load average 5-6 gave 0.69-0.84x, \
-         quiet runs 0.68-0.79x), so compare runs at similar load (see the load average \
-         above).\n\
+         through a proxy a third one competes with both (section 3). nginx's stream proxy, \
+         measured in the same rounds, is the yardstick for what a proxy that copies in \
+         userspace can reach on this machine. The ratios move with the machine's load: \
+         other jobs slow the direct path too, so compare runs at similar load (see the \
+         load average above).\n\
          - Across the veth pair (section 2) the upstream is remote as in production: its \
          traffic leaves through a network device (MTU {}, then {}, rather than loopback's 65536) \
          into another namespace's stack, as a pod's traffic to a remote tool API leaves \
-         through the pod's interface, and the listener's copy is measured against that \
-         direct path. On this machine the upstream still runs on the same two CPUs, so \
-         the contention of section 1 remains; with a really remote upstream the \
+         through the pod's interface. On this machine the upstream still runs on the same \
+         CPUs, so the contention of section 1 remains; with a really remote upstream the \
          proxy competes with the agent only. The MTU {} rows come later in the run than \
          the MTU {} rows, so a change in the machine's load between them shows up in \
          their comparison; the per-round ratios are what each row is about.\n\
-         - The copy uses `copy_bidirectional` with 64 KiB buffers per direction. A \
-         `splice(2)` variant (socket -> pipe -> socket, 1 MiB pipes) was measured \
-         against it in alternating runs on this machine and was slower (0.62-0.69x \
-         against 0.71-0.73x), so it was not kept; 256 KiB buffers gave no gain. An \
-         in-kernel sockmap splice was slower as well (0.57-0.63x): its backlog worker adds \
-         a fourth busy thread.\n\
+         - The copy uses `copy_bidirectional` with 64 KiB buffers per direction. \
+         Measured against it in alternating runs on this machine and not kept: \
+         `splice(2)` (socket -> pipe -> socket, 1 MiB pipes), which cut the proxy's CPU \
+         per MiB by 20-40 % but did not raise throughput (0.77x against 0.74x for 1 MiB \
+         transfers, within the noise; 0.68-0.73x against 0.78-0.82x over 16 MiB \
+         keep-alive transfers); 256 KiB and 1 MiB buffers, \
+         a 1-4 MiB receive buffer on the upstream socket, a shorter scheduler slice \
+         (`sched_setattr`) or `nice -5` for the proxy thread, and briefly polling the \
+         upstream socket before sleeping (no gain beyond the noise); an in-kernel sockmap \
+         splice (0.57-0.63x: its backlog worker adds a fourth busy thread).\n\
          - TTFB p99 here is dominated by scheduling: the direct path's own p99 can be \
          several milliseconds when three threads share two CPUs, so the added p99 varies \
          between runs; the p50 difference is the steadier measure of the listener's \
          per-connection cost (one extra accept, sniff, decision, resolve and connect).\n\
          - The loopback upstream accepted {} TLS connections in this run, all at the \
-         address the test resolver returns for `{HOST}`; the veth upstream {}. Load \
-         average at the end: {}. This run took {:.0} s.",
+         address the test resolver returns for `{HOST}` (or nginx's map); the veth \
+         upstream {}. Load average at the end: {}. This run took {:.0} s.",
         VETH_MTUS[0],
         VETH_MTUS[1],
         VETH_MTUS[1],
@@ -339,106 +420,206 @@ async fn run() -> Result<String> {
         load_average(),
         started.elapsed().as_secs_f64()
     );
+    drop(nginx);
     drop(veth);
     Ok(md)
 }
 
-/// Results of one passthrough comparison.
+/// Column names of the sides, by index.
+const SIDE_NAMES: [&str; SIDES] = ["direct", "transparent listener", "nginx stream"];
+
+/// Results of one passthrough comparison, by side.
 struct Passthrough {
-    direct_tp: f64,
-    proxied_tp: f64,
-    /// Median, lowest and highest of the per-round ratios.
-    ratio: f64,
-    ratio_min: f64,
-    ratio_max: f64,
-    direct_p50: f64,
-    proxied_p50: f64,
-    direct_p99: f64,
-    proxied_p99: f64,
-    /// Median of the per-round p99 differences.
-    added_p99: f64,
+    /// Median over rounds of each round's median 1 MiB throughput, MiB/s.
+    throughput: [f64; SIDES],
+    /// Per-round throughput ratios against direct (unused for direct).
+    ratios: [Vec<f64>; SIDES],
+    /// TTFB percentiles over all samples, us.
+    ttfb_p50: [f64; SIDES],
+    ttfb_p99: [f64; SIDES],
+    /// Median of the per-round p99 TTFB differences against direct, us.
+    added_p99: [f64; SIDES],
+    /// Where the client, upstream and proxy threads spent the 1 MiB
+    /// transfers' wall time, by side.
+    sched: [Shares; SIDES],
+}
+
+/// Shares of a side's transfer wall time: running and waiting on a run
+/// queue, for the client, the upstream and the proxy (none for direct).
+#[derive(Clone, Copy, Default)]
+struct Shares {
+    client: Sched,
+    upstream: Sched,
+    proxy: Sched,
+    wall_ns: u64,
+}
+
+impl Shares {
+    fn share(&self, ns: u64) -> f64 {
+        ns as f64 / self.wall_ns.max(1) as f64
+    }
 }
 
 impl Passthrough {
     /// Table rows; with `mtu`, an MTU column after the label.
     fn rows(&self, md: &mut String, mtu: Option<u32>) {
         let mtu = mtu.map(|m| format!(" {m} |")).unwrap_or_default();
+        let ratio = |side: usize| {
+            let mut r = self.ratios[side].clone();
+            let (lo, hi) = (
+                r.iter().copied().fold(f64::INFINITY, f64::min),
+                r.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+            (median(&mut r), lo, hi)
+        };
+        let (ours, lo, hi) = ratio(LISTENER);
+        let (theirs, nlo, nhi) = ratio(NGINX);
+        let [d, l, n] = self.throughput;
         let _ = writeln!(
             md,
-            "| 1 MiB throughput (MiB/s, median of rounds) |{mtu} {:.0} | {:.0} | **{:.2}x** \
-             (rounds {:.2}-{:.2}) | >= 0.8x {} |",
-            self.direct_tp,
-            self.proxied_tp,
-            self.ratio,
-            self.ratio_min,
-            self.ratio_max,
-            verdict(self.ratio >= 0.8)
+            "| 1 MiB throughput (MiB/s, median of rounds) |{mtu} {d:.0} | {l:.0} | {n:.0} | \
+             **{ours:.2}x** (rounds {lo:.2}-{hi:.2}) | {theirs:.2}x (rounds {nlo:.2}-{nhi:.2}) \
+             | >= 0.8x {} |",
+            verdict(ours >= 0.8)
         );
+        let [d, l, n] = self.ttfb_p50;
         let _ = writeln!(
             md,
-            "| TTFB p50 (us, all samples) |{mtu} {:.0} | {:.0} | +{:.0} us | |",
-            self.direct_p50,
-            self.proxied_p50,
-            self.proxied_p50 - self.direct_p50
+            "| TTFB p50 (us, all samples) |{mtu} {d:.0} | {l:.0} | {n:.0} | +{:.0} us | +{:.0} us | |",
+            l - d,
+            n - d
         );
+        let [d, l, n] = self.ttfb_p99;
         let _ = writeln!(
             md,
-            "| TTFB p99 (us, all samples) |{mtu} {:.0} | {:.0} | **+{:.0} us** (median of \
-             per-round p99 differences) | <= 300 us {} |",
-            self.direct_p99,
-            self.proxied_p99,
-            self.added_p99,
-            verdict(self.added_p99 <= 300.0)
+            "| TTFB p99 (us, all samples) |{mtu} {d:.0} | {l:.0} | {n:.0} | **+{:.0} us** \
+             (median of per-round p99 differences) | +{:.0} us | <= 300 us {} |",
+            self.added_p99[LISTENER],
+            self.added_p99[NGINX],
+            verdict(self.added_p99[LISTENER] <= 300.0)
         );
+    }
+
+    /// One row per side of the thread-time table, `path` naming the topology.
+    fn sched_rows(&self, md: &mut String, path: Option<&str>) {
+        let mtu = path.map(|m| format!(" {m} |")).unwrap_or_default();
+        for (side, name) in SIDE_NAMES.iter().enumerate() {
+            let s = &self.sched[side];
+            let proxy = if side == DIRECT {
+                "- | -".to_owned()
+            } else {
+                format!(
+                    "{:.2} | {:.2}",
+                    s.share(s.proxy.run_ns),
+                    s.share(s.proxy.wait_ns)
+                )
+            };
+            let running = s.client.run_ns + s.upstream.run_ns + s.proxy.run_ns;
+            let _ = writeln!(
+                md,
+                "| {name} |{mtu} {:.2} | {:.2} | {:.2} | {:.2} | {proxy} | {:.2} |",
+                s.share(s.client.run_ns),
+                s.share(s.client.wait_ns),
+                s.share(s.upstream.run_ns),
+                s.share(s.upstream.wait_ns),
+                num_cpus() as f64 - s.share(running),
+            );
+        }
     }
 }
 
-async fn passthrough(bench: &Bench, topology: Topology) -> Result<Passthrough> {
-    let mut ratios = Vec::new();
-    let (mut direct_tp, mut proxied_tp) = (Vec::new(), Vec::new());
-    let (mut direct_ttfb, mut proxied_ttfb) = (Vec::new(), Vec::new());
-    let mut added_p99 = Vec::new();
-    for _ in 0..ROUNDS {
-        let (mut d, mut p) = (Vec::new(), Vec::new());
-        for _ in 0..TRANSFERS_PER_ROUND {
-            let s = bench.fetch_from(topology.direct, "/1m").await?;
-            d.push(mib_per_s(s));
-            let s = bench.fetch_from(topology.transparent, "/1m").await?;
-            p.push(mib_per_s(s));
-        }
-        let (dm, pm) = (median(&mut d), median(&mut p));
-        ratios.push(pm / dm);
-        direct_tp.push(dm);
-        proxied_tp.push(pm);
+/// The scheduler clocks of the threads a passthrough side involves.
+struct Clocks {
+    client: SchedClock,
+    upstream: SchedClock,
+    /// By side: none for direct, the listener's thread, the nginx worker.
+    proxy: [Option<SchedClock>; SIDES],
+}
 
-        let (mut d, mut p) = (Vec::new(), Vec::new());
-        for _ in 0..TTFB_PER_ROUND {
-            d.push(micros(bench.fetch_from(topology.direct, "/").await?.ttfb));
-            p.push(micros(
-                bench.fetch_from(topology.transparent, "/").await?.ttfb,
-            ));
+impl Clocks {
+    fn read(&self, side: usize) -> Result<[Sched; 3]> {
+        Ok([
+            self.client.read()?,
+            self.upstream.read()?,
+            match &self.proxy[side] {
+                Some(c) => c.read()?,
+                None => Sched::default(),
+            },
+        ])
+    }
+}
+
+async fn passthrough(
+    bench: &Bench,
+    topology: Topology,
+    nginx: &NginxStream,
+) -> Result<Passthrough> {
+    let clocks = Clocks {
+        client: SchedClock::main_thread(),
+        upstream: SchedClock::own_thread(topology.upstream_thread)?,
+        proxy: [
+            None,
+            Some(SchedClock::own_thread("proxy")?),
+            Some(SchedClock::process(nginx.process.worker)),
+        ],
+    };
+    let mut throughput: [Vec<f64>; SIDES] = Default::default();
+    let mut ratios: [Vec<f64>; SIDES] = Default::default();
+    let mut ttfb: [Vec<f64>; SIDES] = Default::default();
+    let mut added_p99: [Vec<f64>; SIDES] = Default::default();
+    let mut sched = [Shares::default(); SIDES];
+    for round in 0..ROUNDS {
+        let mut tp: [Vec<f64>; SIDES] = Default::default();
+        for i in 0..TRANSFERS_PER_ROUND {
+            // Each side goes first, second and third equally often.
+            for k in 0..SIDES {
+                let side = (k + i + round) % SIDES;
+                let before = clocks.read(side)?;
+                let t = Instant::now();
+                let s = bench.fetch_from(topology.addrs[side], "/1m").await?;
+                let wall = t.elapsed();
+                let after = clocks.read(side)?;
+                let shares = &mut sched[side];
+                shares.wall_ns += wall.as_nanos() as u64;
+                shares.client += after[0] - before[0];
+                shares.upstream += after[1] - before[1];
+                shares.proxy += after[2] - before[2];
+                tp[side].push(mib_per_s(s));
+            }
         }
-        let (dp99, pp99) = (percentile(&mut d, 0.99), percentile(&mut p, 0.99));
-        added_p99.push(pp99 - dp99);
-        direct_ttfb.extend(d);
-        proxied_ttfb.extend(p);
+        let medians = tp.map(|mut v| median(&mut v));
+        for side in 0..SIDES {
+            throughput[side].push(medians[side]);
+            ratios[side].push(medians[side] / medians[DIRECT]);
+        }
+
+        let mut round_ttfb: [Vec<f64>; SIDES] = Default::default();
+        for i in 0..TTFB_PER_ROUND {
+            for k in 0..SIDES {
+                let side = (k + i + round) % SIDES;
+                let s = bench.fetch_from(topology.addrs[side], "/").await?;
+                round_ttfb[side].push(micros(s.ttfb));
+            }
+        }
+        let p99 = round_ttfb.each_mut().map(|v| percentile(v, 0.99));
+        for side in 0..SIDES {
+            added_p99[side].push(p99[side] - p99[DIRECT]);
+            ttfb[side].extend(round_ttfb[side].iter().copied());
+        }
     }
     eprintln!(
-        "passthrough via {}: per-round ratios {:.2?}",
-        topology.direct.ip(),
-        ratios
+        "passthrough via {}: per-round ratios listener {:.2?}, nginx {:.2?}",
+        topology.addrs[DIRECT].ip(),
+        ratios[LISTENER],
+        ratios[NGINX]
     );
     Ok(Passthrough {
-        direct_tp: median(&mut direct_tp),
-        proxied_tp: median(&mut proxied_tp),
-        ratio: median(&mut ratios),
-        ratio_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
-        ratio_max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        direct_p50: percentile(&mut direct_ttfb, 0.5),
-        proxied_p50: percentile(&mut proxied_ttfb, 0.5),
-        direct_p99: percentile(&mut direct_ttfb, 0.99),
-        proxied_p99: percentile(&mut proxied_ttfb, 0.99),
-        added_p99: median(&mut added_p99),
+        throughput: throughput.map(|mut v| median(&mut v)),
+        ratios,
+        ttfb_p50: ttfb.each_mut().map(|v| percentile(v, 0.5)),
+        ttfb_p99: ttfb.each_mut().map(|v| percentile(v, 0.99)),
+        added_p99: added_p99.map(|mut v| median(&mut v)),
+        sched,
     })
 }
 
@@ -477,7 +658,7 @@ async fn connect_vs_squid(bench: &Bench, port: u16, md: &mut String) -> Result<(
             theirs.push(bench.connect_load(squid.addr, port).await?);
         }
     }
-    let _ = writeln!(md, "## 3. CONNECT: explicit proxy vs squid\n");
+    let _ = writeln!(md, "## 4. CONNECT: explicit proxy vs squid\n");
     let _ = writeln!(
         md,
         "Each request: TCP connect to the proxy, `CONNECT {HOST}:<port>`, TLS handshake \
@@ -785,6 +966,58 @@ impl Drop for Squid {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// nginx's stream module as an SNI passthrough proxy (`ssl_preread`): one
+/// listener per upstream, forwarding a ClientHello for `HOST` to it and
+/// anything else nowhere. `worker_processes 1`, no access log; stopped on
+/// drop.
+struct NginxStream {
+    /// By upstream, in the order given to [`NginxStream::start`].
+    listeners: Vec<SocketAddr>,
+    process: NginxProcess,
+    _dir: TempDir,
+}
+
+impl NginxStream {
+    fn start(upstreams: &[SocketAddr]) -> Result<Self> {
+        let module = nginx::stream_module()?.display();
+        let dir = TempDir::new();
+        let d = dir.0.display();
+        let mut servers = String::new();
+        let mut listeners = Vec::new();
+        for (i, upstream) in upstreams.iter().enumerate() {
+            let addr = SocketAddr::from((
+                Ipv4Addr::LOCALHOST,
+                std::net::TcpListener::bind("127.0.0.1:0")?
+                    .local_addr()?
+                    .port(),
+            ));
+            listeners.push(addr);
+            // Port 9 (discard) of loopback: nothing listens, the connection
+            // of a name that is not allowed is refused.
+            let _ = write!(
+                servers,
+                "  map $ssl_preread_server_name $upstream{i} {{ {HOST} {upstream}; default 127.0.0.1:9; }}\n\
+                 \x20 server {{ listen {addr}; ssl_preread on; proxy_pass $upstream{i}; \
+                 proxy_buffer_size {NGINX_BUFFER}; }}\n"
+            );
+        }
+        let config = format!(
+            "load_module {module};\n\
+             worker_processes 1;\n\
+             pid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             stream {{\n{servers}}}\n"
+        );
+        let process = NginxProcess::start(&dir.0, &config, listeners[0])?;
+        Ok(Self {
+            listeners,
+            process,
+            _dir: dir,
+        })
     }
 }
 

@@ -308,10 +308,11 @@ fn test() -> Result<()> {
 fn bench() -> Result<()> {
     require_root("the benchmark")?;
     ensure_setup()?;
-    // squid is the reference the proxy benchmark compares against, nginx
-    // the gateway benchmark's (setup installs nginx; make sure of it even
-    // when the toolchain was ready already).
-    apt_install(&["squid", "nginx"])?;
+    // squid (CONNECT) and nginx's stream module (TLS passthrough) are the
+    // references the proxy benchmark compares against, nginx the gateway
+    // benchmark's (setup installs nginx; make sure of it even when the
+    // toolchain was ready already).
+    apt_install(&["squid", "nginx", "libnginx-mod-stream"])?;
     quiesce_nginx();
     ensure_bpffs()?;
     run(cargo().args(["build", "--release", "--bin", "agent-sidecar"]))?;
