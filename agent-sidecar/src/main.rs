@@ -145,13 +145,13 @@ struct GatewayArgs {
     /// File (mode 0600) holding the admin API's bearer token.
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
-    /// Webhook (http://) of the agent's owner: tier-2 notices, tier-4 halts.
+    /// Webhook (http:// or https://, verified like upstreams) of the agent's owner: tier-2 notices, tier-4 halts.
     #[arg(long, value_name = "URL")]
     owner_webhook: Option<String>,
-    /// Webhook (http://) of the SOC: tier-4 halts, quarantines.
+    /// Webhook (http:// or https://, verified like upstreams) of the SOC: tier-4 halts, quarantines.
     #[arg(long, value_name = "URL")]
     soc_webhook: Option<String>,
-    /// Webhook (http://) of the approvers: tier-3 approvals pending and decided.
+    /// Webhook (http:// or https://, verified like upstreams) of the approvers: tier-3 approvals pending and decided.
     #[arg(long, value_name = "URL")]
     approver_webhook: Option<String>,
     /// How long a tier-3 call waits for an approver before it is denied (e.g. 15m, 30s).

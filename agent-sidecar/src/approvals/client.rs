@@ -59,7 +59,7 @@ impl ApprovalsClient {
     /// bearer `token`, and a 10 s timeout per call.
     pub fn new(base_url: &str, token: &str) -> Result<Self, ClientError> {
         Ok(ApprovalsClient {
-            endpoint: Endpoint::parse(base_url)?,
+            endpoint: Endpoint::parse(base_url, None)?,
             authorization: format!("Bearer {}", token.trim()),
             timeout: Duration::from_secs(10),
         })

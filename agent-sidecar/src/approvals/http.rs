@@ -1,14 +1,22 @@
-//! A minimal plain-HTTP/1.1 client (hyper, one connection per request) shared
-//! by the webhook notifier and [`ApprovalsClient`](super::ApprovalsClient).
-//! There is no TLS yet: URLs must be `http://`.
+//! A minimal HTTP/1.1 client (hyper, one connection per request) shared by
+//! the webhook notifier and [`ApprovalsClient`](super::ApprovalsClient):
+//! `http://` URLs, and `https://` ones when the caller gives the TLS client
+//! configuration that verifies the server (webhooks do; the admin API client
+//! speaks plain HTTP to a local listener).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, StatusCode, Uri, body::Incoming, header};
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpStream, task::JoinHandle};
+use rustls::{ClientConfig, pki_types::ServerName};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    task::JoinHandle,
+};
+use tokio_rustls::TlsConnector;
 
 /// Why an HTTP exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +28,14 @@ pub enum HttpError {
         url: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The TLS handshake failed (e.g. the certificate is not trusted).
+    #[error("TLS handshake with {authority} failed: {source}")]
+    Tls {
+        /// `host:port`.
+        authority: String,
+        /// What rustls said.
+        source: std::io::Error,
     },
     /// Connecting failed.
     #[error("cannot connect to {authority}: {source}")]
@@ -55,18 +71,31 @@ pub enum HttpError {
     },
 }
 
-/// Where requests go: host, port, and the base path of an `http://` URL.
-#[derive(Clone, Debug)]
+/// Where requests go: host, port, and the base path of the URL, and for
+/// `https://` how to verify the server.
+#[derive(Clone)]
 pub(super) struct Endpoint {
     host: String,
     port: u16,
     authority: String,
     base_path: String,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("authority", &self.authority)
+            .field("base_path", &self.base_path)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Endpoint {
-    /// Parses an `http://host[:port][/path]` URL.
-    pub(super) fn parse(url: &str) -> Result<Self, HttpError> {
+    /// Parses an `http://host[:port][/path]` URL, or with `tls` (which then
+    /// verifies the server's certificate for `host`) an `https://` one.
+    pub(super) fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> Result<Self, HttpError> {
         let invalid = |reason: &str| HttpError::InvalidUrl {
             url: url.to_string(),
             reason: reason.to_string(),
@@ -74,9 +103,12 @@ impl Endpoint {
         let uri: Uri = url
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(invalid("only http:// is supported (no TLS yet)"));
-        }
+        let (tls, default_port) = match (uri.scheme_str(), tls) {
+            (Some("http"), _) => (None, 80),
+            (Some("https"), Some(config)) => (Some(config), 443),
+            (Some("https"), None) => return Err(invalid("only http:// is supported here")),
+            _ => return Err(invalid("the URL must start with http:// or https://")),
+        };
         let authority = uri.authority().ok_or_else(|| invalid("no host"))?;
         if authority.as_str().contains('@') {
             return Err(invalid("credentials in the URL are not supported"));
@@ -85,12 +117,20 @@ impl Endpoint {
             .host()
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let port = authority.port_u16().unwrap_or(80);
+        let tls = match tls {
+            None => None,
+            Some(config) => {
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|e| invalid(&format!("not a TLS server name: {e}")))?;
+                Some((TlsConnector::from(config), name))
+            }
+        };
         Ok(Endpoint {
             host: host.to_string(),
-            port,
+            port: authority.port_u16().unwrap_or(default_port),
             authority: authority.as_str().to_string(),
             base_path: uri.path().trim_end_matches('/').to_string(),
+            tls,
         })
     }
 
@@ -133,16 +173,40 @@ impl Endpoint {
         req: Request<Full<Bytes>>,
         limit: usize,
     ) -> Result<(StatusCode, Bytes), HttpError> {
-        let exchange_err = |source| HttpError::Exchange {
-            authority: self.authority.clone(),
-            source,
-        };
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|source| HttpError::Connect {
                 authority: self.authority.clone(),
                 source,
             })?;
+        match &self.tls {
+            None => self.exchange_on(stream, req, limit).await,
+            Some((connector, name)) => {
+                let stream = connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|source| HttpError::Tls {
+                        authority: self.authority.clone(),
+                        source,
+                    })?;
+                self.exchange_on(stream, req, limit).await
+            }
+        }
+    }
+
+    async fn exchange_on<S>(
+        &self,
+        stream: S,
+        req: Request<Full<Bytes>>,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), HttpError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let exchange_err = |source| HttpError::Exchange {
+            authority: self.authority.clone(),
+            source,
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(exchange_err)?;
@@ -180,10 +244,10 @@ mod tests {
 
     #[test]
     fn parses_plain_http_urls() {
-        let e = Endpoint::parse("http://127.0.0.1:8080/hooks/").expect("parses");
+        let e = Endpoint::parse("http://127.0.0.1:8080/hooks/", None).expect("parses");
         assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 8080));
         assert_eq!(e.base_path, "/hooks");
-        let e = Endpoint::parse("http://[::1]/").expect("parses");
+        let e = Endpoint::parse("http://[::1]/", None).expect("parses");
         assert_eq!(
             (e.host.as_str(), e.port, e.base_path.as_str()),
             ("::1", 80, "")
@@ -193,14 +257,29 @@ mod tests {
     }
 
     #[test]
-    fn refuses_tls_and_credentials() {
+    fn refuses_https_without_tls_and_credentials() {
         for bad in [
             "https://example.com/",
             "http://u:p@example.com/",
+            "ftp://example.com/",
             "example.com",
             "::",
         ] {
-            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+            assert!(Endpoint::parse(bad, None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn https_defaults_to_port_443_with_tls() {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let e =
+            Endpoint::parse("https://soc.example.com/alerts", Some(config.into())).expect("parses");
+        assert_eq!((e.host.as_str(), e.port), ("soc.example.com", 443));
+        assert!(e.tls.is_some());
     }
 }

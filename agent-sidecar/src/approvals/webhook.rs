@@ -3,10 +3,11 @@
 //! Events go through a bounded queue to one background task, so the hold
 //! path never waits for the webhook. Each event is retried with exponential
 //! backoff; when the queue is full the event is dropped and logged (the
-//! journal and the audit log stay the record of truth). Plain HTTP only for
-//! now: TLS webhooks are future work.
+//! journal and the audit log stay the record of truth). `https://` URLs are
+//! verified against the trust anchors the configuration gives (a certificate
+//! that does not verify fails the attempt; nothing is sent in the clear).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -23,8 +24,11 @@ use super::{
 /// Where and how hard to deliver webhook events.
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {
-    /// `http://host[:port]/path` to POST to.
+    /// `http://` or `https://host[:port]/path` to POST to.
     pub url: String,
+    /// How an `https://` URL's server is verified; its ALPN is replaced by
+    /// `http/1.1`. Required for `https://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Timeout of one attempt (connect, send, read the answer).
     pub timeout: Duration,
     /// Attempts per event, at least 1.
@@ -38,10 +42,11 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     /// Defaults for `url`: 5 s timeout, 5 attempts, 500 ms first backoff,
-    /// 1024 queued events.
+    /// 1024 queued events, no TLS configuration (`http://` only).
     pub fn new(url: impl Into<String>) -> Self {
         WebhookConfig {
             url: url.into(),
+            tls: None,
             timeout: Duration::from_secs(5),
             attempts: 5,
             initial_backoff: Duration::from_millis(500),
@@ -71,7 +76,12 @@ impl WebhookNotifier {
     /// runtime). The task ends when the notifier is dropped and its queue
     /// is drained.
     pub fn spawn(config: WebhookConfig) -> Result<Self, HttpError> {
-        let endpoint = Endpoint::parse(&config.url)?;
+        let tls = config.tls.as_ref().map(|c| {
+            let mut c = (**c).clone();
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(c)
+        });
+        let endpoint = Endpoint::parse(&config.url, tls)?;
         let (tx, mut rx) = mpsc::channel::<Bytes>(config.queue.max(1));
         tokio::spawn(async move {
             while let Some(body) = rx.recv().await {

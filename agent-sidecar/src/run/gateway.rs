@@ -170,10 +170,20 @@ impl GatewayServices {
     }
 }
 
-fn webhook(url: &Option<String>, what: &str) -> Result<Option<Arc<WebhookNotifier>>, RunError> {
+/// A webhook notifier for `url`; an `https://` URL is verified against the
+/// gateway's upstream trust anchors (system roots and `--upstream-ca`).
+fn webhook(
+    url: &Option<String>,
+    what: &str,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Option<Arc<WebhookNotifier>>, RunError> {
     url.as_ref()
         .map(|u| {
-            WebhookNotifier::spawn(WebhookConfig::new(u.clone()))
+            let config = WebhookConfig {
+                tls: Some(tls.clone()),
+                ..WebhookConfig::new(u.clone())
+            };
+            WebhookNotifier::spawn(config)
                 .map(Arc::new)
                 .map_err(|e| err(format!("{what} webhook: {e}")))
         })
@@ -205,7 +215,8 @@ pub(crate) async fn start(
     let bundle = tls.write_agent_bundle(&trust_dir).map_err(err)?;
     make_traversable(agent_dir);
 
-    let approver = webhook(&opts.approver_webhook, "approver")?;
+    let webhook_tls = Arc::new(tls.upstream_client_config());
+    let approver = webhook(&opts.approver_webhook, "approver", &webhook_tls)?;
     let approvals_dir = agent_dir.join("approvals");
     let (approvals, replay) = ApprovalStore::open_with(
         &approvals_dir,
@@ -224,8 +235,8 @@ pub(crate) async fn start(
     })?;
     info!(journal = %approvals_dir.display(), replay = ?replay, "approvals journal open");
     let alerts = Alerts {
-        owner: webhook(&opts.owner_webhook, "owner")?,
-        soc: webhook(&opts.soc_webhook, "SOC")?,
+        owner: webhook(&opts.owner_webhook, "owner", &webhook_tls)?,
+        soc: webhook(&opts.soc_webhook, "SOC", &webhook_tls)?,
     };
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),

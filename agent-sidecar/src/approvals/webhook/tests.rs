@@ -14,19 +14,28 @@ use tokio::net::TcpListener;
 use super::*;
 use crate::approvals::model::{ApprovalState, UnixMillis, tests::sample_request};
 
+type Seen = Arc<Mutex<Vec<serde_json::Value>>>;
+
 /// A webhook receiver that fails the first `failures` requests with 500 and
 /// records the bodies of the rest.
-async fn receiver(
+async fn receiver(failures: usize) -> (String, Seen, Arc<AtomicUsize>) {
+    receiver_with(failures, None).await
+}
+
+/// [`receiver`], over TLS when `tls` is given (`https://` URL).
+async fn receiver_with(
     failures: usize,
-) -> (String, Arc<Mutex<Vec<serde_json::Value>>>, Arc<AtomicUsize>) {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (String, Seen, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}/hook", listener.local_addr().expect("addr"));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hits = Arc::new(AtomicUsize::new(0));
     let (seen2, hits2) = (seen.clone(), hits.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (seen, hits) = (seen2.clone(), hits2.clone());
+            let (seen, hits, tls) = (seen2.clone(), hits2.clone(), tls.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<Incoming>| {
                     let (seen, hits) = (seen.clone(), hits.clone());
@@ -45,9 +54,17 @@ async fn receiver(
                         Ok::<_, Infallible>(resp)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
+                }
             });
         }
     });
@@ -122,9 +139,90 @@ async fn a_dead_webhook_never_blocks_the_caller() {
     );
 }
 
+/// A server certificate for 127.0.0.1 from a fresh CA: (acceptor, a client
+/// configuration trusting that CA).
+fn tls_pair() -> (tokio_rustls::TlsAcceptor, Arc<rustls::ClientConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .expect("server config");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (
+        tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        Arc::new(client),
+    )
+}
+
+#[tokio::test]
+async fn posts_over_https_to_a_verified_server() {
+    let (acceptor, client) = tls_pair();
+    let (url, seen, _) = receiver_with(0, Some(acceptor)).await;
+    let config = WebhookConfig {
+        tls: Some(client),
+        ..WebhookConfig::new(url)
+    };
+    let n = WebhookNotifier::spawn(config).expect("spawns");
+    n.post(&serde_json::json!({"event": "agent.halted", "agent_id": "a"}));
+    eventually(|| seen.lock().expect("lock").len() == 1).await;
+    assert_eq!(seen.lock().expect("lock")[0]["event"], "agent.halted");
+}
+
+#[tokio::test]
+async fn an_untrusted_https_server_gets_nothing() {
+    let (acceptor, _) = tls_pair();
+    let (_, other_ca) = tls_pair();
+    let (url, seen, hits) = receiver_with(0, Some(acceptor)).await;
+    let config = WebhookConfig {
+        tls: Some(other_ca),
+        attempts: 2,
+        initial_backoff: Duration::from_millis(10),
+        ..WebhookConfig::new(url.clone())
+    };
+    let n = WebhookNotifier::spawn(config).expect("spawns");
+    n.post(&serde_json::json!({"event": "agent.halted"}));
+    // Both attempts fail in the handshake: nothing reaches the server.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert!(seen.lock().expect("lock").is_empty());
+    // The error an attempt meets, from a client trusting an unrelated CA.
+    let endpoint = Endpoint::parse(&url, Some(tls_pair().1)).expect("parses");
+    let req = endpoint
+        .request(Method::POST, "")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let err = endpoint
+        .send(req, Duration::from_secs(2), 1024)
+        .await
+        .expect_err("untrusted");
+    assert!(matches!(err, HttpError::Tls { .. }), "{err}");
+}
+
 #[test]
-fn https_urls_are_refused_for_now() {
-    let err =
-        WebhookNotifier::spawn(WebhookConfig::new("https://hooks.example/")).expect_err("no TLS");
-    assert!(err.to_string().contains("no TLS"), "{err}");
+fn https_urls_need_a_tls_configuration() {
+    let err = WebhookNotifier::spawn(WebhookConfig::new("https://hooks.example/"))
+        .expect_err("no TLS configuration");
+    assert!(err.to_string().contains("only http://"), "{err}");
 }
