@@ -135,7 +135,8 @@ struct GatewayArgs {
     /// Private key (PEM) of --ca-cert.
     #[arg(long, value_name = "FILE", requires = "ca_cert")]
     ca_key: Option<PathBuf>,
-    /// Extra CA (PEM) trusted for upstream tool servers, besides the system roots. Repeatable.
+    /// Extra CA (PEM) trusted for upstream tool servers and https:// webhooks, besides the
+    /// system roots. Repeatable.
     #[arg(long = "upstream-ca", value_name = "FILE")]
     upstream_cas: Vec<PathBuf>,
     /// Serve the admin API (approvals, compensations, quarantine) here; never reachable from
