@@ -2,14 +2,12 @@
 //! terminated with a leaf for the tool host, then HTTP/1.1 or HTTP/2 runs
 //! under the gateway's limits.
 
-use std::{convert::Infallible, sync::Arc};
+use std::sync::Arc;
 
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{
-    limits::{FirstByteTimeout, server_builder},
+    limits::{FirstByteTimeout, serve_until_idle, server_builder},
     request::{ConnInfo, handle},
     state::Gateway,
 };
@@ -47,14 +45,13 @@ impl Gateway {
     {
         let conn = Arc::new(ConnInfo { host, port });
         let shared = self.shared.clone();
-        let svc = service_fn(move |req| {
-            let shared = shared.clone();
-            let conn = conn.clone();
-            async move { Ok::<_, Infallible>(handle(shared, conn, req).await) }
+        let limits = &self.shared.config.limits;
+        let builder = server_builder(limits);
+        let io = FirstByteTimeout::new(io, limits.header_read_timeout);
+        let served = serve_until_idle(&builder, io, limits.idle_timeout, move |req| {
+            handle(shared.clone(), conn.clone(), req)
         });
-        let builder = server_builder(&self.shared.config.limits);
-        let io = FirstByteTimeout::new(io, self.shared.config.limits.header_read_timeout);
-        if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
+        if let Err(e) = served.await {
             tracing::debug!(error = %e, "gateway connection ended with an error");
         }
     }

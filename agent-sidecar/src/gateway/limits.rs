@@ -2,7 +2,8 @@
 //! waits, and refusal of ambiguous request framing (request smuggling).
 //!
 //! [`server_builder`] configures hyper with [`GatewayLimits`], each
-//! connection is served through [`FirstByteTimeout`]; each request
+//! connection is served through [`FirstByteTimeout`] and by
+//! [`serve_until_idle`], which closes it once idle; each request
 //! then goes through [`check_framing`] and its body through
 //! [`collect_limited`]. A refusal should be answered with
 //! `Connection: close`, so no byte after a doubtful request is ever read as
@@ -11,6 +12,7 @@
 mod body;
 mod first_byte;
 mod framing;
+mod idle;
 mod server;
 #[cfg(test)]
 mod socket_tests;
@@ -20,6 +22,7 @@ use std::time::Duration;
 pub use body::{BodyError, collect_limited};
 pub use first_byte::FirstByteTimeout;
 pub use framing::{FramingError, check_framing};
+pub use idle::serve_until_idle;
 pub use server::server_builder;
 
 /// Bounds of the agent-facing server.
@@ -35,8 +38,10 @@ pub struct GatewayLimits {
     /// Time a client has to send a whole request head, and the longest an
     /// HTTP/1 connection may sit idle between requests (default 10 s).
     pub header_read_timeout: Duration,
-    /// Interval of HTTP/2 keep-alive pings: a peer that does not answer one
-    /// within 20 s is disconnected (default 60 s).
+    /// A connection on which no request has been running for this long is
+    /// shut down gracefully (HTTP/2: GOAWAY), and the interval of HTTP/2
+    /// keep-alive pings: a peer that does not answer one within 20 s is
+    /// disconnected (default 60 s).
     pub idle_timeout: Duration,
     /// Time a client has to send a whole request body (default 30 s); slower
     /// is 408.

@@ -15,7 +15,6 @@ use hyper::{
     Request, Response, StatusCode,
     body::Incoming,
     header::{CONNECTION, HeaderValue},
-    service::service_fn,
 };
 use hyper_util::rt::TokioIo;
 use tokio::{
@@ -24,7 +23,10 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::{FirstByteTimeout, GatewayLimits, check_framing, collect_limited, server_builder};
+use super::{
+    FirstByteTimeout, GatewayLimits, check_framing, collect_limited, serve_until_idle,
+    server_builder,
+};
 
 /// How long a test waits for the server to answer and close.
 const WAIT: Duration = Duration::from_secs(3);
@@ -65,9 +67,18 @@ async fn start(limits: GatewayLimits) -> Server {
             let limits = limits.clone();
             let log = log.clone();
             tokio::spawn(async move {
-                let io = TokioIo::new(FirstByteTimeout::new(stream, limits.header_read_timeout));
-                let service = service_fn(move |req| handle(req, limits.clone(), log.clone()));
-                let _ = builder.serve_connection(io, service).await;
+                let io = FirstByteTimeout::new(stream, limits.header_read_timeout);
+                let idle = limits.idle_timeout;
+                let _ = serve_until_idle(&builder, io, idle, move |req| {
+                    let (limits, log) = (limits.clone(), log.clone());
+                    async move {
+                        match handle(req, limits, log).await {
+                            Ok(response) => response,
+                            Err(never) => match never {},
+                        }
+                    }
+                })
+                .await;
             });
         }
     });
@@ -435,4 +446,76 @@ async fn http2_requests_are_served() {
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(served(&server), ["/h2"]);
+}
+
+/// An HTTP/2 connection to the test server: the request sender, and the
+/// connection task, which ends when the server closes the connection.
+async fn h2_connect(
+    server: &Server,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    JoinHandle<()>,
+) {
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, task)
+}
+
+async fn h2_get(
+    sender: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    path: &str,
+) -> StatusCode {
+    let request = Request::post(format!("http://x{path}"))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    sender.send_request(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn idle_http2_connections_are_closed_although_they_answer_pings() {
+    let limits = test_limits();
+    let server = start(limits.clone()).await;
+    let (mut sender, conn) = h2_connect(&server).await;
+    assert_eq!(h2_get(&mut sender, "/once").await, StatusCode::OK);
+    let start = Instant::now();
+    // hyper's client answers the server's keep-alive pings on its own; the
+    // server still closes the connection once nothing ran for the idle timeout.
+    tokio::time::timeout(limits.idle_timeout + WAIT, conn)
+        .await
+        .expect("the server closed the idle HTTP/2 connection")
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= limits.idle_timeout - Duration::from_millis(100),
+        "closed after {elapsed:?}, before the idle timeout"
+    );
+}
+
+#[tokio::test]
+async fn busy_http2_connections_stay_open() {
+    let limits = test_limits();
+    let server = start(limits.clone()).await;
+    let (mut sender, conn) = h2_connect(&server).await;
+    // A request every 40 % of the idle timeout, for twice the idle timeout.
+    let step = limits.idle_timeout * 2 / 5;
+    for i in 0..5 {
+        assert_eq!(
+            h2_get(&mut sender, &format!("/busy{i}")).await,
+            StatusCode::OK
+        );
+        tokio::time::sleep(step).await;
+        assert!(
+            !conn.is_finished(),
+            "closed while in use, after request {i}"
+        );
+    }
+    assert_eq!(served(&server).len(), 5);
 }
