@@ -213,7 +213,7 @@ pub(crate) async fn start(
     let tls = TlsTerminator::new(ca, anchors, allow, TerminatorOptions::default()).map_err(err)?;
     let trust_dir = agent_dir.join("trust");
     let bundle = tls.write_agent_bundle(&trust_dir).map_err(err)?;
-    make_traversable(agent_dir);
+    make_traversable(agent_dir)?;
 
     let webhook_tls = Arc::new(tls.upstream_client_config());
     let approver = webhook(&opts.approver_webhook, "approver", &webhook_tls)?;
@@ -294,22 +294,41 @@ pub(crate) async fn start(
     })
 }
 
-/// The agent (an unprivileged user) must reach its trust bundle.
-fn make_traversable(dir: &Path) {
+/// The agent (an unprivileged user) must reach its trust bundle under
+/// `dir` (`<state dir>/agents/<id>`): the directories from the state dir
+/// down to `dir`, the sidecar's own, are made searchable by others. The
+/// state dir's ancestors are not changed; one that others cannot search is
+/// an error naming it.
+fn make_traversable(dir: &Path) -> Result<(), RunError> {
     use std::os::unix::fs::PermissionsExt;
-    let mut d = Some(dir);
-    while let Some(p) = d {
-        if let Ok(meta) = std::fs::metadata(p) {
-            let mode = meta.permissions().mode();
-            if mode & 0o001 == 0 {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o011));
-            }
-        }
-        d = p.parent();
-        if d.is_some_and(|p| p.as_os_str().is_empty() || p == Path::new("/")) {
+    let state_dir = dir.ancestors().nth(2).unwrap_or(dir);
+    for p in dir.ancestors() {
+        if p.as_os_str().is_empty() || p == Path::new("/") {
             break;
         }
+        let mode = std::fs::metadata(p)
+            .map_err(|e| err(format!("{}: {e}", p.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o001 != 0 {
+            continue;
+        }
+        if p.starts_with(state_dir) {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o011))
+                .map_err(|e| err(format!("make {} searchable: {e}", p.display())))?;
+        } else {
+            return Err(err(format!(
+                "the agent runs unprivileged and must read its trust bundle under {}, but \
+                 {} is not searchable by others (mode {:o}); choose a --state-dir whose \
+                 parent directories are (the default {} is)",
+                dir.display(),
+                p.display(),
+                mode & 0o7777,
+                crate::kernel::pins::DEFAULT_STATE_DIR
+            )));
+        }
     }
+    Ok(())
 }
 
 /// Refuses an admin listener the agent's address allowlist would let it
@@ -339,6 +358,32 @@ pub(crate) fn check_admin_unreachable(
 mod tests {
     use super::*;
     use crate::egress::{EgressRule, Protocols, RuleSource};
+
+    #[test]
+    fn only_the_state_dir_is_made_searchable() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = std::env::temp_dir().join(format!("ast-traverse-{}", std::process::id()));
+        let private = root.join("private");
+        let agent = private.join("state/agents/a1");
+        std::fs::create_dir_all(&agent).unwrap();
+        for d in [&private, &private.join("state"), &agent] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let e = make_traversable(&agent).expect_err("private ancestor");
+        assert!(e.to_string().contains("private is not searchable"), "{e}");
+        assert_eq!(
+            mode(&private),
+            0o700,
+            "an ancestor of the state dir was changed"
+        );
+        // The state dir and below are the sidecar's own: made searchable.
+        assert_eq!(mode(&agent) & 0o011, 0o011);
+        assert_eq!(mode(&private.join("state")) & 0o011, 0o011);
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
+        make_traversable(&agent).expect("searchable ancestors");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     fn list(targets: &[&str]) -> Allowlist {
         let mut l = Allowlist::new();
