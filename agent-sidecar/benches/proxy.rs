@@ -363,8 +363,8 @@ async fn run() -> Result<String> {
          slowest stage) and waited {:.2}. Through the listener it ran {:.2} and waited {:.2}, \
          while the three threads together waited {:.2} on run queues and {:.2} CPUs idled: \
          the scheduler does not keep three threads that hand data to each other on two CPUs \
-         busy, and the client (the agent) loses CPU time to the proxy's wake-ups. The \
-         listener's own thread ran {:.2} of the time.\n",
+         busy, so the client (the agent), the stage that sets the pace, runs less of the \
+         time. The listener's own thread ran {:.2} of the time.\n",
         direct.share(direct.client.run_ns),
         direct.share(direct.client.wait_ns),
         through.share(through.client.run_ns),
