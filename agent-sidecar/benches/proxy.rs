@@ -724,6 +724,26 @@ impl Bench {
     /// transparent listener) or, with `connect_port`, through a CONNECT
     /// proxy at `addr`.
     async fn get(&self, addr: SocketAddr, connect_port: Option<u16>, path: &str) -> Result<Sample> {
+        let port = connect_port.unwrap_or(self.upstream.port());
+        self.download(addr, connect_port, path, port).await
+    }
+
+    /// Downloads `path` over TLS from `addr` (an upstream or a transparent
+    /// listener), naming the port of `addr` in `Host`.
+    async fn fetch_from(&self, addr: SocketAddr, path: &str) -> Result<Sample> {
+        self.download(addr, None, path, addr.port()).await
+    }
+
+    /// Connects to `addr` (through a CONNECT tunnel to `connect_port` when
+    /// given), shakes hands for `HOST` and downloads `path`, naming
+    /// `host_port` in `Host`.
+    async fn download(
+        &self,
+        addr: SocketAddr,
+        connect_port: Option<u16>,
+        path: &str,
+        host_port: u16,
+    ) -> Result<Sample> {
         let t0 = Instant::now();
         let mut tcp = TcpStream::connect(addr).await.context("connect")?;
         tcp.set_nodelay(true)?;
@@ -736,23 +756,7 @@ impl Bench {
             .connect(name, tcp)
             .await
             .context("TLS handshake")?;
-        let port = connect_port.unwrap_or(self.upstream.port());
-        fetch(tls, t0, path, port).await
-    }
-
-    /// Downloads `path` over TLS from `addr` (an upstream or a transparent
-    /// listener), naming the port of `addr` in `Host`.
-    async fn fetch_from(&self, addr: SocketAddr, path: &str) -> Result<Sample> {
-        let t0 = Instant::now();
-        let tcp = TcpStream::connect(addr).await.context("connect")?;
-        tcp.set_nodelay(true)?;
-        let name = ServerName::try_from(HOST).context("name")?;
-        let tls = self
-            .connector
-            .connect(name, tcp)
-            .await
-            .context("TLS handshake")?;
-        fetch(tls, t0, path, addr.port()).await
+        fetch(tls, t0, path, host_port).await
     }
 
     /// The first flight of a rustls client for `HOST`.

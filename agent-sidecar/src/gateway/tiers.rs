@@ -41,9 +41,7 @@ fn block(gw: &Shared, action: &Action, decision: &Decision) -> Refusal {
     let (status, reason) = for_tier(decision.tier);
     let mut message = format!("refused by policy: {}", decision.reason);
     if decision.tier == Tier::Halt {
-        let mut quarantined = false;
         if decision.quarantine {
-            quarantined = true;
             tracing::warn!(agent = %action.agent.id, reason = %decision.reason, "quarantining the agent");
             gw.quarantine.engage(&decision.reason);
             message.push_str("; the agent is quarantined until an operator releases it");
@@ -54,7 +52,7 @@ fn block(gw: &Shared, action: &Action, decision: &Decision) -> Refusal {
             "agent": action.agent,
             "action": action,
             "decision": decision,
-            "quarantined": quarantined,
+            "quarantined": decision.quarantine,
         });
         gw.alerts.soc(&alert);
         gw.alerts.owner(&alert);

@@ -65,20 +65,22 @@ struct NameMapping {
     description: Option<String>,
 }
 
+/// An entry written as a string (the short form) or as a mapping.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextOrMap {
+    Text(String),
+    Map(serde_yaml_ng::Value),
+}
+
 impl<'de> Deserialize<'de> for NameEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Map(serde_yaml_ng::Value),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(s) => Ok(NameEntry {
+        match TextOrMap::deserialize(d)? {
+            TextOrMap::Text(s) => Ok(NameEntry {
                 rule: NameRule::parse(&s, Breadth::Strict).map_err(de::Error::custom)?,
                 description: None,
             }),
-            Raw::Map(v) => {
+            TextOrMap::Map(v) => {
                 let m: NameMapping = serde_yaml_ng::from_value(v).map_err(de::Error::custom)?;
                 let breadth = if m.force {
                     Breadth::Forced
@@ -154,19 +156,13 @@ impl<'de> Deserialize<'de> for TargetText {
 
 impl<'de> Deserialize<'de> for AllowEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Map(serde_yaml_ng::Value),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(s) => Ok(AllowEntry {
+        match TextOrMap::deserialize(d)? {
+            TextOrMap::Text(s) => Ok(AllowEntry {
                 target: s.parse().map_err(de::Error::custom)?,
                 protocol: Protocols::Any,
                 description: None,
             }),
-            Raw::Map(v) => {
+            TextOrMap::Map(v) => {
                 let m: AllowMapping = serde_yaml_ng::from_value(v).map_err(de::Error::custom)?;
                 Ok(AllowEntry {
                     target: m.target.0,

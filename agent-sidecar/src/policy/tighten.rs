@@ -280,25 +280,25 @@ fn egress(docs: &[Doc<'_>], hier: &Hierarchy, problems: &mut Vec<Problem>) {
             }
         };
         let pdoc = &docs[parent];
+        // Where the parent's bound is (its list, or the whole document when it
+        // declares none), and what to call it.
+        let bound = |key: &str, what: &str| match parent_list {
+            Some(_) => (pdoc.parsed.at(key), format!("{what} of {}", pdoc.level)),
+            None => (
+                pdoc.parsed.at(""),
+                format!(
+                    "{} declares no egress allowlist, so its children may allow nothing",
+                    pdoc.level
+                ),
+            ),
+        };
         for (i, entry) in own.allow.iter().enumerate() {
             let covered =
                 parent_list.is_some_and(|l| l.allow.iter().any(|p| entry_within(entry, p)));
             if covered {
                 continue;
             }
-            let (related, what) = match parent_list {
-                Some(_) => (
-                    pdoc.parsed.at("egress.allow"),
-                    format!("the allowlist of {}", pdoc.level),
-                ),
-                None => (
-                    pdoc.parsed.at(""),
-                    format!(
-                        "{} declares no egress allowlist, so its children may allow nothing",
-                        pdoc.level
-                    ),
-                ),
-            };
+            let (related, what) = bound("egress.allow", "the allowlist");
             problems.push(
                 Problem::new(
                     doc.parsed.at(&format!("egress.allow[{i}]")),
@@ -319,19 +319,7 @@ fn egress(docs: &[Doc<'_>], hier: &Hierarchy, problems: &mut Vec<Problem>) {
             if covered {
                 continue;
             }
-            let (related, what) = match parent_list {
-                Some(_) => (
-                    pdoc.parsed.at("egress.names"),
-                    format!("the name rules of {}", pdoc.level),
-                ),
-                None => (
-                    pdoc.parsed.at(""),
-                    format!(
-                        "{} declares no egress allowlist, so its children may allow nothing",
-                        pdoc.level
-                    ),
-                ),
-            };
+            let (related, what) = bound("egress.names", "the name rules");
             problems.push(
                 Problem::new(
                     doc.parsed.at(&format!("egress.names[{i}]")),

@@ -101,7 +101,6 @@ where
 {
     let activity = Activity::new();
     let tracked = activity.clone();
-    let handle = Arc::new(handle);
     let service = service_fn(move |req| {
         let running = tracked.start();
         let response = handle(req);
