@@ -29,11 +29,12 @@ const REFUSED: &str = "tools.refused.test";
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 const PYTHON: &str = "/usr/bin/python3";
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tls-termination-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    dir
+/// A fresh directory, removed when the returned guard drops.
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tls-termination-{tag}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn terminator(ca: CertificateAuthority, operator_cas: &[PathBuf]) -> TlsTerminator {
@@ -77,6 +78,8 @@ async fn serve(listener: TcpListener, terminator: Arc<TlsTerminator>) {
 struct Gateway {
     port: u16,
     bundle: AgentTrustBundle,
+    /// Holds the bundle's directory until the test ends.
+    _dir: tempfile::TempDir,
 }
 
 async fn start_gateway(tag: &str) -> Gateway {
@@ -86,15 +89,20 @@ async fn start_gateway(tag: &str) -> Gateway {
     })
     .expect("CA");
     let terminator = Arc::new(terminator(ca, &[]));
+    let dir = temp_dir(tag);
     let bundle = terminator
-        .write_agent_bundle(&temp_dir(tag))
+        .write_agent_bundle(dir.path())
         .expect("trust bundle");
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(serve(listener, terminator));
-    Gateway { port, bundle }
+    Gateway {
+        port,
+        bundle,
+        _dir: dir,
+    }
 }
 
 async fn curl(gw: &Gateway, name: &str, cacert: &Path, version: &str) -> Output {
@@ -269,7 +277,7 @@ async fn upstream_requires_a_trusted_certificate() {
     );
 
     let dir = temp_dir("upstream");
-    let ca_file = dir.join("internal-ca.pem");
+    let ca_file = dir.path().join("internal-ca.pem");
     std::fs::write(&ca_file, upstream_ca).expect("write CA file");
     let trusting = terminator(sidecar_ca(), &[ca_file]);
     let mut tls = trusting

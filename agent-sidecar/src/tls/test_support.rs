@@ -2,32 +2,25 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
 };
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 use super::{CaOptions, CertificateAuthority, LeafCache, LeafOptions, NamePolicy};
 
-/// A fresh, empty directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "agent-sidecar-tls-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh, empty directory under the system temp dir, removed when the
+/// returned guard drops.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("agent-sidecar-tls-{tag}-"))
+        .tempdir()
+        .expect("create temp dir")
 }
 
 /// Writes `contents` to `dir/name` and returns the path.
-pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
-    let path = dir.join(name);
+pub fn write(dir: impl AsRef<Path>, name: &str, contents: &str) -> PathBuf {
+    let path = dir.as_ref().join(name);
     std::fs::write(&path, contents).expect("write test file");
     path
 }

@@ -49,20 +49,22 @@ fn refusal_modes() {
 
 #[test]
 fn resolv_conf_nameservers() {
-    let mut file = tempfile();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(
-        file.1,
+        file,
         "# comment\nsearch example.com\nnameserver 10.0.0.2\nnameserver fe80::1%1\noptions ndots:2"
     )
     .unwrap();
-    let servers = upstreams_from_resolv_conf(&file.0).unwrap();
+    let servers = upstreams_from_resolv_conf(file.path()).unwrap();
     assert_eq!(servers[0], addr("10.0.0.2:53"));
     assert_eq!(
         servers[1],
         SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 53, 0, 1))
     );
-    std::fs::write(&file.0, "search example.com\n").unwrap();
-    let msg = upstreams_from_resolv_conf(&file.0).unwrap_err().to_string();
+    std::fs::write(file.path(), "search example.com\n").unwrap();
+    let msg = upstreams_from_resolv_conf(file.path())
+        .unwrap_err()
+        .to_string();
     assert!(
         msg.contains("no nameserver") && msg.contains("--upstream-dns"),
         "{msg}"
@@ -103,17 +105,4 @@ fn validation_catches_unusable_settings() {
         zero.validate(),
         Err(ConfigError::Zero("upstream_timeout"))
     ));
-}
-
-/// A file in the target's temp dir, unique per call.
-fn tempfile() -> (std::path::PathBuf, std::fs::File) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "agent-sidecar-resolv-{}-{}.conf",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::File::create(&path).unwrap();
-    (path, file)
 }

@@ -22,7 +22,7 @@ fn writes_bundle_and_extra_file_with_mode_0644_and_env() {
     let operator_file = write(&dir, "operator.pem", operator_ca.cert_pem());
     let anchors = TrustAnchors::load(&SystemRoots::Probe, &[operator_file]).expect("anchors");
     let ca = generated_ca();
-    let out = dir.join("trust");
+    let out = dir.path().join("trust");
     let written = write_agent_bundle(&out, &anchors, &ca).expect("write");
 
     let system = anchors.system().expect("system bundle").certs.clone();

@@ -158,7 +158,7 @@ fn load_rejects_an_expired_ca() {
 fn load_reports_missing_and_garbage_files() {
     let dir = temp_dir("ca-garbage");
     let garbage = write(&dir, "garbage.pem", "hello");
-    let missing = dir.join("missing.pem");
+    let missing = dir.path().join("missing.pem");
     let err = CertificateAuthority::load(&missing, &garbage).expect_err("missing");
     assert!(
         matches!(&err, TlsError::Read { path, .. } if path == &missing),

@@ -43,7 +43,7 @@ fn bad_operator_files_are_errors_naming_the_file() {
     );
     let err = TrustAnchors::load(&SystemRoots::Disabled, &[junk]).expect_err("junk");
     assert!(err.to_string().contains("junk.pem"), "{err}");
-    let missing = dir.join("missing.pem");
+    let missing = dir.path().join("missing.pem");
     let err = TrustAnchors::load(&SystemRoots::Disabled, &[missing]).expect_err("missing");
     assert!(matches!(err, TlsError::Read { .. }), "{err}");
 }
@@ -53,7 +53,7 @@ fn no_trust_anchor_at_all_is_an_error() {
     let err = TrustAnchors::load(&SystemRoots::Disabled, &[]).expect_err("nothing trusted");
     assert!(matches!(err, TlsError::Config(_)), "{err}");
     let dir = temp_dir("upstream-missing-system");
-    let err = TrustAnchors::load(&SystemRoots::File(dir.join("nope.crt")), &[])
+    let err = TrustAnchors::load(&SystemRoots::File(dir.path().join("nope.crt")), &[])
         .expect_err("missing system bundle");
     assert!(matches!(err, TlsError::Read { .. }), "{err}");
 }
