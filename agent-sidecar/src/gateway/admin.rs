@@ -59,7 +59,9 @@ impl AdminRoutes for Gateway {
                                 CompensationError::Closed(..) => StatusCode::GONE,
                                 CompensationError::AlreadyTriggered(_) => StatusCode::CONFLICT,
                                 CompensationError::Build(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                                CompensationError::Upstream(_) => StatusCode::BAD_GATEWAY,
+                                CompensationError::NotSent(_) | CompensationError::Upstream(_) => {
+                                    StatusCode::BAD_GATEWAY
+                                }
                             };
                             error(status, "compensation_failed", &e.to_string())
                         }

@@ -1,6 +1,10 @@
 //! Tier 2's reversal window: a forwarded call whose action declares a
 //! `compensation` is remembered until the window closes, and its owner may
-//! trigger the compensating action through the admin API meanwhile.
+//! trigger the compensating action through the admin API meanwhile: an
+//! HTTP request built from the original one, or a call of an MCP tool
+//! ([`mcp`]).
+
+mod mcp;
 
 use std::{
     collections::HashMap,
@@ -26,8 +30,12 @@ pub struct Original {
     pub path_params: HashMap<String, String>,
     /// The original JSON body.
     pub body: Option<Value>,
-    /// The upstream's JSON answer.
+    /// The upstream's JSON answer (for an MCP tool, the result's
+    /// `structuredContent`).
     pub response: Option<Value>,
+    /// The MCP endpoint path the original `tools/call` was POSTed to
+    /// (MCP tools only).
+    pub endpoint: Option<String>,
 }
 
 /// One compensable forwarded call.
@@ -66,9 +74,16 @@ pub enum CompensationError {
     #[error("`{0}` was already compensated")]
     AlreadyTriggered(String),
     /// The compensating request could not be built from the original.
+    /// Nothing was sent; the compensation may be triggered again.
     #[error("cannot build the compensating request: {0}")]
     Build(String),
-    /// The upstream refused or failed.
+    /// The tool's server could not be reached, or refused the preparation
+    /// of the compensating call, before it was sent. The compensation may
+    /// be triggered again.
+    #[error("{0}; the compensating call was not sent and may be triggered again")]
+    NotSent(String),
+    /// The compensating request was sent and failed: it may have run, so
+    /// it is not sent again.
     #[error("{0}")]
     Upstream(String),
 }
@@ -137,26 +152,57 @@ impl Compensations {
         e.triggered = true;
         Ok(e.clone())
     }
+
+    /// Makes a claimed call triggerable again (its compensating request
+    /// was never sent).
+    fn release(&self, id: &str) {
+        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = map.get_mut(id) {
+            e.triggered = false;
+        }
+    }
 }
 
-/// Runs the compensating action of `id` with `extra` merged into the
-/// original body; returns the upstream's status and answer.
+/// Runs the compensating action of `id` with `extra` (a JSON object)
+/// merged into the original body, or first in line for an MCP tool's
+/// arguments; returns the upstream's status and answer. At most once: a
+/// compensation whose request was not sent may be triggered again.
 pub(crate) async fn trigger(
     gw: &Shared,
     id: &str,
     extra: Value,
 ) -> Result<(u16, Value), CompensationError> {
     let entry = gw.compensations.claim(id)?;
+    let outcome = run(gw, &entry, extra).await;
+    if let Err(CompensationError::Build(_) | CompensationError::NotSent(_)) = &outcome {
+        gw.compensations.release(id);
+    }
+    if let Ok((status, _)) = &outcome {
+        tracing::info!(id, tool = %entry.tool, action = %entry.compensation, status, "compensation triggered");
+    }
+    outcome
+}
+
+async fn run(
+    gw: &Shared,
+    entry: &Compensable,
+    extra: Value,
+) -> Result<(u16, Value), CompensationError> {
     let policy = gw.policy.current();
     let route = policy
         .action_route(&entry.tool, &entry.compensation)
         .cloned()
         .ok_or_else(|| CompensationError::Build("the compensating action is gone".into()))?;
-    let ActionRoute::Http { method, path } = route else {
-        return Err(CompensationError::Build(
-            "compensating MCP tools through the admin API is not supported; call the tool through the gateway"
-                .into(),
-        ));
+    let (method, path) = match route {
+        ActionRoute::Http { method, path } => (method, path),
+        ActionRoute::Mcp(tool) => {
+            let Value::Object(extra) = extra else {
+                return Err(CompensationError::Build(
+                    "the trigger's body must be a JSON object".into(),
+                ));
+            };
+            return mcp::call(gw, &policy, entry, &tool, extra).await;
+        }
     };
     let orig = &entry.original;
     let lookup = |name: &str| -> Option<String> {
@@ -210,7 +256,6 @@ pub(crate) async fn trigger(
     .map_err(|e| CompensationError::Upstream(e.to_string()))?;
     let answer = serde_json::from_slice(&answer)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
-    tracing::info!(id, tool = %entry.tool, action = %entry.compensation, status = status.as_u16(), "compensation triggered");
     Ok((status.as_u16(), answer))
 }
 

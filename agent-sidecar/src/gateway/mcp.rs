@@ -15,6 +15,7 @@
 //! gateway parsed: integers beyond 64 bits and floats come out as
 //! `serde_json` writes an `f64`.
 
+mod answer;
 mod body;
 mod error;
 mod message;
@@ -23,10 +24,11 @@ mod tools;
 
 use serde_json::Value;
 
+pub use answer::{answer_messages, response_to};
 pub use body::{encode, error_object, merge_json, without};
 pub use error::{INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, McpError, PARSE_ERROR};
 pub use message::{Envelope, Message, TOOLS_CALL, TOOLS_LIST, ToolCall, parse_body};
-pub use sse::{complete_prefix_len, filter_sse_tools_list, sse_events};
+pub use sse::{complete_prefix_len, filter_sse_tools_list, sse_events, sse_messages};
 pub use tools::filter_tools_list;
 
 /// The HTTP header carrying the MCP session id (`Mcp-Session-Id`), which

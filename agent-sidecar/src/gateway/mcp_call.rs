@@ -4,7 +4,7 @@
 //! rest is forwarded; `tools/list` answers are filtered to the tools the
 //! agent may call at all.
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, future::join_all, stream};
@@ -18,7 +18,11 @@ use hyper::{
 use serde_json::Value;
 
 use super::{
-    AgentBody, forward, mcp,
+    AgentBody,
+    compensate::Original,
+    forward,
+    limits::collect_limited,
+    mcp,
     refusal::{bytes_response, full, json_response},
     request::{ConnInfo, Event, IDEMPOTENCY_KEY, close_h1, read_body},
     state::Shared,
@@ -26,7 +30,8 @@ use super::{
     trace,
 };
 use crate::policy::{
-    CompiledPolicySet, McpCall, Request as PolicyRequest, Tier, gateway::McpEndpoint,
+    CompiledPolicySet, McpCall, Request as PolicyRequest, Tier,
+    gateway::{Compensation, McpEndpoint},
 };
 
 /// A decided `tools/call` of the request.
@@ -36,6 +41,15 @@ struct Call {
     decision: crate::policy::Decision,
     key: Option<String>,
     arguments: Value,
+}
+
+/// A forwarded `tools/call`, until its event is emitted.
+struct Forwarded {
+    id: Option<Value>,
+    arguments: Value,
+    action: crate::policy::Action,
+    decision: crate::policy::Decision,
+    event: Event,
 }
 
 /// A POST to an MCP endpoint.
@@ -139,7 +153,13 @@ pub(crate) async fn handle(
                     tokens.push(token);
                     event.approved(id);
                 }
-                forwarded.push((call.action, call.decision, event));
+                forwarded.push(Forwarded {
+                    id: envelope.items[call.index].id().cloned(),
+                    arguments: call.arguments,
+                    action: call.action,
+                    decision: call.decision,
+                    event,
+                });
             }
         }
     }
@@ -182,24 +202,107 @@ pub(crate) async fn handle(
             tracing::error!(error = %e, "cannot record the upstream status of an approved call");
         }
     }
-    for (action, decision, mut event) in forwarded {
+    let mut compensable = Vec::new();
+    for mut f in forwarded {
         match &result {
             Ok(_) => {
-                event.forwarded(status);
-                if decision.tier == Tier::Supervised {
-                    tiers::supervised(gw, &action, &decision, status, None);
+                f.event.forwarded(status);
+                if f.decision.tier == Tier::Supervised {
+                    if let Some(comp) = compensation_of(policy, &f.action) {
+                        // Registered once the answer is read (its result
+                        // feeds the compensating call).
+                        compensable.push((f, comp));
+                        continue;
+                    }
+                    tiers::supervised(gw, &f.action, &f.decision, status, None);
                 }
             }
-            Err(r) => event.upstream_failed(r),
+            Err(r) => f.event.upstream_failed(r),
         }
-        event.emit(gw, action, decision);
+        f.event.emit(gw, f.action, f.decision);
     }
     let resp = match result {
         Ok(resp) => resp,
         Err(r) => return json_response(r.status, &r.rpc(None)),
     };
     let filter = |name: &str| policy.may_call_mcp(&gw.identity, &ep.server, name);
-    shape(gw, resp, &list_ids, errors, &filter).await
+    let resp = shape(gw, resp, &list_ids, errors, &filter).await;
+    if compensable.is_empty() {
+        return resp;
+    }
+    remember(gw, conn, &ep.path, status, resp, compensable).await
+}
+
+/// The declared compensation of a supervised call's action, if any.
+fn compensation_of(
+    policy: &CompiledPolicySet,
+    action: &crate::policy::Action,
+) -> Option<Compensation> {
+    let (tool, act) = (action.tool.as_deref()?, action.action.as_deref()?);
+    policy.compensation(tool, act).cloned()
+}
+
+/// Reads the answer, registers each compensable call with its arguments
+/// and the `structuredContent` of its result, tells the owner, emits the
+/// calls' events and gives the agent the answer unchanged. A call the
+/// server answered with a JSON-RPC error did not run: it gets a notice
+/// without a compensation.
+async fn remember(
+    gw: &Shared,
+    conn: &ConnInfo,
+    endpoint: &str,
+    status: u16,
+    resp: Response<AgentBody>,
+    calls: Vec<(Forwarded, Compensation)>,
+) -> Response<AgentBody> {
+    let (parts, body) = resp.into_parts();
+    let config = &gw.config;
+    let answer = collect_limited(body, config.limits.max_body_bytes, config.upstream_timeout).await;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let messages = match &answer {
+        Ok(bytes) => mcp::answer_messages(content_type, bytes),
+        Err(_) => Vec::new(),
+    };
+    for (mut f, comp) in calls {
+        let response = f.id.as_ref().and_then(|id| mcp::response_to(&messages, id));
+        if response.is_some_and(|r| r.get("error").is_some()) {
+            tiers::supervised(gw, &f.action, &f.decision, status, None);
+            f.event.emit(gw, f.action, f.decision);
+            continue;
+        }
+        let result = response
+            .and_then(|r| r.pointer("/result/structuredContent"))
+            .filter(|v| v.is_object())
+            .cloned();
+        let entry = gw.compensations.register(
+            f.action.tool.as_deref().unwrap_or_default(),
+            f.action.action.as_deref().unwrap_or_default(),
+            &comp.action,
+            &conn.host,
+            conn.port,
+            comp.window,
+            Original {
+                path_params: HashMap::new(),
+                body: Some(f.arguments),
+                response: result,
+                endpoint: Some(endpoint.to_owned()),
+            },
+        );
+        tiers::supervised(gw, &f.action, &f.decision, status, Some(&entry));
+        f.event.compensable(entry.id.clone());
+        f.event.emit(gw, f.action, f.decision);
+    }
+    match answer {
+        Ok(bytes) => Response::from_parts(parts, full(bytes)),
+        Err(e) => {
+            let message = format!("upstream answer unreadable: {e}");
+            let body = mcp::error_object(None, mcp::INTERNAL_ERROR, &message, Value::Null);
+            json_response(StatusCode::BAD_GATEWAY, &body)
+        }
+    }
 }
 
 /// Filters `tools/list` answers and adds the gateway's errors to the

@@ -292,6 +292,7 @@ async fn rest(
             path_params: compensate::params_of(route, path.split('?').next().unwrap_or("/")),
             body: json,
             response: serde_json::from_slice(&answer).ok(),
+            endpoint: None,
         },
     );
     tiers::supervised(gw, &action, &decision, status, Some(&entry));

@@ -200,25 +200,47 @@ fn filtered_data(
     ids: &[Value],
     allowed: &dyn Fn(&str) -> bool,
 ) -> Option<String> {
-    let mut data: Vec<u8> = Vec::new();
-    let mut any = false;
-    for line in event {
-        if let Some((b"data", value)) = field(line.content) {
-            if any {
-                data.push(b'\n');
-            }
-            any = true;
-            data.extend_from_slice(value);
-        }
-    }
-    if !any {
-        return None;
-    }
-    let mut answer: Value = serde_json::from_slice(&data).ok()?;
+    let mut answer: Value = serde_json::from_slice(&event_data(event)?).ok()?;
     if filter_answer(&mut answer, ids, allowed) == 0 {
         return None;
     }
     Some(answer.to_string())
+}
+
+/// The event's `data` lines joined with LF, or `None` when it has none.
+fn event_data(event: &[RawLine<'_>]) -> Option<Vec<u8>> {
+    let mut data: Option<Vec<u8>> = None;
+    for line in event {
+        if let Some((b"data", value)) = field(line.content) {
+            match &mut data {
+                Some(d) => {
+                    d.push(b'\n');
+                    d.extend_from_slice(value);
+                }
+                None => data = Some(value.to_vec()),
+            }
+        }
+    }
+    data
+}
+
+/// The JSON values carried by the dispatched events of an SSE body, in
+/// order, as a client decodes them: events without data or whose data is
+/// not JSON are skipped, and so is an event left unfinished at the end.
+pub fn sse_messages(body: &[u8]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut event: Vec<RawLine<'_>> = Vec::new();
+    for line in lines(split_bom(body).1) {
+        if !line.content.is_empty() || !line.terminated {
+            event.push(line);
+            continue;
+        }
+        if let Some(v) = event_data(&event).and_then(|d| serde_json::from_slice(&d).ok()) {
+            out.push(v);
+        }
+        event.clear();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -277,6 +299,23 @@ mod tests {
         let events = client_events(&bytes);
         assert_eq!(serde_json::from_str::<Value>(&events[0]).unwrap(), items[0]);
         assert!(sse_events(&[]).is_empty());
+    }
+
+    #[test]
+    fn messages_of_a_stream() {
+        let result = json!({"jsonrpc": "2.0", "id": 3, "result": {"structuredContent": {"batch_id": "b-7"}}});
+        let body = format!(
+            "\u{feff}: ping\r\n\r\nevent: message\r\ndata: {{\"jsonrpc\":\r\ndata: \"2.0\",\"method\":\"notifications/progress\"}}\r\n\r\ndata: not json\n\nid: 9\n\nevent: message\ndata: {result}\n\ndata: {result}"
+        );
+        assert_eq!(
+            sse_messages(body.as_bytes()),
+            [
+                json!({"jsonrpc": "2.0", "method": "notifications/progress"}),
+                result
+            ],
+            "multi-line data joined, comments, non-JSON, data-less and unfinished events skipped"
+        );
+        assert!(sse_messages(b"").is_empty());
     }
 
     #[test]
