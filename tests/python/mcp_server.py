@@ -56,7 +56,19 @@ def build(log_path: str) -> MCPServer:
     def update_customers(customer_ids: list[str], status: str, ctx: Context) -> dict[str, Any]:
         """Sets the status of several customers."""
         record("update_customers", {"customer_ids": customer_ids, "status": status}, ctx)
-        return {"updated": len(customer_ids), "status": status}
+        return {"updated": len(customer_ids), "status": status, "batch_id": f"b-{len(customer_ids)}"}
+
+    @server.tool()
+    def restore_customers(
+        batch_id: str, customer_ids: list[str], status: str, ctx: Context
+    ) -> dict[str, Any]:
+        """Undoes an update_customers batch, setting the customers' status back."""
+        record(
+            "restore_customers",
+            {"batch_id": batch_id, "customer_ids": customer_ids, "status": status},
+            ctx,
+        )
+        return {"restored": len(customer_ids), "batch_id": batch_id, "status": status}
 
     @server.tool()
     def refund(amount: float, currency: str, customer_id: str, ctx: Context) -> dict[str, Any]:

@@ -55,6 +55,9 @@ tools:
       - name: bulk_update
         mcp_tool: update_customers
         tier: 2
+        compensation: {{ action: restore, window: 15m }}
+      - name: restore
+        mcp_tool: restore_customers
       - name: refund
         mcp_tool: refund
         attributes:
@@ -73,6 +76,9 @@ rules:
     quarantine: true
   - id: never-delete-customers
     when: {{ tool: crm, action: delete }}
+    tier: deny
+  - id: only-owners-restore
+    when: {{ tool: crm, action: restore }}
     tier: deny
 egress:
   allow:
@@ -382,6 +388,117 @@ fn allowed_and_supervised_tools_with_injected_credentials_and_a_filtered_list() 
     );
     // The admin API is out of the agent's reach.
     assert!(stdout.contains("errno 1"), "admin API reachable: {stdout}");
+}
+
+#[test]
+fn tier_2_compensation_runs_the_compensating_mcp_tool_once() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let marker = w.dir.join("compensated");
+    let script = format!(
+        "{}\nfor i in $(seq 600); do [ -e {} ] && break; sleep 0.1; done",
+        client(
+            "update_customers",
+            &json!({"customer_ids": ["c-1", "c-2"], "status": "vip"}),
+            &[]
+        ),
+        shell_quote(marker.to_str().unwrap()),
+    );
+    let agent = w
+        .command(&[], &script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The owner's notice names the compensation.
+    let start = Instant::now();
+    let id = loop {
+        let notice = w
+            .hooks("/owner")
+            .into_iter()
+            .find(|e| e["event"] == "action.supervised" && e["action"]["action"] == "bulk_update");
+        if let Some(id) = notice
+            .as_ref()
+            .and_then(|n| n["compensation"]["id"].as_str())
+        {
+            break id.to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no notice: {notice:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let trigger = |body: &str| -> (String, Value) {
+        let url = format!("http://{ADMIN}/v1/compensations/{id}/trigger");
+        let auth = format!("authorization: Bearer {TOKEN}");
+        let out = command_in(
+            &w.ns,
+            None,
+            Path::new("/usr/bin/curl"),
+            &[
+                "-sS",
+                "--max-time",
+                "20",
+                "-X",
+                "POST",
+                "-H",
+                &auth,
+                "-d",
+                body,
+                "-w",
+                "\n%{http_code}",
+                &url,
+            ],
+        )
+        .output()
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (json, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (
+            code.to_owned(),
+            serde_json::from_str(json).unwrap_or(Value::Null),
+        )
+    };
+    // An argument the compensating tool does not take: refused before
+    // anything is sent, and the compensation stays available.
+    let (code, answer) = trigger(r#"{"bogus": 1}"#);
+    assert_eq!(code, "422", "{answer}");
+    assert!(
+        answer.to_string().contains("no argument `bogus`"),
+        "{answer}"
+    );
+    assert_eq!(w.mcp.calls().len(), 1);
+    // Runs the compensating tool: batch_id from the original result,
+    // customer_ids from the original arguments, status from the trigger.
+    let (code, answer) = trigger(r#"{"status": "active"}"#);
+    assert_eq!(code, "200", "{answer}");
+    assert_eq!(answer["upstream_status"], 200, "{answer}");
+    assert_eq!(
+        answer["answer"]["structuredContent"]["restored"], 2,
+        "{answer}"
+    );
+    let calls = w.mcp.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[1]["tool"], "restore_customers");
+    assert_eq!(
+        calls[1]["arguments"],
+        json!({"batch_id": "b-2", "customer_ids": ["c-1", "c-2"], "status": "active"})
+    );
+    assert_eq!(calls[1]["authorization"], format!("Bearer {SECRET}"));
+    // Once only.
+    let (code, answer) = trigger("{}");
+    assert_eq!(code, "409", "{answer}");
+    std::fs::write(&marker, "").unwrap();
+    let out = agent.wait_with_output().unwrap();
+    torn_down(&out);
+    let (stdout, stderr) = text(&out);
+    let result = parse_client_output(first_json_line(&stdout));
+    assert!(result.call.is_some_and(|c| c.ok), "{stdout}\n{stderr}");
+    assert_eq!(w.mcp.calls().len(), 2, "nothing ran twice");
 }
 
 #[test]
