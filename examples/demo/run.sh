@@ -7,7 +7,8 @@
 #     https://crm.demo.test:8443/mcp, decided call by call with the tier policy
 #     in policies/; the CRM credential is injected by the sidecar; an approver
 #     approves the held refund with the approvals CLI; webhooks tell the owner
-#     and the SOC.
+#     and the SOC; the owner reverses the supervised bulk update through the
+#     admin API (its declared compensation).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${AGENT_SIDECAR_BIN:-target/release/agent-sidecar}
@@ -88,6 +89,28 @@ approver() {
     done
 }
 approver & pids+=($!)
+# The owner: reads the supervised bulk update's notice and reverses it
+# through the admin API (the compensating MCP tool, once).
+owner() {
+    for _ in $(seq 300); do
+        id=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "action.supervised" and e.get("compensation"):
+        print(e["compensation"]["id"]); break' "$work/hooks.jsonl" 2>/dev/null || true)
+        if [ -n "$id" ]; then
+            echo "    owner\$ curl -X POST http://$admin/v1/compensations/$id/trigger -d '{\"status\": \"active\"}'"
+            curl -sS -m 10 -X POST -H "authorization: Bearer $(cat "$work/secrets/admin-token")" \
+                -d '{"status": "active"}' "http://$admin/v1/compensations/$id/trigger" 2>&1 \
+                | python3 -c 'import json, sys; a = json.load(sys.stdin); print("      upstream", a.get("upstream_status"), json.dumps(a.get("answer", a).get("structuredContent", a)))' \
+                2>&1 || echo "      the trigger failed"
+            return
+        fi
+        sleep 0.1
+    done
+}
+owner & pids+=($!)
 
 echo "== the attacker listener is reachable from outside the agent's cgroup:"
 curl -s -m 2 -o /dev/null -d probe http://127.0.0.1:18666/ || true
@@ -123,6 +146,8 @@ for raw in open(sys.argv[1], errors="replace"):
     msg = e.get("message", "")
     if msg == "egress denied":
         denied[(e.get("hook"), e.get("reason"), e.get("destination"), e.get("comm"))] += 1
+    elif msg == "compensation triggered":
+        lines.append(f"  gateway: {e.get('tool')}.{e.get('action')}: the owner's compensation -> {e.get('status')}")
     elif msg == "tool call":
         lines.append(f"  gateway: {e.get('tool')}.{e.get('action')}: {e.get('tier')} -> "
                      f"{e.get('outcome')} {e.get('reason') or e.get('upstream_status')}")
@@ -152,7 +177,8 @@ for c in calls:
     shown = f"{scheme} {token[:4]}***" if token else auth
     injected = "the crm-token secret" if token == secret else "NOT the crm-token secret"
     print(f"  {c['tool']:17} {json.dumps(c['arguments'])}  Authorization: {shown} ({injected})")
-print(f"  {len(calls)} calls; delete_customer and export_customers never reached the CRM")
+print(f"  {len(calls)} calls; delete_customer and export_customers never reached the CRM;"
+      " restore_customers is the owner's reversal of the bulk update")
 PY
 echo "== webhook notices:"
 python3 - "$work/hooks.jsonl" <<'PY'
