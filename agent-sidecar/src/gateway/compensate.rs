@@ -12,6 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use rand::Rng as _;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, header};
 use serde::Serialize;
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::{forward, limits::collect_limited, state::Shared};
 use crate::{
-    approvals::{ApprovalId, UnixMillis},
+    approvals::UnixMillis,
     policy::gateway::{ActionRoute, fill_path, path_params},
 };
 
@@ -109,7 +110,7 @@ impl Compensations {
     ) -> Compensable {
         let now = UnixMillis::now();
         let entry = Compensable {
-            id: format!("comp-{}", ApprovalId::random()),
+            id: format!("cmp_{:032x}", rand::rng().random::<u128>()),
             tool: tool.into(),
             action: action.into(),
             compensation: compensation.into(),
