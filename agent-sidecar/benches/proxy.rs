@@ -403,7 +403,12 @@ async fn run() -> Result<String> {
          a 1-4 MiB receive buffer on the upstream socket, a shorter scheduler slice \
          (`sched_setattr`) or `nice -5` for the proxy thread, and briefly polling the \
          upstream socket before sleeping (no gain beyond the noise); an in-kernel sockmap \
-         splice (0.57-0.63x: its backlog worker adds a fourth busy thread).\n\
+         splice (0.57-0.63x: its backlog worker adds a fourth busy thread). A bare relay \
+         (accept, connect, `copy_bidirectional`, nothing else) whose agent side is a Unix \
+         stream socket, so that no TCP stack is crossed between agent and proxy as with an \
+         `sk_msg` redirect of that leg, measured 0.69x and 0.72x against 0.71x and 0.72x \
+         for the same relay over loopback TCP (21 rounds each): taking the agent leg out of \
+         the TCP stack does not lift the bound either.\n\
          - TTFB p99 here is dominated by scheduling: the direct path's own p99 can be \
          several milliseconds when three threads share two CPUs, so the added p99 varies \
          between runs; the p50 difference is the steadier measure of the listener's \
