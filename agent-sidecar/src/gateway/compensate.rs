@@ -12,9 +12,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use rand::Rng as _;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, header};
+use rand::Rng as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
