@@ -11,9 +11,10 @@ use agent_sidecar_tests::{
 };
 use serde_json::json;
 
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "get_customer",
     "update_customers",
+    "restore_customers",
     "refund",
     "export_customers",
     "delete_customer",
