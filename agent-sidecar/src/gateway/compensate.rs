@@ -13,7 +13,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, header};
+use hyper::{HeaderMap, Method, Request, StatusCode, header};
 use rand::Rng as _;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -21,7 +21,10 @@ use serde_json::{Value, json};
 use super::{forward, limits::collect_limited, state::Shared};
 use crate::{
     approvals::UnixMillis,
-    policy::gateway::{ActionRoute, fill_path, path_params},
+    policy::{
+        CompiledPolicySet,
+        gateway::{ActionRoute, fill_path, path_params},
+    },
 };
 
 /// What the compensating call needs from the original one.
@@ -231,33 +234,43 @@ async fn run(
     let req = Request::builder()
         .method(method)
         .uri(target)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(())
-        .map_err(|e| CompensationError::Build(e.to_string()))?;
-    let (parts, ()) = req.into_parts();
-    let body = Full::new(bytes).map_err(|never| match never {}).boxed();
-    let resp = forward::send(
-        gw,
-        &policy,
-        &entry.host,
-        entry.port,
-        Some(&entry.tool),
-        parts,
-        body,
-    )
-    .await
-    .map_err(|r| CompensationError::Upstream(r.message))?;
-    let status = resp.status();
-    let answer = collect_limited(
-        resp.into_body(),
-        gw.config.limits.max_body_bytes,
-        gw.config.upstream_timeout,
-    )
-    .await
-    .map_err(|e| CompensationError::Upstream(e.to_string()))?;
+        .header(header::CONTENT_TYPE, "application/json");
+    let (status, _, answer) =
+        exchange(gw, &policy, entry, req, bytes, CompensationError::Upstream).await?;
     let answer = serde_json::from_slice(&answer)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
     Ok((status.as_u16(), answer))
+}
+
+/// Sends one request of a compensation to `entry`'s tool host with the
+/// tool's credential and reads the answer in full (within the upstream
+/// timeout and the body limit). A request that cannot be built is
+/// [`CompensationError::Build`]; a failure to send or to read the answer
+/// is `failed(what went wrong)`.
+async fn exchange(
+    gw: &Shared,
+    policy: &CompiledPolicySet,
+    entry: &Compensable,
+    req: hyper::http::request::Builder,
+    body: Bytes,
+    failed: impl FnOnce(String) -> CompensationError,
+) -> Result<(StatusCode, HeaderMap, Bytes), CompensationError> {
+    let (parts, ()) = req
+        .body(())
+        .map_err(|e| CompensationError::Build(e.to_string()))?
+        .into_parts();
+    let body = Full::new(body).map_err(|never| match never {}).boxed();
+    let tool = Some(entry.tool.as_str());
+    let resp = match forward::send(gw, policy, &entry.host, entry.port, tool, parts, body).await {
+        Ok(resp) => resp,
+        Err(r) => return Err(failed(r.message)),
+    };
+    let (parts, body) = resp.into_parts();
+    let config = &gw.config;
+    match collect_limited(body, config.limits.max_body_bytes, config.upstream_timeout).await {
+        Ok(body) => Ok((parts.status, parts.headers, body)),
+        Err(e) => Err(failed(e.to_string())),
+    }
 }
 
 /// The `{name}` values of `path` for the action's route.

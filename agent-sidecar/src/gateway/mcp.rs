@@ -24,7 +24,7 @@ mod tools;
 
 use serde_json::Value;
 
-pub use answer::{answer_messages, response_to};
+pub use answer::{answer_messages, is_event_stream, response_to};
 pub use body::{encode, error_object, merge_json, without};
 pub use error::{INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, McpError, PARSE_ERROR};
 pub use message::{Envelope, Message, TOOLS_CALL, TOOLS_LIST, ToolCall, parse_body};

@@ -258,12 +258,8 @@ async fn remember(
     let (parts, body) = resp.into_parts();
     let config = &gw.config;
     let answer = collect_limited(body, config.limits.max_body_bytes, config.upstream_timeout).await;
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
     let messages = match &answer {
-        Ok(bytes) => mcp::answer_messages(content_type, bytes),
+        Ok(bytes) => mcp::answer_messages(&parts.headers, bytes),
         Err(_) => Vec::new(),
     };
     for (mut f, comp) in calls {
@@ -317,11 +313,7 @@ async fn shape(
     if list_ids.is_empty() && errors.is_empty() {
         return resp.map(|b| b.boxed());
     }
-    let sse = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let sse = mcp::is_event_stream(resp.headers());
     let (mut parts, body) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     if sse && list_ids.is_empty() {

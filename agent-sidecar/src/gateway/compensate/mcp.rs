@@ -10,13 +10,12 @@
 //! until every required argument has a value.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Compensable, CompensationError};
+use super::{Compensable, CompensationError, exchange};
 use crate::{
-    gateway::{forward, limits::collect_limited, mcp, state::Shared},
+    gateway::{mcp, state::Shared},
     policy::CompiledPolicySet,
 };
 
@@ -223,29 +222,8 @@ impl Session<'_> {
         req: hyper::http::request::Builder,
         body: Bytes,
     ) -> Result<(StatusCode, HeaderMap, Bytes), CompensationError> {
-        let (parts, ()) = req
-            .body(())
-            .map_err(|e| CompensationError::Build(e.to_string()))?
-            .into_parts();
-        let body = Full::new(body).map_err(|never| match never {}).boxed();
-        let (host, port) = (&self.entry.host, self.entry.port);
-        let resp = forward::send(
-            self.gw,
-            self.policy,
-            host,
-            port,
-            Some(&self.entry.tool),
-            parts,
-            body,
-        )
-        .await
-        .map_err(|r| self.unreachable(r.message))?;
-        let (parts, body) = resp.into_parts();
-        let config = &self.gw.config;
-        let body = collect_limited(body, config.limits.max_body_bytes, config.upstream_timeout)
-            .await
-            .map_err(|e| self.unreachable(format!("sent an unreadable answer: {e}")))?;
-        Ok((parts.status, parts.headers, body))
+        let failed = |e: String| self.unreachable(format!("failed: {e}"));
+        exchange(self.gw, self.policy, self.entry, req, body, failed).await
     }
 
     fn unreachable(&self, what: String) -> CompensationError {
@@ -266,11 +244,7 @@ fn sent(e: CompensationError) -> CompensationError {
 
 /// The JSON-RPC response to `id` in an answer (JSON or SSE).
 fn answer(headers: &HeaderMap, body: &[u8], id: &Value) -> Option<Value> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let messages = mcp::answer_messages(content_type, body);
-    mcp::response_to(&messages, id).cloned()
+    mcp::response_to(&mcp::answer_messages(headers, body), id).cloned()
 }
 
 /// The compensating tool's arguments: each property of `schema` from

@@ -1,15 +1,25 @@
 //! Reading an MCP server's answer to a POST, whichever form it takes: one
 //! JSON-RPC message, a JSON batch, or an SSE stream of messages.
 
+use hyper::{HeaderMap, header};
 use serde_json::Value;
 
 use super::sse_messages;
 
-/// The JSON-RPC messages of an answer body, batches flattened, in order.
-/// `content_type` is the answer's `Content-Type`; a body that is not valid
-/// JSON (or an SSE stream without JSON events) yields none.
-pub fn answer_messages(content_type: Option<&str>, body: &[u8]) -> Vec<Value> {
-    let values = if content_type.is_some_and(|t| t.starts_with("text/event-stream")) {
+/// Whether an answer with these headers is an SSE stream
+/// (`Content-Type: text/event-stream`).
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// The JSON-RPC messages of an answer body with `headers`, batches
+/// flattened, in order. A body that is not valid JSON (or an SSE stream
+/// without JSON events) yields none.
+pub fn answer_messages(headers: &HeaderMap, body: &[u8]) -> Vec<Value> {
+    let values = if is_event_stream(headers) {
         sse_messages(body)
     } else {
         serde_json::from_slice(body).map_or_else(|_| Vec::new(), |v| vec![v])
@@ -36,25 +46,34 @@ mod tests {
 
     use super::*;
 
+    fn typed(content_type: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        h
+    }
+
     #[test]
     fn json_batches_and_streams() {
         let one = json!({"jsonrpc": "2.0", "id": 1, "result": {}});
         let two = json!({"jsonrpc": "2.0", "id": "b", "error": {"code": -1, "message": "x"}});
         let batch = serde_json::to_vec(&json!([one, two])).unwrap();
         assert_eq!(
-            answer_messages(Some("application/json"), &batch),
+            answer_messages(&typed("application/json"), &batch),
             [one.clone(), two.clone()]
         );
         assert_eq!(
-            answer_messages(None, one.to_string().as_bytes()),
+            answer_messages(&HeaderMap::new(), one.to_string().as_bytes()),
             std::slice::from_ref(&one)
         );
         let stream = format!("event: message\ndata: {one}\n\n");
         assert_eq!(
-            answer_messages(Some("text/event-stream; charset=utf-8"), stream.as_bytes()),
+            answer_messages(
+                &typed("text/event-stream; charset=utf-8"),
+                stream.as_bytes()
+            ),
             std::slice::from_ref(&one)
         );
-        assert!(answer_messages(Some("application/json"), b"{oops").is_empty());
+        assert!(answer_messages(&typed("application/json"), b"{oops").is_empty());
 
         let notice =
             json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"id": 1}});

@@ -260,28 +260,6 @@ mod tests {
         name != "delete_repo"
     }
 
-    /// The data of every dispatched event, decoded as a client would.
-    fn client_events(body: &[u8]) -> Vec<String> {
-        let mut events = Vec::new();
-        let mut data: Option<String> = None;
-        for line in lines(split_bom(body).1) {
-            if line.terminated && line.content.is_empty() {
-                if let Some(d) = data.take() {
-                    events.push(d);
-                }
-                continue;
-            }
-            if let Some((b"data", value)) = field(line.content) {
-                let value = std::str::from_utf8(value).unwrap();
-                data = Some(match data.take() {
-                    Some(d) => format!("{d}\n{value}"),
-                    None => value.to_owned(),
-                });
-            }
-        }
-        events
-    }
-
     #[test]
     fn sse_events_encoding() {
         let items = [
@@ -296,8 +274,8 @@ mod tests {
             3,
             "JSON escapes its newline: {text}"
         );
-        let events = client_events(&bytes);
-        assert_eq!(serde_json::from_str::<Value>(&events[0]).unwrap(), items[0]);
+        let events = sse_messages(&bytes);
+        assert_eq!(events[0], items[0]);
         assert!(sse_events(&[]).is_empty());
     }
 
@@ -340,9 +318,9 @@ mod tests {
             "{last}"
         );
         assert!(last.ends_with("}\r\n\r\n"), "{last:?}");
-        let events = client_events(text.as_bytes());
+        let events = sse_messages(text.as_bytes());
         assert_eq!(events.len(), 2);
-        let answer: Value = serde_json::from_str(&events[1]).unwrap();
+        let answer = &events[1];
         assert_eq!(
             answer["result"]["tools"],
             json!([{"name": "search", "inputSchema": {"type": "object"}}])
@@ -384,9 +362,9 @@ mod tests {
     fn lone_cr_endings() {
         let body = format!("event: message\rdata: {}\r\r", listing(json!(1)));
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(1)], no_delete).unwrap();
-        let events = client_events(&out);
+        let events = sse_messages(&out);
         assert_eq!(events.len(), 1);
-        let answer: Value = serde_json::from_str(&events[0]).unwrap();
+        let answer = &events[0];
         assert_eq!(answer["result"]["tools"].as_array().unwrap().len(), 1);
         assert!(out.ends_with(b"\r\r"));
     }
@@ -396,7 +374,7 @@ mod tests {
         let batch = json!([listing(json!(1)), listing(json!(2))]);
         let body = format!("data: {batch}\n\n");
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(2)], no_delete).unwrap();
-        let answer: Value = serde_json::from_str(&client_events(&out)[0]).unwrap();
+        let answer = &sse_messages(&out)[0];
         assert_eq!(answer[0], listing(json!(1)));
         assert_eq!(answer[1]["result"]["tools"].as_array().unwrap().len(), 1);
     }
@@ -441,8 +419,8 @@ mod tests {
         ]}});
         let body = format!("event: message\r\ndata: {answer}\r\n\r\n");
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(1)], |n| n == "搜索").unwrap();
-        let events = client_events(&out);
-        let filtered: Value = serde_json::from_str(&events[0]).unwrap();
+        let events = sse_messages(&out);
+        let filtered = &events[0];
         assert_eq!(
             filtered["result"]["tools"],
             json!([{"name": "搜索", "description": "Recherche d’été 🚀"}])
