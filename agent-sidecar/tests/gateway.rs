@@ -10,7 +10,7 @@ mod gateway_support;
 use std::time::Duration;
 
 use agent_sidecar::approvals::ApprovalId;
-use gateway_support::{HOST, Harness, Options, SECRET};
+use gateway_support::{HOST, Harness, Options, SECRET, STREAM_PATH};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
@@ -352,6 +352,87 @@ async fn tier_2_notifies_the_owner_and_can_be_compensated_once() {
     );
     let (status, _) = trigger(comp).await;
     assert_eq!(status, 409, "a compensation runs once");
+}
+
+/// POSTs one MCP message through the explicit proxy to [`STREAM_PATH`],
+/// whose answer stays open: curl prints what arrives within 3 s.
+async fn post_to_open_stream(h: &Harness, message: &Value) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "3"])
+        .args(h.explicit_args())
+        .args([
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json, text/event-stream",
+            "-d",
+            &message.to_string(),
+            &h.url(STREAM_PATH),
+        ])
+        .output()
+        .await
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_answers_on_a_stream_left_open_reach_the_agent_at_once() {
+    let h = Harness::start(Options::default()).await;
+    let list = post_to_open_stream(
+        &h,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
+    assert!(
+        list.contains("get_customer") && !list.contains("delete_customer"),
+        "tools/list filtered and delivered while the stream is open: {list:?}"
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "update_customers", "arguments": {"customer_ids": ["c-1"]}}});
+    let answer = post_to_open_stream(&h, &call).await;
+    assert!(answer.contains(r#""batch_id":"b-9""#), "{answer:?}");
+    let notice = h.owner.wait_for("action.supervised").await;
+    let comp = notice["compensation"]["id"]
+        .as_str()
+        .expect("the supervised call is compensable");
+    assert_eq!(h.api.requests().len(), 2);
+    // The gateway's own session with the server reads its open streams
+    // only as far as its responses too.
+    let admin = h.admin("an-admin-token-of-some-length").await;
+    let (status, body) = curl(
+        &[],
+        &[
+            "--max-time",
+            "10",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer an-admin-token-of-some-length",
+            &format!("{admin}/v1/compensations/{comp}/trigger"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let seen = h.api.requests();
+    let methods: Vec<Value> = seen[2..]
+        .iter()
+        .map(|r| json_of(&r.body)["method"].clone())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/list",
+            "tools/call"
+        ]
+    );
+    let restore = json_of(&seen[5].body);
+    assert_eq!(
+        restore["params"],
+        json!({"name": "restore_customers", "arguments": {"batch_id": "b-9"}}),
+        "batch_id from the original result"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

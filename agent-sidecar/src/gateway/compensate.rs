@@ -18,7 +18,11 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{forward, limits::collect_limited, state::Shared};
+use super::{
+    forward,
+    mcp::{is_event_stream, read_until_answered},
+    state::Shared,
+};
 use crate::{
     approvals::UnixMillis,
     policy::{
@@ -235,24 +239,34 @@ async fn run(
         .method(method)
         .uri(target)
         .header(header::CONTENT_TYPE, "application/json");
-    let (status, _, answer) =
-        exchange(gw, &policy, entry, req, bytes, CompensationError::Upstream).await?;
+    let (status, _, answer) = exchange(
+        gw,
+        &policy,
+        entry,
+        req,
+        bytes,
+        &[],
+        CompensationError::Upstream,
+    )
+    .await?;
     let answer = serde_json::from_slice(&answer)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
     Ok((status.as_u16(), answer))
 }
 
 /// Sends one request of a compensation to `entry`'s tool host with the
-/// tool's credential and reads the answer in full (within the upstream
-/// timeout and the body limit). A request that cannot be built is
-/// [`CompensationError::Build`]; a failure to send or to read the answer
-/// is `failed(what went wrong)`.
+/// tool's credential and reads the answer (within the upstream timeout and
+/// the body limit): in full, or for an SSE answer of an MCP server, until
+/// the responses to the JSON-RPC ids in `awaited` are in. A request that
+/// cannot be built is [`CompensationError::Build`]; a failure to send or
+/// to read the answer is `failed(what went wrong)`.
 async fn exchange(
     gw: &Shared,
     policy: &CompiledPolicySet,
     entry: &Compensable,
     req: hyper::http::request::Builder,
     body: Bytes,
+    awaited: &[Value],
     failed: impl FnOnce(String) -> CompensationError,
 ) -> Result<(StatusCode, HeaderMap, Bytes), CompensationError> {
     let (parts, ()) = req
@@ -267,8 +281,11 @@ async fn exchange(
     };
     let (parts, body) = resp.into_parts();
     let config = &gw.config;
-    match collect_limited(body, config.limits.max_body_bytes, config.upstream_timeout).await {
-        Ok(body) => Ok((parts.status, parts.headers, body)),
+    let event_stream = !awaited.is_empty() && is_event_stream(&parts.headers);
+    let limit = config.limits.max_body_bytes;
+    // The unread rest of a stream left open is dropped with it.
+    match read_until_answered(body, event_stream, awaited, limit, config.upstream_timeout).await {
+        Ok(read) => Ok((parts.status, parts.headers, read.head)),
         Err(e) => Err(failed(e.to_string())),
     }
 }

@@ -21,6 +21,7 @@ mod error;
 mod message;
 mod sse;
 mod tools;
+mod until_answered;
 
 use serde_json::Value;
 
@@ -30,6 +31,7 @@ pub use error::{INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, McpError, PARSE
 pub use message::{Envelope, Message, TOOLS_CALL, TOOLS_LIST, ToolCall, parse_body};
 pub use sse::{complete_prefix_len, filter_sse_tools_list, sse_events, sse_messages};
 pub use tools::filter_tools_list;
+pub use until_answered::{AnswerError, ReadAnswer, read_until_answered};
 
 /// The HTTP header carrying the MCP session id (`Mcp-Session-Id`), which
 /// the server assigns at initialization and the client repeats.

@@ -20,9 +20,7 @@ use serde_json::Value;
 use super::{
     AgentBody,
     compensate::Original,
-    forward,
-    limits::collect_limited,
-    mcp,
+    forward, mcp,
     refusal::{bytes_response, full, json_response},
     request::{ConnInfo, Event, IDEMPOTENCY_KEY, close_h1, read_body},
     state::Shared,
@@ -256,10 +254,10 @@ async fn remember(
     calls: Vec<(Forwarded, Compensation)>,
 ) -> Response<AgentBody> {
     let (parts, body) = resp.into_parts();
-    let config = &gw.config;
-    let answer = collect_limited(body, config.limits.max_body_bytes, config.upstream_timeout).await;
+    let ids: Vec<Value> = calls.iter().filter_map(|(f, _)| f.id.clone()).collect();
+    let answer = read_answer(gw, body, mcp::is_event_stream(&parts.headers), &ids).await;
     let messages = match &answer {
-        Ok(bytes) => mcp::answer_messages(&parts.headers, bytes),
+        Ok(read) => mcp::answer_messages(&parts.headers, &read.head),
         Err(_) => Vec::new(),
     };
     for (mut f, comp) in calls {
@@ -292,13 +290,51 @@ async fn remember(
         f.event.emit(gw, f.action, f.decision);
     }
     match answer {
-        Ok(bytes) => Response::from_parts(parts, full(bytes)),
-        Err(e) => {
-            let message = format!("upstream answer unreadable: {e}");
-            let body = mcp::error_object(None, mcp::INTERNAL_ERROR, &message, Value::Null);
-            json_response(StatusCode::BAD_GATEWAY, &body)
-        }
+        Ok(read) => Response::from_parts(parts, then_rest(read.head, read.rest)),
+        Err(e) => unreadable(&e),
     }
+}
+
+/// Reads an upstream answer until the responses to `ids` are in (an SSE
+/// stream may stay open after them), within the gateway's body limit and
+/// upstream timeout.
+async fn read_answer<B>(
+    gw: &Shared,
+    body: B,
+    event_stream: bool,
+    ids: &[Value],
+) -> Result<mcp::ReadAnswer<B>, mcp::AnswerError>
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
+    let config = &gw.config;
+    mcp::read_until_answered(
+        body,
+        event_stream,
+        ids,
+        config.limits.max_body_bytes,
+        config.upstream_timeout,
+    )
+    .await
+}
+
+/// The agent's body: `head`, then whatever of the upstream's body is left.
+fn then_rest<B>(head: Bytes, rest: Option<B>) -> AgentBody
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + 'static,
+{
+    let Some(rest) = rest else {
+        return full(head);
+    };
+    let frames = stream::once(async move { Ok(Frame::data(head)) }).chain(BodyStream::new(rest));
+    BodyExt::boxed(StreamBody::new(frames))
+}
+
+/// The answer to the agent when the upstream's answer cannot be read.
+fn unreadable(e: &mcp::AnswerError) -> Response<AgentBody> {
+    let message = format!("upstream answer unreadable: {e}");
+    let body = mcp::error_object(None, mcp::INTERNAL_ERROR, &message, Value::Null);
+    json_response(StatusCode::BAD_GATEWAY, &body)
 }
 
 /// Filters `tools/list` answers and adds the gateway's errors to the
@@ -323,14 +359,19 @@ async fn shape(
             stream::once(async move { Ok(Frame::data(prefix)) }).chain(BodyStream::new(body));
         return Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
     }
-    let bytes = match read_body(gw, body).await {
-        Ok(b) => b,
-        Err(r) => return json_response(StatusCode::BAD_GATEWAY, &r.rpc(None)),
+    let read = match read_answer(gw, body, sse, list_ids).await {
+        Ok(read) => read,
+        Err(e) => return unreadable(&e),
     };
+    let bytes = read.head;
     let shaped = if sse {
-        mcp::filter_sse_tools_list(&bytes, list_ids, allowed).map(|filtered| {
+        // Only complete events are filtered: a later event the read
+        // stopped in (perhaps inside a character) follows as it came.
+        let (events, unfinished) = bytes.split_at(mcp::complete_prefix_len(&bytes));
+        mcp::filter_sse_tools_list(events, list_ids, allowed).map(|filtered| {
             let mut out = mcp::sse_events(&errors).to_vec();
             out.extend_from_slice(&filtered);
+            out.extend_from_slice(unfinished);
             out
         })
     } else {
@@ -360,7 +401,7 @@ async fn shape(
             HeaderValue::from_static("application/json"),
         );
     }
-    Response::from_parts(parts, full(Bytes::from(out)))
+    Response::from_parts(parts, then_rest(Bytes::from(out), read.rest))
 }
 
 fn filter_json(v: &mut Value, ids: &[Value], allowed: &(dyn Fn(&str) -> bool + Send + Sync)) {

@@ -29,7 +29,9 @@ pub struct GatewayConfig {
     pub approval_sla: Duration,
     /// Upstream TCP connect limit.
     pub connect_timeout: Duration,
-    /// Upstream response-head limit.
+    /// How long an upstream may take to answer: its response head, and
+    /// the part of an MCP answer the gateway reads (up to the responses it
+    /// awaits).
     pub upstream_timeout: Duration,
 }
 

@@ -31,8 +31,13 @@ use agent_sidecar::{
     },
 };
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, body::Incoming, service::service_fn};
+use futures_util::{StreamExt, stream};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::{
+    Request, Response,
+    body::{Frame, Incoming},
+    service::service_fn,
+};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -69,6 +74,65 @@ pub struct ToolApi {
 
 /// The body of a [`ToolApi`] that does not record.
 pub const FAST_ANSWER: &str = r#"{"ok":true,"id":"pay-1"}"#;
+
+/// The path of the MCP server that keeps its SSE answers open
+/// ([`open_stream`]).
+pub const STREAM_PATH: &str = "/mcp-stream";
+
+/// The body the tool API answers with.
+type ApiBody = UnsyncBoxBody<Bytes, Infallible>;
+
+fn full_body(bytes: impl Into<Bytes>) -> ApiBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+/// The answer on [`STREAM_PATH`], a minimal MCP server without sessions:
+/// `202` to notifications only, else an SSE stream with a response to
+/// every request in `body`, which then stays open for a minute, as a
+/// Streamable HTTP server may keep it for later messages. `initialize`
+/// gets a server description; `tools/list`, the tools `get_customer`,
+/// `delete_customer` and `restore_customers` (which requires `batch_id`);
+/// anything else, a result whose structuredContent is
+/// `{"batch_id": "b-9"}`.
+fn open_stream(body: &[u8]) -> Response<ApiBody> {
+    let requests = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(one) => vec![one],
+        Err(_) => Vec::new(),
+    };
+    let requests: Vec<&Value> = requests.iter().filter(|r| r.get("id").is_some()).collect();
+    if requests.is_empty() {
+        let mut resp = Response::new(full_body(Bytes::new()));
+        *resp.status_mut() = hyper::StatusCode::ACCEPTED;
+        return resp;
+    }
+    let mut events = String::new();
+    for request in requests {
+        let result = match request["method"].as_str() {
+            Some("initialize") => json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "open-stream", "version": "1"}
+            }),
+            Some("tools/list") => json!({"tools": [
+                {"name": "get_customer", "inputSchema": {"type": "object"}},
+                {"name": "delete_customer", "inputSchema": {"type": "object"}},
+                {"name": "restore_customers", "inputSchema": {"type": "object",
+                    "properties": {"batch_id": {"type": "string"}}, "required": ["batch_id"]}}
+            ]}),
+            _ => json!({"content": [], "structuredContent": {"batch_id": "b-9"}}),
+        };
+        let response = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
+        events.push_str(&format!("event: message\ndata: {response}\n\n"));
+    }
+    let first = stream::once(async move { Ok(Frame::data(Bytes::from(events))) });
+    let open = stream::once(tokio::time::sleep(Duration::from_secs(60)))
+        .filter_map(|()| async { None::<Result<Frame<Bytes>, Infallible>> });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(StreamBody::new(first.chain(open)).boxed_unsync())
+        .expect("response")
+}
 
 impl ToolApi {
     pub async fn start(ca: &TestCa) -> Self {
@@ -108,9 +172,7 @@ impl ToolApi {
                                     count.fetch_add(1, Ordering::Relaxed);
                                 }
                                 let _ = req.into_body().collect().await;
-                                return Ok::<_, Infallible>(Response::new(Full::new(
-                                    Bytes::from_static(FAST_ANSWER.as_bytes()),
-                                )));
+                                return Ok::<_, Infallible>(Response::new(full_body(FAST_ANSWER)));
                             }
                             let (parts, body) = req.into_parts();
                             let body = body
@@ -135,10 +197,11 @@ impl ToolApi {
                                     .collect(),
                                 body: String::from_utf8_lossy(&body).into_owned(),
                             });
+                            if path == STREAM_PATH {
+                                return Ok(open_stream(&body));
+                            }
                             let answer = json!({"ok": true, "id": "pay-1", "path": path});
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
-                                answer.to_string(),
-                            ))))
+                            Ok::<_, Infallible>(Response::new(full_body(answer.to_string())))
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -258,9 +321,26 @@ tools:
         mcp_tool: get_customer
       - name: delete
         mcp_tool: delete_customer
+  - name: crm-live
+    mcp: {{ server: crm-live, url: "https://{HOST}:{port}{STREAM_PATH}" }}
+    credential: {{ secret: erp-token }}
+    actions:
+      - name: lookup
+        mcp_tool: get_customer
+      - name: delete
+        mcp_tool: delete_customer
+      - name: bulk_update
+        mcp_tool: update_customers
+        tier: 2
+        compensation: {{ action: restore, window: 10m }}
+      - name: restore
+        mcp_tool: restore_customers
 rules:
   - id: never-delete-customers
     when: {{ tool: crm, action: delete }}
+    tier: deny
+  - id: never-delete-live-customers
+    when: {{ tool: crm-live, action: delete }}
     tier: deny
   - id: payments-over-1000-need-approval
     when: {{ tool: erp, action: pay, amount: {{ gt: 1000 }} }}

@@ -201,7 +201,8 @@ impl Session<'_> {
             req = req.header(PROTOCOL_HEADER, v);
         }
         let body = Bytes::from(serde_json::to_vec(message).unwrap_or_default());
-        self.send(req, body).await
+        let awaited: Vec<Value> = message.get("id").cloned().into_iter().collect();
+        self.send(req, body, &awaited).await
     }
 
     /// Ends the session (`DELETE`), if the server gave one; failures only
@@ -212,7 +213,7 @@ impl Session<'_> {
             .method(Method::DELETE)
             .uri(self.endpoint)
             .header(mcp::SESSION_HEADER, id);
-        if let Err(e) = self.send(req, Bytes::new()).await {
+        if let Err(e) = self.send(req, Bytes::new(), &[]).await {
             tracing::debug!(error = %e, "ending the compensation's MCP session");
         }
     }
@@ -221,9 +222,10 @@ impl Session<'_> {
         &self,
         req: hyper::http::request::Builder,
         body: Bytes,
+        awaited: &[Value],
     ) -> Result<(StatusCode, HeaderMap, Bytes), CompensationError> {
         let failed = |e: String| self.unreachable(format!("failed: {e}"));
-        exchange(self.gw, self.policy, self.entry, req, body, failed).await
+        exchange(self.gw, self.policy, self.entry, req, body, awaited, failed).await
     }
 
     fn unreachable(&self, what: String) -> CompensationError {

@@ -24,6 +24,11 @@ pub fn answer_messages(headers: &HeaderMap, body: &[u8]) -> Vec<Value> {
     } else {
         serde_json::from_slice(body).map_or_else(|_| Vec::new(), |v| vec![v])
     };
+    flatten_batches(values)
+}
+
+/// `values` with every batch (a JSON array) replaced by its elements.
+pub(super) fn flatten_batches(values: Vec<Value>) -> Vec<Value> {
     values
         .into_iter()
         .flat_map(|v| match v {
