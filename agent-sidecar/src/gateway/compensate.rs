@@ -18,11 +18,7 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{
-    forward,
-    mcp::{is_event_stream, read_until_answered},
-    state::Shared,
-};
+use super::{forward, mcp::is_event_stream, mcp_call::read_answer, state::Shared};
 use crate::{
     approvals::UnixMillis,
     policy::{
@@ -280,11 +276,9 @@ async fn exchange(
         Err(r) => return Err(failed(r.message)),
     };
     let (parts, body) = resp.into_parts();
-    let config = &gw.config;
     let event_stream = !awaited.is_empty() && is_event_stream(&parts.headers);
-    let limit = config.limits.max_body_bytes;
     // The unread rest of a stream left open is dropped with it.
-    match read_until_answered(body, event_stream, awaited, limit, config.upstream_timeout).await {
+    match read_answer(gw, body, event_stream, awaited).await {
         Ok(read) => Ok((parts.status, parts.headers, read.head)),
         Err(e) => Err(failed(e.to_string())),
     }

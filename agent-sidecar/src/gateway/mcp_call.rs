@@ -298,7 +298,7 @@ async fn remember(
 /// Reads an upstream answer until the responses to `ids` are in (an SSE
 /// stream may stay open after them), within the gateway's body limit and
 /// upstream timeout.
-async fn read_answer<B>(
+pub(super) async fn read_answer<B>(
     gw: &Shared,
     body: B,
     event_stream: bool,
@@ -354,10 +354,7 @@ async fn shape(
     parts.headers.remove(header::CONTENT_LENGTH);
     if sse && list_ids.is_empty() {
         // Stream the upstream's events after the gateway's.
-        let prefix = mcp::sse_events(&errors);
-        let frames =
-            stream::once(async move { Ok(Frame::data(prefix)) }).chain(BodyStream::new(body));
-        return Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
+        return Response::from_parts(parts, then_rest(mcp::sse_events(&errors), Some(body)));
     }
     let read = match read_answer(gw, body, sse, list_ids).await {
         Ok(read) => read,
