@@ -36,12 +36,15 @@ fn payment(sla: Duration) -> NewApproval {
             action: "create_transfer".into(),
             target: "api.bank.example".into(),
             input: serde_json::json!({"amount_eur": 75000, "iban": "[redacted]"}),
+            request: serde_json::Value::Null,
         },
         tier: Tier::Approval,
         rule_ids: vec!["payments.over-50k".into()],
         policy_version: "sha256:0f1e2d".into(),
         reason: "transfer above 50 000 EUR".into(),
         sla,
+        binding: "sha256:00".into(),
+        decided: None,
     }
 }
 

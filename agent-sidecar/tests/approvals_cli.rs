@@ -18,12 +18,15 @@ fn refund() -> NewApproval {
             action: "refund".into(),
             target: "billing.example".into(),
             input: serde_json::json!({"amount": 7200, "currency": "USD"}),
+            request: serde_json::Value::Null,
         },
         tier: Tier::Approval,
         rule_ids: vec!["support.refund-over-5000".into()],
         policy_version: "sha256:abc".into(),
         reason: "refund above 5,000 USD".into(),
         sla: Duration::from_secs(600),
+        binding: "sha256:00".into(),
+        decided: None,
     }
 }
 

@@ -10,30 +10,9 @@ mod gateway_support;
 use std::time::Duration;
 
 use agent_sidecar::approvals::ApprovalId;
-use gateway_support::{HOST, Harness, Options, SECRET, STREAM_PATH};
+use gateway_support::{HOST, Harness, Options, SECRET, STREAM_PATH, curl, json_of};
 use serde_json::{Value, json};
 use tokio::process::Command;
-
-/// Runs curl; returns (status, body).
-async fn curl(args: &[String], extra: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
-        .args(args)
-        .args(extra)
-        .output()
-        .await
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
-    )
-}
-
-fn json_of(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tier_1_through_the_explicit_proxy_injects_the_credential_and_keeps_the_trace() {

@@ -1,7 +1,7 @@
 //! The approvals admin API, served on its own listener (the eBPF layer keeps
 //! it out of the agent's reach):
 //!
-//! - `GET /v1/approvals[?state=pending|approved|denied|expired|forwarded]`
+//! - `GET /v1/approvals[?state=pending|approved|denied|expired|cancelled|forwarded]`
 //! - `GET /v1/approvals/{id}`
 //! - `POST /v1/approvals/{id}/approve` and `/deny` with
 //!   `{"approver": "...", "reason": "..."}`
@@ -31,7 +31,14 @@ use super::{
     wire::{DecisionBody, ErrorBody, ListBody, MAX_BODY},
 };
 
-const STATES: [&str; 5] = ["pending", "approved", "denied", "expired", "forwarded"];
+const STATES: [&str; 6] = [
+    "pending",
+    "approved",
+    "denied",
+    "expired",
+    "cancelled",
+    "forwarded",
+];
 
 /// More admin routes, served under the same listener and token (the tool
 /// gateway's compensations and quarantine).
@@ -115,6 +122,8 @@ impl From<ApprovalError> for ApiError {
             ApprovalError::AlreadyDecided { .. }
             | ApprovalError::NotApproved { .. }
             | ApprovalError::AlreadyForwarded(_)
+            | ApprovalError::Cancelled { .. }
+            | ApprovalError::TooManyPending { .. }
             | ApprovalError::KeyReused(_) => {
                 ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string())
             }

@@ -63,10 +63,31 @@ pub enum ApprovalError {
         /// Its current state name.
         state: &'static str,
     },
-    /// The idempotency key already belongs to an approval for another agent
-    /// or another action.
-    #[error("idempotency key already used by approval {0} for a different agent or action")]
+    /// The idempotency key already belongs to an approval for another agent,
+    /// another action or other request bytes.
+    #[error(
+        "idempotency key already used by approval {0} for a different request; an approval covers exactly the bytes the approver saw: send a changed request under a new key"
+    )]
     KeyReused(ApprovalId),
+    /// The agent already has as many pending approvals as allowed.
+    #[error(
+        "agent `{agent}` already has {limit} approvals waiting for an approver; wait for them to be decided (or expire) before asking for more"
+    )]
+    TooManyPending {
+        /// The agent.
+        agent: String,
+        /// The cap (`max_pending_per_agent`).
+        limit: usize,
+    },
+    /// The approval was withdrawn by the sidecar (quarantine, policy change)
+    /// and must not be forwarded.
+    #[error("approval {id} was cancelled: {reason}")]
+    Cancelled {
+        /// The approval.
+        id: ApprovalId,
+        /// Why.
+        reason: String,
+    },
     /// Forwarding was already claimed once.
     #[error("approval {0} was already forwarded")]
     AlreadyForwarded(ApprovalId),

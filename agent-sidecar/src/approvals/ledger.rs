@@ -21,13 +21,21 @@ pub struct StoreConfig {
     /// retries still attach to them and the API can show them), then dropped
     /// at the next compaction. Pending and approved ones are always kept.
     pub retain_decided: Duration,
+    /// Most approvals one agent may have pending at once; a new request
+    /// beyond it is refused with [`ApprovalError::TooManyPending`] (retries
+    /// still attach to existing ones).
+    pub max_pending_per_agent: usize,
 }
+
+/// Default of [`StoreConfig::max_pending_per_agent`].
+pub const DEFAULT_MAX_PENDING_PER_AGENT: usize = 20;
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             compact_above_bytes: 8 << 20,
             retain_decided: Duration::from_secs(24 * 3600),
+            max_pending_per_agent: DEFAULT_MAX_PENDING_PER_AGENT,
         }
     }
 }
@@ -134,8 +142,10 @@ impl Ledger {
     }
 
     /// The approval for `key`, created if none exists. The flag is true if
-    /// it was created by this call. Reusing a key for another agent or
-    /// another action is refused: the approval covers one action only.
+    /// it was created by this call. Reusing a key for another agent, another
+    /// action or other bytes (another binding digest) is refused: the
+    /// approval covers exactly what the approver saw. A new approval beyond
+    /// the agent's pending cap is refused.
     pub(super) fn request(
         &mut self,
         key: String,
@@ -144,10 +154,28 @@ impl Ledger {
     ) -> Result<(PendingApproval, bool), ApprovalError> {
         if let Some(id) = self.by_key.get(&key) {
             let existing = self.get(id)?;
-            if existing.agent_id != req.agent_id || existing.action != req.action {
+            let same = existing.agent_id == req.agent_id
+                && existing.action.tool == req.action.tool
+                && existing.action.action == req.action.action
+                && existing.action.target == req.action.target
+                && !existing.binding.is_empty()
+                && existing.binding == req.binding;
+            if !same {
                 return Err(ApprovalError::KeyReused(existing.id.clone()));
             }
             return Ok((existing.clone(), false));
+        }
+        let limit = self.config.max_pending_per_agent;
+        let pending = self
+            .approvals
+            .values()
+            .filter(|a| a.agent_id == req.agent_id && a.state == ApprovalState::Pending)
+            .count();
+        if pending >= limit {
+            return Err(ApprovalError::TooManyPending {
+                agent: req.agent_id,
+                limit,
+            });
         }
         let record = PendingApproval::new(key, req, now);
         self.store(record.clone(), now)?;
@@ -202,6 +230,46 @@ impl Ledger {
         record.state = ApprovalState::Expired { at: now };
         self.store(record.clone(), now)?;
         Ok(Some(record))
+    }
+
+    /// Cancels `id` if it is pending or approved (not yet forwarded);
+    /// returns the cancelled record, or `None` if it was past that.
+    pub(super) fn cancel(
+        &mut self,
+        id: &ApprovalId,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<Option<PendingApproval>, ApprovalError> {
+        let current = self.get(id)?;
+        if !matches!(
+            current.state,
+            ApprovalState::Pending | ApprovalState::Approved(_)
+        ) {
+            return Ok(None);
+        }
+        let mut record = current.clone();
+        record.state = ApprovalState::Cancelled {
+            at: now,
+            reason: reason.to_string(),
+        };
+        self.store(record.clone(), now)?;
+        Ok(Some(record))
+    }
+
+    /// The ids of `agent`'s approvals that are pending or approved but not
+    /// yet forwarded, oldest first.
+    pub(super) fn open_of(&self, agent: &str) -> Vec<PendingApproval> {
+        let mut out: Vec<PendingApproval> = self
+            .approvals
+            .values()
+            .filter(|a| {
+                a.agent_id == agent
+                    && matches!(a.state, ApprovalState::Pending | ApprovalState::Approved(_))
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out
     }
 
     /// Moves an approved approval to `Forwarded`, durably, exactly once.
@@ -292,7 +360,9 @@ fn decided_at(state: &ApprovalState) -> Option<UnixMillis> {
     match state {
         ApprovalState::Pending | ApprovalState::Approved(_) => None,
         ApprovalState::Denied(d) => Some(d.at),
-        ApprovalState::Expired { at } | ApprovalState::Forwarded { at, .. } => Some(*at),
+        ApprovalState::Expired { at }
+        | ApprovalState::Cancelled { at, .. }
+        | ApprovalState::Forwarded { at, .. } => Some(*at),
     }
 }
 

@@ -5,10 +5,12 @@ use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Regist
 
 use super::model::{Outcome, PendingApproval};
 
-/// Decisions by outcome, pending count, and how long actions were held.
+/// Decisions by outcome, pending count, how long actions were held, and
+/// requests refused before an approval was created.
 #[derive(Clone, Debug)]
 pub struct ApprovalMetrics {
     total: IntCounterVec,
+    refused: IntCounterVec,
     pending: IntGauge,
     wait: Histogram,
 }
@@ -19,9 +21,16 @@ impl ApprovalMetrics {
         let total = IntCounterVec::new(
             Opts::new(
                 "agent_sidecar_approvals_total",
-                "Decided tier-3 approvals by outcome (approved, denied, expired).",
+                "Decided tier-3 approvals by outcome (approved, denied, expired, cancelled).",
             ),
             &["outcome"],
+        )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_approvals_refused_total",
+                "Approval requests refused before an approval was created, by reason (too_many_pending).",
+            ),
+            &["reason"],
         )?;
         let pending = IntGauge::new(
             "agent_sidecar_approvals_pending",
@@ -37,10 +46,12 @@ impl ApprovalMetrics {
             ]),
         )?;
         registry.register(Box::new(total.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(pending.clone()))?;
         registry.register(Box::new(wait.clone()))?;
         Ok(ApprovalMetrics {
             total,
+            refused,
             pending,
             wait,
         })
@@ -53,11 +64,16 @@ impl ApprovalMetrics {
         };
         let at = match &outcome {
             Outcome::Approved(d) | Outcome::Denied(d) => d.at,
-            Outcome::Expired { at } => *at,
+            Outcome::Expired { at } | Outcome::Cancelled { at, .. } => *at,
         };
         self.total.with_label_values(&[outcome.label()]).inc();
         self.wait
             .observe(approval.created_at.until(at).as_secs_f64());
+    }
+
+    /// Counts a request refused before it became an approval.
+    pub(super) fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
     }
 
     /// Sets the pending gauge.

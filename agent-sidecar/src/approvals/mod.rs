@@ -34,7 +34,7 @@ pub use error::{ApprovalError, JournalError};
 pub use handle::{ApprovalHandle, ForwardToken};
 pub use http::HttpError;
 pub use journal::TornTail;
-pub use ledger::{ReplayReport, StoreConfig};
+pub use ledger::{DEFAULT_MAX_PENDING_PER_AGENT, ReplayReport, StoreConfig};
 pub use metrics::ApprovalMetrics;
 pub use model::{
     ActionSummary, ApprovalId, ApprovalState, Decision, NewApproval, Outcome, PendingApproval,

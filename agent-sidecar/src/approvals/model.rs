@@ -9,7 +9,7 @@ use std::{
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Tier;
+use crate::policy::{Action, Tier};
 
 /// Milliseconds since the Unix epoch, written as a JSON number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -85,6 +85,12 @@ pub struct ActionSummary {
     pub target: String,
     /// The request input, already redacted by policy. Stored verbatim.
     pub input: serde_json::Value,
+    /// Everything else the approver needs to see of the request: the
+    /// attribute values the policy decided on and the request as it will
+    /// be forwarded (method, raw path and query, headers, body), built by
+    /// the caller. Stored verbatim.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub request: serde_json::Value,
 }
 
 /// Everything the caller knows when it asks for an approval.
@@ -104,6 +110,13 @@ pub struct NewApproval {
     pub reason: String,
     /// How long approvers have before the request is denied.
     pub sla: Duration,
+    /// Digest of everything the decision read and everything that will be
+    /// forwarded (`sha256:HEX`). A retry under the same key must carry the
+    /// same digest.
+    pub binding: String,
+    /// The action as the policy decided it, so that it can be decided
+    /// again (after a policy reload) while it waits.
+    pub decided: Option<Action>,
 }
 
 /// A human decision: who, why, when.
@@ -133,6 +146,14 @@ pub enum ApprovalState {
         /// When the expiry was recorded.
         at: UnixMillis,
     },
+    /// Withdrawn by the sidecar before it was forwarded: the agent was
+    /// quarantined, or the policy in force no longer allows the action.
+    Cancelled {
+        /// When the cancellation was recorded.
+        at: UnixMillis,
+        /// Why.
+        reason: String,
+    },
     /// Approved and claimed for forwarding (at most once).
     Forwarded {
         /// When the forward was claimed.
@@ -154,6 +175,7 @@ impl ApprovalState {
             ApprovalState::Approved(_) => "approved",
             ApprovalState::Denied(_) => "denied",
             ApprovalState::Expired { .. } => "expired",
+            ApprovalState::Cancelled { .. } => "cancelled",
             ApprovalState::Forwarded { .. } => "forwarded",
         }
     }
@@ -172,6 +194,10 @@ impl ApprovalState {
             }
             ApprovalState::Denied(d) => Some(Outcome::Denied(d.clone())),
             ApprovalState::Expired { at } => Some(Outcome::Expired { at: *at }),
+            ApprovalState::Cancelled { at, reason } => Some(Outcome::Cancelled {
+                at: *at,
+                reason: reason.clone(),
+            }),
         }
     }
 }
@@ -189,6 +215,13 @@ pub enum Outcome {
         /// When the expiry was recorded.
         at: UnixMillis,
     },
+    /// The sidecar withdrew it (quarantine, policy change).
+    Cancelled {
+        /// When the cancellation was recorded.
+        at: UnixMillis,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -203,6 +236,7 @@ impl Outcome {
             Outcome::Approved(_) => "approved",
             Outcome::Denied(_) => "denied",
             Outcome::Expired { .. } => "expired",
+            Outcome::Cancelled { .. } => "cancelled",
         }
     }
 }
@@ -226,6 +260,14 @@ pub struct PendingApproval {
     pub reason: String,
     /// Retries carrying this key attach to this approval.
     pub idempotency_key: String,
+    /// Digest of the decided and forwarded bytes (`sha256:HEX`); a retry
+    /// under the same key with another digest is refused. Empty in records
+    /// written before digests existed: such an approval matches no retry.
+    #[serde(default)]
+    pub binding: String,
+    /// The action as the policy decided it (re-decided on policy reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<Action>,
     /// When the approval was requested.
     pub created_at: UnixMillis,
     /// When it expires (and is denied) if nobody answers.
@@ -247,6 +289,8 @@ impl PendingApproval {
             policy_version: req.policy_version,
             reason: req.reason,
             idempotency_key: key,
+            binding: req.binding,
+            decided: req.decided,
             created_at: now,
             sla_deadline: now.plus(req.sla),
             state: ApprovalState::Pending,

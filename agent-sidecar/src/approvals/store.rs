@@ -143,7 +143,17 @@ impl ApprovalStore {
         let key = key.into();
         let (approval, created) = self
             .run(move |inner| {
-                let (approval, created) = inner.ledger.request(key, req, UnixMillis::now())?;
+                let agent = req.agent_id.clone();
+                let (approval, created) = match inner.ledger.request(key, req, UnixMillis::now()) {
+                    Err(e @ ApprovalError::TooManyPending { .. }) => {
+                        tracing::warn!(agent = %agent, error = %e, "approval request refused");
+                        if let Some(m) = &inner.metrics {
+                            m.refused("too_many_pending");
+                        }
+                        return Err(e);
+                    }
+                    other => other?,
+                };
                 if created {
                     inner.created(&approval);
                 }
@@ -250,6 +260,93 @@ impl ApprovalStore {
             .await
             .map_err(|_| ApprovalError::Closed)?;
         state.outcome().ok_or(ApprovalError::Closed)
+    }
+
+    /// Cancels `id` if it is pending or approved but not yet forwarded:
+    /// waiters get [`Outcome::Cancelled`], the notifier hears of it as a
+    /// decision, and a later approve or deny gets
+    /// [`ApprovalError::AlreadyDecided`]. Returns the cancelled record, or
+    /// `None` if it was already decided otherwise or forwarded.
+    pub async fn cancel(
+        &self,
+        id: &ApprovalId,
+        reason: impl Into<String>,
+    ) -> Result<Option<PendingApproval>, ApprovalError> {
+        let (id, reason) = (id.clone(), reason.into());
+        self.run(move |inner| {
+            let record = inner.ledger.cancel(&id, &reason, UnixMillis::now())?;
+            if let Some(r) = &record {
+                inner.decided(r);
+            }
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Cancels every approval of `agent` that is pending or approved but
+    /// not yet forwarded (a quarantine or kill switch), in one step under
+    /// the store's lock. Returns the cancelled records.
+    pub async fn cancel_agent(
+        &self,
+        agent: &str,
+        reason: impl Into<String>,
+    ) -> Result<Vec<PendingApproval>, ApprovalError> {
+        let (agent, reason) = (agent.to_string(), reason.into());
+        self.run(move |inner| {
+            let now = UnixMillis::now();
+            let mut out = Vec::new();
+            for open in inner.ledger.open_of(&agent) {
+                if let Some(r) = inner.ledger.cancel(&open.id, &reason, now)? {
+                    inner.decided(&r);
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The approvals of `agent` that are pending or approved but not yet
+    /// forwarded, oldest first.
+    pub async fn open_of(&self, agent: &str) -> Result<Vec<PendingApproval>, ApprovalError> {
+        let agent = agent.to_string();
+        self.run(move |inner| Ok(inner.ledger.open_of(&agent)))
+            .await
+    }
+
+    /// Like [`claim_forward`](Self::claim_forward), but first runs `check`
+    /// on the approved record under the store's lock, at the moment of the
+    /// claim: if it returns a reason, the approval is cancelled with it
+    /// (approvers told) and [`ApprovalError::Cancelled`] is returned. The
+    /// caller checks there what may have changed while the call waited
+    /// (the agent's state, the policy in force).
+    pub async fn claim_forward_checked(
+        &self,
+        id: &ApprovalId,
+        check: impl FnOnce(&PendingApproval) -> Result<(), String> + Send + 'static,
+    ) -> Result<ForwardToken, ApprovalError> {
+        let id = id.clone();
+        self.run(move |inner| {
+            let now = UnixMillis::now();
+            let current = inner.ledger.get(&id)?;
+            if matches!(current.state, ApprovalState::Approved(_))
+                && let Err(reason) = check(current)
+            {
+                if let Some(r) = inner.ledger.cancel(&id, &reason, now)? {
+                    inner.decided(&r);
+                }
+                return Err(ApprovalError::Cancelled { id, reason });
+            }
+            if let ApprovalState::Cancelled { reason, .. } = &current.state {
+                return Err(ApprovalError::Cancelled {
+                    id: id.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            let record = inner.ledger.claim_forward(&id, now)?;
+            Ok(ForwardToken::new(record.id))
+        })
+        .await
     }
 
     /// Claims the right to forward an approved action. Succeeds once per

@@ -18,14 +18,14 @@ use hyper::{
 use serde_json::Value;
 
 use super::{
-    AgentBody,
+    AgentBody, binding,
     compensate::Original,
     forward, mcp,
     refusal::{bytes_response, full, json_response},
     request::{ConnInfo, Event, IDEMPOTENCY_KEY, close_h1, read_body},
     state::Shared,
     tiers::{self, Verdict},
-    trace,
+    tool_names, trace,
 };
 use crate::policy::{
     CompiledPolicySet, McpCall, Request as PolicyRequest, Tier,
@@ -39,6 +39,7 @@ struct Call {
     decision: crate::policy::Decision,
     key: Option<String>,
     arguments: Value,
+    held: binding::Held,
 }
 
 /// A forwarded `tools/call`, until its event is emitted.
@@ -95,6 +96,10 @@ pub(crate) async fn handle(
                 mcp::error_object(item.id(), e.code(), &e.to_string(), Value::Null),
             )),
             Ok(Some(call)) => {
+                if let Some(r) = tool_names::refusal(policy, &ep.server, &call.name) {
+                    refused.push((index, r.rpc(item.id())));
+                    continue;
+                }
                 let request = PolicyRequest::Mcp(McpCall {
                     server: ep.server.clone(),
                     tool: call.name.clone(),
@@ -102,6 +107,7 @@ pub(crate) async fn handle(
                 });
                 let action = policy.action_from_request(gw.identity.clone(), &request);
                 let decision = policy.decide(&action);
+                let held = binding::mcp(&action, &parts, &bytes, &call.name, &call.arguments);
                 let key = header_key
                     .as_ref()
                     .filter(|_| !envelope.batch)
@@ -116,6 +122,7 @@ pub(crate) async fn handle(
                     decision,
                     key,
                     arguments: call.arguments,
+                    held,
                 });
             }
             Ok(None) => {
@@ -126,31 +133,38 @@ pub(crate) async fn handle(
         }
     }
     // Held calls of a batch wait for their approvers side by side.
-    let verdicts = join_all(calls.iter().map(|c| {
-        tiers::enforce(
-            gw,
-            &c.action,
-            &c.decision,
-            c.key.clone(),
-            c.arguments.clone(),
-        )
-    }))
+    let verdicts = join_all(
+        calls
+            .iter()
+            .map(|c| tiers::enforce(gw, &c.action, &c.decision, c.key.clone(), c.held.clone())),
+    )
     .await;
     let mut tokens = Vec::new();
     let mut forwarded = Vec::new();
     for (call, verdict) in calls.into_iter().zip(verdicts) {
         let mut event = Event::new(traceparent.clone(), started);
+        // Approved calls are claimed now, when every held call of the
+        // request is decided, right before the forward.
+        let verdict = match verdict {
+            Verdict::Forward(Some(id)) => {
+                match tiers::claim(gw, &call.action, &call.decision, &id).await {
+                    Ok(token) => {
+                        tokens.push(token);
+                        event.approved(id.to_string());
+                        Verdict::Forward(None)
+                    }
+                    Err(r) => Verdict::Refuse(r),
+                }
+            }
+            other => other,
+        };
         match verdict {
             Verdict::Refuse(r) => {
                 refused.push((call.index, r.rpc(envelope.items[call.index].id())));
                 event.refused(&r);
                 event.emit(gw, call.action, call.decision);
             }
-            Verdict::Forward(token) => {
-                if let Some((token, id)) = token {
-                    tokens.push(token);
-                    event.approved(id);
-                }
+            Verdict::Forward(_) => {
                 forwarded.push(Forwarded {
                     id: envelope.items[call.index].id().cloned(),
                     arguments: call.arguments,

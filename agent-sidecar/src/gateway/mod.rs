@@ -17,6 +17,7 @@
 //! - emits one [`GatewayEvent`] per call.
 
 mod admin;
+mod binding;
 pub mod compensate;
 mod connection;
 pub mod credentials;
@@ -27,10 +28,12 @@ pub mod limits;
 pub mod mcp;
 mod mcp_call;
 mod metrics;
+mod redecide;
 mod refusal;
 mod request;
 mod state;
 mod tiers;
+mod tool_names;
 pub mod trace;
 pub mod upstream;
 

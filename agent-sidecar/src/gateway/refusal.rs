@@ -83,7 +83,8 @@ impl Refusal {
     /// The JSON-RPC error code for MCP.
     pub fn rpc_code(&self) -> i64 {
         match self.reason {
-            "approval_denied" | "already_forwarded" => mcp::APPROVAL_DENIED,
+            "approval_denied" | "approval_cancelled" | "already_forwarded" => mcp::APPROVAL_DENIED,
+            "invalid_tool_name" | "confusable_tool_name" => mcp::INVALID_PARAMS,
             "approval_expired" => mcp::APPROVAL_EXPIRED,
             "body_too_large" => mcp::TOO_LARGE,
             _ => mcp::POLICY_DENIED,

@@ -18,7 +18,7 @@ use hyper::{
 use serde_json::Value;
 
 use super::{
-    AgentBody,
+    AgentBody, binding,
     compensate::{self, Original},
     events::{GatewayEvent, Outcome, emit},
     forward,
@@ -208,21 +208,32 @@ async fn rest(
     });
     let action = policy.action_from_request(gw.identity.clone(), &request);
     let decision = policy.decide(&action);
+    let held = binding::rest(&action, &parts, &bytes, json.as_ref());
     let traceparent = trace::propagate(&mut parts.headers).to_string();
     let key = parts
         .headers
         .get(IDEMPOTENCY_KEY)
         .and_then(|v| v.to_str().ok())
         .map(|k| format!("http:{}:{k}", conn.host));
-    let input = json.clone().unwrap_or(Value::Null);
     let mut event = Event::new(traceparent, started);
-    let token = match tiers::enforce(gw, &action, &decision, key, input).await {
+    let approved = match tiers::enforce(gw, &action, &decision, key, held).await {
         Verdict::Refuse(r) => {
             event.refused(&r);
             event.emit(gw, action, decision);
             return r.response();
         }
-        Verdict::Forward(token) => token,
+        Verdict::Forward(approved) => approved,
+    };
+    let token = match approved {
+        None => None,
+        Some(id) => match tiers::claim(gw, &action, &decision, &id).await {
+            Ok(token) => Some((token, id.to_string())),
+            Err(r) => {
+                event.refused(&r);
+                event.emit(gw, action, decision);
+                return r.response();
+            }
+        },
     };
     let tool = action.tool.clone();
     let body = Full::new(bytes).map_err(|never| match never {}).boxed();

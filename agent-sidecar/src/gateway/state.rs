@@ -66,6 +66,26 @@ pub(crate) struct Shared {
     pub(crate) config: GatewayConfig,
 }
 
+impl Shared {
+    /// See [`Gateway::quarantine`].
+    pub(crate) async fn quarantine_agent(&self, reason: &str) {
+        tracing::warn!(agent = %self.identity.id, reason, "quarantining the agent");
+        self.quarantine.engage(reason);
+        let why = format!("the agent was quarantined: {reason}");
+        match self.approvals.cancel_agent(&self.identity.id, why).await {
+            Ok(cancelled) if !cancelled.is_empty() => {
+                let ids: Vec<String> = cancelled.iter().map(|a| a.id.to_string()).collect();
+                tracing::warn!(agent = %self.identity.id, approvals = ?ids, "held calls cancelled by the quarantine");
+            }
+            Ok(_) => {}
+            // The forward of each approved call re-checks the quarantine.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot cancel the held calls of the quarantined agent; each is refused at its forward")
+            }
+        }
+    }
+}
+
 /// Everything a [`Gateway`] is built from.
 pub struct GatewayParts {
     /// The agent, with owner, team and purpose (see
@@ -128,7 +148,7 @@ impl Gateway {
             parts.resolver,
             parts.config.connect_timeout,
         );
-        Ok(Gateway {
+        let gateway = Gateway {
             shared: Arc::new(Shared {
                 identity: parts.identity,
                 policy: parts.policy,
@@ -142,7 +162,18 @@ impl Gateway {
                 sink: parts.sink,
                 config: parts.config,
             }),
-        })
+        };
+        super::redecide::spawn(&gateway.shared);
+        Ok(gateway)
+    }
+
+    /// Quarantines the agent now (every later call refused; the kernel
+    /// quarantine follows the refusal that caused it) and cancels every
+    /// approval of the agent that is pending or approved but not yet
+    /// forwarded, telling the approvers. Also the entry point of a kill
+    /// switch.
+    pub async fn quarantine(&self, reason: &str) {
+        self.shared.quarantine_agent(reason).await;
     }
 
     /// SHA-256 fingerprint of the sidecar CA the agent trusts.

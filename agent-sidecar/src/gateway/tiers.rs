@@ -3,47 +3,48 @@
 //! `deny`).
 
 use hyper::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{refusal::Refusal, refusal::for_tier, state::Shared};
+use super::{binding::Held, refusal::Refusal, refusal::for_tier, state::Shared};
 use crate::{
-    approvals::{ActionSummary, ApprovalError, ForwardToken, NewApproval, Outcome, UnixMillis},
+    approvals::{
+        ActionSummary, ApprovalError, ApprovalId, ForwardToken, NewApproval, Outcome, UnixMillis,
+    },
     policy::{Action, Decision, Target, Tier},
 };
 
 /// What to do with a decided call.
 pub(crate) enum Verdict {
-    /// Forward it; with a token when it was approved (tier 3).
-    Forward(Option<(ForwardToken, String)>),
+    /// Forward it; when it was approved (tier 3), only after [`claim`].
+    Forward(Option<ApprovalId>),
     /// Refuse it.
     Refuse(Refusal),
 }
 
 /// Applies `decision` to `action`. `key` is the idempotency key of the call
-/// (tier 3); `input` what the approver sees of the request.
+/// (tier 3); `held` what the approval binds and what the approver sees.
 pub(crate) async fn enforce(
     gw: &Shared,
     action: &Action,
     decision: &Decision,
     key: Option<String>,
-    input: Value,
+    held: Held,
 ) -> Verdict {
     match decision.tier {
         Tier::Autonomous | Tier::Supervised => Verdict::Forward(None),
-        Tier::Approval => hold(gw, action, decision, key, input).await,
-        Tier::Halt | Tier::Deny => Verdict::Refuse(block(gw, action, decision)),
+        Tier::Approval => hold(gw, action, decision, key, held).await,
+        Tier::Halt | Tier::Deny => Verdict::Refuse(block(gw, action, decision).await),
     }
 }
 
 /// Tier 4 and deny: refuse; for tier 4 alert the SOC and the owner and, if
 /// a rule says so, quarantine the agent.
-fn block(gw: &Shared, action: &Action, decision: &Decision) -> Refusal {
+async fn block(gw: &Shared, action: &Action, decision: &Decision) -> Refusal {
     let (status, reason) = for_tier(decision.tier);
     let mut message = format!("refused by policy: {}", decision.reason);
     if decision.tier == Tier::Halt {
         if decision.quarantine {
-            tracing::warn!(agent = %action.agent.id, reason = %decision.reason, "quarantining the agent");
-            gw.quarantine.engage(&decision.reason);
+            gw.quarantine_agent(&decision.reason).await;
             message.push_str("; the agent is quarantined until an operator releases it");
         }
         let alert = json!({
@@ -66,9 +67,9 @@ async fn hold(
     action: &Action,
     decision: &Decision,
     key: Option<String>,
-    input: Value,
+    held: Held,
 ) -> Verdict {
-    let key = key.unwrap_or_else(|| format!("anon:{}", crate::approvals::ApprovalId::random()));
+    let key = key.unwrap_or_else(|| format!("anon:{}", ApprovalId::random()));
     let (tool, act, target) = describe(action);
     let request = NewApproval {
         agent_id: action.agent.id.clone(),
@@ -76,8 +77,11 @@ async fn hold(
             tool,
             action: act,
             target,
-            input,
+            input: held.input,
+            request: held.request,
         },
+        binding: held.binding,
+        decided: Some(action.clone()),
         tier: decision.tier,
         rule_ids: decision.rules.iter().map(|r| r.id.to_string()).collect(),
         policy_version: decision.policy_version.hash.to_string(),
@@ -96,6 +100,13 @@ async fn hold(
                 e.to_string(),
             );
         }
+        Err(e @ ApprovalError::TooManyPending { .. }) => {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_pending_approvals",
+                e.to_string(),
+            );
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot record the approval; refusing the held call");
             return refuse(
@@ -106,24 +117,24 @@ async fn hold(
         }
     };
     let id = handle.id().to_string();
+    if handle.created() && gw.quarantine.active() {
+        // Quarantined between the entry check and now: withdraw it at once.
+        let _ = gw
+            .approvals
+            .cancel(handle.id(), "the agent is quarantined")
+            .await;
+    }
     let with_id = |v: Verdict| match v {
         Verdict::Refuse(r) => Verdict::Refuse(r.with_approval(id.clone())),
         other => other,
     };
     match handle.wait().await {
-        Ok(Outcome::Approved(_)) => match handle.claim_forward().await {
-            Ok(token) => Verdict::Forward(Some((token, id))),
-            Err(e @ ApprovalError::AlreadyForwarded(_)) => with_id(refuse(
-                StatusCode::CONFLICT,
-                "already_forwarded",
-                format!("{e}; an approved call is forwarded once"),
-            )),
-            Err(e) => with_id(refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "approval_unavailable",
-                e.to_string(),
-            )),
-        },
+        Ok(Outcome::Approved(_)) => Verdict::Forward(Some(handle.id().clone())),
+        Ok(Outcome::Cancelled { reason, .. }) => with_id(refuse(
+            StatusCode::FORBIDDEN,
+            "approval_cancelled",
+            format!("the held call was cancelled before it was forwarded: {reason}"),
+        )),
         Ok(Outcome::Denied(d)) => with_id(refuse(
             StatusCode::FORBIDDEN,
             "approval_denied",
@@ -145,11 +156,72 @@ async fn hold(
     }
 }
 
-/// Tool, action and target as shown to approvers.
+/// Claims the forward of an approved call at the moment it is forwarded,
+/// re-checking what may have changed while it waited: the agent must not
+/// be quarantined and the policy in force must still let the action
+/// through (neither `deny` nor tier 4); the store must still hold it as
+/// approved. Otherwise the approval is cancelled (approvers told) and the
+/// call refused.
+pub(crate) async fn claim(
+    gw: &Shared,
+    action: &Action,
+    decision: &Decision,
+    id: &ApprovalId,
+) -> Result<ForwardToken, Refusal> {
+    let quarantine = gw.quarantine.clone();
+    let policy = gw.policy.current();
+    let probe = action.clone();
+    let check = move |_: &crate::approvals::PendingApproval| {
+        if quarantine.active() {
+            return Err("the agent was quarantined while the call waited".to_string());
+        }
+        let now = policy.decide(&probe);
+        if now.tier >= Tier::Halt {
+            return Err(format!(
+                "the policy in force ({}) now decides {}: {}",
+                now.policy_version.short(),
+                now.tier.name(),
+                now.reason
+            ));
+        }
+        Ok(())
+    };
+    let refuse = |status, reason, message: String| {
+        Refusal::decided(status, reason, message, decision).with_approval(id.to_string())
+    };
+    match gw.approvals.claim_forward_checked(id, check).await {
+        Ok(token) => Ok(token),
+        Err(ApprovalError::Cancelled { reason, .. }) => {
+            tracing::warn!(approval = %id, reason = %reason, "approved call cancelled at forward");
+            Err(refuse(
+                StatusCode::FORBIDDEN,
+                "approval_cancelled",
+                format!("the approved call was cancelled before it was forwarded: {reason}"),
+            ))
+        }
+        Err(e @ ApprovalError::AlreadyForwarded(_)) => Err(refuse(
+            StatusCode::CONFLICT,
+            "already_forwarded",
+            format!("{e}; an approved call is forwarded once"),
+        )),
+        Err(e) => Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "approval_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+/// A name as approvers see it: its exact bytes, escaped.
+fn escaped(name: &str) -> String {
+    super::binding::escaped(name.as_bytes())
+}
+
+/// Tool, action and target as shown to approvers (names escaped).
 fn describe(action: &Action) -> (String, String, String) {
     let target = match &action.target {
         Some(Target::Http { host, method, path }) => format!("{method} https://{host}{path}"),
-        Some(Target::Mcp { server, tool }) => format!("mcp://{server}/{tool}"),
+        Some(Target::Mcp { server, tool }) => format!("mcp://{server}/{}", escaped(tool)),
         None => String::new(),
     };
     let tool = action.tool.clone().unwrap_or_else(|| match &action.target {
@@ -161,7 +233,7 @@ fn describe(action: &Action) -> (String, String, String) {
         .action
         .clone()
         .unwrap_or_else(|| match &action.target {
-            Some(Target::Mcp { tool, .. }) => tool.clone(),
+            Some(Target::Mcp { tool, .. }) => escaped(tool),
             _ => "undeclared".into(),
         });
     (tool, act, target)

@@ -350,6 +350,21 @@ impl CompiledPolicySet {
             .get(&(Arc::from(tool), Arc::from(action)))
     }
 
+    /// The MCP tool names the actions of `server`'s tool declare.
+    pub fn declared_mcp_tools(&self, server: &str) -> Vec<&str> {
+        let Some(&tid) = self.mcp_servers.get(server) else {
+            return Vec::new();
+        };
+        self.tools[tid as usize]
+            .actions
+            .iter()
+            .filter_map(|&a| match &self.actions[a as usize].route {
+                Route::Mcp(name) => Some(name.as_str()),
+                Route::Http { .. } => None,
+            })
+            .collect()
+    }
+
     /// Whether the agent may call MCP tool `name` of `server` at all: false
     /// only when the policy refuses it whatever its arguments (a `deny` or
     /// tier-4 rule without attribute conditions). Used to filter

@@ -87,6 +87,7 @@ pub struct PolicyStore {
     last_error: Mutex<Option<Arc<CompileError>>>,
     reloading: Mutex<()>,
     metrics: Option<Arc<Metrics>>,
+    changes: tokio::sync::watch::Sender<PolicyVersion>,
 }
 
 impl PolicyStore {
@@ -100,7 +101,9 @@ impl PolicyStore {
         let snapshot = Snapshot::read_dir(dir)?;
         let hash = content_hash(&snapshot);
         let set = Arc::new(CompiledPolicySet::compile(snapshot)?);
+        let (changes, _) = tokio::sync::watch::channel(set.version().clone());
         let store = PolicyStore {
+            changes,
             dir: dir.to_path_buf(),
             options,
             current: ArcSwap::new(set.clone()),
@@ -122,6 +125,13 @@ impl PolicyStore {
     /// The set in force. Cheap; hold it for the duration of one decision.
     pub fn current(&self) -> Arc<CompiledPolicySet> {
         self.current.load_full()
+    }
+
+    /// Tells of every set put in force after this call (reload, rollback):
+    /// the receiver sees the new version once it is current. Works without
+    /// a runtime on the sending side.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<PolicyVersion> {
+        self.changes.subscribe()
     }
 
     /// Decides with the set in force.
@@ -227,6 +237,7 @@ impl PolicyStore {
         }
         *lock(&self.last_error) = None;
         self.activated(&set, result);
+        self.changes.send_replace(set.version().clone());
     }
 
     fn activated(&self, set: &CompiledPolicySet, result: &str) {

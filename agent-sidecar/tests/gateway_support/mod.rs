@@ -17,7 +17,10 @@ use std::{
 };
 
 use agent_sidecar::{
-    approvals::{ApprovalStore, BearerToken, WebhookConfig, WebhookNotifier},
+    approvals::{
+        ApprovalStore, BearerToken, Notifier, StoreConfig, StoreOptions as ApprovalOptions,
+        WebhookConfig, WebhookNotifier,
+    },
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
         credentials::{SecretSpec, SecretStore},
@@ -222,6 +225,28 @@ impl ToolApi {
     }
 }
 
+/// Runs curl; returns (status, body followed by curl's error output).
+pub async fn curl(args: &[String], extra: &[&str]) -> (u16, String) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
+        .args(args)
+        .args(extra)
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// Parses `body` as JSON, or panics showing it.
+pub fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
 /// A plain-HTTP webhook receiver that keeps every JSON body.
 pub struct Webhook {
     pub url: String,
@@ -262,6 +287,27 @@ impl Webhook {
             }
         });
         Webhook { url, events }
+    }
+
+    /// Waits up to 5 s for an event whose `event` field is `kind` and that
+    /// `matches`.
+    pub async fn wait_matching(&self, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..100 {
+            if let Some(e) = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| e["event"] == kind && matches(e))
+            {
+                return e.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no matching `{kind}` event; got {:?}",
+            self.events.lock().unwrap()
+        );
     }
 
     /// Waits up to 5 s for an event whose `event` field is `kind`.
@@ -313,6 +359,11 @@ tools:
       - name: delete_vendors
         method: DELETE
         path: /v1/vendors
+      - name: wire
+        method: POST
+        path: /v1/wires
+        attributes:
+          amount: {{ header: x-amount }}
   - name: crm
     mcp: {{ server: crm, url: "https://{HOST}:{port}/mcp" }}
     credential: {{ secret: erp-token }}
@@ -321,6 +372,10 @@ tools:
         mcp_tool: get_customer
       - name: delete
         mcp_tool: delete_customer
+      - name: refund
+        mcp_tool: refund
+        attributes:
+          amount: {{ body: /amount }}
   - name: crm-live
     mcp: {{ server: crm-live, url: "https://{HOST}:{port}{STREAM_PATH}" }}
     credential: {{ secret: erp-token }}
@@ -345,6 +400,12 @@ rules:
   - id: payments-over-1000-need-approval
     when: {{ tool: erp, action: pay, amount: {{ gt: 1000 }} }}
     tier: 3
+  - id: wires-over-100-need-approval
+    when: {{ tool: erp, action: wire, amount: {{ gt: 100 }} }}
+    tier: 3
+  - id: refunds-over-100-need-approval
+    when: {{ tool: crm, action: refund, amount: {{ gt: 100 }} }}
+    tier: 3
   - id: no-mass-delete
     when: {{ tool: erp, action: delete_vendors }}
     tier: 4
@@ -364,6 +425,11 @@ pub struct Harness {
     pub proxies: Proxies,
     pub bundle: AgentTrustBundle,
     pub approvals: ApprovalStore,
+    /// The tier policy in force (reload it after editing `policy_dir`).
+    pub policy: Arc<PolicyStore>,
+    pub policy_dir: PathBuf,
+    /// The approvers' webhook (`approval.pending`, `approval.decided`).
+    pub approver: Webhook,
     pub owner: Webhook,
     pub soc: Webhook,
     pub dir: TempDir,
@@ -375,6 +441,8 @@ pub struct Options {
     /// Reuse this approvals directory (restart tests).
     pub state: Option<PathBuf>,
     pub max_body: usize,
+    /// Most pending approvals of the agent.
+    pub max_pending: usize,
 }
 
 impl Default for Options {
@@ -383,6 +451,7 @@ impl Default for Options {
             sla: Duration::from_secs(60),
             state: None,
             max_body: 64 * 1024,
+            max_pending: agent_sidecar::approvals::DEFAULT_MAX_PENDING_PER_AGENT,
         }
     }
 }
@@ -436,14 +505,27 @@ impl Harness {
             .state
             .clone()
             .unwrap_or_else(|| dir.0.join("approvals"));
-        let (approvals, _) = ApprovalStore::open(&state).await.expect("approvals");
         let owner = Webhook::start().await;
         let soc = Webhook::start().await;
+        let approver = Webhook::start().await;
         let hook = |url: &str| {
             let mut c = WebhookConfig::new(url);
             c.initial_backoff = Duration::from_millis(50);
             Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
         };
+        let (approvals, _) = ApprovalStore::open_with(
+            &state,
+            ApprovalOptions {
+                notifier: hook(&approver.url).map(|w| w as Arc<dyn Notifier>),
+                config: StoreConfig {
+                    max_pending_per_agent: opts.max_pending,
+                    ..StoreConfig::default()
+                },
+                ..ApprovalOptions::default()
+            },
+        )
+        .await
+        .expect("approvals");
         let resolver = Arc::new(MapResolve(HashMap::from([(
             HOST.to_string(),
             vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
@@ -455,7 +537,7 @@ impl Harness {
         config.limits.max_body_bytes = opts.max_body;
         let gateway = Gateway::new(GatewayParts {
             identity,
-            policy: store,
+            policy: store.clone(),
             tls: Arc::new(tls),
             resolver: resolver.clone(),
             secrets,
@@ -479,6 +561,9 @@ impl Harness {
             proxies,
             bundle,
             approvals,
+            policy: store,
+            policy_dir,
+            approver,
             owner,
             soc,
             dir,

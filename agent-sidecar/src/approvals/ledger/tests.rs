@@ -33,11 +33,14 @@ fn a_key_cannot_cover_another_action_or_agent() {
     let (a, _) = l
         .request("k".into(), sample_request(), T0)
         .expect("request");
-    let mut other_input = sample_request();
-    other_input.action.input = serde_json::json!({"amount": 1_000_000});
+    let mut other_bytes = sample_request();
+    other_bytes.action.input = serde_json::json!({"amount": 1_000_000});
+    other_bytes.binding = "sha256:01".into();
     let mut other_agent = sample_request();
     other_agent.agent_id = "agent-8".into();
-    for req in [other_input, other_agent] {
+    let mut other_action = sample_request();
+    other_action.action.action = "close_account".into();
+    for req in [other_bytes, other_agent, other_action] {
         let err = l.request("k".into(), req, T0).expect_err("refused");
         assert!(
             matches!(&err, ApprovalError::KeyReused(id) if *id == a.id),
@@ -156,6 +159,7 @@ fn compaction_keeps_live_and_recent_records_only() {
     let config = StoreConfig {
         compact_above_bytes: 4096,
         retain_decided: Duration::from_secs(60),
+        ..StoreConfig::default()
     };
     let mut l = open(dir.path(), config.clone());
     let (old, _) = l

@@ -10,12 +10,15 @@ pub(crate) fn sample_request() -> NewApproval {
             action: "create_transfer".into(),
             target: "api.bank.example".into(),
             input: serde_json::json!({"amount": 60000, "iban": "[redacted]"}),
+            request: serde_json::Value::Null,
         },
         tier: Tier::Approval,
         rule_ids: vec!["payments-over-50k".into()],
         policy_version: "sha256:abc".into(),
         reason: "transfer above 50 000".into(),
         sla: Duration::from_secs(60),
+        binding: "sha256:00".into(),
+        decided: None,
     }
 }
 
