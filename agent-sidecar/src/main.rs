@@ -158,9 +158,21 @@ struct GatewayArgs {
     /// How long a tier-3 call waits for an approver before it is denied (e.g. 15m, 30s).
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     approval_sla: std::time::Duration,
+    /// Most tier-3 approvals the agent may have pending at once; more are refused
+    /// (429 too_many_pending_approvals) until some are decided or expire.
+    #[arg(long, value_name = "N", default_value_t = agent_sidecar::approvals::DEFAULT_MAX_PENDING_PER_AGENT, value_parser = parse_positive)]
+    max_pending_approvals: usize,
     /// Largest request body of an inspected tool call; larger ones are refused (413).
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a positive whole number"))
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -176,6 +188,7 @@ impl GatewayArgs {
         let policy_dir = self.policy_dir?;
         let mut config = GatewayConfig {
             approval_sla: self.approval_sla,
+            max_pending_approvals: self.max_pending_approvals,
             ..GatewayConfig::default()
         };
         config.limits.max_body_bytes = self.max_body_bytes;

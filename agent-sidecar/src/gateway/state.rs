@@ -27,6 +27,9 @@ pub struct GatewayConfig {
     pub limits: GatewayLimits,
     /// How long a tier-3 call waits for an approver (then it is denied).
     pub approval_sla: Duration,
+    /// Most approvals the agent may have pending at once (give it to the
+    /// approval store's [`StoreConfig`](crate::approvals::StoreConfig)).
+    pub max_pending_approvals: usize,
     /// Upstream TCP connect limit.
     pub connect_timeout: Duration,
     /// How long an upstream may take to answer: its response head, and
@@ -40,6 +43,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             limits: GatewayLimits::default(),
             approval_sla: DEFAULT_APPROVAL_SLA,
+            max_pending_approvals: crate::approvals::DEFAULT_MAX_PENDING_PER_AGENT,
             connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(60),
         }

@@ -14,8 +14,8 @@ use tracing::{info, warn};
 use super::RunError;
 use crate::{
     approvals::{
-        ApprovalStore, BearerToken, Notifier, StoreOptions as ApprovalOptions, WebhookConfig,
-        WebhookNotifier,
+        ApprovalStore, BearerToken, Notifier, StoreConfig, StoreOptions as ApprovalOptions,
+        WebhookConfig, WebhookNotifier,
     },
     egress::{Allowlist, Breadth, NameAllowlist, NameRule},
     gateway::{
@@ -223,6 +223,10 @@ pub(crate) async fn start(
         ApprovalOptions {
             notifier: approver.map(|w| w as Arc<dyn Notifier>),
             metrics: Some(metrics.approvals()),
+            config: StoreConfig {
+                max_pending_per_agent: opts.config.max_pending_approvals,
+                ..StoreConfig::default()
+            },
             ..ApprovalOptions::default()
         },
     )
