@@ -285,13 +285,22 @@ async fn tier_2_notifies_the_owner_and_can_be_compensated_once() {
             "-H",
             "content-type: application/json",
             "-d",
-            r#"{"iban": "DE02"}"#,
+            r#"{"iban": "DE02", "vendor_version": 7}"#,
             &h.url("/v1/vendors/v-42"),
         ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let notice = h.owner.wait_for("action.supervised").await;
+    // The owner sees what the agent sent and what the undo would send.
+    assert_eq!(
+        notice["compensation"]["input"],
+        json!({"iban": "DE02", "vendor_version": 7})
+    );
+    assert_eq!(
+        notice["compensation"]["request"],
+        json!({"method": "POST", "path": "/v1/vendors/v-42/revert", "body": {"vendor_version": 7}})
+    );
     let comp = notice["compensation"]["id"]
         .as_str()
         .expect("compensation id")
@@ -327,7 +336,8 @@ async fn tier_2_notifies_the_owner_and_can_be_compensated_once() {
     assert_eq!(seen[1].headers["authorization"], format!("Bearer {SECRET}"));
     assert_eq!(
         json_of(&seen[1].body),
-        json!({"iban": "DE02", "reason": "wrong vendor"})
+        json!({"vendor_version": 7, "reason": "wrong vendor"}),
+        "only the declared `carry` fields of the agent's body, and the owner's"
     );
     let (status, _) = trigger(comp).await;
     assert_eq!(status, 409, "a compensation runs once");

@@ -55,7 +55,7 @@ tools:
       - name: bulk_update
         mcp_tool: update_customers
         tier: 2
-        compensation: {{ action: restore, window: 15m }}
+        compensation: {{ action: restore, window: 15m, carry: [customer_ids] }}
       - name: restore
         mcp_tool: restore_customers
       - name: refund
@@ -473,7 +473,8 @@ fn tier_2_compensation_runs_the_compensating_mcp_tool_once() {
     );
     assert_eq!(w.mcp.calls().len(), 1);
     // Runs the compensating tool: batch_id from the original result,
-    // customer_ids from the original arguments, status from the trigger.
+    // customer_ids from the original arguments (the policy's `carry`),
+    // status from the trigger.
     let (code, answer) = trigger(r#"{"status": "active"}"#);
     assert_eq!(code, "200", "{answer}");
     assert_eq!(answer["upstream_status"], 200, "{answer}");

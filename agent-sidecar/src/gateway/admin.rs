@@ -59,6 +59,7 @@ impl AdminRoutes for Gateway {
                                 CompensationError::Closed(..) => StatusCode::GONE,
                                 CompensationError::AlreadyTriggered(_) => StatusCode::CONFLICT,
                                 CompensationError::Build(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                                CompensationError::Refused(_) => StatusCode::FORBIDDEN,
                                 CompensationError::NotSent(_) | CompensationError::Upstream(_) => {
                                     StatusCode::BAD_GATEWAY
                                 }

@@ -22,8 +22,8 @@ use super::{forward, mcp::is_event_stream, mcp_call::read_answer, state::Shared}
 use crate::{
     approvals::UnixMillis,
     policy::{
-        CompiledPolicySet,
-        gateway::{ActionRoute, fill_path, path_params},
+        CompiledPolicySet, HttpRequest, McpCall, Request as PolicyRequest, Tier,
+        gateway::{ActionRoute, Compensation, fill_path, path_params},
     },
 };
 
@@ -32,7 +32,8 @@ use crate::{
 pub struct Original {
     /// `{name}` values of the original path.
     pub path_params: HashMap<String, String>,
-    /// The original JSON body.
+    /// The original JSON body (MCP: arguments); only the compensation's
+    /// `carry` fields are kept when it is registered.
     pub body: Option<Value>,
     /// The upstream's JSON answer (for an MCP tool, the result's
     /// `structuredContent`).
@@ -61,6 +62,14 @@ pub struct Compensable {
     pub until: UnixMillis,
     /// Already triggered (once only).
     pub triggered: bool,
+    /// The compensating call as it would be sent without a trigger body:
+    /// HTTP `method`, `path` and `body`; MCP `tool`, the `arguments` carried
+    /// from the original call and the `result` values it may take. Shown to
+    /// the owner in the supervised notice and the list.
+    pub request: Value,
+    /// The original call's whole JSON body (MCP: arguments), as the agent
+    /// sent it, for the owner; only `request` is ever sent.
+    pub input: Value,
     #[serde(skip)]
     original: Original,
 }
@@ -90,6 +99,10 @@ pub enum CompensationError {
     /// it is not sent again.
     #[error("{0}")]
     Upstream(String),
+    /// The policy in force halts the compensating call (tier 4). Nothing
+    /// was sent; it may be triggered again once the policy allows it.
+    #[error("{0}; nothing was sent")]
+    Refused(String),
 }
 
 /// The compensable calls of one gateway.
@@ -99,28 +112,35 @@ pub struct Compensations {
 }
 
 impl Compensations {
-    /// Remembers a forwarded call; returns its id.
+    /// Remembers a forwarded call of `tool.action` (to `host:port`) that
+    /// `comp` compensates; returns its entry. Of the original body only the
+    /// `carry` fields are kept.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn register(
         &self,
+        policy: &CompiledPolicySet,
         tool: &str,
         action: &str,
-        compensation: &str,
+        comp: &Compensation,
         host: &str,
         port: u16,
-        window: std::time::Duration,
-        original: Original,
+        mut original: Original,
     ) -> Compensable {
         let now = UnixMillis::now();
+        let input = original.body.clone().unwrap_or(Value::Null);
+        original.body = Some(Value::Object(carried(original.body.as_ref(), &comp.carry)));
+        let request = preview(policy, tool, &comp.action, &original);
         let entry = Compensable {
             id: format!("cmp_{:032x}", rand::rng().random::<u128>()),
             tool: tool.into(),
             action: action.into(),
-            compensation: compensation.into(),
+            compensation: comp.action.to_string(),
             host: host.into(),
             port,
-            until: now.plus(window),
+            until: now.plus(comp.window),
             triggered: false,
+            request,
+            input,
             original,
         };
         let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -178,7 +198,10 @@ pub(crate) async fn trigger(
 ) -> Result<(u16, Value), CompensationError> {
     let entry = gw.compensations.claim(id)?;
     let outcome = run(gw, &entry, extra).await;
-    if let Err(CompensationError::Build(_) | CompensationError::NotSent(_)) = &outcome {
+    if let Err(
+        CompensationError::Build(_) | CompensationError::NotSent(_) | CompensationError::Refused(_),
+    ) = &outcome
+    {
         gw.compensations.release(id);
     }
     if let Ok((status, _)) = &outcome {
@@ -209,25 +232,24 @@ async fn run(
         }
     };
     let orig = &entry.original;
-    let lookup = |name: &str| -> Option<String> {
-        if let Some(v) = orig.path_params.get(name) {
-            return Some(v.clone());
-        }
-        match orig.response.as_ref()?.get(name)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
-    };
-    let target = fill_path(&path, &lookup).ok_or_else(|| {
+    let target = fill_path(&path, &|name| path_value(orig, name)).map_err(|e| {
         CompensationError::Build(format!(
-            "`{path}` needs values the original call did not carry"
+            "`{path}` cannot be filled from the original call: {e}"
         ))
     })?;
     let mut body = orig.body.clone().unwrap_or_else(|| json!({}));
     if let (Value::Object(b), Value::Object(x)) = (&mut body, extra) {
         b.extend(x);
     }
+    let request = PolicyRequest::Http(HttpRequest {
+        host: entry.host.clone(),
+        method: method.clone(),
+        path: target.clone(),
+        headers: [("content-type".to_string(), "application/json".to_string())].into(),
+        body: Some(body.clone()),
+        ..HttpRequest::default()
+    });
+    decide(gw, &policy, entry, &request)?;
     let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|e| CompensationError::Build(e.to_string()))?;
@@ -248,6 +270,103 @@ async fn run(
     let answer = serde_json::from_slice(&answer)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
     Ok((status.as_u16(), answer))
+}
+
+/// The value of path segment `{name}`: from the original path, else from
+/// the original JSON answer's top-level fields.
+fn path_value(orig: &Original, name: &str) -> Option<String> {
+    if let Some(v) = orig.path_params.get(name) {
+        return Some(v.clone());
+    }
+    match orig.response.as_ref()?.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The `carry` fields of the original body (MCP: arguments).
+fn carried(body: Option<&Value>, carry: &[std::sync::Arc<str>]) -> serde_json::Map<String, Value> {
+    carry
+        .iter()
+        .filter_map(|f| Some((f.to_string(), body?.get(f.as_ref())?.clone())))
+        .collect()
+}
+
+/// The compensating call as the owner is shown it (see
+/// [`Compensable::request`]).
+fn preview(policy: &CompiledPolicySet, tool: &str, comp: &str, orig: &Original) -> Value {
+    match policy.action_route(tool, comp) {
+        Some(ActionRoute::Http { method, path }) => json!({
+            "method": method,
+            "path": fill_path(path, &|name| path_value(orig, name))
+                .unwrap_or_else(|e| format!("{path} (cannot be filled: {e})")),
+            "body": orig.body,
+        }),
+        Some(ActionRoute::Mcp(name)) => json!({
+            "tool": name,
+            "arguments": orig.body,
+            "result": orig.response,
+        }),
+        None => Value::Null,
+    }
+}
+
+/// Decides the compensating `request` like any call: it must be recognised
+/// as exactly the declared compensating action (a value that would turn
+/// the undo into another route is refused), and a policy that halts it
+/// (tier 4) stops it. A `deny` or tier 3 does not: `deny` keeps the agent
+/// from calling the action itself, and the owner's trigger is the human
+/// decision tier 3 asks for.
+fn decide(
+    gw: &Shared,
+    policy: &CompiledPolicySet,
+    entry: &Compensable,
+    request: &PolicyRequest,
+) -> Result<(), CompensationError> {
+    let action = policy.action_from_request(gw.identity.clone(), request);
+    let recognised = (action.tool.as_deref(), action.action.as_deref());
+    if recognised != (Some(entry.tool.as_str()), Some(entry.compensation.as_str())) {
+        return Err(CompensationError::Build(format!(
+            "the compensating request is recognised as {}.{}, not the declared compensation {}.{}; nothing was sent",
+            recognised.0.unwrap_or("(no tool)"),
+            recognised.1.unwrap_or("(undeclared action)"),
+            entry.tool,
+            entry.compensation
+        )));
+    }
+    let decision = policy.decide(&action);
+    tracing::info!(id = %entry.id, tool = %entry.tool, action = %entry.compensation, tier = %decision.tier.as_str(), rules = ?decision.rules.iter().map(|r| &*r.id).collect::<Vec<_>>(), "compensation decided");
+    if decision.tier == Tier::Halt {
+        return Err(CompensationError::Refused(format!(
+            "the policy in force halts the compensating call: {}",
+            decision.reason
+        )));
+    }
+    Ok(())
+}
+
+/// Decides the compensating `tools/call` of MCP tool `name` with
+/// `arguments` (see [`decide`]).
+pub(super) fn decide_mcp(
+    gw: &Shared,
+    policy: &CompiledPolicySet,
+    entry: &Compensable,
+    endpoint: &str,
+    name: &str,
+    arguments: &serde_json::Map<String, Value>,
+) -> Result<(), CompensationError> {
+    let server = policy
+        .inspected(&entry.host)
+        .and_then(|h| h.mcp.iter().find(|m| m.path == endpoint))
+        .map(|m| m.server.clone())
+        .ok_or_else(|| CompensationError::Build("the MCP endpoint is no longer declared".into()))?;
+    let request = PolicyRequest::Mcp(McpCall {
+        server,
+        tool: name.to_string(),
+        arguments: Value::Object(arguments.clone()),
+    });
+    decide(gw, policy, entry, &request)
 }
 
 /// Sends one request of a compensation to `entry`'s tool host with the

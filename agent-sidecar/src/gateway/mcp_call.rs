@@ -242,7 +242,7 @@ pub(crate) async fn handle(
     if compensable.is_empty() {
         return resp;
     }
-    remember(gw, conn, &ep.path, status, resp, compensable).await
+    remember(gw, policy, conn, &ep.path, status, resp, compensable).await
 }
 
 /// The declared compensation of a supervised call's action, if any.
@@ -261,6 +261,7 @@ fn compensation_of(
 /// without a compensation.
 async fn remember(
     gw: &Shared,
+    policy: &CompiledPolicySet,
     conn: &ConnInfo,
     endpoint: &str,
     status: u16,
@@ -286,12 +287,12 @@ async fn remember(
             .filter(|v| v.is_object())
             .cloned();
         let entry = gw.compensations.register(
+            policy,
             f.action.tool.as_deref().unwrap_or_default(),
             f.action.action.as_deref().unwrap_or_default(),
-            &comp.action,
+            &comp,
             &conn.host,
             conn.port,
-            comp.window,
             Original {
                 path_params: HashMap::new(),
                 body: Some(f.arguments),

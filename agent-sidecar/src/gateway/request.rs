@@ -293,12 +293,12 @@ async fn rest(
     );
     let route = policy.action_route(&tool, &act);
     let entry = gw.compensations.register(
+        policy,
         &tool,
         &act,
-        &comp.action,
+        &comp,
         &conn.host,
         conn.port,
-        comp.window,
         Original {
             path_params: compensate::params_of(route, path.split('?').next().unwrap_or("/")),
             body: json,

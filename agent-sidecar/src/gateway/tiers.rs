@@ -259,6 +259,8 @@ pub(crate) fn supervised(
             "id": c.id,
             "action": c.compensation,
             "until": c.until,
+            "input": c.input,
+            "request": c.request,
             "trigger": format!("POST /v1/compensations/{}/trigger", c.id),
         })),
     }));

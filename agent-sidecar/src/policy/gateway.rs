@@ -61,6 +61,9 @@ pub struct Compensation {
     pub action: Arc<str>,
     /// How long after the forward it may be triggered.
     pub window: Duration,
+    /// Top-level fields of the original body (MCP: arguments) carried into
+    /// the compensating call; nothing else of the agent's input is.
+    pub carry: Vec<Arc<str>>,
 }
 
 /// The route of an action, for issuing a compensating call.
@@ -231,6 +234,7 @@ impl GatewayTable {
                 Compensation {
                     action: c.action.as_str().into(),
                     window,
+                    carry: c.carry.iter().map(|f| Arc::from(f.as_str())).collect(),
                 },
             );
         }
@@ -399,25 +403,63 @@ impl CompiledPolicySet {
     }
 }
 
-/// Fills the `{name}` segments of `pattern` from `values` (by name).
-/// Returns `None` when a segment has no value or the pattern has a `*`.
-pub fn fill_path(pattern: &str, values: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+/// Why a path pattern could not be filled.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FillError {
+    /// No value for `{name}`.
+    #[error("no value for `{{{0}}}`")]
+    Missing(String),
+    /// The value for `{name}` is not a plain path segment.
+    #[error(
+        "the value \"{value}\" for `{{{name}}}` is not a plain path segment: only letters, digits, `-`, `_`, `.` and `~` are used (no `%`, `/` or dot segments), so that it cannot name another route"
+    )]
+    NotASegment {
+        /// The segment's name.
+        name: String,
+        /// The value, escaped.
+        value: String,
+    },
+    /// The pattern ends in `*`.
+    #[error("the pattern has a `*` segment")]
+    Wildcard,
+}
+
+/// Whether `v` is a path segment that means itself to every server: RFC
+/// 3986 unreserved characters only (so no percent-encoding, separators or
+/// parameters), and not `.` or `..`.
+pub fn plain_segment(v: &str) -> bool {
+    !v.is_empty()
+        && v != "."
+        && v != ".."
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+}
+
+/// Fills the `{name}` segments of `pattern` from `values` (by name). Every
+/// value must be a [`plain_segment`].
+pub fn fill_path(
+    pattern: &str,
+    values: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, FillError> {
     let mut out = String::new();
     for seg in pattern.trim_start_matches('/').split('/') {
         out.push('/');
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            let v = values(name)?;
-            if v.is_empty() || v.contains(['/', '?', '#']) {
-                return None;
+            let v = values(name).ok_or_else(|| FillError::Missing(name.to_string()))?;
+            if !plain_segment(&v) {
+                return Err(FillError::NotASegment {
+                    name: name.to_string(),
+                    value: v.escape_default().to_string(),
+                });
             }
             out.push_str(&v);
         } else if seg == "*" {
-            return None;
+            return Err(FillError::Wildcard);
         } else {
             out.push_str(seg);
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 /// The `{name}` values of `path` against `pattern` (same segment count).

@@ -227,7 +227,6 @@ pub(crate) async fn start(
                 max_pending_per_agent: opts.config.max_pending_approvals,
                 ..StoreConfig::default()
             },
-            ..ApprovalOptions::default()
         },
     )
     .await

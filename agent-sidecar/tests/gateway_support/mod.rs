@@ -352,7 +352,7 @@ tools:
         method: PATCH
         path: /v1/vendors/{{id}}
         tier: 2
-        compensation: {{ action: revert_vendor, window: 10m }}
+        compensation: {{ action: revert_vendor, window: 10m, carry: [vendor_version] }}
       - name: revert_vendor
         method: POST
         path: /v1/vendors/{{id}}/revert

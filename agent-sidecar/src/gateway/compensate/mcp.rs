@@ -5,15 +5,15 @@
 //! and calls it once, then ends the session.
 //!
 //! Each argument the schema declares comes from, in this order: the
-//! trigger's JSON body, the original call's arguments, the original
-//! result's `structuredContent`. Nothing is sent to the compensating tool
+//! trigger's JSON body, the original call's arguments that the
+//! compensation's `carry` names, the original result's `structuredContent`. Nothing is sent to the compensating tool
 //! until every required argument has a value.
 
 use bytes::Bytes;
 use hyper::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Compensable, CompensationError, exchange};
+use super::{Compensable, CompensationError, decide_mcp, exchange};
 use crate::{
     gateway::{mcp, state::Shared},
     policy::CompiledPolicySet,
@@ -104,6 +104,14 @@ impl Session<'_> {
             extra,
             original.body.as_ref(),
             original.response.as_ref(),
+        )?;
+        decide_mcp(
+            self.gw,
+            self.policy,
+            self.entry,
+            self.endpoint,
+            tool,
+            &arguments,
         )?;
         let message = self.message("tools/call", json!({"name": tool, "arguments": arguments}));
         let (status, headers, body) = self.post(&message).await.map_err(sent)?;

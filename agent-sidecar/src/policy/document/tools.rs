@@ -112,14 +112,22 @@ pub struct ActionDecl {
 pub struct CompensationDecl {
     /// The compensating action (of the same tool). HTTP: its path's
     /// `{name}` segments are filled from the original request's path, then
-    /// from the top-level fields of the original JSON response; the body is
-    /// the original request's body merged with the trigger's. MCP: called
-    /// with the original arguments merged with the trigger's.
+    /// from the top-level fields of the original JSON response (each value
+    /// must be a plain path segment); the body holds the `carry` fields of
+    /// the original body and the trigger's fields. MCP: each argument the
+    /// compensating tool declares comes from the trigger, else the `carry`
+    /// fields of the original arguments, else the original result's
+    /// `structuredContent`.
     pub action: String,
     /// How long after the forward the owner may trigger it, e.g. `15m`,
     /// `2h`, `30s`. Default: `15m`.
     #[serde(default)]
     pub window: Option<String>,
+    /// Top-level fields of the original call's JSON body (MCP: arguments)
+    /// that the compensating call takes over. Nothing else the agent sent
+    /// reaches it. Default: none.
+    #[serde(default)]
+    pub carry: Vec<String>,
 }
 
 /// Where each risk attribute comes from.

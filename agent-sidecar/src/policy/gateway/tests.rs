@@ -92,8 +92,30 @@ fn compensation_and_routes() {
     let filled = fill_path("/v1/payments/{id}/reverse", &|n| {
         (n == "id").then(|| "p-9".to_string())
     });
-    assert_eq!(filled.as_deref(), Some("/v1/payments/p-9/reverse"));
-    assert_eq!(fill_path("/v1/{x}", &|_| Some("a/b".into())), None);
+    assert_eq!(filled.as_deref(), Ok("/v1/payments/p-9/reverse"));
+    for bad in [
+        "a/b",
+        "..%2F..%2Fpayments",
+        "..",
+        ".",
+        "p%2e%2e",
+        "a?b",
+        "a#b",
+        "a;b",
+        "",
+    ] {
+        assert!(
+            matches!(
+                fill_path("/v1/{x}/revert", &|_| Some(bad.into())),
+                Err(FillError::NotASegment { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        fill_path("/v1/{x}", &|_| None),
+        Err(FillError::Missing("x".into()))
+    );
 }
 
 #[test]
