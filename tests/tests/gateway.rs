@@ -599,6 +599,92 @@ fn tier_3_approved_denied_and_expired_over_mcp() {
 }
 
 #[test]
+fn a_quarantine_cancels_the_held_refund_and_a_late_approval_is_refused() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let (go, done) = (w.dir.join("go"), w.dir.join("done"));
+    let wait_for = |f: &Path| {
+        format!(
+            "for i in $(seq 600); do [ -e {} ] && break; sleep 0.1; done",
+            shell_quote(f.to_str().unwrap())
+        )
+    };
+    let script = format!(
+        "{} &\n{}\n{}\n{}\nwait",
+        client("refund", &json!({"amount": 500, "customer_id": "c-7"}), &[]),
+        wait_for(&go),
+        client("export_customers", &json!({"limit": 100000}), &[]),
+        wait_for(&done),
+    );
+    let agent = w
+        .command(
+            &["--approver-webhook", &format!("http://{DNS}:8080/approver")],
+            &script,
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = w.pending();
+    std::fs::write(&go, "").unwrap();
+    // The tier-4 export quarantines the agent: the held refund is
+    // cancelled at once and the approvers are told.
+    let start = Instant::now();
+    let cancelled = loop {
+        let out = w.approvals(&["show", &id]);
+        let record: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if record["state"]["kind"] == "cancelled" {
+            break record;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{record}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        cancelled["state"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("quarantined"),
+        "{cancelled}"
+    );
+    // An approver who has not heard of the quarantine.
+    let out = w.approvals(&[
+        "approve",
+        &id,
+        "--approver",
+        "finance@example.test",
+        "--reason",
+        "known customer",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(text(&out).1.contains("cancelled"), "{:?}", text(&out));
+    std::fs::write(&done, "").unwrap();
+    let out = agent.wait_with_output().unwrap();
+    torn_down(&out);
+    let (stdout, stderr) = text(&out);
+    let reasons: Vec<Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| parse_client_output(l).call?.error?.data)
+        .map(|d| d["reason"].clone())
+        .collect();
+    assert!(
+        reasons.contains(&json!("approval_cancelled")) && reasons.contains(&json!("tier_4_halt")),
+        "{stdout}\n{stderr}"
+    );
+    assert!(w.mcp.calls().is_empty(), "nothing reached the tool");
+    let told = w.hooks("/approver");
+    assert!(
+        told.iter().any(|e| e["event"] == "approval.decided"
+            && e["approval"]["id"] == id.as_str()
+            && e["approval"]["state"]["kind"] == "cancelled"),
+        "{told:?}"
+    );
+}
+
+#[test]
 fn tier_4_alerts_the_soc_and_quarantines_the_agent_in_the_kernel() {
     let _ = test_python();
     if !privileged() {

@@ -23,7 +23,7 @@ pub struct Connection {
 pub enum ApprovalsCommand {
     /// List approvals (default: pending ones).
     List {
-        /// pending, approved, denied, expired, forwarded or all.
+        /// pending, approved, denied, expired, cancelled, forwarded or all.
         #[arg(long, default_value = "pending")]
         state: String,
         /// Print JSON instead of a table.
