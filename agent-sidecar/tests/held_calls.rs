@@ -433,3 +433,54 @@ async fn tool_names_the_policy_cannot_match_exactly_are_refused() {
     .await;
     assert_eq!(json_of(&body)["error"]["data"]["reason"], "policy_deny");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_paths_that_only_look_like_a_declared_route_are_refused() {
+    let h = Harness::start(Options::default()).await;
+    // `DELETE /v1/vendors` is tier 4 with quarantine; these look-alikes
+    // would otherwise be undeclared, tier-3 approvals.
+    for path in [
+        "/v1/Vendors",
+        "/v1/vend%6Frs",
+        "/v1/vendors%20",
+        "/v1/vendors%00",
+        "/v1//vendors",
+        "/v1/./vendors",
+    ] {
+        for proto in ["--http1.1", "--http2"] {
+            let (status, body) = curl(
+                &h.explicit_args(),
+                &[
+                    proto,
+                    "--path-as-is",
+                    "--max-time",
+                    "5",
+                    "-X",
+                    "DELETE",
+                    &h.url(path),
+                ],
+            )
+            .await;
+            assert_eq!(status, 400, "{path} {proto}: {body}");
+            let err = &json_of(&body)["error"];
+            assert_eq!(err["reason"], "confusable_route", "{path}: {body}");
+            assert!(
+                err["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("erp.delete_vendors"),
+                "{body}"
+            );
+        }
+    }
+    assert!(h.approvals.list(None).await.unwrap().is_empty());
+    assert!(h.api.requests().is_empty(), "{:?}", h.api.requests());
+    // An undeclared route that resembles nothing is still held (tier 3).
+    let (status, _) = curl(
+        &h.explicit_args(),
+        &["--max-time", "2", &h.url("/v1/reports")],
+    )
+    .await;
+    assert_eq!(status, 0, "held until curl gave up");
+    assert_eq!(h.approvals.list(Some("pending")).await.unwrap().len(), 1);
+}

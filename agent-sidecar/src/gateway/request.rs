@@ -207,6 +207,20 @@ async fn rest(
         body: json.clone(),
     });
     let action = policy.action_from_request(gw.identity.clone(), &request);
+    if action.action.is_none()
+        && let Some(similar) = policy.lookalike_route(&conn.host, parts.method.as_str(), &path)
+    {
+        tracing::warn!(path = %path, similar = %similar, "request refused: a look-alike of a declared route");
+        return Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "confusable_route",
+            format!(
+                "{} {path} is not a declared route, but a server could take it for `{similar}`; routes are matched exactly: send the path as declared",
+                parts.method
+            ),
+        )
+        .response();
+    }
     let decision = policy.decide(&action);
     let held = binding::rest(&action, &parts, &bytes, json.as_ref());
     let traceparent = trace::propagate(&mut parts.headers).to_string();
