@@ -3,7 +3,7 @@
 use super::model::PendingApproval;
 
 /// Told when an approval is created and when it is decided (approved,
-/// denied or expired), after the change is durable and before waiters are
+/// denied, expired or cancelled), after the change is durable and before waiters are
 /// woken. Called with the store's lock held: implementations must return at
 /// once and do their I/O elsewhere (see
 /// [`WebhookNotifier`](super::WebhookNotifier)).
