@@ -100,6 +100,10 @@ async fn mcp_compensation_arguments_come_from_the_result_not_the_agent() {
         "the owner sees what the agent sent: {notice}"
     );
     assert_eq!(
+        notice["request"]["arguments"]["batch_id"], "someone-elses-batch",
+        "{notice}"
+    );
+    assert_eq!(
         notice["compensation"]["request"]["arguments"],
         json!({}),
         "nothing of it is carried: {notice}"

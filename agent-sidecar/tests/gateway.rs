@@ -294,6 +294,12 @@ async fn tier_2_notifies_the_owner_and_can_be_compensated_once() {
     let notice = h.owner.wait_for("action.supervised").await;
     // The owner sees what the agent sent and what the undo would send.
     assert_eq!(
+        notice["request"]["body"],
+        json!({"iban": "DE02", "vendor_version": 7}),
+        "{notice}"
+    );
+    assert_eq!(notice["request"]["path"], "/v1/vendors/v-42");
+    assert_eq!(
         notice["compensation"]["input"],
         json!({"iban": "DE02", "vendor_version": 7})
     );

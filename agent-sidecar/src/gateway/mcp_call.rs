@@ -46,6 +46,8 @@ struct Call {
 struct Forwarded {
     id: Option<Value>,
     arguments: Value,
+    /// The call as approvers and the owner see it.
+    shown: Value,
     action: crate::policy::Action,
     decision: crate::policy::Decision,
     event: Event,
@@ -168,6 +170,7 @@ pub(crate) async fn handle(
                 forwarded.push(Forwarded {
                     id: envelope.items[call.index].id().cloned(),
                     arguments: call.arguments,
+                    shown: call.held.request,
                     action: call.action,
                     decision: call.decision,
                     event,
@@ -226,7 +229,7 @@ pub(crate) async fn handle(
                         compensable.push((f, comp));
                         continue;
                     }
-                    tiers::supervised(gw, &f.action, &f.decision, status, None);
+                    tiers::supervised(gw, &f.action, &f.decision, &f.shown, status, None);
                 }
             }
             Err(r) => f.event.upstream_failed(r),
@@ -278,7 +281,7 @@ async fn remember(
     for (mut f, comp) in calls {
         let response = f.id.as_ref().and_then(|id| mcp::response_to(&messages, id));
         if response.is_some_and(|r| r.get("error").is_some()) {
-            tiers::supervised(gw, &f.action, &f.decision, status, None);
+            tiers::supervised(gw, &f.action, &f.decision, &f.shown, status, None);
             f.event.emit(gw, f.action, f.decision);
             continue;
         }
@@ -300,7 +303,7 @@ async fn remember(
                 endpoint: Some(endpoint.to_owned()),
             },
         );
-        tiers::supervised(gw, &f.action, &f.decision, status, Some(&entry));
+        tiers::supervised(gw, &f.action, &f.decision, &f.shown, status, Some(&entry));
         f.event.compensable(entry.id.clone());
         f.event.emit(gw, f.action, f.decision);
     }

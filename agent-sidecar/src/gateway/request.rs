@@ -223,6 +223,7 @@ async fn rest(
     }
     let decision = policy.decide(&action);
     let held = binding::rest(&action, &parts, &bytes, json.as_ref());
+    let shown = held.request.clone();
     let traceparent = trace::propagate(&mut parts.headers).to_string();
     let key = parts
         .headers
@@ -287,7 +288,7 @@ async fn rest(
     };
     let Some(comp) = compensation.cloned() else {
         if decision.tier == Tier::Supervised {
-            tiers::supervised(gw, &action, &decision, status, None);
+            tiers::supervised(gw, &action, &decision, &shown, status, None);
         }
         event.emit(gw, action, decision);
         return resp.map(|b| b.boxed());
@@ -320,7 +321,7 @@ async fn rest(
             endpoint: None,
         },
     );
-    tiers::supervised(gw, &action, &decision, status, Some(&entry));
+    tiers::supervised(gw, &action, &decision, &shown, status, Some(&entry));
     event.compensable(entry.id.clone());
     event.emit(gw, action, decision);
     let mut resp = Response::from_parts(rparts, super::refusal::full(answer));

@@ -239,12 +239,14 @@ fn describe(action: &Action) -> (String, String, String) {
     (tool, act, target)
 }
 
-/// Tier 2, after the forward: tells the owner, with the compensation that
-/// can undo the call while its window is open.
+/// Tier 2, after the forward: tells the owner what was sent (`request`, as
+/// approvers would see it), with the compensation that can undo the call
+/// while its window is open.
 pub(crate) fn supervised(
     gw: &Shared,
     action: &Action,
     decision: &Decision,
+    request: &serde_json::Value,
     upstream_status: u16,
     compensation: Option<&super::compensate::Compensable>,
 ) {
@@ -254,6 +256,7 @@ pub(crate) fn supervised(
         "agent": action.agent,
         "action": action,
         "decision": decision,
+        "request": request,
         "upstream_status": upstream_status,
         "compensation": compensation.map(|c| json!({
             "id": c.id,
