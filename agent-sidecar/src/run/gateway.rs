@@ -331,33 +331,9 @@ fn make_traversable(dir: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Refuses an admin listener the agent's address allowlist would let it
-/// reach: the kernel must keep the agent out of the admin API.
-pub(crate) fn check_admin_unreachable(
-    admin: Option<SocketAddr>,
-    allowlist: &Allowlist,
-) -> Result<(), RunError> {
-    let Some(addr) = admin else { return Ok(()) };
-    for rule in allowlist.rules() {
-        let t = rule.target;
-        // On an unspecified address the admin API listens on every local
-        // address, which any rule could name: only the port can tell.
-        let ip_match = addr.ip().is_unspecified() || t.net.contains(&addr.ip());
-        let port_match = t.port.is_none_or(|p| p == addr.port() || addr.port() == 0);
-        if ip_match && port_match {
-            return Err(err(format!(
-                "the admin API at {addr} would be reachable by the agent through allow rule `{}` ({}); bind it elsewhere or narrow the rule",
-                t, rule.source
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::{EgressRule, Protocols, RuleSource};
 
     #[test]
     fn only_the_state_dir_is_made_searchable() {
@@ -383,18 +359,6 @@ mod tests {
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
         make_traversable(&agent).expect("searchable ancestors");
         let _ = std::fs::remove_dir_all(&root);
-    }
-
-    fn list(targets: &[&str]) -> Allowlist {
-        let mut l = Allowlist::new();
-        for (i, t) in targets.iter().enumerate() {
-            l.push(EgressRule {
-                target: t.parse().unwrap(),
-                protocols: Protocols::Any,
-                source: RuleSource::Flag(i + 1),
-            });
-        }
-        l
     }
 
     fn options(dir: &Path) -> GatewayOptions {
@@ -438,24 +402,5 @@ mod tests {
         let names: Vec<String> = p.names.rules().iter().map(|r| r.to_string()).collect();
         assert_eq!(names, ["api.llm.example:443", "erp.example.test:443"]);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn an_admin_listener_the_agent_could_reach_is_refused() {
-        let admin: SocketAddr = "127.0.0.1:9901".parse().unwrap();
-        assert!(check_admin_unreachable(Some(admin), &list(&["10.0.0.0/8"])).is_ok());
-        assert!(check_admin_unreachable(Some(admin), &list(&["127.0.0.1:9902"])).is_ok());
-        assert!(check_admin_unreachable(None, &list(&["0.0.0.0/0"])).is_ok());
-        for wide in ["127.0.0.0/8", "127.0.0.1:9901", "0.0.0.0/0"] {
-            let e = check_admin_unreachable(Some(admin), &list(&[wide])).unwrap_err();
-            assert!(
-                e.to_string().contains("would be reachable by the agent"),
-                "{wide}: {e}"
-            );
-        }
-        let any: SocketAddr = "0.0.0.0:9901".parse().unwrap();
-        assert!(check_admin_unreachable(Some(any), &list(&["192.0.2.7:9901"])).is_err());
-        assert!(check_admin_unreachable(Some(any), &list(&["10.0.0.0/8"])).is_err());
-        assert!(check_admin_unreachable(Some(any), &list(&["10.0.0.0/8:443"])).is_ok());
     }
 }
