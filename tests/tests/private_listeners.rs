@@ -209,7 +209,7 @@ fn an_agent_under_run_reaches_the_metrics_listener_through_no_spelling() {
     let state_dir = std::env::temp_dir().join(unique("ast-private"));
     std::fs::create_dir_all(&state_dir).unwrap();
     let agent_id = unique("priv");
-    let mut sidecar = command_in(
+    let sidecar = command_in(
         &ns,
         None,
         &sidecar_bin(),
@@ -239,7 +239,6 @@ fn an_agent_under_run_reaches_the_metrics_listener_through_no_spelling() {
         "agent_sidecar_egress_denied_total{{agent_id=\"{agent_id}\",hook=\"connect{{}}\",protocol=\"tcp\",reason=\"private_listener\"}}"
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut text = String::new();
     loop {
         let out = command_in(
             &ns,
@@ -249,7 +248,7 @@ fn an_agent_under_run_reaches_the_metrics_listener_through_no_spelling() {
         )
         .output()
         .unwrap();
-        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let count = |hook: &str| -> u64 {
             let key = want.replace("connect{}", hook);
             text.lines()
