@@ -83,6 +83,29 @@ fn private_listener_ports_are_refused_whatever_the_allowlist_says() {
     assert!(Agent::control(&ns, &["tcp", "127.0.0.1:19501"]).ok());
 }
 
+/// A running `agent-sidecar run`, stopped with SIGTERM (it then tears its
+/// enforcement down) however the test ends.
+struct Sidecar(Option<std::process::Child>);
+
+impl Sidecar {
+    fn stop(mut self) -> Output {
+        let child = self.0.take().expect("running");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        child.wait_with_output().expect("sidecar exits")
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            let _ = Sidecar(Some(child)).stop();
+        }
+    }
+}
+
 /// `agent-sidecar run` inside `ns` with a private state dir.
 fn run(ns: &NetNs, extra: &[&str], argv: &[&str]) -> Output {
     let state_dir = std::env::temp_dir().join(unique("ast-private"));
@@ -209,30 +232,32 @@ fn an_agent_under_run_reaches_the_metrics_listener_through_no_spelling() {
     let state_dir = std::env::temp_dir().join(unique("ast-private"));
     std::fs::create_dir_all(&state_dir).unwrap();
     let agent_id = unique("priv");
-    let sidecar = command_in(
-        &ns,
-        None,
-        &sidecar_bin(),
-        &[
-            "run",
-            "--agent-id",
-            &agent_id,
-            "--state-dir",
-            state_dir.to_str().unwrap(),
-            "--metrics-listen",
-            "[::]:19504",
-            "--allow",
-            "10.77.0.2:8080",
-            "--",
-            "sh",
-            "-c",
-            &format!("{script}; while :; do sleep 0.05; done"),
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let sidecar = Sidecar(Some(
+        command_in(
+            &ns,
+            None,
+            &sidecar_bin(),
+            &[
+                "run",
+                "--agent-id",
+                &agent_id,
+                "--state-dir",
+                state_dir.to_str().unwrap(),
+                "--metrics-listen",
+                "[::]:19504",
+                "--allow",
+                "10.77.0.2:8080",
+                "--",
+                "sh",
+                "-c",
+                &format!("{script}; while :; do sleep 0.05; done"),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    ));
     // The operator reads the metrics: every attempt was refused as a
     // private listener, none reached it.
     let want = format!(
@@ -266,12 +291,7 @@ fn an_agent_under_run_reaches_the_metrics_listener_through_no_spelling() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sidecar.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = sidecar.wait_with_output().unwrap();
+    let out = sidecar.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         stdout.matches("\"errno\":1,").count(),

@@ -453,13 +453,7 @@ impl Enforcer {
     /// agent queued is dropped), so nothing it wrote into an established
     /// connection can leave later.
     pub fn set_quarantine(&mut self, on: bool) -> Result<(), KernelError> {
-        let flags = (self.current.flags & !SETTINGS_QUARANTINE)
-            | SETTINGS_READY
-            | if on { SETTINGS_QUARANTINE } else { 0 };
-        self.write_settings(Settings {
-            flags,
-            ..self.current
-        })?;
+        self.set_quarantine_flag(on)?;
         if on {
             let report = self.destroy_sockets()?;
             info!(
@@ -469,6 +463,20 @@ impl Enforcer {
             );
         }
         Ok(())
+    }
+
+    /// Switches only the quarantine flag: every new connect and packet of
+    /// the agent is refused (on) or decided by the allowlist again (off).
+    /// Established sockets stay until [`Enforcer::destroy_sockets`]; their
+    /// packets are dropped meanwhile.
+    pub fn set_quarantine_flag(&mut self, on: bool) -> Result<(), KernelError> {
+        let flags = (self.current.flags & !SETTINGS_QUARANTINE)
+            | SETTINGS_READY
+            | if on { SETTINGS_QUARANTINE } else { 0 };
+        self.write_settings(Settings {
+            flags,
+            ..self.current
+        })
     }
 
     /// Whether the quarantine is on.

@@ -9,7 +9,7 @@ use std::{
 };
 
 use tokio::{net::TcpListener, task::JoinHandle};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::RunError;
 use crate::{
@@ -120,12 +120,19 @@ pub(crate) fn load_policy(
     })
 }
 
-/// Quarantine through the kernel: the agent's allowlist becomes deny-all.
-/// Holds the enforcer weakly, so that it never delays the teardown.
+/// Quarantine through the kernel: the agent's allowlist becomes deny-all,
+/// then its open sockets are destroyed. Holds the enforcer weakly, so that
+/// it never delays the teardown.
 struct KernelQuarantine(Weak<Mutex<Enforcer>>);
 
+/// Time between the quarantine flag and the destruction of the agent's
+/// sockets: the refusal that caused the quarantine, already handed to the
+/// agent's connection, lands in the agent's receive queue meanwhile (every
+/// packet the agent sends is already dropped, so nothing leaves).
+const SOCKET_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl KernelQuarantine {
-    fn set(&self, on: bool) -> Result<(), String> {
+    fn set_flag(&self, on: bool) -> Result<(), String> {
         let enforcer = self
             .0
             .upgrade()
@@ -133,7 +140,39 @@ impl KernelQuarantine {
         let mut guard = enforcer
             .lock()
             .map_err(|_| "enforcer lock poisoned".to_string())?;
-        guard.set_quarantine(on).map_err(|e| e.to_string())
+        guard.set_quarantine_flag(on).map_err(|e| e.to_string())
+    }
+}
+
+/// Destroys the agent's sockets after [`SOCKET_SETTLE`], if the quarantine
+/// is still on (the teardown destroys them anyway).
+fn destroy_sockets_soon(enforcer: Weak<Mutex<Enforcer>>) {
+    let spawned = std::thread::Builder::new()
+        .name("quarantine".into())
+        .spawn(move || {
+            std::thread::sleep(SOCKET_SETTLE);
+            let Some(enforcer) = enforcer.upgrade() else {
+                return;
+            };
+            let Ok(mut guard) = enforcer.lock() else {
+                return;
+            };
+            if !guard.quarantined() {
+                return;
+            }
+            match guard.destroy_sockets() {
+                Ok(report) => info!(
+                    destroyed = report.destroyed,
+                    "quarantine: the agent's open sockets were destroyed"
+                ),
+                Err(e) => error!(
+                    error = %e,
+                    "quarantine: the agent's open sockets could not all be destroyed; their packets stay dropped"
+                ),
+            }
+        });
+    if let Err(e) = spawned {
+        error!(error = %e, "quarantine: cannot start destroying the agent's sockets; their packets stay dropped");
     }
 }
 
@@ -141,13 +180,15 @@ impl Quarantine for KernelQuarantine {
     fn quarantine(&self, reason: &str) -> Result<(), String> {
         warn!(
             reason,
-            "quarantining the agent: every egress is denied in the kernel"
+            "quarantining the agent: every egress is denied in the kernel and its open connections are cut"
         );
-        self.set(true)
+        self.set_flag(true)?;
+        destroy_sockets_soon(self.0.clone());
+        Ok(())
     }
 
     fn release(&self) -> Result<(), String> {
-        self.set(false)
+        self.set_flag(false)
     }
 }
 

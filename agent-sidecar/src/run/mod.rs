@@ -475,11 +475,21 @@ async fn finish(
         skb_dropped = counters.skb_dropped,
         "kernel enforcement summary"
     );
-    let enforcer = match Arc::try_unwrap(enforcer) {
-        Ok(m) => m.into_inner().expect("enforcer lock"),
-        Err(_) => {
-            warn!(agent_id, "enforcement still referenced; leaving it pinned");
-            return Ok(());
+    // Helpers hold the enforcer weakly and upgrade it for a moment (a
+    // learned address, a quarantine): wait for them briefly.
+    let mut enforcer = enforcer;
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let enforcer = loop {
+        match Arc::try_unwrap(enforcer) {
+            Ok(m) => break m.into_inner().expect("enforcer lock"),
+            Err(shared) if std::time::Instant::now() < deadline => {
+                enforcer = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => {
+                warn!(agent_id, "enforcement still referenced; leaving it pinned");
+                return Ok(());
+            }
         }
     };
     if keep_pinned {
