@@ -291,6 +291,7 @@ fn teardown_command(args: TeardownArgs) -> i32 {
         bpffs: args.pins.bpffs,
         state_dir: args.pins.state_dir,
         cgroup: None,
+        private_listeners: Vec::new(),
     };
     match teardown_agent(&config) {
         Ok(state) => {

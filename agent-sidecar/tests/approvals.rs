@@ -670,3 +670,81 @@ async fn client_lists_shows_and_decides() {
         Err(ClientError::InvalidState(_))
     ));
 }
+
+#[tokio::test]
+async fn a_thousand_wrong_tokens_are_throttled_counted_and_only_a_few_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = prometheus::Registry::new();
+    let metrics = approvals::ApprovalMetrics::register(&registry).expect("metrics");
+    let (store, _) = ApprovalStore::open_with(
+        dir.path(),
+        StoreOptions {
+            metrics: Some(metrics),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .expect("open");
+    let server = serve(&store).await;
+    let base = format!("http://{}", server.addr);
+    let wrong = ApprovalsClient::new(&base, "not-the-token-at-all").expect("client");
+    let started = std::time::Instant::now();
+    let (mut checked, mut throttled) = (0u64, 0u64);
+    for i in 0..1000 {
+        match wrong.list(None).await {
+            Err(ClientError::Api { status: 401, .. }) => checked += 1,
+            Err(ClientError::Api {
+                status: 429, code, ..
+            }) => {
+                assert_eq!(code, "throttled");
+                throttled += 1;
+            }
+            other => panic!("guess {i}: {other:?}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!("1000 wrong tokens: {checked} checked, {throttled} throttled, in {elapsed:?}");
+    assert!(
+        checked <= 12,
+        "only a handful of guesses may be checked in {elapsed:?}: {checked}"
+    );
+    assert_eq!(checked + throttled, 1000);
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .expect("encodes");
+    assert!(
+        text.contains(&format!(
+            "agent_sidecar_admin_auth_failures_total {checked}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "agent_sidecar_admin_auth_throttled_total {throttled}"
+        )),
+        "{text}"
+    );
+
+    // While the wait runs even the right token is not looked at; after it,
+    // the operator gets in.
+    let (status, text) = curl(&[
+        "-i",
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        &format!("{base}/v1/approvals"),
+    ])
+    .await;
+    assert_eq!(status, 429, "{text}");
+    let retry: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after:")
+                .map(|v| v.trim().parse().expect("seconds"))
+        })
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry), "{retry}");
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let right = ApprovalsClient::new(&base, TOKEN).expect("client");
+    assert!(right.list(None).await.expect("authorized").is_empty());
+}

@@ -32,6 +32,8 @@ pub const REDIRECT_CAPACITY: u32 = 64;
 pub const ORIG_DEST_CAPACITY: u32 = 8192;
 /// Size of the deny-event ring buffer in bytes (a power of two, page aligned).
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
+/// Capacity of the deny set of the sidecar's private listener ports.
+pub const PRIVATE_PORT_CAPACITY: u32 = 16;
 
 /// Names of the maps, as they appear in the eBPF object and under the pin
 /// directory.
@@ -63,8 +65,12 @@ pub mod map_names {
     pub const COUNTERS: &str = "COUNTERS";
     /// Ring buffer of [`DenyEvent`](super::DenyEvent)s.
     pub const EVENTS: &str = "EVENTS";
+    /// The sidecar's private listener ports (admin API, metrics):
+    /// [`PortKey`](super::PortKey) -> 1. Checked before every allowlist
+    /// map: no rule, learned address or sidecar endpoint opens them.
+    pub const PRIVATE_PORTS: &str = "PRIVATE_PORTS";
     /// Every map name, in a stable order.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         ALLOW4_PORT,
         ALLOW4_ANY,
         ALLOW6_PORT,
@@ -76,6 +82,7 @@ pub mod map_names {
         SETTINGS,
         COUNTERS,
         EVENTS,
+        PRIVATE_PORTS,
     ];
 }
 
@@ -251,6 +258,19 @@ pub struct RedirectKey {
     pub port_be: u16,
 }
 
+/// Key of [`map_names::PRIVATE_PORTS`]: a protocol and destination port,
+/// whatever the destination address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortKey {
+    /// IANA protocol.
+    pub proto: u8,
+    /// Always zero.
+    pub pad: u8,
+    /// Destination port, network byte order.
+    pub port_be: u16,
+}
+
 /// Value of [`map_names::REDIRECT`]: the sidecar listener that receives the
 /// intercepted traffic, one per address family.
 #[repr(C)]
@@ -383,6 +403,9 @@ pub enum DenyReason {
     /// The destination was learned from a DNS answer whose lifetime (TTL +
     /// grace) has passed; new connections need a new resolution.
     Expired = 6,
+    /// The destination port is one of the sidecar's private listeners
+    /// (admin API, metrics), which the agent may never reach.
+    PrivateListener = 7,
 }
 
 impl DenyReason {
@@ -395,6 +418,7 @@ impl DenyReason {
             4 => Self::Unparsable,
             5 => Self::NotReady,
             6 => Self::Expired,
+            7 => Self::PrivateListener,
             _ => return None,
         })
     }
@@ -408,6 +432,7 @@ impl DenyReason {
             Self::Unparsable => "unparsable",
             Self::NotReady => "not_ready",
             Self::Expired => "expired",
+            Self::PrivateListener => "private_listener",
         }
     }
 }
@@ -477,6 +502,8 @@ mod pod {
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for RedirectKey {}
     #[allow(unsafe_code)]
+    unsafe impl aya::Pod for PortKey {}
+    #[allow(unsafe_code)]
     unsafe impl aya::Pod for RedirectTarget {}
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for OrigDest {}
@@ -499,6 +526,7 @@ mod tests {
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<Settings>(), 8);
         assert_eq!(size_of::<RedirectKey>(), 4);
+        assert_eq!(size_of::<PortKey>(), 4);
         assert_eq!(size_of::<ExactValue>(), 24);
         assert_eq!(size_of::<RedirectTarget>(), 24);
         assert_eq!(size_of::<OrigDest>(), 20);
@@ -526,6 +554,8 @@ mod tests {
             DenyReason::SocketType,
             DenyReason::Unparsable,
             DenyReason::NotReady,
+            DenyReason::Expired,
+            DenyReason::PrivateListener,
         ] {
             assert_eq!(DenyReason::from_u8(r as u8), Some(r));
         }

@@ -128,6 +128,10 @@ pub fn egress(ctx: SkBuffContext) -> i32 {
     match parsed {
         Ok((proto, dest)) => match check(proto, &dest, At::Egress) {
             Ok(()) => ALLOW,
+            // A quarantine destroys the agent's sockets: their resets (no
+            // payload) must reach the peers, which then drop the connection
+            // instead of waiting for data that never comes.
+            Err(DenyReason::Quarantined) if proto == PROTO_TCP && is_bare_reset(&ctx) => ALLOW,
             Err(reason) => {
                 drop_packet(&ctx, proto, &dest, reason);
                 DENY
@@ -292,6 +296,47 @@ fn egress_dest(ctx: &SkBuffContext) -> Result<(u8, Dest), ()> {
         }
         _ => Err(()),
     }
+}
+
+/// Whether the packet is a TCP segment with RST set and no payload, read
+/// from the IP header's own lengths (a reset is never segmented).
+#[inline(always)]
+fn is_bare_reset(ctx: &SkBuffContext) -> bool {
+    const RST: u8 = 0x04;
+    let Ok(first) = ctx.load::<u8>(0) else {
+        return false;
+    };
+    let (l4, payload_and_tcp) = match first >> 4 {
+        4 => {
+            let Ok(hdr) = ctx.load::<[u8; 20]>(0) else {
+                return false;
+            };
+            let ihl = ((hdr[0] & 0x0f) as usize) * 4;
+            let total = u16::from_be_bytes([hdr[2], hdr[3]]) as usize;
+            if hdr[9] != PROTO_TCP || ihl < 20 || total < ihl {
+                return false;
+            }
+            (ihl, total - ihl)
+        }
+        6 => {
+            let Ok(hdr) = ctx.load::<[u8; 8]>(0) else {
+                return false;
+            };
+            if hdr[6] != PROTO_TCP {
+                return false;
+            }
+            (40, u16::from_be_bytes([hdr[4], hdr[5]]) as usize)
+        }
+        _ => return false,
+    };
+    if l4 > 60 {
+        return false;
+    }
+    let Ok(tcp) = ctx.load::<[u8; 14]>(l4) else {
+        return false;
+    };
+    let data_offset = ((tcp[12] >> 4) as usize) * 4;
+    tcp[13] & RST != 0 && data_offset >= 20 && payload_and_tcp == data_offset
 }
 
 #[inline(always)]

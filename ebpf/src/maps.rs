@@ -5,7 +5,7 @@
 use agent_sidecar_common::{
     ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
     COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, ExactValue, ORIG_DEST_CAPACITY,
-    OrigDest, REDIRECT_CAPACITY, RedirectKey, RedirectTarget, Settings, TRIE_CACHE_CAPACITY,
+    OrigDest, PRIVATE_PORT_CAPACITY, PortKey, REDIRECT_CAPACITY, RedirectKey, RedirectTarget, Settings, TRIE_CACHE_CAPACITY,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -62,3 +62,8 @@ pub static REDIRECT: HashMap<RedirectKey, RedirectTarget> = HashMap::pinned(REDI
 /// Socket cookie -> original destination of a redirected UDP socket.
 #[map]
 pub static ORIG_DEST: LruHashMap<u64, OrigDest> = LruHashMap::pinned(ORIG_DEST_CAPACITY, 0);
+
+/// The sidecar's private listener ports (admin API, metrics): refused to
+/// the agent before any allowlist map is consulted.
+#[map]
+pub static PRIVATE_PORTS: HashMap<PortKey, u32> = HashMap::pinned(PRIVATE_PORT_CAPACITY, 0);

@@ -3,12 +3,14 @@
 
 use agent_sidecar_common::{
     ALLOW_FLAG_LEARNED, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DOT_PORT,
-    DenyReason, EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS, LAST_SEEN_RESOLUTION_NS,
+    DenyReason, EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS, LAST_SEEN_RESOLUTION_NS, PortKey,
     SETTINGS_QUARANTINE, SETTINGS_READY, v4_mapped,
 };
 use aya_ebpf::{helpers::generated::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 
-use crate::maps::{ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, SETTINGS, TRIE_CACHE};
+use crate::maps::{
+    ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, PRIVATE_PORTS, SETTINGS, TRIE_CACHE,
+};
 
 const FULL_V4: u32 = KEY_FIXED_PREFIX_BITS + 32;
 const FULL_V6: u32 = KEY_FIXED_PREFIX_BITS + 128;
@@ -66,6 +68,18 @@ pub fn check(proto: u8, dest: &Dest, at: At) -> Result<(), DenyReason> {
     }
     if flags & SETTINGS_READY == 0 {
         return Err(DenyReason::NotReady);
+    }
+    // The sidecar's private listeners come before every allowlist map, so
+    // no rule, learned address or reload can open them, whatever address
+    // (loopback, local, unspecified, v4-mapped) the agent names.
+    let port = PortKey {
+        proto,
+        pad: 0,
+        port_be: dest.port_be(),
+    };
+    // SAFETY: plain-data value, only tested for presence.
+    if unsafe { PRIVATE_PORTS.get(&port) }.is_some() {
+        return Err(DenyReason::PrivateListener);
     }
     allowlisted(proto, dest, settings.epoch, at)
 }

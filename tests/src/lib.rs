@@ -145,10 +145,13 @@ impl Drop for NetNs {
 }
 
 /// A TCP listener in a namespace that counts accepted connections and
-/// records what each sent.
+/// records what each sent and how it ended.
 pub struct TcpServer {
     pub addr: SocketAddr,
     pub accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// How each connection ended, in the order of `accepted`: `eof` (the
+    /// peer closed), `reset` (the peer reset it) or `idle` (the timeout).
+    pub ends: Arc<Mutex<Vec<&'static str>>>,
 }
 
 impl TcpServer {
@@ -163,20 +166,48 @@ impl TcpServer {
         let addr: SocketAddr = addr.parse().expect("addr");
         let listener = in_ns(ns, move || TcpListener::bind(addr).expect("bind tcp"));
         let accepted = Arc::new(Mutex::new(Vec::new()));
-        let log = accepted.clone();
+        let ends = Arc::new(Mutex::new(Vec::new()));
+        let (log, end_log) = (accepted.clone(), ends.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let log = log.clone();
+                let (log, end_log) = (log.clone(), end_log.clone());
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let _ = stream.set_read_timeout(Some(idle));
                     let mut buf = Vec::new();
-                    let _ = stream.read_to_end(&mut buf);
-                    log.lock().unwrap().push(buf);
+                    let end = match stream.read_to_end(&mut buf) {
+                        Ok(_) => "eof",
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset",
+                        Err(_) => "idle",
+                    };
+                    // One lock order: bytes, then the end.
+                    let mut log = log.lock().unwrap();
+                    log.push(buf);
+                    end_log.lock().unwrap().push(end);
                 });
             }
         });
-        TcpServer { addr, accepted }
+        TcpServer {
+            addr,
+            accepted,
+            ends,
+        }
+    }
+
+    /// Waits up to `limit` until `n` connections have ended; returns what
+    /// each sent and how it ended.
+    pub fn wait_ended(&self, n: usize, limit: Duration) -> Vec<(Vec<u8>, &'static str)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            {
+                let log = self.accepted.lock().unwrap();
+                let ends = self.ends.lock().unwrap();
+                if log.len() >= n || Instant::now() > deadline {
+                    return log.iter().cloned().zip(ends.iter().copied()).collect();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Connections accepted so far (waits briefly for in-flight ones).
@@ -347,10 +378,17 @@ pub fn allowlist(rules: &[&str]) -> Allowlist {
 
 impl Agent {
     pub fn start(rules: &[&str]) -> Self {
+        Self::start_with_private(rules, &[])
+    }
+
+    /// An agent whose kernel also refuses the ports of `private`, the
+    /// sidecar's own listeners.
+    pub fn start_with_private(rules: &[&str], private: &[SocketAddr]) -> Self {
         let id = unique("agent");
         let state_dir = std::env::temp_dir().join(unique("ast-state"));
         let mut config = EnforcerConfig::new(&id);
         config.state_dir = state_dir.clone();
+        config.private_listeners = private.to_vec();
         let mut enforcer =
             Enforcer::start(&config, &allowlist(rules)).unwrap_or_else(|e| panic!("enforcer: {e}"));
         let events = enforcer.take_events().expect("events");

@@ -134,7 +134,8 @@ impl World {
             &[("crm.tools.test", TOOLS), ("billing.tools.test", BILLING)],
             60,
         );
-        let control = TcpServer::start(&ns, CONTROL);
+        // Held connections end by the agent's close or a reset, not idling.
+        let control = TcpServer::with_idle_timeout(&ns, CONTROL, Duration::from_secs(20));
         let upstream_ca = ca.ca_file();
         let dir = std::env::temp_dir().join(unique("gateway-e2e"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -748,6 +749,118 @@ fn tier_4_alerts_the_soc_and_quarantines_the_agent_in_the_kernel() {
         1,
         "only the connect before the quarantine got through"
     );
+}
+
+#[test]
+fn tier_4_quarantine_resets_the_agents_open_connections() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    // The agent runs unprivileged: its own flag file lives in /tmp.
+    let go = std::env::temp_dir().join(unique("go"));
+    let (host, port) = CONTROL.rsplit_once(':').unwrap();
+    let hold = format!(
+        "/usr/bin/python3 -c 'import socket,os,time\ns=socket.create_connection((\"{host}\",{port}),timeout=3)\nprint(\"held\",flush=True)\nwhile not os.path.exists(\"{go}\"): time.sleep(0.01)\ntry:\n  s.sendall(b\"after-halt\"); time.sleep(0.3); s.sendall(b\"more\"); print(\"sent\")\nexcept OSError as e:\n  print(\"errno\", e.errno)'",
+        go = go.display()
+    );
+    let script = format!(
+        "{hold} &\nsleep 0.5\n{}\ntouch {}\nwait",
+        client("export_customers", &json!({"limit": 100000}), &[]),
+        go.display()
+    );
+    let out = w.run(&[], &script);
+    let (stdout, stderr) = text(&out);
+    assert!(stdout.contains("held"), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("\"reason\": \"tier_4_halt\"") || stdout.contains("tier_4_halt"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("sent"),
+        "a write after the quarantine must fail: {stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("quarantine: the agent's open sockets were destroyed"),
+        "{stderr}"
+    );
+    // The agent exited and enforcement is gone: still nothing arrives.
+    std::thread::sleep(Duration::from_secs(2));
+    let ended = w.control.wait_ended(1, Duration::from_secs(3));
+    assert_eq!(
+        ended,
+        vec![(Vec::new(), "reset")],
+        "the peer saw a reset and no byte written after the halt"
+    );
+    let _ = std::fs::remove_file(go);
+}
+
+#[test]
+fn the_agent_reaches_the_admin_api_through_no_rule_or_spelling() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let port = ADMIN.rsplit_once(':').unwrap().1;
+    // Rules that would open the admin API are refused before the agent runs.
+    for extra in [
+        &[
+            "--static-host",
+            "admin.tools.test=127.0.0.1",
+            "--allow",
+            &format!("admin.tools.test:{port}"),
+        ][..],
+        &[
+            "--static-host",
+            "admin.tools.test=127.0.0.1",
+            "--allow",
+            "admin.tools.test",
+        ][..],
+        &["--allow", "127.0.0.0/8"][..],
+        &["--allow", &format!("[::ffff:127.0.0.1]:{port}")][..],
+    ] {
+        let out = w.command(extra, "echo agent-ran").output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "{extra:?}: {stdout}\n{stderr}"
+        );
+        assert!(
+            stderr.contains("the sidecar's admin API") && stderr.contains("--admin-listen"),
+            "{extra:?}: {stderr}"
+        );
+        assert!(!stdout.contains("agent-ran"));
+    }
+    // Every address spelling of the admin port is refused in the kernel.
+    let spellings = [
+        "127.0.0.1",
+        "127.0.0.2",
+        "0.0.0.0",
+        "198.51.100.9",
+        "::1",
+        "::ffff:127.0.0.1",
+        "::",
+    ];
+    let lines: Vec<String> = spellings
+        .iter()
+        .map(|h| {
+            format!(
+                "/usr/bin/python3 -c 'import socket\nfam=socket.AF_INET6 if \":\" in \"{h}\" else socket.AF_INET\ns=socket.socket(fam)\ns.settimeout(3)\ntry:\n  s.connect((\"{h}\",{port})); print(\"connected {h}\")\nexcept OSError as e:\n  print(\"errno\", e.errno, \"{h}\")'"
+            )
+        })
+        .collect();
+    let out = w.run(&[], &lines.join("\n"));
+    let (stdout, stderr) = text(&out);
+    for h in spellings {
+        assert!(
+            stdout.contains(&format!("errno 1 {h}\n")),
+            "{h} must be refused with EPERM: {stdout}\n{stderr}"
+        );
+    }
+    assert!(!stdout.contains("connected"), "{stdout}");
 }
 
 #[test]

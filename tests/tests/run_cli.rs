@@ -327,7 +327,7 @@ fn metrics_signals_and_keep_pinned_state() {
         .unwrap();
     // The operator reads the metrics; the agent itself could not reach them.
     let mut metrics = String::new();
-    wait_for("two denials in /metrics", || {
+    wait_for("both denials in /metrics", || {
         let out = command_in(
             &ns,
             None,
@@ -337,10 +337,13 @@ fn metrics_signals_and_keep_pinned_state() {
         .output()
         .unwrap();
         metrics = text(&out.stdout);
-        metrics.contains(&format!(
-            "agent_sidecar_egress_denied_total{{agent_id=\"{}\",hook=\"connect4\",protocol=\"tcp\",reason=\"not_allowlisted\"}} 2",
-            run.agent_id
-        ))
+        // The metrics listener's own port is refused as a private listener.
+        ["not_allowlisted", "private_listener"].iter().all(|reason| {
+            metrics.contains(&format!(
+                "agent_sidecar_egress_denied_total{{agent_id=\"{}\",hook=\"connect4\",protocol=\"tcp\",reason=\"{reason}\"}} 1",
+                run.agent_id
+            ))
+        })
     });
     assert!(
         metrics.contains("agent_sidecar_kernel_decisions_total"),

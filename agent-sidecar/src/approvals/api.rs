@@ -6,10 +6,12 @@
 //! - `POST /v1/approvals/{id}/approve` and `/deny` with
 //!   `{"approver": "...", "reason": "..."}`
 //!
-//! Every request needs `Authorization: Bearer <token>`. Errors are
-//! `{"error": code, "message": ...}`.
+//! Every request needs `Authorization: Bearer <token>`. A peer that keeps
+//! failing to authenticate must wait, doubling, before its next request is
+//! looked at (`429` with `Retry-After`, see [`super::throttle`]). Errors
+//! are `{"error": code, "message": ...}`.
 
-use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc};
+use std::{convert::Infallible, future::Future, net::IpAddr, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -28,6 +30,7 @@ use super::{
     error::ApprovalError,
     model::ApprovalId,
     store::ApprovalStore,
+    throttle::{AuthThrottle, ThrottleConfig},
     wire::{DecisionBody, ErrorBody, ListBody, MAX_BODY},
 };
 
@@ -67,9 +70,13 @@ pub async fn serve_with(
     extra: Option<Arc<dyn AdminRoutes>>,
 ) {
     let token = Arc::new(token);
+    let throttle = Arc::new(AuthThrottle::new(
+        ThrottleConfig::default(),
+        store.metrics(),
+    ));
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok((stream, peer)) => (stream, peer.ip()),
             Err(e) => {
                 tracing::warn!(error = %e, "approvals API: accept failed");
                 continue;
@@ -78,13 +85,18 @@ pub async fn serve_with(
         let store = store.clone();
         let token = token.clone();
         let extra = extra.clone();
+        let throttle = throttle.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let store = store.clone();
                 let token = token.clone();
                 let extra = extra.clone();
+                let throttle = throttle.clone();
                 async move {
-                    Ok::<_, Infallible>(handle_with(req, &store, &token, extra.as_deref()).await)
+                    let gate = Some((&*throttle, peer));
+                    Ok::<_, Infallible>(
+                        handle_with(req, &store, &token, extra.as_deref(), gate).await,
+                    )
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -150,21 +162,46 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    handle_with(req, store, token, None).await
+    handle_with(req, store, token, None, None).await
 }
 
 /// Answers one request, trying `extra` for paths outside `/v1/approvals`.
+/// `gate` throttles the peer's failed authentications.
 async fn handle_with<B>(
     req: Request<B>,
     store: &ApprovalStore,
     token: &BearerToken,
     extra: Option<&dyn AdminRoutes>,
+    gate: Option<(&AuthThrottle, IpAddr)>,
 ) -> Response<Full<Bytes>>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    if !token.authorizes(req.headers().get(header::AUTHORIZATION)) {
+    if let Some((throttle, peer)) = gate
+        && let Err(wait) = throttle.admit(peer)
+    {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut resp = error_response(&ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!(
+                "too many failed authentications from this address; retry in {secs} s with the right bearer token"
+            ),
+        ));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        return resp;
+    }
+    let authorized = token.authorizes(req.headers().get(header::AUTHORIZATION));
+    if let Some((throttle, peer)) = gate {
+        if authorized {
+            throttle.succeeded(peer);
+        } else {
+            throttle.failed(peer);
+        }
+    }
+    if !authorized {
         let mut resp = error_response(&ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

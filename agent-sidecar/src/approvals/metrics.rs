@@ -1,7 +1,7 @@
 //! Prometheus metrics of tier-3 approvals, registered on the registry the
 //! sidecar passes in.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::model::{Outcome, PendingApproval};
 
@@ -13,6 +13,8 @@ pub struct ApprovalMetrics {
     refused: IntCounterVec,
     pending: IntGauge,
     wait: Histogram,
+    auth_failures: IntCounter,
+    auth_throttled: IntCounter,
 }
 
 impl ApprovalMetrics {
@@ -45,16 +47,39 @@ impl ApprovalMetrics {
                 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
             ]),
         )?;
+        let auth_failures = IntCounter::new(
+            "agent_sidecar_admin_auth_failures_total",
+            "Admin API requests with a missing or wrong bearer token.",
+        )?;
+        let auth_throttled = IntCounter::new(
+            "agent_sidecar_admin_auth_throttled_total",
+            "Admin API requests refused with 429 because their peer failed to \
+             authenticate too often (the token was not checked).",
+        )?;
         registry.register(Box::new(total.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(pending.clone()))?;
         registry.register(Box::new(wait.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(auth_throttled.clone()))?;
         Ok(ApprovalMetrics {
             total,
             refused,
             pending,
             wait,
+            auth_failures,
+            auth_throttled,
         })
+    }
+
+    /// Counts a failed admin authentication.
+    pub(super) fn auth_failed(&self) {
+        self.auth_failures.inc();
+    }
+
+    /// Counts a request refused by the authentication throttle.
+    pub(super) fn auth_throttled(&self) {
+        self.auth_throttled.inc();
     }
 
     /// Counts a decision and observes how long the action was held.

@@ -9,6 +9,7 @@
 //! - [`ApprovalStore`]: request / wait / approve / deny / expire /
 //!   claim-forward, over the journal;
 //! - [`api`]: the admin HTTP API with bearer-token auth ([`BearerToken`]);
+//! - [`throttle`]: per-peer backoff of failed admin authentications;
 //! - [`ApprovalsClient`]: a client of that API for the CLI;
 //! - [`Notifier`] and [`WebhookNotifier`]; [`ApprovalMetrics`].
 
@@ -24,6 +25,7 @@ mod metrics;
 pub mod model;
 mod notify;
 mod store;
+pub mod throttle;
 mod webhook;
 mod wire;
 

@@ -81,6 +81,16 @@ impl Inner {
 }
 
 impl ApprovalStore {
+    /// The metrics the store counts into, if any.
+    pub(super) fn metrics(&self) -> Option<ApprovalMetrics> {
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .metrics
+            .clone()
+    }
+
     /// Opens the store in `dir` with default options.
     pub async fn open(dir: impl Into<PathBuf>) -> Result<(Self, ReplayReport), ApprovalError> {
         Self::open_with(dir, StoreOptions::default()).await

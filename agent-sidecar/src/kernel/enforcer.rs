@@ -1,10 +1,10 @@
 //! Loads, attaches, pins, updates and removes one agent's enforcement.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use agent_sidecar_common::{
-    Counter, EndpointKey, RedirectKey, RedirectTarget, SETTINGS_INTERCEPT, SETTINGS_QUARANTINE,
-    SETTINGS_READY, Settings, map_names, program_names, v4_mapped,
+    Counter, EndpointKey, PROTO_TCP, PortKey, RedirectKey, RedirectTarget, SETTINGS_INTERCEPT,
+    SETTINGS_QUARANTINE, SETTINGS_READY, Settings, map_names, program_names, v4_mapped,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -23,6 +23,7 @@ use super::{
     lsm_guard, object,
     pins::{OwnerLock, PinLayout, PinnedState},
     preflight,
+    sockets::{self, NetnsSet},
 };
 use crate::egress::Allowlist;
 
@@ -38,6 +39,10 @@ pub struct EnforcerConfig {
     /// Attach to this existing cgroup v2 directory instead of creating
     /// `<cgroup2>/agent-sidecar/<agent id>` (e.g. a pod's cgroup).
     pub cgroup: Option<PathBuf>,
+    /// The sidecar's private listeners (admin API, metrics): the kernel
+    /// refuses every TCP connect and packet of the agent to their ports,
+    /// whatever the address and whatever the allowlist says.
+    pub private_listeners: Vec<SocketAddr>,
 }
 
 impl EnforcerConfig {
@@ -48,6 +53,7 @@ impl EnforcerConfig {
             bpffs: preflight::DEFAULT_BPFFS.into(),
             state_dir: super::pins::DEFAULT_STATE_DIR.into(),
             cgroup: None,
+            private_listeners: Vec::new(),
         }
     }
 }
@@ -105,8 +111,15 @@ pub struct Enforcer {
     lsm_guard: bool,
     /// Whether `cgroup` was created for this agent (and is removed with it).
     owns_cgroup: bool,
+    /// The network namespaces the agent's processes were seen in.
+    netns: NetnsSet,
     _lock: OwnerLock,
 }
+
+/// How long the teardown lets the agent's orphaned TCP sockets deliver what
+/// they still hold to allowed peers (the hooks are still attached) before
+/// they are destroyed.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
 impl Enforcer {
     /// Checks the host, creates (or adopts) the agent's cgroup, loads the
@@ -144,7 +157,13 @@ impl Enforcer {
         let dir = layout.generation_dir(generation);
         PinLayout::create_private_dir(&dir)?;
 
-        let attached = Self::load_and_attach(&layout, generation, &cgroup, &entries);
+        let attached = Self::load_and_attach(
+            &layout,
+            generation,
+            &cgroup,
+            &entries,
+            &config.private_listeners,
+        );
         let (allowlist_maps, settings, redirects, counters, events, logger, lsm_guard) =
             match attached {
                 Ok(parts) => parts,
@@ -194,6 +213,7 @@ impl Enforcer {
             logger,
             lsm_guard,
             owns_cgroup: config.cgroup.is_none(),
+            netns: NetnsSet::own()?,
             _lock: lock,
         })
     }
@@ -204,6 +224,7 @@ impl Enforcer {
         generation: u64,
         cgroup: &AgentCgroup,
         entries: &Entries,
+        private_listeners: &[SocketAddr],
     ) -> Result<
         (
             AllowlistMaps,
@@ -250,6 +271,19 @@ impl Enforcer {
             .map_err(|e| KernelError::bpf(map_names::COUNTERS, "opening map", &e))?;
         let events = RingBuf::try_from(take(map_names::EVENTS)?)
             .map_err(|e| KernelError::bpf(map_names::EVENTS, "opening map", &e))?;
+        let mut private: BpfHashMap<MapData, PortKey, u32> =
+            BpfHashMap::try_from(take(map_names::PRIVATE_PORTS)?)
+                .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORTS, "opening map", &e))?;
+        for listener in private_listeners {
+            let key = PortKey {
+                proto: PROTO_TCP,
+                pad: 0,
+                port_be: listener.port().to_be(),
+            };
+            private
+                .insert(key, 1, 0)
+                .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORTS, "writing map", &e))?;
+        }
         settings
             .set(0, READY, 0)
             .map_err(|e| KernelError::bpf(map_names::SETTINGS, "writing map", &e))?;
@@ -413,8 +447,29 @@ impl Enforcer {
         })
     }
 
-    /// Switches quarantine (deny everything) on or off.
+    /// Switches quarantine (deny everything) on or off. Switching it on
+    /// first refuses every new connect and packet, then destroys every TCP
+    /// and UDP socket of the agent's cgroup (TCP peers get a reset; data the
+    /// agent queued is dropped), so nothing it wrote into an established
+    /// connection can leave later.
     pub fn set_quarantine(&mut self, on: bool) -> Result<(), KernelError> {
+        self.set_quarantine_flag(on)?;
+        if on {
+            let report = self.destroy_sockets()?;
+            info!(
+                cgroup = %self.cgroup.path().display(),
+                destroyed = report.destroyed,
+                "quarantine: the agent's open sockets were destroyed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Switches only the quarantine flag: every new connect and packet of
+    /// the agent is refused (on) or decided by the allowlist again (off).
+    /// Established sockets stay until [`Enforcer::destroy_sockets`]; their
+    /// packets are dropped meanwhile.
+    pub fn set_quarantine_flag(&mut self, on: bool) -> Result<(), KernelError> {
         let flags = (self.current.flags & !SETTINGS_QUARANTINE)
             | SETTINGS_READY
             | if on { SETTINGS_QUARANTINE } else { 0 };
@@ -422,6 +477,24 @@ impl Enforcer {
             flags,
             ..self.current
         })
+    }
+
+    /// Whether the quarantine is on.
+    pub fn quarantined(&self) -> bool {
+        self.current.flags & SETTINGS_QUARANTINE != 0
+    }
+
+    /// Destroys every TCP and UDP socket of the agent's cgroup, in every
+    /// network namespace its processes were seen in.
+    pub fn destroy_sockets(&mut self) -> Result<sockets::DestroyReport, KernelError> {
+        self.netns.add_pids(&self.cgroup.pids()?);
+        sockets::destroy_all(self.cgroup.id()?, &self.netns)
+    }
+
+    /// The TCP and UDP sockets of the agent's cgroup.
+    pub fn sockets(&mut self) -> Result<Vec<sockets::AgentSocket>, KernelError> {
+        self.netns.add_pids(&self.cgroup.pids()?);
+        sockets::list(self.cgroup.id()?, &self.netns)
     }
 
     /// Takes the deny-event ring buffer (once).
@@ -451,30 +524,41 @@ impl Enforcer {
     }
 
     /// Kills whatever is left in the cgroup (if this enforcer created it),
-    /// detaches and unpins everything, removes that cgroup and the state
-    /// file. Processes are killed *before* the programs are detached, so
-    /// nothing runs unenforced.
+    /// destroys its remaining sockets, detaches and unpins everything,
+    /// removes that cgroup and the state file. Processes are killed and
+    /// their sockets destroyed *before* the programs are detached, so
+    /// nothing runs or sends unenforced: data the hooks held back (a
+    /// quarantine, a revoked rule) is never retransmitted after the detach.
     pub fn teardown(self) -> Result<(), KernelError> {
+        let drain = !self.quarantined();
         let Self {
             layout,
             cgroup,
             events,
             logger,
             owns_cgroup,
+            mut netns,
             ..
         } = self;
         drop((events, logger));
-        remove_pinned(&layout, owns_cgroup.then_some(cgroup))?;
+        remove_pinned(&layout, owns_cgroup.then_some(cgroup), &mut netns, drain)?;
         let _ = std::fs::remove_file(layout.lock_path());
         Ok(())
     }
 }
 
-/// Kills the processes in `owned`, unpins every generation, then removes
-/// `owned` and the state file.
-fn remove_pinned(layout: &PinLayout, owned: Option<AgentCgroup>) -> Result<(), KernelError> {
+/// Kills the processes in `owned` and destroys its sockets (after letting
+/// them deliver to allowed peers for up to [`DRAIN_LIMIT`] when `drain`),
+/// unpins every generation, then removes `owned` and the state file. A
+/// failure leaves the enforcement pinned (fail closed).
+fn remove_pinned(
+    layout: &PinLayout,
+    owned: Option<AgentCgroup>,
+    netns: &mut NetnsSet,
+    drain: bool,
+) -> Result<(), KernelError> {
     if let Some(cgroup) = &owned {
-        cgroup.kill_all(Duration::from_secs(5))?;
+        kill_and_destroy(cgroup, netns, drain)?;
     }
     for generation in layout.generations() {
         layout.remove_generation(generation)?;
@@ -484,6 +568,37 @@ fn remove_pinned(layout: &PinLayout, owned: Option<AgentCgroup>) -> Result<(), K
         cgroup.remove()?;
     }
     let _ = std::fs::remove_file(layout.state_path());
+    Ok(())
+}
+
+/// Kills every process of `cgroup`, then destroys the sockets they leave
+/// behind (orphaned TCP sockets still holding data included).
+fn kill_and_destroy(
+    cgroup: &AgentCgroup,
+    netns: &mut NetnsSet,
+    drain: bool,
+) -> Result<(), KernelError> {
+    netns.add_pids(&cgroup.pids()?);
+    cgroup.kill_all(Duration::from_secs(5))?;
+    let id = cgroup.id()?;
+    if drain {
+        let unsent = sockets::drain(id, netns, DRAIN_LIMIT)?;
+        if unsent > 0 {
+            warn!(
+                cgroup = %cgroup.path().display(),
+                unsent_bytes = unsent,
+                "the agent's sockets still held undelivered data at exit; destroying them"
+            );
+        }
+    }
+    let report = sockets::destroy_all(id, netns)?;
+    if report.destroyed > 0 {
+        info!(
+            cgroup = %cgroup.path().display(),
+            destroyed = report.destroyed,
+            "destroyed the sockets the agent left behind before removing enforcement"
+        );
+    }
     Ok(())
 }
 
@@ -558,15 +673,16 @@ pub fn teardown_agent(config: &EnforcerConfig) -> Result<PinnedState, KernelErro
             .is_some_and(|d| d.ends_with(super::cgroup::PARENT))
     };
     let mut owned = None;
+    let mut netns = NetnsSet::own()?;
     if let Some(path) = cgroup_path.filter(|p| p.exists()) {
         let cgroup = AgentCgroup::open(path.clone())?;
         if ours(&path) {
             owned = Some(cgroup);
         } else {
-            cgroup.kill_all(Duration::from_secs(5))?;
+            kill_and_destroy(&cgroup, &mut netns, true)?;
         }
     }
-    remove_pinned(&layout, owned)?;
+    remove_pinned(&layout, owned, &mut netns, true)?;
     Ok(state.unwrap_or(PinnedState {
         agent_id: config.agent_id.clone(),
         generation: 0,

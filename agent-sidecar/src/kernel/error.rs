@@ -83,6 +83,18 @@ pub enum KernelError {
     /// No pinned state exists for the agent.
     #[error("no pinned enforcement state for agent `{0}`")]
     NoState(String),
+    /// The agent's sockets could not be listed or destroyed.
+    #[error(
+        "socket diagnostics ({action}): {detail}; destroying the agent's sockets needs \
+         CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, \
+         CONFIG_INET_UDP_DIAG and CONFIG_INET_DIAG_DESTROY"
+    )]
+    SocketDiag {
+        /// What was being done.
+        action: &'static str,
+        /// Kernel error text.
+        detail: String,
+    },
     /// A filesystem operation failed.
     #[error("{action} {path}: {source}")]
     Io {

@@ -14,6 +14,7 @@ mod lsm_guard;
 pub mod object;
 pub mod pins;
 pub mod preflight;
+pub mod sockets;
 
 pub use enforcer::{Enforcer, EnforcerConfig, KernelCounters, teardown_agent};
 pub use error::KernelError;

@@ -9,7 +9,7 @@ use std::{
 };
 
 use tokio::{net::TcpListener, task::JoinHandle};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::RunError;
 use crate::{
@@ -120,12 +120,19 @@ pub(crate) fn load_policy(
     })
 }
 
-/// Quarantine through the kernel: the agent's allowlist becomes deny-all.
-/// Holds the enforcer weakly, so that it never delays the teardown.
+/// Quarantine through the kernel: the agent's allowlist becomes deny-all,
+/// then its open sockets are destroyed. Holds the enforcer weakly, so that
+/// it never delays the teardown.
 struct KernelQuarantine(Weak<Mutex<Enforcer>>);
 
+/// Time between the quarantine flag and the destruction of the agent's
+/// sockets: the refusal that caused the quarantine, already handed to the
+/// agent's connection, lands in the agent's receive queue meanwhile (every
+/// packet the agent sends is already dropped, so nothing leaves).
+const SOCKET_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl KernelQuarantine {
-    fn set(&self, on: bool) -> Result<(), String> {
+    fn set_flag(&self, on: bool) -> Result<(), String> {
         let enforcer = self
             .0
             .upgrade()
@@ -133,7 +140,39 @@ impl KernelQuarantine {
         let mut guard = enforcer
             .lock()
             .map_err(|_| "enforcer lock poisoned".to_string())?;
-        guard.set_quarantine(on).map_err(|e| e.to_string())
+        guard.set_quarantine_flag(on).map_err(|e| e.to_string())
+    }
+}
+
+/// Destroys the agent's sockets after [`SOCKET_SETTLE`], if the quarantine
+/// is still on (the teardown destroys them anyway).
+fn destroy_sockets_soon(enforcer: Weak<Mutex<Enforcer>>) {
+    let spawned = std::thread::Builder::new()
+        .name("quarantine".into())
+        .spawn(move || {
+            std::thread::sleep(SOCKET_SETTLE);
+            let Some(enforcer) = enforcer.upgrade() else {
+                return;
+            };
+            let Ok(mut guard) = enforcer.lock() else {
+                return;
+            };
+            if !guard.quarantined() {
+                return;
+            }
+            match guard.destroy_sockets() {
+                Ok(report) => info!(
+                    destroyed = report.destroyed,
+                    "quarantine: the agent's open sockets were destroyed"
+                ),
+                Err(e) => error!(
+                    error = %e,
+                    "quarantine: the agent's open sockets could not all be destroyed; their packets stay dropped"
+                ),
+            }
+        });
+    if let Err(e) = spawned {
+        error!(error = %e, "quarantine: cannot start destroying the agent's sockets; their packets stay dropped");
     }
 }
 
@@ -141,13 +180,15 @@ impl Quarantine for KernelQuarantine {
     fn quarantine(&self, reason: &str) -> Result<(), String> {
         warn!(
             reason,
-            "quarantining the agent: every egress is denied in the kernel"
+            "quarantining the agent: every egress is denied in the kernel and its open connections are cut"
         );
-        self.set(true)
+        self.set_flag(true)?;
+        destroy_sockets_soon(self.0.clone());
+        Ok(())
     }
 
     fn release(&self) -> Result<(), String> {
-        self.set(false)
+        self.set_flag(false)
     }
 }
 
@@ -334,33 +375,9 @@ fn make_traversable(dir: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Refuses an admin listener the agent's address allowlist would let it
-/// reach: the kernel must keep the agent out of the admin API.
-pub(crate) fn check_admin_unreachable(
-    admin: Option<SocketAddr>,
-    allowlist: &Allowlist,
-) -> Result<(), RunError> {
-    let Some(addr) = admin else { return Ok(()) };
-    for rule in allowlist.rules() {
-        let t = rule.target;
-        // On an unspecified address the admin API listens on every local
-        // address, which any rule could name: only the port can tell.
-        let ip_match = addr.ip().is_unspecified() || t.net.contains(&addr.ip());
-        let port_match = t.port.is_none_or(|p| p == addr.port() || addr.port() == 0);
-        if ip_match && port_match {
-            return Err(err(format!(
-                "the admin API at {addr} would be reachable by the agent through allow rule `{}` ({}); bind it elsewhere or narrow the rule",
-                t, rule.source
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::{EgressRule, Protocols, RuleSource};
 
     #[test]
     fn only_the_state_dir_is_made_searchable() {
@@ -386,18 +403,6 @@ mod tests {
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
         make_traversable(&agent).expect("searchable ancestors");
         let _ = std::fs::remove_dir_all(&root);
-    }
-
-    fn list(targets: &[&str]) -> Allowlist {
-        let mut l = Allowlist::new();
-        for (i, t) in targets.iter().enumerate() {
-            l.push(EgressRule {
-                target: t.parse().unwrap(),
-                protocols: Protocols::Any,
-                source: RuleSource::Flag(i + 1),
-            });
-        }
-        l
     }
 
     fn options(dir: &Path) -> GatewayOptions {
@@ -441,24 +446,5 @@ mod tests {
         let names: Vec<String> = p.names.rules().iter().map(|r| r.to_string()).collect();
         assert_eq!(names, ["api.llm.example:443", "erp.example.test:443"]);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn an_admin_listener_the_agent_could_reach_is_refused() {
-        let admin: SocketAddr = "127.0.0.1:9901".parse().unwrap();
-        assert!(check_admin_unreachable(Some(admin), &list(&["10.0.0.0/8"])).is_ok());
-        assert!(check_admin_unreachable(Some(admin), &list(&["127.0.0.1:9902"])).is_ok());
-        assert!(check_admin_unreachable(None, &list(&["0.0.0.0/0"])).is_ok());
-        for wide in ["127.0.0.0/8", "127.0.0.1:9901", "0.0.0.0/0"] {
-            let e = check_admin_unreachable(Some(admin), &list(&[wide])).unwrap_err();
-            assert!(
-                e.to_string().contains("would be reachable by the agent"),
-                "{wide}: {e}"
-            );
-        }
-        let any: SocketAddr = "0.0.0.0:9901".parse().unwrap();
-        assert!(check_admin_unreachable(Some(any), &list(&["192.0.2.7:9901"])).is_err());
-        assert!(check_admin_unreachable(Some(any), &list(&["10.0.0.0/8"])).is_err());
-        assert!(check_admin_unreachable(Some(any), &list(&["10.0.0.0/8:443"])).is_ok());
     }
 }

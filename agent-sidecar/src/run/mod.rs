@@ -11,6 +11,7 @@ pub mod allow;
 pub mod child;
 mod gateway;
 pub mod names;
+pub mod private_listeners;
 mod resolve;
 pub mod signals;
 pub mod user;
@@ -33,6 +34,7 @@ use crate::{
 pub use allow::AllowArg;
 pub use gateway::GatewayOptions;
 use names::{NameServices, NamesConfig};
+use private_listeners::PrivateListener;
 pub use user::{NOBODY, UserError, UserSpec};
 
 /// Exit code when `run` itself fails before the command starts.
@@ -127,6 +129,9 @@ pub enum RunError {
     /// The tool gateway could not start.
     #[error("tool gateway: {0}")]
     Gateway(String),
+    /// A rule would let the agent reach one of the sidecar's own listeners.
+    #[error("{0}")]
+    PrivateListener(String),
 }
 
 impl RunError {
@@ -252,7 +257,6 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         }
     }
     let admin_addr = opts.gateway.as_ref().and_then(|g| g.admin_listen);
-    gateway::check_admin_unreachable(admin_addr, &allowlist)?;
     let user = match opts.user {
         Some(u) => u,
         None if nix::unistd::geteuid().is_root() => NOBODY,
@@ -287,11 +291,25 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         ),
         None => None,
     };
+    let mut private = Vec::new();
+    for (listener, what, flag) in [
+        (admin_listener.as_ref(), "metrics", "--metrics-listen"),
+        (gateway_admin.as_ref(), "admin API", "--admin-listen"),
+    ] {
+        if let Some(l) = listener {
+            let addr = l
+                .local_addr()
+                .map_err(|e| RunError::Io("reading a listener address", e))?;
+            private.push(PrivateListener { what, addr, flag });
+        }
+    }
+    private_listeners::check(&private, &allowlist, &names, &opts.names.static_hosts)?;
     let config = EnforcerConfig {
         agent_id: agent_id.clone(),
         bpffs: opts.bpffs.clone(),
         state_dir: opts.state_dir.clone(),
         cgroup: None,
+        private_listeners: private.iter().map(|l| l.addr).collect(),
     };
     let mut enforcer = Enforcer::start(&config, &allowlist)?;
     metrics.set_allowlist_entries(&agent_id, enforcer.allowlist_entries());
@@ -353,6 +371,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             grace: Duration::from_secs(60),
             idle: Duration::from_secs(120),
             proxy_env: opts.names.proxy_env,
+            private_listeners: private.clone(),
         };
         let gateway = match (opts.gateway.clone(), gateway_policy) {
             (Some(options), Some(policy)) => Some(names::GatewayStart {
@@ -456,11 +475,21 @@ async fn finish(
         skb_dropped = counters.skb_dropped,
         "kernel enforcement summary"
     );
-    let enforcer = match Arc::try_unwrap(enforcer) {
-        Ok(m) => m.into_inner().expect("enforcer lock"),
-        Err(_) => {
-            warn!(agent_id, "enforcement still referenced; leaving it pinned");
-            return Ok(());
+    // Helpers hold the enforcer weakly and upgrade it for a moment (a
+    // learned address, a quarantine): wait for them briefly.
+    let mut enforcer = enforcer;
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let enforcer = loop {
+        match Arc::try_unwrap(enforcer) {
+            Ok(m) => break m.into_inner().expect("enforcer lock"),
+            Err(shared) if std::time::Instant::now() < deadline => {
+                enforcer = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => {
+                warn!(agent_id, "enforcement still referenced; leaving it pinned");
+                return Ok(());
+            }
         }
     };
     if keep_pinned {

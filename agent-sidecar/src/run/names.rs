@@ -52,6 +52,9 @@ pub struct NamesConfig {
     pub idle: Duration,
     /// Whether to set `HTTP_PROXY`/`HTTPS_PROXY` for the agent.
     pub proxy_env: bool,
+    /// The sidecar's private listeners: the proxies never connect to their
+    /// ports for the agent.
+    pub private_listeners: Vec<super::private_listeners::PrivateListener>,
 }
 
 /// What the tool gateway needs to start next to the proxies.
@@ -126,8 +129,12 @@ impl NameServices {
             ..ProxyConfig::default()
         };
         let resolver: Arc<dyn Resolve> = Arc::new(DnsResolve::new(dns.resolver().clone()));
-        let mut ctx = ProxyContext::new(Arc::new(AllowlistPolicy { names }), resolver.clone())
-            .with_config(proxy_config);
+        let policy = AllowlistPolicy {
+            names,
+            private: config.private_listeners.clone(),
+        };
+        let mut ctx =
+            ProxyContext::new(Arc::new(policy), resolver.clone()).with_config(proxy_config);
         let gateway = match gateway {
             Some(g) => {
                 let services = super::gateway::start(
@@ -268,10 +275,19 @@ fn split_families(addrs: &[SocketAddr]) -> Result<(SocketAddrV4, SocketAddrV6), 
 /// The proxy's name decisions, from the agent's name allowlist.
 struct AllowlistPolicy {
     names: NameAllowlist,
+    private: Vec<super::private_listeners::PrivateListener>,
 }
 
 impl NamePolicy for AllowlistPolicy {
     fn decide(&self, host: &str, port: u16) -> Result<Allowed, Refusal> {
+        if super::private_listeners::is_private_port(&self.private, port) {
+            return Err(Refusal::new(
+                "private_listener",
+                format!(
+                    "port {port} is one of the sidecar's own listeners; the agent never reaches it"
+                ),
+            ));
+        }
         match self.names.find_port(host, port, PROTO_TCP) {
             Some(rule) => Ok(Allowed::new(describe(rule))),
             None => Err(Refusal::new(

@@ -7,7 +7,8 @@
 //! ```text
 //! egress-probe tcp ADDR                 connect() (v4 or v6 socket by ADDR)
 //! egress-probe tcp-mapped IPV4:PORT     connect() from an AF_INET6 socket to ::ffff:IPV4
-//! egress-probe tcp-hold ADDR FILE MSG  connect(), wait for FILE, send MSG
+//! egress-probe tcp-hold ADDR FILE MSG  connect(), wait for FILE, send MSG (reports the send)
+//! egress-probe udp-hold ADDR FILE MSG  connect() a UDP socket, wait for FILE, send MSG
 //! egress-probe tfo ADDR                 sendto(MSG_FASTOPEN) on a TCP socket
 //! egress-probe udp-send ADDR PAYLOAD    unconnected sendto()
 //! egress-probe udp-connect ADDR PAYLOAD connect() then send()
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         ["tcp-mapped", addr] => tcp(parse(addr), true),
         ["tfo", addr] => tfo(parse(addr)),
         ["tcp-hold", addr, file, msg] => tcp_hold(parse(addr), file, msg.as_bytes()),
+        ["udp-hold", addr, file, msg] => udp_hold(parse(addr), file, msg.as_bytes()),
         ["udp-send", addr, payload] => udp(parse(addr), payload.as_bytes(), false),
         ["udp-connect", addr, payload] => udp(parse(addr), payload.as_bytes(), true),
         ["socket", kind] => socket_only(kind),
@@ -165,9 +167,23 @@ fn tcp_hold(addr: SocketAddr, file: &str, msg: &[u8]) -> io::Result<()> {
     while !std::path::Path::new(file).exists() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = stream.write_all(msg);
+    let written = stream.write_all(msg);
     std::thread::sleep(Duration::from_millis(100));
-    Ok(())
+    written
+}
+
+fn udp_hold(addr: SocketAddr, file: &str, msg: &[u8]) -> io::Result<()> {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().expect("addr")
+    } else {
+        "[::]:0".parse().expect("addr")
+    };
+    let socket = std::net::UdpSocket::bind(bind)?;
+    socket.connect(addr)?;
+    while !std::path::Path::new(file).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    socket.send(msg).map(drop)
 }
 
 fn tfo(addr: SocketAddr) -> io::Result<()> {
