@@ -248,6 +248,11 @@ fn default_agent_id(command: &[OsString]) -> String {
 
 /// Runs the command under enforcement and returns its exit code.
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
+    // The sidecar holds secrets: no core dump of it, and its /proc files
+    // stay root's.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        warn!(error = %e, "cannot make the sidecar non-dumpable");
+    }
     let agent_id = match (&opts.agent_id, &opts.gateway) {
         (Some(id), _) => id.clone(),
         (None, Some(_)) => {
