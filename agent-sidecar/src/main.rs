@@ -325,6 +325,9 @@ fn teardown_command(args: TeardownArgs) -> i32 {
     };
     match teardown_agent(&config) {
         Ok(state) => {
+            for dir in limits::remove_v1(&config.agent_id) {
+                println!("removed {}", dir.display());
+            }
             println!(
                 "removed pinned enforcement of agent `{}` (generation {})",
                 config.agent_id, state.generation

@@ -272,6 +272,18 @@ pub fn apply(
     Ok(applied)
 }
 
+/// Removes the cgroup v1 directories `run` made for `agent_id` (after a
+/// sidecar that died; its processes must be gone). Returns those removed.
+pub fn remove_v1(agent_id: &str) -> Vec<PathBuf> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    ["pids", "memory"]
+        .into_iter()
+        .filter_map(|c| v1_mount(&mountinfo, c))
+        .map(|m| m.join(PARENT).join(agent_id))
+        .filter(|dir| fs::remove_dir(dir).is_ok())
+        .collect()
+}
+
 /// Writes `(file, value, required)` in order; a file that is not required
 /// is skipped when the kernel does not offer it.
 fn write_files(dir: &Path, files: &[(&str, String, bool)]) -> Result<(), LimitsError> {
