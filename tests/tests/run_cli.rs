@@ -549,6 +549,11 @@ attempt("pidfd_getfd", getfd)
 attempt("read_file", lambda: open(path).read())
 attempt("replace_file", replace)
 attempt("remove_file", lambda: os.unlink(path))
+def shm():
+    if libc.shmget(int(sys.argv[3]), 0, 0) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+attempt("sysv_shm", shm)
 r["uid"] = os.getuid()
 r["neighbour_uid"] = os.stat(f"/proc/{pid}").st_uid
 print(json.dumps(r))
@@ -571,10 +576,15 @@ fn two_agents_cannot_signal_trace_read_or_replace_each_other() {
     .unwrap();
     let pid_file = shared.join("a.pid");
     let a_file = shared.join("a-notes.txt");
+    // A also creates a System V shared memory segment anybody may use.
+    let shm_key = 0x5a00_0000 + std::process::id() % 0x10000;
     let script = format!(
-        "echo a-private > {f}; echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 30",
+        "echo a-private > {f}; \
+         python3 -c 'import ctypes; assert ctypes.CDLL(None).shmget({k}, 4096, 0o1666) >= 0'; \
+         echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 30",
         f = a_file.display(),
-        p = pid_file.display()
+        p = pid_file.display(),
+        k = shm_key
     );
     let mut agent_a = a.command(&ns, &[], &["sh", "-c", &script]).spawn().unwrap();
     wait_for("agent A's pid", || {
@@ -588,7 +598,14 @@ fn two_agents_cannot_signal_trace_read_or_replace_each_other() {
     let out = b.output(
         &ns,
         &["--log-format", "json"],
-        &["python3", "-c", NEIGHBOUR, &pid, a_file.to_str().unwrap()],
+        &[
+            "python3",
+            "-c",
+            NEIGHBOUR,
+            &pid,
+            a_file.to_str().unwrap(),
+            &shm_key.to_string(),
+        ],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
@@ -610,6 +627,7 @@ fn two_agents_cannot_signal_trace_read_or_replace_each_other() {
         ("read_file", 13),
         ("replace_file", 1),
         ("remove_file", 1),
+        ("sysv_shm", 2),
     ] {
         assert_eq!(r[attempt], errno, "{attempt}: {r}");
     }

@@ -2,7 +2,8 @@
 //! `CLONE_INTO_CGROUP`, so it never runs a single instruction outside it and
 //! no migration is needed), as an unprivileged user, with an empty capability
 //! bounding set, no ambient capabilities and `no_new_privs`, the environment
-//! it is given and nothing else, umask 077, no descriptor but 0-2, and the
+//! it is given and nothing else, umask 077, an IPC namespace of its own, no
+//! descriptor but 0-2, and the
 //! [`sandbox`](super::sandbox) (seccomp filter, Landlock scopes).
 //!
 //! Between `clone3` and `execve` the child only makes async-signal-safe
@@ -290,7 +291,8 @@ unsafe fn exec_child(
 
 /// Resets signal state inherited from the sidecar, joins the cgroup v1
 /// limits, marks every descriptor but 0-2 close-on-exec, sets umask 077,
-/// becomes the agent's user without any capability and enters the sandbox.
+/// enters an IPC namespace of its own, becomes the agent's user without any
+/// capability and enters the sandbox.
 /// Returns the errno of the first failing call.
 ///
 /// # Safety
@@ -316,6 +318,12 @@ unsafe fn confine(prepared: &Prepared<'_>) -> Result<(), i32> {
         }
         // Files the agent creates (in /tmp too) are its own.
         libc::umask(0o077);
+        // System V IPC objects and POSIX message queues, whose modes the
+        // umask does not govern, are the agent's own too: a namespace of
+        // its own (the network and mount namespaces stay the host's).
+        if libc::unshare(libc::CLONE_NEWIPC) != 0 {
+            return Err(*libc::__errno_location());
+        }
         drop_privileges(prepared.user, prepared.cap_last)?;
         super::sandbox::enter(prepared.sandbox)
     }

@@ -538,6 +538,15 @@ fn start_agent(
         home: &home,
     })?;
     let sandbox = sandbox::prepare(!guard.lsm_guard(), !opts.allow_unscoped)?;
+    let off = sandbox::sticky_dir_protections_off();
+    if !off.is_empty() {
+        warn!(
+            agent_id,
+            sysctls = %off.join(" "),
+            "another agent could plant a symlink or file in /tmp that this agent then opens: \
+             set these sysctls to 1 (fs.protected_regular and fs.protected_fifos to 2)"
+        );
+    }
     if sandbox.landlock.is_none() {
         warn!(
             agent_id,

@@ -123,6 +123,22 @@ fn seccomp_filter(socket_families: bool) -> Result<BpfProgram, SandboxError> {
         .map_err(|e: seccompiler::BackendError| err(e))
 }
 
+/// The host's protections of world-writable sticky directories (`/tmp`)
+/// that are off: without them, an agent could plant a symlink or a file
+/// there that another agent then opens. Host-wide settings, so `run` only
+/// warns about them.
+pub fn sticky_dir_protections_off() -> Vec<&'static str> {
+    [
+        ("fs.protected_symlinks", "/proc/sys/fs/protected_symlinks"),
+        ("fs.protected_regular", "/proc/sys/fs/protected_regular"),
+        ("fs.protected_fifos", "/proc/sys/fs/protected_fifos"),
+    ]
+    .into_iter()
+    .filter(|(_, path)| std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0"))
+    .map(|(name, _)| name)
+    .collect()
+}
+
 /// Puts the confinement in place for the calling process: the Landlock
 /// scopes, then the seccomp filter. Returns the errno of a failing call.
 ///
