@@ -746,7 +746,7 @@ fn non_ip_sockets_are_refused(lsm_guard_refused: bool) {
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = run.output(
         &ns,
-        &[],
+        &["--log-format", "json"],
         &["python3", "-c", SOCKETS, &name, file.to_str().unwrap()],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -779,6 +779,18 @@ fn non_ip_sockets_are_refused(lsm_guard_refused: bool) {
     }
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_err(), "nothing reached root's socket");
+    if lsm_guard_refused {
+        // The seccomp filter's refusals are in the kernel's audit log.
+        let uid = logged_uid(&stderr);
+        let log = Command::new("dmesg").output().unwrap();
+        let log = text(&log.stdout);
+        assert!(
+            log.lines().any(|l| l.contains("type=1326")
+                && l.contains(&format!(" uid={uid} "))
+                && l.contains(" syscall=41 ")),
+            "no seccomp audit record for uid {uid}"
+        );
+    }
     let _ = std::fs::remove_file(&file);
 }
 

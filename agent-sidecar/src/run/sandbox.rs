@@ -158,10 +158,13 @@ pub unsafe fn enter(sandbox: &Sandbox) -> Result<(), i32> {
             len: sandbox.seccomp.len() as u16,
             filter: sandbox.seccomp.as_ptr() as *mut libc::sock_filter,
         };
+        // Every refusal also goes to the kernel's audit log (type 1326,
+        // SECCOMP) with the pid, uid and system call, as
+        // /proc/sys/kernel/seccomp/actions_logged allows.
         if libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            libc::SECCOMP_FILTER_FLAG_LOG,
             &prog as *const libc::sock_fprog,
         ) != 0
         {
