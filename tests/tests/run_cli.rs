@@ -649,7 +649,7 @@ fn two_agents_cannot_signal_trace_read_or_replace_each_other() {
 /// prints one JSON object of errno (or "ok") per attempt.
 const SOCKETS: &str = r#"
 import ctypes, json, os, socket, sys
-outside_abstract, outside_file = sys.argv[1], sys.argv[2]
+outside_abstract, outside_file, open_file = sys.argv[1], sys.argv[2], sys.argv[3]
 libc = ctypes.CDLL(None, use_errno=True)
 r = {}
 def attempt(name, f):
@@ -697,6 +697,7 @@ def datagram():
         s.close()
 attempt("outside_abstract_dgram", datagram)
 attempt("outside_file_mode_0600", connect(outside_file))
+attempt("outside_file_mode_0666", connect(open_file))
 # What the agent may do: Unix pairs, its own abstract and file sockets.
 def own():
     a, b = socket.socketpair()
@@ -744,10 +745,25 @@ fn non_ip_sockets_are_refused(lsm_guard_refused: bool) {
     let file = std::env::temp_dir().join(format!("{}.sock", unique("ast-root")));
     let _file_listener = std::os::unix::net::UnixListener::bind(&file).unwrap();
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // And one any user may connect to, as some daemons make theirs.
+    let open_file = std::env::temp_dir().join(format!("{}.sock", unique("ast-root-open")));
+    let open_listener = std::os::unix::net::UnixListener::bind(&open_file).unwrap();
+    std::fs::set_permissions(
+        &open_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
     let out = run.output(
         &ns,
         &["--log-format", "json"],
-        &["python3", "-c", SOCKETS, &name, file.to_str().unwrap()],
+        &[
+            "python3",
+            "-c",
+            SOCKETS,
+            &name,
+            file.to_str().unwrap(),
+            open_file.to_str().unwrap(),
+        ],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
@@ -774,6 +790,13 @@ fn non_ip_sockets_are_refused(lsm_guard_refused: bool) {
         "socketpair_inet: {r}"
     );
     assert_eq!(r["outside_file_mode_0600"], 13, "{r}");
+    // ECONNREFUSED: the path is /dev/null in the agent's mount namespace.
+    assert_eq!(r["outside_file_mode_0666"], 111, "{r}");
+    open_listener.set_nonblocking(true).unwrap();
+    assert!(
+        open_listener.accept().is_err(),
+        "nothing reached the open socket"
+    );
     for attempt in ["own_unix", "getaddrinfo"] {
         assert_eq!(r[attempt], "ok", "{attempt}: {r}");
     }
@@ -792,6 +815,7 @@ fn non_ip_sockets_are_refused(lsm_guard_refused: bool) {
         );
     }
     let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&open_file);
 }
 
 #[test]

@@ -87,6 +87,9 @@ pub struct ChildSetup<'a> {
     pub joins: &'a [std::fs::File],
     /// Seccomp filter and Landlock scopes.
     pub sandbox: &'a Sandbox,
+    /// Host socket files to cover with `/dev/null` in the agent's own mount
+    /// namespace ([`super::unix_mask`]).
+    pub masked_sockets: &'a [PathBuf],
 }
 
 /// Everything the child needs, built before the clone.
@@ -100,6 +103,7 @@ struct Prepared<'a> {
     user: UserSpec,
     joins: Vec<RawFd>,
     sandbox: &'a Sandbox,
+    masked_sockets: Vec<CString>,
 }
 
 /// Starts `argv` inside the cgroup whose directory is `cgroup_dir`, as
@@ -248,6 +252,11 @@ fn prepare<'a>(argv: &[OsString], setup: &ChildSetup<'a>) -> io::Result<Prepared
         user: setup.user,
         joins: setup.joins.iter().map(|f| f.as_raw_fd()).collect(),
         sandbox: setup.sandbox,
+        masked_sockets: setup
+            .masked_sockets
+            .iter()
+            .map(|p| cstring(p.as_os_str()))
+            .collect::<io::Result<_>>()?,
     })
 }
 
@@ -324,9 +333,57 @@ unsafe fn confine(prepared: &Prepared<'_>) -> Result<(), i32> {
         if libc::unshare(libc::CLONE_NEWIPC) != 0 {
             return Err(*libc::__errno_location());
         }
+        mask_sockets(&prepared.masked_sockets)?;
         drop_privileges(prepared.user, prepared.cap_last)?;
         super::sandbox::enter(prepared.sandbox)
     }
+}
+
+/// Covers each host socket file of `paths` with `/dev/null` in a mount
+/// namespace of the agent's own (a slave of the host's).
+///
+/// # Safety
+/// Only between clone and exec, while still privileged.
+unsafe fn mask_sockets(paths: &[CString]) -> Result<(), i32> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let errno = || {
+        // SAFETY: reading this thread's errno.
+        unsafe { *libc::__errno_location() }
+    };
+    // SAFETY: system calls on NUL-terminated strings prepared before the clone.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(errno());
+        }
+        let root = c"/";
+        if libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(errno());
+        }
+        let null = c"/dev/null";
+        for path in paths {
+            if libc::mount(
+                null.as_ptr(),
+                path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+                && errno() != libc::ENOENT
+            {
+                return Err(errno());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Becomes `user` without any capability.

@@ -19,6 +19,7 @@ mod resolve;
 pub mod sandbox;
 pub mod signals;
 pub mod uid_pool;
+pub mod unix_mask;
 pub mod user;
 
 use std::{
@@ -555,11 +556,16 @@ fn start_agent(
         );
         metrics.confinement_missing(agent_id, "landlock_scopes");
     }
+    let masked_sockets = unix_mask::foreign_writable_sockets(user.uid);
+    for path in &masked_sockets {
+        info!(agent_id, socket = %path.display(), "host socket writable by others: hidden from the agent");
+    }
     let setup = child::ChildSetup {
         user,
         env: &vars,
         joins: applied.joins(),
         sandbox: &sandbox,
+        masked_sockets: &masked_sockets,
     };
     child::spawn(&opts.command, guard.cgroup().dir().as_raw_fd(), &setup).map_err(|source| {
         let code = match source.kind() {
