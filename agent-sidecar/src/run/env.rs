@@ -133,7 +133,7 @@ pub fn agent_env(inputs: &EnvInputs<'_>) -> Result<Vec<(OsString, OsString)>, En
             .find(|(_, var)| var == name)
             .map(|(secret, _)| secret.clone())
     };
-    let reserved = |name: &str| inputs.sidecar.iter().any(|(k, _)| k == name) || name == "HOME";
+    let reserved = |name: &str| inputs.sidecar.iter().any(|(k, _)| k == name);
     let check = |flag: &'static str, name: &str| {
         if let Some(secret) = secret_of(name) {
             return Err(EnvError::SecretSource {

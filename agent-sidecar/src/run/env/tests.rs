@@ -81,6 +81,23 @@ fn a_secret_source_is_never_passed() {
 }
 
 #[test]
+fn home_can_be_set_by_the_operator() {
+    let options = EnvOptions {
+        set: vec!["HOME=/srv/agent".parse().unwrap()],
+        ..EnvOptions::default()
+    };
+    let vars = agent_env(&EnvInputs {
+        operator: &[],
+        options: &options,
+        secret_sources: &[],
+        sidecar: &[],
+        home: Path::new(NO_HOME),
+    })
+    .unwrap();
+    assert_eq!(vars, os(&[("PATH", DEFAULT_PATH), ("HOME", "/srv/agent")]));
+}
+
+#[test]
 fn sidecar_variables_and_bad_names_are_refused() {
     let sidecar = strings(&[("HTTPS_PROXY", "http://127.0.0.1:1")]);
     for (options, want) in [
@@ -93,10 +110,10 @@ fn sidecar_variables_and_bad_names_are_refused() {
         ),
         (
             EnvOptions {
-                pass: vec!["HOME".into()],
+                pass: vec!["HTTPS_PROXY".into()],
                 ..EnvOptions::default()
             },
-            "--pass-env HOME",
+            "--pass-env HTTPS_PROXY",
         ),
     ] {
         let err = agent_env(&EnvInputs {
