@@ -5,8 +5,12 @@ use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 use agent_sidecar::{
     dns::{RefusalMode, StaticHost, parse_static_host, parse_upstream},
     gateway::{GatewayConfig, credentials::SecretSpec},
+    kernel::limits::{self, Limit, ResourceLimits},
     kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
-    run::{self, AllowArg, GatewayOptions, NamesOptions, RunOptions, UserSpec},
+    run::{
+        self, AllowArg, EnvOptions, EnvVar, GatewayOptions, NamesOptions, RunOptions, UidRange,
+        UserSpec, env::parse_pass_env,
+    },
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -96,9 +100,37 @@ struct RunArgs {
     /// Agent id: names the cgroup, pins and log fields [default: <command>-<pid>].
     #[arg(long, value_name = "ID")]
     agent_id: Option<String>,
-    /// Run COMMAND as UID[:GID] (or a user name); uid 0 is refused [default: 65534:65534 when root].
+    /// Run COMMAND as UID[:GID] (or a user name); uid 0 is refused [default: a uid of its own
+    /// from --uid-range when root, else the invoking user].
     #[arg(long, value_name = "UID[:GID]")]
     user: Option<UserSpec>,
+    /// Range the agent's own uid (and gid) is allocated from when root and no --user is given;
+    /// no two running agents share one, and no account or process of the host may use it.
+    #[arg(
+        long,
+        value_name = "FIRST-LAST",
+        default_value = "1879048192-1879113727"
+    )]
+    uid_range: UidRange,
+    /// Set NAME=VALUE in the agent's environment (which otherwise holds only PATH, LANG,
+    /// LANGUAGE, LC_*, TERM, TZ, HOME and what the sidecar sets). Repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<EnvVar>,
+    /// Pass the operator's NAME to the agent when it is set; never the source of a --secret.
+    /// Repeatable.
+    #[arg(long = "pass-env", value_name = "NAME", value_parser = parse_pass_env)]
+    pass_env: Vec<String>,
+    /// Most tasks (processes and threads) the agent may have at once, or `max`.
+    #[arg(long, value_name = "N", value_parser = limits::parse_count, default_value = "512")]
+    pids_max: Limit,
+    /// Most memory the agent may use (K, M, G, T suffixes), no swap on top, or `max`
+    /// [default: half of the host's memory].
+    #[arg(long, value_name = "BYTES", value_parser = limits::parse_bytes)]
+    memory_max: Option<Limit>,
+    /// Run even when the kernel cannot keep the agent away from abstract unix sockets and
+    /// from signalling processes outside it (Landlock ABI 6, Linux >= 6.12); logged and counted.
+    #[arg(long)]
+    allow_unscoped_agent: bool,
     /// Leave the programs and maps pinned (and attached) when COMMAND exits.
     #[arg(long)]
     keep_pinned: bool,
@@ -127,7 +159,7 @@ struct GatewayArgs {
     #[arg(long, value_name = "ENV", default_value = "prod")]
     environment: String,
     /// A credential the policy names: NAME=file:PATH (mode 0600) or NAME=env:VARIABLE. Repeatable.
-    #[arg(long = "secret", value_name = "NAME=SOURCE")]
+    #[arg(long = "secret", value_name = "NAME=SOURCE", requires = "policy_dir")]
     secrets: Vec<SecretSpec>,
     /// Operator-supplied CA certificate (PEM) for the agent-facing leaves [default: generated].
     #[arg(long, value_name = "FILE", requires = "ca_key")]
@@ -258,6 +290,18 @@ fn run_command(args: RunArgs) -> i32 {
         },
         agent_id: args.agent_id,
         user: args.user,
+        uid_range: args.uid_range,
+        env: EnvOptions {
+            set: args.env,
+            pass: args.pass_env,
+        },
+        limits: ResourceLimits {
+            pids_max: args.pids_max,
+            memory_max: args
+                .memory_max
+                .unwrap_or_else(|| ResourceLimits::default().memory_max),
+        },
+        allow_unscoped: args.allow_unscoped_agent,
         keep_pinned: args.keep_pinned,
         bpffs: args.pins.bpffs,
         state_dir: args.pins.state_dir,
@@ -295,6 +339,9 @@ fn teardown_command(args: TeardownArgs) -> i32 {
     };
     match teardown_agent(&config) {
         Ok(state) => {
+            for dir in limits::remove_v1(&config.agent_id) {
+                println!("removed {}", dir.display());
+            }
             println!(
                 "removed pinned enforcement of agent `{}` (generation {})",
                 config.agent_id, state.generation

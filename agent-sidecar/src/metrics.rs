@@ -17,6 +17,7 @@ pub struct Metrics {
     egress_denied: IntCounterVec,
     kernel_decisions: IntCounterVec,
     allowlist_entries: IntGaugeVec,
+    confinement_missing: IntCounterVec,
     last_kernel: Mutex<KernelCounters>,
     policy: PolicyMetrics,
     gateway: GatewayMetrics,
@@ -107,7 +108,17 @@ impl Metrics {
             &["agent_id"],
         )
         .expect("valid metric");
-        for c in [&egress_denied, &kernel_decisions] {
+        let confinement_missing = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_confinement_missing_total",
+                "Agents started without a confinement layer the kernel lacks, by layer \
+                 (landlock_scopes: abstract unix sockets and signals); only with \
+                 --allow-unscoped-agent.",
+            ),
+            &["agent_id", "layer"],
+        )
+        .expect("valid metric");
+        for c in [&egress_denied, &kernel_decisions, &confinement_missing] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
@@ -123,11 +134,19 @@ impl Metrics {
             egress_denied,
             kernel_decisions,
             allowlist_entries,
+            confinement_missing,
             last_kernel: Mutex::new(KernelCounters::default()),
             policy,
             gateway,
             approvals,
         }
+    }
+
+    /// Counts an agent started without the confinement `layer`.
+    pub fn confinement_missing(&self, agent_id: &str, layer: &str) {
+        self.confinement_missing
+            .with_label_values(&[agent_id, layer])
+            .inc();
     }
 
     /// The tool gateway's metrics (a sink for its events).

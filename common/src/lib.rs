@@ -105,8 +105,9 @@ pub mod program_names {
     pub const RECVMSG4: &str = "recvmsg4";
     /// `cgroup/recvmsg6`: the same for IPv6 sockets.
     pub const RECVMSG6: &str = "recvmsg6";
-    /// `lsm_cgroup/socket_create`: refuses packet sockets and raw inet
-    /// sockets, which `cgroup/sock_create` does not see for every family.
+    /// `lsm_cgroup/socket_create`: refuses every socket family but Unix,
+    /// IPv4 and IPv6, and raw inet sockets, which `cgroup/sock_create` does
+    /// not see for every family.
     /// Needs the BPF LSM (`bpf` in `/sys/kernel/security/lsm`).
     pub const LSM_SOCKET_CREATE: &str = "lsm_socket_create";
     /// The LSM hook [`LSM_SOCKET_CREATE`] attaches to.
@@ -394,7 +395,8 @@ pub enum DenyReason {
     NotAllowlisted = 1,
     /// The agent is quarantined: everything is denied.
     Quarantined = 2,
-    /// The socket type or protocol is not permitted (raw, packet, SCTP, ICMP...).
+    /// The socket family, type or protocol is not permitted (netlink, vsock,
+    /// packet, raw, SCTP, ICMP...).
     SocketType = 3,
     /// The packet or context could not be parsed; refused to stay closed.
     Unparsable = 4,

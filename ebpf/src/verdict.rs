@@ -198,28 +198,30 @@ fn allowlisted(proto: u8, dest: &Dest, epoch: u32, at: At) -> Result<(), DenyRea
     }
 }
 
-/// Refuses packet sockets and raw inet sockets at the LSM `socket_create`
-/// hook, where the protocol may still be 0 (the family default) and `type`
-/// may carry `SOCK_NONBLOCK`/`SOCK_CLOEXEC`.
+/// Decides a socket at the LSM `socket_create` hook, where the protocol may
+/// still be 0 (the family default) and `type` may carry
+/// `SOCK_NONBLOCK`/`SOCK_CLOEXEC`: only Unix, IPv4 and IPv6 sockets are
+/// allowed, and no raw or packet inet socket. Every other family (netlink,
+/// vsock, packet, bluetooth, alg, xdp, ...) is refused.
 #[inline(always)]
 pub fn check_socket_lsm(family: i32, sock_type: i32) -> Result<(), DenyReason> {
+    const AF_UNIX: i32 = 1;
     const AF_INET: i32 = 2;
     const AF_INET6: i32 = 10;
-    const AF_PACKET: i32 = 17;
     const SOCK_RAW: i32 = 3;
     const SOCK_PACKET: i32 = 10;
     const SOCK_TYPE_MASK: i32 = 0xf;
     match (family, sock_type & SOCK_TYPE_MASK) {
-        (AF_PACKET, _) => Err(DenyReason::SocketType),
         (AF_INET | AF_INET6, SOCK_RAW | SOCK_PACKET) => Err(DenyReason::SocketType),
-        _ => Ok(()),
+        (AF_UNIX | AF_INET | AF_INET6, _) => Ok(()),
+        _ => Err(DenyReason::SocketType),
     }
 }
 
-/// Refuses sockets the agent may not create; `Ok` for TCP and UDP over IPv4
-/// and IPv6 and for every non-inet family (Unix, netlink...). Packet sockets
-/// are refused here when the kernel runs the hook for them, and always need
-/// `CAP_NET_RAW`, which the agent never holds.
+/// Refuses inet sockets the agent may not create; `Ok` for TCP and UDP over
+/// IPv4 and IPv6. The kernel runs `cgroup/sock_create` for inet sockets
+/// (and packet sockets on some kernels); other families are decided by the
+/// LSM guard ([`check_socket_lsm`]) or the agent's seccomp filter.
 #[inline(always)]
 pub fn check_socket(family: u32, sock_type: u32, protocol: u32) -> Result<(), DenyReason> {
     const AF_INET: u32 = 2;

@@ -899,3 +899,65 @@ fn curl_and_requests_through_the_kernel_redirect_and_the_proxy_variables() {
         );
     }
 }
+
+#[test]
+fn the_agent_never_sees_a_secret_read_from_the_environment() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    const SPARE: &str = "spare-secret-from-the-environment-42";
+    let w = World::new();
+    let secret = ["--secret", "spare-token=env:SPARE_TOKEN"];
+    // The agent's own environment, then the sidecar's (its parent).
+    let script = "cat /proc/self/environ | tr '\\0' '\\n'; \
+                  tr '\\0' '\\n' < /proc/$PPID/environ >/dev/null 2>&1 || echo sidecar-environ-unreadable";
+    let out = w
+        .command(&secret, script)
+        .env("SPARE_TOKEN", SPARE)
+        .env("HOME", "/root")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run agent-sidecar");
+    torn_down(&out);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(SPARE) && !stdout.contains("SPARE_TOKEN"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nHOME=/nonexistent\n") || stdout.starts_with("HOME=/nonexistent\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("HTTPS_PROXY=http://"), "{stdout}");
+    assert!(stdout.contains("sidecar-environ-unreadable"), "{stdout}");
+
+    // Passing the secret's variable on is refused before anything starts.
+    for extra in [
+        &["--pass-env", "SPARE_TOKEN"][..],
+        &["--env", "SPARE_TOKEN=copy"][..],
+    ] {
+        let mut args = secret.to_vec();
+        args.extend_from_slice(extra);
+        let out = w
+            .command(&args, "echo started")
+            .env("SPARE_TOKEN", SPARE)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run agent-sidecar");
+        let (stdout, stderr) = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "{extra:?}: {stdout}\n{stderr}"
+        );
+        assert!(!stdout.contains("started"), "{stdout}");
+        assert!(
+            stderr.contains("it is the source of --secret spare-token"),
+            "{extra:?}: {stderr}"
+        );
+    }
+}

@@ -183,10 +183,14 @@ fn raw_and_icmp_sockets_are_refused_even_for_root() {
     let mut agent = Agent::start(&[]);
     let mut kinds = vec!["raw4", "raw6", "icmp"];
     if agent.enforcer().lsm_guard() {
-        // cgroup/sock_create does not run for AF_PACKET; the BPF-LSM guard does.
-        // Without it, agents under `run` still cannot open packet sockets
-        // (no CAP_NET_RAW): see run_cli.rs.
-        kinds.push("packet");
+        // cgroup/sock_create does not run for AF_PACKET or other families;
+        // the BPF-LSM guard does. Without it, agents under `run` still
+        // cannot open them (their seccomp filter; no CAP_NET_RAW): see
+        // run_cli.rs.
+        kinds.extend(["packet", "netlink"]);
+        if Agent::control(&ns, &["socket", "vsock"]).ok() {
+            kinds.push("vsock");
+        }
     }
     for kind in kinds.iter().copied() {
         let r = agent.probe(&ns, &["socket", kind]);
@@ -200,6 +204,9 @@ fn raw_and_icmp_sockets_are_refused_even_for_root() {
     if kinds.contains(&"packet") {
         agent.expect_event("packet", |e| {
             e.hook == "lsm_socket_create" && e.family == 17
+        });
+        agent.expect_event("netlink", |e| {
+            e.hook == "lsm_socket_create" && e.family == 16
         });
     }
     assert!(

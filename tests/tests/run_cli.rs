@@ -8,7 +8,7 @@ use std::{
 };
 
 use agent_sidecar_tests::{
-    NetNs, TcpServer, command_in, privileged, probe_bin, sidecar_bin, unique,
+    NetNs, TcpServer, command_in, in_ns, privileged, probe_bin, sidecar_bin, unique,
 };
 
 /// `agent-sidecar run` with a private state dir, inside `ns`.
@@ -108,7 +108,9 @@ fn run_drops_privileges_and_propagates_the_exit_code() {
     );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(7), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.starts_with("65534\n65534\n"), "{stdout}");
+    // A uid (and gid) of its own, from the dynamic range.
+    let ids: Vec<u32> = stdout.lines().take(2).map(|l| l.parse().unwrap()).collect();
+    assert!(ids[0] == ids[1] && dynamic(ids[0]), "{stdout}");
     for line in [
         "CapEff:\t0000000000000000",
         "CapBnd:\t0000000000000000",
@@ -186,7 +188,7 @@ fn real_clients_reach_only_the_allowlist() {
     assert_eq!(deny["destination"], "10.77.0.2:8080");
     assert_eq!(deny["hook"], "connect4");
     assert_eq!(deny["comm"], "curl");
-    assert_eq!(deny["uid"], 65534);
+    assert!(dynamic(deny["uid"].as_u64().unwrap() as u32), "{deny}");
     for s in &mut servers {
         let _ = s.kill();
         let _ = s.wait();
@@ -431,4 +433,489 @@ fn bad_input_gets_a_clear_error_and_the_fix() {
         text(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The uid `run` logged for its agent (`--log-format json`).
+fn logged_uid(stderr: &str) -> u32 {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "agent user")
+        .and_then(|v| v["uid"].as_u64())
+        .unwrap_or_else(|| panic!("no agent user line in {stderr}")) as u32
+}
+
+/// Whether `uid` is in the default dynamic range.
+fn dynamic(uid: u32) -> bool {
+    agent_sidecar::run::uid_pool::DEFAULT_RANGE.contains(&uid)
+}
+
+#[test]
+fn the_agent_environment_holds_only_what_is_listed() {
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let run = Run::new();
+    let out = run
+        .command(
+            &ns,
+            &["--env", "MODE=test", "--pass-env", "KEEP_ME"],
+            &[
+                "python3",
+                "-c",
+                "import os, json; print(json.dumps(dict(os.environ)))",
+            ],
+        )
+        .env("OPERATOR_TOKEN", "operator-token-123")
+        .env("KEEP_ME", "kept")
+        .env("HOME", "/root")
+        .env("LANG", "C.UTF-8")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let env: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(env["HOME"], "/nonexistent");
+    assert_eq!(env["MODE"], "test");
+    assert_eq!(env["KEEP_ME"], "kept");
+    assert_eq!(env["LANG"], "C.UTF-8");
+    assert_eq!(env["AGENT_SIDECAR_AGENT_ID"], run.agent_id.as_str());
+    for name in env.keys() {
+        assert!(
+            [
+                "PATH",
+                "LANG",
+                "LANGUAGE",
+                "TERM",
+                "TZ",
+                "HOME",
+                "MODE",
+                "KEEP_ME",
+                "AGENT_SIDECAR_AGENT_ID"
+            ]
+            .contains(&name.as_str())
+                || name.starts_with("LC_"),
+            "{name} reached the agent: {stdout}"
+        );
+    }
+    assert!(!stdout.contains("operator-token-123"), "{stdout}");
+
+    let out = run.output(&ns, &["--env", "NOVALUE"], &["true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("write NAME=VALUE"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Tries, from the agent `pid`'s neighbour, every way to reach into it and
+/// its file `path`; prints one JSON object of errno (or "ok") per attempt.
+const NEIGHBOUR: &str = r#"
+import ctypes, json, os, sys
+pid, path = int(sys.argv[1]), sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+r = {}
+def attempt(name, f):
+    try:
+        f()
+        r[name] = "ok"
+    except OSError as e:
+        r[name] = e.errno
+def ptrace():
+    if libc.ptrace(16, pid, None, None) != 0:  # PTRACE_ATTACH
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    libc.ptrace(17, pid, None, None)  # PTRACE_DETACH
+def replace():
+    tmp = path + ".neighbour"
+    with open(tmp, "w") as f:
+        f.write("replaced")
+    try:
+        os.rename(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+attempt("signal", lambda: os.kill(pid, 0))
+attempt("ptrace", ptrace)
+attempt("environ", lambda: open(f"/proc/{pid}/environ", "rb").read())
+attempt("mem", lambda: open(f"/proc/{pid}/mem", "rb").close())
+def getfd():
+    fd = libc.syscall(438, os.pidfd_open(pid), 1, 0)  # pidfd_getfd
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    os.close(fd)
+attempt("pidfd_getfd", getfd)
+attempt("read_file", lambda: open(path).read())
+attempt("replace_file", replace)
+attempt("remove_file", lambda: os.unlink(path))
+def shm():
+    if libc.shmget(int(sys.argv[3]), 0, 0) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+attempt("sysv_shm", shm)
+r["uid"] = os.getuid()
+r["neighbour_uid"] = os.stat(f"/proc/{pid}").st_uid
+print(json.dumps(r))
+"#;
+
+#[test]
+fn two_agents_cannot_signal_trace_read_or_replace_each_other() {
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let (a, b) = (Run::new(), Run::new());
+    // A shared sticky, world-writable directory, like /tmp.
+    let shared = std::env::temp_dir().join(unique("ast-shared"));
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(
+        &shared,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let pid_file = shared.join("a.pid");
+    let a_file = shared.join("a-notes.txt");
+    // A also creates a System V shared memory segment anybody may use.
+    let shm_key = 0x5a00_0000 + std::process::id() % 0x10000;
+    let script = format!(
+        "echo a-private > {f}; \
+         python3 -c 'import ctypes; assert ctypes.CDLL(None).shmget({k}, 4096, 0o1666) >= 0'; \
+         echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 30",
+        f = a_file.display(),
+        p = pid_file.display(),
+        k = shm_key
+    );
+    let mut agent_a = a.command(&ns, &[], &["sh", "-c", &script]).spawn().unwrap();
+    wait_for("agent A's pid", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let out = b.output(
+        &ns,
+        &["--log-format", "json"],
+        &[
+            "python3",
+            "-c",
+            NEIGHBOUR,
+            &pid,
+            a_file.to_str().unwrap(),
+            &shm_key.to_string(),
+        ],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let (uid_a, uid_b) = (
+        r["neighbour_uid"].as_u64().unwrap() as u32,
+        r["uid"].as_u64().unwrap() as u32,
+    );
+    assert_ne!(uid_a, uid_b, "two agents share a uid: {r}");
+    assert!(dynamic(uid_a) && dynamic(uid_b), "{r}");
+    assert_eq!(logged_uid(&stderr), uid_b, "the audit trail names the uid");
+    for (attempt, errno) in [
+        ("signal", 1),
+        ("ptrace", 1),
+        ("environ", 13),
+        ("mem", 13),
+        ("pidfd_getfd", 1),
+        ("read_file", 13),
+        ("replace_file", 1),
+        ("remove_file", 1),
+        ("sysv_shm", 2),
+    ] {
+        assert_eq!(r[attempt], errno, "{attempt}: {r}");
+    }
+    // A's lease is held while it runs, and released after.
+    let lock = Path::new(agent_sidecar::run::uid_pool::LOCK_DIR).join(format!("{uid_a}.lock"));
+    assert!(lock.exists(), "{}", lock.display());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent_a.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = agent_a.wait();
+    assert!(!lock.exists(), "lease released: {}", lock.display());
+    assert_eq!(std::fs::read_to_string(&a_file).unwrap(), "a-private\n");
+    let _ = std::fs::remove_dir_all(&shared);
+}
+
+/// Tries non-IP socket families and unix sockets from inside the agent;
+/// prints one JSON object of errno (or "ok") per attempt.
+const SOCKETS: &str = r#"
+import ctypes, json, os, socket, sys
+outside_abstract, outside_file, open_file = sys.argv[1], sys.argv[2], sys.argv[3]
+libc = ctypes.CDLL(None, use_errno=True)
+r = {}
+def attempt(name, f):
+    try:
+        f()
+        r[name] = "ok"
+    except OSError as e:
+        r[name] = e.errno
+def sock(family, kind, proto=0):
+    return lambda: socket.socket(family, kind, proto).close()
+attempt("vsock", sock(socket.AF_VSOCK, socket.SOCK_STREAM))
+attempt("netlink_route", sock(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+attempt("netlink_sock_diag", sock(socket.AF_NETLINK, socket.SOCK_RAW, 4))
+attempt("packet", sock(socket.AF_PACKET, socket.SOCK_RAW))
+attempt("alg", sock(socket.AF_ALG, socket.SOCK_SEQPACKET))
+attempt("bluetooth", sock(31, socket.SOCK_STREAM))
+def socketpair_inet():
+    if libc.socketpair(2, 1, 0, (ctypes.c_int * 2)()) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+attempt("socketpair_inet", socketpair_inet)
+def io_uring():
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(425, 8, params)
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    os.close(fd)
+attempt("io_uring", io_uring)
+def connect(addr):
+    def f():
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(2)
+        try:
+            s.connect(addr)
+        finally:
+            s.close()
+    return f
+attempt("outside_abstract", connect("\0" + outside_abstract))
+def datagram():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", "\0" + outside_abstract + "-dgram")
+    finally:
+        s.close()
+attempt("outside_abstract_dgram", datagram)
+attempt("outside_file_mode_0600", connect(outside_file))
+attempt("outside_file_mode_0666", connect(open_file))
+# What the agent may do: Unix pairs, its own abstract and file sockets.
+def own():
+    a, b = socket.socketpair()
+    a.sendall(b"pair"); assert b.recv(4) == b"pair"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind("\0own-" + str(os.getpid())); srv.listen()
+    c = socket.socket(socket.AF_UNIX); c.connect("\0own-" + str(os.getpid()))
+    path = "/tmp/own-%d.sock" % os.getpid()
+    srv2 = socket.socket(socket.AF_UNIX); srv2.bind(path); srv2.listen()
+    c2 = socket.socket(socket.AF_UNIX); c2.connect(path)
+    os.unlink(path)
+attempt("own_unix", own)
+attempt("getaddrinfo", lambda: socket.getaddrinfo("localhost", 80))
+print(json.dumps(r))
+"#;
+
+fn non_ip_sockets_are_refused(lsm_guard_refused: bool) {
+    let ns = NetNs::new();
+    let run = Run::new();
+    if lsm_guard_refused {
+        // As if the kernel had refused the BPF-LSM guard this boot: the
+        // seccomp filter alone decides.
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        std::fs::write(
+            run.state_dir.join("lsm-guard.refused"),
+            format!("{}\nrefused for the test\n", boot.trim()),
+        )
+        .unwrap();
+    }
+    // Root's listeners outside the agent: an abstract stream and datagram
+    // socket, and a socket file only root may use.
+    // (Abstract names belong to the network namespace of their creator.)
+    let name = unique("ast-root-abstract");
+    let (listener, _dgram) = {
+        let name = name.clone();
+        in_ns(&ns, move || {
+            use std::os::{linux::net::SocketAddrExt, unix::net};
+            let addr = |n: &str| net::SocketAddr::from_abstract_name(n.as_bytes()).unwrap();
+            (
+                net::UnixListener::bind_addr(&addr(&name)).unwrap(),
+                net::UnixDatagram::bind_addr(&addr(&format!("{name}-dgram"))).unwrap(),
+            )
+        })
+    };
+    let file = std::env::temp_dir().join(format!("{}.sock", unique("ast-root")));
+    let _file_listener = std::os::unix::net::UnixListener::bind(&file).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // And one any user may connect to, as some daemons make theirs.
+    let open_file = std::env::temp_dir().join(format!("{}.sock", unique("ast-root-open")));
+    let open_listener = std::os::unix::net::UnixListener::bind(&open_file).unwrap();
+    std::fs::set_permissions(
+        &open_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let out = run.output(
+        &ns,
+        &["--log-format", "json"],
+        &[
+            "python3",
+            "-c",
+            SOCKETS,
+            &name,
+            file.to_str().unwrap(),
+            open_file.to_str().unwrap(),
+        ],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    for attempt in [
+        "vsock",
+        "netlink_route",
+        "netlink_sock_diag",
+        "packet",
+        "alg",
+        "bluetooth",
+        "io_uring",
+        "outside_abstract",
+        "outside_abstract_dgram",
+    ] {
+        assert_eq!(r[attempt], 1, "{attempt} (EPERM expected): {r}");
+    }
+    // socketpair() of an inet family: refused by the seccomp filter; where
+    // the LSM guard decides instead, the kernel has no such pair.
+    let pair = r["socketpair_inet"].clone();
+    assert!(
+        pair == 1 || (!lsm_guard_refused && pair == 95),
+        "socketpair_inet: {r}"
+    );
+    assert_eq!(r["outside_file_mode_0600"], 13, "{r}");
+    // ECONNREFUSED: the path is /dev/null in the agent's mount namespace.
+    assert_eq!(r["outside_file_mode_0666"], 111, "{r}");
+    open_listener.set_nonblocking(true).unwrap();
+    assert!(
+        open_listener.accept().is_err(),
+        "nothing reached the open socket"
+    );
+    for attempt in ["own_unix", "getaddrinfo"] {
+        assert_eq!(r[attempt], "ok", "{attempt}: {r}");
+    }
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_err(), "nothing reached root's socket");
+    if lsm_guard_refused {
+        // The seccomp filter's refusals are in the kernel's audit log.
+        let uid = logged_uid(&stderr);
+        let log = Command::new("dmesg").output().unwrap();
+        let log = text(&log.stdout);
+        assert!(
+            log.lines().any(|l| l.contains("type=1326")
+                && l.contains(&format!(" uid={uid} "))
+                && l.contains(" syscall=41 ")),
+            "no seccomp audit record for uid {uid}"
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&open_file);
+}
+
+#[test]
+fn non_ip_sockets_and_outside_unix_sockets_are_refused() {
+    if !privileged() {
+        return;
+    }
+    non_ip_sockets_are_refused(false);
+    non_ip_sockets_are_refused(true);
+}
+
+#[test]
+fn a_fork_bomb_and_a_memory_hog_stop_at_the_limits_and_no_stray_fd_reaches_the_agent() {
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let run = Run::new();
+    // Forks until the kernel says no; every child stays alive meanwhile.
+    let bomb = "import os, time\n\
+                n = 0\n\
+                try:\n\
+                \x20   while n < 10000:\n\
+                \x20       if os.fork() == 0:\n\
+                \x20           time.sleep(30)\n\
+                \x20           os._exit(0)\n\
+                \x20       n += 1\n\
+                except OSError as e:\n\
+                \x20   print(n, e.errno, flush=True)\n";
+    let started = Instant::now();
+    let out = run.output(
+        &ns,
+        &["--pids-max", "40", "--log-format", "json"],
+        &["python3", "-c", bomb],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let (n, errno) = stdout
+        .trim()
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("{stdout}{stderr}"));
+    let n: u32 = n.parse().unwrap();
+    assert!(n < 40, "forked {n} times under --pids-max 40");
+    assert_eq!(errno, "11", "EAGAIN: {stdout}");
+    assert!(stderr.contains(r#""pids_max":"40""#), "{stderr}");
+    // The children were killed with the agent; the host still forks.
+    assert!(started.elapsed() < Duration::from_secs(25));
+    assert!(Command::new("true").status().unwrap().success());
+
+    let hog = "b = bytearray(256 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('survived')";
+    let out = run.output(&ns, &["--memory-max", "64M"], &["python3", "-c", hog]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!stdout.contains("survived"), "{stdout}{stderr}");
+    assert!(
+        out.status.code() == Some(137) || stderr.contains("MemoryError"),
+        "OOM-killed: {:?} {stderr}",
+        out.status
+    );
+
+    // An fd the operator's shell leaves open (no close-on-exec) on fd 9.
+    let leaked = std::fs::File::open("/etc/hostname").unwrap();
+    let leaked_fd = std::os::fd::AsRawFd::as_raw_fd(&leaked);
+    let mut cmd = run.command(&ns, &[], &["sleep", "30"]);
+    // SAFETY: dup2 only, between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(leaked_fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut sidecar = cmd.spawn().unwrap();
+    let procs = cgroup2()
+        .join("agent-sidecar")
+        .join(&run.agent_id)
+        .join("cgroup.procs");
+    let mut pid = String::new();
+    wait_for("the agent", || {
+        pid = std::fs::read_to_string(&procs).unwrap_or_default();
+        !pid.trim().is_empty()
+    });
+    let pid = pid.lines().next().unwrap().trim().to_string();
+    // The agent is `sleep` once it has executed.
+    wait_for("exec", || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    fds.sort();
+    assert_eq!(fds, ["0", "1", "2"], "descriptors of the agent");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sidecar.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = sidecar.wait();
 }

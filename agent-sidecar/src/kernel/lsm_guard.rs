@@ -1,6 +1,9 @@
-//! The optional BPF-LSM socket guard (`lsm_cgroup/socket_create`): defence
-//! in depth on top of the agent's capability drop, refusing packet and raw
-//! sockets even to a process that somehow holds `CAP_NET_RAW`.
+//! The BPF-LSM socket guard (`lsm_cgroup/socket_create`): refuses every
+//! socket family but Unix, IPv4 and IPv6 (netlink, vsock, packet...) and raw
+//! inet sockets, with a deny event for each refusal. Where it is not in
+//! force, the agent's seccomp filter refuses the same families (without
+//! events) and packet and raw sockets also need `CAP_NET_RAW`, which the
+//! agent never holds.
 //!
 //! Loading it needs the kernel's BTF (a ~5 MB parse) and the kernel may
 //! refuse it (BPF LSM inactive, lockdown). A refusal cannot change before the
@@ -28,8 +31,8 @@ const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 pub fn attach(ebpf: &mut Ebpf, cgroup: &AgentCgroup, layout: &PinLayout, generation: u64) -> bool {
     if !bpf_lsm_active() {
         warn!(
-            "the BPF LSM is not active (no `bpf` in {LSM_LIST}): packet sockets are refused \
-             because the agent holds no CAP_NET_RAW, not by an eBPF program"
+            "the BPF LSM is not active (no `bpf` in {LSM_LIST}): the agent's seccomp \
+             filter refuses other socket families (without deny events), not an eBPF program"
         );
         return false;
     }
@@ -40,8 +43,8 @@ pub fn attach(ebpf: &mut Ebpf, cgroup: &AgentCgroup, layout: &PinLayout, generat
             reason = %reason,
             marker = %marker.display(),
             "the BPF-LSM socket guard was refused earlier this boot and is not retried \
-             (delete the marker to retry); packet sockets are refused because the agent holds \
-             no CAP_NET_RAW"
+             (delete the marker to retry); the agent's seccomp filter refuses other socket \
+             families (without deny events)"
         );
         return false;
     }
@@ -56,7 +59,7 @@ pub fn attach(ebpf: &mut Ebpf, cgroup: &AgentCgroup, layout: &PinLayout, generat
             warn!(
                 error = %e,
                 "the BPF-LSM socket guard could not be attached (kernel lockdown or policy); \
-                 packet sockets are refused because the agent holds no CAP_NET_RAW"
+                 the agent's seccomp filter refuses other socket families (without deny events)"
             );
             // Best effort: without the marker the next start simply retries.
             let _ = std::fs::write(&marker, format!("{boot}\n{e}\n"));

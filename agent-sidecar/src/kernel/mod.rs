@@ -10,6 +10,7 @@ pub mod cgroup;
 mod enforcer;
 mod error;
 pub mod events;
+pub mod limits;
 mod lsm_guard;
 pub mod object;
 pub mod pins;

@@ -1,7 +1,10 @@
 //! Starts the agent's command: born inside its cgroup (`clone3` with
 //! `CLONE_INTO_CGROUP`, so it never runs a single instruction outside it and
 //! no migration is needed), as an unprivileged user, with an empty capability
-//! bounding set, no ambient capabilities and `no_new_privs`.
+//! bounding set, no ambient capabilities and `no_new_privs`, the environment
+//! it is given and nothing else, umask 077, an IPC namespace of its own, no
+//! descriptor but 0-2, and the
+//! [`sandbox`](super::sandbox) (seccomp filter, Landlock scopes).
 //!
 //! Between `clone3` and `execve` the child only makes async-signal-safe
 //! system calls on memory prepared before the clone: it allocates nothing.
@@ -19,7 +22,7 @@ use std::{
 
 use tokio::io::unix::AsyncFd;
 
-use super::user::UserSpec;
+use super::{sandbox::Sandbox, user::UserSpec};
 
 /// `struct clone_args` (linux/sched.h), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
@@ -74,8 +77,23 @@ impl AgentProcess {
     }
 }
 
+/// What the agent gets besides its command.
+pub struct ChildSetup<'a> {
+    /// The agent's user.
+    pub user: UserSpec,
+    /// The agent's whole environment.
+    pub env: &'a [(OsString, OsString)],
+    /// `cgroup.procs` files (cgroup v1) the child joins before exec.
+    pub joins: &'a [std::fs::File],
+    /// Seccomp filter and Landlock scopes.
+    pub sandbox: &'a Sandbox,
+    /// Host socket files to cover with `/dev/null` in the agent's own mount
+    /// namespace ([`super::unix_mask`]).
+    pub masked_sockets: &'a [PathBuf],
+}
+
 /// Everything the child needs, built before the clone.
-struct Prepared {
+struct Prepared<'a> {
     /// Paths to try, in order: the program itself when it has a slash,
     /// otherwise every PATH entry holding a file of that name.
     candidates: Vec<CString>,
@@ -83,17 +101,19 @@ struct Prepared {
     envp: Vec<CString>,
     cap_last: libc::c_ulong,
     user: UserSpec,
+    joins: Vec<RawFd>,
+    sandbox: &'a Sandbox,
+    masked_sockets: Vec<CString>,
 }
 
-/// Starts `argv` inside the cgroup whose directory is `cgroup_dir`, as `user`,
-/// with the sidecar's environment plus `env`.
+/// Starts `argv` inside the cgroup whose directory is `cgroup_dir`, as
+/// described by `setup`.
 pub fn spawn(
     argv: &[OsString],
     cgroup_dir: RawFd,
-    user: UserSpec,
-    env: &[(String, String)],
+    setup: &ChildSetup<'_>,
 ) -> io::Result<AgentProcess> {
-    let prepared = prepare(argv, user, env)?;
+    let prepared = prepare(argv, setup)?;
     let mut argv_ptrs: Vec<*const libc::c_char> =
         prepared.argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
@@ -163,7 +183,7 @@ pub fn spawn(
     })
 }
 
-fn prepare(argv: &[OsString], user: UserSpec, env: &[(String, String)]) -> io::Result<Prepared> {
+fn prepare<'a>(argv: &[OsString], setup: &ChildSetup<'a>) -> io::Result<Prepared<'a>> {
     let cstring = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| {
             io::Error::new(
@@ -180,10 +200,7 @@ fn prepare(argv: &[OsString], user: UserSpec, env: &[(String, String)]) -> io::R
         .map(|a| cstring(a))
         .collect::<io::Result<Vec<_>>>()?;
 
-    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
-        .filter(|(k, _)| !env.iter().any(|(name, _)| OsStr::new(name) == k))
-        .collect();
-    vars.extend(env.iter().map(|(k, v)| (k.into(), v.into())));
+    let vars = setup.env;
     let envp = vars
         .iter()
         .map(|(k, v)| {
@@ -232,7 +249,14 @@ fn prepare(argv: &[OsString], user: UserSpec, env: &[(String, String)]) -> io::R
         argv,
         envp,
         cap_last,
-        user,
+        user: setup.user,
+        joins: setup.joins.iter().map(|f| f.as_raw_fd()).collect(),
+        sandbox: setup.sandbox,
+        masked_sockets: setup
+            .masked_sockets
+            .iter()
+            .map(|p| cstring(p.as_os_str()))
+            .collect::<io::Result<_>>()?,
     })
 }
 
@@ -249,7 +273,7 @@ unsafe fn exec_child(
 ) -> ! {
     // SAFETY: async-signal-safe system calls only, on prepared memory.
     unsafe {
-        let errno = match drop_privileges(prepared.user, prepared.cap_last) {
+        let errno = match confine(prepared) {
             Err(e) => e,
             Ok(()) => {
                 let mut first_error = libc::ENOENT;
@@ -274,8 +298,95 @@ unsafe fn exec_child(
     }
 }
 
-/// Resets signal state inherited from the sidecar, then becomes `user`
-/// without any capability. Returns the errno of the first failing call.
+/// Resets signal state inherited from the sidecar, joins the cgroup v1
+/// limits, marks every descriptor but 0-2 close-on-exec, sets umask 077,
+/// enters an IPC namespace of its own, becomes the agent's user without any
+/// capability and enters the sandbox.
+/// Returns the errno of the first failing call.
+///
+/// # Safety
+/// Only between clone and exec.
+unsafe fn confine(prepared: &Prepared<'_>) -> Result<(), i32> {
+    // SAFETY: async-signal-safe system calls with valid arguments.
+    unsafe {
+        for &fd in &prepared.joins {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(*libc::__errno_location());
+            }
+        }
+        // Nothing the sidecar or the operator's shell left open reaches the
+        // agent (the error report pipe stays usable until exec).
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
+            return Err(*libc::__errno_location());
+        }
+        // Files the agent creates (in /tmp too) are its own.
+        libc::umask(0o077);
+        // System V IPC objects and POSIX message queues, whose modes the
+        // umask does not govern, are the agent's own too: a namespace of
+        // its own (the network and mount namespaces stay the host's).
+        if libc::unshare(libc::CLONE_NEWIPC) != 0 {
+            return Err(*libc::__errno_location());
+        }
+        mask_sockets(&prepared.masked_sockets)?;
+        drop_privileges(prepared.user, prepared.cap_last)?;
+        super::sandbox::enter(prepared.sandbox)
+    }
+}
+
+/// Covers each host socket file of `paths` with `/dev/null` in a mount
+/// namespace of the agent's own (a slave of the host's).
+///
+/// # Safety
+/// Only between clone and exec, while still privileged.
+unsafe fn mask_sockets(paths: &[CString]) -> Result<(), i32> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let errno = || {
+        // SAFETY: reading this thread's errno.
+        unsafe { *libc::__errno_location() }
+    };
+    // SAFETY: system calls on NUL-terminated strings prepared before the clone.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(errno());
+        }
+        let root = c"/";
+        if libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(errno());
+        }
+        let null = c"/dev/null";
+        for path in paths {
+            if libc::mount(
+                null.as_ptr(),
+                path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+                && errno() != libc::ENOENT
+            {
+                return Err(errno());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Becomes `user` without any capability.
 ///
 /// # Safety
 /// Only between clone and exec.

@@ -2,18 +2,25 @@
 //!
 //! 1. build the allowlist from `--policy` files and `--allow` flags;
 //! 2. [`Enforcer::start`]: cgroup, programs, maps, pins;
-//! 3. start the command inside the cgroup as an unprivileged user
-//!    ([`child`]), forward signals ([`signals`]), log and count deny events;
+//! 3. start the command inside the cgroup as a user of its own
+//!    ([`uid_pool`], [`user`]), with resource limits
+//!    ([`crate::kernel::limits`]), a minimal environment ([`env`]) and the
+//!    [`sandbox`] ([`child`]), forward signals ([`signals`]), log and count
+//!    deny events;
 //! 4. when the command exits, kill what it left in the cgroup, tear down
 //!    (unless `--keep-pinned`) and exit with the command's exit code.
 
 pub mod allow;
 pub mod child;
+pub mod env;
 mod gateway;
 pub mod names;
 pub mod private_listeners;
 mod resolve;
+pub mod sandbox;
 pub mod signals;
+pub mod uid_pool;
+pub mod unix_mask;
 pub mod user;
 
 use std::{
@@ -27,15 +34,20 @@ use crate::{
     admin,
     dns::{RefusalMode, StaticHost},
     egress::{Allowlist, EgressRule, NameAllowlist, Protocols, RuleSource},
-    kernel::{Enforcer, EnforcerConfig, KernelError, events},
+    kernel::{
+        Enforcer, EnforcerConfig, KernelError, events,
+        limits::{self, LimitsError, ResourceLimits},
+    },
     metrics::Metrics,
     policy::{PolicyError, load_policy_files},
 };
 pub use allow::AllowArg;
+pub use env::{EnvError, EnvOptions, EnvVar};
 pub use gateway::GatewayOptions;
 use names::{NameServices, NamesConfig};
 use private_listeners::PrivateListener;
-pub use user::{NOBODY, UserError, UserSpec};
+pub use uid_pool::{UidPoolError, UidRange};
+pub use user::{UserError, UserSpec};
 
 /// Exit code when `run` itself fails before the command starts.
 pub const EXIT_SIDECAR_FAILED: i32 = 125;
@@ -55,8 +67,18 @@ pub struct RunOptions {
     pub names: NamesOptions,
     /// Agent id (default: `<command name>-<pid>`).
     pub agent_id: Option<String>,
-    /// Who the command runs as (default [`NOBODY`] when invoked as root).
+    /// Who the command runs as (default: a uid of its own from `uid_range`
+    /// when invoked as root, else the invoker).
     pub user: Option<UserSpec>,
+    /// Where agent uids are allocated from.
+    pub uid_range: UidRange,
+    /// What the operator adds to the agent's minimal environment.
+    pub env: EnvOptions,
+    /// Tasks and memory of the agent's cgroup.
+    pub limits: ResourceLimits,
+    /// Run even when the kernel cannot scope the agent's abstract unix
+    /// sockets and signals (counted and logged).
+    pub allow_unscoped: bool,
     /// Leave programs and maps pinned after the command exits.
     pub keep_pinned: bool,
     /// bpffs mount point.
@@ -132,6 +154,18 @@ pub enum RunError {
     /// A rule would let the agent reach one of the sidecar's own listeners.
     #[error("{0}")]
     PrivateListener(String),
+    /// The agent's environment is refused.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// No uid could be allocated for the agent.
+    #[error(transparent)]
+    Uid(#[from] UidPoolError),
+    /// The agent's resource limits could not be set.
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
+    /// The agent's seccomp filter or Landlock scopes could not be prepared.
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
 }
 
 impl RunError {
@@ -220,6 +254,11 @@ fn default_agent_id(command: &[OsString]) -> String {
 
 /// Runs the command under enforcement and returns its exit code.
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
+    // The sidecar holds secrets: no core dump of it, and its /proc files
+    // stay root's.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        warn!(error = %e, "cannot make the sidecar non-dumpable");
+    }
     let agent_id = match (&opts.agent_id, &opts.gateway) {
         (Some(id), _) => id.clone(),
         (None, Some(_)) => {
@@ -257,14 +296,37 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         }
     }
     let admin_addr = opts.gateway.as_ref().and_then(|g| g.admin_listen);
-    let user = match opts.user {
-        Some(u) => u,
-        None if nix::unistd::geteuid().is_root() => NOBODY,
-        None => UserSpec {
-            uid: nix::unistd::getuid().as_raw(),
-            gid: nix::unistd::getgid().as_raw(),
-        },
+    let secret_sources = secret_sources(&opts);
+    // Refuse a secret's source before anything is set up.
+    env::agent_env(&env::EnvInputs {
+        operator: &[],
+        options: &opts.env,
+        secret_sources: &secret_sources,
+        sidecar: &[],
+        home: std::path::Path::new(env::NO_HOME),
+    })?;
+    let (user, uid_lease) = match opts.user {
+        Some(u) => (u, None),
+        None if nix::unistd::geteuid().is_root() => {
+            let lease =
+                uid_pool::allocate(std::path::Path::new(uid_pool::LOCK_DIR), &opts.uid_range)?;
+            (lease.user(), Some(lease))
+        }
+        None => (
+            UserSpec {
+                uid: nix::unistd::getuid().as_raw(),
+                gid: nix::unistd::getgid().as_raw(),
+            },
+            None,
+        ),
     };
+    info!(
+        agent_id = %agent_id,
+        uid = user.uid,
+        gid = user.gid,
+        dynamic = uid_lease.is_some(),
+        "agent user"
+    );
     if user.uid == 0 {
         return Err(RunError::Io(
             "refusing to run the agent as uid 0",
@@ -385,14 +447,21 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         };
         Some(NameServices::start(&agent_id, names, &config, enforcer.clone(), gateway).await?)
     };
-    let mut env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
+    let mut sidecar_env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
     if let Some(services) = &services {
-        env.extend(services.env().iter().cloned());
+        sidecar_env.extend(services.env().iter().cloned());
     }
-    let spawned = {
-        let guard = enforcer.lock().expect("enforcer lock");
-        child::spawn(&opts.command, guard.cgroup().dir().as_raw_fd(), user, &env)
-    };
+    let mut applied_limits = None;
+    let spawned = start_agent(
+        &opts,
+        &agent_id,
+        &enforcer,
+        &metrics,
+        user,
+        &sidecar_env,
+        &secret_sources,
+        &mut applied_limits,
+    );
     let code = match spawned {
         Ok(child) => {
             let pid = child.id();
@@ -406,22 +475,9 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             drop(forwarder);
             Ok(exit_code(status))
         }
-        Err(source) => {
-            let code = match source.kind() {
-                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
-                _ => EXIT_CANNOT_EXECUTE,
-            };
-            error!(agent_id = %agent_id, error = %source, "cannot start the agent");
-            let command = opts
-                .command
-                .first()
-                .map(|c| c.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Err(RunError::Spawn {
-                command,
-                source,
-                code,
-            })
+        Err(e) => {
+            error!(agent_id = %agent_id, error = %e, "cannot start the agent");
+            Err(e)
         }
     };
     if let Some(services) = services {
@@ -434,7 +490,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     if let Ok(code) = &code {
         info!(agent_id = %agent_id, exit_code = code, "agent exited");
     }
-    finish(
+    let finished = finish(
         enforcer,
         &metrics,
         &agent_id,
@@ -442,8 +498,110 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         stop_events,
         events_task,
     )
-    .await?;
+    .await;
+    if let Some(applied) = applied_limits {
+        applied.remove(Duration::from_secs(2));
+    }
+    if let Some(lease) = uid_lease {
+        info!(agent_id = %agent_id, uid = lease.user().uid, "agent user released");
+    }
+    finished?;
     code
+}
+
+/// `(secret name, variable)` of every secret read from an environment
+/// variable.
+fn secret_sources(opts: &RunOptions) -> Vec<(String, String)> {
+    use crate::gateway::credentials::SecretSource;
+    opts.gateway
+        .iter()
+        .flat_map(|g| &g.secrets)
+        .filter_map(|s| match &s.source {
+            SecretSource::Env(var) => Some((s.name.clone(), var.clone())),
+            SecretSource::File(_) => None,
+        })
+        .collect()
+}
+
+/// Sets the agent's resource limits, builds its environment and sandbox and
+/// starts it.
+#[allow(clippy::too_many_arguments)]
+fn start_agent(
+    opts: &RunOptions,
+    agent_id: &str,
+    enforcer: &std::sync::Mutex<Enforcer>,
+    metrics: &Metrics,
+    user: UserSpec,
+    sidecar_env: &[(String, String)],
+    secret_sources: &[(String, String)],
+    applied_limits: &mut Option<limits::AppliedLimits>,
+) -> Result<child::AgentProcess, RunError> {
+    let guard = enforcer.lock().expect("enforcer lock");
+    let applied = applied_limits.insert(limits::apply(
+        guard.cgroup().path(),
+        agent_id,
+        &opts.limits,
+    )?);
+    info!(
+        agent_id,
+        pids_max = %opts.limits.pids_max,
+        memory_max = %opts.limits.memory_max,
+        "agent resource limits"
+    );
+    let operator: Vec<_> = std::env::vars_os().collect();
+    let home = env::home_of(user.uid);
+    let vars = env::agent_env(&env::EnvInputs {
+        operator: &operator,
+        options: &opts.env,
+        secret_sources,
+        sidecar: sidecar_env,
+        home: &home,
+    })?;
+    let sandbox = sandbox::prepare(!guard.lsm_guard(), !opts.allow_unscoped)?;
+    let off = sandbox::sticky_dir_protections_off();
+    if !off.is_empty() {
+        warn!(
+            agent_id,
+            sysctls = %off.join(" "),
+            "another agent could plant a symlink or file in /tmp that this agent then opens: \
+             set these sysctls to 1 (fs.protected_regular and fs.protected_fifos to 2)"
+        );
+    }
+    if sandbox.landlock.is_none() {
+        warn!(
+            agent_id,
+            "the kernel cannot scope the agent (Landlock ABI 6): it may reach abstract unix \
+             sockets and signal processes of its uid outside it (--allow-unscoped-agent)"
+        );
+        metrics.confinement_missing(agent_id, "landlock_scopes");
+    }
+    let masked_sockets = unix_mask::foreign_writable_sockets(user.uid);
+    for path in &masked_sockets {
+        info!(agent_id, socket = %path.display(), "host socket writable by others: hidden from the agent");
+    }
+    let setup = child::ChildSetup {
+        user,
+        env: &vars,
+        joins: applied.joins(),
+        sandbox: &sandbox,
+        masked_sockets: &masked_sockets,
+    };
+    child::spawn(&opts.command, guard.cgroup().dir().as_raw_fd(), &setup).map_err(|source| {
+        let code = match source.kind() {
+            std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+            _ => EXIT_CANNOT_EXECUTE,
+        };
+        let command = opts
+            .command
+            .first()
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        RunError::Spawn {
+            command,
+            source,
+            code,
+        }
+    })
 }
 
 /// Drains the last events, then tears down (or keeps) the pinned state.

@@ -11,12 +11,6 @@ pub struct UserSpec {
     pub gid: u32,
 }
 
-/// `nobody:nogroup`, the default when `run` is invoked as root.
-pub const NOBODY: UserSpec = UserSpec {
-    uid: 65534,
-    gid: 65534,
-};
-
 /// An unusable `--user` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserError {
@@ -28,7 +22,7 @@ pub enum UserError {
     /// uid 0 would let the agent leave its cgroup and edit cgroup files.
     #[error(
         "refusing --user `{0}`: an agent running as uid 0 could move itself out of its cgroup; \
-         pick an unprivileged uid (default 65534:65534)"
+         pick an unprivileged uid, or leave --user out for a uid of the agent's own"
     )]
     Root(String),
 }

@@ -236,6 +236,8 @@ fn socket_only(kind: &str) -> io::Result<()> {
         "icmp" => (libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
         "sctp" => (libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP),
         "unix" => (libc::AF_UNIX, libc::SOCK_STREAM, 0),
+        "netlink" => (libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE),
+        "vsock" => (libc::AF_VSOCK, libc::SOCK_STREAM, 0),
         other => panic!("unknown socket kind {other}"),
     };
     socket(d, t, p).map(drop)
