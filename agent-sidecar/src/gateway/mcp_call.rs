@@ -419,34 +419,6 @@ fn filter_json(v: &mut Value, ids: &[Value], allowed: &(dyn Fn(&str) -> bool + S
     }
 }
 
-/// GET (server-to-client event stream) and DELETE (session end) on an MCP
-/// endpoint: transport, not tool calls; forwarded as they are.
-pub(crate) async fn transport(
-    gw: &Shared,
-    conn: &ConnInfo,
-    policy: &Arc<CompiledPolicySet>,
-    ep: &McpEndpoint,
-    mut parts: Parts,
-    body: Incoming,
-) -> Response<AgentBody> {
-    trace::propagate(&mut parts.headers);
-    let body = body.boxed();
-    match forward::send(
-        gw,
-        policy,
-        &conn.host,
-        conn.port,
-        Some(&ep.tool),
-        parts,
-        body,
-    )
-    .await
-    {
-        Ok(resp) => resp.map(|b| b.boxed()),
-        Err(r) => r.response(),
-    }
-}
-
 fn header_str(parts: &Parts, name: &str) -> Option<String> {
     parts
         .headers

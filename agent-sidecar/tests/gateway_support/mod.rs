@@ -313,6 +313,21 @@ tools:
       - name: delete_vendors
         method: DELETE
         path: /v1/vendors
+      - name: get_account
+        method: GET
+        path: /v1/accounts/{{id}}
+      - name: account_secrets
+        method: GET
+        path: /v1/accounts/{{id}}/secrets
+      - name: add_note
+        method: POST
+        path: /v1/customers/{{id}}/notes
+      - name: delete_customer
+        method: DELETE
+        path: /v1/customers/{{id}}
+      - name: admin
+        method: GET
+        path: /v1/admin/*
   - name: crm
     mcp: {{ server: crm, url: "https://{HOST}:{port}/mcp" }}
     credential: {{ secret: erp-token }}
@@ -345,6 +360,15 @@ rules:
   - id: payments-over-1000-need-approval
     when: {{ tool: erp, action: pay, amount: {{ gt: 1000 }} }}
     tier: 3
+  - id: no-account-secrets
+    when: {{ tool: erp, action: account_secrets }}
+    tier: deny
+  - id: no-customer-deletes
+    when: {{ tool: erp, action: delete_customer }}
+    tier: deny
+  - id: no-admin
+    when: {{ tool: erp, action: admin }}
+    tier: deny
   - id: no-mass-delete
     when: {{ tool: erp, action: delete_vendors }}
     tier: 4

@@ -1,0 +1,249 @@
+//! What the gateway decides is what the tool runs: method overrides,
+//! methods no REST tool declares, paths an upstream would split or climb
+//! after decoding, and bodies on MCP transport requests are refused before
+//! anything reaches the tool, over HTTP/1.1 and HTTP/2, with curl.
+
+mod gateway_support;
+
+use gateway_support::{Harness, Options};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// Runs curl; returns (status, body).
+async fn curl(args: &[String], extra: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
+        .args(args)
+        .args(extra)
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+fn reason(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    v["error"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// curl arguments for HTTP/1.1 (explicit proxy) and HTTP/2 (transparent).
+fn both_versions(h: &Harness) -> Vec<(&'static str, Vec<String>)> {
+    let mut h1 = h.explicit_args();
+    h1.push("--http1.1".into());
+    let mut h2 = h.transparent_args();
+    h2.push("--http2".into());
+    vec![("HTTP/1.1", h1), ("HTTP/2", h2)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_overrides_and_undeclared_methods_never_reach_the_tool() {
+    let h = Harness::start(Options::default()).await;
+    let note = h.url("/v1/customers/5/notes");
+    let account = h.url("/v1/accounts/7");
+    for (version, args) in both_versions(&h) {
+        // The same calls without an override are forwarded.
+        let (status, body) = curl(&args, &[&account]).await;
+        assert_eq!(status, 200, "{version}: {body}");
+        let cases: Vec<(Vec<String>, &str)> = vec![
+            (
+                vec![
+                    "-X".into(),
+                    "POST".into(),
+                    "-H".into(),
+                    "X-HTTP-Method-Override: DELETE".into(),
+                    note.clone(),
+                ],
+                "method_override",
+            ),
+            (
+                vec!["-H".into(), "x-http-method: DELETE".into(), account.clone()],
+                "method_override",
+            ),
+            (
+                vec![
+                    "-H".into(),
+                    "X-Method-Override: DELETE".into(),
+                    account.clone(),
+                ],
+                "method_override",
+            ),
+            (
+                vec![
+                    "-H".into(),
+                    "x-HtTp-MeThOd-OvErRiDe: GET".into(),
+                    "-H".into(),
+                    "X-Http-Method-Override: DELETE".into(),
+                    account.clone(),
+                ],
+                "method_override",
+            ),
+            (
+                vec![
+                    "-H".into(),
+                    "X-Original-URL: /v1/admin/wipe".into(),
+                    account.clone(),
+                ],
+                "method_override",
+            ),
+            (vec![format!("{account}?_method=DELETE")], "method_override"),
+            (
+                vec![format!("{account}?x=1&%5FMETHOD=DELETE")],
+                "method_override",
+            ),
+            (
+                vec!["-d".into(), "text=hi&_method=DELETE".into(), note.clone()],
+                "method_override",
+            ),
+            (
+                vec!["-F".into(), "_method=DELETE".into(), note.clone()],
+                "method_override",
+            ),
+            (
+                vec![
+                    "-H".into(),
+                    "content-type: application/json".into(),
+                    "-d".into(),
+                    r#"{"text":"hi","_method":"DELETE"}"#.into(),
+                    note.clone(),
+                ],
+                "method_override",
+            ),
+            (
+                vec!["-X".into(), "TRACE".into(), account.clone()],
+                "method_not_allowed",
+            ),
+            (
+                vec!["-X".into(), "PROPFIND".into(), account.clone()],
+                "method_not_allowed",
+            ),
+            (
+                vec!["-X".into(), "MOVE".into(), account.clone()],
+                "method_not_allowed",
+            ),
+        ];
+        for (extra, want) in cases {
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let (status, body) = curl(&args, &extra).await;
+            assert!(
+                status == 400 || status == 405,
+                "{version} {extra:?}: {status} {body}"
+            );
+            assert_eq!(reason(&body), want, "{version} {extra:?}: {body}");
+        }
+    }
+    let seen = h.api.requests();
+    assert_eq!(
+        seen.len(),
+        2,
+        "only the plain calls reach the tool: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|r| r.method == "GET" && r.path == "/v1/accounts/7")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_separators_and_dot_segments_never_match_a_placeholder() {
+    let h = Harness::start(Options::default()).await;
+    for (version, args) in both_versions(&h) {
+        let (status, body) = curl(&args, &[&h.url("/v1/accounts/42")]).await;
+        assert_eq!(status, 200, "{version}: {body}");
+        for path in [
+            "/v1/accounts/42%2Fsecrets",
+            "/v1/accounts/42%2fsecrets",
+            "/v1/accounts/42%252Fsecrets",
+            "/v1/accounts/42%5Csecrets",
+            "/v1/accounts/..%2Fadmin%2Fwipe",
+            "/v1/accounts/%2E%2E",
+            "/v1/accounts/..",
+            "/v1/accounts/42;x=1",
+            "/v1/accounts/..;",
+            "/v1/accounts/42%00",
+            "/v1/accounts/%C0%AF",
+            "/v1/accounts/42%zz",
+            "/v1/%61ccounts/42",
+            "/v1//accounts/42",
+        ] {
+            let (status, body) = curl(&args, &["--path-as-is", &h.url(path)]).await;
+            assert_eq!(status, 400, "{version} {path}: {body}");
+            assert_eq!(reason(&body), "ambiguous_path", "{version} {path}: {body}");
+        }
+    }
+    let seen = h.api.requests();
+    assert_eq!(
+        seen.len(),
+        2,
+        "only the plain calls reach the tool: {seen:?}"
+    );
+    assert!(seen.iter().all(|r| r.path == "/v1/accounts/42"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_get_and_delete_with_a_body_never_reach_the_server() {
+    let h = Harness::start(Options::default()).await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_customer","arguments":{"id":5}}}"#;
+    let mcp = h.url("/mcp");
+    for (version, args) in both_versions(&h) {
+        // A plain GET (the server's event stream) is forwarded.
+        let (status, body) = curl(&args, &[&mcp]).await;
+        assert_eq!(status, 200, "{version}: {body}");
+        for extra in [
+            vec![
+                "-X",
+                "GET",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                call,
+            ],
+            vec![
+                "-X",
+                "DELETE",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                call,
+            ],
+            vec!["-X", "GET", "-H", "Transfer-Encoding: chunked", "-d", call],
+            vec!["-X", "PUT", "-d", call],
+            vec!["-X", "PATCH", "-d", call],
+            vec!["-X", "OPTIONS"],
+        ] {
+            let mut extra = extra.clone();
+            extra.push(&mcp);
+            if version == "HTTP/2" && extra[0] == "-X" && extra[1] == "GET" {
+                // HTTP/2 DATA frames without any length announced.
+                let mut bare = vec!["-X", "GET", "-H", "Content-Length:", "-d", call];
+                bare.push(&mcp);
+                let (status, body) = curl(&args, &bare).await;
+                assert_eq!(status, 400, "{version} {bare:?}: {body}");
+            }
+            let (status, body) = curl(&args, &extra).await;
+            assert!(
+                status == 400 || status == 405,
+                "{version} {extra:?}: {status} {body}"
+            );
+            let r = reason(&body);
+            assert!(
+                r == "body_on_mcp_transport" || r == "method_not_allowed" || r == "bad_framing",
+                "{version} {extra:?}: {body}"
+            );
+        }
+    }
+    let seen = h.api.requests();
+    assert_eq!(
+        seen.len(),
+        2,
+        "only the plain GETs reach the server: {seen:?}"
+    );
+    assert!(seen.iter().all(|r| r.method == "GET" && r.body.is_empty()));
+}
