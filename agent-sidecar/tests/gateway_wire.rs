@@ -1,12 +1,14 @@
 //! What the gateway decides is what the tool runs: method overrides,
 //! methods no REST tool declares, paths an upstream would split or climb
 //! after decoding, and bodies on MCP transport requests are refused before
-//! anything reaches the tool, over HTTP/1.1 and HTTP/2, with curl.
+//! anything reaches the tool, over HTTP/1.1 and HTTP/2, with curl. What
+//! comes back never holds the credential the gateway injected.
 
 mod gateway_support;
 
-use gateway_support::{Harness, Options};
-use serde_json::Value;
+use base64::Engine;
+use gateway_support::{Harness, Options, SECRET, STREAM_PATH};
+use serde_json::{Value, json};
 use tokio::process::Command;
 
 /// Runs curl; returns (status, body).
@@ -246,4 +248,100 @@ async fn mcp_get_and_delete_with_a_body_never_reach_the_server() {
         "only the plain GETs reach the server: {seen:?}"
     );
     assert!(seen.iter().all(|r| r.method == "GET" && r.body.is_empty()));
+}
+
+/// Every form of the injected credential a tool may echo.
+fn credential_forms() -> Vec<String> {
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    let auth = format!("Bearer {SECRET}");
+    vec![
+        SECRET.to_string(),
+        SECRET.to_ascii_uppercase(),
+        b64(&auth)[..16].to_string(),
+        b64(SECRET)[..16].to_string(),
+        b64(&format!("api:{SECRET}"))[8..24].to_string(),
+        // The middle of the secret, wherever it was cut.
+        SECRET[6..16].to_string(),
+    ]
+}
+
+fn assert_no_credential(what: &str, text: &str) {
+    for form in credential_forms() {
+        assert!(!text.contains(&form), "{what} leaks `{form}`: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_injected_credential_never_comes_back_to_the_agent() {
+    let h = Harness::start(Options::default()).await;
+    for (version, args) in both_versions(&h) {
+        for kind in ["json", "error", "encoded", "stream"] {
+            let mut extra = vec!["-N", "-i"];
+            let url = h.url(&format!("/v1/echo/{kind}"));
+            extra.push(&url);
+            let (status, body) = curl(&args, &extra).await;
+            assert!(
+                status == 200 || status == 401,
+                "{version} {kind}: {status} {body}"
+            );
+            assert!(body.contains("[redacted]"), "{version} {kind}: {body}");
+            assert_no_credential(&format!("{version} {kind}"), &body);
+        }
+        // An answer the gateway cannot search is not passed on.
+        let (status, body) = curl(&args, &[&h.url("/v1/echo/gzip")]).await;
+        assert_eq!(status, 502, "{version}: {body}");
+        assert_eq!(reason(&body), "answer_encoded", "{version}: {body}");
+        assert_no_credential(&format!("{version} gzip"), &body);
+    }
+    // The tool did receive it.
+    let seen = h.api.requests();
+    assert!(
+        seen.iter()
+            .all(|r| r.headers["authorization"] == format!("Bearer {SECRET}"))
+    );
+    // Python requests reads the streamed echo too.
+    let script = format!(
+        "import requests\nr = requests.get('{}', stream=True)\nprint(''.join(c.decode() for c in r.iter_content(chunk_size=None)))\n",
+        h.url("/v1/echo/stream")
+    );
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .env("HTTPS_PROXY", format!("http://{}", h.proxies.explicit))
+        .env("REQUESTS_CA_BUNDLE", &h.bundle.bundle)
+        .output()
+        .await
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[redacted]"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_credential("python stream", &text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_answers_never_carry_the_injected_credential() {
+    let h = Harness::start(Options::default()).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "get_customer", "arguments": {"id": "c-1", "echo": true}}});
+    let out = Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "3"])
+        .args(h.explicit_args())
+        .args([
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json, text/event-stream",
+            "-d",
+            &call.to_string(),
+            &h.url(STREAM_PATH),
+        ])
+        .output()
+        .await
+        .expect("curl runs");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains(r#""id":7"#), "{answer}");
+    assert!(answer.contains("[redacted]"), "{answer}");
+    assert_no_credential("MCP answer", &answer);
 }

@@ -341,7 +341,7 @@ fn unreadable(e: &mcp::AnswerError) -> Response<AgentBody> {
 /// upstream's answer (JSON or SSE).
 async fn shape(
     gw: &Shared,
-    resp: Response<Incoming>,
+    resp: Response<forward::Answer>,
     list_ids: &[Value],
     errors: Vec<Value>,
     allowed: &(dyn Fn(&str) -> bool + Send + Sync),

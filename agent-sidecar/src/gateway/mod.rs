@@ -30,6 +30,7 @@ mod mcp_transport;
 mod method_check;
 mod metrics;
 mod path_check;
+mod redacted;
 mod refusal;
 mod request;
 mod request_checks;

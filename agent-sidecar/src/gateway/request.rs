@@ -178,7 +178,11 @@ pub(crate) fn close_h1(
 }
 
 /// Reads the body within the limits; refusals for too large and too slow.
-pub(crate) async fn read_body(gw: &Shared, body: Incoming) -> Result<Bytes, Refusal> {
+pub(crate) async fn read_body<B>(gw: &Shared, body: B) -> Result<Bytes, Refusal>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let limits = &gw.config.limits;
     collect_limited(body, limits.max_body_bytes, limits.body_read_timeout)
         .await

@@ -94,7 +94,7 @@ fn full_body(bytes: impl Into<Bytes>) -> ApiBody {
 /// `delete_customer` and `restore_customers` (which requires `batch_id`);
 /// anything else, a result whose structuredContent is
 /// `{"batch_id": "b-9"}`.
-fn open_stream(body: &[u8]) -> Response<ApiBody> {
+fn open_stream(body: &[u8], auth: &str) -> Response<ApiBody> {
     let requests = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Array(items)) => items,
         Ok(one) => vec![one],
@@ -120,6 +120,10 @@ fn open_stream(body: &[u8]) -> Response<ApiBody> {
                 {"name": "restore_customers", "inputSchema": {"type": "object",
                     "properties": {"batch_id": {"type": "string"}}, "required": ["batch_id"]}}
             ]}),
+            _ if request["params"]["arguments"]["echo"] == true => json!({
+                "content": [{"type": "text", "text": format!("you called with {auth}")}],
+                "structuredContent": {"authorization": auth}
+            }),
             _ => json!({"content": [], "structuredContent": {"batch_id": "b-9"}}),
         };
         let response = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
@@ -132,6 +136,69 @@ fn open_stream(body: &[u8]) -> Response<ApiBody> {
         .header("content-type", "text/event-stream")
         .body(StreamBody::new(first.chain(open)).boxed_unsync())
         .expect("response")
+}
+
+/// The answers of `/v1/echo/{kind}`, a tool that reflects the credential
+/// it received (`auth`, the whole `Authorization` value) as debug
+/// endpoints and verbose error pages do: `json` (the headers as JSON),
+/// `error` (a 401 page and a header), `encoded` (base64, percent and
+/// JSON-escaped forms), `stream` (an event stream whose events split the
+/// credential across chunks, sent 100 ms apart) and `gzip` (an answer
+/// claiming a compressed body).
+fn echo(kind: &str, auth: &str) -> Response<ApiBody> {
+    use base64::Engine;
+    let secret = auth.strip_prefix("Bearer ").unwrap_or(auth);
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    match kind {
+        "json" => Response::new(full_body(
+            json!({"headers": {"authorization": auth}}).to_string(),
+        )),
+        "error" => Response::builder()
+            .status(401)
+            .header("x-debug-authorization", auth)
+            .header(
+                "www-authenticate",
+                format!("Bearer error=\"invalid_token\" token=\"{secret}\""),
+            )
+            .body(full_body(format!(
+                "<h1>401</h1><p>rejected credential: {auth}</p>"
+            )))
+            .expect("response"),
+        "encoded" => Response::new(full_body(format!(
+            "b64={} b64secret={} basic={} pct={} json={}",
+            b64(auth),
+            b64(secret),
+            b64(&format!("api:{secret}")),
+            percent_encoding::utf8_percent_encode(auth, percent_encoding::NON_ALPHANUMERIC),
+            serde_json::to_string(auth).expect("json"),
+        ))),
+        "stream" => {
+            let (a, b) = auth.split_at(auth.len() / 2);
+            let (b, c) = b.split_at(b.len() / 2);
+            let pieces = vec![
+                format!("event: message\ndata: {{\"seen\":\"{a}"),
+                b.to_string(),
+                format!("{c}\"}}\n\n"),
+                "event: message\ndata: {\"done\":true}\n\n".to_string(),
+            ];
+            let frames = stream::iter(pieces).then(|p| async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, Infallible>(Frame::data(Bytes::from(p)))
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(StreamBody::new(frames).boxed_unsync())
+                .expect("response")
+        }
+        "gzip" => Response::builder()
+            .header("content-encoding", "gzip")
+            .body(full_body(format!("not really compressed: {auth}")))
+            .expect("response"),
+        _ => Response::builder()
+            .status(404)
+            .body(full_body("no such echo"))
+            .expect("response"),
+    }
 }
 
 impl ToolApi {
@@ -197,8 +264,16 @@ impl ToolApi {
                                     .collect(),
                                 body: String::from_utf8_lossy(&body).into_owned(),
                             });
+                            let auth = parts
+                                .headers
+                                .get(hyper::header::AUTHORIZATION)
+                                .map(|v| v.to_str().unwrap_or("").to_string())
+                                .unwrap_or_default();
                             if path == STREAM_PATH {
-                                return Ok(open_stream(&body));
+                                return Ok(open_stream(&body, &auth));
+                            }
+                            if let Some(kind) = path.strip_prefix("/v1/echo/") {
+                                return Ok(echo(kind, &auth));
                             }
                             let answer = json!({"ok": true, "id": "pay-1", "path": path});
                             Ok::<_, Infallible>(Response::new(full_body(answer.to_string())))
@@ -328,6 +403,9 @@ tools:
       - name: admin
         method: GET
         path: /v1/admin/*
+      - name: echo
+        method: GET
+        path: /v1/echo/{{kind}}
   - name: crm
     mcp: {{ server: crm, url: "https://{HOST}:{port}/mcp" }}
     credential: {{ secret: erp-token }}
