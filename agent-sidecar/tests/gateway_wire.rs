@@ -345,3 +345,91 @@ async fn mcp_answers_never_carry_the_injected_credential() {
     assert!(answer.contains("[redacted]"), "{answer}");
     assert_no_credential("MCP answer", &answer);
 }
+
+/// POSTs `message` to the MCP server whose answers stay open; returns
+/// (status, what arrived within 3 s).
+async fn post_mcp(h: &Harness, message: &Value) -> (u16, String) {
+    curl(
+        &h.explicit_args(),
+        &[
+            "-N",
+            "--max-time",
+            "3",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json, text/event-stream",
+            "-d",
+            &message.to_string(),
+            &h.url(STREAM_PATH),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_requests_and_responses_nobody_awaits_are_governed_both_ways() {
+    let h = Harness::start(Options::default()).await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "get_customer", "arguments": {"id": "c-1", "mischief": true}}});
+    let (_, answer) = post_mcp(&h, &call).await;
+    assert!(answer.contains(r#""batch_id":"b-9""#), "{answer}");
+    assert!(answer.contains("roots/list"), "allowed by policy: {answer}");
+    assert!(answer.contains("notifications/message"), "{answer}");
+    for absent in [
+        "sampling/createMessage",
+        "elicitation/create",
+        r#""forged":true"#,
+        r#""second":true"#,
+    ] {
+        assert!(
+            !answer.contains(absent),
+            "`{absent}` reached the agent: {answer}"
+        );
+    }
+    // The server got the gateway's refusals of its own requests.
+    let refused = |id: &str| {
+        h.api.requests().iter().any(|r| {
+            serde_json::from_str::<Value>(&r.body).is_ok_and(|v| {
+                v["id"] == id && v["error"]["code"] == -32001 && v.get("result").is_none()
+            })
+        })
+    };
+    for _ in 0..100 {
+        if refused("srv-1") && refused("srv-2") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused("srv-1") && refused("srv-2"),
+        "{:?}",
+        h.api.requests()
+    );
+    assert!(!refused("srv-3"));
+    // The agent answers: only the request it was given, once.
+    let answers = json!([
+        {"jsonrpc": "2.0", "id": "srv-3", "result": {"roots": []}},
+        {"jsonrpc": "2.0", "id": "srv-1", "result": {"model": "agent-made"}}
+    ]);
+    let (status, body) = post_mcp(&h, &answers).await;
+    assert_eq!(status, 202, "{body}");
+    let again = json!({"jsonrpc": "2.0", "id": "srv-3", "result": {"roots": ["/again"]}});
+    let (status, body) = post_mcp(&h, &again).await;
+    assert_eq!(status, 202, "{body}");
+    let bodies: Vec<String> = h.api.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b.contains(r#""roots":[]"#))
+            .count(),
+        1,
+        "{bodies:?}"
+    );
+    assert!(
+        !bodies
+            .iter()
+            .any(|b| b.contains("agent-made") || b.contains("/again")),
+        "{bodies:?}"
+    );
+}

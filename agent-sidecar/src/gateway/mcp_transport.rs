@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Response, StatusCode, body::Incoming, header, http::request::Parts};
 
 use super::{
-    AgentBody, forward,
+    AgentBody, forward, mcp,
+    mcp_peer::{ServerMessages, govern},
     refusal::Refusal,
     request::{ConnInfo, close_h1, read_body},
     state::Shared,
@@ -21,7 +22,7 @@ use crate::policy::{CompiledPolicySet, gateway::McpEndpoint};
 
 /// Serves a non-POST request to an MCP endpoint.
 pub(crate) async fn handle(
-    gw: &Shared,
+    gw: &Arc<Shared>,
     conn: &ConnInfo,
     policy: &Arc<CompiledPolicySet>,
     ep: &McpEndpoint,
@@ -42,6 +43,11 @@ pub(crate) async fn handle(
     }
     trace::propagate(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
+    let session = parts
+        .headers
+        .get(mcp::SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = Empty::new().map_err(|never| match never {}).boxed();
     match forward::send(
         gw,
@@ -54,7 +60,12 @@ pub(crate) async fn handle(
     )
     .await
     {
-        Ok(resp) => resp.map(|b| b.boxed()),
+        // No request of the agent is awaited on this stream: responses on
+        // it are dropped, server requests decided.
+        Ok(resp) => {
+            let messages = ServerMessages::new(gw, conn, ep, session, &[]);
+            govern(resp, messages).map(|b| b.boxed())
+        }
         Err(r) => r.response(),
     }
 }

@@ -26,6 +26,7 @@ pub mod hooks;
 pub mod limits;
 pub mod mcp;
 mod mcp_call;
+mod mcp_peer;
 mod mcp_transport;
 mod method_check;
 mod metrics;
