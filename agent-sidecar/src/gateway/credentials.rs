@@ -7,16 +7,20 @@
 //! - [`SecretStore`]: the loaded secrets, by name, and [`SecretStore::redact`]
 //!   for upstream error texts;
 //! - [`Injection`]: how a route puts its secret into a header, and
-//!   [`strip_agent_credentials`] for routes that inject none.
+//!   [`strip_agent_credentials`] for routes that inject none;
+//! - [`Redactor`]: the injected credential in all the forms a tool may
+//!   echo it, removed from every answer to the agent.
 
 mod error;
 mod inject;
+mod redact;
 mod secret;
 mod spec;
 mod store;
 
 pub use error::CredentialError;
 pub use inject::{Injection, strip_agent_credentials};
+pub use redact::{RedactStream, Redactor};
 pub use secret::Secret;
 pub use spec::{SecretSource, SecretSpec, valid_name};
 pub use store::{MAX_SECRET_BYTES, SecretStore};

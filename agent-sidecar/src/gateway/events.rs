@@ -57,6 +57,11 @@ pub struct GatewayEvent {
 pub trait GatewaySink: Send + Sync {
     /// Called once per call, after its outcome is known.
     fn event(&self, event: &GatewayEvent);
+
+    /// Called for each MCP message the gateway drops: `direction` is
+    /// `to_agent` or `to_server`, `reason` e.g. `unexpected_response` or
+    /// `server_request_refused`.
+    fn mcp_message_dropped(&self, _agent: &str, _direction: &str, _reason: &str) {}
 }
 
 /// Logs the event with `tracing` and hands it to the sink, if any.

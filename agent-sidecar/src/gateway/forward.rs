@@ -1,18 +1,28 @@
 //! Sending an allowed call upstream: the sidecar's credential instead of
 //! the agent's, the trace context, no hop-by-hop headers, to the address
-//! the sidecar resolved.
+//! the sidecar resolved; the answer comes back without the credential
+//! (see [`redacted`](super::redacted)).
+
+use std::sync::Arc;
 
 use hyper::{
     Request, Response, StatusCode, Uri, Version,
     body::Incoming,
-    header::{self, HeaderMap, HeaderName},
+    header::{self, HeaderMap, HeaderName, HeaderValue},
     http::request::Parts,
 };
 
 use super::{
-    credentials::strip_agent_credentials, refusal::Refusal, state::Shared, upstream::UpstreamBody,
+    credentials::{Redactor, strip_agent_credentials},
+    redacted::{RedactedBody, redact_headers},
+    refusal::Refusal,
+    state::Shared,
+    upstream::UpstreamBody,
 };
 use crate::policy::CompiledPolicySet;
+
+/// An upstream answer as the agent may see it.
+pub(crate) type Answer = RedactedBody<Incoming>;
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -50,7 +60,7 @@ pub(crate) async fn send(
     tool: Option<&str>,
     mut parts: Parts,
     body: UpstreamBody,
-) -> Result<Response<Incoming>, Refusal> {
+) -> Result<Response<Answer>, Refusal> {
     let path = parts
         .uri
         .path_and_query()
@@ -71,6 +81,7 @@ pub(crate) async fn send(
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
     strip_agent_credentials(&mut parts.headers);
+    let mut redactor = None;
     if let Some(cred) = tool.and_then(|t| policy.credential(t)) {
         let Some(secret) = gw.secrets.get(&cred.secret) else {
             return Err(Refusal::new(
@@ -87,12 +98,30 @@ pub(crate) async fn send(
             .map_err(|e| {
                 Refusal::new(StatusCode::BAD_GATEWAY, "credential_invalid", e.to_string())
             })?;
+        let injected = parts
+            .headers
+            .get(&cred.injection.header)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        redactor = Redactor::new(&[injected, secret.expose()]).map(Arc::new);
+        // Answers are searched for the credential: they must come as
+        // they are, not compressed.
+        parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
     }
     let req = Request::from_parts(parts, body);
     match tokio::time::timeout(gw.config.upstream_timeout, gw.client.request(req)).await {
         Ok(Ok(mut resp)) => {
             strip_hop_by_hop(resp.headers_mut());
-            Ok(resp)
+            if let Some(r) = &redactor {
+                answer_searchable(resp.headers(), host, port)?;
+                redact_headers(r, resp.headers_mut());
+                // Redaction changes the length.
+                resp.headers_mut().remove(header::CONTENT_LENGTH);
+            }
+            Ok(resp.map(|b| RedactedBody::new(b, redactor)))
         }
         Ok(Err(e)) => {
             let detail = gw.secrets.redact(&format!("{e:?}")).into_owned();
@@ -111,4 +140,23 @@ pub(crate) async fn send(
             ),
         )),
     }
+}
+
+/// Refuses an answer whose body cannot be searched for the credential
+/// (compressed although `identity` was asked for).
+fn answer_searchable(headers: &HeaderMap, host: &str, port: u16) -> Result<(), Refusal> {
+    let encoded = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return Err(Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            "answer_encoded",
+            format!(
+                "{host}:{port} answered with a Content-Encoding although the gateway asked for identity; an answer to a call with an injected credential must be searchable for it"
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -29,7 +29,10 @@ pub use answer::{answer_messages, is_event_stream, response_to};
 pub use body::{encode, error_object, merge_json, without};
 pub use error::{INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, McpError, PARSE_ERROR};
 pub use message::{Envelope, Message, TOOLS_CALL, TOOLS_LIST, ToolCall, parse_body};
-pub use sse::{complete_prefix_len, filter_sse_tools_list, sse_events, sse_messages};
+pub use sse::{
+    Rewrite, complete_prefix_len, filter_sse_tools_list, rewrite_sse_messages, sse_events,
+    sse_messages,
+};
 pub use tools::filter_tools_list;
 pub use until_answered::{AnswerError, ReadAnswer, read_until_answered};
 

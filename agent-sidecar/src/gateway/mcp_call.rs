@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::{
     AgentBody, binding,
     compensate::Original,
-    forward, mcp,
+    forward, mcp, mcp_peer,
     refusal::{bytes_response, full, json_response},
     request::{ConnInfo, Event, IDEMPOTENCY_KEY, close_h1, read_body},
     state::Shared,
@@ -55,7 +55,7 @@ struct Forwarded {
 
 /// A POST to an MCP endpoint.
 pub(crate) async fn handle(
-    gw: &Shared,
+    gw: &Arc<Shared>,
     conn: &ConnInfo,
     policy: &Arc<CompiledPolicySet>,
     ep: &McpEndpoint,
@@ -179,7 +179,13 @@ pub(crate) async fn handle(
         }
     }
     refused.sort_by_key(|(i, _)| *i);
-    let dropped: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+    let mut dropped: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+    dropped.extend(mcp_peer::unexpected_responses(
+        gw,
+        ep,
+        session.as_deref(),
+        &envelope,
+    ));
     let errors: Vec<Value> = refused.into_iter().map(|(_, v)| v).collect();
     let body = if dropped.is_empty() {
         Some(bytes.to_vec())
@@ -187,6 +193,10 @@ pub(crate) async fn handle(
         mcp::without(&envelope, &dropped)
     };
     let Some(body) = body else {
+        if errors.is_empty() {
+            // Only responses nobody awaited: nothing to answer.
+            return bytes_response(StatusCode::ACCEPTED, "application/json", Bytes::new());
+        }
         // Nothing left to forward: the gateway answers alone.
         return bytes_response(
             StatusCode::OK,
@@ -240,6 +250,17 @@ pub(crate) async fn handle(
         Ok(resp) => resp,
         Err(r) => return json_response(r.status, &r.rpc(None)),
     };
+    let awaited: Vec<Value> = envelope
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| m.is_request() && !dropped.contains(i))
+        .filter_map(|(_, m)| m.id().cloned())
+        .collect();
+    let resp = mcp_peer::govern(
+        resp,
+        mcp_peer::ServerMessages::new(gw, conn, ep, session, &awaited),
+    );
     let filter = |name: &str| policy.may_call_mcp(&gw.identity, &ep.server, name);
     let resp = shape(gw, resp, &list_ids, errors, &filter).await;
     if compensable.is_empty() {
@@ -359,7 +380,7 @@ fn unreadable(e: &mcp::AnswerError) -> Response<AgentBody> {
 /// upstream's answer (JSON or SSE).
 async fn shape(
     gw: &Shared,
-    resp: Response<Incoming>,
+    resp: Response<mcp_peer::Governed>,
     list_ids: &[Value],
     errors: Vec<Value>,
     allowed: &(dyn Fn(&str) -> bool + Send + Sync),
@@ -434,34 +455,6 @@ fn filter_json(v: &mut Value, ids: &[Value], allowed: &(dyn Fn(&str) -> bool + S
     match v {
         Value::Array(items) => items.iter_mut().for_each(&mut one),
         other => one(other),
-    }
-}
-
-/// GET (server-to-client event stream) and DELETE (session end) on an MCP
-/// endpoint: transport, not tool calls; forwarded as they are.
-pub(crate) async fn transport(
-    gw: &Shared,
-    conn: &ConnInfo,
-    policy: &Arc<CompiledPolicySet>,
-    ep: &McpEndpoint,
-    mut parts: Parts,
-    body: Incoming,
-) -> Response<AgentBody> {
-    trace::propagate(&mut parts.headers);
-    let body = body.boxed();
-    match forward::send(
-        gw,
-        policy,
-        &conn.host,
-        conn.port,
-        Some(&ep.tool),
-        parts,
-        body,
-    )
-    .await
-    {
-        Ok(resp) => resp.map(|b| b.boxed()),
-        Err(r) => r.response(),
     }
 }
 

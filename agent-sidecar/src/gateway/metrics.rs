@@ -4,12 +4,14 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use super::events::{GatewayEvent, GatewaySink, Outcome};
 
-/// `agent_sidecar_gateway_calls_total` and
-/// `agent_sidecar_gateway_call_seconds`. Cheap to clone.
+/// `agent_sidecar_gateway_calls_total`,
+/// `agent_sidecar_gateway_call_seconds` and
+/// `agent_sidecar_gateway_mcp_messages_dropped_total`. Cheap to clone.
 #[derive(Clone)]
 pub struct GatewayMetrics {
     calls: IntCounterVec,
     seconds: HistogramVec,
+    mcp_dropped: IntCounterVec,
 }
 
 impl GatewayMetrics {
@@ -35,9 +37,22 @@ impl GatewayMetrics {
             ]),
             &["agent_id", "tier"],
         )?;
+        let mcp_dropped = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_gateway_mcp_messages_dropped_total",
+                "MCP messages the gateway dropped, by direction (to_agent, to_server) and \
+                 reason (unexpected_response, server_request_refused, invalid_message).",
+            ),
+            &["agent_id", "direction", "reason"],
+        )?;
         registry.register(Box::new(calls.clone()))?;
         registry.register(Box::new(seconds.clone()))?;
-        Ok(GatewayMetrics { calls, seconds })
+        registry.register(Box::new(mcp_dropped.clone()))?;
+        Ok(GatewayMetrics {
+            calls,
+            seconds,
+            mcp_dropped,
+        })
     }
 }
 
@@ -58,6 +73,12 @@ impl GatewaySink for GatewayMetrics {
         self.seconds
             .with_label_values(&[agent, tier])
             .observe(e.duration_us as f64 / 1e6);
+    }
+
+    fn mcp_message_dropped(&self, agent: &str, direction: &str, reason: &str) {
+        self.mcp_dropped
+            .with_label_values(&[agent, direction, reason])
+            .inc();
     }
 }
 

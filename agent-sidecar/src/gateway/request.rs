@@ -23,8 +23,9 @@ use super::{
     events::{GatewayEvent, Outcome, emit},
     forward,
     limits::{BodyError, check_framing, collect_limited},
-    mcp_call,
+    mcp_call, mcp_transport,
     refusal::Refusal,
+    request_checks,
     state::Shared,
     tiers::{self, Verdict},
     trace,
@@ -99,6 +100,9 @@ async fn serve(
         .response();
     }
     let policy = gw.policy.current();
+    if let Err(r) = request_checks::check_request(&policy, &conn.host, &parts) {
+        return refuse_unread(gw, conn, &policy, parts, r);
+    }
     let mcp = policy
         .inspected(&conn.host)
         .and_then(|e| e.mcp.iter().find(|m| m.path == parts.uri.path()).cloned());
@@ -106,9 +110,39 @@ async fn serve(
         Some(endpoint) if parts.method == Method::POST => {
             mcp_call::handle(gw, conn, &policy, &endpoint, parts, body).await
         }
-        Some(endpoint) => mcp_call::transport(gw, conn, &policy, &endpoint, parts, body).await,
+        Some(endpoint) => mcp_transport::handle(gw, conn, &policy, &endpoint, parts, body).await,
         None => rest(gw, conn, &policy, parts, body).await,
     }
+}
+
+/// Refuses a request before its body is read, with the event of the call
+/// it names (so that refusals are audited and counted like decisions).
+fn refuse_unread(
+    gw: &Shared,
+    conn: &ConnInfo,
+    policy: &CompiledPolicySet,
+    mut parts: Parts,
+    refusal: Refusal,
+) -> Response<AgentBody> {
+    let request = PolicyRequest::Http(HttpRequest {
+        host: conn.host.clone(),
+        method: parts.method.as_str().to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string(),
+        query: BTreeMap::new(),
+        headers: header_view(&parts.headers),
+        body: None,
+    });
+    let action = policy.action_from_request(gw.identity.clone(), &request);
+    let decision = policy.decide(&action);
+    let traceparent = trace::propagate(&mut parts.headers).to_string();
+    let mut event = Event::new(traceparent, Instant::now());
+    event.refused(&refusal);
+    event.emit(gw, action, decision);
+    close_h1(refusal.response(), parts.version)
 }
 
 /// The host the request itself names (`:authority` or `Host`), without port.
@@ -144,7 +178,11 @@ pub(crate) fn close_h1(
 }
 
 /// Reads the body within the limits; refusals for too large and too slow.
-pub(crate) async fn read_body(gw: &Shared, body: Incoming) -> Result<Bytes, Refusal> {
+pub(crate) async fn read_body<B>(gw: &Shared, body: B) -> Result<Bytes, Refusal>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let limits = &gw.config.limits;
     collect_limited(body, limits.max_body_bytes, limits.body_read_timeout)
         .await
@@ -225,6 +263,12 @@ async fn rest(
     let held = binding::rest(&action, &parts, &bytes, json.as_ref());
     let shown = held.request.clone();
     let traceparent = trace::propagate(&mut parts.headers).to_string();
+    if let Err(r) = request_checks::check_body(&parts, &bytes) {
+        let mut event = Event::new(traceparent, started);
+        event.refused(&r);
+        event.emit(gw, action, decision);
+        return r.response();
+    }
     let key = parts
         .headers
         .get(IDEMPOTENCY_KEY)

@@ -8,6 +8,7 @@ use super::{
     events::GatewaySink,
     hooks::{Alerts, QuarantineSwitch},
     limits::GatewayLimits,
+    mcp_peer::McpSessions,
     upstream::{UpstreamClient, upstream_client},
 };
 use crate::{
@@ -66,6 +67,7 @@ pub(crate) struct Shared {
     pub(crate) alerts: Alerts,
     pub(crate) quarantine: QuarantineSwitch,
     pub(crate) compensations: Compensations,
+    pub(crate) mcp_sessions: McpSessions,
     pub(crate) sink: Option<Arc<dyn GatewaySink>>,
     pub(crate) config: GatewayConfig,
 }
@@ -163,6 +165,7 @@ impl Gateway {
                 alerts: parts.alerts,
                 quarantine: parts.quarantine,
                 compensations: Compensations::default(),
+                mcp_sessions: McpSessions::default(),
                 sink: parts.sink,
                 config: parts.config,
             }),

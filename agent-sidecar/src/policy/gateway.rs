@@ -43,6 +43,8 @@ pub struct McpEndpoint {
     pub tool: Arc<str>,
     /// The MCP server name.
     pub server: String,
+    /// The server-initiated request methods the agent may receive.
+    pub server_requests: Vec<String>,
 }
 
 /// How the gateway authenticates a tool's upstream requests.
@@ -140,7 +142,11 @@ impl GatewayTable {
         } else if let Some(m) = &decl.mcp {
             let Some(url) = &m.url else { return };
             match parse_mcp_url(url) {
-                Ok((host, port, p)) => (host, port, Some((p, m.server.clone()))),
+                Ok((host, port, p)) => (
+                    host,
+                    port,
+                    Some((p, m.server.clone(), m.server_requests.clone())),
+                ),
                 Err(what) => {
                     problems.push(Problem::new(
                         doc.parsed.at(&format!("{path}.mcp.url")),
@@ -175,10 +181,11 @@ impl GatewayTable {
         }
         match mcp {
             None => entry.rest_tool = Some(name.clone()),
-            Some((path, server)) => entry.mcp.push(McpEndpoint {
+            Some((path, server, server_requests)) => entry.mcp.push(McpEndpoint {
                 path,
                 tool: name.clone(),
                 server,
+                server_requests,
             }),
         }
     }

@@ -9,6 +9,17 @@ use super::{
 };
 
 impl CompiledPolicySet {
+    /// Whether the REST tool of `host` declares an action with `method`
+    /// (upper case).
+    pub fn declares_http_method(&self, host: &str, method: &str) -> bool {
+        let Some(&tool) = self.hosts.get(&host.to_ascii_lowercase()) else {
+            return false;
+        };
+        self.tools[tool as usize].actions.iter().any(|&a| {
+            matches!(&self.actions[a as usize].route, Route::Http { method: m, .. } if m == method)
+        })
+    }
+
     /// Recognises `request` by the tool declarations (HTTP host, method and
     /// path pattern; MCP server and tool name) and extracts the declared
     /// attributes. A request no declaration matches yields an action without

@@ -83,6 +83,81 @@ pub fn filter_sse_tools_list(
     Ok(out)
 }
 
+/// What to do with one event's JSON message ([`rewrite_sse_messages`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rewrite {
+    /// Pass the event as it came.
+    Keep,
+    /// Leave the event out.
+    Drop,
+    /// Pass the event with this message as its data.
+    Replace(Value),
+}
+
+/// Passes each complete event of `body` whose data is JSON through
+/// `decide`; events without data (comments, `id:`/`retry:` only) are
+/// kept, events whose data is not JSON are dropped (no client can read a
+/// JSON-RPC message from them). An unfinished event at the end is copied
+/// as it is (pass only [`complete_prefix_len`] bytes to decide on
+/// everything). Fails when the stream is not UTF-8.
+pub fn rewrite_sse_messages(
+    body: &[u8],
+    mut decide: impl FnMut(Value) -> Rewrite,
+) -> Result<Vec<u8>, McpError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(McpError::Upstream {
+            reason: "its text/event-stream body is not UTF-8".to_owned(),
+        });
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let (bom, rest) = split_bom(body);
+    out.extend_from_slice(bom);
+    let mut event: Vec<RawLine<'_>> = Vec::new();
+    for line in lines(rest) {
+        if !line.content.is_empty() || !line.terminated {
+            event.push(line);
+            continue;
+        }
+        if event.is_empty() {
+            out.extend_from_slice(line.raw);
+            continue;
+        }
+        let rewrite = match event_data(&event) {
+            None => Rewrite::Keep,
+            Some(data) => match serde_json::from_slice::<Value>(&data) {
+                Ok(v) => decide(v),
+                Err(_) => Rewrite::Drop,
+            },
+        };
+        match rewrite {
+            Rewrite::Keep => event.iter().for_each(|l| out.extend_from_slice(l.raw)),
+            Rewrite::Drop => {
+                event.clear();
+                continue;
+            }
+            Rewrite::Replace(v) => {
+                let mut wrote_data = false;
+                for l in &event {
+                    if !is_data(l) {
+                        out.extend_from_slice(l.raw);
+                    } else if !wrote_data {
+                        wrote_data = true;
+                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(v.to_string().as_bytes());
+                        out.extend_from_slice(&l.raw[l.content.len()..]);
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(line.raw);
+        event.clear();
+    }
+    for line in &event {
+        out.extend_from_slice(line.raw);
+    }
+    Ok(out)
+}
+
 /// How many leading bytes of `buf` form complete events (each closed by a
 /// blank line), so a gateway streaming an SSE answer can filter and send
 /// those and keep the rest until more bytes arrive. 0 when there is none.

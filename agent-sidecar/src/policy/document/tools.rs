@@ -72,6 +72,12 @@ pub struct McpMatch {
     /// tool is recognised only in fixtures and `policy explain`.
     #[serde(default)]
     pub url: Option<String>,
+    /// Requests the server may send the agent (`roots/list`,
+    /// `sampling/createMessage`, `elicitation/create`...). Any other
+    /// server-initiated request is answered by the gateway with a JSON-RPC
+    /// error and never reaches the agent.
+    #[serde(default)]
+    pub server_requests: Vec<String>,
 }
 
 /// One action of a tool.

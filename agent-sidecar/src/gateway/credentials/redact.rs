@@ -1,0 +1,296 @@
+//! [`Redactor`]: the injected credential, as a tool may send it back.
+//!
+//! A tool that reflects request headers (echo and debug endpoints, verbose
+//! error pages) would hand the agent the credential the gateway injected
+//! for it. The gateway knows the exact bytes it injected, so it looks for
+//! them in every answer (header values, body, trailers), as they are and
+//! as a tool may encode them: the header value and the secret alone
+//! (without its scheme prefix), each raw, JSON-escaped, percent-encoded,
+//! in hex, and in base64 (standard and URL-safe, at each of the three byte
+//! alignments a secret can have inside a longer base64 text). Matching
+//! ignores ASCII case (hex and percent escapes come in both cases, some
+//! tools lower-case what they echo).
+//!
+//! [`RedactStream`] does the same over a body that arrives in pieces: a
+//! secret split across chunk boundaries is still found, and only the bytes
+//! that could begin a secret are held back, so a streamed answer (SSE)
+//! is not delayed.
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::REDACTED;
+
+/// Encoded forms shorter than this are not searched (they would match
+/// ordinary text); the raw forms always are.
+const MIN_ENCODED: usize = 8;
+
+/// What percent-encoders commonly leave alone (RFC 3986 unreserved).
+const KEEP_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Finds the forms of an injected credential.
+#[derive(Debug)]
+pub struct Redactor {
+    matcher: AhoCorasick,
+    /// Every form, for the hold-back check of streams.
+    forms: Vec<Vec<u8>>,
+    first_bytes: [bool; 256],
+}
+
+impl Redactor {
+    /// The forms of `values` (e.g. the injected header value and the
+    /// secret alone). `None` when there is nothing to look for.
+    pub fn new(values: &[&[u8]]) -> Option<Self> {
+        let mut forms: Vec<Vec<u8>> = Vec::new();
+        for value in values.iter().filter(|v| !v.is_empty()) {
+            forms.push(value.to_vec());
+            forms.extend(encoded_forms(value).filter(|f| f.len() >= MIN_ENCODED));
+        }
+        forms.sort();
+        forms.dedup();
+        if forms.is_empty() {
+            return None;
+        }
+        let matcher = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&forms)
+            .ok()?;
+        let mut first_bytes = [false; 256];
+        for f in &forms {
+            first_bytes[f[0].to_ascii_lowercase() as usize] = true;
+            first_bytes[f[0].to_ascii_uppercase() as usize] = true;
+        }
+        Some(Redactor {
+            matcher,
+            forms,
+            first_bytes,
+        })
+    }
+
+    /// `input` with every form replaced by `[redacted]`.
+    pub fn redact<'a>(&self, input: &'a [u8]) -> Cow<'a, [u8]> {
+        if !self.matcher.is_match(input) {
+            return Cow::Borrowed(input);
+        }
+        let mut out = Vec::with_capacity(input.len());
+        self.matcher
+            .replace_all_with_bytes(input, &mut out, |_, _, out| {
+                out.extend_from_slice(REDACTED.as_bytes());
+                true
+            });
+        Cow::Owned(out)
+    }
+
+    /// Whether `tail` could be the beginning of a form.
+    fn could_start(&self, tail: &[u8]) -> bool {
+        self.forms
+            .iter()
+            .any(|f| f.len() > tail.len() && f[..tail.len()].eq_ignore_ascii_case(tail))
+    }
+
+    /// Where the bytes that could begin a form start in `buf` (its end if
+    /// none could).
+    fn hold_from(&self, buf: &[u8]) -> usize {
+        let longest = self.forms.iter().map(Vec::len).max().unwrap_or(0);
+        let from = buf.len().saturating_sub(longest.saturating_sub(1));
+        (from..buf.len())
+            .find(|&s| self.first_bytes[buf[s] as usize] && self.could_start(&buf[s..]))
+            .unwrap_or(buf.len())
+    }
+}
+
+/// Redacts a body that arrives in pieces.
+#[derive(Debug, Default)]
+pub struct RedactStream {
+    held: Vec<u8>,
+}
+
+impl RedactStream {
+    /// Takes the next piece; returns what can be passed on now.
+    pub fn push(&mut self, redactor: &Redactor, chunk: &[u8]) -> Vec<u8> {
+        self.held.extend_from_slice(chunk);
+        let buf = std::mem::take(&mut self.held);
+        let mut out = Vec::with_capacity(buf.len());
+        let mut pos = 0;
+        let mut hold = None;
+        for m in redactor.matcher.find_iter(&buf) {
+            // A match that reaches the end of what came so far may be the
+            // prefix of a longer form: decide on it with the next piece.
+            if m.end() == buf.len() {
+                hold = Some(m.start());
+                break;
+            }
+            out.extend_from_slice(&buf[pos..m.start()]);
+            out.extend_from_slice(REDACTED.as_bytes());
+            pos = m.end();
+        }
+        let hold = hold.unwrap_or_else(|| pos + redactor.hold_from(&buf[pos..]));
+        out.extend_from_slice(&buf[pos..hold]);
+        self.held = buf[hold..].to_vec();
+        out
+    }
+
+    /// The end of the body: whatever was held back, redacted.
+    pub fn finish(&mut self, redactor: &Redactor) -> Vec<u8> {
+        let held = std::mem::take(&mut self.held);
+        redactor.redact(&held).into_owned()
+    }
+}
+
+/// How a tool may encode `value` when it echoes it.
+fn encoded_forms(value: &[u8]) -> impl Iterator<Item = Vec<u8>> {
+    let mut forms = Vec::new();
+    if let Ok(text) = std::str::from_utf8(value) {
+        let json = serde_json::to_string(text).unwrap_or_default();
+        let json = json.trim_matches('"').to_string();
+        forms.push(json.replace('/', "\\/").into_bytes());
+        forms.push(json.into_bytes());
+        forms.push(
+            utf8_percent_encode(text, NON_ALPHANUMERIC)
+                .to_string()
+                .into_bytes(),
+        );
+        let unreserved = utf8_percent_encode(text, KEEP_UNRESERVED).to_string();
+        forms.push(unreserved.replace("%20", "+").into_bytes());
+        forms.push(unreserved.into_bytes());
+    }
+    forms.push(
+        value
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into_bytes(),
+    );
+    for engine in [
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        for offset in 0..3usize {
+            forms.push(base64_core(&engine, value, offset));
+        }
+    }
+    forms.into_iter()
+}
+
+/// The base64 characters that depend only on `value` when it starts
+/// `offset` bytes into the encoded text.
+fn base64_core(engine: &impl Engine, value: &[u8], offset: usize) -> Vec<u8> {
+    let mut input = vec![0u8; offset];
+    input.extend_from_slice(value);
+    let encoded = engine.encode(&input);
+    let start = (8 * offset).div_ceil(6);
+    let end = (8 * (offset + value.len())) / 6;
+    encoded
+        .as_bytes()
+        .get(start..end.min(encoded.len()))
+        .unwrap_or_default()
+        .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+
+    use super::*;
+
+    const SECRET: &[u8] = b"s3cr3t/erp+token=value";
+    const HEADER: &[u8] = b"Bearer s3cr3t/erp+token=value";
+
+    fn redactor() -> Redactor {
+        Redactor::new(&[HEADER, SECRET]).unwrap()
+    }
+
+    fn leaks(out: &[u8]) -> bool {
+        let lower = String::from_utf8_lossy(out).to_ascii_lowercase();
+        lower.contains("s3cr3t") || lower.contains("token=value")
+    }
+
+    #[test]
+    fn every_form_is_redacted() {
+        let r = redactor();
+        let json = serde_json::to_string(&serde_json::json!({
+            "headers": {"authorization": "Bearer s3cr3t/erp+token=value"}
+        }))
+        .unwrap();
+        let texts = vec![
+            format!("echo: {}", String::from_utf8_lossy(HEADER)),
+            "key=S3CR3T/ERP+TOKEN=VALUE".to_string(),
+            json,
+            r#"{"a":"s3cr3t\/erp+token=value"}"#.to_string(),
+            format!(
+                "q={}",
+                utf8_percent_encode("s3cr3t/erp+token=value", NON_ALPHANUMERIC)
+            ),
+            "q=s3cr3t%2ferp%2btoken%3dvalue".to_string(),
+            format!("x={}", STANDARD.encode(HEADER)),
+            format!("x={}", URL_SAFE.encode(SECRET)),
+            format!("basic {}", STANDARD.encode(b"user:s3cr3t/erp+token=value")),
+            format!("basic {}", STANDARD.encode(b"us:s3cr3t/erp+token=value")),
+            format!("basic {}", STANDARD.encode(b"u:s3cr3t/erp+token=value")),
+            SECRET.iter().map(|b| format!("{b:02X}")).collect(),
+        ];
+        for text in texts {
+            let out = r.redact(text.as_bytes());
+            assert!(!leaks(&out), "{text} -> {}", String::from_utf8_lossy(&out));
+            let b64 = |v: &[u8]| STANDARD.encode(v);
+            assert!(
+                !String::from_utf8_lossy(&out).contains(&b64(SECRET)[..12]),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            r.redact(b"nothing here"),
+            Cow::Borrowed(&b"nothing here"[..])
+        );
+    }
+
+    #[test]
+    fn split_across_every_boundary() {
+        let r = redactor();
+        let text = format!(
+            "data: {{\"echo\":\"{}\"}}\n\ndata: {}\n\n",
+            String::from_utf8_lossy(HEADER),
+            STANDARD.encode(SECRET)
+        );
+        let bytes = text.as_bytes();
+        let whole = r.redact(bytes).into_owned();
+        for cut in 1..bytes.len() {
+            for cut2 in [cut, (cut + 7).min(bytes.len())] {
+                let mut s = RedactStream::default();
+                let mut out = s.push(&r, &bytes[..cut]);
+                out.extend(s.push(&r, &bytes[cut..cut2]));
+                out.extend(s.push(&r, &bytes[cut2..]));
+                out.extend(s.finish(&r));
+                assert_eq!(out, whole, "cut at {cut}/{cut2}");
+            }
+        }
+        // One byte at a time.
+        let mut s = RedactStream::default();
+        let mut out = Vec::new();
+        for b in bytes {
+            out.extend(s.push(&r, std::slice::from_ref(b)));
+        }
+        out.extend(s.finish(&r));
+        assert_eq!(out, whole);
+        assert!(!leaks(&whole));
+    }
+
+    #[test]
+    fn streams_are_not_held_back_without_reason() {
+        let r = redactor();
+        let mut s = RedactStream::default();
+        let event = b"event: message\ndata: {\"ok\":true}\n\n";
+        assert_eq!(s.push(&r, event), event.to_vec());
+        // A possible beginning is held until the next piece.
+        assert_eq!(s.push(&r, b"x Bearer s3"), b"x ".to_vec());
+        assert_eq!(s.push(&r, b"x\n"), b"Bearer s3x\n".to_vec());
+    }
+}
