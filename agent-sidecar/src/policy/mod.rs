@@ -35,6 +35,7 @@ pub mod fixtures;
 pub mod gateway;
 mod hierarchy;
 mod location;
+pub mod manifest;
 pub mod reload;
 mod resolve;
 mod rules;
