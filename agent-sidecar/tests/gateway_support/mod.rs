@@ -361,6 +361,9 @@ pub struct Harness {
     pub upstream_ca: TestCa,
     pub api: ToolApi,
     pub gateway: Gateway,
+    /// The policy store the gateway decides with (its directory is
+    /// `dir/policy`).
+    pub store: Arc<PolicyStore>,
     pub proxies: Proxies,
     pub bundle: AgentTrustBundle,
     pub approvals: ApprovalStore,
@@ -455,7 +458,7 @@ impl Harness {
         config.limits.max_body_bytes = opts.max_body;
         let gateway = Gateway::new(GatewayParts {
             identity,
-            policy: store,
+            policy: store.clone(),
             tls: Arc::new(tls),
             resolver: resolver.clone(),
             secrets,
@@ -476,6 +479,7 @@ impl Harness {
             upstream_ca,
             api,
             gateway,
+            store,
             proxies,
             bundle,
             approvals,
