@@ -144,6 +144,11 @@ impl Changes {
             .max()
     }
 
+    /// Whether files were written in place since the last read.
+    pub(crate) fn in_place(&self) -> bool {
+        self.in_place
+    }
+
     /// How the files changed since the last read; forgets it (open
     /// writers are kept).
     pub(crate) fn take(&mut self) -> Writes {

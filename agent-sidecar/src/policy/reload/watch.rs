@@ -17,8 +17,13 @@ use super::{PolicyStore, changes::Changes, lock};
 /// Settings of the directory watcher.
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
-    /// Quiet time after the last change before reading (default 200 ms).
+    /// Quiet time after the last change before reading, when files were
+    /// written in place (default 200 ms).
     pub debounce: Duration,
+    /// Quiet time after the last change before reading, when files were
+    /// only renamed into place (a file, a `..data` symlink, the directory:
+    /// default 20 ms, at most `debounce`).
+    pub atomic_debounce: Duration,
     /// Re-read the directory this often even without a change event, in
     /// case one was missed (default 30 s).
     pub poll_interval: Duration,
@@ -32,6 +37,7 @@ impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
             debounce: Duration::from_millis(200),
+            atomic_debounce: Duration::from_millis(20),
             poll_interval: Duration::from_secs(30),
             max_write_wait: Duration::from_secs(10),
         }
@@ -86,9 +92,14 @@ pub fn watch(store: Arc<PolicyStore>, options: WatchOptions) -> Result<WatchHand
                 // Let a burst of writes finish, and the files written in
                 // place be closed.
                 loop {
+                    let quiet = if changes.in_place() {
+                        options.debounce
+                    } else {
+                        options.atomic_debounce.min(options.debounce)
+                    };
                     let wait = match changes.writing(Instant::now(), options.max_write_wait) {
-                        Some(open) => open.max(options.debounce),
-                        None => options.debounce,
+                        Some(open) => open.max(quiet),
+                        None => quiet,
                     };
                     match tokio::time::timeout(wait, rx.recv()).await {
                         Ok(Some(event)) => changes.note(event.as_ref(), Instant::now()),
