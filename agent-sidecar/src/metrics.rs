@@ -27,6 +27,7 @@ pub struct Metrics {
 /// Metrics of the tier policy store.
 struct PolicyMetrics {
     reloads: IntCounterVec,
+    refused: IntCounterVec,
     last_reload_success: IntGauge,
     version_info: IntGaugeVec,
 }
@@ -38,9 +39,21 @@ impl PolicyMetrics {
                 "agent_sidecar_policy_reload_total",
                 "Tier policy loads by result: success (a new set is in force), rollback \
                  (an earlier set was put back), failure (the set did not compile; the \
-                 last-known-good set stays in force).",
+                 last-known-good set stays in force), refused (the set compiles but may be \
+                 caught half-way through an update; the last-known-good set stays in force).",
             ),
             &["result"],
+        )
+        .expect("valid metric");
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_policy_reload_refused_total",
+                "Tier policy sets that compiled but were not put in force, by reason: \
+                 manifest_mismatch (the SHA256SUMS manifest does not match the files), \
+                 in_place_takes_away (files written in place would remove or loosen \
+                 what is in force).",
+            ),
+            &["reason"],
         )
         .expect("valid metric");
         let last_reload_success = IntGauge::new(
@@ -60,6 +73,9 @@ impl PolicyMetrics {
             .register(Box::new(reloads.clone()))
             .expect("unique metric");
         registry
+            .register(Box::new(refused.clone()))
+            .expect("unique metric");
+        registry
             .register(Box::new(last_reload_success.clone()))
             .expect("unique metric");
         registry
@@ -67,6 +83,7 @@ impl PolicyMetrics {
             .expect("unique metric");
         Self {
             reloads,
+            refused,
             last_reload_success,
             version_info,
         }
@@ -174,6 +191,15 @@ impl Metrics {
             }
             None => p.last_reload_success.set(0),
         }
+    }
+
+    /// Counts a policy set that compiled but was not put in force
+    /// (`reason`: see `agent_sidecar_policy_reload_refused_total`).
+    pub fn policy_reload_refused(&self, reason: &str) {
+        let p = &self.policy;
+        p.reloads.with_label_values(&["refused"]).inc();
+        p.refused.with_label_values(&[reason]).inc();
+        p.last_reload_success.set(0);
     }
 
     /// Counts one deny event.

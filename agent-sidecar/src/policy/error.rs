@@ -62,14 +62,18 @@ pub enum CompileError {
     /// The documents are invalid; at least one problem.
     #[error("{}", Problems(.0))]
     Invalid(Vec<Problem>),
+    /// The directory's `SHA256SUMS` manifest does not match its files
+    /// (an update caught half-way, or a stale manifest).
+    #[error("the policy bundle manifest does not match the policy files: {0}")]
+    Manifest(#[from] super::manifest::ManifestError),
 }
 
 impl CompileError {
-    /// The problems, empty for a read error.
+    /// The problems, empty for a read error or a manifest mismatch.
     pub fn problems(&self) -> &[Problem] {
         match self {
             CompileError::Invalid(p) => p,
-            CompileError::Read { .. } => &[],
+            CompileError::Read { .. } | CompileError::Manifest(_) => &[],
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod gateway;
 mod hierarchy;
 mod location;
 mod lookalike;
+pub mod manifest;
 pub mod reload;
 mod resolve;
 mod rules;

@@ -6,6 +6,15 @@
 //! half-loaded one: a set is swapped in only once fully compiled, and only
 //! if the directory did not change while it was being read.
 //!
+//! Nor does it put in force a set caught half-way through an update (see
+//! [`changes`], [`in_place`] and [`manifest`](super::manifest)): the
+//! watcher waits for files open for writing to be closed; a set read
+//! after writes in place may only add to the set in force (removals and
+//! loosening must be published atomically); and when the directory holds a
+//! `SHA256SUMS` manifest, the files must match it. A refused set leaves
+//! the last-known-good set in force, with a log line, a metric and the
+//! reason ([`PolicyStore::last_refusal`]).
+//!
 //! Previous versions are kept (bounded) and can be restored with
 //! [`PolicyStore::rollback`]; with an archive directory every activated
 //! version is also written to `ARCHIVE/<hash>/`, so it stays loadable after
@@ -15,21 +24,31 @@ use std::{
     collections::VecDeque,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use arc_swap::ArcSwap;
-use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
 
+pub use self::{
+    changes::Writes,
+    refusal::Refusal,
+    watch::{WatchHandle, WatchOptions, watch},
+};
 use super::{
     action::Action,
     decide::Decision,
     error::CompileError,
+    manifest,
     set::CompiledPolicySet,
     source::Snapshot,
     version::{PolicyVersion, content_hash},
 };
 use crate::metrics::Metrics;
+
+mod changes;
+mod in_place;
+mod refusal;
+mod watch;
 
 /// Settings of a [`PolicyStore`].
 #[derive(Clone, Debug)]
@@ -61,6 +80,9 @@ pub enum ReloadOutcome {
     Unstable,
     /// The new files do not compile; the previous set stays in force.
     Failed(Arc<CompileError>),
+    /// The new files compile but may be a set caught half-way through an
+    /// update; the previous set stays in force.
+    Refused(Arc<Refusal>),
 }
 
 /// Why a rollback did not happen.
@@ -82,9 +104,11 @@ pub struct PolicyStore {
     options: StoreOptions,
     current: ArcSwap<CompiledPolicySet>,
     history: Mutex<VecDeque<Arc<CompiledPolicySet>>>,
-    /// Hash of the directory contents last read, compiled or not.
-    last_read: Mutex<Option<String>>,
+    /// The directory contents last read (files and manifest), compiled or
+    /// not.
+    last_read: Mutex<Option<LastRead>>,
     last_error: Mutex<Option<Arc<CompileError>>>,
+    last_refusal: Mutex<Option<Arc<Refusal>>>,
     reloading: Mutex<()>,
     metrics: Option<Arc<Metrics>>,
     changes: tokio::sync::watch::Sender<PolicyVersion>,
@@ -98,8 +122,11 @@ impl PolicyStore {
         options: StoreOptions,
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Self, CompileError> {
-        let snapshot = Snapshot::read_dir(dir)?;
-        let hash = content_hash(&snapshot);
+        let (snapshot, manifest) = read_dir(dir)?;
+        let key = read_key(&snapshot, manifest.as_deref());
+        if let Some(m) = &manifest {
+            manifest::verify(m, &snapshot)?;
+        }
         let set = Arc::new(CompiledPolicySet::compile(snapshot)?);
         let (changes, _) = tokio::sync::watch::channel(set.version().clone());
         let store = PolicyStore {
@@ -108,8 +135,12 @@ impl PolicyStore {
             options,
             current: ArcSwap::new(set.clone()),
             history: Mutex::new(VecDeque::new()),
-            last_read: Mutex::new(Some(hash)),
+            last_read: Mutex::new(Some(LastRead {
+                key,
+                refused: false,
+            })),
             last_error: Mutex::new(None),
+            last_refusal: Mutex::new(None),
             reloading: Mutex::new(()),
             metrics,
         };
@@ -144,6 +175,12 @@ impl PolicyStore {
         lock(&self.last_error).clone()
     }
 
+    /// Why the last reload was refused, if it was (the files compiled but
+    /// may be caught half-way through an update).
+    pub fn last_refusal(&self) -> Option<Arc<Refusal>> {
+        lock(&self.last_refusal).clone()
+    }
+
     /// The version in force, then the kept previous versions, newest first.
     pub fn versions(&self) -> Vec<PolicyVersion> {
         let mut v = vec![self.current.load().version().clone()];
@@ -152,35 +189,64 @@ impl PolicyStore {
     }
 
     /// Reads and compiles the directory again; swaps the new set in if it
-    /// compiles and differs from the last read.
+    /// compiles, differs from the last read and is not possibly caught
+    /// half-way through an update. Nobody saw how the files were written,
+    /// so this is [`reload_after`](Self::reload_after) of
+    /// [`Writes::InPlace`].
     pub fn reload(&self) -> ReloadOutcome {
+        self.reload_after(Writes::InPlace)
+    }
+
+    /// Reads and compiles the directory again, knowing how its files were
+    /// written: after writes in place (or unseen ones) the new set may only
+    /// add to the set in force unless a `SHA256SUMS` manifest vouches for
+    /// it; after renames into place only, it is taken as written.
+    pub fn reload_after(&self, writes: Writes) -> ReloadOutcome {
         let _one_at_a_time = lock(&self.reloading);
-        let snapshot = match Snapshot::read_dir(&self.dir) {
+        let (snapshot, manifest) = match read_dir(&self.dir) {
             Ok(s) => s,
             Err(e) => return self.failed(e),
         };
-        let hash = content_hash(&snapshot);
-        if lock(&self.last_read).as_deref() == Some(hash.as_str()) {
+        let key = read_key(&snapshot, manifest.as_deref());
+        if let Some(last) = lock(&self.last_read).as_ref()
+            && last.key == key
+            // A refused set published again atomically is looked at again.
+            && !(last.refused && writes == Writes::Atomic)
+        {
             return ReloadOutcome::Unchanged;
         }
-        *lock(&self.last_read) = Some(hash.clone());
-        let compiled = CompiledPolicySet::compile(snapshot);
+        *lock(&self.last_read) = Some(LastRead {
+            key: key.clone(),
+            refused: false,
+        });
+        let compiled = match &manifest {
+            Some(m) => manifest::verify(m, &snapshot)
+                .map_err(Refusal::from)
+                .map(|()| CompiledPolicySet::compile(snapshot)),
+            None => Ok(CompiledPolicySet::compile(snapshot)),
+        };
         // A writer that was half-way through when we read would leave a
         // different directory now: do not swap in what we read.
-        let stable = Snapshot::read_dir(&self.dir).is_ok_and(|again| content_hash(&again) == hash);
+        let stable = read_dir(&self.dir).is_ok_and(|(s, m)| read_key(&s, m.as_deref()) == key);
         if !stable {
             *lock(&self.last_read) = None;
             tracing::info!(dir = %self.dir.display(), "policy directory changed while it was read; reading it again on the next change");
             return ReloadOutcome::Unstable;
         }
-        match compiled {
-            Ok(set) => {
-                let version = set.version().clone();
-                self.activate(Arc::new(set), "success");
-                ReloadOutcome::Updated(version)
+        let set = match compiled {
+            Err(refusal) => return self.refused(refusal),
+            Ok(Err(e)) => return self.failed(e),
+            Ok(Ok(set)) => set,
+        };
+        if manifest.is_none() && writes == Writes::InPlace {
+            let changes = in_place::takes_away(&self.current.load(), &set);
+            if !changes.is_empty() {
+                return self.refused(Refusal::TakesAway { changes });
             }
-            Err(e) => self.failed(e),
         }
+        let version = set.version().clone();
+        self.activate(Arc::new(set), "success");
+        ReloadOutcome::Updated(version)
     }
 
     /// Compiles the set in `dir` (a snapshot of an earlier version, e.g. an
@@ -236,6 +302,7 @@ impl PolicyStore {
             h.truncate(self.options.history);
         }
         *lock(&self.last_error) = None;
+        *lock(&self.last_refusal) = None;
         self.activated(&set, result);
         self.changes.send_replace(set.version().clone());
     }
@@ -275,6 +342,59 @@ impl PolicyStore {
         *lock(&self.last_error) = Some(e.clone());
         ReloadOutcome::Failed(e)
     }
+
+    fn refused(&self, refusal: Refusal) -> ReloadOutcome {
+        let refusal = Arc::new(refusal);
+        let keep = self.current.load();
+        tracing::error!(
+            dir = %self.dir.display(),
+            reason = refusal.reason(),
+            kept_version = %keep.version().short(),
+            kept_label = %keep.version().label,
+            "policy set not put in force; the last-known-good set stays in force:\n{refusal}"
+        );
+        if let Some(m) = &self.metrics {
+            m.policy_reload_refused(refusal.reason());
+        }
+        if let Some(last) = lock(&self.last_read).as_mut() {
+            last.refused = true;
+        }
+        *lock(&self.last_refusal) = Some(refusal.clone());
+        ReloadOutcome::Refused(refusal)
+    }
+}
+
+/// What the last read saw.
+struct LastRead {
+    /// [`read_key`] of the files read.
+    key: String,
+    /// The set read was refused (it is looked at again when published
+    /// atomically).
+    refused: bool,
+}
+
+/// Reads the policy files and the manifest, if any.
+fn read_dir(dir: &Path) -> Result<(Snapshot, Option<String>), CompileError> {
+    let snapshot = Snapshot::read_dir(dir)?;
+    let manifest = manifest::read(dir).map_err(|source| CompileError::Read {
+        path: dir.join(manifest::MANIFEST_FILE),
+        source,
+    })?;
+    Ok((snapshot, manifest))
+}
+
+/// Identifies what a read saw: the files' content hash and the manifest's.
+fn read_key(snapshot: &Snapshot, manifest: Option<&str>) -> String {
+    let m = manifest.map_or_else(
+        || "none".to_string(),
+        |m| {
+            Sha256::digest(m.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        },
+    );
+    format!("{}:{m}", content_hash(snapshot))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -298,80 +418,6 @@ fn archive_snapshot(archive: &Path, set: &CompiledPolicySet) -> std::io::Result<
     let _ = std::fs::remove_dir_all(&tmp);
     set.snapshot().write_to(&tmp)?;
     std::fs::rename(&tmp, &dest)
-}
-
-/// Settings of the directory watcher.
-#[derive(Clone, Debug)]
-pub struct WatchOptions {
-    /// Quiet time after the last change before reading (default 200 ms).
-    pub debounce: Duration,
-    /// Re-read the directory this often even without a change event, in
-    /// case one was missed (default 30 s).
-    pub poll_interval: Duration,
-}
-
-impl Default for WatchOptions {
-    fn default() -> Self {
-        WatchOptions {
-            debounce: Duration::from_millis(200),
-            poll_interval: Duration::from_secs(30),
-        }
-    }
-}
-
-/// A running watcher; dropping it stops watching.
-pub struct WatchHandle {
-    task: tokio::task::JoinHandle<()>,
-    _watcher: notify::RecommendedWatcher,
-}
-
-impl Drop for WatchHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Watches the store's directory and reloads on change (compiling on a
-/// blocking thread, never on the decision path). Must be called within a
-/// tokio runtime.
-pub fn watch(store: Arc<PolicyStore>, options: WatchOptions) -> Result<WatchHandle, notify::Error> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            let _ = tx.send(());
-        }
-    })?;
-    watcher.watch(store.dir(), RecursiveMode::Recursive)?;
-    let task = tokio::spawn(async move {
-        let mut poll = tokio::time::interval(options.poll_interval);
-        poll.tick().await;
-        loop {
-            tokio::select! {
-                event = rx.recv() => {
-                    if event.is_none() {
-                        return;
-                    }
-                    // Let a burst of writes finish.
-                    loop {
-                        match tokio::time::timeout(options.debounce, rx.recv()).await {
-                            Ok(Some(())) => continue,
-                            Ok(None) => return,
-                            Err(_) => break,
-                        }
-                    }
-                }
-                _ = poll.tick() => {}
-            }
-            let store = store.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || store.reload()).await {
-                tracing::error!(error = %e, "policy reload task failed; the set in force is unchanged");
-            }
-        }
-    });
-    Ok(WatchHandle {
-        task,
-        _watcher: watcher,
-    })
 }
 
 #[cfg(test)]

@@ -76,6 +76,12 @@ impl Snapshot {
     }
 }
 
+/// Whether a file named `name` is read as a policy file (`*.yaml`,
+/// `*.yml`, not `.`-prefixed).
+pub fn is_policy_file_name(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+}
+
 fn collect(
     dir: &Path,
     prefix: &str,
@@ -100,7 +106,7 @@ fn collect(
             if name != "tests" {
                 collect(&path, &rel, out)?;
             }
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+        } else if is_policy_file_name(&name) {
             let text = std::fs::read_to_string(&path).map_err(|e| (path.clone(), e))?;
             out.push(SourceFile { path: rel, text });
         }

@@ -547,6 +547,9 @@ pub struct Harness {
     pub upstream_ca: TestCa,
     pub api: ToolApi,
     pub gateway: Gateway,
+    /// The policy store the gateway decides with (its directory is
+    /// `dir/policy`).
+    pub store: Arc<PolicyStore>,
     pub proxies: Proxies,
     pub bundle: AgentTrustBundle,
     pub approvals: ApprovalStore,
@@ -683,6 +686,7 @@ impl Harness {
             upstream_ca,
             api,
             gateway,
+            store,
             proxies,
             bundle,
             approvals,
