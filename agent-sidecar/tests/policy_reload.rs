@@ -53,7 +53,7 @@ fn rename_into_place(path: &Path, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_rewritten_in_place_never_lets_a_denied_call_through() {
     let h = Harness::start(Options::default()).await;
-    let _watch = watch(h.store.clone(), WatchOptions::default()).expect("watch");
+    let _watch = watch(h.policy.clone(), WatchOptions::default()).expect("watch");
     let base_path = h.dir.0.join("policy/base.yaml");
     let original = std::fs::read_to_string(&base_path).unwrap();
 
@@ -61,10 +61,10 @@ async fn a_policy_rewritten_in_place_never_lets_a_denied_call_through() {
     // quarantine, so every later attempt is decided by the rules).
     let base = original.replace("tier: 4\n    quarantine: true\n", "tier: deny\n");
     assert_ne!(base, original);
-    let before = h.store.current().version().clone();
+    let before = h.policy.current().version().clone();
     let start = Instant::now();
     rename_into_place(&base_path, &base);
-    while h.store.current().version() == &before {
+    while h.policy.current().version() == &before {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "the renamed file is not in force"

@@ -547,13 +547,11 @@ pub struct Harness {
     pub upstream_ca: TestCa,
     pub api: ToolApi,
     pub gateway: Gateway,
-    /// The policy store the gateway decides with (its directory is
-    /// `dir/policy`).
-    pub store: Arc<PolicyStore>,
     pub proxies: Proxies,
     pub bundle: AgentTrustBundle,
     pub approvals: ApprovalStore,
-    /// The tier policy in force (reload it after editing `policy_dir`).
+    /// The tier policy in force (its directory is `policy_dir`; reload it
+    /// after editing).
     pub policy: Arc<PolicyStore>,
     pub policy_dir: PathBuf,
     /// The approvers' webhook (`approval.pending`, `approval.decided`).
@@ -686,7 +684,6 @@ impl Harness {
             upstream_ca,
             api,
             gateway,
-            store,
             proxies,
             bundle,
             approvals,
