@@ -961,3 +961,76 @@ fn the_agent_never_sees_a_secret_read_from_the_environment() {
         );
     }
 }
+
+#[test]
+fn a_policy_rewritten_in_place_never_lets_a_denied_call_through_under_run() {
+    use std::{
+        io::Write,
+        sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicUsize, Ordering},
+        },
+    };
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let path = w.dir.join("policy/base.yaml");
+    let base = std::fs::read_to_string(&path).unwrap();
+    let (head, rules) = base.split_at(base.find("rules:\n").unwrap());
+    let (head, rules) = (head.to_string(), rules.to_string());
+    // While the agent calls a denied tool again and again, base.yaml is
+    // rewritten in place in two writes (rules last), with gaps of 0.3-2 s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rewrites = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (stop, rewrites, path) = (stop.clone(), rewrites.clone(), path.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            'outer: loop {
+                for gap in [300u64, 1000, 2000] {
+                    if stop.load(Ordering::Relaxed) {
+                        break 'outer;
+                    }
+                    let gap = Duration::from_millis(gap);
+                    let mut f = std::fs::File::create(&path).unwrap();
+                    f.write_all(head.as_bytes()).unwrap();
+                    f.flush().unwrap();
+                    std::thread::sleep(gap);
+                    f.write_all(rules.as_bytes()).unwrap();
+                    drop(f);
+                    std::thread::sleep(Duration::from_millis(300));
+                    std::fs::write(&path, &head).unwrap();
+                    std::thread::sleep(gap);
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)
+                        .unwrap();
+                    f.write_all(rules.as_bytes()).unwrap();
+                    drop(f);
+                    std::thread::sleep(Duration::from_millis(300));
+                    rewrites.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let call = client("delete_customer", &json!({"customer_id": "c-1"}), &[]);
+    let script = format!("for i in $(seq 1 16); do {call}; sleep 0.2; done");
+    let out = w.run(&[], &script);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(rewrites.load(Ordering::Relaxed) >= 2, "{stdout}\n{stderr}");
+    let answers: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(answers.len(), 16, "{stdout}\n{stderr}");
+    for a in answers {
+        let error = parse_client_output(a).call.expect("call").error;
+        let data = error
+            .and_then(|e| e.data)
+            .unwrap_or_else(|| panic!("not refused: {a}"));
+        assert_eq!(data["reason"], "policy_deny", "{a}");
+    }
+    assert!(w.mcp.calls().is_empty(), "{:?}", w.mcp.calls());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), base);
+}

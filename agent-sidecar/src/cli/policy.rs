@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use agent_sidecar::policy::{
-    ActionInput, CompiledPolicySet, PolicyFile, diff, document_kind, fixtures, schema,
+    ActionInput, CompiledPolicySet, PolicyFile, diff, document_kind, fixtures, manifest, schema,
 };
 use clap::Subcommand;
 
@@ -98,6 +98,20 @@ fn check(paths: &[PathBuf]) -> i32 {
 fn check_set(dir: &Path) -> bool {
     match CompiledPolicySet::load_dir(dir) {
         Ok(set) => {
+            // The sidecar refuses a set its manifest does not vouch for.
+            let manifest = match manifest::read(dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("{}: {e}", dir.join(manifest::MANIFEST_FILE).display());
+                    return false;
+                }
+            };
+            if let Some(m) = manifest
+                && let Err(e) = manifest::verify(&m, set.snapshot())
+            {
+                eprintln!("{e}");
+                return false;
+            }
             let s = set.summary();
             println!(
                 "{}: ok, policy set {}: {} document(s), {} tool(s), {} action(s), {} rule(s), {} agent(s), {} overlay(s)",
