@@ -3,7 +3,7 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use agent_sidecar::{
-    dns::{RefusalMode, StaticHost, parse_static_host, parse_upstream},
+    dns::{BudgetLimits, RefusalMode, StaticHost, parse_static_host, parse_upstream},
     gateway::{GatewayConfig, credentials::SecretSpec},
     kernel::limits::{self, Limit, ResourceLimits},
     kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
@@ -86,6 +86,15 @@ struct RunArgs {
     /// How the resolver answers names that are not allowlisted.
     #[arg(long, value_name = "MODE", default_value = "nxdomain")]
     dns_refusal: RefusalMode,
+    /// Queries the agent may have forwarded to the upstream resolvers per minute (answers from the
+    /// cache and static hosts are free); past it, queries are refused locally, counted and
+    /// logged once a minute.
+    #[arg(long, value_name = "N", default_value_t = BudgetLimits::default().queries)]
+    dns_budget_queries: u32,
+    /// Distinct names among those forwarded queries per minute: bounds what a wildcard rule can
+    /// carry to the zone's servers.
+    #[arg(long, value_name = "N", default_value_t = BudgetLimits::default().names)]
+    dns_budget_names: u32,
     /// TCP destination ports sent to the transparent proxy (comma-separated).
     #[arg(
         long,
@@ -285,6 +294,10 @@ fn run_command(args: RunArgs) -> i32 {
             upstream_dns: args.upstream_dns,
             static_hosts: args.static_host,
             refusal: args.dns_refusal,
+            budget: BudgetLimits {
+                queries: args.dns_budget_queries,
+                names: args.dns_budget_names,
+            },
             intercept_ports: args.intercept_ports,
             proxy_env: !args.no_proxy_env,
         },

@@ -23,6 +23,7 @@ use authority::{Authority, Zone, name};
 use hickory_client::{
     client::{Client, ClientHandle},
     proto::{
+        op::ResponseCode,
         rr::{
             DNSClass, RData, RecordType,
             rdata::{
@@ -63,6 +64,21 @@ impl Harness {
             .rev()
             .find(|e| e.qname.as_deref() == Some(qname))
             .unwrap_or_else(|| panic!("no event for {qname}: {:?}", self.events()))
+    }
+
+    fn budget_refused(&self, limit: &str) -> f64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "agent_sidecar_dns_budget_refused_total")
+            .flat_map(|f| f.get_metric().iter())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "limit" && l.value() == limit)
+            })
+            .map(|m| m.get_counter().get_value())
+            .sum()
     }
 
     fn metric(&self, decision: &str) -> f64 {
@@ -438,10 +454,7 @@ async fn malformed_packets_get_formerr_or_are_dropped_and_serving_goes_on() {
         .unwrap();
     let reply = hickory_client::proto::op::Message::from_vec(&buf[..n]).unwrap();
     assert_eq!(reply.id(), 0xabcd);
-    assert_eq!(
-        reply.response_code(),
-        hickory_client::proto::op::ResponseCode::FormErr
-    );
+    assert_eq!(reply.response_code(), ResponseCode::FormErr);
     // Truncated header and random bytes: no answer.
     for bytes in [&[0x01u8, 0x02, 0x03][..], &[0x00; 5][..]] {
         socket.send_to(bytes, h.addr()).await.unwrap();
@@ -479,10 +492,7 @@ async fn malformed_packets_get_formerr_or_are_dropped_and_serving_goes_on() {
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut body).await.unwrap();
     let reply = hickory_client::proto::op::Message::from_vec(&body).unwrap();
-    assert_eq!(
-        reply.response_code(),
-        hickory_client::proto::op::ResponseCode::FormErr
-    );
+    assert_eq!(reply.response_code(), ResponseCode::FormErr);
     let out = dig(h.addr(), &["+tcp", "api.example.test", "A"]).await;
     assert_eq!(status(&out), "NOERROR", "{out}");
 }
@@ -667,4 +677,102 @@ async fn static_hosts_are_answered_without_upstream_for_allowlisted_names_only()
     );
     assert_eq!(h.metric("allowed"), 3.0);
     assert_eq!(h.metric("rebinding_dropped"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_names_forward_only_address_types_and_lower_case() {
+    let h = harness(&["api.example.test:443"]).await;
+    // Types that carry no address (TXT, MX, NULL, SRV, ANY) and unassigned
+    // numbers are refused: the agent chooses none of the 16 type bits.
+    for qtype in ["TXT", "MX", "NULL", "SRV", "ANY", "TYPE65280", "TYPE4242"] {
+        let out = dig(h.addr(), &["api.example.test", qtype]).await;
+        assert_eq!(status(&out), "REFUSED", "{qtype}: {out}");
+    }
+    assert!(
+        h.authority.log().is_empty(),
+        "a refused type reached upstream: {:?}",
+        h.authority.log()
+    );
+    let event = h.last_event("api.example.test");
+    assert_eq!(
+        serde_json::to_value(&event).unwrap()["reason"],
+        "query_type"
+    );
+    // The letter case the agent chose does not reach upstream, and the
+    // agent's answer still matches its question.
+    let out = dig(h.addr(), &["ApI.eXaMpLe.TeSt", "A"]).await;
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    assert_eq!(dig_addresses(&out), ["203.0.113.10"]);
+    assert!(out.contains("ApI.eXaMpLe.TeSt."), "{out}");
+    let mut client = udp_client(h.addr()).await;
+    let https = ask(&mut client, "API.EXAMPLE.TEST.", RecordType::HTTPS).await;
+    assert_eq!(https.response_code(), ResponseCode::NoError);
+    let asked: Vec<String> = h.authority.log().iter().map(|l| l.asked.clone()).collect();
+    assert!(!asked.is_empty());
+    assert!(
+        asked.iter().all(|a| a == &a.to_ascii_lowercase()),
+        "the agent's letter case reached upstream: {asked:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_rule_carries_no_more_distinct_names_than_the_budget() {
+    let h = harness_with(vec![rule("*.wild.example.test")], |c| {
+        c.budget = dns::BudgetLimits {
+            queries: 1000,
+            names: 10,
+        }
+    })
+    .await;
+    // An agent tunnelling data in unique labels.
+    for i in 0..30 {
+        let label = format!("chunk{i:03}-4f6e65207365637265742062797465.wild.example.test");
+        dig(h.addr(), &[&label, "A"]).await;
+    }
+    let seen: std::collections::BTreeSet<String> =
+        h.authority.log().into_iter().map(|l| l.name).collect();
+    assert_eq!(seen.len(), 10, "distinct names upstream: {seen:?}");
+    assert_eq!(h.budget_refused("names"), 20.0);
+    // Names already spent in this minute keep resolving (from the cache, or
+    // within the query budget), so the agent's real hosts keep working.
+    let out = dig(h.addr(), &["a.wild.example.test", "A"]).await;
+    assert_eq!(status(&out), "NXDOMAIN", "a new name is refused: {out}");
+    let first = "chunk000-4f6e65207365637265742062797465.wild.example.test";
+    let before = h.authority.log().len();
+    dig(h.addr(), &[first, "AAAA"]).await;
+    assert_eq!(h.authority.log().len(), before + 1, "a spent name resolves");
+    let event = h.last_event("a.wild.example.test");
+    assert_eq!(
+        serde_json::to_value(&event).unwrap()["reason"],
+        "budget_exceeded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_budget_bounds_forwarded_queries_of_an_exact_name() {
+    let h = harness_with(vec![rule("api.example.test")], |c| {
+        c.budget = dns::BudgetLimits {
+            queries: 5,
+            names: 60,
+        };
+        c.refusal = RefusalMode::Refused;
+    })
+    .await;
+    let mut client = udp_client(h.addr()).await;
+    let mut refused = 0;
+    for _ in 0..4 {
+        for qtype in [RecordType::A, RecordType::AAAA, RecordType::HTTPS] {
+            // The cache would answer repeats: empty it through a reload.
+            h.server
+                .resolver()
+                .set_allowlist([rule("api.example.test")].into_iter().collect());
+            let r = ask(&mut client, "api.example.test.", qtype).await;
+            if r.response_code() == ResponseCode::Refused {
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(h.authority.log().len(), 5, "{:?}", h.authority.log());
+    assert_eq!(refused, 7);
+    assert_eq!(h.budget_refused("queries"), 7.0);
 }

@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use super::budget::BudgetLimits;
 use super::{error::ConfigError, static_hosts::StaticHosts};
 
 /// The standard DNS port.
@@ -76,6 +77,9 @@ pub struct DnsConfig {
     /// (when the allowlist allows them); the rebinding guard does not apply
     /// to them. Empty by default.
     pub static_hosts: StaticHosts,
+    /// The agent's budget of forwarded queries and distinct names per
+    /// minute ([`super::budget`]).
+    pub budget: BudgetLimits,
 }
 
 impl DnsConfig {
@@ -96,6 +100,7 @@ impl DnsConfig {
             cache_entries: 10_000,
             max_ttl: Duration::from_secs(300),
             static_hosts: StaticHosts::new(),
+            budget: BudgetLimits::default(),
         }
     }
 

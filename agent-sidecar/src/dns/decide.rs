@@ -65,7 +65,26 @@ pub enum RefuseReason {
     NotInternetClass,
     /// AXFR, IXFR or other zone-management types: REFUSED.
     ZoneTransfer,
+    /// An allowlisted name asked for a record type that is never forwarded
+    /// (see [`FORWARDED_TYPES`]): REFUSED.
+    QueryType,
+    /// The agent's budget of forwarded queries or distinct names per minute
+    /// is spent (see [`super::budget`]).
+    BudgetExceeded,
 }
+
+/// The record types forwarded upstream for an allowlisted name: what
+/// `getaddrinfo`, curl, Python, Node and browsers ask to reach a host over
+/// HTTP(S) or TCP. Every other type (TXT, MX, SRV, NULL, unassigned
+/// numbers...) is refused, so the agent cannot choose 16 bits of every
+/// query nor have records of its choosing returned to it.
+pub const FORWARDED_TYPES: [RecordType; 5] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::HTTPS,
+    RecordType::SVCB,
+];
 
 /// What to do with a query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +143,11 @@ pub fn decide<'a>(
         );
     }
     match allowlist.find(&question.canonical) {
+        Some(_) if !FORWARDED_TYPES.contains(&question.qtype) => refuse(
+            Some(question),
+            ResponseCode::Refused,
+            RefuseReason::QueryType,
+        ),
         Some(rule) => Decision::Forward { question, rule },
         None if matches!(
             question.qtype,

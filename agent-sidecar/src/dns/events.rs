@@ -53,6 +53,14 @@ impl DnsDecision {
             DnsDecision::Malformed => "malformed",
         }
     }
+
+    /// Whether its log line is a warning (rate-limited per agent).
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            DnsDecision::RebindingDropped | DnsDecision::UpstreamError | DnsDecision::Malformed
+        )
+    }
 }
 
 /// The transport a query came over.
@@ -162,9 +170,7 @@ pub(crate) fn trace(event: &DnsEvent) {
     match event.decision {
         DnsDecision::Allowed => line!(debug),
         DnsDecision::Refused => line!(info),
-        DnsDecision::RebindingDropped | DnsDecision::UpstreamError | DnsDecision::Malformed => {
-            line!(warn)
-        }
+        _ => line!(warn),
     }
 }
 

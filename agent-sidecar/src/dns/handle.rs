@@ -242,6 +242,24 @@ pub fn upstream_failed(pending: &Pending) -> Reply {
     }
 }
 
+/// A pending query refused locally after all (its budget is spent): the
+/// name never leaves the sidecar.
+pub fn refused_locally(pending: &Pending, rcode: ResponseCode, reason: RefuseReason) -> Reply {
+    let response = response_to(&pending.query, rcode);
+    Reply {
+        bytes: encode(&response, pending.limit),
+        outcome: Outcome {
+            reason: Some(reason),
+            rule: Some(describe(&pending.rule)),
+            ..Outcome::local(
+                DnsDecision::Refused,
+                Some(pending.question.clone()),
+                Some(rcode),
+            )
+        },
+    }
+}
+
 /// FORMERR when the header could be read, otherwise nothing.
 fn malformed(header: Option<Header>) -> Reply {
     let bytes = header

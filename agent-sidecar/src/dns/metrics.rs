@@ -13,7 +13,7 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
 
-use super::events::DnsDecision;
+use super::{budget::Spent, events::DnsDecision};
 
 /// The resolver metric families, registered once per registry.
 #[derive(Clone, Debug)]
@@ -23,6 +23,7 @@ pub struct DnsMetrics {
     rebinding_dropped: IntCounterVec,
     cache_hits: IntCounterVec,
     learned: IntCounterVec,
+    budget_refused: IntCounterVec,
 }
 
 /// One agent's series, resolved once so the hot path does no label lookup.
@@ -33,6 +34,7 @@ pub struct AgentDnsMetrics {
     pub(crate) rebinding_dropped: IntCounter,
     pub(crate) cache_hits: IntCounter,
     pub(crate) learned: IntCounter,
+    budget_refused: [IntCounter; 2],
 }
 
 impl DnsMetrics {
@@ -63,6 +65,11 @@ impl DnsMetrics {
             "Addresses learned for non-HTTP name rules.",
             &["agent_id"],
         )?;
+        let budget_refused = counter(
+            "agent_sidecar_dns_budget_refused_total",
+            "DNS queries refused because the agent's budget of forwarded queries or distinct names per minute was spent.",
+            &["agent_id", "limit"],
+        )?;
         let upstream_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "agent_sidecar_dns_upstream_seconds",
@@ -81,6 +88,7 @@ impl DnsMetrics {
             rebinding_dropped,
             cache_hits,
             learned,
+            budget_refused,
         })
     }
 
@@ -93,6 +101,10 @@ impl DnsMetrics {
             rebinding_dropped: self.rebinding_dropped.with_label_values(&[agent_id]),
             cache_hits: self.cache_hits.with_label_values(&[agent_id]),
             learned: self.learned.with_label_values(&[agent_id]),
+            budget_refused: [Spent::Queries, Spent::Names].map(|s| {
+                self.budget_refused
+                    .with_label_values(&[agent_id, s.as_str()])
+            }),
         }
     }
 }
@@ -105,6 +117,11 @@ impl AgentDnsMetrics {
             .position(|d| *d == decision)
             .unwrap_or_default();
         self.queries[index].inc();
+    }
+
+    /// Counts a query refused by the budget.
+    pub(crate) fn budget_refused(&self, spent: Spent) {
+        self.budget_refused[spent as usize].inc();
     }
 }
 

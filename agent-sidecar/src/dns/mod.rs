@@ -30,6 +30,7 @@
 //!
 //! [`NameAllowlist`]: crate::egress::NameAllowlist
 
+pub mod budget;
 pub mod cache;
 pub mod config;
 pub mod decide;
@@ -48,6 +49,7 @@ pub mod upstream;
 #[cfg(test)]
 mod test_support;
 
+pub use budget::BudgetLimits;
 pub use config::{DnsConfig, RefusalMode, parse_upstream, upstreams_from_resolv_conf};
 pub use error::{ConfigError, DnsError, UpstreamError};
 pub use events::{DnsDecision, DnsEvent, DroppedAddress, EventSink, Transport};

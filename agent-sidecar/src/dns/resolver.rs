@@ -12,6 +12,7 @@ use std::{
 use arc_swap::ArcSwap;
 
 use super::{
+    budget::{Budget, Charge},
     cache::{Cache, CacheKey},
     config::{DnsConfig, RefusalMode},
     events::{DnsEvent, EventSink, Transport, rfc3339, trace},
@@ -23,6 +24,9 @@ use super::{
     upstream::Upstream,
 };
 use crate::egress::NameAllowlist;
+use hickory_proto::op::ResponseCode;
+
+use super::{budget::Spent, decide::RefuseReason};
 
 /// What the `upstream` field of an event says for a static-host answer.
 pub const STATIC_SOURCE: &str = "static host (--static-host)";
@@ -55,8 +59,21 @@ struct Inner {
     cache: Mutex<Cache>,
     upstream: Upstream,
     static_hosts: StaticHosts,
+    budget: Budget,
+    warn_gate: Mutex<WarnGate>,
     hooks: Hooks,
 }
+
+/// At most one per-query WARN line a second per agent; the rest are
+/// counted and the count is logged with the next line that passes, so a
+/// flood of failing queries cannot flood the log.
+#[derive(Debug)]
+struct WarnGate {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+const WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The local step's result: an answer to send now, or work to do upstream.
 pub enum Local {
@@ -90,6 +107,11 @@ impl Resolver {
                     config.upstream_attempts,
                 ),
                 static_hosts: config.static_hosts.clone(),
+                budget: Budget::new(config.budget),
+                warn_gate: Mutex::new(WarnGate {
+                    last: None,
+                    suppressed: 0,
+                }),
                 hooks,
             }),
         }
@@ -150,11 +172,30 @@ impl Resolver {
                         }
                         Local::Now(self.report(reply, client, transport, true, None))
                     }
-                    None => Local::Forward(Box::new(Forward {
-                        pending,
-                        client,
-                        transport,
-                    })),
+                    None => match self
+                        .inner
+                        .budget
+                        .charge(&question.canonical, Instant::now())
+                    {
+                        Charge::Ok => Local::Forward(Box::new(Forward {
+                            pending,
+                            client,
+                            transport,
+                        })),
+                        Charge::Refused { spent, first } => {
+                            self.budget_refused(spent, first);
+                            let rcode = match self.inner.refusal {
+                                RefusalMode::NxDomain => ResponseCode::NXDomain,
+                                RefusalMode::Refused => ResponseCode::Refused,
+                            };
+                            let reply = handle::refused_locally(
+                                &pending,
+                                rcode,
+                                RefuseReason::BudgetExceeded,
+                            );
+                            Local::Now(self.report(reply, client, transport, false, None))
+                        }
+                    },
                 }
             }
         }
@@ -255,6 +296,56 @@ impl Resolver {
         }
     }
 
+    /// Counts a query refused by the budget; the first of a window is
+    /// logged at WARN (the alert), the rest only counted.
+    fn budget_refused(&self, spent: Spent, first: bool) {
+        if let Some(m) = &self.inner.hooks.metrics {
+            m.budget_refused(spent);
+        }
+        if first {
+            let limits = self.inner.budget.limits();
+            tracing::warn!(
+                target: "agent_sidecar::dns",
+                agent_id = %self.inner.agent_id,
+                limit = spent.as_str(),
+                queries_per_minute = limits.queries,
+                names_per_minute = limits.names,
+                "DNS budget spent: queries that would leave the sidecar are refused until the minute is over \
+                 (a wildcard rule used as a channel, or a client that needs a higher --dns-budget-*)"
+            );
+        }
+    }
+
+    /// Whether a per-query WARN line may be written now; logs how many
+    /// were held back since the last one.
+    fn warn_passes(&self) -> bool {
+        let now = Instant::now();
+        let mut gate = self
+            .inner
+            .warn_gate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if gate
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < WARN_INTERVAL)
+        {
+            gate.suppressed += 1;
+            return false;
+        }
+        gate.last = Some(now);
+        let suppressed = std::mem::take(&mut gate.suppressed);
+        drop(gate);
+        if suppressed > 0 {
+            tracing::warn!(
+                target: "agent_sidecar::dns",
+                agent_id = %self.inner.agent_id,
+                suppressed,
+                "similar DNS warnings of this agent were not logged (at most one a second; every query is still an event and a metric)"
+            );
+        }
+        true
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.inner
             .cache
@@ -303,7 +394,9 @@ impl Resolver {
             cached,
             upstream,
         };
-        trace(&event);
+        if !event.decision.is_warning() || self.warn_passes() {
+            trace(&event);
+        }
         if let Some(sink) = &self.inner.hooks.events {
             sink.event(&event);
         }

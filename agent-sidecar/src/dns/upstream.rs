@@ -136,7 +136,10 @@ fn upstream_query(id: u16, question: &Question) -> Message {
         .set_message_type(MessageType::Query)
         .set_op_code(OpCode::Query)
         .set_recursion_desired(true);
-    let mut query = Query::query(question.name.clone(), question.qtype);
+    // Lower-cased: the letter case of the agent's question is not a
+    // channel to the upstream servers (the agent's answer keeps its own
+    // question as asked).
+    let mut query = Query::query(question.name.to_lowercase(), question.qtype);
     query.set_query_class(question.qclass);
     message.add_query(query);
     let mut edns = Edns::new();

@@ -32,7 +32,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     admin,
-    dns::{RefusalMode, StaticHost},
+    dns::{BudgetLimits, RefusalMode, StaticHost},
     egress::{Allowlist, EgressRule, NameAllowlist, Protocols, RuleSource},
     kernel::{
         Enforcer, EnforcerConfig, KernelError, events,
@@ -105,6 +105,8 @@ pub struct NamesOptions {
     pub static_hosts: Vec<StaticHost>,
     /// How names that are not allowlisted are answered.
     pub refusal: RefusalMode,
+    /// The agent's DNS budget per minute.
+    pub budget: BudgetLimits,
     /// TCP destination ports sent to the transparent proxy.
     pub intercept_ports: Vec<u16>,
     /// Whether to set `HTTP_PROXY`/`HTTPS_PROXY` for the agent.
@@ -117,6 +119,7 @@ impl Default for NamesOptions {
             upstream_dns: Vec::new(),
             static_hosts: Vec::new(),
             refusal: RefusalMode::NxDomain,
+            budget: BudgetLimits::default(),
             intercept_ports: vec![80, 443],
             proxy_env: true,
         }
@@ -429,6 +432,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             upstreams,
             static_hosts: opts.names.static_hosts.iter().cloned().collect(),
             refusal: opts.names.refusal,
+            budget: opts.names.budget,
             intercept_ports: intercept_ports.clone(),
             grace: Duration::from_secs(60),
             idle: Duration::from_secs(120),

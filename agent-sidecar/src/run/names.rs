@@ -43,6 +43,8 @@ pub struct NamesConfig {
     pub static_hosts: StaticHosts,
     /// How names that are not allowlisted are answered.
     pub refusal: RefusalMode,
+    /// The agent's DNS budget per minute.
+    pub budget: dns::BudgetLimits,
     /// Destination ports whose TCP connects go to the transparent proxy.
     pub intercept_ports: Vec<u16>,
     /// How long a learned address stays allowed after its TTL.
@@ -98,6 +100,7 @@ impl NameServices {
             config.upstreams.clone(),
         );
         dns_config.refusal = config.refusal;
+        dns_config.budget = config.budget;
         dns_config.grace = config.grace;
         dns_config.static_hosts = config.static_hosts.clone();
         for (name, addrs) in config.static_hosts.iter() {

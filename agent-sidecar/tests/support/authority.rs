@@ -34,6 +34,8 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 pub struct Logged {
     /// Lowercase name without trailing dot.
     pub name: String,
+    /// The name as it arrived, letter case kept.
+    pub asked: String,
     /// Query type.
     pub qtype: RecordType,
     /// Whether it came over TCP.
@@ -238,6 +240,7 @@ fn record(log: &Mutex<Vec<Logged>>, query: &Message, tcp: bool) {
     if let Some(q) = query.queries().first() {
         log.lock().expect("log").push(Logged {
             name: key(q.name()),
+            asked: q.name().to_ascii(),
             qtype: q.query_type(),
             tcp,
         });
