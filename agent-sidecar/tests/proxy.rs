@@ -44,6 +44,10 @@ struct World {
 
 impl World {
     async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(tweak: impl FnOnce(&mut ProxyConfig)) -> Self {
         let ca = TestCa::new(&["api.allowed.test", "other.allowed.test", "evil.test"]);
         let tls_ok = Upstream::start((ALLOWED, 0).into(), "tls-ok", Some(ca.acceptor())).await;
         let tls_port = tls_ok.addr.port();
@@ -71,12 +75,14 @@ impl World {
         let sink_events = events.clone();
         let registry = prometheus::Registry::new();
         let metrics = ProxyMetrics::register(&registry).expect("metrics");
+        let mut config = ProxyConfig {
+            agent_id: AGENT.to_owned(),
+            sniff_timeout: Duration::from_millis(500),
+            ..ProxyConfig::default()
+        };
+        tweak(&mut config);
         let ctx = ProxyContext::new(Arc::new(policy), Arc::new(resolver))
-            .with_config(ProxyConfig {
-                agent_id: AGENT.to_owned(),
-                sniff_timeout: Duration::from_millis(500),
-                ..ProxyConfig::default()
-            })
+            .with_config(config)
             .with_event_sink(Arc::new(move |e: &ProxyEvent| {
                 sink_events.lock().expect("events").push(e.clone());
             }))
@@ -830,4 +836,47 @@ async fn a_mebibyte_passes_through_intact_and_is_counted() {
         &[("listener", "transparent"), ("direction", "down")],
     );
     assert!(down > MIB as f64, "bytes counter {down}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_starve_the_agents_real_calls() {
+    let w = World::with(|c| {
+        c.max_connections = 32;
+        c.sniff_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let port = w.tls_port();
+    // The agent opens ten times the limit of connections on both listeners
+    // and sends nothing on them.
+    let mut idle = Vec::new();
+    for _ in 0..320 {
+        idle.push(TcpStream::connect(w.transparent(port)).await.expect("idle"));
+        idle.push(TcpStream::connect(w.proxies.explicit).await.expect("idle"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let url = format!("https://api.allowed.test:{port}/real");
+    let redirect = w.redirect("api.allowed.test", port);
+    let out = curl(
+        &w,
+        &[redirect[0].as_str(), redirect[1].as_str(), url.as_str()],
+    )
+    .await;
+    assert_eq!(out.code, 0, "transparent: {}", out.stderr);
+    let proxy = w.proxy_url();
+    let out = curl(&w, &["--proxy", proxy.as_str(), url.as_str()]).await;
+    assert_eq!(out.code, 0, "explicit: {}", out.stderr);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the real calls waited {took:?} behind idle connections"
+    );
+    for listener in ["transparent", "explicit"] {
+        let evicted = w.counter(
+            "agent_sidecar_proxy_refusals_total",
+            &[("listener", listener), ("reason", "evicted_idle")],
+        );
+        assert!(evicted > 0.0, "{listener}: nothing evicted");
+    }
+    drop(idle);
 }

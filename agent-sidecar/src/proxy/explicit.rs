@@ -55,9 +55,13 @@ impl ExplicitProxy {
     /// and tunnels already accepted run to their end on their own tasks.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let Self { listener, ctx } = self;
-        accept_loop(listener, &ctx, shutdown, |ctx, stream, peer| {
-            serve_connection(ctx, stream, peer)
-        })
+        accept_loop(
+            listener,
+            &ctx,
+            ListenerKind::Explicit,
+            shutdown,
+            |ctx, stream, peer| serve_connection(ctx, stream, peer),
+        )
         .await;
     }
 }

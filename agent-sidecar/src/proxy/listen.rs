@@ -1,13 +1,19 @@
 //! Listening sockets and the accept loop shared by both kinds of listener.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::{
     net::{TcpListener, TcpSocket, TcpStream},
-    sync::Semaphore,
+    sync::{Semaphore, oneshot},
 };
 
-use super::{context::ProxyContext, error::ProxyError};
+use super::{context::ProxyContext, error::ProxyError, events::ListenerKind};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so that the
 /// loop does not spin.
@@ -32,26 +38,35 @@ pub(crate) fn bind_listener(addr: SocketAddr) -> Result<TcpListener, ProxyError>
 }
 
 /// Accepts connections until `shutdown`, at most `max_connections` served at
-/// once (the rest wait in the accept queue), each on its own task.
+/// once, each on its own task.
+///
+/// Every connection is accepted at once (the accept queue never fills with
+/// an agent's idle connects) and first waits for its client's first byte.
+/// When the limit is reached, the oldest connection whose client has sent
+/// nothing yet is closed to make room, so an agent holding thousands of idle
+/// connections cannot starve its own real calls; only when every slot holds
+/// a connection that is talking is the new one closed. Both are counted
+/// (`agent_sidecar_proxy_refusals_total{reason="evicted_idle"|"at_capacity"}`).
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     ctx: &ProxyContext,
+    kind: ListenerKind,
     shutdown: impl Future<Output = ()>,
     serve: F,
 ) where
-    F: Fn(ProxyContext, TcpStream, SocketAddr) -> Fut,
+    F: Fn(ProxyContext, TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
+    let quiet = Arc::new(Quiet::default());
+    let serve = Arc::new(serve);
+    let shed = |reason: &str| {
+        if let Some(m) = &ctx.emitter.metrics {
+            m.shed(&ctx.config.agent_id, kind, reason);
+        }
+    };
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => return,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
@@ -63,13 +78,96 @@ pub(crate) async fn accept_loop<F, Fut>(
                 }
             },
         };
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if !quiet.evict_oldest() {
+                    shed("at_capacity");
+                    drop(stream);
+                    continue;
+                }
+                shed("evicted_idle");
+                match tokio::time::timeout(EVICTION_WAIT, limit.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        shed("at_capacity");
+                        continue;
+                    }
+                }
+            }
+        };
         // Small request/response turns matter more than batching here; a
         // failure only costs latency.
         let _ = stream.set_nodelay(true);
-        let task = serve(ctx.clone(), stream, peer);
+        let (id, evicted) = quiet.enter();
+        let quiet = Arc::clone(&quiet);
+        let serve = Arc::clone(&serve);
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            task.await;
-            drop(permit);
+            let _permit = permit;
+            // A client that sends nothing within the sniff timeout is
+            // closed, as the sniffing itself would.
+            let quiet_for = ctx.config.sniff_timeout;
+            let mut first = [0u8; 1];
+            tokio::select! {
+                // `peek` waits for a byte without taking it (readiness alone
+                // can be a false positive); 0 is the client's end.
+                spoke = stream.peek(&mut first) => {
+                    quiet.leave(id);
+                    if matches!(spoke, Ok(n) if n > 0) {
+                        serve(ctx, stream, peer).await;
+                    }
+                }
+                _ = evicted => {}
+                () = tokio::time::sleep(quiet_for) => quiet.leave(id),
+            }
         });
+    }
+}
+
+/// How long a new connection waits for the slot an evicted one frees.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// Connections whose client has sent nothing yet, oldest first.
+#[derive(Default)]
+struct Quiet {
+    inner: Mutex<QuietInner>,
+}
+
+#[derive(Default)]
+struct QuietInner {
+    next: u64,
+    waiting: VecDeque<(u64, oneshot::Sender<()>)>,
+}
+
+impl Quiet {
+    /// Registers a new quiet connection; the receiver fires when it is
+    /// evicted.
+    fn enter(&self) -> (u64, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let id = inner.next;
+        inner.next += 1;
+        inner.waiting.push_back((id, tx));
+        (id, rx)
+    }
+
+    /// The connection spoke (or ended).
+    fn leave(&self, id: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = inner.waiting.iter().position(|(w, _)| *w == id) {
+            inner.waiting.remove(i);
+        }
+    }
+
+    /// Closes the oldest quiet connection; false if there is none.
+    fn evict_oldest(&self) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((_, tx)) = inner.waiting.pop_front() {
+            if tx.send(()).is_ok() {
+                return true;
+            }
+        }
+        false
     }
 }

@@ -78,6 +78,14 @@ impl ProxyMetrics {
             .inc_by(e.bytes_down);
     }
 
+    /// Counts a connection closed by the listener's limit (`reason`:
+    /// `evicted_idle` or `at_capacity`).
+    pub(crate) fn shed(&self, agent_id: &str, listener: ListenerKind, reason: &str) {
+        self.refusals
+            .with_label_values(&[agent_id, listener.as_str(), reason])
+            .inc();
+    }
+
     /// The open-connections gauge of a listener.
     pub(crate) fn active(&self, agent_id: &str, listener: ListenerKind) -> IntGauge {
         self.active

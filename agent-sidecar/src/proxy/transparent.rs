@@ -52,16 +52,22 @@ impl TransparentListener {
             original_port,
             ctx,
         } = self;
-        accept_loop(listener, &ctx, shutdown, move |ctx, stream, peer| {
-            let record = Record::start(
-                ctx.emitter.clone(),
-                &ctx.config.agent_id,
-                ListenerKind::Transparent,
-                peer,
-                original_port,
-            );
-            async move { route(&ctx, record, stream, original_port, None).await }
-        })
+        accept_loop(
+            listener,
+            &ctx,
+            ListenerKind::Transparent,
+            shutdown,
+            move |ctx, stream, peer| {
+                let record = Record::start(
+                    ctx.emitter.clone(),
+                    &ctx.config.agent_id,
+                    ListenerKind::Transparent,
+                    peer,
+                    original_port,
+                );
+                async move { route(&ctx, record, stream, original_port, None).await }
+            },
+        )
         .await;
     }
 }

@@ -49,6 +49,22 @@ use private_listeners::PrivateListener;
 pub use uid_pool::{UidPoolError, UidRange};
 pub use user::{UserError, UserSpec};
 
+/// Raises the soft limit of open descriptors to the hard limit: the
+/// resolver, proxies and gateway of one agent hold one descriptor per
+/// connection, and the common soft limit of 1,024 would let an agent's
+/// connection flood stall its own calls (`accept` failing with `EMFILE`).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => warn!(error = %e, soft, hard, "cannot raise the open-files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
 /// Exit code when `run` itself fails before the command starts.
 pub const EXIT_SIDECAR_FAILED: i32 = 125;
 /// Exit code when the command exists but cannot be executed.
@@ -262,6 +278,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         warn!(error = %e, "cannot make the sidecar non-dumpable");
     }
+    raise_fd_limit();
     let agent_id = match (&opts.agent_id, &opts.gateway) {
         (Some(id), _) => id.clone(),
         (None, Some(_)) => {
