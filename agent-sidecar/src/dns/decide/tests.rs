@@ -22,16 +22,24 @@ fn decide_for(
 
 #[test]
 fn allowlisted_names_are_forwarded() {
-    for qtype in [
-        RecordType::A,
-        RecordType::AAAA,
-        RecordType::HTTPS,
-        RecordType::ANY,
-        RecordType::TXT,
-    ] {
+    for qtype in FORWARDED_TYPES {
         assert_eq!(
             decide_for("API.example.com.", qtype, RefusalMode::NxDomain),
             (None, None)
+        );
+    }
+    // Other types carry bits of the agent's choosing: refused.
+    for qtype in [
+        RecordType::ANY,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::NULL,
+        RecordType::Unknown(4242),
+    ] {
+        assert_eq!(
+            decide_for("API.example.com.", qtype, RefusalMode::NxDomain),
+            (Some(ResponseCode::Refused), Some(RefuseReason::QueryType)),
+            "{qtype}"
         );
     }
     assert_eq!(

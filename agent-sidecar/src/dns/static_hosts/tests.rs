@@ -177,13 +177,17 @@ fn allowlisted_static_host_is_answered_locally_with_ttl_60_and_no_rebinding_guar
     );
     let aaaa = ask_locally(&f, "crm.demo.test.", RecordType::AAAA);
     assert_eq!(addresses(&aaaa), [(ip("::1"), STATIC_TTL)]);
-    // Another type: the name exists, with no such record (NODATA).
+    // Another address-family type: the name exists, with no such record
+    // (NODATA).
+    let https = ask_locally(&f, "crm.demo.test.", RecordType::HTTPS);
+    assert_eq!(https.response_code(), ResponseCode::NoError);
+    assert!(https.answers().is_empty());
+    // A type that is never forwarded is refused for static hosts too.
     let txt = ask_locally(&f, "crm.demo.test.", RecordType::TXT);
-    assert_eq!(txt.response_code(), ResponseCode::NoError);
-    assert!(txt.answers().is_empty());
+    assert_eq!(txt.response_code(), ResponseCode::Refused);
 
     let events = f.events.lock().unwrap();
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 4);
     let e = &events[0];
     assert_eq!(e.decision, DnsDecision::Allowed);
     assert_eq!(e.upstream.as_deref(), Some(STATIC_SOURCE));
