@@ -121,13 +121,13 @@ pub fn check_body_overrides(headers: &HeaderMap, body: &Bytes) -> Result<(), Met
         .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
     let json = content_type.as_deref().is_some_and(|c| c.contains("json"));
     if json {
-        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
-            if let Some(k) = map.keys().find(|k| is_override_field(k)) {
-                return Err(MethodError::Override {
-                    what: "JSON field",
-                    name: k.clone(),
-                });
-            }
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body)
+            && let Some(k) = map.keys().find(|k| is_override_field(k))
+        {
+            return Err(MethodError::Override {
+                what: "JSON field",
+                name: k.clone(),
+            });
         }
         return Ok(());
     }

@@ -21,7 +21,7 @@ pub struct Refusal {
     /// For humans.
     pub message: String,
     /// The tier, rules and policy version, when a decision was made.
-    pub decision: Option<Decision>,
+    pub decision: Option<Box<Decision>>,
     /// The approval involved, if any.
     pub approval_id: Option<String>,
 }
@@ -46,7 +46,7 @@ impl Refusal {
         decision: &Decision,
     ) -> Self {
         Refusal {
-            decision: Some(decision.clone()),
+            decision: Some(Box::new(decision.clone())),
             ..Refusal::new(status, reason, message)
         }
     }

@@ -60,7 +60,7 @@ impl ExplicitProxy {
             &ctx,
             ListenerKind::Explicit,
             shutdown,
-            |ctx, stream, peer| serve_connection(ctx, stream, peer),
+            serve_connection,
         )
         .await;
     }
