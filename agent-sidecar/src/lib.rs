@@ -9,6 +9,8 @@
 //! - [`kernel`]: loads, pins and attaches the eBPF programs to an agent's
 //!   cgroup, fills the maps and turns ring-buffer deny events into logs and
 //!   metrics;
+//! - [`credentials`]: secrets the agent never holds: loaded, injected,
+//!   redacted from answers;
 //! - [`gateway`]: the tool gateway: terminated tool traffic, actions,
 //!   the four tiers, approvals and injected credentials;
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed cgroup;
@@ -17,6 +19,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod credentials;
 pub mod dns;
 pub mod egress;
 pub mod gateway;

@@ -3,8 +3,9 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use agent_sidecar::{
+    credentials::SecretSpec,
     dns::{BudgetLimits, RefusalMode, StaticHost, parse_static_host, parse_upstream},
-    gateway::{GatewayConfig, credentials::SecretSpec},
+    gateway::GatewayConfig,
     kernel::limits::{self, Limit, ResourceLimits},
     kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
     run::{

@@ -13,13 +13,15 @@ use hyper::{
 };
 
 use super::{
-    credentials::{Redactor, strip_agent_credentials},
     redacted::{RedactedBody, redact_headers},
     refusal::Refusal,
     state::Shared,
     upstream::UpstreamBody,
 };
-use crate::policy::CompiledPolicySet;
+use crate::{
+    credentials::{Redactor, strip_agent_credentials},
+    policy::CompiledPolicySet,
+};
 
 /// An upstream answer as the agent may see it.
 pub(crate) type Answer = RedactedBody<Incoming>;

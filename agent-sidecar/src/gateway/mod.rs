@@ -20,7 +20,7 @@ mod admin;
 mod binding;
 pub mod compensate;
 mod connection;
-pub mod credentials;
+
 pub mod events;
 mod forward;
 pub mod hooks;

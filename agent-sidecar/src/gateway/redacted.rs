@@ -1,7 +1,7 @@
 //! Answers to the agent without the credential the gateway injected:
 //! [`redact_head`] for the status line's headers, [`RedactedBody`] for the
 //! body and trailers as they stream (see
-//! [`Redactor`](super::credentials::Redactor) for the forms searched).
+//! [`Redactor`](crate::credentials::Redactor) for the forms searched).
 
 use std::{
     pin::Pin,
@@ -16,7 +16,7 @@ use hyper::{
     header::HeaderValue,
 };
 
-use super::credentials::{REDACTED, RedactStream, Redactor};
+use crate::credentials::{REDACTED, RedactStream, Redactor};
 
 /// An upstream body, redacted when a credential was injected.
 pub(crate) struct RedactedBody<B> {

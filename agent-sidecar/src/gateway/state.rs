@@ -4,7 +4,6 @@ use std::{sync::Arc, time::Duration};
 
 use super::{
     compensate::Compensations,
-    credentials::SecretStore,
     events::GatewaySink,
     hooks::{Alerts, QuarantineSwitch},
     limits::GatewayLimits,
@@ -13,6 +12,7 @@ use super::{
 };
 use crate::{
     approvals::ApprovalStore,
+    credentials::SecretStore,
     policy::{AgentIdentity, PolicyStore},
     proxy::Resolve,
     tls::TlsTerminator,

@@ -16,7 +16,7 @@ use super::{
     tier::Tier,
     tools::{Route, ToolTable},
 };
-use crate::gateway::credentials::{CredentialError, Injection, valid_name};
+use crate::credentials::{CredentialError, Injection, valid_name};
 
 /// Default reversal window of a compensable action.
 pub const DEFAULT_COMPENSATION_WINDOW: Duration = Duration::from_secs(15 * 60);

@@ -17,10 +17,10 @@ use crate::{
         ApprovalStore, BearerToken, Notifier, StoreConfig, StoreOptions as ApprovalOptions,
         WebhookConfig, WebhookNotifier,
     },
+    credentials::{SecretSpec, SecretStore},
     egress::{Allowlist, Breadth, NameAllowlist, NameRule},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
-        credentials::{SecretSpec, SecretStore},
         hooks::{Alerts, Quarantine, QuarantineSwitch},
     },
     kernel::Enforcer,

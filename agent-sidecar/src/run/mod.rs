@@ -533,7 +533,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
 /// `(secret name, variable)` of every secret read from an environment
 /// variable.
 fn secret_sources(opts: &RunOptions) -> Vec<(String, String)> {
-    use crate::gateway::credentials::SecretSource;
+    use crate::credentials::SecretSource;
     opts.gateway
         .iter()
         .flat_map(|g| &g.secrets)

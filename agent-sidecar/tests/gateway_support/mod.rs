@@ -21,9 +21,9 @@ use agent_sidecar::{
         ApprovalStore, BearerToken, Notifier, StoreConfig, StoreOptions as ApprovalOptions,
         WebhookConfig, WebhookNotifier,
     },
+    credentials::{SecretSpec, SecretStore},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
-        credentials::{SecretSpec, SecretStore},
         hooks::{Alerts, NoKernel, QuarantineSwitch},
     },
     policy::{PolicyStore, StoreOptions},
