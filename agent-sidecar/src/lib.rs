@@ -22,6 +22,7 @@ pub mod approvals;
 pub mod credentials;
 pub mod dns;
 pub mod egress;
+pub mod events;
 pub mod gateway;
 mod io_delegate;
 pub mod kernel;

@@ -6,6 +6,7 @@ use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, 
 
 use crate::{
     approvals::ApprovalMetrics,
+    events::{ActionEvent, ActionSink},
     gateway::GatewayMetrics,
     kernel::{KernelCounters, events::DenyRecord},
     policy::PolicyVersion,
@@ -239,6 +240,24 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("encode metrics");
         String::from_utf8(buf).expect("utf-8 metrics")
+    }
+}
+
+/// The metrics fed by the action events: tool calls and dropped MCP
+/// messages (`agent_sidecar_gateway_*`) and kernel refusals
+/// (`agent_sidecar_egress_denied_total`). The resolver and the proxies
+/// count their own decisions where they take them.
+impl ActionSink for Metrics {
+    fn consume(&self, event: ActionEvent<'_>) {
+        match event {
+            ActionEvent::ToolCall(e) => self.gateway.call(e),
+            ActionEvent::McpMessageDropped(d) => {
+                self.gateway
+                    .mcp_message_dropped(d.agent_id, d.direction, d.reason)
+            }
+            ActionEvent::KernelDeny(d) => self.record_deny(d.agent_id, d.record),
+            _ => {}
+        }
     }
 }
 

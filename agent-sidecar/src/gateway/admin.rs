@@ -14,7 +14,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    compensate::{CompensationError, trigger},
+    compensate::{CompensationError, Trigger, trigger},
     state::Gateway,
 };
 use crate::approvals::AdminRoutes;
@@ -48,7 +48,14 @@ impl AdminRoutes for Gateway {
                             }
                         }
                     };
-                    match trigger(&self.shared, id, extra).await {
+                    let gw = &self.shared;
+                    let ctx = Trigger {
+                        compensations: &gw.compensations,
+                        policy: &gw.policy,
+                        identity: &gw.identity,
+                        upstream: &gw.upstream,
+                    };
+                    match trigger(&ctx, id, extra).await {
                         Ok((status, answer)) => (
                             StatusCode::OK,
                             json!({ "id": id, "upstream_status": status, "answer": answer }),
@@ -70,7 +77,7 @@ impl AdminRoutes for Gateway {
                 }
                 ("GET", ["v1", "quarantine"]) => (
                     StatusCode::OK,
-                    json!({ "agent": self.shared.identity.id, "quarantined": self.shared.quarantine.active() }),
+                    json!({ "agent": self.shared.identity.id, "quarantined": self.shared.oversight.quarantine.active() }),
                 ),
                 ("POST", ["v1", "quarantine", "release"]) => {
                     let who: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -88,15 +95,14 @@ impl AdminRoutes for Gateway {
                             "expected {\"operator\": \"...\", \"reason\": \"...\"}",
                         ));
                     };
-                    match self.shared.quarantine.release() {
+                    match self.shared.oversight.quarantine.release() {
                         Ok(()) => {
                             tracing::warn!(agent = %self.shared.identity.id, operator, reason, "quarantine released");
-                            self.shared.alerts.soc(&json!({
-                                "event": "agent.released",
-                                "agent": self.shared.identity,
-                                "operator": operator,
-                                "reason": reason,
-                            }));
+                            self.shared.recorder.quarantine_released(
+                                &self.shared.identity,
+                                operator,
+                                reason,
+                            );
                             (
                                 StatusCode::OK,
                                 json!({ "agent": self.shared.identity.id, "quarantined": false, "released_by": operator }),

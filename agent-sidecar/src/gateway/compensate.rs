@@ -18,14 +18,25 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{forward, mcp::is_event_stream, mcp_call::read_answer, state::Shared};
+use super::{forward::Upstream, mcp::is_event_stream};
 use crate::{
     approvals::UnixMillis,
     policy::{
-        CompiledPolicySet, HttpRequest, McpCall, Request as PolicyRequest, Tier,
+        AgentIdentity, CompiledPolicySet, HttpRequest, McpCall, PolicyStore,
+        Request as PolicyRequest, Tier,
         gateway::{ActionRoute, Compensation, fill_path, path_params},
     },
 };
+
+/// What triggering a compensation needs: the open entries, the policy in
+/// force (the compensating call is decided like any other), the agent and
+/// the upstream.
+pub(crate) struct Trigger<'a> {
+    pub(crate) compensations: &'a Compensations,
+    pub(crate) policy: &'a PolicyStore,
+    pub(crate) identity: &'a AgentIdentity,
+    pub(crate) upstream: &'a Upstream,
+}
 
 /// What the compensating call needs from the original one.
 #[derive(Clone, Debug, Serialize)]
@@ -192,7 +203,7 @@ impl Compensations {
 /// arguments; returns the upstream's status and answer. At most once: a
 /// compensation whose request was not sent may be triggered again.
 pub(crate) async fn trigger(
-    gw: &Shared,
+    gw: &Trigger<'_>,
     id: &str,
     extra: Value,
 ) -> Result<(u16, Value), CompensationError> {
@@ -211,7 +222,7 @@ pub(crate) async fn trigger(
 }
 
 async fn run(
-    gw: &Shared,
+    gw: &Trigger<'_>,
     entry: &Compensable,
     extra: Value,
 ) -> Result<(u16, Value), CompensationError> {
@@ -319,7 +330,7 @@ fn preview(policy: &CompiledPolicySet, tool: &str, comp: &str, orig: &Original) 
 /// from calling the action itself, and the owner's trigger is the human
 /// decision tier 3 asks for.
 fn decide(
-    gw: &Shared,
+    gw: &Trigger<'_>,
     policy: &CompiledPolicySet,
     entry: &Compensable,
     request: &PolicyRequest,
@@ -349,7 +360,7 @@ fn decide(
 /// Decides the compensating `tools/call` of MCP tool `name` with
 /// `arguments` (see [`decide`]).
 pub(super) fn decide_mcp(
-    gw: &Shared,
+    gw: &Trigger<'_>,
     policy: &CompiledPolicySet,
     entry: &Compensable,
     endpoint: &str,
@@ -376,7 +387,7 @@ pub(super) fn decide_mcp(
 /// cannot be built is [`CompensationError::Build`]; a failure to send or
 /// to read the answer is `failed(what went wrong)`.
 async fn exchange(
-    gw: &Shared,
+    gw: &Trigger<'_>,
     policy: &CompiledPolicySet,
     entry: &Compensable,
     req: hyper::http::request::Builder,
@@ -390,14 +401,18 @@ async fn exchange(
         .into_parts();
     let body = Full::new(body).map_err(|never| match never {}).boxed();
     let tool = Some(entry.tool.as_str());
-    let resp = match forward::send(gw, policy, &entry.host, entry.port, tool, parts, body).await {
+    let resp = match gw
+        .upstream
+        .send(policy, &entry.host, entry.port, tool, parts, body)
+        .await
+    {
         Ok(resp) => resp,
         Err(r) => return Err(failed(r.message)),
     };
     let (parts, body) = resp.into_parts();
     let event_stream = !awaited.is_empty() && is_event_stream(&parts.headers);
     // The unread rest of a stream left open is dropped with it.
-    match read_answer(gw, body, event_stream, awaited).await {
+    match gw.upstream.read_answer(body, event_stream, awaited).await {
         Ok(read) => Ok((parts.status, parts.headers, read.head)),
         Err(e) => Err(failed(e.to_string())),
     }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{
+    conn_info::ConnInfo,
     limits::{FirstByteTimeout, serve_until_idle, server_builder},
-    request::{ConnInfo, handle},
+    pipeline::handle,
     state::Gateway,
 };
 
@@ -45,7 +46,7 @@ impl Gateway {
     {
         let conn = Arc::new(ConnInfo { host, port });
         let shared = self.shared.clone();
-        let limits = &self.shared.config.limits;
+        let limits = &self.shared.limits;
         let builder = server_builder(limits);
         let io = FirstByteTimeout::new(io, limits.header_read_timeout);
         let served = serve_until_idle(&builder, io, limits.idle_timeout, move |req| {

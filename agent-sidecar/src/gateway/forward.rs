@@ -1,9 +1,12 @@
 //! Sending an allowed call upstream: the sidecar's credential instead of
 //! the agent's, the trace context, no hop-by-hop headers, to the address
 //! the sidecar resolved; the answer comes back without the credential
-//! (see [`redacted`](super::redacted)).
+//! (see [`redacted`](super::redacted)). [`Upstream`] is this stage's
+//! handle: the pooled client, the secrets and the upstream bounds.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
 
 use hyper::{
     Request, Response, StatusCode, Uri, Version,
@@ -13,13 +16,13 @@ use hyper::{
 };
 
 use super::{
+    mcp,
     redacted::{RedactedBody, redact_headers},
     refusal::Refusal,
-    state::Shared,
-    upstream::UpstreamBody,
+    upstream::{UpstreamBody, UpstreamClient},
 };
 use crate::{
-    credentials::{Redactor, strip_agent_credentials},
+    credentials::{Redactor, SecretStore, strip_agent_credentials},
     policy::CompiledPolicySet,
 };
 
@@ -52,95 +55,123 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Sends the request described by `parts` (path and headers from the
-/// agent) to `https://host:port` with `body`, authenticated as `tool`.
-pub(crate) async fn send(
-    gw: &Shared,
-    policy: &CompiledPolicySet,
-    host: &str,
-    port: u16,
-    tool: Option<&str>,
-    mut parts: Parts,
-    body: UpstreamBody,
-) -> Result<Response<Answer>, Refusal> {
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let authority = if port == 443 {
-        host.to_string()
-    } else {
-        format!("{host}:{port}")
-    };
-    parts.uri = Uri::builder()
-        .scheme("https")
-        .authority(authority.as_str())
-        .path_and_query(path)
-        .build()
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
-    parts.version = Version::HTTP_11;
-    strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::HOST);
-    strip_agent_credentials(&mut parts.headers);
-    let mut redactor = None;
-    if let Some(cred) = tool.and_then(|t| policy.credential(t)) {
-        let Some(secret) = gw.secrets.get(&cred.secret) else {
-            return Err(Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "credential_missing",
-                format!(
-                    "the sidecar has no secret `{}` for this tool; the operator must pass --secret",
-                    cred.secret
-                ),
-            ));
+/// What the forward stage needs: where and how to send, and how long to
+/// wait for the answer.
+pub(crate) struct Upstream {
+    /// Pooled, verified TLS connections to the tool hosts.
+    pub(crate) client: UpstreamClient,
+    /// The credentials injected by tool.
+    pub(crate) secrets: SecretStore,
+    /// How long an upstream may take to answer (head, or the part of an
+    /// MCP answer the gateway reads).
+    pub(crate) timeout: Duration,
+    /// Most bytes of an answer the gateway reads itself.
+    pub(crate) max_answer_bytes: usize,
+}
+
+impl Upstream {
+    /// Sends the request described by `parts` (path and headers from the
+    /// agent) to `https://host:port` with `body`, authenticated as `tool`.
+    pub(crate) async fn send(
+        &self,
+        policy: &CompiledPolicySet,
+        host: &str,
+        port: u16,
+        tool: Option<&str>,
+        mut parts: Parts,
+        body: UpstreamBody,
+    ) -> Result<Response<Answer>, Refusal> {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let authority = if port == 443 {
+            host.to_string()
+        } else {
+            format!("{host}:{port}")
         };
-        cred.injection
-            .apply(&mut parts.headers, secret)
-            .map_err(|e| {
-                Refusal::new(StatusCode::BAD_GATEWAY, "credential_invalid", e.to_string())
-            })?;
-        let injected = parts
-            .headers
-            .get(&cred.injection.header)
-            .map(HeaderValue::as_bytes)
-            .unwrap_or_default();
-        redactor = Redactor::new(&[injected, secret.expose()]).map(Arc::new);
-        // Answers are searched for the credential: they must come as
-        // they are, not compressed.
-        parts.headers.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
-    }
-    let req = Request::from_parts(parts, body);
-    match tokio::time::timeout(gw.config.upstream_timeout, gw.client.request(req)).await {
-        Ok(Ok(mut resp)) => {
-            strip_hop_by_hop(resp.headers_mut());
-            if let Some(r) = &redactor {
-                answer_searchable(resp.headers(), host, port)?;
-                redact_headers(r, resp.headers_mut());
-                // Redaction changes the length.
-                resp.headers_mut().remove(header::CONTENT_LENGTH);
+        parts.uri = Uri::builder()
+            .scheme("https")
+            .authority(authority.as_str())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+        parts.version = Version::HTTP_11;
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        strip_agent_credentials(&mut parts.headers);
+        let mut redactor = None;
+        if let Some(cred) = tool.and_then(|t| policy.credential(t)) {
+            let Some(secret) = self.secrets.get(&cred.secret) else {
+                return Err(Refusal::new(
+                    StatusCode::BAD_GATEWAY,
+                    "credential_missing",
+                    format!(
+                        "the sidecar has no secret `{}` for this tool; the operator must pass --secret",
+                        cred.secret
+                    ),
+                ));
+            };
+            cred.injection
+                .apply(&mut parts.headers, secret)
+                .map_err(|e| {
+                    Refusal::new(StatusCode::BAD_GATEWAY, "credential_invalid", e.to_string())
+                })?;
+            let injected = parts
+                .headers
+                .get(&cred.injection.header)
+                .map(HeaderValue::as_bytes)
+                .unwrap_or_default();
+            redactor = Redactor::new(&[injected, secret.expose()]).map(Arc::new);
+            // Answers are searched for the credential: they must come as
+            // they are, not compressed.
+            parts.headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
+        let req = Request::from_parts(parts, body);
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(mut resp)) => {
+                strip_hop_by_hop(resp.headers_mut());
+                if let Some(r) = &redactor {
+                    answer_searchable(resp.headers(), host, port)?;
+                    redact_headers(r, resp.headers_mut());
+                    // Redaction changes the length.
+                    resp.headers_mut().remove(header::CONTENT_LENGTH);
+                }
+                Ok(resp.map(|b| RedactedBody::new(b, redactor)))
             }
-            Ok(resp.map(|b| RedactedBody::new(b, redactor)))
+            Ok(Err(e)) => {
+                let detail = self.secrets.redact(&format!("{e:?}")).into_owned();
+                Err(Refusal::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_failed",
+                    format!("{host}:{port}: {detail}"),
+                ))
+            }
+            Err(_) => Err(Refusal::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!("{host}:{port} did not answer within {:?}", self.timeout),
+            )),
         }
-        Ok(Err(e)) => {
-            let detail = gw.secrets.redact(&format!("{e:?}")).into_owned();
-            Err(Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_failed",
-                format!("{host}:{port}: {detail}"),
-            ))
-        }
-        Err(_) => Err(Refusal::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
-            format!(
-                "{host}:{port} did not answer within {:?}",
-                gw.config.upstream_timeout
-            ),
-        )),
+    }
+
+    /// Reads an upstream answer until the responses to `ids` are in (an SSE
+    /// stream may stay open after them), within the body limit and the
+    /// upstream timeout.
+    pub(crate) async fn read_answer<B>(
+        &self,
+        body: B,
+        event_stream: bool,
+        ids: &[serde_json::Value],
+    ) -> Result<mcp::ReadAnswer<B>, mcp::AnswerError>
+    where
+        B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    {
+        mcp::read_until_answered(body, event_stream, ids, self.max_answer_bytes, self.timeout).await
     }
 }
 

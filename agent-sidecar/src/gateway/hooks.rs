@@ -1,14 +1,11 @@
 //! What the gateway asks of the rest of the sidecar: to quarantine the
-//! agent in the kernel ([`Quarantine`]) and to tell people ([`Alerts`]).
+//! agent in the kernel ([`Quarantine`]). Telling people is a consumer of
+//! the gateway's events ([`crate::events::Notices`]).
 
 use std::sync::{
     Arc, Mutex, PoisonError,
     atomic::{AtomicBool, Ordering},
 };
-
-use serde_json::Value;
-
-use crate::approvals::WebhookNotifier;
 
 /// Switches the agent's kernel allowlist to deny-all and back.
 pub trait Quarantine: Send + Sync {
@@ -99,31 +96,5 @@ impl QuarantineSwitch {
         self.kernel.release()?;
         self.on.store(false, Ordering::Release);
         Ok(())
-    }
-}
-
-/// Who hears about supervised actions, halts and quarantines.
-#[derive(Clone, Default)]
-pub struct Alerts {
-    /// The agent's owner: tier-2 notices (with the reversal window), tier-4
-    /// halts.
-    pub owner: Option<Arc<WebhookNotifier>>,
-    /// The security operations centre: tier-4 halts and quarantines.
-    pub soc: Option<Arc<WebhookNotifier>>,
-}
-
-impl Alerts {
-    /// Sends `event` to the owner. Never waits.
-    pub fn owner(&self, event: &Value) {
-        if let Some(w) = &self.owner {
-            w.post(event);
-        }
-    }
-
-    /// Sends `event` to the SOC. Never waits.
-    pub fn soc(&self, event: &Value) {
-        if let Some(w) = &self.soc {
-            w.post(event);
-        }
     }
 }

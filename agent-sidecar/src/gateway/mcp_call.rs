@@ -19,10 +19,12 @@ use serde_json::Value;
 
 use super::{
     AgentBody, binding,
+    body::{IDEMPOTENCY_KEY, close_h1, read_body},
     compensate::Original,
-    forward, mcp, mcp_peer,
+    conn_info::ConnInfo,
+    mcp, mcp_peer,
+    record::CallRecord,
     refusal::{bytes_response, full, json_response},
-    request::{ConnInfo, Event, IDEMPOTENCY_KEY, close_h1, read_body},
     state::Shared,
     tiers::{self, Verdict},
     tool_names, trace,
@@ -42,7 +44,7 @@ struct Call {
     held: binding::Held,
 }
 
-/// A forwarded `tools/call`, until its event is emitted.
+/// A forwarded `tools/call`, until its event is recorded.
 struct Forwarded {
     id: Option<Value>,
     arguments: Value,
@@ -50,7 +52,7 @@ struct Forwarded {
     shown: Value,
     action: crate::policy::Action,
     decision: crate::policy::Decision,
-    event: Event,
+    record: CallRecord,
 }
 
 /// A POST to an MCP endpoint.
@@ -63,7 +65,7 @@ pub(crate) async fn handle(
     body: Incoming,
 ) -> Response<AgentBody> {
     let started = Instant::now();
-    let bytes = match read_body(gw, body).await {
+    let bytes = match read_body(&gw.limits, body).await {
         Ok(b) => b,
         Err(r) => return close_h1(json_response(r.status, &r.rpc(None)), parts.version),
     };
@@ -134,49 +136,66 @@ pub(crate) async fn handle(
             }
         }
     }
-    // Held calls of a batch wait for their approvers side by side.
-    let verdicts = join_all(
-        calls
-            .iter()
-            .map(|c| tiers::enforce(gw, &c.action, &c.decision, c.key.clone(), c.held.clone())),
-    )
+    // Held calls of a batch wait for their approvers side by side; a
+    // refused call is recorded (and its halt alerted) as soon as it is
+    // refused, not when the batch's last approver answers.
+    let verdicts = join_all(calls.into_iter().map(|call| {
+        let traceparent = traceparent.clone();
+        async move {
+            let mut record = CallRecord::new(traceparent, started);
+            let verdict = tiers::enforce(
+                &gw.oversight,
+                &call.action,
+                &call.decision,
+                call.key.clone(),
+                call.held.clone(),
+            )
+            .await;
+            match verdict {
+                Verdict::Refuse(r) => {
+                    record.refused(&r);
+                    record.finish(&gw.recorder, call.action, call.decision);
+                    Err((call.index, r))
+                }
+                Verdict::Forward(approved) => Ok((call, approved, record)),
+            }
+        }
+    }))
     .await;
     let mut tokens = Vec::new();
     let mut forwarded = Vec::new();
-    for (call, verdict) in calls.into_iter().zip(verdicts) {
-        let mut event = Event::new(traceparent.clone(), started);
+    for verdict in verdicts {
+        let (call, approved, mut record) = match verdict {
+            Ok(decided) => decided,
+            Err((index, r)) => {
+                refused.push((index, r.rpc(envelope.items[index].id())));
+                continue;
+            }
+        };
         // Approved calls are claimed now, when every held call of the
         // request is decided, right before the forward.
-        let verdict = match verdict {
-            Verdict::Forward(Some(id)) => {
-                match tiers::claim(gw, &call.action, &call.decision, &id).await {
-                    Ok(token) => {
-                        tokens.push(token);
-                        event.approved(id.to_string());
-                        Verdict::Forward(None)
-                    }
-                    Err(r) => Verdict::Refuse(r),
+        if let Some(id) = approved {
+            match tiers::claim(&gw.oversight, &call.action, &call.decision, &id).await {
+                Ok(token) => {
+                    tokens.push(token);
+                    record.approved(id.to_string());
+                }
+                Err(r) => {
+                    refused.push((call.index, r.rpc(envelope.items[call.index].id())));
+                    record.refused(&r);
+                    record.finish(&gw.recorder, call.action, call.decision);
+                    continue;
                 }
             }
-            other => other,
-        };
-        match verdict {
-            Verdict::Refuse(r) => {
-                refused.push((call.index, r.rpc(envelope.items[call.index].id())));
-                event.refused(&r);
-                event.emit(gw, call.action, call.decision);
-            }
-            Verdict::Forward(_) => {
-                forwarded.push(Forwarded {
-                    id: envelope.items[call.index].id().cloned(),
-                    arguments: call.arguments,
-                    shown: call.held.request,
-                    action: call.action,
-                    decision: call.decision,
-                    event,
-                });
-            }
         }
+        forwarded.push(Forwarded {
+            id: envelope.items[call.index].id().cloned(),
+            arguments: call.arguments,
+            shown: call.held.request,
+            action: call.action,
+            decision: call.decision,
+            record,
+        });
     }
     refused.sort_by_key(|(i, _)| *i);
     let mut dropped: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
@@ -208,22 +227,21 @@ pub(crate) async fn handle(
     let body = Full::new(Bytes::from(body))
         .map_err(|never| match never {})
         .boxed();
-    let result = forward::send(
-        gw,
-        policy,
-        &conn.host,
-        conn.port,
-        Some(&ep.tool),
-        parts,
-        body,
-    )
-    .await;
+    let result = gw
+        .upstream
+        .send(policy, &conn.host, conn.port, Some(&ep.tool), parts, body)
+        .await;
     let status = match &result {
         Ok(resp) => resp.status().as_u16(),
         Err(_) => 0,
     };
     for token in tokens {
-        if let Err(e) = gw.approvals.record_upstream_status(token, status).await {
+        if let Err(e) = gw
+            .oversight
+            .approvals
+            .record_upstream_status(token, status)
+            .await
+        {
             tracing::error!(error = %e, "cannot record the upstream status of an approved call");
         }
     }
@@ -231,7 +249,7 @@ pub(crate) async fn handle(
     for mut f in forwarded {
         match &result {
             Ok(_) => {
-                f.event.forwarded(status);
+                f.record.forwarded(status);
                 if f.decision.tier == Tier::Supervised {
                     if let Some(comp) = compensation_of(policy, &f.action) {
                         // Registered once the answer is read (its result
@@ -239,12 +257,12 @@ pub(crate) async fn handle(
                         compensable.push((f, comp));
                         continue;
                     }
-                    tiers::supervised(gw, &f.action, &f.decision, &f.shown, status, None);
+                    f.record.shown(f.shown);
                 }
             }
-            Err(r) => f.event.upstream_failed(r),
+            Err(r) => f.record.upstream_failed(r),
         }
-        f.event.emit(gw, f.action, f.decision);
+        f.record.finish(&gw.recorder, f.action, f.decision);
     }
     let resp = match result {
         Ok(resp) => resp,
@@ -266,7 +284,7 @@ pub(crate) async fn handle(
     if compensable.is_empty() {
         return resp;
     }
-    remember(gw, policy, conn, &ep.path, status, resp, compensable).await
+    remember(gw, policy, conn, &ep.path, resp, compensable).await
 }
 
 /// The declared compensation of a supervised call's action, if any.
@@ -288,13 +306,15 @@ async fn remember(
     policy: &CompiledPolicySet,
     conn: &ConnInfo,
     endpoint: &str,
-    status: u16,
     resp: Response<AgentBody>,
     calls: Vec<(Forwarded, Compensation)>,
 ) -> Response<AgentBody> {
     let (parts, body) = resp.into_parts();
     let ids: Vec<Value> = calls.iter().filter_map(|(f, _)| f.id.clone()).collect();
-    let answer = read_answer(gw, body, mcp::is_event_stream(&parts.headers), &ids).await;
+    let answer = gw
+        .upstream
+        .read_answer(body, mcp::is_event_stream(&parts.headers), &ids)
+        .await;
     let messages = match &answer {
         Ok(read) => mcp::answer_messages(&parts.headers, &read.head),
         Err(_) => Vec::new(),
@@ -302,8 +322,8 @@ async fn remember(
     for (mut f, comp) in calls {
         let response = f.id.as_ref().and_then(|id| mcp::response_to(&messages, id));
         if response.is_some_and(|r| r.get("error").is_some()) {
-            tiers::supervised(gw, &f.action, &f.decision, &f.shown, status, None);
-            f.event.emit(gw, f.action, f.decision);
+            f.record.shown(f.shown);
+            f.record.finish(&gw.recorder, f.action, f.decision);
             continue;
         }
         let result = response
@@ -324,37 +344,14 @@ async fn remember(
                 endpoint: Some(endpoint.to_owned()),
             },
         );
-        tiers::supervised(gw, &f.action, &f.decision, &f.shown, status, Some(&entry));
-        f.event.compensable(entry.id.clone());
-        f.event.emit(gw, f.action, f.decision);
+        f.record.shown(f.shown);
+        f.record.compensable(entry);
+        f.record.finish(&gw.recorder, f.action, f.decision);
     }
     match answer {
         Ok(read) => Response::from_parts(parts, then_rest(read.head, read.rest)),
         Err(e) => unreadable(&e),
     }
-}
-
-/// Reads an upstream answer until the responses to `ids` are in (an SSE
-/// stream may stay open after them), within the gateway's body limit and
-/// upstream timeout.
-pub(super) async fn read_answer<B>(
-    gw: &Shared,
-    body: B,
-    event_stream: bool,
-    ids: &[Value],
-) -> Result<mcp::ReadAnswer<B>, mcp::AnswerError>
-where
-    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
-{
-    let config = &gw.config;
-    mcp::read_until_answered(
-        body,
-        event_stream,
-        ids,
-        config.limits.max_body_bytes,
-        config.upstream_timeout,
-    )
-    .await
 }
 
 /// The agent's body: `head`, then whatever of the upstream's body is left.
@@ -395,7 +392,7 @@ async fn shape(
         // Stream the upstream's events after the gateway's.
         return Response::from_parts(parts, then_rest(mcp::sse_events(&errors), Some(body)));
     }
-    let read = match read_answer(gw, body, sse, list_ids).await {
+    let read = match gw.upstream.read_answer(body, sse, list_ids).await {
         Ok(read) => read,
         Err(e) => return unreadable(&e),
     };

@@ -18,9 +18,9 @@
 //! passed to the agent on that session and that is not answered yet.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -34,54 +34,12 @@ use hyper::{
 use serde_json::{Value, json};
 
 use super::{
-    forward::{self, Answer},
+    conn_info::ConnInfo,
+    forward::Answer,
     mcp::{self, Rewrite},
-    request::ConnInfo,
     state::Shared,
 };
 use crate::policy::gateway::McpEndpoint;
-
-/// Server requests remembered per session, at most.
-const MAX_OUTSTANDING: usize = 1024;
-/// Sessions remembered, at most.
-const MAX_SESSIONS: usize = 4096;
-
-/// The server requests passed to the agent and not answered yet, by MCP
-/// server and session.
-#[derive(Debug, Default)]
-pub(crate) struct McpSessions {
-    outstanding: Mutex<HashMap<(String, String), HashSet<String>>>,
-}
-
-impl McpSessions {
-    /// Remembers that the agent got request `id` of `server` on
-    /// `session`; false when the bounds are reached (the request is then
-    /// not passed on).
-    fn expect(&self, server: &str, session: &str, id: &Value) -> bool {
-        let mut map = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (server.to_owned(), session.to_owned());
-        if !map.contains_key(&key) && map.len() >= MAX_SESSIONS {
-            return false;
-        }
-        let ids = map.entry(key).or_default();
-        ids.len() < MAX_OUTSTANDING && ids.insert(id.to_string())
-    }
-
-    /// Whether `id` answers an outstanding request (which it then
-    /// settles).
-    fn answered(&self, server: &str, session: &str, id: &Value) -> bool {
-        let mut map = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (server.to_owned(), session.to_owned());
-        let Some(ids) = map.get_mut(&key) else {
-            return false;
-        };
-        let found = ids.remove(&id.to_string());
-        if ids.is_empty() {
-            map.remove(&key);
-        }
-        found
-    }
-}
 
 /// The indexes of the responses in an agent's POST that answer no
 /// outstanding server request of the session: they are not forwarded.
@@ -118,9 +76,8 @@ fn dropped(gw: &Shared, ep: &McpEndpoint, direction: &str, reason: &str, id: &Va
         id = %id,
         "MCP message dropped"
     );
-    if let Some(sink) = &gw.sink {
-        sink.mcp_message_dropped(&gw.identity.id, direction, reason);
-    }
+    gw.recorder
+        .mcp_message_dropped(&gw.identity.id, direction, reason);
 }
 
 /// Decides the messages of one answer from the server.
@@ -243,13 +200,15 @@ impl ServerMessages {
                 .map_err(|never| match never {})
                 .boxed();
             let policy = gw.policy.current();
-            let sent = forward::send(&gw, &policy, &host, port, Some(&ep.tool), parts, body);
+            let sent = gw
+                .upstream
+                .send(&policy, &host, port, Some(&ep.tool), parts, body);
             let read = async {
                 if let Ok(resp) = sent.await {
                     let _ = resp.into_body().collect().await;
                 }
             };
-            let _ = tokio::time::timeout(gw.config.upstream_timeout, read).await;
+            let _ = tokio::time::timeout(gw.upstream.timeout, read).await;
         });
     }
 }
@@ -268,7 +227,7 @@ pub(crate) fn govern(resp: Response<Answer>, mut messages: ServerMessages) -> Re
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
     }
-    let limit = messages.gw.config.limits.max_body_bytes;
+    let limit = messages.gw.limits.max_body_bytes;
     let (mut parts, body) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(

@@ -11,10 +11,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Response, StatusCode, body::Incoming, header, http::request::Parts};
 
 use super::{
-    AgentBody, forward, mcp,
+    AgentBody,
+    body::{close_h1, read_body},
+    conn_info::ConnInfo,
+    mcp,
     mcp_peer::{ServerMessages, govern},
     refusal::Refusal,
-    request::{ConnInfo, close_h1, read_body},
     state::Shared,
     trace,
 };
@@ -32,7 +34,7 @@ pub(crate) async fn handle(
     // Read (within the limits) before answering, so that an HTTP/2
     // client gets the refusal rather than a reset stream; the headers may
     // announce no body and DATA still follow.
-    let read = read_body(gw, body).await;
+    let read = read_body(&gw.limits, body).await;
     if let Err(r) = check_transport(&parts) {
         return refuse(ep, &parts, r);
     }
@@ -49,16 +51,10 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body = Empty::new().map_err(|never| match never {}).boxed();
-    match forward::send(
-        gw,
-        policy,
-        &conn.host,
-        conn.port,
-        Some(&ep.tool),
-        parts,
-        body,
-    )
-    .await
+    match gw
+        .upstream
+        .send(policy, &conn.host, conn.port, Some(&ep.tool), parts, body)
+        .await
     {
         // No request of the agent is awaited on this stream: responses on
         // it are dropped, server requests decided.

@@ -2,7 +2,7 @@
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-use super::events::{GatewayEvent, GatewaySink, Outcome};
+use super::record::ToolCallEvent;
 
 /// `agent_sidecar_gateway_calls_total`,
 /// `agent_sidecar_gateway_call_seconds` and
@@ -56,14 +56,11 @@ impl GatewayMetrics {
     }
 }
 
-impl GatewaySink for GatewayMetrics {
-    fn event(&self, e: &GatewayEvent) {
+impl GatewayMetrics {
+    /// Counts one call.
+    pub fn call(&self, e: &ToolCallEvent) {
         let tier = e.decision.tier.as_str();
-        let outcome = match e.outcome {
-            Outcome::Forwarded => "forwarded",
-            Outcome::Refused => "refused",
-            Outcome::UpstreamFailed => "upstream_failed",
-        };
+        let outcome = e.outcome.as_str();
         let tool = e.action.tool.as_deref().unwrap_or("undeclared");
         let reason = e.reason.as_deref().unwrap_or("");
         let agent = e.action.agent.id.as_str();
@@ -75,7 +72,8 @@ impl GatewaySink for GatewayMetrics {
             .observe(e.duration_us as f64 / 1e6);
     }
 
-    fn mcp_message_dropped(&self, agent: &str, direction: &str, reason: &str) {
+    /// Counts one dropped MCP message.
+    pub fn mcp_message_dropped(&self, agent: &str, direction: &str, reason: &str) {
         self.mcp_dropped
             .with_label_values(&[agent, direction, reason])
             .inc();
@@ -106,21 +104,23 @@ mod tests {
         action.agent.id = "a1".into();
         action.tool = Some("crm".into());
         let decision = set.decide(&action);
-        let event = GatewayEvent {
+        let event = ToolCallEvent {
             at: UnixMillis::now(),
             transport: "mcp",
             action,
             decision,
-            outcome: Outcome::Refused,
+            outcome: crate::gateway::CallOutcome::Refused,
             reason: Some("approval_expired".into()),
             upstream_status: None,
             approval_id: None,
             compensation_id: None,
             traceparent: String::new(),
             duration_us: 1_500_000,
+            shown: None,
+            compensation: None,
         };
-        m.event(&event);
-        m.event(&event);
+        m.call(&event);
+        m.call(&event);
         let text = {
             use prometheus::Encoder;
             let mut buf = Vec::new();

@@ -3,40 +3,41 @@
 //!
 //! The proxy hands the gateway every connection to a host a tool declares
 //! ([`Gateway::serve_tls`]); the gateway terminates TLS with a leaf from
-//! the sidecar CA and, per request:
-//!
-//! - [`limits`]: bounds size, headers and time; refuses smuggling;
-//! - recognises the action: a REST route, or each `tools/call` of MCP
-//!   JSON-RPC ([`mcp`]);
-//! - decides its tier with the policy and applies it: forward (1), forward
-//!   and notify the owner with a reversal window (2, [`compensate`]), hold
-//!   for an approver (3, [`crate::approvals`]), block with a SOC alert and
-//!   maybe a quarantine (4, [`hooks`]);
-//! - forwards with the tool's credential ([`credentials`]) and the trace
-//!   context ([`trace`]) to the address the sidecar resolved ([`upstream`]);
-//! - emits one [`GatewayEvent`] per call.
+//! the sidecar CA and runs each request through one pipeline, read top to
+//! bottom in `pipeline.rs`: accept ([`limits`] and the request checks) ->
+//! recognise (a REST route, or each `tools/call` of MCP JSON-RPC,
+//! [`mcp`]) -> decide (the tier policy) -> enforce the tier (forward;
+//! forward with a reversal window, [`compensate`]; hold for an approver,
+//! [`crate::approvals`]; block and maybe quarantine, [`hooks`]) -> forward
+//! (the tool's credential, [`crate::credentials`]; the trace context,
+//! [`trace`]; the address the sidecar resolved, [`upstream`]) -> record:
+//! one [`ToolCallEvent`] per call, handed to the [`GatewaySink`].
 
+mod accept;
 mod admin;
 mod binding;
+mod body;
 pub mod compensate;
+mod conn_info;
 mod connection;
-
-pub mod events;
 mod forward;
 pub mod hooks;
 pub mod limits;
 pub mod mcp;
 mod mcp_call;
 mod mcp_peer;
+mod mcp_sessions;
 mod mcp_transport;
 mod method_check;
 mod metrics;
 mod path_check;
+mod pipeline;
+mod record;
 mod redacted;
 mod redecide;
 mod refusal;
-mod request;
 mod request_checks;
+mod rest;
 mod state;
 mod tiers;
 mod tool_names;
@@ -46,8 +47,8 @@ pub mod upstream;
 /// The body of responses to the agent.
 pub type AgentBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
 
-pub use events::{GatewayEvent, GatewaySink, Outcome};
+pub use body::IDEMPOTENCY_KEY;
 pub use metrics::GatewayMetrics;
-pub use refusal::Refusal;
-pub use request::IDEMPOTENCY_KEY;
+pub use record::{CallOutcome, GatewaySink, ToolCallEvent};
+pub use refusal::{HALT_REASON, Refusal};
 pub use state::{DEFAULT_APPROVAL_SLA, Gateway, GatewayConfig, GatewayError, GatewayParts};

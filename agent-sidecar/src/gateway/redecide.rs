@@ -7,33 +7,14 @@
 //! policy again at the moment it happens ([`super::tiers::claim`]), so a
 //! reload that lands between this pass and a forward is honoured too.
 
-use std::sync::{Arc, Weak};
+use crate::{
+    approvals::ApprovalStore,
+    policy::{CompiledPolicySet, Tier},
+};
 
-use super::state::Shared;
-use crate::policy::Tier;
-
-/// Re-decides the held calls of `gw` after every policy change, until the
-/// gateway is dropped. Needs a tokio runtime (none: nothing is spawned and
-/// each forward's own re-check remains).
-pub(crate) fn spawn(gw: &Arc<Shared>) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("no async runtime: held calls are re-checked only when forwarded");
-        return;
-    };
-    let mut changes = gw.policy.subscribe();
-    let weak: Weak<Shared> = Arc::downgrade(gw);
-    runtime.spawn(async move {
-        while changes.changed().await.is_ok() {
-            let Some(gw) = weak.upgrade() else { return };
-            redecide(&gw).await;
-        }
-    });
-}
-
-/// One pass over the agent's held calls with the set in force.
-async fn redecide(gw: &Shared) {
-    let policy = gw.policy.current();
-    let open = match gw.approvals.open_of(&gw.identity.id).await {
+/// One pass over the held calls of `agent` with the set in force.
+pub(crate) async fn redecide(policy: &CompiledPolicySet, approvals: &ApprovalStore, agent: &str) {
+    let open = match approvals.open_of(agent).await {
         Ok(open) => open,
         Err(e) => {
             tracing::error!(error = %e, "cannot list held calls after a policy change; each is re-checked when forwarded");
@@ -55,7 +36,7 @@ async fn redecide(gw: &Shared) {
             decision.tier.name(),
             decision.reason
         );
-        match gw.approvals.cancel(&approval.id, reason.as_str()).await {
+        match approvals.cancel(&approval.id, reason.as_str()).await {
             Ok(Some(_)) => {
                 tracing::warn!(approval = %approval.id, reason = %reason, "held call cancelled by a policy change");
             }

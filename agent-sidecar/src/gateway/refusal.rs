@@ -102,9 +102,12 @@ impl Refusal {
 pub(crate) fn for_tier(tier: Tier) -> (StatusCode, &'static str) {
     match tier {
         Tier::Deny => (StatusCode::FORBIDDEN, "policy_deny"),
-        _ => (StatusCode::FORBIDDEN, "tier_4_halt"),
+        _ => (StatusCode::FORBIDDEN, HALT_REASON),
     }
 }
+
+/// The refusal reason of a tier-4 halt.
+pub const HALT_REASON: &str = "tier_4_halt";
 
 /// A JSON response with `status`.
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<AgentBody> {

@@ -1,14 +1,21 @@
-//! [`Gateway`]: everything the request path shares.
+//! [`Gateway`]: what the request path shares, as the narrow handles its
+//! stages take ([`Upstream`] for the forward, [`Oversight`] for the tiers,
+//! [`Recorder`] for the record...).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
 use super::{
     compensate::Compensations,
-    events::GatewaySink,
-    hooks::{Alerts, QuarantineSwitch},
+    forward::Upstream,
+    hooks::QuarantineSwitch,
     limits::GatewayLimits,
-    mcp_peer::McpSessions,
-    upstream::{UpstreamClient, upstream_client},
+    mcp_sessions::McpSessions,
+    record::{GatewaySink, Recorder},
+    tiers::Oversight,
+    upstream::upstream_client,
 };
 use crate::{
     approvals::ApprovalStore,
@@ -57,39 +64,27 @@ pub struct Gateway {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// The stages' handles. Each stage takes only the handles it needs; the
+/// pipeline (see [`pipeline`](super::pipeline)) hands them out.
 pub(crate) struct Shared {
+    /// The agent governed.
     pub(crate) identity: AgentIdentity,
+    /// The tier policy, hot-reloaded.
     pub(crate) policy: Arc<PolicyStore>,
+    /// Terminates the agent's TLS.
     pub(crate) tls: Arc<TlsTerminator>,
-    pub(crate) client: UpstreamClient,
-    pub(crate) secrets: SecretStore,
-    pub(crate) approvals: ApprovalStore,
-    pub(crate) alerts: Alerts,
-    pub(crate) quarantine: QuarantineSwitch,
+    /// Request bounds and timeouts.
+    pub(crate) limits: GatewayLimits,
+    /// Tiers: approvals and quarantine.
+    pub(crate) oversight: Oversight,
+    /// Forward: the pooled client and the credentials.
+    pub(crate) upstream: Upstream,
+    /// Tier 2's reversal windows.
     pub(crate) compensations: Compensations,
+    /// MCP server requests awaiting the agent's answer.
     pub(crate) mcp_sessions: McpSessions,
-    pub(crate) sink: Option<Arc<dyn GatewaySink>>,
-    pub(crate) config: GatewayConfig,
-}
-
-impl Shared {
-    /// See [`Gateway::quarantine`].
-    pub(crate) async fn quarantine_agent(&self, reason: &str) {
-        tracing::warn!(agent = %self.identity.id, reason, "quarantining the agent");
-        self.quarantine.engage(reason);
-        let why = format!("the agent was quarantined: {reason}");
-        match self.approvals.cancel_agent(&self.identity.id, why).await {
-            Ok(cancelled) if !cancelled.is_empty() => {
-                let ids: Vec<String> = cancelled.iter().map(|a| a.id.to_string()).collect();
-                tracing::warn!(agent = %self.identity.id, approvals = ?ids, "held calls cancelled by the quarantine");
-            }
-            Ok(_) => {}
-            // The forward of each approved call re-checks the quarantine.
-            Err(e) => {
-                tracing::error!(error = %e, "cannot cancel the held calls of the quarantined agent; each is refused at its forward")
-            }
-        }
-    }
+    /// Record: where every call's event goes.
+    pub(crate) recorder: Recorder,
 }
 
 /// Everything a [`Gateway`] is built from.
@@ -107,11 +102,10 @@ pub struct GatewayParts {
     pub secrets: SecretStore,
     /// Durable tier-3 approvals.
     pub approvals: ApprovalStore,
-    /// Owner and SOC webhooks.
-    pub alerts: Alerts,
     /// Kernel quarantine.
     pub quarantine: QuarantineSwitch,
-    /// Where events go besides the log.
+    /// Where every call's event goes (the log, metrics, webhooks and
+    /// audit trail consume it; see [`crate::events::EventBus`]).
     pub sink: Option<Arc<dyn GatewaySink>>,
     /// Behaviour.
     pub config: GatewayConfig,
@@ -154,23 +148,32 @@ impl Gateway {
             parts.resolver,
             parts.config.connect_timeout,
         );
+        let max_answer_bytes = parts.config.limits.max_body_bytes;
         let gateway = Gateway {
             shared: Arc::new(Shared {
-                identity: parts.identity,
-                policy: parts.policy,
+                identity: parts.identity.clone(),
+                policy: parts.policy.clone(),
                 tls: parts.tls,
-                client,
-                secrets: parts.secrets,
-                approvals: parts.approvals,
-                alerts: parts.alerts,
-                quarantine: parts.quarantine,
+                limits: parts.config.limits,
+                oversight: Oversight {
+                    agent: parts.identity.id,
+                    approvals: parts.approvals,
+                    quarantine: parts.quarantine,
+                    policy: parts.policy,
+                    sla: parts.config.approval_sla,
+                },
+                upstream: Upstream {
+                    client,
+                    secrets: parts.secrets,
+                    timeout: parts.config.upstream_timeout,
+                    max_answer_bytes,
+                },
                 compensations: Compensations::default(),
                 mcp_sessions: McpSessions::default(),
-                sink: parts.sink,
-                config: parts.config,
+                recorder: Recorder::new(parts.sink),
             }),
         };
-        super::redecide::spawn(&gateway.shared);
+        redecide_on_change(&gateway.shared);
         Ok(gateway)
     }
 
@@ -180,11 +183,30 @@ impl Gateway {
     /// forwarded, telling the approvers. Also the entry point of a kill
     /// switch.
     pub async fn quarantine(&self, reason: &str) {
-        self.shared.quarantine_agent(reason).await;
+        self.shared.oversight.quarantine_agent(reason).await;
     }
 
     /// SHA-256 fingerprint of the sidecar CA the agent trusts.
     pub fn ca_fingerprint(&self) -> String {
         self.shared.tls.ca().fingerprint().to_string()
     }
+}
+
+/// Re-decides the held calls (see [`redecide`](super::redecide)) after
+/// every policy change, until the gateway is dropped. Needs a tokio runtime
+/// (none: nothing is spawned and each forward's own re-check remains).
+fn redecide_on_change(gw: &Arc<Shared>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("no async runtime: held calls are re-checked only when forwarded");
+        return;
+    };
+    let mut changes = gw.policy.subscribe();
+    let weak: Weak<Shared> = Arc::downgrade(gw);
+    runtime.spawn(async move {
+        while changes.changed().await.is_ok() {
+            let Some(gw) = weak.upgrade() else { return };
+            let policy = gw.policy.current();
+            super::redecide::redecide(&policy, &gw.oversight.approvals, &gw.identity.id).await;
+        }
+    });
 }

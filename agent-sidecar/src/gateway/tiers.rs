@@ -1,17 +1,57 @@
 //! The four tiers applied to one decided action: forward (1, 2), hold for
-//! an approver (3), or block with an alert and maybe a quarantine (4, and
-//! `deny`).
+//! an approver (3), or block and maybe quarantine (4, and `deny`). The
+//! owner's notice (tier 2) and the SOC's alert (tier 4) are consumers of
+//! the call's event (see [`crate::events`]), not steps of this stage.
+//! [`Oversight`] is this stage's handle.
+
+use std::{sync::Arc, time::Duration};
 
 use hyper::StatusCode;
-use serde_json::json;
 
-use super::{binding::Held, refusal::Refusal, refusal::for_tier, state::Shared};
+use super::{binding::Held, hooks::QuarantineSwitch, refusal::Refusal, refusal::for_tier};
 use crate::{
     approvals::{
-        ActionSummary, ApprovalError, ApprovalId, ForwardToken, NewApproval, Outcome, UnixMillis,
+        ActionSummary, ApprovalError, ApprovalId, ApprovalStore, ForwardToken, NewApproval, Outcome,
     },
-    policy::{Action, Decision, Target, Tier},
+    policy::{Action, Decision, PolicyStore, Target, Tier},
 };
+
+/// What the tier stage needs: the approvals, the quarantine, the policy in
+/// force (re-checked when an approved call is forwarded).
+pub(crate) struct Oversight {
+    /// The agent governed.
+    pub(crate) agent: String,
+    /// Durable tier-3 approvals.
+    pub(crate) approvals: ApprovalStore,
+    /// The agent's quarantine.
+    pub(crate) quarantine: QuarantineSwitch,
+    /// The tier policy, hot-reloaded.
+    pub(crate) policy: Arc<PolicyStore>,
+    /// How long a held call waits for an approver.
+    pub(crate) sla: Duration,
+}
+
+impl Oversight {
+    /// Quarantines the agent now and cancels every approval of the agent
+    /// that is pending or approved but not yet forwarded, telling the
+    /// approvers.
+    pub(crate) async fn quarantine_agent(&self, reason: &str) {
+        tracing::warn!(agent = %self.agent, reason, "quarantining the agent");
+        self.quarantine.engage(reason);
+        let why = format!("the agent was quarantined: {reason}");
+        match self.approvals.cancel_agent(&self.agent, why).await {
+            Ok(cancelled) if !cancelled.is_empty() => {
+                let ids: Vec<String> = cancelled.iter().map(|a| a.id.to_string()).collect();
+                tracing::warn!(agent = %self.agent, approvals = ?ids, "held calls cancelled by the quarantine");
+            }
+            Ok(_) => {}
+            // The forward of each approved call re-checks the quarantine.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot cancel the held calls of the quarantined agent; each is refused at its forward")
+            }
+        }
+    }
+}
 
 /// What to do with a decided call.
 pub(crate) enum Verdict {
@@ -24,7 +64,7 @@ pub(crate) enum Verdict {
 /// Applies `decision` to `action`. `key` is the idempotency key of the call
 /// (tier 3); `held` what the approval binds and what the approver sees.
 pub(crate) async fn enforce(
-    gw: &Shared,
+    gw: &Oversight,
     action: &Action,
     decision: &Decision,
     key: Option<String>,
@@ -33,37 +73,25 @@ pub(crate) async fn enforce(
     match decision.tier {
         Tier::Autonomous | Tier::Supervised => Verdict::Forward(None),
         Tier::Approval => hold(gw, action, decision, key, held).await,
-        Tier::Halt | Tier::Deny => Verdict::Refuse(block(gw, action, decision).await),
+        Tier::Halt | Tier::Deny => Verdict::Refuse(block(gw, decision).await),
     }
 }
 
-/// Tier 4 and deny: refuse; for tier 4 alert the SOC and the owner and, if
-/// a rule says so, quarantine the agent.
-async fn block(gw: &Shared, action: &Action, decision: &Decision) -> Refusal {
+/// Tier 4 and deny: refuse; for tier 4, if a rule says so, quarantine the
+/// agent.
+async fn block(gw: &Oversight, decision: &Decision) -> Refusal {
     let (status, reason) = for_tier(decision.tier);
     let mut message = format!("refused by policy: {}", decision.reason);
-    if decision.tier == Tier::Halt {
-        if decision.quarantine {
-            gw.quarantine_agent(&decision.reason).await;
-            message.push_str("; the agent is quarantined until an operator releases it");
-        }
-        let alert = json!({
-            "event": "action.halted",
-            "at": UnixMillis::now(),
-            "agent": action.agent,
-            "action": action,
-            "decision": decision,
-            "quarantined": decision.quarantine,
-        });
-        gw.alerts.soc(&alert);
-        gw.alerts.owner(&alert);
+    if decision.tier == Tier::Halt && decision.quarantine {
+        gw.quarantine_agent(&decision.reason).await;
+        message.push_str("; the agent is quarantined until an operator releases it");
     }
     Refusal::decided(status, reason, message, decision)
 }
 
 /// Tier 3: hold until an approver decides or the SLA passes.
 async fn hold(
-    gw: &Shared,
+    gw: &Oversight,
     action: &Action,
     decision: &Decision,
     key: Option<String>,
@@ -86,7 +114,7 @@ async fn hold(
         rule_ids: decision.rules.iter().map(|r| r.id.to_string()).collect(),
         policy_version: decision.policy_version.hash.to_string(),
         reason: decision.reason.clone(),
-        sla: gw.config.approval_sla,
+        sla: gw.sla,
     };
     let refuse = |status, reason, message: String| {
         Verdict::Refuse(Refusal::decided(status, reason, message, decision))
@@ -143,10 +171,7 @@ async fn hold(
         Ok(Outcome::Expired { .. }) => with_id(refuse(
             StatusCode::FORBIDDEN,
             "approval_expired",
-            format!(
-                "nobody approved within {:?}; denied by default",
-                gw.config.approval_sla
-            ),
+            format!("nobody approved within {:?}; denied by default", gw.sla),
         )),
         Err(e) => with_id(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -163,7 +188,7 @@ async fn hold(
 /// approved. Otherwise the approval is cancelled (approvers told) and the
 /// call refused.
 pub(crate) async fn claim(
-    gw: &Shared,
+    gw: &Oversight,
     action: &Action,
     decision: &Decision,
     id: &ApprovalId,
@@ -237,34 +262,4 @@ fn describe(action: &Action) -> (String, String, String) {
             _ => "undeclared".into(),
         });
     (tool, act, target)
-}
-
-/// Tier 2, after the forward: tells the owner what was sent (`request`, as
-/// approvers would see it), with the compensation that can undo the call
-/// while its window is open.
-pub(crate) fn supervised(
-    gw: &Shared,
-    action: &Action,
-    decision: &Decision,
-    request: &serde_json::Value,
-    upstream_status: u16,
-    compensation: Option<&super::compensate::Compensable>,
-) {
-    gw.alerts.owner(&json!({
-        "event": "action.supervised",
-        "at": UnixMillis::now(),
-        "agent": action.agent,
-        "action": action,
-        "decision": decision,
-        "request": request,
-        "upstream_status": upstream_status,
-        "compensation": compensation.map(|c| json!({
-            "id": c.id,
-            "action": c.compensation,
-            "until": c.until,
-            "input": c.input,
-            "request": c.request,
-            "trigger": format!("POST /v1/compensations/{}/trigger", c.id),
-        })),
-    }));
 }

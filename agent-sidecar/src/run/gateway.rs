@@ -19,9 +19,10 @@ use crate::{
     },
     credentials::{SecretSpec, SecretStore},
     egress::{Allowlist, Breadth, NameAllowlist, NameRule},
+    events::{EventBus, Notices},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
-        hooks::{Alerts, Quarantine, QuarantineSwitch},
+        hooks::{Quarantine, QuarantineSwitch},
     },
     kernel::Enforcer,
     metrics::Metrics,
@@ -231,17 +232,32 @@ fn webhook(
         .transpose()
 }
 
-/// Starts the gateway. `agent_dir` holds the approvals journal and the
-/// agent's trust bundle.
+/// What the tool gateway needs to start next to the proxies.
+pub(crate) struct GatewayStart {
+    pub(crate) options: GatewayOptions,
+    pub(crate) policy: GatewayPolicy,
+    /// Holds the approvals journal and the agent's trust bundle.
+    pub(crate) agent_dir: PathBuf,
+    pub(crate) admin_listener: Option<TcpListener>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) events: EventBus,
+}
+
+/// Starts the gateway.
 pub(crate) async fn start(
-    opts: &GatewayOptions,
-    policy: GatewayPolicy,
-    agent_dir: &Path,
+    start: GatewayStart,
     resolver: Arc<dyn Resolve>,
     enforcer: Arc<Mutex<Enforcer>>,
-    admin_listener: Option<TcpListener>,
-    metrics: &Metrics,
 ) -> Result<GatewayServices, RunError> {
+    let GatewayStart {
+        options: opts,
+        policy,
+        agent_dir,
+        admin_listener,
+        metrics,
+        events,
+    } = start;
+    let (opts, agent_dir) = (&opts, agent_dir.as_path());
     let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
     let ca = match &opts.ca {
         Some((cert, key)) => CertificateAuthority::load(cert, key).map_err(err)?,
@@ -278,10 +294,10 @@ pub(crate) async fn start(
         ))
     })?;
     info!(journal = %approvals_dir.display(), replay = ?replay, "approvals journal open");
-    let alerts = Alerts {
+    events.add(Arc::new(Notices {
         owner: webhook(&opts.owner_webhook, "owner", &webhook_tls)?,
         soc: webhook(&opts.soc_webhook, "SOC", &webhook_tls)?,
-    };
+    }));
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),
         policy: policy.store.clone(),
@@ -289,9 +305,8 @@ pub(crate) async fn start(
         resolver,
         secrets,
         approvals: approvals.clone(),
-        alerts,
         quarantine: QuarantineSwitch::new(Arc::new(KernelQuarantine(Arc::downgrade(&enforcer)))),
-        sink: Some(Arc::new(metrics.gateway())),
+        sink: Some(Arc::new(events.clone())),
         config: opts.config.clone(),
     })
     .map_err(err)?;

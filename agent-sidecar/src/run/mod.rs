@@ -34,8 +34,9 @@ use crate::{
     admin,
     dns::{BudgetLimits, RefusalMode, StaticHost},
     egress::{Allowlist, EgressRule, NameAllowlist, Protocols, RuleSource},
+    events::{ActionSink, EventBus, LogLines},
     kernel::{
-        Enforcer, EnforcerConfig, KernelError, events,
+        Enforcer, EnforcerConfig, KernelError, events as kernel_events,
         limits::{self, LimitsError, ResourceLimits},
     },
     metrics::Metrics,
@@ -396,17 +397,21 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     let mut enforcer = Enforcer::start(&config, &allowlist)?;
     metrics.set_allowlist_entries(&agent_id, enforcer.allowlist_entries());
 
-    // Deny events -> log lines + counter, until told to drain and stop.
+    // Every action event (kernel refusals, DNS and proxy decisions, tool
+    // calls) goes through one bus: the log and the metrics consume it, the
+    // gateway's webhooks join when the gateway starts.
+    let events = EventBus::new(vec![
+        Arc::new(LogLines),
+        metrics.clone() as Arc<dyn ActionSink>,
+    ]);
+    // Deny events -> the bus, until told to drain and stop.
     let (stop_events, stopped) = oneshot::channel::<()>();
     let events_task = enforcer.take_events().map(|ring| {
-        let metrics = metrics.clone();
+        let events = events.clone();
         let agent_id = agent_id.clone();
         tokio::spawn(async move {
-            let mut sink = |r: events::DenyRecord| {
-                metrics.record_deny(&agent_id, &r);
-                log_deny(&agent_id, &r);
-            };
-            events::consume(ring, &mut sink, stopped).await;
+            let mut sink = |r: kernel_events::DenyRecord| events.kernel_deny(&agent_id, &r);
+            kernel_events::consume(ring, &mut sink, stopped).await;
         })
     });
     let logger_task = enforcer
@@ -457,16 +462,27 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             private_listeners: private.clone(),
         };
         let gateway = match (opts.gateway.clone(), gateway_policy) {
-            (Some(options), Some(policy)) => Some(names::GatewayStart {
+            (Some(options), Some(policy)) => Some(gateway::GatewayStart {
                 options,
                 policy,
                 agent_dir: opts.state_dir.join("agents").join(&agent_id),
                 admin_listener: gateway_admin,
                 metrics: metrics.clone(),
+                events: events.clone(),
             }),
             _ => None,
         };
-        Some(NameServices::start(&agent_id, names, &config, enforcer.clone(), gateway).await?)
+        Some(
+            NameServices::start(
+                &agent_id,
+                names,
+                &config,
+                enforcer.clone(),
+                &events,
+                gateway,
+            )
+            .await?,
+        )
     };
     let mut sidecar_env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
     if let Some(services) = &services {
@@ -683,35 +699,13 @@ async fn finish(
 }
 
 async fn flush_ebpf_logs(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
-    let Ok(mut fd) = events::watch(logger) else {
+    let Ok(mut fd) = kernel_events::watch(logger) else {
         return;
     };
     while let Ok(mut guard) = fd.readable_mut().await {
         guard.get_inner_mut().flush();
         guard.clear_ready();
     }
-}
-
-fn log_deny(agent_id: &str, r: &events::DenyRecord) {
-    let destination = r
-        .destination
-        .map(|d| d.to_string())
-        .unwrap_or_else(|| "-".into());
-    warn!(
-        target: "agent_sidecar::egress",
-        agent_id,
-        hook = r.hook,
-        reason = r.reason,
-        destination = %destination,
-        protocol = %r.protocol,
-        pid = r.pid,
-        uid = r.uid,
-        comm = %r.comm,
-        cgroup_id = r.cgroup_id,
-        family = r.family,
-        sock_type = r.sock_type,
-        "egress denied"
-    );
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {

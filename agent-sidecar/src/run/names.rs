@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::{
     RunError,
-    gateway::{GatewayOptions, GatewayPolicy, GatewayServices},
+    gateway::{GatewayServices, GatewayStart},
     resolve::DnsResolve,
 };
 use crate::{
@@ -59,15 +59,6 @@ pub struct NamesConfig {
     pub private_listeners: Vec<super::private_listeners::PrivateListener>,
 }
 
-/// What the tool gateway needs to start next to the proxies.
-pub(crate) struct GatewayStart {
-    pub(crate) options: GatewayOptions,
-    pub(crate) policy: GatewayPolicy,
-    pub(crate) agent_dir: std::path::PathBuf,
-    pub(crate) admin_listener: Option<tokio::net::TcpListener>,
-    pub(crate) metrics: Arc<crate::metrics::Metrics>,
-}
-
 /// The running services; [`NameServices::shutdown`] stops them.
 pub struct NameServices {
     dns: DnsServer,
@@ -88,6 +79,7 @@ impl NameServices {
         names: NameAllowlist,
         config: &NamesConfig,
         enforcer: Arc<Mutex<Enforcer>>,
+        events: &crate::events::EventBus,
         gateway: Option<GatewayStart>,
     ) -> Result<Self, RunError> {
         let (stop, stopped) = watch::channel(false);
@@ -112,6 +104,7 @@ impl NameServices {
         });
         let hooks = Hooks {
             learned: Some(learner),
+            events: Some(Arc::new(events.clone())),
             ..Hooks::default()
         };
         let dns = dns::start(&dns_config, names.clone(), hooks)
@@ -136,20 +129,12 @@ impl NameServices {
             names,
             private: config.private_listeners.clone(),
         };
-        let mut ctx =
-            ProxyContext::new(Arc::new(policy), resolver.clone()).with_config(proxy_config);
+        let mut ctx = ProxyContext::new(Arc::new(policy), resolver.clone())
+            .with_config(proxy_config)
+            .with_event_sink(Arc::new(events.clone()));
         let gateway = match gateway {
             Some(g) => {
-                let services = super::gateway::start(
-                    &g.options,
-                    g.policy,
-                    &g.agent_dir,
-                    resolver,
-                    enforcer.clone(),
-                    g.admin_listener,
-                    &g.metrics,
-                )
-                .await?;
+                let services = super::gateway::start(g, resolver, enforcer.clone()).await?;
                 ctx = ctx.with_inspector(Arc::new(services.gateway.clone()));
                 Some(services)
             }

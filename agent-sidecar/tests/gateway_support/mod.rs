@@ -22,9 +22,10 @@ use agent_sidecar::{
         WebhookConfig, WebhookNotifier,
     },
     credentials::{SecretSpec, SecretStore},
+    events::{EventBus, Notices},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
-        hooks::{Alerts, NoKernel, QuarantineSwitch},
+        hooks::{NoKernel, QuarantineSwitch},
     },
     policy::{PolicyStore, StoreOptions},
     proxy::ProxyContext,
@@ -668,12 +669,11 @@ impl Harness {
             resolver: resolver.clone(),
             secrets,
             approvals: approvals.clone(),
-            alerts: Alerts {
+            quarantine: QuarantineSwitch::new(Arc::new(NoKernel)),
+            sink: Some(Arc::new(EventBus::new(vec![Arc::new(Notices {
                 owner: hook(&owner.url),
                 soc: hook(&soc.url),
-            },
-            quarantine: QuarantineSwitch::new(Arc::new(NoKernel)),
-            sink: None,
+            })]))),
             config,
         })
         .expect("gateway");

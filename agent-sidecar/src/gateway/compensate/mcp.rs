@@ -13,11 +13,8 @@ use bytes::Bytes;
 use hyper::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Compensable, CompensationError, decide_mcp, exchange};
-use crate::{
-    gateway::{mcp, state::Shared},
-    policy::CompiledPolicySet,
-};
+use super::{Compensable, CompensationError, Trigger, decide_mcp, exchange};
+use crate::{gateway::mcp, policy::CompiledPolicySet};
 
 /// The protocol revision the gateway asks for; the server may answer with
 /// another one it supports, which the session then uses.
@@ -32,7 +29,7 @@ const MAX_LIST_PAGES: usize = 20;
 /// arguments. Returns the HTTP status and the JSON-RPC `result` (or
 /// `error`) of the `tools/call`.
 pub(super) async fn call(
-    gw: &Shared,
+    gw: &Trigger<'_>,
     policy: &CompiledPolicySet,
     entry: &Compensable,
     tool: &str,
@@ -57,7 +54,7 @@ pub(super) async fn call(
 
 /// One MCP session of the gateway with a tool's server.
 struct Session<'a> {
-    gw: &'a Shared,
+    gw: &'a Trigger<'a>,
     policy: &'a CompiledPolicySet,
     entry: &'a Compensable,
     endpoint: &'a str,

@@ -1,0 +1,27 @@
+//! The action pipeline's output: everything an agent did, as the sidecar
+//! decided it, becomes one [`ActionEvent`]: a tool call the gateway ended
+//! (REST or MCP, with its decision and outcome), an MCP message it
+//! dropped, an operator's release of a quarantine, a DNS decision of the
+//! resolver, a connection of the proxies, a connect the kernel refused.
+//!
+//! Producers do not know the consumers: each hands its own event type to
+//! its own narrow sink trait ([`GatewaySink`](crate::gateway::GatewaySink),
+//! [`dns::EventSink`](crate::dns::EventSink),
+//! [`proxy::EventSink`](crate::proxy::EventSink), and
+//! [`EventBus::kernel_deny`] for the kernel's ring buffer). The
+//! [`EventBus`] implements all of them, wraps each event (by reference, no
+//! copy) into an [`ActionEvent`] and hands it to every [`ActionSink`] in
+//! order: the log ([`LogLines`]), the metrics
+//! ([`Metrics`](crate::metrics::Metrics)), the owner's and the SOC's
+//! webhooks ([`Notices`]), and whatever else plugs in (an audit trail,
+//! anomaly detectors) without touching a request path.
+
+mod action;
+mod bus;
+mod log;
+mod notices;
+
+pub use action::{ActionEvent, KernelDeny, McpMessageDropped, QuarantineReleased};
+pub use bus::{ActionSink, EventBus};
+pub use log::LogLines;
+pub use notices::Notices;

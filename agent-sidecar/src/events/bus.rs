@@ -1,0 +1,100 @@
+//! [`EventBus`]: every producer's sink, fanning each event out to the
+//! consumers in order.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::action::{ActionEvent, KernelDeny, McpMessageDropped, QuarantineReleased};
+use crate::{
+    dns::{self, DnsEvent},
+    gateway::{GatewaySink, ToolCallEvent},
+    kernel::events::DenyRecord,
+    policy::AgentIdentity,
+    proxy::{self, ProxyEvent},
+};
+
+/// A consumer of [`ActionEvent`]s. Called on the producer's task (a
+/// request path, the resolver, the kernel's ring-buffer reader): keep it
+/// quick and never block; hand slow work (a webhook, a disk write) to a
+/// task of its own.
+pub trait ActionSink: Send + Sync {
+    /// One event.
+    fn consume(&self, event: ActionEvent<'_>);
+}
+
+/// Hands every event to each consumer, in the order they were added.
+/// Clones share the consumers.
+#[derive(Clone, Default)]
+pub struct EventBus {
+    consumers: Arc<ArcSwap<Vec<Arc<dyn ActionSink>>>>,
+}
+
+impl EventBus {
+    /// A bus with these consumers.
+    pub fn new(consumers: Vec<Arc<dyn ActionSink>>) -> Self {
+        EventBus {
+            consumers: Arc::new(ArcSwap::from_pointee(consumers)),
+        }
+    }
+
+    /// Adds a consumer after the others (a subsystem that starts later,
+    /// like the gateway's webhooks). Events already emitted are not
+    /// replayed to it.
+    pub fn add(&self, consumer: Arc<dyn ActionSink>) {
+        self.consumers.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.push(consumer.clone());
+            list
+        });
+    }
+
+    /// Hands `event` to every consumer.
+    pub fn emit(&self, event: ActionEvent<'_>) {
+        for c in self.consumers.load().iter() {
+            c.consume(event);
+        }
+    }
+
+    /// A connect, send or socket of `agent_id` that the kernel refused.
+    pub fn kernel_deny(&self, agent_id: &str, record: &DenyRecord) {
+        self.emit(ActionEvent::KernelDeny(KernelDeny { agent_id, record }));
+    }
+}
+
+impl GatewaySink for EventBus {
+    fn call(&self, event: &ToolCallEvent) {
+        self.emit(ActionEvent::ToolCall(event));
+    }
+
+    fn mcp_message_dropped(&self, agent_id: &str, direction: &str, reason: &str) {
+        self.emit(ActionEvent::McpMessageDropped(McpMessageDropped {
+            agent_id,
+            direction,
+            reason,
+        }));
+    }
+
+    fn quarantine_released(&self, agent: &AgentIdentity, operator: &str, reason: &str) {
+        self.emit(ActionEvent::QuarantineReleased(QuarantineReleased {
+            agent,
+            operator,
+            reason,
+        }));
+    }
+}
+
+impl dns::EventSink for EventBus {
+    fn event(&self, event: &DnsEvent) {
+        self.emit(ActionEvent::Dns(event));
+    }
+}
+
+impl proxy::EventSink for EventBus {
+    fn emit(&self, event: &ProxyEvent) {
+        EventBus::emit(self, ActionEvent::Connection(event));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! [`LogLines`]: the `tracing` lines of tool calls (target
+//! `agent_sidecar::gateway`) and kernel refusals (target
+//! `agent_sidecar::egress`). The resolver and the proxies write their
+//! own lines where they decide (rate-limited per agent), so their events
+//! are not logged again here.
+
+use tracing::{info, warn};
+
+use super::{ActionEvent, ActionSink};
+use crate::{gateway::ToolCallEvent, kernel::events::DenyRecord};
+
+/// Writes one log line per tool call and per kernel refusal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogLines;
+
+impl ActionSink for LogLines {
+    fn consume(&self, event: ActionEvent<'_>) {
+        match event {
+            ActionEvent::ToolCall(e) => tool_call(e),
+            ActionEvent::KernelDeny(d) => kernel_deny(d.agent_id, d.record),
+            _ => {}
+        }
+    }
+}
+
+fn tool_call(event: &ToolCallEvent) {
+    info!(
+        target: "agent_sidecar::gateway",
+        agent = %event.action.agent.id,
+        tool = event.action.tool.as_deref().unwrap_or("-"),
+        action = event.action.action.as_deref().unwrap_or("-"),
+        tier = %event.decision.tier,
+        outcome = event.outcome.as_str(),
+        reason = event.reason.as_deref().unwrap_or(""),
+        upstream_status = event.upstream_status.unwrap_or(0),
+        traceparent = %event.traceparent,
+        "tool call"
+    );
+}
+
+fn kernel_deny(agent_id: &str, r: &DenyRecord) {
+    let destination = r
+        .destination
+        .map(|d| d.to_string())
+        .unwrap_or_else(|| "-".into());
+    warn!(
+        target: "agent_sidecar::egress",
+        agent_id,
+        hook = r.hook,
+        reason = r.reason,
+        destination = %destination,
+        protocol = %r.protocol,
+        pid = r.pid,
+        uid = r.uid,
+        comm = %r.comm,
+        cgroup_id = r.cgroup_id,
+        family = r.family,
+        sock_type = r.sock_type,
+        "egress denied"
+    );
+}

@@ -1,0 +1,104 @@
+//! [`Notices`]: the owner's and the SOC's webhooks, fed by the events.
+//!
+//! - a tier-4 halt (`action.halted`) goes to the SOC and the owner, with
+//!   the action, the decision and whether the agent was quarantined;
+//! - a supervised (tier-2) call that reached the tool
+//!   (`action.supervised`) goes to the owner, with what was sent as
+//!   approvers would see it, the upstream's status and the compensation
+//!   that can undo it while its window is open;
+//! - an operator's release of a quarantine (`agent.released`) goes to the
+//!   SOC.
+//!
+//! Each POST is queued on the webhook's own task: the event's producer
+//! never waits for it.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{ActionEvent, ActionSink, QuarantineReleased};
+use crate::{
+    approvals::{UnixMillis, WebhookNotifier},
+    gateway::ToolCallEvent,
+};
+
+/// Who hears about supervised actions, halts and quarantines.
+#[derive(Clone, Default)]
+pub struct Notices {
+    /// The agents' owner (tier 2 notices, tier 4 alerts).
+    pub owner: Option<Arc<WebhookNotifier>>,
+    /// The SOC (tier 4 alerts, quarantine releases).
+    pub soc: Option<Arc<WebhookNotifier>>,
+}
+
+impl Notices {
+    fn owner(&self, event: &Value) {
+        if let Some(w) = &self.owner {
+            w.post(event);
+        }
+    }
+
+    fn soc(&self, event: &Value) {
+        if let Some(w) = &self.soc {
+            w.post(event);
+        }
+    }
+
+    fn tool_call(&self, e: &ToolCallEvent) {
+        if e.halted() {
+            let alert = json!({
+                "event": "action.halted",
+                "at": e.at,
+                "agent": e.action.agent,
+                "action": e.action,
+                "decision": e.decision,
+                "quarantined": e.decision.quarantine,
+            });
+            self.soc(&alert);
+            self.owner(&alert);
+        } else if e.supervised_forward()
+            && let Some(request) = &e.shown
+        {
+            let compensation = e.compensation.as_ref().map(|c| {
+                json!({
+                    "id": c.id,
+                    "action": c.compensation,
+                    "until": c.until,
+                    "input": c.input,
+                    "request": c.request,
+                    "trigger": format!("POST /v1/compensations/{}/trigger", c.id),
+                })
+            });
+            self.owner(&json!({
+                "event": "action.supervised",
+                "at": e.at,
+                "agent": e.action.agent,
+                "action": e.action,
+                "decision": e.decision,
+                "request": request,
+                "upstream_status": e.upstream_status,
+                "compensation": compensation,
+            }));
+        }
+    }
+
+    fn released(&self, r: &QuarantineReleased<'_>) {
+        self.soc(&json!({
+            "event": "agent.released",
+            "at": UnixMillis::now(),
+            "agent": r.agent,
+            "operator": r.operator,
+            "reason": r.reason,
+        }));
+    }
+}
+
+impl ActionSink for Notices {
+    fn consume(&self, event: ActionEvent<'_>) {
+        match event {
+            ActionEvent::ToolCall(e) => self.tool_call(e),
+            ActionEvent::QuarantineReleased(r) => self.released(&r),
+            _ => {}
+        }
+    }
+}
