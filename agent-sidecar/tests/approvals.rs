@@ -13,6 +13,7 @@ use std::{
 };
 
 use agent_sidecar::{
+    admin::{self, Admin},
     approvals::{
         self, ActionSummary, ApprovalError, ApprovalId, ApprovalState, ApprovalStore,
         ApprovalsClient, BearerToken, ClientError, NewApproval, Outcome, StoreOptions,
@@ -64,7 +65,7 @@ async fn serve(store: &ApprovalStore) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let token = BearerToken::new(TOKEN).expect("token");
-    let task = tokio::spawn(approvals::serve(listener, store.clone(), token));
+    let task = tokio::spawn(admin::serve(listener, Admin::api(store.clone(), token)));
     Server { addr, task }
 }
 

@@ -3,7 +3,8 @@
 use std::{os::unix::fs::PermissionsExt, process::Output, time::Duration};
 
 use agent_sidecar::{
-    approvals::{self, ActionSummary, ApprovalStore, BearerToken, NewApproval},
+    admin::{self, Admin},
+    approvals::{ActionSummary, ApprovalStore, BearerToken, NewApproval},
     policy::Tier,
 };
 use tokio::{net::TcpListener, process::Command};
@@ -49,10 +50,9 @@ async fn approvers_list_show_and_decide_from_the_command_line() {
         .expect("open");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(approvals::serve(
+    let server = tokio::spawn(admin::serve(
         listener,
-        store.clone(),
-        BearerToken::new(TOKEN).expect("token"),
+        Admin::api(store.clone(), BearerToken::new(TOKEN).expect("token")),
     ));
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");

@@ -73,12 +73,12 @@ impl ApprovalMetrics {
     }
 
     /// Counts a failed admin authentication.
-    pub(super) fn auth_failed(&self) {
+    pub(crate) fn auth_failed(&self) {
         self.auth_failures.inc();
     }
 
     /// Counts a request refused by the authentication throttle.
-    pub(super) fn auth_throttled(&self) {
+    pub(crate) fn auth_throttled(&self) {
         self.auth_throttled.inc();
     }
 

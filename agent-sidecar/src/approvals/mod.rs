@@ -8,12 +8,11 @@
 //!   compaction;
 //! - [`ApprovalStore`]: request / wait / approve / deny / expire /
 //!   claim-forward, over the journal;
-//! - [`api`]: the admin HTTP API with bearer-token auth ([`BearerToken`]);
-//! - [`throttle`]: per-peer backoff of failed admin authentications;
+//! - [`BearerToken`]: the admin API's credential (the API itself is
+//!   served by [`crate::admin`]);
 //! - [`ApprovalsClient`]: a client of that API for the CLI;
 //! - [`Notifier`] and [`WebhookNotifier`]; [`ApprovalMetrics`].
 
-pub mod api;
 mod auth;
 mod client;
 mod error;
@@ -25,11 +24,9 @@ mod metrics;
 pub mod model;
 mod notify;
 mod store;
-pub mod throttle;
 mod webhook;
 mod wire;
 
-pub use api::{AdminRoutes, serve, serve_with};
 pub use auth::{BearerToken, MIN_TOKEN_LEN, TokenError};
 pub use client::{ApprovalsClient, ClientError};
 pub use error::{ApprovalError, JournalError};
@@ -45,4 +42,5 @@ pub use model::{
 pub use notify::Notifier;
 pub use store::{ApprovalStore, StoreOptions};
 pub use webhook::{WebhookConfig, WebhookNotifier};
+pub(crate) use wire::{DecisionBody, ErrorBody, ListBody};
 pub use wire::{MAX_APPROVER, MAX_BODY, MAX_REASON};

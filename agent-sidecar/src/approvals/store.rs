@@ -82,7 +82,7 @@ impl Inner {
 
 impl ApprovalStore {
     /// The metrics the store counts into, if any.
-    pub(super) fn metrics(&self) -> Option<ApprovalMetrics> {
+    pub(crate) fn metrics(&self) -> Option<ApprovalMetrics> {
         self.shared
             .inner
             .lock()

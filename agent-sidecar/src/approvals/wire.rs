@@ -13,22 +13,22 @@ pub const MAX_REASON: usize = 2048;
 
 /// The body of an error response.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct ErrorBody {
-    pub(super) error: String,
-    pub(super) message: String,
+pub(crate) struct ErrorBody {
+    pub(crate) error: String,
+    pub(crate) message: String,
 }
 
 /// The body of `approve` and `deny`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DecisionBody {
-    pub(super) approver: String,
-    pub(super) reason: String,
+pub(crate) struct DecisionBody {
+    pub(crate) approver: String,
+    pub(crate) reason: String,
 }
 
 impl DecisionBody {
     /// Both fields non-empty, bounded, without control characters.
-    pub(super) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         check_field("approver", &self.approver, MAX_APPROVER)?;
         check_field("reason", &self.reason, MAX_REASON)
     }
@@ -36,8 +36,8 @@ impl DecisionBody {
 
 /// The body of the list endpoint.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct ListBody {
-    pub(super) approvals: Vec<PendingApproval>,
+pub(crate) struct ListBody {
+    pub(crate) approvals: Vec<PendingApproval>,
 }
 
 fn check_field(name: &str, value: &str, max: usize) -> Result<(), String> {

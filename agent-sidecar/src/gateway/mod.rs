@@ -14,7 +14,6 @@
 //! one [`ToolCallEvent`] per call, handed to the [`GatewaySink`].
 
 mod accept;
-mod admin;
 mod binding;
 mod body;
 pub mod compensate;
@@ -30,6 +29,7 @@ mod mcp_sessions;
 mod mcp_transport;
 mod method_check;
 mod metrics;
+mod operator;
 mod path_check;
 mod pipeline;
 mod record;

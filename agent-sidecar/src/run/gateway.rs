@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use super::RunError;
 use crate::{
+    admin::Admin,
     approvals::{
         ApprovalStore, BearerToken, Notifier, StoreConfig, StoreOptions as ApprovalOptions,
         WebhookConfig, WebhookNotifier,
@@ -318,12 +319,8 @@ pub(crate) async fn start(
             let token = BearerToken::from_file(path).map_err(err)?;
             let addr = listener.local_addr().map_err(err)?;
             info!(%addr, "admin API: approvals, compensations, quarantine");
-            Some(tokio::spawn(crate::approvals::serve_with(
-                listener,
-                approvals,
-                token,
-                Some(Arc::new(gateway.clone())),
-            )))
+            let admin = Admin::api(approvals, token).with_gateway(gateway.clone());
+            Some(tokio::spawn(crate::admin::serve(listener, admin)))
         }
         None => None,
     };

@@ -431,8 +431,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
             });
             Some(tokio::spawn(admin::serve(
                 listener,
-                metrics.clone(),
-                refresh,
+                admin::Admin::ops(metrics.clone(), refresh),
             )))
         }
         None => None,

@@ -17,6 +17,7 @@ use std::{
 };
 
 use agent_sidecar::{
+    admin::Admin,
     approvals::{
         ApprovalStore, BearerToken, Notifier, StoreConfig, StoreOptions as ApprovalOptions,
         WebhookConfig, WebhookNotifier,
@@ -729,12 +730,9 @@ impl Harness {
     pub async fn admin(&self, token: &str) -> String {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(agent_sidecar::approvals::serve_with(
-            listener,
-            self.approvals.clone(),
-            BearerToken::new(token).unwrap(),
-            Some(Arc::new(self.gateway.clone())),
-        ));
+        let admin = Admin::api(self.approvals.clone(), BearerToken::new(token).unwrap())
+            .with_gateway(self.gateway.clone());
+        tokio::spawn(agent_sidecar::admin::serve(listener, admin));
         url
     }
 }

@@ -2,7 +2,7 @@ use http_body_util::BodyExt;
 
 use super::*;
 use crate::approvals::model::tests::sample_request;
-use crate::approvals::wire::MAX_APPROVER;
+use crate::approvals::{MAX_APPROVER, MAX_BODY};
 
 const TOKEN: &str = "admin-token-0123456789";
 

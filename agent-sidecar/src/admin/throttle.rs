@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::metrics::ApprovalMetrics;
+use crate::approvals::ApprovalMetrics;
 
 /// How failed authentications are throttled.
 #[derive(Clone, Debug)]

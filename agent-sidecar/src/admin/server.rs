@@ -1,0 +1,203 @@
+//! [`Admin`]: what one listener serves, and the loop that serves it. Every
+//! request goes through one router: the operations routes answer without a
+//! token; everything else passes the per-peer throttle and the bearer
+//! token first, then goes to its owner.
+
+use std::{convert::Infallible, net::IpAddr, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Request, Response, StatusCode,
+    body::{Body, Incoming},
+    header,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::{
+    approvals, gateway as gateway_routes,
+    ops::Ops,
+    reply::{ApiError, error_response, json, not_found, read_limited},
+    throttle::{AuthThrottle, ThrottleConfig},
+};
+use crate::{
+    approvals::{ApprovalStore, BearerToken},
+    gateway::Gateway,
+    metrics::Metrics,
+};
+
+/// The bearer-token API: approvals, and the gateway's compensations and
+/// quarantine when a gateway runs.
+#[derive(Clone)]
+struct Api {
+    store: ApprovalStore,
+    token: Arc<BearerToken>,
+    throttle: Arc<AuthThrottle>,
+    gateway: Option<Gateway>,
+}
+
+/// What one admin listener serves (see the [module](super) for the
+/// routes). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Admin {
+    ops: Option<Ops>,
+    api: Option<Api>,
+}
+
+impl Admin {
+    /// The operations routes: `GET /metrics` (`refresh` runs before each
+    /// scrape, e.g. to read the kernel counters) and `GET /healthz`.
+    pub fn ops(metrics: Arc<Metrics>, refresh: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Admin {
+            ops: Some(Ops { metrics, refresh }),
+            api: None,
+        }
+    }
+
+    /// The approvals API behind `token`, with the throttle of failed
+    /// authentications counting into the store's metrics.
+    pub fn api(store: ApprovalStore, token: BearerToken) -> Self {
+        let throttle = AuthThrottle::new(ThrottleConfig::default(), store.metrics());
+        Admin {
+            ops: None,
+            api: Some(Api {
+                store,
+                token: Arc::new(token),
+                throttle: Arc::new(throttle),
+                gateway: None,
+            }),
+        }
+    }
+
+    /// Adds the gateway's compensation and quarantine routes to the API
+    /// (nothing without [`Admin::api`]).
+    pub fn with_gateway(mut self, gateway: Gateway) -> Self {
+        if let Some(api) = &mut self.api {
+            api.gateway = Some(gateway);
+        }
+        self
+    }
+}
+
+/// Binds an admin listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `admin` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, admin: Admin) {
+    let admin = Arc::new(admin);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok((stream, peer)) => (stream, peer.ip()),
+            Err(e) => {
+                tracing::warn!(error = %e, "admin listener: accept failed");
+                continue;
+            }
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let admin = admin.clone();
+                async move {
+                    let gate = admin.api.as_ref().map(|api| (&*api.throttle, peer));
+                    Ok::<_, Infallible>(handle(req, &admin, gate).await)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Routes one request. `gate` throttles the peer's failed
+/// authentications.
+pub(super) async fn handle<B>(
+    req: Request<B>,
+    admin: &Admin,
+    gate: Option<(&AuthThrottle, IpAddr)>,
+) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path().to_string();
+    if let Some(ops) = admin.ops.as_ref().filter(|_| Ops::owns(&path)) {
+        return ops.route(req.method(), &path);
+    }
+    let Some(api) = &admin.api else {
+        return match &admin.ops {
+            Some(ops) => ops.route(req.method(), &path),
+            None => error_response(&not_found(&path)),
+        };
+    };
+    if let Some(refused) = authorize(&req, &api.token, gate) {
+        return refused;
+    }
+    if approvals::owns(&path) {
+        return match approvals::route(req, &api.store).await {
+            Ok(resp) => resp,
+            Err(e) => error_response(&e),
+        };
+    }
+    let Some(gateway) = &api.gateway else {
+        return error_response(&not_found(&path));
+    };
+    let method = req.method().clone();
+    let body = match read_limited(req).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    match gateway_routes::route(gateway, &method, &path, body).await {
+        Some((status, value)) => json(status, &value),
+        None => error_response(&not_found(&path)),
+    }
+}
+
+/// The throttle first (a waiting peer's token is not even checked), then
+/// the bearer token; `Some` is the refusal.
+fn authorize<B>(
+    req: &Request<B>,
+    token: &BearerToken,
+    gate: Option<(&AuthThrottle, IpAddr)>,
+) -> Option<Response<Full<Bytes>>> {
+    if let Some((throttle, peer)) = gate
+        && let Err(wait) = throttle.admit(peer)
+    {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut resp = error_response(&ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!(
+                "too many failed authentications from this address; retry in {secs} s with the right bearer token"
+            ),
+        ));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        return Some(resp);
+    }
+    let authorized = token.authorizes(req.headers().get(header::AUTHORIZATION));
+    if let Some((throttle, peer)) = gate {
+        if authorized {
+            throttle.succeeded(peer);
+        } else {
+            throttle.failed(peer);
+        }
+    }
+    if authorized {
+        return None;
+    }
+    let mut resp = error_response(&ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or invalid bearer token".into(),
+    ));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"agent-sidecar approvals\""),
+    );
+    Some(resp)
+}
