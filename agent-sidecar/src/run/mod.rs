@@ -1,19 +1,33 @@
-//! `agent-sidecar run`: wraps one command in a governed cgroup.
+//! `agent-sidecar run`: wraps one command in a governed cgroup. [`run`]
+//! goes through these phases, in order:
 //!
-//! 1. build the allowlist from `--policy` files and `--allow` flags;
-//! 2. [`Enforcer::start`]: cgroup, programs, maps, pins;
-//! 3. start the command inside the cgroup as a user of its own
-//!    ([`uid_pool`], [`user`]), with resource limits
+//! 1. **plan** ([`egress_plan`]): the allowlist from `--policy` files,
+//!    `--allow` flags and the gateway's tool hosts;
+//! 2. **the agent's user** ([`uid_pool`], [`user`]), and its secrets'
+//!    sources checked;
+//! 3. **operator listeners** ([`listeners`]): bound before anything is
+//!    attached, and kept out of the agent's reach ([`private_listeners`]);
+//! 4. **enforcement** ([`enforcement`]): cgroup, programs, maps, pins
+//!    ([`Enforcer::start`](crate::kernel::Enforcer::start)), and the action
+//!    event bus fed by the kernel's deny events;
+//! 5. **name services** ([`names`], [`gateway`]): resolver, proxies and the
+//!    tool gateway, when a name rule exists;
+//! 6. **the agent** ([`agent`]): resource limits
 //!    ([`crate::kernel::limits`]), a minimal environment ([`env`]) and the
-//!    [`sandbox`] ([`child`]), forward signals ([`signals`]), log and count
-//!    deny events;
-//! 4. when the command exits, kill what it left in the cgroup, tear down
-//!    (unless `--keep-pinned`) and exit with the command's exit code.
+//!    [`sandbox`] ([`child`]); signals forwarded ([`signals`]) until it
+//!    exits;
+//! 7. **shutdown**: services stopped, the last events drained, what the
+//!    agent left in the cgroup killed, the state torn down (unless
+//!    `--keep-pinned`); `run` exits with the command's exit code.
 
+mod agent;
 pub mod allow;
 pub mod child;
+mod egress_plan;
+mod enforcement;
 pub mod env;
 mod gateway;
+mod listeners;
 pub mod names;
 pub mod private_listeners;
 mod resolve;
@@ -23,28 +37,25 @@ pub mod uid_pool;
 pub mod unix_mask;
 pub mod user;
 
-use std::{
-    ffi::OsString, net::SocketAddr, os::fd::AsRawFd, path::PathBuf, sync::Arc, time::Duration,
-};
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::{
-    admin,
     dns::{BudgetLimits, RefusalMode, StaticHost},
-    egress::{Allowlist, EgressRule, NameAllowlist, Protocols, RuleSource},
-    events::{ActionSink, EventBus, LogLines},
     kernel::{
-        Enforcer, EnforcerConfig, KernelError, events as kernel_events,
-        limits::{self, LimitsError, ResourceLimits},
+        KernelError,
+        limits::{LimitsError, ResourceLimits},
     },
     metrics::Metrics,
-    policy::{PolicyError, load_policy_files},
+    policy::PolicyError,
 };
 pub use allow::AllowArg;
+use egress_plan::EgressPlan;
+use enforcement::Enforcement;
 pub use env::{EnvError, EnvOptions, EnvVar};
 pub use gateway::GatewayOptions;
+use listeners::OperatorListeners;
 use names::{NameServices, NamesConfig};
 use private_listeners::PrivateListener;
 pub use uid_pool::{UidPoolError, UidRange};
@@ -198,53 +209,6 @@ impl RunError {
     }
 }
 
-/// Merges policy files and `--allow` flags into the address allowlist
-/// (kernel) and the name allowlist (resolver and proxies). A name rule that
-/// covers a port the transparent proxy does not take learns the addresses
-/// its names resolve to.
-pub fn build_allowlist(
-    policies: &[PathBuf],
-    allow: &[AllowArg],
-    intercept_ports: &[u16],
-) -> Result<(Allowlist, NameAllowlist), PolicyError> {
-    let (mut list, mut names) = load_policy_files(policies)?;
-    for (i, arg) in allow.iter().enumerate() {
-        match arg {
-            AllowArg::Address(target) => list.push(EgressRule {
-                target: *target,
-                protocols: Protocols::Any,
-                source: RuleSource::Flag(i + 1),
-            }),
-            AllowArg::Name(rule) => {
-                let mut rule = rule.clone();
-                rule.source = Some(RuleSource::Flag(i + 1));
-                names.push(rule);
-            }
-        }
-    }
-    // A name rule that covers a port the transparent proxy does not take
-    // learns the addresses its names resolve to.
-    let names = names
-        .rules()
-        .iter()
-        .cloned()
-        .map(|mut rule| {
-            rule.learn = learns(&rule, intercept_ports);
-            rule
-        })
-        .collect();
-    Ok((list, names))
-}
-
-/// Whether a name rule covers a port the transparent proxy does not take:
-/// then the addresses its names resolve to are allowed in the kernel.
-fn learns(rule: &crate::egress::NameRule, intercept_ports: &[u16]) -> bool {
-    match &rule.ports {
-        None => true,
-        Some(ports) => ports.iter().any(|p| !intercept_ports.contains(p)),
-    }
-}
-
 fn default_agent_id(command: &[OsString]) -> String {
     let name = command
         .first()
@@ -274,267 +238,59 @@ fn default_agent_id(command: &[OsString]) -> String {
 
 /// Runs the command under enforcement and returns its exit code.
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
-    // The sidecar holds secrets: no core dump of it, and its /proc files
-    // stay root's.
-    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
-        warn!(error = %e, "cannot make the sidecar non-dumpable");
-    }
-    raise_fd_limit();
-    let agent_id = match (&opts.agent_id, &opts.gateway) {
-        (Some(id), _) => id.clone(),
-        (None, Some(_)) => {
-            return Err(RunError::Gateway(
-                "--policy-dir needs --agent-id: the id of the agent's document in the policy set"
-                    .into(),
-            ));
-        }
-        (None, None) => default_agent_id(&opts.command),
-    };
+    harden_sidecar();
+    let agent_id = agent_id(&opts)?;
     let metrics = Arc::new(Metrics::new());
-    let gateway_policy = opts
-        .gateway
-        .as_ref()
-        .map(|g| gateway::load_policy(g, &agent_id, &metrics))
-        .transpose()?;
-    let mut intercept_ports = opts.names.intercept_ports.clone();
-    if let Some(gp) = &gateway_policy {
-        for &p in &gp.ports {
-            if !intercept_ports.contains(&p) {
-                intercept_ports.push(p);
-            }
-        }
-    }
-    let (mut allowlist, mut names) =
-        build_allowlist(&opts.policies, &opts.allow, &intercept_ports)?;
-    if let Some(gp) = &gateway_policy {
-        for rule in gp.egress.rules() {
-            allowlist.push(rule.clone());
-        }
-        for rule in gp.names.rules() {
-            let mut rule = rule.clone();
-            rule.learn = learns(&rule, &intercept_ports);
-            names.push(rule);
-        }
-    }
-    let admin_addr = opts.gateway.as_ref().and_then(|g| g.admin_listen);
-    let secret_sources = secret_sources(&opts);
-    // Refuse a secret's source before anything is set up.
-    env::agent_env(&env::EnvInputs {
-        operator: &[],
-        options: &opts.env,
-        secret_sources: &secret_sources,
-        sidecar: &[],
-        home: std::path::Path::new(env::NO_HOME),
-    })?;
-    let (user, uid_lease) = match opts.user {
-        Some(u) => (u, None),
-        None if nix::unistd::geteuid().is_root() => {
-            let lease =
-                uid_pool::allocate(std::path::Path::new(uid_pool::LOCK_DIR), &opts.uid_range)?;
-            (lease.user(), Some(lease))
-        }
-        None => (
-            UserSpec {
-                uid: nix::unistd::getuid().as_raw(),
-                gid: nix::unistd::getgid().as_raw(),
-            },
-            None,
-        ),
-    };
-    info!(
-        agent_id = %agent_id,
-        uid = user.uid,
-        gid = user.gid,
-        dynamic = uid_lease.is_some(),
-        "agent user"
-    );
-    if user.uid == 0 {
-        return Err(RunError::Io(
-            "refusing to run the agent as uid 0",
-            std::io::Error::other(UserError::Root("0".into()).to_string()),
-        ));
-    }
-    for rule in allowlist.rules() {
+    let plan = EgressPlan::build(&opts, &agent_id, &metrics)?;
+    let secret_sources = secret_sources(&opts)?;
+    let (user, uid_lease) = agent::agent_user(&opts, &agent_id)?;
+    for rule in plan.allowlist.rules() {
         info!(agent_id = %agent_id, target = %rule.target, protocols = ?rule.protocols, source = %rule.source, "egress allow rule");
     }
-    // Bind before anything is attached, so a busy address fails cleanly.
-    let admin_listener = match opts.metrics_listen {
-        Some(addr) => Some(
-            admin::bind(addr)
-                .await
-                .map_err(|e| RunError::Io("binding --metrics-listen", e))?,
-        ),
-        None => None,
-    };
-    let gateway_admin = match admin_addr {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| RunError::Io("binding --admin-listen", e))?,
-        ),
-        None => None,
-    };
-    let mut private = Vec::new();
-    for (listener, what, flag) in [
-        (admin_listener.as_ref(), "metrics", "--metrics-listen"),
-        (gateway_admin.as_ref(), "admin API", "--admin-listen"),
-    ] {
-        if let Some(l) = listener {
-            let addr = l
-                .local_addr()
-                .map_err(|e| RunError::Io("reading a listener address", e))?;
-            private.push(PrivateListener { what, addr, flag });
-        }
-    }
-    private_listeners::check(&private, &allowlist, &names, &opts.names.static_hosts)?;
-    let config = EnforcerConfig {
-        agent_id: agent_id.clone(),
-        bpffs: opts.bpffs.clone(),
-        state_dir: opts.state_dir.clone(),
-        cgroup: None,
-        private_listeners: private.iter().map(|l| l.addr).collect(),
-    };
-    let mut enforcer = Enforcer::start(&config, &allowlist)?;
-    metrics.set_allowlist_entries(&agent_id, enforcer.allowlist_entries());
-
-    // Every action event (kernel refusals, DNS and proxy decisions, tool
-    // calls) goes through one bus: the log and the metrics consume it, the
-    // gateway's webhooks join when the gateway starts.
-    let events = EventBus::new(vec![
-        Arc::new(LogLines),
-        metrics.clone() as Arc<dyn ActionSink>,
-    ]);
-    // Deny events -> the bus, until told to drain and stop.
-    let (stop_events, stopped) = oneshot::channel::<()>();
-    let events_task = enforcer.take_events().map(|ring| {
-        let events = events.clone();
-        let agent_id = agent_id.clone();
-        tokio::spawn(async move {
-            let mut sink = |r: kernel_events::DenyRecord| events.kernel_deny(&agent_id, &r);
-            kernel_events::consume(ring, &mut sink, stopped).await;
-        })
-    });
-    let logger_task = enforcer
-        .take_logger()
-        .map(|logger| tokio::spawn(flush_ebpf_logs(logger)));
-
-    let enforcer = Arc::new(std::sync::Mutex::new(enforcer));
-    let admin_task = match admin_listener {
-        Some(listener) => {
-            if let Ok(addr) = listener.local_addr() {
-                info!(%addr, "serving /metrics and /healthz");
-            }
-            let (enf, m, id) = (enforcer.clone(), metrics.clone(), agent_id.clone());
-            let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-                let counters = enf.lock().expect("enforcer lock").counters();
-                m.observe_kernel(&id, counters);
-            });
-            Some(tokio::spawn(admin::serve(
-                listener,
-                admin::Admin::ops(metrics.clone(), refresh),
-            )))
-        }
-        None => None,
-    };
-
-    let services = if names.is_empty() {
-        None
-    } else {
-        for rule in names.rules() {
-            info!(agent_id = %agent_id, rule = %rule, learn = rule.learn, "egress name rule");
-        }
-        let upstreams = if opts.names.upstream_dns.is_empty() {
-            crate::dns::upstreams_from_resolv_conf(std::path::Path::new("/etc/resolv.conf"))
-                .map_err(|e| RunError::Names(format!("{e} (or give --upstream-dns)")))?
-        } else {
-            opts.names.upstream_dns.clone()
-        };
-        let config = NamesConfig {
-            upstreams,
-            static_hosts: opts.names.static_hosts.iter().cloned().collect(),
-            refusal: opts.names.refusal,
-            budget: opts.names.budget,
-            intercept_ports: intercept_ports.clone(),
-            grace: Duration::from_secs(60),
-            idle: Duration::from_secs(120),
-            proxy_env: opts.names.proxy_env,
-            private_listeners: private.clone(),
-        };
-        let gateway = match (opts.gateway.clone(), gateway_policy) {
-            (Some(options), Some(policy)) => Some(gateway::GatewayStart {
-                options,
-                policy,
-                agent_dir: opts.state_dir.join("agents").join(&agent_id),
-                admin_listener: gateway_admin,
-                metrics: metrics.clone(),
-                events: events.clone(),
-            }),
-            _ => None,
-        };
-        Some(
-            NameServices::start(
-                &agent_id,
-                names,
-                &config,
-                enforcer.clone(),
-                &events,
-                gateway,
-            )
-            .await?,
-        )
-    };
+    let listeners = OperatorListeners::bind(&opts, &plan).await?;
+    let enforcement = Enforcement::start(&opts, &agent_id, &plan, &listeners, &metrics)?;
+    let admin_task = listeners
+        .metrics
+        .map(|l| listeners::serve_metrics(l, &enforcement.enforcer, &metrics, &agent_id));
+    let services = start_name_services(
+        &opts,
+        &agent_id,
+        plan,
+        listeners.admin,
+        listeners.private,
+        &enforcement,
+        &metrics,
+    )
+    .await?;
     let mut sidecar_env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
     if let Some(services) = &services {
         sidecar_env.extend(services.env().iter().cloned());
     }
-    let mut applied_limits = None;
-    let spawned = start_agent(
-        &opts,
-        &agent_id,
-        &enforcer,
-        &metrics,
+    let launch = agent::Launch {
+        opts: &opts,
+        agent_id: &agent_id,
         user,
-        &sidecar_env,
-        &secret_sources,
-        &mut applied_limits,
-    );
-    let code = match spawned {
-        Ok(child) => {
-            let pid = child.id();
-            info!(agent_id = %agent_id, pid, user = %user, "agent started");
-            let forwarder = signals::Forwarder::start(pid)
-                .map_err(|e| RunError::Io("installing signal handlers", e))?;
-            let status = child
-                .wait()
-                .await
-                .map_err(|e| RunError::Io("waiting for the agent", e))?;
-            drop(forwarder);
-            Ok(exit_code(status))
-        }
-        Err(e) => {
-            error!(agent_id = %agent_id, error = %e, "cannot start the agent");
-            Err(e)
-        }
+        sidecar_env,
+        secret_sources: &secret_sources,
     };
+    let mut applied_limits = None;
+    let code = launch
+        .run_to_exit(&enforcement.enforcer, &metrics, &mut applied_limits)
+        .await;
+
     if let Some(services) = services {
         services.shutdown().await;
     }
-    for task in [admin_task, logger_task].into_iter().flatten() {
+    if let Some(task) = admin_task {
         task.abort();
         let _ = task.await;
     }
     if let Ok(code) = &code {
         info!(agent_id = %agent_id, exit_code = code, "agent exited");
     }
-    let finished = finish(
-        enforcer,
-        &metrics,
-        &agent_id,
-        opts.keep_pinned,
-        stop_events,
-        events_task,
-    )
-    .await;
+    let finished = enforcement
+        .finish(&metrics, &agent_id, opts.keep_pinned)
+        .await;
     if let Some(applied) = applied_limits {
         applied.remove(Duration::from_secs(2));
     }
@@ -545,175 +301,107 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     code
 }
 
+/// The sidecar holds secrets: no core dump of it, and its /proc files stay
+/// root's. Its own connections need descriptors.
+fn harden_sidecar() {
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        warn!(error = %e, "cannot make the sidecar non-dumpable");
+    }
+    raise_fd_limit();
+}
+
+/// `--agent-id`, needed with a gateway (it names the agent's document in
+/// the policy set), else `<command name>-<pid>`.
+fn agent_id(opts: &RunOptions) -> Result<String, RunError> {
+    match (&opts.agent_id, &opts.gateway) {
+        (Some(id), _) => Ok(id.clone()),
+        (None, Some(_)) => Err(RunError::Gateway(
+            "--policy-dir needs --agent-id: the id of the agent's document in the policy set"
+                .into(),
+        )),
+        (None, None) => Ok(default_agent_id(&opts.command)),
+    }
+}
+
+/// Starts the resolver, the proxies and the gateway when any name rule
+/// exists (a gateway always brings its tool hosts).
+async fn start_name_services(
+    opts: &RunOptions,
+    agent_id: &str,
+    plan: EgressPlan,
+    admin_listener: Option<tokio::net::TcpListener>,
+    private: Vec<PrivateListener>,
+    enforcement: &Enforcement,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<NameServices>, RunError> {
+    if plan.names.is_empty() {
+        return Ok(None);
+    }
+    for rule in plan.names.rules() {
+        info!(agent_id = %agent_id, rule = %rule, learn = rule.learn, "egress name rule");
+    }
+    let upstreams = if opts.names.upstream_dns.is_empty() {
+        crate::dns::upstreams_from_resolv_conf(std::path::Path::new("/etc/resolv.conf"))
+            .map_err(|e| RunError::Names(format!("{e} (or give --upstream-dns)")))?
+    } else {
+        opts.names.upstream_dns.clone()
+    };
+    let config = NamesConfig {
+        upstreams,
+        static_hosts: opts.names.static_hosts.iter().cloned().collect(),
+        refusal: opts.names.refusal,
+        budget: opts.names.budget,
+        intercept_ports: plan.intercept_ports.clone(),
+        grace: Duration::from_secs(60),
+        idle: Duration::from_secs(120),
+        proxy_env: opts.names.proxy_env,
+        private_listeners: private,
+    };
+    let gateway = match (opts.gateway.clone(), plan.gateway) {
+        (Some(options), Some(policy)) => Some(gateway::GatewayStart {
+            options,
+            policy,
+            agent_dir: opts.state_dir.join("agents").join(agent_id),
+            admin_listener,
+            metrics: metrics.clone(),
+            events: enforcement.events.clone(),
+        }),
+        _ => None,
+    };
+    let services = NameServices::start(
+        agent_id,
+        plan.names,
+        &config,
+        enforcement.enforcer.clone(),
+        &enforcement.events,
+        gateway,
+    )
+    .await?;
+    Ok(Some(services))
+}
+
 /// `(secret name, variable)` of every secret read from an environment
-/// variable.
-fn secret_sources(opts: &RunOptions) -> Vec<(String, String)> {
+/// variable; refuses a source the agent's environment would expose, before
+/// anything is set up.
+fn secret_sources(opts: &RunOptions) -> Result<Vec<(String, String)>, RunError> {
     use crate::credentials::SecretSource;
-    opts.gateway
+    let sources: Vec<(String, String)> = opts
+        .gateway
         .iter()
         .flat_map(|g| &g.secrets)
         .filter_map(|s| match &s.source {
             SecretSource::Env(var) => Some((s.name.clone(), var.clone())),
             SecretSource::File(_) => None,
         })
-        .collect()
-}
-
-/// Sets the agent's resource limits, builds its environment and sandbox and
-/// starts it.
-#[allow(clippy::too_many_arguments)]
-fn start_agent(
-    opts: &RunOptions,
-    agent_id: &str,
-    enforcer: &std::sync::Mutex<Enforcer>,
-    metrics: &Metrics,
-    user: UserSpec,
-    sidecar_env: &[(String, String)],
-    secret_sources: &[(String, String)],
-    applied_limits: &mut Option<limits::AppliedLimits>,
-) -> Result<child::AgentProcess, RunError> {
-    let guard = enforcer.lock().expect("enforcer lock");
-    let applied = applied_limits.insert(limits::apply(
-        guard.cgroup().path(),
-        agent_id,
-        &opts.limits,
-    )?);
-    info!(
-        agent_id,
-        pids_max = %opts.limits.pids_max,
-        memory_max = %opts.limits.memory_max,
-        "agent resource limits"
-    );
-    let operator: Vec<_> = std::env::vars_os().collect();
-    let home = env::home_of(user.uid);
-    let vars = env::agent_env(&env::EnvInputs {
-        operator: &operator,
+        .collect();
+    env::agent_env(&env::EnvInputs {
+        operator: &[],
         options: &opts.env,
-        secret_sources,
-        sidecar: sidecar_env,
-        home: &home,
+        secret_sources: &sources,
+        sidecar: &[],
+        home: std::path::Path::new(env::NO_HOME),
     })?;
-    let sandbox = sandbox::prepare(!guard.lsm_guard(), !opts.allow_unscoped)?;
-    let off = sandbox::sticky_dir_protections_off();
-    if !off.is_empty() {
-        warn!(
-            agent_id,
-            sysctls = %off.join(" "),
-            "another agent could plant a symlink or file in /tmp that this agent then opens: \
-             set these sysctls to 1 (fs.protected_regular and fs.protected_fifos to 2)"
-        );
-    }
-    if sandbox.landlock.is_none() {
-        warn!(
-            agent_id,
-            "the kernel cannot scope the agent (Landlock ABI 6): it may reach abstract unix \
-             sockets and signal processes of its uid outside it (--allow-unscoped-agent)"
-        );
-        metrics.confinement_missing(agent_id, "landlock_scopes");
-    }
-    let masked_sockets = unix_mask::foreign_writable_sockets(user.uid);
-    for path in &masked_sockets {
-        info!(agent_id, socket = %path.display(), "host socket writable by others: hidden from the agent");
-    }
-    let setup = child::ChildSetup {
-        user,
-        env: &vars,
-        joins: applied.joins(),
-        sandbox: &sandbox,
-        masked_sockets: &masked_sockets,
-    };
-    child::spawn(&opts.command, guard.cgroup().dir().as_raw_fd(), &setup).map_err(|source| {
-        let code = match source.kind() {
-            std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
-            _ => EXIT_CANNOT_EXECUTE,
-        };
-        let command = opts
-            .command
-            .first()
-            .map(|c| c.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        RunError::Spawn {
-            command,
-            source,
-            code,
-        }
-    })
-}
-
-/// Drains the last events, then tears down (or keeps) the pinned state.
-async fn finish(
-    enforcer: Arc<std::sync::Mutex<Enforcer>>,
-    metrics: &Metrics,
-    agent_id: &str,
-    keep_pinned: bool,
-    stop_events: oneshot::Sender<()>,
-    events_task: Option<tokio::task::JoinHandle<()>>,
-) -> Result<(), RunError> {
-    let _ = stop_events.send(());
-    if let Some(t) = events_task {
-        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
-    }
-    let counters = enforcer.lock().expect("enforcer lock").counters();
-    metrics.observe_kernel(agent_id, counters);
-    if counters.events_lost > 0 {
-        warn!(
-            agent_id,
-            lost = counters.events_lost,
-            "deny events were lost: the ring buffer was full"
-        );
-    }
-    info!(
-        agent_id,
-        allowed = counters.allowed,
-        denied = counters.denied,
-        skb_dropped = counters.skb_dropped,
-        "kernel enforcement summary"
-    );
-    // Helpers hold the enforcer weakly and upgrade it for a moment (a
-    // learned address, a quarantine): wait for them briefly.
-    let mut enforcer = enforcer;
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    let enforcer = loop {
-        match Arc::try_unwrap(enforcer) {
-            Ok(m) => break m.into_inner().expect("enforcer lock"),
-            Err(shared) if std::time::Instant::now() < deadline => {
-                enforcer = shared;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(_) => {
-                warn!(agent_id, "enforcement still referenced; leaving it pinned");
-                return Ok(());
-            }
-        }
-    };
-    if keep_pinned {
-        let dir = enforcer.layout().agent_dir();
-        info!(agent_id, pins = %dir.display(), "keeping pinned enforcement; remove it with `agent-sidecar teardown --agent-id {agent_id}`");
-        drop(enforcer);
-        return Ok(());
-    }
-    enforcer.teardown()?;
-    info!(agent_id, "kernel enforcement removed");
-    Ok(())
-}
-
-async fn flush_ebpf_logs(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
-    let Ok(mut fd) = kernel_events::watch(logger) else {
-        return;
-    };
-    while let Ok(mut guard) = fd.readable_mut().await {
-        guard.get_inner_mut().flush();
-        guard.clear_ready();
-    }
-}
-
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(sig)) => 128 + sig,
-        _ => EXIT_SIDECAR_FAILED,
-    }
+    Ok(sources)
 }
 
 #[cfg(test)]
