@@ -6,8 +6,8 @@
 //!
 //! Producers do not know the consumers: each hands its own event type to
 //! its own narrow sink trait ([`GatewaySink`](crate::gateway::GatewaySink),
-//! [`dns::EventSink`](crate::dns::EventSink),
-//! [`proxy::EventSink`](crate::proxy::EventSink), and
+//! [`dns::DnsEventSink`](crate::dns::DnsEventSink),
+//! [`proxy::ProxyEventSink`](crate::proxy::ProxyEventSink), and
 //! [`EventBus::kernel_deny`] for the kernel's ring buffer). The
 //! [`EventBus`] implements all of them, wraps each event (by reference, no
 //! copy) into an [`ActionEvent`] and hands it to every [`ActionSink`] in

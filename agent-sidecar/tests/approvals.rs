@@ -15,9 +15,9 @@ use std::{
 use agent_sidecar::{
     admin::{self, Admin},
     approvals::{
-        self, ActionSummary, ApprovalError, ApprovalId, ApprovalState, ApprovalStore,
-        ApprovalsClient, BearerToken, ClientError, NewApproval, Outcome, StoreOptions,
-        WebhookConfig, WebhookNotifier, journal,
+        self, ActionSummary, ApprovalError, ApprovalId, ApprovalOutcome, ApprovalState,
+        ApprovalStore, ApprovalStoreOptions, ApprovalsClient, BearerToken, ClientError,
+        NewApproval, WebhookConfig, WebhookNotifier, journal,
     },
     policy::Tier,
 };
@@ -150,7 +150,7 @@ async fn curl_approval_releases_both_waiters_and_forwards_once() {
     for w in waiters {
         let (outcome, claim) = w.await.expect("join").expect("waited");
         assert!(
-            matches!(&outcome, Outcome::Approved(d) if d.by == "alice@finance"),
+            matches!(&outcome, ApprovalOutcome::Approved(d) if d.by == "alice@finance"),
             "{outcome:?}"
         );
         match claim {
@@ -205,7 +205,7 @@ async fn curl_denial_reaches_the_waiter() {
     assert_eq!(status, 200, "{body}");
     let outcome = waiter.await.expect("join").expect("outcome");
     assert!(
-        matches!(&outcome, Outcome::Denied(d) if d.by == "bob" && d.reason == "vendor unknown")
+        matches!(&outcome, ApprovalOutcome::Denied(d) if d.by == "bob" && d.reason == "vendor unknown")
     );
     assert!(h.claim_forward().await.is_err());
     let (status, body) = curl_decide(
@@ -232,7 +232,7 @@ async fn sla_expiry_denies_by_default() {
         .await
         .expect("decided within 5 s")
         .expect("outcome");
-    assert!(matches!(outcome, Outcome::Expired { .. }));
+    assert!(matches!(outcome, ApprovalOutcome::Expired { .. }));
     assert!(!outcome.is_approved());
     let client = ApprovalsClient::new(&format!("http://{}", server.addr), TOKEN).expect("client");
     assert_eq!(
@@ -433,7 +433,7 @@ async fn overdue_approval_expires_on_reopen() {
     assert_eq!(report.expired_on_open, vec![id.clone()]);
     assert!(matches!(
         store.wait(&id).await.expect("outcome"),
-        Outcome::Expired { .. }
+        ApprovalOutcome::Expired { .. }
     ));
 }
 
@@ -559,11 +559,11 @@ async fn webhook_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>, Join
 async fn webhook_receives_pending_and_decided() {
     let (url, seen, _receiver) = webhook_receiver().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = StoreOptions {
+    let options = ApprovalStoreOptions {
         notifier: Some(Arc::new(
             WebhookNotifier::spawn(WebhookConfig::new(url)).expect("webhook"),
         )),
-        ..StoreOptions::default()
+        ..ApprovalStoreOptions::default()
     };
     let (store, _) = ApprovalStore::open_with(dir.path(), options)
         .await
@@ -679,9 +679,9 @@ async fn a_thousand_wrong_tokens_are_throttled_counted_and_only_a_few_checked() 
     let metrics = approvals::ApprovalMetrics::register(&registry).expect("metrics");
     let (store, _) = ApprovalStore::open_with(
         dir.path(),
-        StoreOptions {
+        ApprovalStoreOptions {
             metrics: Some(metrics),
-            ..StoreOptions::default()
+            ..ApprovalStoreOptions::default()
         },
     )
     .await

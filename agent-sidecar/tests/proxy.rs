@@ -17,7 +17,7 @@ use std::{
 };
 
 use agent_sidecar::proxy::{
-    Decision, ListenerKind, ProxyConfig, ProxyContext, ProxyEvent, ProxyMetrics,
+    ConnectionOutcome, ListenerKind, ProxyConfig, ProxyContext, ProxyEvent, ProxyMetrics,
 };
 use proxy_support::{AllowList, MIB, MapResolve, Proxies, TestCa, Upstream};
 use tokio::{
@@ -328,7 +328,7 @@ async fn connect_allowed_dials_the_resolved_address_not_the_pinned_one() {
     w.no_evil_connection();
 
     let e = w
-        .event(|e| e.listener == ListenerKind::Explicit && e.decision == Decision::Allowed)
+        .event(|e| e.listener == ListenerKind::Explicit && e.decision == ConnectionOutcome::Allowed)
         .await;
     assert_eq!(e.agent_id, AGENT);
     assert_eq!(e.host.as_deref(), Some("api.allowed.test"));
@@ -361,7 +361,7 @@ async fn connect_to_denied_name_gets_403_json_and_is_counted() {
     assert!(out.stderr.contains("403"), "{}", out.stderr);
     w.no_evil_connection();
 
-    let e = w.event(|e| e.decision == Decision::Refused).await;
+    let e = w.event(|e| e.decision == ConnectionOutcome::Refused).await;
     assert_eq!(e.reason.as_deref(), Some("not_allowlisted"));
     assert_eq!(e.upstream, None);
     let refused = w.counter(
@@ -433,7 +433,7 @@ async fn absolute_form_requests_are_forwarded_or_refused() {
     w.no_evil_connection();
 
     let e = w
-        .event(|e| e.decision == Decision::Allowed && e.port == port)
+        .event(|e| e.decision == ConnectionOutcome::Allowed && e.port == port)
         .await;
     assert_eq!(e.upstream, Some(SocketAddr::new(ALLOWED, port)));
     assert!(e.bytes_down > 0);
@@ -471,7 +471,7 @@ async fn tunnel_with_sni_other_than_connect_target_is_refused() {
                 && e.sni.as_deref() == Some("other.allowed.test")
         })
         .await;
-    assert_eq!(e.decision, Decision::Refused);
+    assert_eq!(e.decision, ConnectionOutcome::Refused);
     w.no_evil_connection();
 }
 
@@ -540,12 +540,16 @@ async fn transparent_tls_routes_on_sni_to_the_resolved_address() {
     w.no_evil_connection();
 
     let e = w
-        .event(|e| e.listener == ListenerKind::Transparent && e.decision == Decision::Allowed)
+        .event(|e| {
+            e.listener == ListenerKind::Transparent && e.decision == ConnectionOutcome::Allowed
+        })
         .await;
     assert_eq!(e.upstream, Some(SocketAddr::new(ALLOWED, port)));
     assert_eq!(e.port, port);
     let e = w
-        .event(|e| e.listener == ListenerKind::Transparent && e.decision == Decision::Refused)
+        .event(|e| {
+            e.listener == ListenerKind::Transparent && e.decision == ConnectionOutcome::Refused
+        })
         .await;
     assert_eq!(e.sni.as_deref(), Some("evil.test"));
     assert_eq!(e.reason.as_deref(), Some("not_allowlisted"));
@@ -828,7 +832,9 @@ async fn a_mebibyte_passes_through_intact_and_is_counted() {
     assert!(body.bytes().all(|b| b == b'x'));
 
     let e = w
-        .event(|e| e.listener == ListenerKind::Transparent && e.decision == Decision::Allowed)
+        .event(|e| {
+            e.listener == ListenerKind::Transparent && e.decision == ConnectionOutcome::Allowed
+        })
         .await;
     assert!(e.bytes_down > MIB as u64, "{e:?}");
     let down = w.counter(

@@ -11,8 +11,8 @@ use std::{
 };
 
 use agent_sidecar::tls::{
-    AgentTrustBundle, CaOptions, CertificateAuthority, NamePolicy, SystemRoots, TerminatorOptions,
-    TlsError, TlsTerminator, TrustAnchors,
+    AgentTrustBundle, CaOptions, CertificateAuthority, MayTerminate, SystemRoots,
+    TerminatorOptions, TlsError, TlsTerminator, TrustAnchors,
 };
 use bytes::Bytes;
 use http_body_util::Full;
@@ -38,7 +38,7 @@ fn temp_dir(tag: &str) -> tempfile::TempDir {
 }
 
 fn terminator(ca: CertificateAuthority, operator_cas: &[PathBuf]) -> TlsTerminator {
-    let allow: NamePolicy = Arc::new(|name: &str| name.ends_with(".allowed.test"));
+    let allow: MayTerminate = Arc::new(|name: &str| name.ends_with(".allowed.test"));
     let anchors = TrustAnchors::load(&SystemRoots::Probe, operator_cas).expect("trust anchors");
     TlsTerminator::new(ca, anchors, allow, TerminatorOptions::default()).expect("terminator")
 }

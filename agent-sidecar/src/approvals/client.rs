@@ -9,7 +9,7 @@ use hyper::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::{
-    http::{Endpoint, HttpError},
+    http::{HttpError, RemoteEndpoint},
     model::{ApprovalId, PendingApproval},
     wire::{DecisionBody, ErrorBody, ListBody},
 };
@@ -49,7 +49,7 @@ pub enum ClientError {
 /// A client of the approvals admin API.
 #[derive(Clone, Debug)]
 pub struct ApprovalsClient {
-    endpoint: Endpoint,
+    endpoint: RemoteEndpoint,
     authorization: String,
     timeout: Duration,
 }
@@ -59,7 +59,7 @@ impl ApprovalsClient {
     /// bearer `token`, and a 10 s timeout per call.
     pub fn new(base_url: &str, token: &str) -> Result<Self, ClientError> {
         Ok(ApprovalsClient {
-            endpoint: Endpoint::parse(base_url, None)?,
+            endpoint: RemoteEndpoint::parse(base_url, None)?,
             authorization: format!("Bearer {}", token.trim()),
             timeout: Duration::from_secs(10),
         })

@@ -3,7 +3,7 @@
 
 use super::{
     error::ApprovalError,
-    model::{ApprovalId, Outcome, PendingApproval},
+    model::{ApprovalId, ApprovalOutcome, PendingApproval},
     store::ApprovalStore,
 };
 
@@ -42,7 +42,7 @@ impl ApprovalHandle {
     }
 
     /// Waits for the decision (see [`ApprovalStore::wait`]).
-    pub async fn wait(&self) -> Result<Outcome, ApprovalError> {
+    pub async fn wait(&self) -> Result<ApprovalOutcome, ApprovalError> {
         self.store.wait(&self.approval.id).await
     }
 

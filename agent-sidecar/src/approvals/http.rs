@@ -74,7 +74,7 @@ pub enum HttpError {
 /// Where requests go: host, port, and the base path of the URL, and for
 /// `https://` how to verify the server.
 #[derive(Clone)]
-pub(super) struct Endpoint {
+pub(super) struct RemoteEndpoint {
     host: String,
     port: u16,
     authority: String,
@@ -82,9 +82,9 @@ pub(super) struct Endpoint {
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
-impl std::fmt::Debug for Endpoint {
+impl std::fmt::Debug for RemoteEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
+        f.debug_struct("RemoteEndpoint")
             .field("authority", &self.authority)
             .field("base_path", &self.base_path)
             .field("tls", &self.tls.is_some())
@@ -92,7 +92,7 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-impl Endpoint {
+impl RemoteEndpoint {
     /// Parses an `http://host[:port][/path]` URL, or with `tls` (which then
     /// verifies the server's certificate for `host`) an `https://` one.
     pub(super) fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> Result<Self, HttpError> {
@@ -125,7 +125,7 @@ impl Endpoint {
                 Some((TlsConnector::from(config), name))
             }
         };
-        Ok(Endpoint {
+        Ok(RemoteEndpoint {
             host: host.to_string(),
             port: authority.port_u16().unwrap_or(default_port),
             authority: authority.as_str().to_string(),
@@ -240,14 +240,14 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::Endpoint;
+    use super::RemoteEndpoint;
 
     #[test]
     fn parses_plain_http_urls() {
-        let e = Endpoint::parse("http://127.0.0.1:8080/hooks/", None).expect("parses");
+        let e = RemoteEndpoint::parse("http://127.0.0.1:8080/hooks/", None).expect("parses");
         assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 8080));
         assert_eq!(e.base_path, "/hooks");
-        let e = Endpoint::parse("http://[::1]/", None).expect("parses");
+        let e = RemoteEndpoint::parse("http://[::1]/", None).expect("parses");
         assert_eq!(
             (e.host.as_str(), e.port, e.base_path.as_str()),
             ("::1", 80, "")
@@ -265,7 +265,7 @@ mod tests {
             "example.com",
             "::",
         ] {
-            assert!(Endpoint::parse(bad, None).is_err(), "{bad}");
+            assert!(RemoteEndpoint::parse(bad, None).is_err(), "{bad}");
         }
     }
 
@@ -277,8 +277,8 @@ mod tests {
             .expect("versions")
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
-        let e =
-            Endpoint::parse("https://soc.example.com/alerts", Some(config.into())).expect("parses");
+        let e = RemoteEndpoint::parse("https://soc.example.com/alerts", Some(config.into()))
+            .expect("parses");
         assert_eq!((e.host.as_str(), e.port), ("soc.example.com", 443));
         assert!(e.tls.is_some());
     }

@@ -8,7 +8,9 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use super::{
     error::ApprovalError,
     journal::{Journal, TornTail},
-    model::{ApprovalId, ApprovalState, Decision, NewApproval, PendingApproval, UnixMillis},
+    model::{
+        ApprovalId, ApprovalState, ApproverDecision, NewApproval, PendingApproval, UnixMillis,
+    },
 };
 
 /// When the journal is compacted and what compaction keeps.
@@ -200,7 +202,7 @@ impl Ledger {
             });
         }
         let mut record = current.clone();
-        let decision = Decision {
+        let decision = ApproverDecision {
             by,
             reason,
             at: now,

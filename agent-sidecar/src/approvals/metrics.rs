@@ -3,7 +3,7 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-use super::model::{Outcome, PendingApproval};
+use super::model::{ApprovalOutcome, PendingApproval};
 
 /// Decisions by outcome, pending count, how long actions were held, and
 /// requests refused before an approval was created.
@@ -88,8 +88,8 @@ impl ApprovalMetrics {
             return;
         };
         let at = match &outcome {
-            Outcome::Approved(d) | Outcome::Denied(d) => d.at,
-            Outcome::Expired { at } | Outcome::Cancelled { at, .. } => *at,
+            ApprovalOutcome::Approved(d) | ApprovalOutcome::Denied(d) => d.at,
+            ApprovalOutcome::Expired { at } | ApprovalOutcome::Cancelled { at, .. } => *at,
         };
         self.total.with_label_values(&[outcome.label()]).inc();
         self.wait
@@ -113,7 +113,7 @@ mod tests {
 
     use super::ApprovalMetrics;
     use crate::approvals::model::{
-        ApprovalState, Decision, PendingApproval, UnixMillis, tests::sample_request,
+        ApprovalState, ApproverDecision, PendingApproval, UnixMillis, tests::sample_request,
     };
 
     #[test]
@@ -122,7 +122,7 @@ mod tests {
         let metrics = ApprovalMetrics::register(&registry).expect("registers");
         let mut a = PendingApproval::new("k".into(), sample_request(), UnixMillis(0));
         metrics.decided(&a);
-        a.state = ApprovalState::Denied(Decision {
+        a.state = ApprovalState::Denied(ApproverDecision {
             by: "x".into(),
             reason: "y".into(),
             at: UnixMillis(2_000),

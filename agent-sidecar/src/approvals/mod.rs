@@ -36,11 +36,11 @@ pub use journal::TornTail;
 pub use ledger::{DEFAULT_MAX_PENDING_PER_AGENT, ReplayReport, StoreConfig};
 pub use metrics::ApprovalMetrics;
 pub use model::{
-    ActionSummary, ApprovalId, ApprovalState, Decision, NewApproval, Outcome, PendingApproval,
-    UnixMillis,
+    ActionSummary, ApprovalId, ApprovalOutcome, ApprovalState, ApproverDecision, NewApproval,
+    PendingApproval, UnixMillis,
 };
 pub use notify::Notifier;
-pub use store::{ApprovalStore, StoreOptions};
+pub use store::{ApprovalStore, ApprovalStoreOptions};
 pub use webhook::{WebhookConfig, WebhookNotifier};
 pub(crate) use wire::{DecisionBody, ErrorBody, ListBody};
 pub use wire::{MAX_APPROVER, MAX_BODY, MAX_REASON};

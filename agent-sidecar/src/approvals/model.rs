@@ -121,7 +121,7 @@ pub struct NewApproval {
 
 /// A human decision: who, why, when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
+pub struct ApproverDecision {
     /// The approver's identity, as they stated it to the admin API.
     pub by: String,
     /// The approver's reason.
@@ -138,9 +138,9 @@ pub enum ApprovalState {
     /// Waiting for an approver.
     Pending,
     /// Approved; not yet forwarded.
-    Approved(Decision),
+    Approved(ApproverDecision),
     /// Denied by an approver.
-    Denied(Decision),
+    Denied(ApproverDecision),
     /// Nobody answered within the SLA: denied by default.
     Expired {
         /// When the expiry was recorded.
@@ -162,7 +162,7 @@ pub enum ApprovalState {
         /// between the claim and the upstream's answer.
         upstream_status: Option<u16>,
         /// The approval that allowed the forward.
-        approved: Decision,
+        approved: ApproverDecision,
     },
 }
 
@@ -186,15 +186,15 @@ impl ApprovalState {
     }
 
     /// The outcome a waiter sees, or `None` while pending.
-    pub fn outcome(&self) -> Option<Outcome> {
+    pub fn outcome(&self) -> Option<ApprovalOutcome> {
         match self {
             ApprovalState::Pending => None,
             ApprovalState::Approved(d) | ApprovalState::Forwarded { approved: d, .. } => {
-                Some(Outcome::Approved(d.clone()))
+                Some(ApprovalOutcome::Approved(d.clone()))
             }
-            ApprovalState::Denied(d) => Some(Outcome::Denied(d.clone())),
-            ApprovalState::Expired { at } => Some(Outcome::Expired { at: *at }),
-            ApprovalState::Cancelled { at, reason } => Some(Outcome::Cancelled {
+            ApprovalState::Denied(d) => Some(ApprovalOutcome::Denied(d.clone())),
+            ApprovalState::Expired { at } => Some(ApprovalOutcome::Expired { at: *at }),
+            ApprovalState::Cancelled { at, reason } => Some(ApprovalOutcome::Cancelled {
                 at: *at,
                 reason: reason.clone(),
             }),
@@ -204,12 +204,12 @@ impl ApprovalState {
 
 /// What a held call learns when its approval is decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ApprovalOutcome {
     /// An approver said yes. Forwarding still needs
     /// [`claim_forward`](super::ApprovalStore::claim_forward).
-    Approved(Decision),
+    Approved(ApproverDecision),
     /// An approver said no.
-    Denied(Decision),
+    Denied(ApproverDecision),
     /// The SLA passed without an answer: denied by default.
     Expired {
         /// When the expiry was recorded.
@@ -224,19 +224,19 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
-    /// True only for [`Outcome::Approved`]: everything else is a denial.
+impl ApprovalOutcome {
+    /// True only for [`ApprovalOutcome::Approved`]: everything else is a denial.
     pub fn is_approved(&self) -> bool {
-        matches!(self, Outcome::Approved(_))
+        matches!(self, ApprovalOutcome::Approved(_))
     }
 
     /// The label used in metrics: `approved`, `denied` or `expired`.
     pub fn label(&self) -> &'static str {
         match self {
-            Outcome::Approved(_) => "approved",
-            Outcome::Denied(_) => "denied",
-            Outcome::Expired { .. } => "expired",
-            Outcome::Cancelled { .. } => "cancelled",
+            ApprovalOutcome::Approved(_) => "approved",
+            ApprovalOutcome::Denied(_) => "denied",
+            ApprovalOutcome::Expired { .. } => "expired",
+            ApprovalOutcome::Cancelled { .. } => "cancelled",
         }
     }
 }

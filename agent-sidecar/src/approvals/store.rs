@@ -19,13 +19,13 @@ use super::{
     handle::{ApprovalHandle, ForwardToken},
     ledger::{Ledger, ReplayReport, StoreConfig, Verdict},
     metrics::ApprovalMetrics,
-    model::{ApprovalId, ApprovalState, NewApproval, Outcome, PendingApproval, UnixMillis},
+    model::{ApprovalId, ApprovalOutcome, ApprovalState, NewApproval, PendingApproval, UnixMillis},
     notify::Notifier,
 };
 
 /// How an [`ApprovalStore`] is opened.
 #[derive(Clone, Default)]
-pub struct StoreOptions {
+pub struct ApprovalStoreOptions {
     /// Compaction settings.
     pub config: StoreConfig,
     /// Told about new and decided approvals.
@@ -93,7 +93,7 @@ impl ApprovalStore {
 
     /// Opens the store in `dir` with default options.
     pub async fn open(dir: impl Into<PathBuf>) -> Result<(Self, ReplayReport), ApprovalError> {
-        Self::open_with(dir, StoreOptions::default()).await
+        Self::open_with(dir, ApprovalStoreOptions::default()).await
     }
 
     /// Opens the store in `dir`: replays the journal, expires approvals whose
@@ -101,7 +101,7 @@ impl ApprovalStore {
     /// rest. Needs a tokio runtime.
     pub async fn open_with(
         dir: impl Into<PathBuf>,
-        options: StoreOptions,
+        options: ApprovalStoreOptions,
     ) -> Result<(Self, ReplayReport), ApprovalError> {
         let dir = dir.into();
         let config = options.config;
@@ -241,11 +241,11 @@ impl ApprovalStore {
 
     /// Waits until the approval is decided. Returns at once if it already
     /// is; every waiter on one approval sees the same outcome.
-    pub async fn wait(&self, id: &ApprovalId) -> Result<Outcome, ApprovalError> {
+    pub async fn wait(&self, id: &ApprovalId) -> Result<ApprovalOutcome, ApprovalError> {
         let id = id.clone();
         /// What a waiter finds: the outcome, or a channel to wait on.
         enum Found {
-            Decided(Outcome),
+            Decided(ApprovalOutcome),
             Pending(watch::Receiver<ApprovalState>),
         }
         let found = self
@@ -273,7 +273,7 @@ impl ApprovalStore {
     }
 
     /// Cancels `id` if it is pending or approved but not yet forwarded:
-    /// waiters get [`Outcome::Cancelled`], the notifier hears of it as a
+    /// waiters get [`ApprovalOutcome::Cancelled`], the notifier hears of it as a
     /// decision, and a later approve or deny gets
     /// [`ApprovalError::AlreadyDecided`]. Returns the cancelled record, or
     /// `None` if it was already decided otherwise or forwarded.

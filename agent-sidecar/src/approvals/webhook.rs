@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    http::{Endpoint, HttpError},
+    http::{HttpError, RemoteEndpoint},
     model::PendingApproval,
     notify::Notifier,
 };
@@ -81,7 +81,7 @@ impl WebhookNotifier {
             c.alpn_protocols = vec![b"http/1.1".to_vec()];
             Arc::new(c)
         });
-        let endpoint = Endpoint::parse(&config.url, tls)?;
+        let endpoint = RemoteEndpoint::parse(&config.url, tls)?;
         let (tx, mut rx) = mpsc::channel::<Bytes>(config.queue.max(1));
         tokio::spawn(async move {
             while let Some(body) = rx.recv().await {
@@ -134,7 +134,7 @@ impl Notifier for WebhookNotifier {
 }
 
 /// Tries to deliver one event; gives up (and logs) after the last attempt.
-async fn deliver(endpoint: &Endpoint, config: &WebhookConfig, body: Bytes) {
+async fn deliver(endpoint: &RemoteEndpoint, config: &WebhookConfig, body: Bytes) {
     let mut backoff = config.initial_backoff;
     let attempts = config.attempts.max(1);
     for attempt in 1..=attempts {

@@ -88,7 +88,7 @@ pub const FORWARDED_TYPES: [RecordType; 5] = [
 
 /// What to do with a query.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision<'a> {
+pub enum QueryPlan<'a> {
     /// Resolve upstream; `rule` is the most specific rule for the name.
     Forward {
         /// The question.
@@ -112,8 +112,8 @@ pub fn decide<'a>(
     query: &Message,
     allowlist: &'a NameAllowlist,
     refusal: RefusalMode,
-) -> Decision<'a> {
-    let refuse = |question, rcode, reason| Decision::Refuse {
+) -> QueryPlan<'a> {
+    let refuse = |question, rcode, reason| QueryPlan::Refuse {
         question,
         rcode,
         reason,
@@ -148,7 +148,7 @@ pub fn decide<'a>(
             ResponseCode::Refused,
             RefuseReason::QueryType,
         ),
-        Some(rule) => Decision::Forward { question, rule },
+        Some(rule) => QueryPlan::Forward { question, rule },
         None if matches!(
             question.qtype,
             RecordType::HTTPS | RecordType::SVCB | RecordType::ANY

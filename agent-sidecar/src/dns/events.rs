@@ -3,7 +3,7 @@
 //! Every event is written as a `tracing` line (target `agent_sidecar::dns`,
 //! `debug` for allowed answers, `info` for refusals, `warn` for rebinding,
 //! upstream errors and malformed input) and handed to the resolver's
-//! [`EventSink`].
+//! [`DnsEventSink`].
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -132,12 +132,12 @@ pub struct DnsEvent {
 
 /// Receives every [`DnsEvent`] (the audit log, a test). Called on the
 /// resolver's tasks: keep it quick and non-blocking.
-pub trait EventSink: Send + Sync {
+pub trait DnsEventSink: Send + Sync {
     /// One decision.
     fn event(&self, event: &DnsEvent);
 }
 
-impl<F: Fn(&DnsEvent) + Send + Sync> EventSink for F {
+impl<F: Fn(&DnsEvent) + Send + Sync> DnsEventSink for F {
     fn event(&self, event: &DnsEvent) {
         self(event)
     }

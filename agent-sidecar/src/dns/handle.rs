@@ -15,7 +15,7 @@ use hickory_proto::{
 
 use super::{
     config::RefusalMode,
-    decide::{Decision, Question, RefuseReason, decide},
+    decide::{QueryPlan, Question, RefuseReason, decide},
     events::{DnsDecision, DroppedAddress},
     filter::{Filtered, filter},
 };
@@ -42,7 +42,7 @@ pub struct Policy<'a> {
 
 /// What happened to a query, for events and metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct QueryOutcome {
     /// The decision.
     pub decision: DnsDecision,
     /// The question, when there was exactly one.
@@ -61,13 +61,13 @@ pub struct Outcome {
     pub ttl: Option<u32>,
 }
 
-impl Outcome {
+impl QueryOutcome {
     pub(crate) fn local(
         decision: DnsDecision,
         question: Option<Question>,
         rcode: Option<ResponseCode>,
     ) -> Self {
-        Outcome {
+        QueryOutcome {
             decision,
             question,
             reason: None,
@@ -86,7 +86,7 @@ pub struct Reply {
     /// Wire bytes; `None`: send nothing (unreadable packet).
     pub bytes: Option<Vec<u8>>,
     /// What happened.
-    pub outcome: Outcome,
+    pub outcome: QueryOutcome,
 }
 
 /// A query that must be resolved upstream.
@@ -122,13 +122,13 @@ pub fn begin(policy: &Policy<'_>, bytes: &[u8], tcp: bool) -> Step {
     };
     let limit = if tcp { TCP_LIMIT } else { udp_limit(&query) };
     match decide(&query, policy.allowlist, policy.refusal) {
-        Decision::Forward { question, rule } => Step::Forward(Pending {
+        QueryPlan::Forward { question, rule } => Step::Forward(Pending {
             query,
             question,
             rule: rule.clone(),
             limit,
         }),
-        Decision::Refuse {
+        QueryPlan::Refuse {
             question,
             rcode,
             reason,
@@ -136,9 +136,9 @@ pub fn begin(policy: &Policy<'_>, bytes: &[u8], tcp: bool) -> Step {
             let response = response_to(&query, rcode);
             Step::Reply(Reply {
                 bytes: encode(&response, limit),
-                outcome: Outcome {
+                outcome: QueryOutcome {
                     reason: Some(reason),
-                    ..Outcome::local(DnsDecision::Refused, question, Some(rcode))
+                    ..QueryOutcome::local(DnsDecision::Refused, question, Some(rcode))
                 },
             })
         }
@@ -175,7 +175,7 @@ pub fn reply_from_filtered(pending: &Pending, filtered: &Filtered, age: u32) -> 
     };
     Reply {
         bytes: encode(&response, pending.limit),
-        outcome: Outcome {
+        outcome: QueryOutcome {
             decision,
             question: Some(pending.question.clone()),
             reason: None,
@@ -213,11 +213,11 @@ pub fn static_reply(pending: &Pending, addrs: &[IpAddr], ttl: u32) -> Reply {
     }));
     Reply {
         bytes: encode(&response, pending.limit),
-        outcome: Outcome {
+        outcome: QueryOutcome {
             rule: Some(describe(&pending.rule)),
             kept: addrs.iter().map(|&ip| (ip, ttl)).collect(),
             ttl: Some(ttl),
-            ..Outcome::local(
+            ..QueryOutcome::local(
                 DnsDecision::Allowed,
                 Some(pending.question.clone()),
                 Some(ResponseCode::NoError),
@@ -231,9 +231,9 @@ pub fn upstream_failed(pending: &Pending) -> Reply {
     let response = response_to(&pending.query, ResponseCode::ServFail);
     Reply {
         bytes: encode(&response, pending.limit),
-        outcome: Outcome {
+        outcome: QueryOutcome {
             rule: Some(describe(&pending.rule)),
-            ..Outcome::local(
+            ..QueryOutcome::local(
                 DnsDecision::UpstreamError,
                 Some(pending.question.clone()),
                 Some(ResponseCode::ServFail),
@@ -248,10 +248,10 @@ pub fn refused_locally(pending: &Pending, rcode: ResponseCode, reason: RefuseRea
     let response = response_to(&pending.query, rcode);
     Reply {
         bytes: encode(&response, pending.limit),
-        outcome: Outcome {
+        outcome: QueryOutcome {
             reason: Some(reason),
             rule: Some(describe(&pending.rule)),
-            ..Outcome::local(
+            ..QueryOutcome::local(
                 DnsDecision::Refused,
                 Some(pending.question.clone()),
                 Some(rcode),
@@ -272,7 +272,7 @@ fn malformed(header: Option<Header>) -> Reply {
     let rcode = bytes.as_ref().map(|_| ResponseCode::FormErr);
     Reply {
         bytes,
-        outcome: Outcome::local(DnsDecision::Malformed, None, rcode),
+        outcome: QueryOutcome::local(DnsDecision::Malformed, None, rcode),
     }
 }
 

@@ -52,7 +52,7 @@ mod test_support;
 pub use budget::BudgetLimits;
 pub use config::{DnsConfig, RefusalMode, parse_upstream, upstreams_from_resolv_conf};
 pub use error::{ConfigError, DnsError, UpstreamError};
-pub use events::{DnsDecision, DnsEvent, DroppedAddress, EventSink, Transport};
+pub use events::{DnsDecision, DnsEvent, DnsEventSink, DroppedAddress, Transport};
 pub use handle::handle_query_bytes;
 pub use learned::{Learned, LearnedKey, LearnedSink};
 pub use metrics::{AgentDnsMetrics, DnsMetrics};

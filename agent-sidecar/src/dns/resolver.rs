@@ -15,13 +15,13 @@ use super::{
     budget::{Budget, Charge},
     cache::{Cache, CacheKey},
     config::{DnsConfig, RefusalMode},
-    events::{DnsEvent, EventSink, Transport, rfc3339, trace},
-    handle::{self, Outcome, Pending, Policy, Reply, Step},
+    events::{DnsEvent, DnsEventSink, Transport, rfc3339, trace},
+    handle::{self, Pending, Policy, QueryOutcome, Reply, Step},
     learned::LearnedSink,
     metrics::AgentDnsMetrics,
     rebinding::classify,
     static_hosts::{STATIC_TTL, StaticHosts},
-    upstream::Upstream,
+    upstream::UpstreamResolvers,
 };
 use crate::egress::NameAllowlist;
 use hickory_proto::op::ResponseCode;
@@ -37,7 +37,7 @@ pub const STATIC_SOURCE: &str = "static host (--static-host)";
 #[derive(Clone, Default)]
 pub struct Hooks {
     /// Receives every decision (the audit log).
-    pub events: Option<Arc<dyn EventSink>>,
+    pub events: Option<Arc<dyn DnsEventSink>>,
     /// Receives learned addresses (the kernel allowlist maps).
     pub learned: Option<Arc<dyn LearnedSink>>,
     /// This agent's metric series ([`super::DnsMetrics::for_agent`]).
@@ -57,7 +57,7 @@ struct Inner {
     max_ttl: u32,
     grace: std::time::Duration,
     cache: Mutex<Cache>,
-    upstream: Upstream,
+    upstream: UpstreamResolvers,
     static_hosts: StaticHosts,
     budget: Budget,
     warn_gate: Mutex<WarnGate>,
@@ -101,7 +101,7 @@ impl Resolver {
                 max_ttl: u32::try_from(config.max_ttl.as_secs()).unwrap_or(u32::MAX),
                 grace: config.grace,
                 cache: Mutex::new(Cache::new(config.cache_entries)),
-                upstream: Upstream::new(
+                upstream: UpstreamResolvers::new(
                     config.upstreams.clone(),
                     config.upstream_timeout,
                     config.upstream_attempts,
@@ -250,7 +250,7 @@ impl Resolver {
         tracing::debug!(target: "agent_sidecar::dns", %client, %error, "dns tcp framing error");
         let reply = Reply {
             bytes: None,
-            outcome: Outcome::local(super::events::DnsDecision::Malformed, None, None),
+            outcome: QueryOutcome::local(super::events::DnsDecision::Malformed, None, None),
         };
         self.report(reply, client, Transport::Tcp, false, None);
     }
@@ -363,7 +363,7 @@ impl Resolver {
         upstream: Option<String>,
     ) -> Option<Vec<u8>> {
         let Reply { bytes, outcome } = reply;
-        let Outcome {
+        let QueryOutcome {
             decision,
             question,
             reason,

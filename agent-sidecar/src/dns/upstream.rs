@@ -28,7 +28,7 @@ use super::{decide::Question, error::UpstreamError, handle::MAX_UDP_PAYLOAD};
 
 /// Upstream servers and how to ask them.
 #[derive(Debug)]
-pub struct Upstream {
+pub struct UpstreamResolvers {
     servers: Vec<SocketAddr>,
     timeout: Duration,
     attempts: u32,
@@ -46,11 +46,11 @@ pub struct UpstreamAnswer {
     pub tcp: bool,
 }
 
-impl Upstream {
+impl UpstreamResolvers {
     /// Upstream `servers`, each exchange limited to `timeout`, `attempts`
     /// rounds over the list.
     pub fn new(servers: Vec<SocketAddr>, timeout: Duration, attempts: u32) -> Self {
-        Upstream {
+        UpstreamResolvers {
             servers,
             timeout,
             attempts,

@@ -84,13 +84,13 @@ impl GatewaySink for EventBus {
     }
 }
 
-impl dns::EventSink for EventBus {
+impl dns::DnsEventSink for EventBus {
     fn event(&self, event: &DnsEvent) {
         self.emit(ActionEvent::Dns(event));
     }
 }
 
-impl proxy::EventSink for EventBus {
+impl proxy::ProxyEventSink for EventBus {
     fn emit(&self, event: &ProxyEvent) {
         EventBus::emit(self, ActionEvent::Connection(event));
     }

@@ -26,7 +26,7 @@ use super::{
     record::CallRecord,
     refusal::{bytes_response, full, json_response},
     state::Shared,
-    tiers::{self, Verdict},
+    tiers::{self, TierAction},
     tool_names, trace,
 };
 use crate::policy::{
@@ -152,12 +152,12 @@ pub(crate) async fn handle(
             )
             .await;
             match verdict {
-                Verdict::Refuse(r) => {
+                TierAction::Refuse(r) => {
                     record.refused(&r);
                     record.finish(&gw.recorder, call.action, call.decision);
                     Err((call.index, r))
                 }
-                Verdict::Forward(approved) => Ok((call, approved, record)),
+                TierAction::Forward(approved) => Ok((call, approved, record)),
             }
         }
     }))

@@ -18,7 +18,7 @@ use super::{
     refusal::{Refusal, full},
     request_checks,
     state::Shared,
-    tiers::{self, Verdict},
+    tiers::{self, TierAction},
     trace,
 };
 use crate::policy::{CompiledPolicySet, HttpRequest, Request as PolicyRequest, Tier};
@@ -88,12 +88,12 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(|k| format!("http:{}:{k}", conn.host));
     let approved = match tiers::enforce(&gw.oversight, &action, &decision, key, held).await {
-        Verdict::Refuse(r) => {
+        TierAction::Refuse(r) => {
             record.refused(&r);
             record.finish(&gw.recorder, action, decision);
             return r.response();
         }
-        Verdict::Forward(approved) => approved,
+        TierAction::Forward(approved) => approved,
     };
     let token = match approved {
         None => None,

@@ -11,7 +11,8 @@ use hyper::StatusCode;
 use super::{binding::Held, hooks::QuarantineSwitch, refusal::Refusal, refusal::for_tier};
 use crate::{
     approvals::{
-        ActionSummary, ApprovalError, ApprovalId, ApprovalStore, ForwardToken, NewApproval, Outcome,
+        ActionSummary, ApprovalError, ApprovalId, ApprovalOutcome, ApprovalStore, ForwardToken,
+        NewApproval,
     },
     policy::{Action, Decision, PolicyStore, Target, Tier},
 };
@@ -54,7 +55,7 @@ impl Oversight {
 }
 
 /// What to do with a decided call.
-pub(crate) enum Verdict {
+pub(crate) enum TierAction {
     /// Forward it; when it was approved (tier 3), only after [`claim`].
     Forward(Option<ApprovalId>),
     /// Refuse it.
@@ -69,11 +70,11 @@ pub(crate) async fn enforce(
     decision: &Decision,
     key: Option<String>,
     held: Held,
-) -> Verdict {
+) -> TierAction {
     match decision.tier {
-        Tier::Autonomous | Tier::Supervised => Verdict::Forward(None),
+        Tier::Autonomous | Tier::Supervised => TierAction::Forward(None),
         Tier::Approval => hold(gw, action, decision, key, held).await,
-        Tier::Halt | Tier::Deny => Verdict::Refuse(block(gw, decision).await),
+        Tier::Halt | Tier::Deny => TierAction::Refuse(block(gw, decision).await),
     }
 }
 
@@ -96,7 +97,7 @@ async fn hold(
     decision: &Decision,
     key: Option<String>,
     held: Held,
-) -> Verdict {
+) -> TierAction {
     let key = key.unwrap_or_else(|| format!("anon:{}", ApprovalId::random()));
     let (tool, act, target) = describe(action);
     let request = NewApproval {
@@ -117,7 +118,7 @@ async fn hold(
         sla: gw.sla,
     };
     let refuse = |status, reason, message: String| {
-        Verdict::Refuse(Refusal::decided(status, reason, message, decision))
+        TierAction::Refuse(Refusal::decided(status, reason, message, decision))
     };
     let handle = match gw.approvals.request(key, request).await {
         Ok(h) => h,
@@ -152,23 +153,23 @@ async fn hold(
             .cancel(handle.id(), "the agent is quarantined")
             .await;
     }
-    let with_id = |v: Verdict| match v {
-        Verdict::Refuse(r) => Verdict::Refuse(r.with_approval(id.clone())),
+    let with_id = |v: TierAction| match v {
+        TierAction::Refuse(r) => TierAction::Refuse(r.with_approval(id.clone())),
         other => other,
     };
     match handle.wait().await {
-        Ok(Outcome::Approved(_)) => Verdict::Forward(Some(handle.id().clone())),
-        Ok(Outcome::Cancelled { reason, .. }) => with_id(refuse(
+        Ok(ApprovalOutcome::Approved(_)) => TierAction::Forward(Some(handle.id().clone())),
+        Ok(ApprovalOutcome::Cancelled { reason, .. }) => with_id(refuse(
             StatusCode::FORBIDDEN,
             "approval_cancelled",
             format!("the held call was cancelled before it was forwarded: {reason}"),
         )),
-        Ok(Outcome::Denied(d)) => with_id(refuse(
+        Ok(ApprovalOutcome::Denied(d)) => with_id(refuse(
             StatusCode::FORBIDDEN,
             "approval_denied",
             format!("denied by {}: {}", d.by, d.reason),
         )),
-        Ok(Outcome::Expired { .. }) => with_id(refuse(
+        Ok(ApprovalOutcome::Expired { .. }) => with_id(refuse(
             StatusCode::FORBIDDEN,
             "approval_expired",
             format!("nobody approved within {:?}; denied by default", gw.sla),

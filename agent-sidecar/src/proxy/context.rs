@@ -5,16 +5,16 @@ use std::sync::Arc;
 
 use super::{
     config::ProxyConfig,
-    events::{Emitter, EventSink},
+    events::{Emitter, ProxyEventSink},
+    host_policy::{HostPolicy, Resolve},
     inspect::Inspect,
     metrics::ProxyMetrics,
-    policy::{NamePolicy, Resolve},
 };
 
 /// Shared state of the proxy listeners of one agent. Cheap to clone.
 #[derive(Clone)]
 pub struct ProxyContext {
-    pub(crate) policy: Arc<dyn NamePolicy>,
+    pub(crate) policy: Arc<dyn HostPolicy>,
     pub(crate) resolver: Arc<dyn Resolve>,
     pub(crate) config: Arc<ProxyConfig>,
     pub(crate) emitter: Emitter,
@@ -24,7 +24,7 @@ pub struct ProxyContext {
 impl ProxyContext {
     /// A context deciding with `policy` and dialling what `resolver` returns,
     /// with the default [`ProxyConfig`], no sink and no metrics.
-    pub fn new(policy: Arc<dyn NamePolicy>, resolver: Arc<dyn Resolve>) -> Self {
+    pub fn new(policy: Arc<dyn HostPolicy>, resolver: Arc<dyn Resolve>) -> Self {
         Self {
             policy,
             resolver,
@@ -48,7 +48,7 @@ impl ProxyContext {
     }
 
     /// Sends every event to `sink` as well as to `tracing`.
-    pub fn with_event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+    pub fn with_event_sink(mut self, sink: Arc<dyn ProxyEventSink>) -> Self {
         self.emitter.sink = Some(sink);
         self
     }

@@ -1,5 +1,5 @@
 //! One [`ProxyEvent`] per proxied connection (or forwarded request): emitted
-//! through `tracing`, an optional [`EventSink`], and [`ProxyMetrics`].
+//! through `tracing`, an optional [`ProxyEventSink`], and [`ProxyMetrics`].
 
 use std::{
     net::SocketAddr,
@@ -34,7 +34,7 @@ impl ListenerKind {
 /// Outcome of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Decision {
+pub enum ConnectionOutcome {
     /// Allowed and spliced (or forwarded) to the upstream.
     Allowed,
     /// Refused by the name policy or the proxy's own rules, or because the
@@ -45,7 +45,7 @@ pub enum Decision {
     Failed,
 }
 
-impl Decision {
+impl ConnectionOutcome {
     /// Label value used in metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,8 +76,8 @@ pub struct ProxyEvent {
     /// The ClientHello carried an encrypted_client_hello extension.
     pub ech: bool,
     /// Outcome.
-    pub decision: Decision,
-    /// Refusal or failure code (`None` when allowed).
+    pub decision: ConnectionOutcome,
+    /// HostRefusal or failure code (`None` when allowed).
     pub reason: Option<String>,
     /// Rule that allowed or refused, or an explanation.
     pub rule: Option<String>,
@@ -92,12 +92,12 @@ pub struct ProxyEvent {
 }
 
 /// Receives every [`ProxyEvent`] (e.g. to feed the audit log).
-pub trait EventSink: Send + Sync {
+pub trait ProxyEventSink: Send + Sync {
     /// Called once per connection or forwarded request, after it ends.
     fn emit(&self, event: &ProxyEvent);
 }
 
-impl<F: Fn(&ProxyEvent) + Send + Sync> EventSink for F {
+impl<F: Fn(&ProxyEvent) + Send + Sync> ProxyEventSink for F {
     fn emit(&self, event: &ProxyEvent) {
         self(event)
     }
@@ -106,7 +106,7 @@ impl<F: Fn(&ProxyEvent) + Send + Sync> EventSink for F {
 /// Where events go: `tracing`, the sink, the metrics.
 #[derive(Clone, Default)]
 pub(crate) struct Emitter {
-    pub(crate) sink: Option<Arc<dyn EventSink>>,
+    pub(crate) sink: Option<Arc<dyn ProxyEventSink>>,
     pub(crate) metrics: Option<Arc<ProxyMetrics>>,
 }
 
@@ -146,7 +146,7 @@ impl Record {
                 port,
                 sni: None,
                 ech: false,
-                decision: Decision::Failed,
+                decision: ConnectionOutcome::Failed,
                 reason: None,
                 rule: None,
                 upstream: None,
@@ -177,7 +177,7 @@ impl Record {
 
     /// Ends an allowed connection after `up`/`down` bytes.
     pub(crate) fn allowed(mut self, rule: &str, up: u64, down: u64) {
-        self.event.decision = Decision::Allowed;
+        self.event.decision = ConnectionOutcome::Allowed;
         self.event.rule = Some(rule.to_owned());
         self.event.bytes_up = up;
         self.event.bytes_down = down;
@@ -187,9 +187,9 @@ impl Record {
     /// Ends a refused or failed connection.
     pub(crate) fn denied(mut self, denial: &Denial) {
         self.event.decision = if denial.status == hyper::StatusCode::BAD_GATEWAY {
-            Decision::Failed
+            ConnectionOutcome::Failed
         } else {
-            Decision::Refused
+            ConnectionOutcome::Refused
         };
         self.event.reason = Some(denial.reason.clone());
         self.event.rule = Some(denial.rule.clone());

@@ -1,13 +1,13 @@
 //! The checks every destination name passes before anything is dialled:
 //! normalisation, no IP literals, agreement between the CONNECT target and
-//! the SNI / `Host`, then the [`NamePolicy`](super::NamePolicy).
+//! the SNI / `Host`, then the [`HostPolicy`](super::HostPolicy).
 
 use hyper::Uri;
 
 use super::{
     context::ProxyContext,
+    host_policy::Allowed,
     name::{HostKind, classify_host, split_host_port},
-    policy::Allowed,
     refusal::Denial,
     sniff::{ClientHelloInfo, RequestHead},
 };

@@ -11,7 +11,7 @@
 //! A stream to a tool host goes to the [`Inspect`]or (the tool gateway)
 //! instead of being spliced; plain HTTP to a tool host is refused.
 //!
-//! Either way the destination is a *name*: it must pass the [`NamePolicy`],
+//! Either way the destination is a *name*: it must pass the [`HostPolicy`],
 //! and the proxy dials only what the sidecar's own [`Resolve`] returned for
 //! it — never the address the agent connected to or asked for. Refusals are
 //! shown in the agent's protocol (HTTP 403/400/502 with a JSON body, or a
@@ -26,11 +26,11 @@ mod events;
 mod explicit;
 mod forward;
 mod gate;
+mod host_policy;
 mod inspect;
 mod listen;
 mod metrics;
 pub mod name;
-mod policy;
 mod refusal;
 mod route;
 pub mod sniff;
@@ -43,10 +43,10 @@ mod testing;
 pub use config::ProxyConfig;
 pub use context::ProxyContext;
 pub use error::ProxyError;
-pub use events::{Decision, EventSink, ListenerKind, ProxyEvent};
+pub use events::{ConnectionOutcome, ListenerKind, ProxyEvent, ProxyEventSink};
 pub use explicit::ExplicitProxy;
+pub use host_policy::{Allowed, HostPolicy, HostRefusal, Resolve, ResolveError, ResolveFuture};
 pub use inspect::{Inspect, Io, Rewind};
 pub use metrics::ProxyMetrics;
-pub use policy::{Allowed, NamePolicy, Refusal, Resolve, ResolveError, ResolveFuture};
 pub use refusal::{Denial, tls_alert};
 pub use transparent::TransparentListener;

@@ -1,5 +1,5 @@
 //! Normalising the destination names the agent sends (CONNECT authority,
-//! SNI, `Host`) before they reach the [`NamePolicy`](super::NamePolicy).
+//! SNI, `Host`) before they reach the [`HostPolicy`](super::HostPolicy).
 
 use std::net::IpAddr;
 

@@ -11,7 +11,7 @@ use rustls::{
 };
 use serde::Serialize;
 
-use super::policy::Refusal;
+use super::host_policy::HostRefusal;
 
 /// Why the proxy refused or failed a connection: what the agent is told and
 /// what the event records.
@@ -36,7 +36,7 @@ impl Denial {
     }
 
     /// The name policy refused the destination.
-    pub fn policy(refusal: Refusal) -> Self {
+    pub fn policy(refusal: HostRefusal) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
             reason: refusal.reason,

@@ -16,7 +16,7 @@ use rustls::{
     pki_types::ServerName,
 };
 
-use super::{Allowed, NamePolicy, ProxyContext, Refusal, Resolve, ResolveFuture};
+use super::{Allowed, HostPolicy, HostRefusal, ProxyContext, Resolve, ResolveFuture};
 
 /// The first flight of a rustls client for `sni` (`None`: SNI disabled),
 /// with a GREASE ECH extension when `ech`.
@@ -120,12 +120,15 @@ impl Hpke for FakeHpke {
 /// Allows exactly the listed names, on any port.
 pub(crate) struct AllowNames(pub(crate) &'static [&'static str]);
 
-impl NamePolicy for AllowNames {
-    fn decide(&self, host: &str, _port: u16) -> Result<Allowed, Refusal> {
+impl HostPolicy for AllowNames {
+    fn decide(&self, host: &str, _port: u16) -> Result<Allowed, HostRefusal> {
         if self.0.contains(&host) {
             Ok(Allowed::new(format!("allow {host}")))
         } else {
-            Err(Refusal::new("not_allowlisted", "no rule allows this name"))
+            Err(HostRefusal::new(
+                "not_allowlisted",
+                "no rule allows this name",
+            ))
         }
     }
 }

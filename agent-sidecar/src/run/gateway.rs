@@ -15,8 +15,8 @@ use super::RunError;
 use crate::{
     admin::Admin,
     approvals::{
-        ApprovalStore, BearerToken, Notifier, StoreConfig, StoreOptions as ApprovalOptions,
-        WebhookConfig, WebhookNotifier,
+        ApprovalStore, ApprovalStoreOptions, BearerToken, Notifier, StoreConfig, WebhookConfig,
+        WebhookNotifier,
     },
     credentials::{SecretSpec, SecretStore},
     egress::{Allowlist, Breadth, NameAllowlist, NameRule},
@@ -266,7 +266,7 @@ pub(crate) async fn start(
     };
     let anchors = TrustAnchors::load(&SystemRoots::Probe, &opts.upstream_cas).map_err(err)?;
     let names_store = policy.store.clone();
-    let allow: crate::tls::NamePolicy =
+    let allow: crate::tls::MayTerminate =
         Arc::new(move |name: &str| names_store.current().inspected(name).is_some());
     let tls = TlsTerminator::new(ca, anchors, allow, TerminatorOptions::default()).map_err(err)?;
     let trust_dir = agent_dir.join("trust");
@@ -278,7 +278,7 @@ pub(crate) async fn start(
     let approvals_dir = agent_dir.join("approvals");
     let (approvals, replay) = ApprovalStore::open_with(
         &approvals_dir,
-        ApprovalOptions {
+        ApprovalStoreOptions {
             notifier: approver.map(|w| w as Arc<dyn Notifier>),
             metrics: Some(metrics.approvals()),
             config: StoreConfig {

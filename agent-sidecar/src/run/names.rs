@@ -28,7 +28,7 @@ use crate::{
     egress::{Endpoint, NameAllowlist, NameRule},
     kernel::Enforcer,
     proxy::{
-        Allowed, ExplicitProxy, NamePolicy, ProxyConfig, ProxyContext, Refusal, Resolve,
+        Allowed, ExplicitProxy, HostPolicy, HostRefusal, ProxyConfig, ProxyContext, Resolve,
         TransparentListener,
     },
 };
@@ -266,10 +266,10 @@ struct AllowlistPolicy {
     private: Vec<super::private_listeners::PrivateListener>,
 }
 
-impl NamePolicy for AllowlistPolicy {
-    fn decide(&self, host: &str, port: u16) -> Result<Allowed, Refusal> {
+impl HostPolicy for AllowlistPolicy {
+    fn decide(&self, host: &str, port: u16) -> Result<Allowed, HostRefusal> {
         if super::private_listeners::is_private_port(&self.private, port) {
-            return Err(Refusal::new(
+            return Err(HostRefusal::new(
                 "private_listener",
                 format!(
                     "port {port} is one of the sidecar's own listeners; the agent never reaches it"
@@ -278,7 +278,7 @@ impl NamePolicy for AllowlistPolicy {
         }
         match self.names.find_port(host, port, PROTO_TCP) {
             Some(rule) => Ok(Allowed::new(describe(rule))),
-            None => Err(Refusal::new(
+            None => Err(HostRefusal::new(
                 "not_allowlisted",
                 format!("no egress rule allows {host}:{port}"),
             )),

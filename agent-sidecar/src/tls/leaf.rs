@@ -1,7 +1,7 @@
 //! Leaf certificates issued on demand, one per server name the agent asks
 //! for (SNI), and cached.
 //!
-//! - Only names the caller's [`NamePolicy`] allows are issued; the policy is
+//! - Only names the caller's [`MayTerminate`] allows are issued; the policy is
 //!   asked on every lookup, cached or not, so a policy reload takes effect at
 //!   once.
 //! - The cache is a bounded LRU by count. A miss on a full cache scans for
@@ -37,7 +37,7 @@ use super::{CertificateAuthority, TlsError, ca::CLOCK_SKEW};
 
 /// Decides whether the sidecar may terminate TLS for a (lower-case, no
 /// trailing dot) server name.
-pub type NamePolicy = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+pub type MayTerminate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Default number of cached leaf certificates.
 pub const DEFAULT_LEAF_CAPACITY: usize = 1024;
@@ -69,7 +69,7 @@ impl Default for LeafOptions {
 /// Issues and caches leaf certificates signed by the sidecar CA.
 pub struct LeafCache {
     ca: Arc<CertificateAuthority>,
-    allow: NamePolicy,
+    allow: MayTerminate,
     options: LeafOptions,
     provider: Arc<CryptoProvider>,
     slots: Mutex<Slots>,
@@ -103,7 +103,7 @@ impl LeafCache {
     /// loaded by `provider`.
     pub fn new(
         ca: Arc<CertificateAuthority>,
-        allow: NamePolicy,
+        allow: MayTerminate,
         options: LeafOptions,
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, TlsError> {

@@ -21,7 +21,7 @@ pub mod upstream;
 pub use bundle::{AgentTrustBundle, write_agent_bundle};
 pub use ca::{CaOptions, CertificateAuthority};
 pub use error::TlsError;
-pub use leaf::{LeafCache, LeafOptions, NamePolicy};
+pub use leaf::{LeafCache, LeafOptions, MayTerminate};
 pub use server::agent_server_config;
 pub use terminator::{TerminatorOptions, TlsTerminator};
 pub use upstream::{SystemRoots, TrustAnchors, upstream_client_config};

@@ -17,7 +17,7 @@ use tokio::{
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
 use super::{
-    AgentTrustBundle, CertificateAuthority, LeafCache, LeafOptions, NamePolicy, TlsError,
+    AgentTrustBundle, CertificateAuthority, LeafCache, LeafOptions, MayTerminate, TlsError,
     TrustAnchors, agent_server_config, leaf::normalize, upstream_client_config, write_agent_bundle,
 };
 
@@ -61,7 +61,7 @@ impl TlsTerminator {
     pub fn new(
         ca: CertificateAuthority,
         anchors: TrustAnchors,
-        allow: NamePolicy,
+        allow: MayTerminate,
         options: TerminatorOptions,
     ) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());

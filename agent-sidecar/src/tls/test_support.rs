@@ -7,7 +7,7 @@ use std::{
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
-use super::{CaOptions, CertificateAuthority, LeafCache, LeafOptions, NamePolicy};
+use super::{CaOptions, CertificateAuthority, LeafCache, LeafOptions, MayTerminate};
 
 /// A fresh, empty directory under the system temp dir, removed when the
 /// returned guard drops.
@@ -32,7 +32,7 @@ pub fn generated_ca() -> Arc<CertificateAuthority> {
 
 /// A leaf cache allowing names under `example.com`.
 pub fn cache(ca: Arc<CertificateAuthority>, options: LeafOptions) -> LeafCache {
-    let allow: NamePolicy = Arc::new(|n: &str| n == "example.com" || n.ends_with(".example.com"));
+    let allow: MayTerminate = Arc::new(|n: &str| n == "example.com" || n.ends_with(".example.com"));
     LeafCache::new(
         ca,
         allow,

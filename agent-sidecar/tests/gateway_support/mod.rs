@@ -19,8 +19,8 @@ use std::{
 use agent_sidecar::{
     admin::Admin,
     approvals::{
-        ApprovalStore, BearerToken, Notifier, StoreConfig, StoreOptions as ApprovalOptions,
-        WebhookConfig, WebhookNotifier,
+        ApprovalStore, ApprovalStoreOptions, BearerToken, Notifier, StoreConfig, WebhookConfig,
+        WebhookNotifier,
     },
     credentials::{SecretSpec, SecretStore},
     events::{EventBus, Notices},
@@ -643,13 +643,13 @@ impl Harness {
         };
         let (approvals, _) = ApprovalStore::open_with(
             &state,
-            ApprovalOptions {
+            ApprovalStoreOptions {
                 notifier: hook(&approver.url).map(|w| w as Arc<dyn Notifier>),
                 config: StoreConfig {
                     max_pending_per_agent: opts.max_pending,
                     ..StoreConfig::default()
                 },
-                ..ApprovalOptions::default()
+                ..ApprovalStoreOptions::default()
             },
         )
         .await

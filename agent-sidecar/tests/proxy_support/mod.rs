@@ -14,7 +14,7 @@ use std::{
 };
 
 use agent_sidecar::proxy::{
-    Allowed, ExplicitProxy, NamePolicy, ProxyContext, Refusal, Resolve, ResolveError,
+    Allowed, ExplicitProxy, HostPolicy, HostRefusal, ProxyContext, Resolve, ResolveError,
     ResolveFuture, TransparentListener,
 };
 use bytes::Bytes;
@@ -201,12 +201,12 @@ fn respond(label: &str, req: &Request<Incoming>, big: Bytes) -> Response<Full<By
 /// Allows exactly the listed names, on any port.
 pub struct AllowList(pub Vec<String>);
 
-impl NamePolicy for AllowList {
-    fn decide(&self, host: &str, _port: u16) -> Result<Allowed, Refusal> {
+impl HostPolicy for AllowList {
+    fn decide(&self, host: &str, _port: u16) -> Result<Allowed, HostRefusal> {
         if self.0.iter().any(|n| n == host) {
             Ok(Allowed::new(format!("allow-{host}")))
         } else {
-            Err(Refusal::new(
+            Err(HostRefusal::new(
                 "not_allowlisted",
                 format!("no egress rule allows {host}"),
             ))

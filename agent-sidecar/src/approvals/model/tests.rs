@@ -62,7 +62,7 @@ fn deadline_is_created_plus_sla() {
 
 #[test]
 fn every_state_round_trips_through_json() {
-    let d = Decision {
+    let d = ApproverDecision {
         by: "alice".into(),
         reason: "ok".into(),
         at: UnixMillis(5),
@@ -97,7 +97,7 @@ fn state_is_tagged_with_its_kind() {
 
 #[test]
 fn outcomes_follow_states() {
-    let d = Decision {
+    let d = ApproverDecision {
         by: "bob".into(),
         reason: "no".into(),
         at: UnixMillis(5),
@@ -108,7 +108,7 @@ fn outcomes_follow_states() {
         upstream_status: None,
         approved: d.clone(),
     };
-    assert_eq!(fwd.outcome(), Some(Outcome::Approved(d.clone())));
+    assert_eq!(fwd.outcome(), Some(ApprovalOutcome::Approved(d.clone())));
     assert!(
         !ApprovalState::Denied(d)
             .outcome()

@@ -51,7 +51,7 @@ async fn waiters_see_the_approval_and_only_one_claims() {
     let (a, b) = waits.await.expect("join");
     let (a, b) = (a.expect("outcome"), b.expect("outcome"));
     assert_eq!(a, b);
-    assert!(matches!(&a, Outcome::Approved(d) if d.by == "alice"));
+    assert!(matches!(&a, ApprovalOutcome::Approved(d) if d.by == "alice"));
     let (c1, c2) = tokio::join!(first.claim_forward(), retry.claim_forward());
     assert_eq!(c1.is_ok() as u8 + c2.is_ok() as u8, 1, "{c1:?} {c2:?}");
     let token = c1.or(c2).expect("one claim");
@@ -103,10 +103,10 @@ async fn sla_expiry_denies_and_notifies() {
     let dir = tempfile::tempdir().expect("tempdir");
     let recorder = Arc::new(Recorder::default());
     let registry = prometheus::Registry::new();
-    let options = StoreOptions {
+    let options = ApprovalStoreOptions {
         notifier: Some(recorder.clone()),
         metrics: Some(ApprovalMetrics::register(&registry).expect("metrics")),
-        ..StoreOptions::default()
+        ..ApprovalStoreOptions::default()
     };
     let (store, _) = ApprovalStore::open_with(dir.path(), options)
         .await
@@ -119,7 +119,7 @@ async fn sla_expiry_denies_and_notifies() {
         .await
         .expect("expires in time")
         .expect("outcome");
-    assert!(matches!(outcome, Outcome::Expired { .. }));
+    assert!(matches!(outcome, ApprovalOutcome::Expired { .. }));
     assert!(matches!(
         store.approve(h.id(), "late", "sorry").await,
         Err(ApprovalError::AlreadyDecided {
@@ -199,10 +199,10 @@ async fn cancellation_wakes_waiters_tells_approvers_and_is_final() {
     let dir = tempfile::tempdir().expect("tempdir");
     let recorder = Arc::new(Recorder::default());
     let registry = prometheus::Registry::new();
-    let options = StoreOptions {
+    let options = ApprovalStoreOptions {
         notifier: Some(recorder.clone()),
         metrics: Some(ApprovalMetrics::register(&registry).expect("metrics")),
-        ..StoreOptions::default()
+        ..ApprovalStoreOptions::default()
     };
     let (store, _) = ApprovalStore::open_with(dir.path(), options)
         .await
@@ -229,7 +229,7 @@ async fn cancellation_wakes_waiters_tells_approvers_and_is_final() {
     assert_eq!(cancelled.len(), 2, "pending and approved-not-forwarded");
     let outcome = waiter.await.expect("join").expect("outcome");
     assert!(
-        matches!(&outcome, Outcome::Cancelled { reason, .. } if reason.contains("quarantined")),
+        matches!(&outcome, ApprovalOutcome::Cancelled { reason, .. } if reason.contains("quarantined")),
         "{outcome:?}"
     );
     assert!(matches!(
@@ -309,13 +309,13 @@ async fn the_claim_runs_the_check_and_cancels_on_failure() {
 async fn pending_approvals_are_capped_per_agent_and_refusals_counted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = prometheus::Registry::new();
-    let options = StoreOptions {
+    let options = ApprovalStoreOptions {
         config: StoreConfig {
             max_pending_per_agent: 2,
             ..StoreConfig::default()
         },
         metrics: Some(ApprovalMetrics::register(&registry).expect("metrics")),
-        ..StoreOptions::default()
+        ..ApprovalStoreOptions::default()
     };
     let (store, _) = ApprovalStore::open_with(dir.path(), options)
         .await

@@ -208,7 +208,7 @@ async fn an_untrusted_https_server_gets_nothing() {
     assert_eq!(hits.load(Ordering::SeqCst), 0);
     assert!(seen.lock().expect("lock").is_empty());
     // The error an attempt meets, from a client trusting an unrelated CA.
-    let endpoint = Endpoint::parse(&url, Some(tls_pair().1)).expect("parses");
+    let endpoint = RemoteEndpoint::parse(&url, Some(tls_pair().1)).expect("parses");
     let req = endpoint
         .request(Method::POST, "")
         .body(Full::new(Bytes::new()))

@@ -8,7 +8,7 @@ fn decide_for(
 ) -> (Option<ResponseCode>, Option<RefuseReason>) {
     let list = allowlist(&["api.example.com", "*.example.org"], false, false);
     match decide(&query(qname, qtype), &list, refusal) {
-        Decision::Forward { question, rule } => {
+        QueryPlan::Forward { question, rule } => {
             assert_eq!(
                 question.canonical,
                 qname.trim_end_matches('.').to_ascii_lowercase()
@@ -16,7 +16,7 @@ fn decide_for(
             assert!(rule.pattern.matches(qname));
             (None, None)
         }
-        Decision::Refuse { rcode, reason, .. } => (Some(rcode), Some(reason)),
+        QueryPlan::Refuse { rcode, reason, .. } => (Some(rcode), Some(reason)),
     }
 }
 
@@ -89,7 +89,7 @@ fn service_queries_for_unlisted_names_are_always_refused() {
 fn non_queries_bad_counts_classes_and_transfers() {
     let list = allowlist(&["api.example.com"], false, false);
     let refused = |m: &Message| match decide(m, &list, RefusalMode::NxDomain) {
-        Decision::Refuse { rcode, reason, .. } => (rcode, reason),
+        QueryPlan::Refuse { rcode, reason, .. } => (rcode, reason),
         other => panic!("forwarded: {other:?}"),
     };
     let mut notify = query("api.example.com.", RecordType::A);
@@ -137,7 +137,7 @@ fn doh_names_under_wildcards_are_not_forwarded() {
     assert!(
         matches!(
             got,
-            Decision::Refuse {
+            QueryPlan::Refuse {
                 rcode: ResponseCode::NXDomain,
                 ..
             }

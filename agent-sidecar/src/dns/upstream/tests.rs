@@ -71,7 +71,7 @@ fn answers_must_match_id_and_question() {
 async fn silent_and_missing_servers_give_the_last_error() {
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = silent.local_addr().unwrap();
-    let up = Upstream::new(vec![addr], Duration::from_millis(50), 2);
+    let up = UpstreamResolvers::new(vec![addr], Duration::from_millis(50), 2);
     let started = Instant::now();
     let err = up
         .resolve(&question("a.test.", RecordType::A))
@@ -82,7 +82,7 @@ async fn silent_and_missing_servers_give_the_last_error() {
         started.elapsed() >= Duration::from_millis(100),
         "two rounds"
     );
-    let none = Upstream::new(vec![], Duration::from_millis(50), 1);
+    let none = UpstreamResolvers::new(vec![], Duration::from_millis(50), 1);
     assert!(matches!(
         none.resolve(&question("a.test.", RecordType::A)).await,
         Err(UpstreamError::NoServer)

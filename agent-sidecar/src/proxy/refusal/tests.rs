@@ -32,7 +32,10 @@ fn incomplete_hello_gets_handshake_failure() {
 
 #[test]
 fn json_body_shape() {
-    let denial = Denial::policy(Refusal::new("not_allowlisted", "no rule allows evil.test"));
+    let denial = Denial::policy(HostRefusal::new(
+        "not_allowlisted",
+        "no rule allows evil.test",
+    ));
     let body: serde_json::Value =
         serde_json::from_str(&denial.json_body(Some("evil.test"), 443)).expect("json");
     assert_eq!(

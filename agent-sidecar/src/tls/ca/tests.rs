@@ -8,7 +8,7 @@ use x509_parser::{
 
 use super::*;
 use crate::tls::{
-    NamePolicy, SystemRoots, TerminatorOptions, TlsTerminator, TrustAnchors,
+    MayTerminate, SystemRoots, TerminatorOptions, TlsTerminator, TrustAnchors,
     test_support::{rcgen_ca, temp_dir, write},
 };
 
@@ -75,7 +75,7 @@ fn debug_output_never_contains_the_private_key() {
     let terminator = TlsTerminator::new(
         ca,
         TrustAnchors::load(&SystemRoots::Probe, &[]).expect("system roots"),
-        Arc::new(|_: &str| true) as NamePolicy,
+        Arc::new(|_: &str| true) as MayTerminate,
         TerminatorOptions::default(),
     )
     .expect("terminator");

@@ -146,7 +146,7 @@ fn reissues_after_two_thirds_of_the_lifetime() {
 
 #[test]
 fn rejects_zero_capacity() {
-    let allow: NamePolicy = Arc::new(|_: &str| true);
+    let allow: MayTerminate = Arc::new(|_: &str| true);
     let err = LeafCache::new(
         generated_ca(),
         allow,

@@ -1,5 +1,5 @@
 //! The two things the proxy asks of the rest of the sidecar: a decision on a
-//! name ([`NamePolicy`]) and the addresses of an allowed name ([`Resolve`]).
+//! name ([`HostPolicy`]) and the addresses of an allowed name ([`Resolve`]).
 //!
 //! Both are traits so the proxy does not depend on the policy compiler or the
 //! DNS module: the sidecar adapts its own name rules and resolver to them.
@@ -23,14 +23,14 @@ impl Allowed {
 /// A refused `(host, port)`: a machine-readable reason code and the rule or
 /// explanation behind it. Both are shown to the agent in the refusal body.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
+pub struct HostRefusal {
     /// Short reason code, e.g. `not_allowlisted`.
     pub reason: String,
     /// The rule that refused the name, or an explanation when no rule matched.
     pub rule: String,
 }
 
-impl Refusal {
+impl HostRefusal {
     /// A refusal with `reason` code, explained by `rule`.
     pub fn new(reason: impl Into<String>, rule: impl Into<String>) -> Self {
         Self {
@@ -44,9 +44,9 @@ impl Refusal {
 ///
 /// `host` is lower-case, without a trailing dot, and never an IP literal (the
 /// proxy refuses IP literals before asking).
-pub trait NamePolicy: Send + Sync {
+pub trait HostPolicy: Send + Sync {
     /// The decision for `host:port`.
-    fn decide(&self, host: &str, port: u16) -> Result<Allowed, Refusal>;
+    fn decide(&self, host: &str, port: u16) -> Result<Allowed, HostRefusal>;
 }
 
 /// Why a name could not be resolved.
