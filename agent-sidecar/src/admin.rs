@@ -4,10 +4,10 @@
 //!
 //! | Route | Auth | Owner |
 //! |---|---|---|
-//! | `GET /metrics`, `GET /healthz` | none | [`ops`] |
-//! | `GET /v1/approvals[?state=...]`, `GET /v1/approvals/{id}`, `POST /v1/approvals/{id}/approve\|deny` | bearer | [`approvals`] |
-//! | `GET /v1/compensations`, `POST /v1/compensations/{id}/trigger` | bearer | [`gateway`] |
-//! | `GET /v1/quarantine`, `POST /v1/quarantine/release` | bearer | [`gateway`] |
+//! | `GET /metrics`, `GET /healthz` | none | `ops` |
+//! | `GET /v1/approvals[?state=...]`, `GET /v1/approvals/{id}`, `POST /v1/approvals/{id}/approve\|deny` | bearer | `approvals` |
+//! | `GET /v1/compensations`, `POST /v1/compensations/{id}/trigger` | bearer | `gateway` |
+//! | `GET /v1/quarantine`, `POST /v1/quarantine/release` | bearer | `gateway` |
 //!
 //! An [`Admin`] says which of them one listener serves: `run` serves the
 //! operations routes on `--metrics-listen` (a Prometheus scrape carries no

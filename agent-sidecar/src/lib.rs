@@ -1,20 +1,34 @@
 //! agent-sidecar: keeps AI agents accountable.
 //!
-//! The library follows the data flow:
-//! - [`egress`]: allowlist targets (`IP:PORT`, `CIDR`...) and the rule set
-//!   compiled from them;
-//! - [`dns`]: the per-agent DNS resolver that answers only allowlisted
-//!   names;
-//! - [`policy`]: the YAML policy file that carries the egress allowlist;
-//! - [`kernel`]: loads, pins and attaches the eBPF programs to an agent's
-//!   cgroup, fills the maps and turns ring-buffer deny events into logs and
-//!   metrics;
+//! The library follows the data flow, from what the operator declares to
+//! what the agent does and what is made of it (`docs/architecture.md`
+//! draws it):
+//!
+//! - [`egress`]: allowlist targets (`IP:PORT`, `CIDR`, names), the rule
+//!   sets compiled from them and the egress policy file format;
+//! - [`policy`]: the tier policy engine: documents (agents, tools, rules),
+//!   their compilation into one immutable set, `decide` and `explain`, the
+//!   hot-reloaded store and the operator tooling (diff, scenarios, schema);
 //! - [`credentials`]: secrets the agent never holds: loaded, injected,
 //!   redacted from answers;
-//! - [`gateway`]: the tool gateway: terminated tool traffic, actions,
-//!   the four tiers, approvals and injected credentials;
-//! - [`run`]: `agent-sidecar run`, which wraps one command in a governed cgroup;
-//! - [`metrics`] and [`admin`]: Prometheus metrics and the operator listener.
+//! - [`kernel`]: loads, pins and attaches the eBPF programs to an agent's
+//!   cgroup, fills the maps and reads the ring buffer of refusals;
+//! - [`dns`]: the per-agent DNS resolver that answers only allowlisted
+//!   names and teaches the kernel the addresses of learned names;
+//! - [`proxy`]: the transparent and explicit proxies that take the agent's
+//!   connections by name and hand tool hosts to the gateway;
+//! - [`tls`]: the sidecar CA, leaf certificates for terminated tool hosts
+//!   and the trust of upstreams;
+//! - [`gateway`]: the tool gateway: one pipeline per call (accept,
+//!   recognise REST or MCP, decide, enforce the tier, forward, record);
+//! - [`approvals`]: durable tier-3 approvals (journal, store, approver
+//!   webhooks, the CLI's client);
+//! - [`events`]: every action as one event, fanned out to the log, the
+//!   metrics and the webhooks (and any further consumer);
+//! - [`metrics`] and [`admin`]: Prometheus metrics and the operator
+//!   surface (metrics, health, approvals, compensations, quarantine);
+//! - [`run`]: `agent-sidecar run`, which wraps one command in a governed
+//!   cgroup and wires all of the above.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod admin;

@@ -1,19 +1,19 @@
 //! `agent-sidecar run`: wraps one command in a governed cgroup. [`run`]
 //! goes through these phases, in order:
 //!
-//! 1. **plan** ([`egress_plan`]): the allowlist from `--policy` files,
+//! 1. **plan** (`egress_plan`): the allowlist from `--policy` files,
 //!    `--allow` flags and the gateway's tool hosts;
 //! 2. **the agent's user** ([`uid_pool`], [`user`]), and its secrets'
 //!    sources checked;
-//! 3. **operator listeners** ([`listeners`]): bound before anything is
+//! 3. **operator listeners** (`listeners`): bound before anything is
 //!    attached, and kept out of the agent's reach ([`private_listeners`]);
-//! 4. **enforcement** ([`enforcement`]): cgroup, programs, maps, pins
+//! 4. **enforcement** (`enforcement`): cgroup, programs, maps, pins
 //!    ([`Enforcer::start`](crate::kernel::Enforcer::start)), and the action
 //!    event bus fed by the kernel's deny events;
-//! 5. **name services** ([`names`], [`gateway`]): resolver, proxies and the
+//! 5. **name services** ([`names`], `gateway`): resolver, proxies and the
 //!    tool gateway, when a name rule exists;
-//! 6. **the agent** ([`agent`]): resource limits
-//!    ([`crate::kernel::limits`]), a minimal environment ([`env`]) and the
+//! 6. **the agent** (`agent`): resource limits
+//!    ([`crate::kernel::limits`]), a minimal environment ([`env`](mod@env)) and the
 //!    [`sandbox`] ([`child`]); signals forwarded ([`signals`]) until it
 //!    exits;
 //! 7. **shutdown**: services stopped, the last events drained, what the

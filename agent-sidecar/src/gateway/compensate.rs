@@ -2,7 +2,7 @@
 //! `compensation` is remembered until the window closes, and its owner may
 //! trigger the compensating action through the admin API meanwhile: an
 //! HTTP request built from the original one, or a call of an MCP tool
-//! ([`mcp`]).
+//! (`mcp`).
 
 mod mcp;
 

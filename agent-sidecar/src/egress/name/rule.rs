@@ -33,7 +33,7 @@ pub struct NameRule {
 /// kernel allowlist wants it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
-    /// Destination port; `None` is every port except 853 ([`DOT_PORT`]).
+    /// Destination port; `None` is every port except 853 (DNS over TLS).
     pub port: Option<u16>,
     /// IANA protocol number (`PROTO_TCP` / `PROTO_UDP`).
     pub proto: u8,
