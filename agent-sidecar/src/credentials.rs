@@ -20,7 +20,7 @@ mod store;
 
 pub use error::CredentialError;
 pub use inject::{Injection, strip_agent_credentials};
-pub use redact::{RedactStream, Redactor};
+pub use redact::{RedactStream, Redactor, RedactorCache};
 pub use secret::Secret;
 pub use spec::{SecretSource, SecretSpec, valid_name};
 pub use store::{MAX_SECRET_BYTES, SecretStore};

@@ -16,7 +16,11 @@
 //! that could begin a secret are held back, so a streamed answer (SSE)
 //! is not delayed.
 
-use std::borrow::Cow;
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;
@@ -195,6 +199,41 @@ fn base64_core(engine: &impl Engine, value: &[u8], offset: usize) -> Vec<u8> {
         .to_vec()
 }
 
+/// Redactors already built, by the values they look for. Building one
+/// (every encoded form of the values, then an Aho-Corasick automaton) costs
+/// far more than forwarding a call, and the same credential is injected
+/// call after call: it is built once. A changed secret is a new key; the
+/// cache is emptied when it holds [`RedactorCache::MAX`] entries.
+#[derive(Default)]
+pub struct RedactorCache {
+    built: Mutex<HashMap<Vec<Vec<u8>>, Arc<Redactor>>>,
+}
+
+impl RedactorCache {
+    /// Most redactors kept.
+    pub const MAX: usize = 256;
+
+    /// The redactor of `values` (see [`Redactor::new`]), built on first use.
+    pub fn get(&self, values: &[&[u8]]) -> Option<Arc<Redactor>> {
+        let key: Vec<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
+        if let Some(r) = self
+            .built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Some(r.clone());
+        }
+        let redactor = Arc::new(Redactor::new(values)?);
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        if built.len() >= Self::MAX {
+            built.clear();
+        }
+        built.insert(key, redactor.clone());
+        Some(redactor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE};
@@ -292,5 +331,22 @@ mod tests {
         // A possible beginning is held until the next piece.
         assert_eq!(s.push(&r, b"x Bearer s3"), b"x ".to_vec());
         assert_eq!(s.push(&r, b"x\n"), b"Bearer s3x\n".to_vec());
+    }
+
+    #[test]
+    fn a_credential_s_redactor_is_built_once_and_a_new_secret_gets_its_own() {
+        let cache = RedactorCache::default();
+        let a = cache.get(&[HEADER, SECRET]).unwrap();
+        let again = cache.get(&[HEADER, SECRET]).unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+        let rotated = cache
+            .get(&[b"Bearer tok-rotated-0001", b"tok-rotated-0001"])
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a, &rotated));
+        assert_eq!(
+            &*rotated.redact(b"x tok-rotated-0001 y"),
+            b"x [redacted] y".as_slice()
+        );
+        assert!(cache.get(&[b""]).is_none());
     }
 }

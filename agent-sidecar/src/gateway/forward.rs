@@ -4,7 +4,7 @@
 //! (see [`redacted`](super::redacted)). [`Upstream`] is this stage's
 //! handle: the pooled client, the secrets and the upstream bounds.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -22,7 +22,7 @@ use super::{
     upstream::{UpstreamBody, UpstreamClient},
 };
 use crate::{
-    credentials::{Redactor, SecretStore, strip_agent_credentials},
+    credentials::{RedactorCache, SecretStore, strip_agent_credentials},
     policy::CompiledPolicySet,
 };
 
@@ -67,6 +67,8 @@ pub(crate) struct Upstream {
     pub(crate) timeout: Duration,
     /// Most bytes of an answer the gateway reads itself.
     pub(crate) max_answer_bytes: usize,
+    /// The answers' redactors, one per injected credential.
+    pub(crate) redactors: RedactorCache,
 }
 
 impl Upstream {
@@ -123,7 +125,7 @@ impl Upstream {
                 .get(&cred.injection.header)
                 .map(HeaderValue::as_bytes)
                 .unwrap_or_default();
-            redactor = Redactor::new(&[injected, secret.expose()]).map(Arc::new);
+            redactor = self.redactors.get(&[injected, secret.expose()]);
             // Answers are searched for the credential: they must come as
             // they are, not compressed.
             parts.headers.insert(

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     approvals::ApprovalStore,
-    credentials::SecretStore,
+    credentials::{RedactorCache, SecretStore},
     policy::{AgentIdentity, PolicyStore},
     proxy::Resolve,
     tls::TlsTerminator,
@@ -167,6 +167,7 @@ impl Gateway {
                     secrets: parts.secrets,
                     timeout: parts.config.upstream_timeout,
                     max_answer_bytes,
+                    redactors: RedactorCache::default(),
                 },
                 compensations: Compensations::default(),
                 mcp_sessions: McpSessions::default(),
