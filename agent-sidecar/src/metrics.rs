@@ -261,6 +261,16 @@ impl ActionSink for Metrics {
     }
 }
 
+impl crate::policy::reload::ReloadObserver for Metrics {
+    fn reloaded(&self, result: &str, version: Option<&PolicyVersion>) {
+        self.policy_reloaded(result, version);
+    }
+
+    fn refused(&self, reason: &str) {
+        self.policy_reload_refused(reason);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,6 @@ use super::{
     source::Snapshot,
     version::{PolicyVersion, content_hash},
 };
-use crate::metrics::Metrics;
 
 mod changes;
 mod in_place;
@@ -110,8 +109,18 @@ pub struct PolicyStore {
     last_error: Mutex<Option<Arc<CompileError>>>,
     last_refusal: Mutex<Option<Arc<Refusal>>>,
     reloading: Mutex<()>,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn ReloadObserver>>,
     changes: tokio::sync::watch::Sender<PolicyVersion>,
+}
+
+/// Told of every load and reload of a [`PolicyStore`] (the metrics are
+/// one), so that the store depends on nothing above it.
+pub trait ReloadObserver: Send + Sync {
+    /// A set was put in force (`result`: `success`, `unchanged`...) or a
+    /// reload failed (`failure`, no version).
+    fn reloaded(&self, result: &str, version: Option<&PolicyVersion>);
+    /// A set compiled but was not put in force (`reason`).
+    fn refused(&self, reason: &str);
 }
 
 impl PolicyStore {
@@ -120,7 +129,7 @@ impl PolicyStore {
     pub fn open(
         dir: &Path,
         options: StoreOptions,
-        metrics: Option<Arc<Metrics>>,
+        observer: Option<Arc<dyn ReloadObserver>>,
     ) -> Result<Self, CompileError> {
         let (snapshot, manifest) = read_dir(dir)?;
         let key = read_key(&snapshot, manifest.as_deref());
@@ -142,7 +151,7 @@ impl PolicyStore {
             last_error: Mutex::new(None),
             last_refusal: Mutex::new(None),
             reloading: Mutex::new(()),
-            metrics,
+            observer,
         };
         store.activated(&set, "success");
         Ok(store)
@@ -317,8 +326,8 @@ impl PolicyStore {
             result,
             "policy set in force"
         );
-        if let Some(m) = &self.metrics {
-            m.policy_reloaded(result, Some(set.version()));
+        if let Some(o) = &self.observer {
+            o.reloaded(result, Some(set.version()));
         }
         if let Some(archive) = &self.options.archive_dir
             && let Err(e) = archive_snapshot(archive, set)
@@ -336,8 +345,8 @@ impl PolicyStore {
             kept_label = %keep.version().label,
             "policy reload failed; the last-known-good set stays in force:\n{e}"
         );
-        if let Some(m) = &self.metrics {
-            m.policy_reloaded("failure", None);
+        if let Some(o) = &self.observer {
+            o.reloaded("failure", None);
         }
         *lock(&self.last_error) = Some(e.clone());
         ReloadOutcome::Failed(e)
@@ -353,8 +362,8 @@ impl PolicyStore {
             kept_label = %keep.version().label,
             "policy set not put in force; the last-known-good set stays in force:\n{refusal}"
         );
-        if let Some(m) = &self.metrics {
-            m.policy_reload_refused(refusal.reason());
+        if let Some(o) = &self.observer {
+            o.refused(refusal.reason());
         }
         if let Some(last) = lock(&self.last_read).as_mut() {
             last.refused = true;

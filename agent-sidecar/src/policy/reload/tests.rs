@@ -1,3 +1,4 @@
+use crate::metrics::Metrics;
 use std::{
     collections::HashSet,
     sync::atomic::{AtomicBool, Ordering},

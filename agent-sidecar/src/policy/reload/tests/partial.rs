@@ -1,5 +1,6 @@
 //! Sets caught half-way through an update are never put in force.
 
+use crate::metrics::Metrics;
 use std::{
     io::Write,
     os::unix::fs::symlink,
