@@ -17,6 +17,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod cli;
 
+/// mimalloc: the gateway's calls allocate and free many small buffers
+/// (headers, TLS records, JSON values) across threads; see
+/// `docs/benchmarks-gateway.md` for what it changes.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keeps AI agents accountable: kernel-enforced egress allowlists for agent processes.
 #[derive(Parser, Debug)]
 #[command(name = "agent-sidecar", version, about, long_about = None)]
