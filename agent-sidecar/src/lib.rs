@@ -30,6 +30,8 @@
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed
 //!   cgroup and wires all of the above.
 #![deny(unsafe_op_in_unsafe_fn)]
+// One module-file style: `foo.rs` beside `foo/`, never `foo/mod.rs`.
+#![deny(clippy::mod_module_files)]
 
 pub mod admin;
 pub mod approvals;

@@ -1,4 +1,5 @@
 //! The `agent-sidecar` command line.
+#![deny(clippy::mod_module_files)]
 
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 
