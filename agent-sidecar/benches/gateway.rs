@@ -778,8 +778,9 @@ async fn run() -> Result<String> {
          {allocs_per_call:.1} allocations, {alloc_bytes_per_call:.0} bytes (medians of the \
          rounds). They include the terminating TLS session, hyper's server and client \
          connections and the pooled client, not only the gateway's own steps.\n\
-         - Where the gateway thread's time goes (`perf record --call-graph dwarf` on it \
-         during a run of this benchmark, not part of the report's numbers): about 45 % in \
+         - Where the gateway thread's time went in a profile of an earlier build (with the \
+         system allocator; `perf record --call-graph dwarf` on it during a run of this \
+         benchmark, not part of the report's numbers): about 45 % in \
          the kernel (loopback TCP send and receive, and waking the peer thread: \
          `sock_def_readable` and the scheduler alone are ~15 %), ~14 % in libc (malloc and \
          free ~9 %, memmove ~3 %), the rest in rustls record encryption and buffering, \
