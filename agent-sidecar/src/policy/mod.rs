@@ -30,7 +30,6 @@ pub mod document;
 mod error;
 mod explain;
 mod extract;
-mod file;
 pub mod fixtures;
 pub mod gateway;
 mod hierarchy;
@@ -48,6 +47,9 @@ mod tighten;
 mod tools;
 pub mod version;
 
+pub use crate::egress::{
+    AllowEntry, EgressSection, NameEntry, PolicyError, PolicyFile, load_policy_files,
+};
 pub use action::{
     Action, ActionInput, AgentIdentity, Attributes, HttpRequest, McpCall, Money, Request,
     Reversibility, Target,
@@ -56,7 +58,6 @@ pub use decide::{DecidingRule, Decision};
 pub use document::document_kind;
 pub use error::{CompileError, Problem};
 pub use explain::{DefaultReport, Explanation, LevelReport, RuleReport};
-pub use file::{AllowEntry, EgressSection, NameEntry, PolicyError, PolicyFile, load_policy_files};
 pub use location::Location;
 pub use reload::{PolicyStore, ReloadOutcome, StoreOptions, WatchOptions, watch};
 pub use set::{CompiledPolicySet, SetSummary};

@@ -19,12 +19,11 @@ use super::{
     compile::{DEFAULT_FIELDS, Doc, built_in, floors},
     document::Kind,
     error::Problem,
-    file::AllowEntry,
     hierarchy::Hierarchy,
     set::{Rule, RuleId},
     tools::ToolTable,
 };
-use crate::egress::{NamePattern, NameRule, PatternKind, Protocols, Target};
+use crate::egress::{AllowEntry, NamePattern, NameRule, PatternKind, Protocols, Target};
 
 /// Runs every check; problems are appended.
 pub(crate) fn check(
