@@ -16,11 +16,11 @@
 use std::collections::HashMap;
 
 use super::{
-    compile::{DEFAULT_FIELDS, Doc, built_in, floors},
+    compile::{Doc, floors},
     document::Kind,
     error::Problem,
     hierarchy::Hierarchy,
-    set::{Rule, RuleId},
+    set::{DEFAULT_FIELDS, Rule, RuleId, built_in},
     tools::ToolTable,
 };
 use crate::egress::{AllowEntry, NamePattern, NameRule, PatternKind, Protocols, Target};
