@@ -21,43 +21,39 @@
 //!
 //! See `docs/policy.md` for the formats.
 
-pub mod action;
 mod compile;
-mod condition;
 mod decide;
 pub mod diff;
-pub mod document;
-mod error;
 mod explain;
 mod extract;
-mod file;
 pub mod fixtures;
 pub mod gateway;
 mod hierarchy;
-mod location;
 mod lookalike;
 pub mod manifest;
+mod model;
 pub mod reload;
 mod resolve;
 mod rules;
 pub mod schema;
-mod set;
-pub mod source;
-mod tier;
 mod tighten;
 mod tools;
-pub mod version;
+
+pub use crate::egress::{
+    AllowEntry, EgressSection, NameEntry, PolicyError, PolicyFile, load_policy_files,
+};
+pub use model::{action, document, source, version};
+use model::{condition, decision, error, location, set, tier};
 
 pub use action::{
     Action, ActionInput, AgentIdentity, Attributes, HttpRequest, McpCall, Money, Request,
     Reversibility, Target,
 };
-pub use decide::{DecidingRule, Decision};
 pub use document::document_kind;
 pub use error::{CompileError, Problem};
 pub use explain::{DefaultReport, Explanation, LevelReport, RuleReport};
-pub use file::{AllowEntry, EgressSection, NameEntry, PolicyError, PolicyFile, load_policy_files};
 pub use location::Location;
+pub use model::decision::{DecidingRule, Decision};
 pub use reload::{PolicyStore, ReloadOutcome, StoreOptions, WatchOptions, watch};
 pub use set::{CompiledPolicySet, SetSummary};
 pub use source::Snapshot;

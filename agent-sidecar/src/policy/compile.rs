@@ -13,13 +13,12 @@ use super::{
     location::Location,
     rules::compile_rules,
     set::{
-        Agent, CompiledPolicySet, EffectiveDefaults, Floor, OverlayDefaults, Rule, RuleId, Scope,
-        ScopeId,
+        Agent, CompiledPolicySet, DEFAULT_FIELDS, EffectiveDefaults, Floor, Ids, OverlayDefaults,
+        Rule, RuleId, Scope, ScopeId, Vocab, built_in,
     },
     source::Snapshot,
-    tier::Tier,
     tighten,
-    tools::{ActionInfo, Tool, ToolTable},
+    tools::ToolTable,
     version::{PolicyVersion, content_hash},
 };
 use crate::egress::{Allowlist, EgressRule, NameRule, RuleSource};
@@ -27,76 +26,57 @@ use crate::egress::{Allowlist, EgressRule, NameRule, RuleSource};
 /// The most classes a vocabulary may hold (they are bits of a `u64`).
 pub(crate) const MAX_CLASSES: usize = 64;
 
-/// Currency, exchange rates and class names of a set.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Vocab {
-    pub(crate) currency: Arc<str>,
-    /// Upper-case code -> units of `currency`; holds `currency` itself.
-    pub(crate) rates: HashMap<String, f64>,
-    pub(crate) sensitivity: Vec<Arc<str>>,
-    pub(crate) regulatory: Vec<Arc<str>>,
-}
-
-impl Vocab {
-    /// Units of the base currency per unit of `code`.
-    pub(crate) fn rate(&self, code: &str) -> Option<f64> {
-        if code.eq_ignore_ascii_case(&self.currency) {
-            return Some(1.0);
-        }
-        self.rates.get(&code.to_ascii_uppercase()).copied()
+/// The vocabulary the base document declares; problems are appended.
+fn vocab(base: &BaseDoc, p: &Parsed, problems: &mut Vec<Problem>) -> Vocab {
+    let code_ok = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
+    if !code_ok(&base.currency) {
+        problems.push(Problem::new(
+            p.at("currency"),
+            format!("`{}` is not an ISO 4217 currency code", base.currency),
+            "write three upper-case letters, e.g. USD",
+        ));
     }
-
-    fn from_base(base: &BaseDoc, p: &Parsed, problems: &mut Vec<Problem>) -> Self {
-        let code_ok = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
-        if !code_ok(&base.currency) {
+    let mut rates = HashMap::new();
+    for (code, rate) in &base.exchange_rates {
+        if !(code_ok(code) && rate.is_finite() && *rate > 0.0) {
             problems.push(Problem::new(
-                p.at("currency"),
-                format!("`{}` is not an ISO 4217 currency code", base.currency),
-                "write three upper-case letters, e.g. USD",
+                p.at(&format!("exchange_rates.{code}")),
+                format!("invalid exchange rate `{code}: {rate}`"),
+                "write `CODE: RATE` with a three-letter upper-case code and a positive number of base-currency units per unit",
             ));
         }
-        let mut rates = HashMap::new();
-        for (code, rate) in &base.exchange_rates {
-            if !(code_ok(code) && rate.is_finite() && *rate > 0.0) {
-                problems.push(Problem::new(
-                    p.at(&format!("exchange_rates.{code}")),
-                    format!("invalid exchange rate `{code}: {rate}`"),
-                    "write `CODE: RATE` with a three-letter upper-case code and a positive number of base-currency units per unit",
-                ));
-            }
-            rates.insert(code.clone(), *rate);
-        }
-        if base.label.trim().is_empty() {
+        rates.insert(code.clone(), *rate);
+    }
+    if base.label.trim().is_empty() {
+        problems.push(Problem::new(
+            p.at("label"),
+            "`label` is empty",
+            "set a human version label, e.g. `label: 2026.11.21-1`",
+        ));
+    }
+    unique_list(&base.environments, "environments", p, problems);
+    let mut classes = |list: &[String], key: &str| {
+        let path = format!("vocabulary.{key}");
+        unique_list(list, &path, p, problems);
+        if list.len() > MAX_CLASSES {
             problems.push(Problem::new(
-                p.at("label"),
-                "`label` is empty",
-                "set a human version label, e.g. `label: 2026.11.21-1`",
+                p.at(&path),
+                format!(
+                    "{} {key} values; at most {MAX_CLASSES} are supported",
+                    list.len()
+                ),
+                "merge classes",
             ));
         }
-        unique_list(&base.environments, "environments", p, problems);
-        let mut classes = |list: &[String], key: &str| {
-            let path = format!("vocabulary.{key}");
-            unique_list(list, &path, p, problems);
-            if list.len() > MAX_CLASSES {
-                problems.push(Problem::new(
-                    p.at(&path),
-                    format!(
-                        "{} {key} values; at most {MAX_CLASSES} are supported",
-                        list.len()
-                    ),
-                    "merge classes",
-                ));
-            }
-            list.iter().map(|s| Arc::from(s.as_str())).collect()
-        };
-        let sensitivity = classes(&base.vocabulary.sensitivity, "sensitivity");
-        let regulatory = classes(&base.vocabulary.regulatory, "regulatory");
-        Vocab {
-            currency: base.currency.as_str().into(),
-            rates,
-            sensitivity,
-            regulatory,
-        }
+        list.iter().map(|s| Arc::from(s.as_str())).collect()
+    };
+    let sensitivity = classes(&base.vocabulary.sensitivity, "sensitivity");
+    let regulatory = classes(&base.vocabulary.regulatory, "regulatory");
+    Vocab {
+        currency: base.currency.as_str().into(),
+        rates,
+        sensitivity,
+        regulatory,
     }
 }
 
@@ -116,23 +96,6 @@ fn unique_list(list: &[String], path: &str, p: &Parsed, problems: &mut Vec<Probl
                 "list each value once",
             ));
         }
-    }
-}
-
-/// Names of tools, actions and classes, for descriptions.
-pub(crate) struct Ids<'a> {
-    pub(crate) tools: &'a [Tool],
-    pub(crate) actions: &'a [ActionInfo],
-    pub(crate) vocab: &'a Vocab,
-}
-
-impl Ids<'_> {
-    pub(crate) fn tool_name(&self, t: u32) -> &str {
-        &self.tools[t as usize].name
-    }
-
-    pub(crate) fn action_name(&self, a: u32) -> &str {
-        &self.actions[a as usize].qualified
     }
 }
 
@@ -186,7 +149,7 @@ impl CompiledPolicySet {
         let Document::Base(base) = &parsed[hier.base].doc else {
             unreachable!("hierarchy found the base")
         };
-        let vocab = Vocab::from_base(base, &parsed[hier.base], &mut problems);
+        let vocab = vocab(base, &parsed[hier.base], &mut problems);
         let docs: Vec<Doc<'_>> = parsed
             .iter()
             .enumerate()
@@ -295,14 +258,6 @@ fn fail_if(problems: Vec<Problem>) -> Result<(), CompileError> {
         Err(CompileError::Invalid(problems))
     }
 }
-
-/// The built-in defaults: unknown 3, missing attribute 3, action 1.
-pub(crate) fn built_in(field: usize) -> Tier {
-    [Tier::Approval, Tier::Approval, Tier::Autonomous][field]
-}
-
-/// The names of the default fields, in `floors` order.
-pub(crate) const DEFAULT_FIELDS: [&str; 3] = ["unknown", "missing_attribute", "action"];
 
 /// The floors a document's `defaults` sets.
 pub(crate) fn floors(doc: &Doc<'_>, d: &Defaults) -> [Option<Floor>; 3] {

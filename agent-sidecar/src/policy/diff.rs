@@ -8,9 +8,8 @@ use std::{collections::BTreeMap, fmt};
 use serde::Serialize;
 
 use super::{
-    compile::DEFAULT_FIELDS,
     document::{Document, Kind},
-    set::CompiledPolicySet,
+    set::{CompiledPolicySet, DEFAULT_FIELDS},
     tools::{Route, Segment, ToolMatch},
 };
 

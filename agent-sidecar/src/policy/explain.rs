@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::{
     action::Action,
     condition::Values,
-    decide::{Decision, Trace, Why},
+    decide::{Trace, Why},
+    decision::Decision,
     set::{CompiledPolicySet, Floor, RuleId, ScopeId},
     tier::Tier,
 };

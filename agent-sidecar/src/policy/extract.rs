@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::{
     action::{Attributes, Money, Reversibility},
-    compile::Vocab,
     condition::{Attr, Values, reversibility_bit},
+    set::Vocab,
 };
 
 /// Where a value is read from.

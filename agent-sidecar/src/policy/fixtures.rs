@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     action::ActionInput,
-    decide::Decision,
+    decision::Decision,
     error::Problem,
     location::{Location, Positions},
     set::CompiledPolicySet,

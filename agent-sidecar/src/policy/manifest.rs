@@ -10,58 +10,12 @@ use std::{collections::BTreeMap, path::Path};
 
 use sha2::{Digest, Sha256};
 
+pub use super::error::ManifestError;
 use super::source::Snapshot;
 
 /// The manifest's name in the policy directory (generate it with
 /// `sha256sum *.yaml > .SHA256SUMS.tmp && mv .SHA256SUMS.tmp SHA256SUMS`).
 pub const MANIFEST_FILE: &str = "SHA256SUMS";
-
-/// Why a manifest does not vouch for the files next to it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ManifestError {
-    /// A line is not `<64 hex digits>  <path>`.
-    #[error(
-        "{file}:{line}: not a `sha256sum` line (`<64 hex digits>  <path>`); regenerate the manifest with `sha256sum`"
-    )]
-    Syntax {
-        /// The manifest.
-        file: String,
-        /// 1-based line number.
-        line: usize,
-    },
-    /// A policy file the manifest does not list.
-    #[error(
-        "{file}: `{path}` is in the policy directory but not listed; the manifest is written last, after every policy file"
-    )]
-    Unlisted {
-        /// The manifest.
-        file: String,
-        /// The policy file.
-        path: String,
-    },
-    /// A listed file that is not in the directory.
-    #[error("{file}: lists `{path}`, which is not in the policy directory (yet)")]
-    Missing {
-        /// The manifest.
-        file: String,
-        /// The listed path.
-        path: String,
-    },
-    /// A file whose bytes are not the ones listed.
-    #[error(
-        "{file}: `{path}` has sha256 {actual}, the manifest lists {listed} (the file is not completely written yet, or the manifest is stale)"
-    )]
-    Digest {
-        /// The manifest.
-        file: String,
-        /// The policy file.
-        path: String,
-        /// Digest in the manifest.
-        listed: String,
-        /// Digest of the file read.
-        actual: String,
-    },
-}
 
 /// The manifest text of `dir`, if it has one.
 pub fn read(dir: &Path) -> std::io::Result<Option<String>> {

@@ -36,7 +36,7 @@ pub use self::{
 };
 use super::{
     action::Action,
-    decide::Decision,
+    decision::Decision,
     error::CompileError,
     manifest,
     set::CompiledPolicySet,

@@ -7,12 +7,12 @@ use std::{collections::HashMap, sync::Arc};
 
 use super::{
     action::Reversibility,
-    compile::{Doc, Ids, Vocab, sees_every_tool},
+    compile::{Doc, sees_every_tool},
     condition::{Attr, Bound, Condition, Range, SetPred, attr_names, reversibility_bit},
     document::{RangeMatch, RuleDecl, SetMatch},
     error::Problem,
     hierarchy::Hierarchy,
-    set::{Rule, RuleId, ToolId},
+    set::{Ids, Rule, RuleId, ToolId, Vocab},
     tier::Tier,
     tools::ToolTable,
 };

@@ -16,15 +16,14 @@
 use std::collections::HashMap;
 
 use super::{
-    compile::{DEFAULT_FIELDS, Doc, built_in, floors},
+    compile::{Doc, floors},
     document::Kind,
     error::Problem,
-    file::AllowEntry,
     hierarchy::Hierarchy,
-    set::{Rule, RuleId},
+    set::{DEFAULT_FIELDS, Rule, RuleId, built_in},
     tools::ToolTable,
 };
-use crate::egress::{NamePattern, NameRule, PatternKind, Protocols, Target};
+use crate::egress::{AllowEntry, NamePattern, NameRule, PatternKind, Protocols, Target};
 
 /// Runs every check; problems are appended.
 pub(crate) fn check(

@@ -5,13 +5,13 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::{
-    compile::{Doc, Vocab},
+    compile::Doc,
     condition::{Attr, Values},
     document::{ActionDecl, AttributeSources, Source, ToolDecl},
     error::Problem,
     extract::{self, Extract, From},
     location::Location,
-    set::{ActionId, Floor, ScopeId, ToolId},
+    set::{ActionId, Floor, ScopeId, ToolId, Vocab},
 };
 
 /// How a tool is recognised.

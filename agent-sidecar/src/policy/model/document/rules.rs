@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::policy::tier::Tier;
+use crate::policy::model::tier::Tier;
 
 /// One rule. When every condition in `when` holds, the action is at least
 /// `tier`.

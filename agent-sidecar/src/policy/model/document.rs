@@ -31,7 +31,7 @@ use super::{
     location::{Location, Positions},
     tier::Tier,
 };
-use crate::policy::EgressSection;
+use crate::egress::EgressSection;
 
 /// The kind of a document: its level in the hierarchy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]

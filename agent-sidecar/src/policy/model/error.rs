@@ -65,7 +65,7 @@ pub enum CompileError {
     /// The directory's `SHA256SUMS` manifest does not match its files
     /// (an update caught half-way, or a stale manifest).
     #[error("the policy bundle manifest does not match the policy files: {0}")]
-    Manifest(#[from] super::manifest::ManifestError),
+    Manifest(#[from] ManifestError),
 }
 
 impl CompileError {
@@ -76,6 +76,53 @@ impl CompileError {
             CompileError::Read { .. } | CompileError::Manifest(_) => &[],
         }
     }
+}
+
+/// Why a manifest does not vouch for the files next to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// A line is not `<64 hex digits>  <path>`.
+    #[error(
+        "{file}:{line}: not a `sha256sum` line (`<64 hex digits>  <path>`); regenerate the manifest with `sha256sum`"
+    )]
+    Syntax {
+        /// The manifest.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A policy file the manifest does not list.
+    #[error(
+        "{file}: `{path}` is in the policy directory but not listed; the manifest is written last, after every policy file"
+    )]
+    Unlisted {
+        /// The manifest.
+        file: String,
+        /// The policy file.
+        path: String,
+    },
+    /// A listed file that is not in the directory.
+    #[error("{file}: lists `{path}`, which is not in the policy directory (yet)")]
+    Missing {
+        /// The manifest.
+        file: String,
+        /// The listed path.
+        path: String,
+    },
+    /// A file whose bytes are not the ones listed.
+    #[error(
+        "{file}: `{path}` has sha256 {actual}, the manifest lists {listed} (the file is not completely written yet, or the manifest is stale)"
+    )]
+    Digest {
+        /// The manifest.
+        file: String,
+        /// The policy file.
+        path: String,
+        /// Digest in the manifest.
+        listed: String,
+        /// Digest of the file read.
+        actual: String,
+    },
 }
 
 struct Problems<'a>(&'a [Problem]);

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{action::Reversibility, compile::Ids};
+use super::{action::Reversibility, set::Ids};
 
 /// The risk attributes, in a fixed order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,4 +1,5 @@
-//! The YAML policy file:
+//! The egress policy file (`--policy FILE`) and the `egress:` section it
+//! shares with tier policy documents:
 //!
 //! ```yaml
 //! version: 1
@@ -19,9 +20,10 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, de};
 
-use crate::egress::{
+use super::{
     Allowlist, Breadth, EgressRule, NameAllowlist, NamePattern, NameRule, Protocols, RuleSource,
     Target,
 };
@@ -287,6 +289,97 @@ pub fn load_policy_files(paths: &[PathBuf]) -> Result<(Allowlist, NameAllowlist)
         }
     }
     Ok((list, names))
+}
+
+// The JSON Schema of the `egress:` section, part of the published schema
+// of tier policy documents.
+
+impl JsonSchema for EgressSection {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EgressSection".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let entry = g.subschema_for::<AllowEntry>();
+        let name = g.subschema_for::<NameEntry>();
+        json_schema!({
+            "description": "`egress:` — what the agent may reach. A child's entries must be within its parent's.",
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "allow": { "type": "array", "items": entry, "default": [] },
+                "names": { "type": "array", "items": name, "default": [] }
+            }
+        })
+    }
+}
+
+impl JsonSchema for NameEntry {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NameEntry".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let protocols = g.subschema_for::<Protocols>();
+        json_schema!({
+            "description": "A host name or pattern with optional ports (`api.example.com:443`, `*.example.com`, `**.example.com`), or a mapping.",
+            "oneOf": [
+                { "type": "string" },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "ports": { "type": "array", "items": { "type": "integer", "minimum": 1, "maximum": 65535 } },
+                        "protocol": protocols,
+                        "allow_private": { "type": "boolean", "description": "Answers may resolve to private, loopback, link-local or metadata addresses." },
+                        "force": { "type": "boolean", "description": "Accept a pattern as broad as a public suffix." },
+                        "description": { "type": "string" }
+                    }
+                }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for AllowEntry {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AllowEntry".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let protocols = g.subschema_for::<Protocols>();
+        json_schema!({
+            "description": "An egress target (IP:PORT, [IPv6]:PORT, CIDR, CIDR:PORT), or a mapping with `target`, `protocol` and `description`.",
+            "oneOf": [
+                { "type": "string" },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["target"],
+                    "properties": {
+                        "target": { "type": "string" },
+                        "protocol": protocols,
+                        "description": { "type": "string" }
+                    }
+                }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for Protocols {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Protocols".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "tcp, udp or any (default).",
+            "enum": ["any", "tcp", "udp"]
+        })
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::policy::tier::Tier;
+use crate::policy::model::tier::Tier;
 
 /// A tool: an HTTP API (by host) or an MCP server, and its actions.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
