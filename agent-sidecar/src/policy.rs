@@ -1,25 +1,29 @@
-//! Policy: the egress policy file (`version: 1`, see [`PolicyFile`]) and
-//! the tier policy engine, which decides for every tool action whether it
-//! is autonomous (tier 1), supervised (2), needs approval (3), halts and
+//! The tier policy engine: for every tool action, whether it is
+//! autonomous (tier 1), supervised (2), needs approval (3), halts and
 //! escalates (4) or is denied.
 //!
-//! The engine follows the data flow:
+//! It follows the data flow:
 //!
-//! - [`source`]: a policy directory read into a [`Snapshot`];
-//! - [`document`]: the YAML documents (base, team, role, agent, overlay);
-//! - `hierarchy`, `tools`, `rules`, `tighten`: linking the documents,
-//!   compiling tool declarations and rules, refusing any child that would
-//!   loosen its parents; [`CompiledPolicySet::compile`] ties them together;
-//! - [`action`]: the [`Action`] model and requests;
-//!   [`CompiledPolicySet::action_from_request`] recognises and extracts;
-//! - [`CompiledPolicySet::decide`] -> [`Decision`];
+//! - `model`: what everything else works on: the source [`Snapshot`] of a
+//!   policy directory, the YAML [`document`]s (base, team, role, agent,
+//!   overlay), the [`Action`] model, the [`Decision`], [`Tier`],
+//!   [`PolicyVersion`], locations and errors, and the
+//!   [`CompiledPolicySet`];
+//! - compile steps (`hierarchy`, `tools`, `rules`, `tighten`, [`gateway`]):
+//!   linking the documents, compiling tool declarations and rules,
+//!   refusing any child that would loosen its parents;
+//!   [`CompiledPolicySet::compile`] ties them together;
+//! - evaluation: [`CompiledPolicySet::action_from_request`] recognises and
+//!   extracts, [`CompiledPolicySet::decide`] -> [`Decision`],
 //!   [`CompiledPolicySet::explain`] -> [`Explanation`];
-//! - [`version`], [`diff`], [`fixtures`], [`schema`]: versions, rule-level
-//!   diffs, scenario tests and the published JSON Schema;
+//! - operator tooling: [`diff`], [`fixtures`] (scenario tests), [`schema`];
 //! - [`reload`]: the [`PolicyStore`] the gateway decides with, hot-reloaded
-//!   from the directory with last-known-good kept on error.
+//!   from the directory with last-known-good kept on error, reporting to a
+//!   [`reload::ReloadObserver`].
 //!
-//! See `docs/policy.md` for the formats.
+//! The egress policy file (`version: 1`) lives in [`crate::egress`] and is
+//! re-exported here for the command line. See `docs/policy.md` for the
+//! formats.
 
 mod compile;
 mod decide;

@@ -7,7 +7,7 @@
 //! if the directory did not change while it was being read.
 //!
 //! Nor does it put in force a set caught half-way through an update (see
-//! [`changes`], [`in_place`] and [`manifest`](super::manifest)): the
+//! `changes`, `in_place` and [`manifest`]): the
 //! watcher waits for files open for writing to be closed; a set read
 //! after writes in place may only add to the set in force (removals and
 //! loosening must be published atomically); and when the directory holds a

@@ -2,7 +2,7 @@
 //! attributes that decide its tier.
 //!
 //! The gateway builds an [`Action`] from a request with
-//! [`CompiledPolicySet::action_from_request`](super::CompiledPolicySet::action_from_request),
+//! [`CompiledPolicySet::action_from_request`](crate::policy::CompiledPolicySet::action_from_request),
 //! which recognises the tool from the policy's declarations and extracts the
 //! attributes. Fixtures and `policy explain` may also give the tool, action
 //! and attributes directly ([`ActionInput`]).
@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Who acts. The policy set is authoritative for `owner`, `team` and
-/// `purpose`: [`CompiledPolicySet::identity`](super::CompiledPolicySet::identity)
+/// `purpose`: [`CompiledPolicySet::identity`](crate::policy::CompiledPolicySet::identity)
 /// fills them from the agent's document; decisions use only `id` and
 /// `environment`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
