@@ -50,8 +50,8 @@ pub use model::{action, document, source, version};
 use model::{condition, decision, error, location, set, tier};
 
 pub use action::{
-    Action, ActionInput, AgentIdentity, Attributes, HttpRequest, McpCall, Money, Request,
-    Reversibility, Target,
+    Action, ActionInput, ActionTarget, AgentIdentity, Attributes, HttpRequest, McpCall, Money,
+    Request, Reversibility,
 };
 pub use document::document_kind;
 pub use error::{CompileError, Problem};

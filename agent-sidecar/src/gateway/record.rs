@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{compensate::Compensable, refusal::Refusal};
 use crate::{
     approvals::UnixMillis,
-    policy::{Action, AgentIdentity, Decision, Target},
+    policy::{Action, ActionTarget, AgentIdentity, Decision},
 };
 
 /// What happened to a call.
@@ -213,7 +213,7 @@ impl CallRecord {
     /// Ends the call: its event goes to `recorder`.
     pub(crate) fn finish(self, recorder: &Recorder, action: Action, decision: Decision) {
         let transport = match action.target {
-            Some(Target::Mcp { .. }) => "mcp",
+            Some(ActionTarget::Mcp { .. }) => "mcp",
             _ => "http",
         };
         let shown = match decision.tier {

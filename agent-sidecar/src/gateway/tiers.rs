@@ -14,7 +14,7 @@ use crate::{
         ActionSummary, ApprovalError, ApprovalId, ApprovalOutcome, ApprovalStore, ForwardToken,
         NewApproval,
     },
-    policy::{Action, Decision, PolicyStore, Target, Tier},
+    policy::{Action, ActionTarget, Decision, PolicyStore, Tier},
 };
 
 /// What the tier stage needs: the approvals, the quarantine, the policy in
@@ -246,20 +246,20 @@ fn escaped(name: &str) -> String {
 /// Tool, action and target as shown to approvers (names escaped).
 fn describe(action: &Action) -> (String, String, String) {
     let target = match &action.target {
-        Some(Target::Http { host, method, path }) => format!("{method} https://{host}{path}"),
-        Some(Target::Mcp { server, tool }) => format!("mcp://{server}/{}", escaped(tool)),
+        Some(ActionTarget::Http { host, method, path }) => format!("{method} https://{host}{path}"),
+        Some(ActionTarget::Mcp { server, tool }) => format!("mcp://{server}/{}", escaped(tool)),
         None => String::new(),
     };
     let tool = action.tool.clone().unwrap_or_else(|| match &action.target {
-        Some(Target::Http { host, .. }) => host.clone(),
-        Some(Target::Mcp { server, .. }) => server.clone(),
+        Some(ActionTarget::Http { host, .. }) => host.clone(),
+        Some(ActionTarget::Mcp { server, .. }) => server.clone(),
         None => "unknown".into(),
     });
     let act = action
         .action
         .clone()
         .unwrap_or_else(|| match &action.target {
-            Some(Target::Mcp { tool, .. }) => escaped(tool),
+            Some(ActionTarget::Mcp { tool, .. }) => escaped(tool),
             _ => "undeclared".into(),
         });
     (tool, act, target)

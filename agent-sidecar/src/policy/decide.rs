@@ -317,10 +317,12 @@ impl CompiledPolicySet {
     }
 }
 
-fn target_text(t: &super::action::Target) -> String {
+fn target_text(t: &super::action::ActionTarget) -> String {
     match t {
-        super::action::Target::Http { host, method, path } => format!("{method} {host}{path}"),
-        super::action::Target::Mcp { server, tool } => format!("MCP {server}/{tool}"),
+        super::action::ActionTarget::Http { host, method, path } => {
+            format!("{method} {host}{path}")
+        }
+        super::action::ActionTarget::Mcp { server, tool } => format!("MCP {server}/{tool}"),
     }
 }
 

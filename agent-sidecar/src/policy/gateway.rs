@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use hyper::http::Uri;
 
 use super::{
-    action::{Action, AgentIdentity, Target},
+    action::{Action, ActionTarget, AgentIdentity},
     compile::Doc,
     document::{CredentialDecl, ToolDecl},
     error::Problem,
@@ -393,7 +393,7 @@ impl CompiledPolicySet {
             agent: agent.clone(),
             tool: Some(self.tools[tid as usize].name.to_string()),
             action: action.map(|a| a.name.to_string()),
-            target: Some(Target::Mcp {
+            target: Some(ActionTarget::Mcp {
                 server: server.to_string(),
                 tool: name.to_string(),
             }),

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::{
     changes::Writes,
-    refusal::Refusal,
+    refusal::ReloadRefusal,
     watch::{WatchHandle, WatchOptions, watch},
 };
 use super::{
@@ -81,7 +81,7 @@ pub enum ReloadOutcome {
     Failed(Arc<CompileError>),
     /// The new files compile but may be a set caught half-way through an
     /// update; the previous set stays in force.
-    Refused(Arc<Refusal>),
+    Refused(Arc<ReloadRefusal>),
 }
 
 /// Why a rollback did not happen.
@@ -107,7 +107,7 @@ pub struct PolicyStore {
     /// not.
     last_read: Mutex<Option<LastRead>>,
     last_error: Mutex<Option<Arc<CompileError>>>,
-    last_refusal: Mutex<Option<Arc<Refusal>>>,
+    last_refusal: Mutex<Option<Arc<ReloadRefusal>>>,
     reloading: Mutex<()>,
     observer: Option<Arc<dyn ReloadObserver>>,
     changes: tokio::sync::watch::Sender<PolicyVersion>,
@@ -186,7 +186,7 @@ impl PolicyStore {
 
     /// Why the last reload was refused, if it was (the files compiled but
     /// may be caught half-way through an update).
-    pub fn last_refusal(&self) -> Option<Arc<Refusal>> {
+    pub fn last_refusal(&self) -> Option<Arc<ReloadRefusal>> {
         lock(&self.last_refusal).clone()
     }
 
@@ -230,7 +230,7 @@ impl PolicyStore {
         });
         let compiled = match &manifest {
             Some(m) => manifest::verify(m, &snapshot)
-                .map_err(Refusal::from)
+                .map_err(ReloadRefusal::from)
                 .map(|()| CompiledPolicySet::compile(snapshot)),
             None => Ok(CompiledPolicySet::compile(snapshot)),
         };
@@ -250,7 +250,7 @@ impl PolicyStore {
         if manifest.is_none() && writes == Writes::InPlace {
             let changes = in_place::takes_away(&self.current.load(), &set);
             if !changes.is_empty() {
-                return self.refused(Refusal::TakesAway { changes });
+                return self.refused(ReloadRefusal::TakesAway { changes });
             }
         }
         let version = set.version().clone();
@@ -352,7 +352,7 @@ impl PolicyStore {
         ReloadOutcome::Failed(e)
     }
 
-    fn refused(&self, refusal: Refusal) -> ReloadOutcome {
+    fn refused(&self, refusal: ReloadRefusal) -> ReloadOutcome {
         let refusal = Arc::new(refusal);
         let keep = self.current.load();
         tracing::error!(

@@ -2,7 +2,7 @@
 //! and its attributes, extracted as the tool's declaration says.
 
 use super::{
-    action::{Action, ActionInput, ActionInputError, AgentIdentity, Request, Target},
+    action::{Action, ActionInput, ActionInputError, ActionTarget, AgentIdentity, Request},
     extract::{RequestView, extract_all, split_query},
     set::CompiledPolicySet,
     tools::Route,
@@ -43,7 +43,7 @@ impl CompiledPolicySet {
                     .to_ascii_lowercase();
                 let (path, mut query) = split_query(&h.path);
                 query.extend(h.query.iter().map(|(k, v)| (k.clone(), v.clone())));
-                let target = Target::Http {
+                let target = ActionTarget::Http {
                     host: host.clone(),
                     method: h.method.to_ascii_uppercase(),
                     path: path.to_string(),
@@ -64,7 +64,7 @@ impl CompiledPolicySet {
                 self.build(agent, tool, act, target, &view)
             }
             Request::Mcp(m) => {
-                let target = Target::Mcp {
+                let target = ActionTarget::Mcp {
                     server: m.server.clone(),
                     tool: m.tool.clone(),
                 };
@@ -92,7 +92,7 @@ impl CompiledPolicySet {
         agent: AgentIdentity,
         tool: Option<u32>,
         act: Option<u32>,
-        target: Target,
+        target: ActionTarget,
         view: &RequestView<'_>,
     ) -> Action {
         Action {

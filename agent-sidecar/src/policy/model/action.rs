@@ -179,7 +179,7 @@ pub struct Action {
     pub action: Option<String>,
     /// The request the action came from, for the audit record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<Target>,
+    pub target: Option<ActionTarget>,
     /// Risk attributes.
     #[serde(default)]
     pub attributes: Attributes,
@@ -188,7 +188,7 @@ pub struct Action {
 /// Where an action goes: an HTTP route or an MCP tool.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum Target {
+pub enum ActionTarget {
     /// An HTTP request.
     Http {
         /// Host name, without port.

@@ -6,7 +6,7 @@ use super::super::manifest::ManifestError;
 /// Why a reload kept the last-known-good set although the new files
 /// compile.
 #[derive(Debug, thiserror::Error)]
-pub enum Refusal {
+pub enum ReloadRefusal {
     /// The bundle manifest does not match the files next to it.
     #[error("the policy bundle manifest does not match the policy files: {0}")]
     Manifest(#[from] ManifestError),
@@ -21,12 +21,12 @@ pub enum Refusal {
     },
 }
 
-impl Refusal {
+impl ReloadRefusal {
     /// The `reason` label of `agent_sidecar_policy_reload_refused_total`.
     pub fn reason(&self) -> &'static str {
         match self {
-            Refusal::Manifest(_) => "manifest_mismatch",
-            Refusal::TakesAway { .. } => "in_place_takes_away",
+            ReloadRefusal::Manifest(_) => "manifest_mismatch",
+            ReloadRefusal::TakesAway { .. } => "in_place_takes_away",
         }
     }
 }

@@ -34,7 +34,7 @@ fn http_requests_are_recognised_and_their_attributes_extracted() {
     assert_eq!(a.attributes.regulatory, Some(vec!["sox".to_string()]));
     assert_eq!(
         a.target,
-        Some(Target::Http {
+        Some(ActionTarget::Http {
             host: "erp.example".into(),
             method: "POST".into(),
             path: "/v1/payments".into()
