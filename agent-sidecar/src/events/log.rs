@@ -1,15 +1,16 @@
-//! [`LogLines`]: the `tracing` lines of tool calls (target
-//! `agent_sidecar::gateway`) and kernel refusals (target
+//! [`LogLines`]: the `tracing` lines of tool calls and quarantine releases
+//! (target `agent_sidecar::gateway`) and kernel refusals (target
 //! `agent_sidecar::egress`). The resolver and the proxies write their
 //! own lines where they decide (rate-limited per agent), so their events
 //! are not logged again here.
 
 use tracing::{info, warn};
 
-use super::{ActionEvent, ActionSink};
+use super::{ActionEvent, ActionSink, QuarantineReleased};
 use crate::{gateway::ToolCallEvent, kernel::events::DenyRecord};
 
-/// Writes one log line per tool call and per kernel refusal.
+/// Writes one log line per tool call, quarantine release and kernel
+/// refusal.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogLines;
 
@@ -18,6 +19,7 @@ impl ActionSink for LogLines {
         match event {
             ActionEvent::ToolCall(e) => tool_call(e),
             ActionEvent::KernelDeny(d) => kernel_deny(d.agent_id, d.record),
+            ActionEvent::QuarantineReleased(r) => quarantine_released(&r),
             _ => {}
         }
     }
@@ -35,6 +37,16 @@ fn tool_call(event: &ToolCallEvent) {
         upstream_status = event.upstream_status.unwrap_or(0),
         traceparent = %event.traceparent,
         "tool call"
+    );
+}
+
+fn quarantine_released(r: &QuarantineReleased<'_>) {
+    warn!(
+        target: "agent_sidecar::gateway",
+        agent = %r.agent.id,
+        operator = r.operator,
+        reason = r.reason,
+        "quarantine released"
     );
 }
 

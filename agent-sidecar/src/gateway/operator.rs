@@ -48,7 +48,6 @@ impl Gateway {
     pub fn release_quarantine(&self, operator: &str, reason: &str) -> Result<(), String> {
         let gw = &self.shared;
         gw.oversight.quarantine.release()?;
-        tracing::warn!(agent = %gw.identity.id, operator, reason, "quarantine released");
         gw.recorder
             .quarantine_released(&gw.identity, operator, reason);
         Ok(())
