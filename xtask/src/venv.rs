@@ -43,6 +43,21 @@ pub fn python() -> PathBuf {
     venv_dir().join("bin/python")
 }
 
+/// `pip install`, quiet and non-interactive, with the venv's interpreter;
+/// the caller adds what to install.
+pub fn pip_install() -> Command {
+    let mut cmd = Command::new(python());
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+    ]);
+    cmd
+}
+
 /// What the stamp must say for the venv to be current.
 fn wanted_stamp() -> Result<String> {
     let reqs = std::fs::read_to_string(requirements())
@@ -81,17 +96,7 @@ pub fn ensure() -> Result<()> {
     }
     std::fs::create_dir_all(tools_dir())?;
     run(Command::new(BASE_PYTHON).args(["-m", "venv"]).arg(&dir))?;
-    run(Command::new(python())
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--quiet",
-            "-r",
-        ])
-        .arg(requirements()))?;
+    run(pip_install().arg("-r").arg(requirements()))?;
     // Readable (and directories / executables traversable) by everyone: the
     // governed agent runs as nobody. `.tools` itself too.
     make_world_readable(&dir)?;
