@@ -258,7 +258,6 @@ pub(crate) async fn start(
         metrics,
         events,
     } = start;
-    let (opts, agent_dir) = (&opts, agent_dir.as_path());
     let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
     let ca = match &opts.ca {
         Some((cert, key)) => CertificateAuthority::load(cert, key).map_err(err)?,
@@ -271,7 +270,7 @@ pub(crate) async fn start(
     let tls = TlsTerminator::new(ca, anchors, allow, TerminatorOptions::default()).map_err(err)?;
     let trust_dir = agent_dir.join("trust");
     let bundle = tls.write_agent_bundle(&trust_dir).map_err(err)?;
-    make_traversable(agent_dir)?;
+    make_traversable(&agent_dir)?;
 
     let webhook_tls = Arc::new(tls.upstream_client_config());
     let approver = webhook(&opts.approver_webhook, "approver", &webhook_tls)?;
