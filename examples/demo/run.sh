@@ -13,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${AGENT_SIDECAR_BIN:-target/release/agent-sidecar}
 sdk_python=${DEMO_SDK_PYTHON:-.tools/venv/bin/python}
+# The agent's script, where the agent's uid can read it (`cargo xtask demo`
+# stages a copy when the checkout is not reachable).
+agent_script=${DEMO_AGENT:-examples/demo/agent.py}
 admin=127.0.0.1:18700
 hooks=127.0.0.1:18701
 work=$(mktemp -d)
@@ -130,7 +133,7 @@ rc=0
     --admin-listen "$admin" --admin-token-file "$work/secrets/admin-token" \
     --owner-webhook "http://$hooks/owner" --soc-webhook "http://$hooks/soc" \
     --pass-env DEMO_SDK_PYTHON \
-    -- python3 examples/demo/agent.py 2> "$work/sidecar.log" || rc=$?
+    -- python3 "$agent_script" 2> "$work/sidecar.log" || rc=$?
 sleep 0.5 # the last webhooks
 
 echo

@@ -58,9 +58,17 @@ pub fn test_python() -> PathBuf {
     python
 }
 
-/// A script of `tests/python/`.
+/// Environment variable with the directory of the Python scripts the tests
+/// run (`cargo xtask test` sets it to a copy the agent's uid can reach when
+/// the checkout is not).
+pub const SCRIPTS_ENV: &str = "AGENT_SIDECAR_TEST_SCRIPTS";
+
+/// A script of `tests/python/` (or of `$AGENT_SIDECAR_TEST_SCRIPTS`).
 pub fn python_script(name: &str) -> PathBuf {
-    repo_root().join("tests/python").join(name)
+    std::env::var_os(SCRIPTS_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tests/python"))
+        .join(name)
 }
 
 /// The MCP test server in a namespace; killed when dropped.

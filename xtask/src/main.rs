@@ -23,6 +23,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod stage;
 mod venv;
 
 #[derive(Parser)]
@@ -313,10 +314,12 @@ fn demo() -> Result<()> {
     build()?;
     // The demo's MCP tool server and client (the official MCP Python SDK).
     venv::ensure()?;
+    let stage = stage::refresh()?;
     ensure_bpffs()?;
     run(Command::new("bash")
         .arg(root().join("examples/demo/run.sh"))
         .env("DEMO_SDK_PYTHON", venv::python())
+        .env("DEMO_AGENT", stage.join("examples/demo/agent.py"))
         .current_dir(root()))
 }
 
@@ -331,9 +334,11 @@ fn test() -> Result<()> {
         );
     }
     run(cargo().args(["build", "--workspace", "--bins"]))?;
+    let stage = stage::refresh()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"])
-        .env(venv::PYTHON_ENV, venv::python());
+        .env(venv::PYTHON_ENV, venv::python())
+        .env("AGENT_SIDECAR_TEST_SCRIPTS", stage.join("tests/python"));
     if privileged {
         cmd.env("AGENT_SIDECAR_PRIVILEGED_TESTS", "1");
     }

@@ -1,4 +1,5 @@
-//! The Python virtual environment of the test fixtures (`.tools/venv`): the
+//! The Python virtual environment of the test fixtures (`.tools/venv` of
+//! the [stage](crate::stage), the checkout's own when the agent can reach it): the
 //! official MCP Python SDK and its pinned dependencies from
 //! `tests/python/requirements.txt`, for the MCP server and client the
 //! integration tests run.
@@ -17,7 +18,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{root, run, tools_dir};
+use crate::{root, run};
 
 /// Environment variable naming the venv's python for the tests (set by
 /// `cargo xtask test`; the tests fall back to `.tools/venv/bin/python`).
@@ -26,8 +27,10 @@ pub const PYTHON_ENV: &str = "AGENT_SIDECAR_TEST_PYTHON";
 /// The interpreter the venv is created from (Debian's, package `python3-venv`).
 const BASE_PYTHON: &str = "/usr/bin/python3";
 
+/// `.tools/venv` of the [stage](crate::stage): the checkout's own, unless
+/// the agent's uid cannot reach the checkout.
 fn venv_dir() -> PathBuf {
-    tools_dir().join("venv")
+    crate::stage::dir().join(".tools/venv")
 }
 
 fn requirements() -> PathBuf {
@@ -94,13 +97,14 @@ pub fn ensure() -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    std::fs::create_dir_all(tools_dir())?;
+    let tools = dir.parent().expect("venv in .tools").to_path_buf();
+    std::fs::create_dir_all(&tools)?;
     run(Command::new(BASE_PYTHON).args(["-m", "venv"]).arg(&dir))?;
     run(pip_install().arg("-r").arg(requirements()))?;
     // Readable (and directories / executables traversable) by everyone: the
     // governed agent runs as nobody. `.tools` itself too.
     make_world_readable(&dir)?;
-    add_mode(&tools_dir(), 0o555)?;
+    add_mode(&tools, 0o555)?;
     // Written last: an interrupted install is redone next time.
     std::fs::write(stamp_file(), &stamp)?;
     add_mode(&stamp_file(), 0o444)?;
