@@ -902,9 +902,17 @@ fn a_fork_bomb_and_a_memory_hog_stop_at_the_limits_and_no_stray_fd_reaches_the_a
         !pid.trim().is_empty()
     });
     let pid = pid.lines().next().unwrap().trim().to_string();
-    // The agent is `sleep` once it has executed.
+    // The agent is `sleep` once it has executed, and asleep once its own
+    // start-up (which may open and close locale files) is over: its system
+    // call is then nanosleep (35) or clock_nanosleep (230) on x86-64.
     wait_for("exec", || {
         std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    wait_for("sleep to be asleep", || {
+        std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| {
+            let nr = s.split_whitespace().next().unwrap_or("");
+            nr == "35" || nr == "230"
+        })
     });
     let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
