@@ -32,8 +32,19 @@ pub const REDIRECT_CAPACITY: u32 = 64;
 pub const ORIG_DEST_CAPACITY: u32 = 8192;
 /// Size of the deny-event ring buffer in bytes (a power of two, page aligned).
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
-/// Capacity of the deny set of the sidecar's private listener ports.
-pub const PRIVATE_PORT_CAPACITY: u32 = 16;
+/// Words of the sidecar's private-port bitmap
+/// ([`map_names::PRIVATE_PORT_BITS`]): one bit per TCP port, then one per
+/// UDP port.
+pub const PRIVATE_PORT_WORDS: u32 = 2 * 65536 / 64;
+
+/// Where the bit of `port` (host byte order) for `proto` sits in the
+/// private-port bitmap: the word's index and the bit's mask. Any protocol
+/// but UDP uses the TCP half, so a mistake can only refuse more.
+#[inline(always)]
+pub fn private_port_bit(proto: u8, port: u16) -> (u32, u64) {
+    let half = if proto == PROTO_UDP { 65536 / 64 } else { 0 };
+    (half + u32::from(port >> 6), 1u64 << (port & 63))
+}
 
 /// Names of the maps, as they appear in the eBPF object and under the pin
 /// directory.
@@ -65,10 +76,12 @@ pub mod map_names {
     pub const COUNTERS: &str = "COUNTERS";
     /// Ring buffer of [`DenyEvent`](super::DenyEvent)s.
     pub const EVENTS: &str = "EVENTS";
-    /// The sidecar's private listener ports (admin API, metrics):
-    /// [`PortKey`](super::PortKey) -> 1. Checked before every allowlist
-    /// map: no rule, learned address or sidecar endpoint opens them.
-    pub const PRIVATE_PORTS: &str = "PRIVATE_PORTS";
+    /// The sidecar's private listener ports (admin API, metrics), a
+    /// bitmap of `u64` words addressed by
+    /// [`private_port_bit`](super::private_port_bit) (an array lookup the
+    /// verifier inlines). Checked before every allowlist map: no rule,
+    /// learned address or sidecar endpoint opens them.
+    pub const PRIVATE_PORT_BITS: &str = "PRIVATE_PORT_BITS";
     /// Every map name, in a stable order.
     pub const ALL: [&str; 12] = [
         ALLOW4_PORT,
@@ -82,7 +95,7 @@ pub mod map_names {
         SETTINGS,
         COUNTERS,
         EVENTS,
-        PRIVATE_PORTS,
+        PRIVATE_PORT_BITS,
     ];
 }
 
@@ -256,19 +269,6 @@ pub struct RedirectKey {
     /// Always zero.
     pub pad: u8,
     /// Original destination port, network byte order.
-    pub port_be: u16,
-}
-
-/// Key of [`map_names::PRIVATE_PORTS`]: a protocol and destination port,
-/// whatever the destination address.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PortKey {
-    /// IANA protocol.
-    pub proto: u8,
-    /// Always zero.
-    pub pad: u8,
-    /// Destination port, network byte order.
     pub port_be: u16,
 }
 
@@ -504,8 +504,6 @@ mod pod {
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for RedirectKey {}
     #[allow(unsafe_code)]
-    unsafe impl aya::Pod for PortKey {}
-    #[allow(unsafe_code)]
     unsafe impl aya::Pod for RedirectTarget {}
     #[allow(unsafe_code)]
     unsafe impl aya::Pod for OrigDest {}
@@ -528,7 +526,6 @@ mod tests {
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<Settings>(), 8);
         assert_eq!(size_of::<RedirectKey>(), 4);
-        assert_eq!(size_of::<PortKey>(), 4);
         assert_eq!(size_of::<ExactValue>(), 24);
         assert_eq!(size_of::<RedirectTarget>(), 24);
         assert_eq!(size_of::<OrigDest>(), 20);

@@ -5,7 +5,7 @@
 use agent_sidecar_common::{
     ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
     COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, ExactValue, ORIG_DEST_CAPACITY,
-    OrigDest, PRIVATE_PORT_CAPACITY, PortKey, REDIRECT_CAPACITY, RedirectKey, RedirectTarget,
+    OrigDest, PRIVATE_PORT_WORDS, REDIRECT_CAPACITY, RedirectKey, RedirectTarget,
     Settings, TRIE_CACHE_CAPACITY,
 };
 use aya_ebpf::{
@@ -67,4 +67,4 @@ pub static ORIG_DEST: LruHashMap<u64, OrigDest> = LruHashMap::pinned(ORIG_DEST_C
 /// The sidecar's private listener ports (admin API, metrics): refused to
 /// the agent before any allowlist map is consulted.
 #[map]
-pub static PRIVATE_PORTS: HashMap<PortKey, u32> = HashMap::pinned(PRIVATE_PORT_CAPACITY, 0);
+pub static PRIVATE_PORT_BITS: Array<u64> = Array::pinned(PRIVATE_PORT_WORDS, 0);

@@ -3,13 +3,13 @@
 
 use agent_sidecar_common::{
     ALLOW_FLAG_LEARNED, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, DOT_PORT,
-    DenyReason, EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS, LAST_SEEN_RESOLUTION_NS, PortKey,
-    SETTINGS_QUARANTINE, SETTINGS_READY, v4_mapped,
+    DenyReason, EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS, LAST_SEEN_RESOLUTION_NS,
+    SETTINGS_QUARANTINE, SETTINGS_READY, private_port_bit, v4_mapped,
 };
 use aya_ebpf::{helpers::generated::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 
 use crate::maps::{
-    ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, PRIVATE_PORTS, SETTINGS, TRIE_CACHE,
+    ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, PRIVATE_PORT_BITS, SETTINGS, TRIE_CACHE,
 };
 
 const FULL_V4: u32 = KEY_FIXED_PREFIX_BITS + 32;
@@ -72,13 +72,9 @@ pub fn check(proto: u8, dest: &Dest, at: At) -> Result<(), DenyReason> {
     // The sidecar's private listeners come before every allowlist map, so
     // no rule, learned address or reload can open them, whatever address
     // (loopback, local, unspecified, v4-mapped) the agent names.
-    let port = PortKey {
-        proto,
-        pad: 0,
-        port_be: dest.port_be(),
-    };
-    // SAFETY: plain-data value, only tested for presence.
-    if unsafe { PRIVATE_PORTS.get(&port) }.is_some() {
+    let (word, bit) = private_port_bit(proto, u16::from_be(dest.port_be()));
+    // An array lookup, inlined by the verifier; the index is always in range.
+    if PRIVATE_PORT_BITS.get(word).is_some_and(|w| w & bit != 0) {
         return Err(DenyReason::PrivateListener);
     }
     allowlisted(proto, dest, settings.epoch, at)

@@ -1,10 +1,10 @@
 //! Loads, attaches, pins, updates and removes one agent's enforcement.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use agent_sidecar_common::{
-    Counter, EndpointKey, PROTO_TCP, PortKey, RedirectKey, RedirectTarget, SETTINGS_INTERCEPT,
-    SETTINGS_QUARANTINE, SETTINGS_READY, Settings, map_names, program_names, v4_mapped,
+    Counter, EndpointKey, PROTO_TCP, RedirectKey, RedirectTarget, SETTINGS_INTERCEPT,
+    SETTINGS_QUARANTINE, SETTINGS_READY, Settings, map_names, private_port_bit, program_names, v4_mapped,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -271,18 +271,18 @@ impl Enforcer {
             .map_err(|e| KernelError::bpf(map_names::COUNTERS, "opening map", &e))?;
         let events = RingBuf::try_from(take(map_names::EVENTS)?)
             .map_err(|e| KernelError::bpf(map_names::EVENTS, "opening map", &e))?;
-        let mut private: BpfHashMap<MapData, PortKey, u32> =
-            BpfHashMap::try_from(take(map_names::PRIVATE_PORTS)?)
-                .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORTS, "opening map", &e))?;
+        let mut private: Array<MapData, u64> =
+            Array::try_from(take(map_names::PRIVATE_PORT_BITS)?)
+                .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORT_BITS, "opening map", &e))?;
+        let mut words: BTreeMap<u32, u64> = BTreeMap::new();
         for listener in private_listeners {
-            let key = PortKey {
-                proto: PROTO_TCP,
-                pad: 0,
-                port_be: listener.port().to_be(),
-            };
+            let (word, bit) = private_port_bit(PROTO_TCP, listener.port());
+            *words.entry(word).or_default() |= bit;
+        }
+        for (word, bits) in words {
             private
-                .insert(key, 1, 0)
-                .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORTS, "writing map", &e))?;
+                .set(word, bits, 0)
+                .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORT_BITS, "writing map", &e))?;
         }
         settings
             .set(0, READY, 0)
