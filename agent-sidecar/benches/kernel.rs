@@ -593,7 +593,7 @@ fn with_baseline_cgroup<T>(
     f: impl FnOnce(&AgentCgroup) -> Result<T>,
 ) -> Result<T> {
     let root = preflight::cgroup2_mount().context("finding the cgroup v2 mount")?;
-    let cgroup = AgentCgroup::create_or_open(&root, &format!("{agent_prefix}-base"))
+    let (cgroup, _) = AgentCgroup::create_or_open(&root, &format!("{agent_prefix}-base"))
         .context("creating the baseline cgroup")?;
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&cgroup)));
     let killed = cgroup.kill_all(std::time::Duration::from_secs(5));

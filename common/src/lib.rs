@@ -333,10 +333,13 @@ pub enum Counter {
     EventsLost = 2,
     /// Packets dropped by `cgroup_skb/egress`.
     SkbDropped = 3,
+    /// IPv4/IPv6 sockets `cgroup/sock_create` let the agent create. Zero
+    /// means the agent has no inet socket for the teardown to look for.
+    SocketsCreated = 4,
 }
 
 /// Number of entries in [`map_names::COUNTERS`].
-pub const COUNTER_SLOTS: u32 = 4;
+pub const COUNTER_SLOTS: u32 = 5;
 
 /// Which hook refused an attempt ([`DenyEvent::hook`]).
 #[repr(u8)]

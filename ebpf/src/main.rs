@@ -73,7 +73,10 @@ pub fn sock_create(ctx: SockContext) -> i32 {
     let (family, sock_type, protocol) =
         unsafe { ((*ctx.sock).family, (*ctx.sock).type_, (*ctx.sock).protocol) };
     match check_socket(family, sock_type, protocol) {
-        Ok(()) => ALLOW,
+        Ok(()) => {
+            count(Counter::SocketsCreated);
+            ALLOW
+        }
         Err(reason) => {
             deny(Denied {
                 hook: Hook::SockCreate,

@@ -23,15 +23,26 @@ pub struct AgentCgroup {
 }
 
 impl AgentCgroup {
-    /// Creates (or opens, if it exists) `<root>/agent-sidecar/<agent_id>`.
-    pub fn create_or_open(cgroup2_root: &Path, agent_id: &str) -> Result<Self, KernelError> {
-        let path = cgroup2_root.join(PARENT).join(agent_id);
-        fs::DirBuilder::new()
+    /// Creates (or opens, if it exists) `<root>/agent-sidecar/<agent_id>`;
+    /// also says whether this call created it.
+    pub fn create_or_open(
+        cgroup2_root: &Path,
+        agent_id: &str,
+    ) -> Result<(Self, bool), KernelError> {
+        let parent = cgroup2_root.join(PARENT);
+        let path = parent.join(agent_id);
+        let mut builder = fs::DirBuilder::new();
+        builder.mode(0o755);
+        builder
             .recursive(true)
-            .mode(0o755)
-            .create(&path)
-            .map_err(|e| KernelError::io("creating cgroup", &path, e))?;
-        Self::open(path)
+            .create(&parent)
+            .map_err(|e| KernelError::io("creating cgroup", &parent, e))?;
+        let created = match builder.recursive(false).create(&path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(KernelError::io("creating cgroup", &path, e)),
+        };
+        Ok((Self::open(path)?, created))
     }
 
     /// Opens an existing cgroup directory.

@@ -111,6 +111,10 @@ pub struct Enforcer {
     lsm_guard: bool,
     /// Whether `cgroup` was created for this agent (and is removed with it).
     owns_cgroup: bool,
+    /// Whether this generation's hooks were attached before the cgroup's
+    /// first process, so [`Counter::SocketsCreated`] counts every inet
+    /// socket the agent ever had.
+    counted_from_birth: bool,
     /// The network namespaces the agent's processes were seen in.
     netns: NetnsSet,
     _lock: OwnerLock,
@@ -134,10 +138,13 @@ impl Enforcer {
         let lock = OwnerLock::acquire(&layout)?;
         let previous = PinnedState::read(&layout)?;
         let old_generations = layout.generations();
-        let cgroup = match &config.cgroup {
-            Some(path) => AgentCgroup::open(path.clone())?,
+        let (cgroup, created) = match &config.cgroup {
+            Some(path) => (AgentCgroup::open(path.clone())?, false),
             None => AgentCgroup::create_or_open(&cgroup2, &config.agent_id)?,
         };
+        // Every socket of a cgroup created now is made under this
+        // generation's hooks, so its counters see them all.
+        let counted_from_birth = created && previous.is_none() && old_generations.is_empty();
         if let Some(prev) = &previous {
             let orphans = cgroup.pids()?.len();
             info!(
@@ -213,6 +220,7 @@ impl Enforcer {
             logger,
             lsm_guard,
             owns_cgroup: config.cgroup.is_none(),
+            counted_from_birth,
             netns: NetnsSet::own()?,
             _lock: lock,
         })
@@ -509,18 +517,20 @@ impl Enforcer {
 
     /// Reads the kernel counters.
     pub fn counters(&self) -> KernelCounters {
-        let sum = |c: Counter| -> u64 {
-            self.counters
-                .get(&(c as u32), 0)
-                .map(|v| v.iter().sum())
-                .unwrap_or(0)
-        };
         KernelCounters {
-            allowed: sum(Counter::Allowed),
-            denied: sum(Counter::Denied),
-            events_lost: sum(Counter::EventsLost),
-            skb_dropped: sum(Counter::SkbDropped),
+            allowed: self.sum(Counter::Allowed).unwrap_or(0),
+            denied: self.sum(Counter::Denied).unwrap_or(0),
+            events_lost: self.sum(Counter::EventsLost).unwrap_or(0),
+            skb_dropped: self.sum(Counter::SkbDropped).unwrap_or(0),
         }
+    }
+
+    /// One counter summed over the CPUs, if it can be read.
+    fn sum(&self, counter: Counter) -> Option<u64> {
+        self.counters
+            .get(&(counter as u32), 0)
+            .ok()
+            .map(|v| v.iter().sum())
     }
 
     /// Kills whatever is left in the cgroup (if this enforcer created it),
@@ -530,7 +540,15 @@ impl Enforcer {
     /// nothing runs or sends unenforced: data the hooks held back (a
     /// quarantine, a revoked rule) is never retransmitted after the detach.
     pub fn teardown(self) -> Result<(), KernelError> {
-        let drain = !self.quarantined();
+        // A socket-diagnostics dump walks every socket of the host (about
+        // 10 ms for eight of them): skipped when the agent never had one.
+        let sockets = if self.counted_from_birth && self.sum(Counter::SocketsCreated) == Some(0) {
+            Sockets::NeverCreated
+        } else if self.quarantined() {
+            Sockets::Destroy
+        } else {
+            Sockets::DrainThenDestroy
+        };
         let Self {
             layout,
             cgroup,
@@ -541,24 +559,36 @@ impl Enforcer {
             ..
         } = self;
         drop((events, logger));
-        remove_pinned(&layout, owns_cgroup.then_some(cgroup), &mut netns, drain)?;
+        remove_pinned(&layout, owns_cgroup.then_some(cgroup), &mut netns, sockets)?;
         let _ = std::fs::remove_file(layout.lock_path());
         Ok(())
     }
 }
 
-/// Kills the processes in `owned` and destroys its sockets (after letting
-/// them deliver to allowed peers for up to [`DRAIN_LIMIT`] when `drain`),
-/// unpins every generation, then removes `owned` and the state file. A
-/// failure leaves the enforcement pinned (fail closed).
+/// What the teardown does with the sockets of a cgroup whose processes are
+/// gone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sockets {
+    /// Let TCP sockets deliver what they hold to allowed peers for up to
+    /// [`DRAIN_LIMIT`], then destroy whatever is left.
+    DrainThenDestroy,
+    /// Destroy them at once (a quarantine: nothing more may leave).
+    Destroy,
+    /// The counters show the agent never had an inet socket: no dump.
+    NeverCreated,
+}
+
+/// Kills the processes in `owned` and deals with its sockets as `sockets`
+/// says, unpins every generation, then removes `owned` and the state file.
+/// A failure leaves the enforcement pinned (fail closed).
 fn remove_pinned(
     layout: &PinLayout,
     owned: Option<AgentCgroup>,
     netns: &mut NetnsSet,
-    drain: bool,
+    sockets: Sockets,
 ) -> Result<(), KernelError> {
     if let Some(cgroup) = &owned {
-        kill_and_destroy(cgroup, netns, drain)?;
+        kill_and_destroy(cgroup, netns, sockets)?;
     }
     for generation in layout.generations() {
         layout.remove_generation(generation)?;
@@ -576,19 +606,26 @@ fn remove_pinned(
 fn kill_and_destroy(
     cgroup: &AgentCgroup,
     netns: &mut NetnsSet,
-    drain: bool,
+    sockets: Sockets,
 ) -> Result<(), KernelError> {
     netns.add_pids(&cgroup.pids()?);
     cgroup.kill_all(Duration::from_secs(5))?;
+    if sockets == Sockets::NeverCreated {
+        return Ok(());
+    }
     let id = cgroup.id()?;
-    if drain {
-        let unsent = sockets::drain(id, netns, DRAIN_LIMIT)?;
-        if unsent > 0 {
+    if sockets == Sockets::DrainThenDestroy {
+        let drained = sockets::drain(id, netns, DRAIN_LIMIT)?;
+        if drained.unsent > 0 {
             warn!(
                 cgroup = %cgroup.path().display(),
-                unsent_bytes = unsent,
+                unsent_bytes = drained.unsent,
                 "the agent's sockets still held undelivered data at exit; destroying them"
             );
+        }
+        // With every process gone no socket can appear: none seen, none left.
+        if drained.sockets == 0 {
+            return Ok(());
         }
     }
     let report = sockets::destroy_all(id, netns)?;
@@ -679,10 +716,10 @@ pub fn teardown_agent(config: &EnforcerConfig) -> Result<PinnedState, KernelErro
         if ours(&path) {
             owned = Some(cgroup);
         } else {
-            kill_and_destroy(&cgroup, &mut netns, true)?;
+            kill_and_destroy(&cgroup, &mut netns, Sockets::DrainThenDestroy)?;
         }
     }
-    remove_pinned(&layout, owned, &mut netns, true)?;
+    remove_pinned(&layout, owned, &mut netns, Sockets::DrainThenDestroy)?;
     Ok(state.unwrap_or(PinnedState {
         agent_id: config.agent_id.clone(),
         generation: 0,

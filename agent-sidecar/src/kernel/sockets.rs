@@ -210,19 +210,36 @@ pub fn destroy_all(cgroup_id: u64, netns: &NetnsSet) -> Result<DestroyReport, Ke
     }
 }
 
+/// What a drain left behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Bytes still unacknowledged when the drain gave up (0: everything was
+    /// delivered).
+    pub unsent: u64,
+    /// Sockets of the cgroup at the last look.
+    pub sockets: usize,
+}
+
 /// Waits up to `limit` for the unsent data of the cgroup's TCP sockets to
-/// be acknowledged; returns the bytes still unsent when it gives up (0:
-/// everything was delivered).
-pub fn drain(cgroup_id: u64, netns: &NetnsSet, limit: Duration) -> Result<u64, KernelError> {
+/// be acknowledged.
+pub fn drain(
+    cgroup_id: u64,
+    netns: &NetnsSet,
+    limit: Duration,
+) -> Result<DrainReport, KernelError> {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let unsent: u64 = list(cgroup_id, netns)?
+        let found = list(cgroup_id, netns)?;
+        let unsent: u64 = found
             .iter()
             .filter(|s| s.protocol == IPPROTO_TCP)
             .map(|s| u64::from(s.unsent))
             .sum();
         if unsent == 0 || std::time::Instant::now() >= deadline {
-            return Ok(unsent);
+            return Ok(DrainReport {
+                unsent,
+                sockets: found.len(),
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
