@@ -283,9 +283,58 @@ fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// The probe binary.
+/// The probe binary, at a path the agent's uid can execute: a checkout
+/// the agent cannot reach (under `/root`, mode 0700) gets a copy under
+/// `/var/lib/agent-sidecar-dev/bin-<hash>/`, made once per test process.
 pub fn probe_bin() -> PathBuf {
-    workspace_bin("egress-probe")
+    static STAGED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    STAGED
+        .get_or_init(|| reachable_copy(&workspace_bin("egress-probe")))
+        .clone()
+}
+
+/// Whether a process of another uid can reach `path` (every ancestor
+/// directory searchable by others).
+fn reachable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.ancestors()
+        .skip(1)
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+/// `bin` itself when others can reach it, else a world-executable copy in
+/// a directory named for its path and modification time (so a rebuilt
+/// binary gets a fresh copy), written under a temporary name and renamed
+/// so that concurrent test processes never run a half-written file.
+fn reachable_copy(bin: &Path) -> PathBuf {
+    use std::{
+        hash::{Hash, Hasher},
+        os::unix::fs::PermissionsExt,
+    };
+    if reachable_by_others(bin) {
+        return bin.to_path_buf();
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bin.hash(&mut h);
+    std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .expect("binary metadata")
+        .hash(&mut h);
+    let dir = Path::new("/var/lib/agent-sidecar-dev").join(format!("bin-{:016x}", h.finish()));
+    let to = dir.join(bin.file_name().expect("binary name"));
+    if !to.exists() {
+        std::fs::create_dir_all(&dir).expect("creating the stage of the test binaries");
+        for d in [dir.parent().unwrap(), dir.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+                .expect("opening the stage to the agent");
+        }
+        let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+        std::fs::copy(bin, &tmp).expect("copying the binary into the stage");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .expect("making the staged binary executable");
+        std::fs::rename(&tmp, &to).expect("placing the staged binary");
+    }
+    to
 }
 
 /// The agent-sidecar binary.

@@ -4,7 +4,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 
 use agent_sidecar_common::{
     Counter, EndpointKey, PROTO_TCP, RedirectKey, RedirectTarget, SETTINGS_INTERCEPT,
-    SETTINGS_QUARANTINE, SETTINGS_READY, Settings, map_names, private_port_bit, program_names, v4_mapped,
+    SETTINGS_QUARANTINE, SETTINGS_READY, Settings, map_names, private_port_bit, program_names,
+    v4_mapped,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -279,9 +280,8 @@ impl Enforcer {
             .map_err(|e| KernelError::bpf(map_names::COUNTERS, "opening map", &e))?;
         let events = RingBuf::try_from(take(map_names::EVENTS)?)
             .map_err(|e| KernelError::bpf(map_names::EVENTS, "opening map", &e))?;
-        let mut private: Array<MapData, u64> =
-            Array::try_from(take(map_names::PRIVATE_PORT_BITS)?)
-                .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORT_BITS, "opening map", &e))?;
+        let mut private: Array<MapData, u64> = Array::try_from(take(map_names::PRIVATE_PORT_BITS)?)
+            .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORT_BITS, "opening map", &e))?;
         let mut words: BTreeMap<u32, u64> = BTreeMap::new();
         for listener in private_listeners {
             let (word, bit) = private_port_bit(PROTO_TCP, listener.port());
