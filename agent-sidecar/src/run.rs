@@ -30,6 +30,7 @@ mod gateway;
 mod listeners;
 pub mod names;
 pub mod private_listeners;
+mod reach;
 mod resolve;
 pub mod sandbox;
 pub mod signals;

@@ -9,7 +9,8 @@ use agent_sidecar_common::{
 use aya_ebpf::{helpers::generated::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 
 use crate::maps::{
-    ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, PRIVATE_PORT_BITS, SETTINGS, TRIE_CACHE,
+    ALLOW4_ANY, ALLOW4_PORT, ALLOW6_ANY, ALLOW6_PORT, EXACT, PRIVATE_PORT_BITS, SETTINGS,
+    TRIE_CACHE,
 };
 
 const FULL_V4: u32 = KEY_FIXED_PREFIX_BITS + 32;

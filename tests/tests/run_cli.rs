@@ -131,6 +131,29 @@ fn run_drops_privileges_and_propagates_the_exit_code() {
     assert_eq!(out.status.code(), Some(137));
     let out = run.output(&ns, &[], &["/no/such/agent"]);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+
+    // A command the agent's own uid cannot reach (a checkout in a 0700
+    // home): refused before the start, naming the directory and the fix.
+    let home = std::env::temp_dir().join(unique("ast-private-home"));
+    std::fs::create_dir_all(&home).unwrap();
+    let agent = home.join("agent.sh");
+    std::fs::write(&agent, "#!/bin/sh\necho started\n").unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = run.output(&ns, &[], &[agent.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(126), "{stdout}{stderr}");
+    assert!(!stdout.contains("started"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("chmod o+x {}", home.display())) && stderr.contains("--user"),
+        "{stderr}"
+    );
+    // Made searchable, the same command starts.
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+    let out = run.output(&ns, &[], &[agent.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "started");
+    std::fs::remove_dir_all(&home).unwrap();
 }
 
 #[test]

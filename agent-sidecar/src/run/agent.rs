@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 
 use super::{
     EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SIDECAR_FAILED, RunError, RunOptions, child, env,
-    sandbox, signals,
+    reach, sandbox, signals,
     uid_pool::{self, UidLease},
     unix_mask,
     user::{UserError, UserSpec},
@@ -129,6 +129,7 @@ impl Launch<'_> {
             sidecar: &self.sidecar_env,
             home: &home,
         })?;
+        self.check_reach(&vars)?;
         let sandbox = sandbox::prepare(!guard.lsm_guard(), !opts.allow_unscoped)?;
         let off = sandbox::sticky_dir_protections_off();
         if !off.is_empty() {
@@ -174,6 +175,49 @@ impl Launch<'_> {
                 code,
             }
         })
+    }
+}
+
+impl Launch<'_> {
+    /// Refuses, before the start, a command the agent's user cannot execute
+    /// (with the directory in the way and the fix); warns about arguments
+    /// naming files it cannot read. A command not found is left to the
+    /// start, which reports it.
+    fn check_reach(
+        &self,
+        vars: &[(std::ffi::OsString, std::ffi::OsString)],
+    ) -> Result<(), RunError> {
+        let Some((program, args)) = self.opts.command.split_first() else {
+            return Ok(());
+        };
+        let Ok(candidates) = child::resolve(program, vars) else {
+            return Ok(());
+        };
+        // As execvp: the first candidate the user may execute wins.
+        let mut problems = candidates
+            .iter()
+            .map(|c| reach::check_executable(c, self.user));
+        if let Some(Err(first)) = problems.next()
+            && !problems.any(|p| p.is_ok())
+        {
+            return Err(RunError::Spawn {
+                command: program.to_string_lossy().into_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("the agent's user cannot execute {first}"),
+                ),
+                code: EXIT_CANNOT_EXECUTE,
+            });
+        }
+        for problem in reach::unreadable_arguments(args, self.user) {
+            warn!(
+                agent_id = self.agent_id,
+                file = %problem.file.display(),
+                why = %problem.why,
+                "an argument names a file the agent's user cannot read"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -183,6 +183,32 @@ pub fn spawn(
     })
 }
 
+/// The files `program` may be: itself when it holds a slash, otherwise
+/// every directory of the agent's `PATH` (the default one when unset)
+/// holding a file of that name, in order, as execvp tries them (one the
+/// agent's user cannot execute is skipped at exec).
+pub(crate) fn resolve(program: &OsStr, vars: &[(OsString, OsString)]) -> io::Result<Vec<PathBuf>> {
+    if program.as_bytes().contains(&b'/') {
+        return Ok(vec![PathBuf::from(program)]);
+    }
+    let path = vars
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let found: Vec<PathBuf> = std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .filter(|p| p.metadata().is_ok_and(|m| m.is_file()))
+        .collect();
+    if found.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is not in PATH", program.to_string_lossy()),
+        ));
+    }
+    Ok(found)
+}
+
 fn prepare<'a>(argv: &[OsString], setup: &ChildSetup<'a>) -> io::Result<Prepared<'a>> {
     let cstring = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| {
@@ -211,31 +237,7 @@ fn prepare<'a>(argv: &[OsString], setup: &ChildSetup<'a>) -> io::Result<Prepared
         })
         .collect::<io::Result<Vec<_>>>()?;
 
-    // A name with a slash is a path; otherwise every PATH directory holding
-    // a file of that name (the default PATH when it is unset), tried in order
-    // as execvp does: one the agent's user cannot execute (a directory only
-    // root may enter) is skipped.
-    let resolved: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
-        vec![PathBuf::from(program)]
-    } else {
-        let path = vars
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-        let found: Vec<PathBuf> = std::env::split_paths(&path)
-            .map(|dir| dir.join(program))
-            .filter(|p| p.metadata().is_ok_and(|m| m.is_file()))
-            .collect();
-        if found.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} is not in PATH", program.to_string_lossy()),
-            ));
-        }
-        found
-    };
-    let candidates = resolved
+    let candidates = resolve(program, vars)?
         .iter()
         .map(|p| cstring(p.as_os_str()))
         .collect::<io::Result<Vec<_>>>()?;
