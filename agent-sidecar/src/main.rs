@@ -75,6 +75,10 @@ struct PinArgs {
 
 #[derive(Args, Debug)]
 struct RunArgs {
+    /// Refuse to start when no bpffs is mounted at --bpffs, instead of
+    /// mounting one there (mode 0700).
+    #[arg(long)]
+    no_mount_bpffs: bool,
     /// Policy file (YAML); repeatable, rules are merged.
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
@@ -325,6 +329,7 @@ fn run_command(args: RunArgs) -> i32 {
         allow_unscoped: args.allow_unscoped_agent,
         keep_pinned: args.keep_pinned,
         bpffs: args.pins.bpffs,
+        mount_bpffs: !args.no_mount_bpffs,
         state_dir: args.pins.state_dir,
         metrics_listen: args.metrics_listen,
         gateway: args.gateway.options(),
@@ -354,6 +359,8 @@ fn teardown_command(args: TeardownArgs) -> i32 {
     let config = EnforcerConfig {
         agent_id: args.agent_id,
         bpffs: args.pins.bpffs,
+        // Pins live in a mounted bpffs: a fresh mount would hold none.
+        mount_bpffs: false,
         state_dir: args.pins.state_dir,
         cgroup: None,
         private_listeners: Vec::new(),

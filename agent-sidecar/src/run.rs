@@ -112,6 +112,8 @@ pub struct RunOptions {
     pub keep_pinned: bool,
     /// bpffs mount point.
     pub bpffs: PathBuf,
+    /// Mount a bpffs at `bpffs` when none is there.
+    pub mount_bpffs: bool,
     /// State and lock directory.
     pub state_dir: PathBuf,
     /// Serve `/metrics` and `/healthz` here.

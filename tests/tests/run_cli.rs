@@ -132,6 +132,33 @@ fn run_drops_privileges_and_propagates_the_exit_code() {
     let out = run.output(&ns, &[], &["/no/such/agent"]);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
 
+    // No bpffs at --bpffs: mounted there, unless --no-mount-bpffs refuses.
+    let bpffs = std::env::temp_dir().join(unique("ast-bpffs"));
+    std::fs::create_dir_all(&bpffs).unwrap();
+    let flag = ["--bpffs", bpffs.to_str().unwrap()];
+    let out = run.output(&ns, &[flag[0], flag[1], "--no-mount-bpffs"], &["true"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains(&format!("bpffs is not mounted at {}", bpffs.display())),
+        "{stderr}"
+    );
+    let out = run.output(&ns, &flag, &["true"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("bpffs was not mounted: mounted it"),
+        "{stderr}"
+    );
+    let fs = nix::sys::statfs::statfs(&bpffs).unwrap();
+    assert_eq!(
+        fs.filesystem_type().0 as u64,
+        0xcafe4a11,
+        "a bpffs at {bpffs:?}"
+    );
+    nix::mount::umount(&bpffs).unwrap();
+    std::fs::remove_dir(&bpffs).unwrap();
+
     // A command the agent's own uid cannot reach (a checkout in a 0700
     // home): refused before the start, naming the directory and the fix.
     let home = std::env::temp_dir().join(unique("ast-private-home"));

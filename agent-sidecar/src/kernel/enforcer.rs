@@ -35,6 +35,8 @@ pub struct EnforcerConfig {
     pub agent_id: String,
     /// bpffs mount point (default `/sys/fs/bpf`).
     pub bpffs: PathBuf,
+    /// Mount a bpffs at `bpffs` when none is there (default on).
+    pub mount_bpffs: bool,
     /// State and lock directory (default `/run/agent-sidecar`).
     pub state_dir: PathBuf,
     /// Attach to this existing cgroup v2 directory instead of creating
@@ -52,6 +54,7 @@ impl EnforcerConfig {
         Self {
             agent_id: agent_id.into(),
             bpffs: preflight::DEFAULT_BPFFS.into(),
+            mount_bpffs: true,
             state_dir: super::pins::DEFAULT_STATE_DIR.into(),
             cgroup: None,
             private_listeners: Vec::new(),
@@ -132,7 +135,7 @@ impl Enforcer {
     /// generation left by a dead sidecar is replaced only after the new one
     /// is attached, so there is no moment without enforcement.
     pub fn start(config: &EnforcerConfig, allowlist: &Allowlist) -> Result<Self, KernelError> {
-        let cgroup2 = preflight::check(&config.bpffs)?;
+        let cgroup2 = preflight::check(&config.bpffs, config.mount_bpffs)?;
         let entries = Entries::compile(allowlist);
         entries.check_capacity()?;
         let layout = PinLayout::new(&config.bpffs, &config.state_dir, &config.agent_id)?;
@@ -694,7 +697,7 @@ fn attach(ebpf: &mut Ebpf, name: &str, cgroup: &AgentCgroup) -> Result<FdLink, K
 /// `run --keep-pinned`, or a crash): kills the processes left in its cgroup,
 /// then detaches and unpins. Refuses while a live sidecar owns the agent.
 pub fn teardown_agent(config: &EnforcerConfig) -> Result<PinnedState, KernelError> {
-    preflight::check(&config.bpffs)?;
+    preflight::check(&config.bpffs, config.mount_bpffs)?;
     let layout = PinLayout::new(&config.bpffs, &config.state_dir, &config.agent_id)?;
     let _lock = OwnerLock::acquire(&layout)?;
     let state = PinnedState::read(&layout)?;

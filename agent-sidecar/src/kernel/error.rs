@@ -23,7 +23,10 @@ pub enum KernelError {
     )]
     NoCgroup2,
     /// bpffs is not mounted where expected.
-    #[error("bpffs is not mounted at {path}; mount it with `mount -t bpf bpf {path}`")]
+    #[error(
+        "bpffs is not mounted at {path}; mount it with `mount -t bpf bpf {path}` \
+         (`run` does so itself unless --no-mount-bpffs is given)"
+    )]
     NoBpffs {
         /// Expected bpffs mount point.
         path: PathBuf,

@@ -22,13 +22,17 @@ pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
 /// Where the kernel exposes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// Runs every check: privileges, cgroup v2, bpffs at `bpffs`, BTF. Returns
-/// the cgroup v2 mount point.
-pub fn check(bpffs: &Path) -> Result<PathBuf, KernelError> {
+/// Runs every check: privileges, cgroup v2, bpffs at `bpffs` (mounted
+/// there first when absent and `mount` says so), BTF. Returns the cgroup v2
+/// mount point.
+pub fn check(bpffs: &Path, mount: bool) -> Result<PathBuf, KernelError> {
     let status = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| KernelError::io("reading", "/proc/self/status", e))?;
     check_caps(&status)?;
     let cgroup2 = cgroup2_mount()?;
+    if mount && check_bpffs(bpffs).is_err() {
+        mount_bpffs(bpffs)?;
+    }
     check_bpffs(bpffs)?;
     if !Path::new(VMLINUX_BTF).exists() {
         return Err(KernelError::NoBtf {
@@ -81,6 +85,26 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\011", "\t")
         .replace("\\012", "\n")
         .replace("\\134", "\\")
+}
+
+/// Mounts a bpffs at `path` (created if missing), `nosuid,nodev,noexec`,
+/// mode 0700, as eBPF agents do on hosts that do not mount it at boot.
+fn mount_bpffs(path: &Path) -> Result<(), KernelError> {
+    use nix::mount::{MsFlags, mount};
+    std::fs::create_dir_all(path).map_err(|e| KernelError::io("creating", path, e))?;
+    mount(
+        Some("bpf"),
+        path,
+        Some("bpf"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=0700"),
+    )
+    .map_err(|e| KernelError::io("mounting bpffs at", path, std::io::Error::from(e)))?;
+    tracing::info!(
+        path = %path.display(),
+        "bpffs was not mounted: mounted it (--no-mount-bpffs refuses instead)"
+    );
+    Ok(())
 }
 
 /// Checks that `path` is a mounted bpffs.

@@ -44,6 +44,7 @@ impl Enforcement {
         let config = EnforcerConfig {
             agent_id: agent_id.to_string(),
             bpffs: opts.bpffs.clone(),
+            mount_bpffs: opts.mount_bpffs,
             state_dir: opts.state_dir.clone(),
             cgroup: None,
             private_listeners: listeners.private.iter().map(|l| l.addr).collect(),
