@@ -176,6 +176,11 @@ struct GatewayArgs {
     /// Needs --agent-id naming an agent document with an owner.
     #[arg(long, value_name = "DIR")]
     policy_dir: Option<PathBuf>,
+    /// Write every policy version put in force to DIR/<hash>/, so that
+    /// `policy rollback` finds it after a restart and `policy diff` can
+    /// compare it.
+    #[arg(long, value_name = "DIR", requires = "policy_dir")]
+    policy_archive: Option<PathBuf>,
     /// Deployment environment of the agent (selects the policy overlay).
     #[arg(long, value_name = "ENV", default_value = "prod")]
     environment: String,
@@ -247,6 +252,7 @@ impl GatewayArgs {
         config.limits.max_body_bytes = self.max_body_bytes;
         Some(GatewayOptions {
             policy_dir,
+            policy_archive: self.policy_archive,
             environment: self.environment,
             secrets: self.secrets,
             ca: self.ca_cert.zip(self.ca_key),

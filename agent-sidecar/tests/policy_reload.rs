@@ -166,3 +166,93 @@ async fn a_policy_rewritten_in_place_never_lets_a_denied_call_through() {
         403
     );
 }
+
+/// Runs the real CLI; returns its exit code, stdout and stderr.
+async fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-sidecar"))
+        .args(args)
+        .output()
+        .await
+        .expect("agent-sidecar runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_rolls_a_bad_push_back_with_the_cli_and_the_watch_takes_the_next_change() {
+    let h = Harness::start(Options::default()).await;
+    let _watch = watch(h.policy.clone(), WatchOptions::default()).expect("watch");
+    let token = "a-token-for-the-rollback-test";
+    let url = h.admin(token).await;
+    let token_file = h.dir.0.join("admin.token");
+    std::fs::write(&token_file, token).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let conn = ["--url", &url, "--token-file", token_file.to_str().unwrap()];
+
+    let base_path = h.dir.0.join("policy/base.yaml");
+    let original = std::fs::read_to_string(&base_path).unwrap();
+    let good = h.policy.current().version().clone();
+    let pushed = original.replace("tier: 4\n    quarantine: true\n", "tier: deny\n");
+    rename_into_place(&base_path, &pushed);
+    let start = Instant::now();
+    while h.policy.current().version() == &good {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "push not in force"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let bad = h.policy.current().version().clone();
+
+    let mut args = vec!["policy", "versions"];
+    args.extend_from_slice(&conn);
+    let (code, stdout, stderr) = cli(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed["current"]["hash"], bad.hash.as_ref(), "{stdout}");
+    assert_eq!(listed["kept"][0]["hash"], good.hash.as_ref(), "{stdout}");
+
+    // Unknown versions, too-short prefixes and a missing reason are refused.
+    for (version, expected) in [("deadbeef", 1), ("ab", 1)] {
+        let mut args = vec!["policy", "rollback", version, "--operator", "alice"];
+        args.extend_from_slice(&["--reason", "bad push"]);
+        args.extend_from_slice(&conn);
+        let (code, _, stderr) = cli(&args).await;
+        assert_eq!(code, expected, "{stderr}");
+        assert!(stderr.contains("no kept or archived version"), "{stderr}");
+    }
+    let mut args = vec!["policy", "rollback", &good.hash[..8], "--operator", "alice"];
+    args.extend_from_slice(&conn);
+    let (code, _, stderr) = cli(&args).await;
+    assert_eq!(code, 2, "--reason is required: {stderr}");
+    assert_eq!(h.policy.current().version(), &bad);
+
+    let mut args = vec!["policy", "rollback", &good.hash[..8], "--operator", "alice"];
+    args.extend_from_slice(&["--reason", "bad push"]);
+    args.extend_from_slice(&conn);
+    let (code, stdout, stderr) = cli(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(good.hash.as_ref()), "{stdout}");
+    assert_eq!(h.policy.current().version(), &good, "rolled back at once");
+
+    // The next change of the directory is in force again.
+    let next = original.replace("tier: 4\n    quarantine: true\n", "tier: 3\n");
+    assert_ne!(next, original);
+    rename_into_place(&base_path, &next);
+    let start = Instant::now();
+    while h.policy.current().version() == &good {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "next push not in force"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_ne!(h.policy.current().version(), &bad);
+}

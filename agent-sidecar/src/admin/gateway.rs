@@ -2,13 +2,18 @@
 //! inside their window); `POST /v1/compensations/{id}/trigger` with an
 //! optional JSON object merged into the compensating request;
 //! `GET /v1/quarantine`; `POST /v1/quarantine/release` with
-//! `{"operator": "...", "reason": "..."}`.
+//! `{"operator": "...", "reason": "..."}`; `GET /v1/policy` (the version in
+//! force and the kept ones); `POST /v1/policy/rollback` with
+//! `{"version": "<hash prefix>", "operator": "...", "reason": "..."}`.
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::gateway::{Gateway, compensate::CompensationError};
+use crate::{
+    gateway::{Gateway, compensate::CompensationError},
+    policy::reload::RollbackError,
+};
 
 /// Answers `method path` with a status and a JSON body, or `None` when the
 /// path is not one of these routes. `body` is at most
@@ -86,6 +91,44 @@ pub(super) async fn route(
                     json!({ "agent": gateway.agent_id(), "quarantined": false, "released_by": operator }),
                 ),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "release_failed", &e),
+            }
+        }
+        ("GET", ["v1", "policy"]) => {
+            let versions = gateway.policy_versions();
+            (
+                StatusCode::OK,
+                json!({ "current": versions.first(), "kept": versions.get(1..).unwrap_or_default() }),
+            )
+        }
+        ("POST", ["v1", "policy", "rollback"]) => {
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let field = |name: &str| {
+                body.get(name)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+            };
+            let (Some(version), Some(operator), Some(reason)) =
+                (field("version"), field("operator"), field("reason"))
+            else {
+                return Some(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "expected {\"version\": \"<4+ hex digits of the hash>\", \"operator\": \"...\", \"reason\": \"...\"}",
+                ));
+            };
+            match gateway.rollback_policy(version, operator, reason) {
+                Ok(v) => (
+                    StatusCode::OK,
+                    json!({ "current": v, "rolled_back_by": operator }),
+                ),
+                Err(e @ RollbackError::UnknownVersion(_)) => {
+                    error(StatusCode::NOT_FOUND, "unknown_version", &e.to_string())
+                }
+                Err(e @ RollbackError::Archive(..)) => error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "archived_version_invalid",
+                    &e.to_string(),
+                ),
             }
         }
         _ => return None,

@@ -133,6 +133,31 @@ impl ApprovalsClient {
         .await
     }
 
+    /// The policy version in force and the kept previous ones
+    /// (`GET /v1/policy`).
+    pub async fn policy_versions(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::GET, "/v1/policy", None).await
+    }
+
+    /// Puts a kept or archived policy version back in force
+    /// (`POST /v1/policy/rollback`) as `operator`, for `reason`.
+    pub async fn policy_rollback(
+        &self,
+        version: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({
+            "version": version, "operator": operator, "reason": reason,
+        });
+        self.call(
+            Method::POST,
+            "/v1/policy/rollback",
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,

@@ -121,8 +121,16 @@ async fn execute(cmd: ApprovalsCommand) -> Result<(), (i32, String)> {
 }
 
 fn client(conn: &Connection) -> Result<ApprovalsClient, (i32, String)> {
-    let token = read_token(&conn.token_file)?;
-    ApprovalsClient::new(&conn.url, &token).map_err(|e| (2, format!("--url {}: {e}", conn.url)))
+    conn.client()
+}
+
+impl Connection {
+    /// A client of the admin API at `--url` with the token of
+    /// `--token-file`; `(2, why)` for unusable input.
+    pub fn client(&self) -> Result<ApprovalsClient, (i32, String)> {
+        let token = read_token(&self.token_file)?;
+        ApprovalsClient::new(&self.url, &token).map_err(|e| (2, format!("--url {}: {e}", self.url)))
+    }
 }
 
 /// Reads the token, refusing a file others may read.

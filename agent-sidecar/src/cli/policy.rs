@@ -12,6 +12,8 @@ use agent_sidecar::policy::{
 };
 use clap::Subcommand;
 
+use super::approvals::Connection;
+
 /// `agent-sidecar policy` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
@@ -61,6 +63,27 @@ pub enum PolicyCommand {
     },
     /// Print the JSON Schema of tier policy documents (docs/policy.schema.json).
     Schema,
+    /// The policy version a running sidecar has in force and the previous
+    /// ones it keeps (through its admin API).
+    Versions {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Put a previous version back in force on a running sidecar (a kept
+    /// one, or one in its --policy-archive) until the policy directory
+    /// changes again; held calls are decided again under it.
+    Rollback {
+        /// The version: at least 4 hex digits of its hash.
+        version: String,
+        /// Who rolls back (logged).
+        #[arg(long)]
+        operator: String,
+        /// Why (logged).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 /// Runs a `policy` subcommand; returns the exit code.
@@ -78,6 +101,61 @@ pub fn run(cmd: PolicyCommand) -> i32 {
         PolicyCommand::Schema => {
             print!("{}", schema::policy_schema_text());
             0
+        }
+        PolicyCommand::Versions { conn } => {
+            admin(
+                &conn,
+                |client| async move { client.policy_versions().await },
+            )
+        }
+        PolicyCommand::Rollback {
+            version,
+            operator,
+            reason,
+            conn,
+        } => admin(&conn, |client| async move {
+            client.policy_rollback(&version, &operator, &reason).await
+        }),
+    }
+}
+
+/// Runs one admin API call and prints its JSON answer; 0 done, 1 refused
+/// by the sidecar, 2 unusable input.
+fn admin<F, Fut>(conn: &Connection, call: F) -> i32
+where
+    F: FnOnce(agent_sidecar::approvals::ApprovalsClient) -> Fut,
+    Fut: std::future::Future<
+            Output = Result<serde_json::Value, agent_sidecar::approvals::ClientError>,
+        >,
+{
+    let client = match conn.client() {
+        Ok(c) => c,
+        Err((code, message)) => {
+            eprintln!("agent-sidecar: {message}");
+            return code;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("agent-sidecar: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    match runtime.block_on(call(client)) {
+        Ok(answer) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&answer).unwrap_or_default()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("agent-sidecar: {e}");
+            1
         }
     }
 }

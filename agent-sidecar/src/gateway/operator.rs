@@ -1,8 +1,12 @@
 //! What an operator can do to a running gateway (served by
 //! [`crate::admin`]): list and trigger tier-2 compensations, read and
-//! release the agent's quarantine.
+//! release the agent's quarantine, list the policy versions and roll back
+//! to one.
 
 use serde_json::Value;
+use tracing::warn;
+
+use crate::policy::{PolicyVersion, reload::RollbackError};
 
 use super::{
     compensate::{Compensable, CompensationError, Trigger, trigger},
@@ -36,6 +40,33 @@ impl Gateway {
             upstream: &gw.upstream,
         };
         trigger(&ctx, id, extra).await
+    }
+
+    /// The policy version in force, then the kept previous ones, newest
+    /// first.
+    pub fn policy_versions(&self) -> Vec<PolicyVersion> {
+        self.shared.policy.versions()
+    }
+
+    /// Puts a kept or archived policy version (a hash prefix) back in force
+    /// until the policy directory changes again; held calls are decided
+    /// again under it like after any reload.
+    pub fn rollback_policy(
+        &self,
+        version: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<PolicyVersion, RollbackError> {
+        let v = self.shared.policy.rollback(version)?;
+        warn!(
+            agent_id = %self.shared.identity.id,
+            version = %v.short(),
+            label = %v.label,
+            operator,
+            reason,
+            "policy rolled back by an operator"
+        );
+        Ok(v)
     }
 
     /// Whether the agent is quarantined.

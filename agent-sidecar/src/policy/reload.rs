@@ -89,7 +89,7 @@ pub enum ReloadOutcome {
 pub enum RollbackError {
     /// No kept or archived version has that hash prefix.
     #[error(
-        "no kept version matches `{0}`; `policy versions` lists them (give at least 4 hex digits of the hash)"
+        "no kept or archived version matches `{0}`; `agent-sidecar policy versions` lists the kept ones (give at least 4 hex digits of the hash)"
     )]
     UnknownVersion(String),
     /// The archived version no longer compiles.

@@ -40,6 +40,8 @@ use crate::{
 pub struct GatewayOptions {
     /// The tier policy set.
     pub policy_dir: PathBuf,
+    /// Where every version put in force is archived (`<hash>/`).
+    pub policy_archive: Option<PathBuf>,
     /// Deployment environment of the agent (selects the overlay).
     pub environment: String,
     /// Credentials by name.
@@ -87,7 +89,10 @@ pub(crate) fn load_policy(
 ) -> Result<GatewayPolicy, RunError> {
     let store = PolicyStore::open(
         &opts.policy_dir,
-        StoreOptions::default(),
+        StoreOptions {
+            archive_dir: opts.policy_archive.clone(),
+            ..StoreOptions::default()
+        },
         Some(metrics.clone()),
     )
     .map_err(|e| err(format!("policy set {}: {e}", opts.policy_dir.display())))?;
@@ -419,6 +424,7 @@ mod tests {
     fn options(dir: &Path) -> GatewayOptions {
         GatewayOptions {
             policy_dir: dir.to_path_buf(),
+            policy_archive: None,
             environment: "prod".into(),
             secrets: Vec::new(),
             ca: None,
