@@ -31,9 +31,10 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax; RUST_LOG also works).
-    #[arg(long, default_value = "info", global = true, env = "AGENT_SIDECAR_LOG")]
-    log: String,
+    /// Log filter (tracing EnvFilter syntax) [default: RUST_LOG when set, else info].
+    /// Given here or in AGENT_SIDECAR_LOG, it wins over RUST_LOG.
+    #[arg(long, global = true, env = "AGENT_SIDECAR_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -237,7 +238,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     agent_sidecar::policy::gateway::parse_duration(s)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
-            format!("`{s}` is not a duration: write a number and s, m, h or d (e.g. 15m)")
+            format!("`{s}` is not a duration: write numbers with units such as s, m, h, d (e.g. 15m, 1h30m)")
         })
 }
 
@@ -276,8 +277,12 @@ struct TeardownArgs {
     pins: PinArgs,
 }
 
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+/// `--log` (or `AGENT_SIDECAR_LOG`), else `RUST_LOG`, else `info`.
+fn init_logging(format: LogFormat, filter: Option<&str>) {
+    let filter = filter
+        .map(str::to_string)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_string());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr);
@@ -294,7 +299,7 @@ fn init_logging(format: LogFormat, filter: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log);
+    init_logging(cli.log_format, cli.log.as_deref());
     let code = match cli.command {
         Command::Run(args) => run_command(*args),
         Command::Teardown(args) => teardown_command(args),

@@ -303,19 +303,10 @@ fn parse_mcp_url(url: &str) -> Result<(String, u16, String), &'static str> {
     Ok((host, uri.port_u16().unwrap_or(443), path))
 }
 
-/// Parses `30s`, `15m`, `2h`, `1d` (a whole number and a unit).
+/// Parses a duration in the common `humantime` form: `30s`, `15m`, `2h`,
+/// `1d`, `1h30m`, `2days 4h` (every number needs its unit).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let unit = text.chars().last()?;
-    let n: u64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
-    let secs = match unit {
-        's' => n,
-        'm' => n.checked_mul(60)?,
-        'h' => n.checked_mul(3600)?,
-        'd' => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
+    humantime::parse_duration(text.trim()).ok()
 }
 
 impl CompiledPolicySet {
