@@ -179,7 +179,10 @@ fn durations() {
     assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
     assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86400)));
     assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-    assert_eq!(parse_duration(" 2days 4h "), Some(Duration::from_secs(187_200)));
+    assert_eq!(
+        parse_duration(" 2days 4h "),
+        Some(Duration::from_secs(187_200))
+    );
     assert_eq!(parse_duration("15"), None);
     assert_eq!(parse_duration("m"), None);
     assert_eq!(parse_duration("é"), None);

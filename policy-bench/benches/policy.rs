@@ -5,8 +5,8 @@
 //! crate in the same run.
 //!
 //! ```sh
-//! cargo bench -p agent-sidecar --bench policy                     # print the report, then criterion
-//! BENCH_WRITE_DOCS=1 cargo bench -p agent-sidecar --bench policy  # also rewrite docs/benchmarks-policy.md
+//! cargo bench -p agent-sidecar-policy-bench --bench policy                     # print the report, then criterion
+//! BENCH_WRITE_DOCS=1 cargo bench -p agent-sidecar-policy-bench --bench policy  # also rewrite docs/benchmarks-policy.md
 //! ```
 //!
 //! Equivalence: each of our rules becomes one Cedar `forbid` policy with
@@ -414,11 +414,11 @@ fn main() {
     let _ = writeln!(r, "# Benchmarks: tier policy engine\n");
     let _ = writeln!(
         r,
-        "Produced by `agent-sidecar/benches/policy.rs`; every number below is from one run of it.\n"
+        "Produced by `policy-bench/benches/policy.rs`; every number below is from one run of it.\n"
     );
     let _ = writeln!(
         r,
-        "## How to run\n\n```sh\nBENCH_WRITE_DOCS=1 cargo bench -p agent-sidecar --bench policy\n```\n"
+        "## How to run\n\n```sh\nBENCH_WRITE_DOCS=1 cargo bench -p agent-sidecar-policy-bench --bench policy\n```\n"
     );
     let _ = writeln!(
         r,
