@@ -12,6 +12,8 @@
 //! - `bench`: every benchmark (kernel, policy, DNS, proxy, gateway); each writes its
 //!   `docs/benchmarks-<name>.md`.
 //! - `deny`: the dependency graph against `deny.toml`.
+//! - `layering`: no import cycle among the modules of one subsystem of
+//!   `agent-sidecar/src` (see `layering.rs`).
 //! - `ci`: what CI runs: setup, fmt check, clippy (the workspace and the
 //!   kernel programs), `cargo deny` (licenses, bans, sources), then `test`.
 
@@ -23,6 +25,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod layering;
 mod stage;
 mod venv;
 
@@ -48,6 +51,9 @@ enum Cmd {
     /// Check the dependency graph against deny.toml (licenses, bans,
     /// sources).
     Deny,
+    /// Check that no module of an agent-sidecar subsystem imports another
+    /// that imports it back (no import cycle inside a subsystem).
+    Layering,
     /// What CI runs: setup, fmt --check, clippy -D warnings (workspace and
     /// kernel programs), cargo deny, test.
     Ci,
@@ -83,6 +89,7 @@ fn main() -> Result<()> {
         Cmd::Test => test(),
         Cmd::Bench => bench(),
         Cmd::Deny => deny(),
+        Cmd::Layering => layering::check(&root()),
         Cmd::Ci => ci(),
     }
 }
