@@ -24,13 +24,14 @@ mod metrics;
 pub mod model;
 mod notify;
 mod store;
+mod token;
 mod webhook;
 mod wire;
 
 pub use auth::{BearerToken, MIN_TOKEN_LEN, TokenError};
 pub use client::{ApprovalsClient, ClientError};
 pub use error::{ApprovalError, JournalError};
-pub use handle::{ApprovalHandle, ForwardToken};
+pub use handle::ApprovalHandle;
 pub use http::HttpError;
 pub use journal::TornTail;
 pub use ledger::{DEFAULT_MAX_PENDING_PER_AGENT, ReplayReport, StoreConfig};
@@ -41,6 +42,7 @@ pub use model::{
 };
 pub use notify::Notifier;
 pub use store::{ApprovalStore, ApprovalStoreOptions};
+pub use token::ForwardToken;
 pub use webhook::{WebhookConfig, WebhookNotifier};
 pub(crate) use wire::{DecisionBody, ErrorBody, ListBody};
 pub use wire::{MAX_APPROVER, MAX_BODY, MAX_REASON};

@@ -1,11 +1,32 @@
-//! Handles given to the hold path: [`ApprovalHandle`] for a held action and
-//! [`ForwardToken`], the right to forward it once.
+//! [`ApprovalHandle`], what the hold path gets for a held action, and
+//! [`ApprovalStore::request`], which makes one.
 
 use super::{
     error::ApprovalError,
-    model::{ApprovalId, ApprovalOutcome, PendingApproval},
+    model::{ApprovalId, ApprovalOutcome, NewApproval, PendingApproval},
     store::ApprovalStore,
+    token::ForwardToken,
 };
+
+impl ApprovalStore {
+    /// Holds an action under idempotency key `key` (a header value, or the
+    /// JSON-RPC id with the MCP session id, computed by the caller). A retry
+    /// with the same key attaches to the existing approval, whatever its
+    /// state, instead of creating another one; a key reused for another
+    /// agent or action is refused with [`ApprovalError::KeyReused`].
+    pub async fn request(
+        &self,
+        key: impl Into<String>,
+        req: NewApproval,
+    ) -> Result<ApprovalHandle, ApprovalError> {
+        let (approval, created) = self.hold(key.into(), req).await?;
+        Ok(ApprovalHandle {
+            store: self.clone(),
+            approval,
+            created,
+        })
+    }
+}
 
 /// A held action: retries with the same idempotency key get a handle to the
 /// same approval.
@@ -17,14 +38,6 @@ pub struct ApprovalHandle {
 }
 
 impl ApprovalHandle {
-    pub(super) fn new(store: ApprovalStore, approval: PendingApproval, created: bool) -> Self {
-        ApprovalHandle {
-            store,
-            approval,
-            created,
-        }
-    }
-
     /// The approval's id.
     pub fn id(&self) -> &ApprovalId {
         &self.approval.id
@@ -49,25 +62,5 @@ impl ApprovalHandle {
     /// Claims the forward (see [`ApprovalStore::claim_forward`]).
     pub async fn claim_forward(&self) -> Result<ForwardToken, ApprovalError> {
         self.store.claim_forward(&self.approval.id).await
-    }
-}
-
-/// The right to forward one approved action, handed out at most once per
-/// approval. Report the upstream's answer with
-/// [`ApprovalStore::record_upstream_status`].
-#[derive(Debug)]
-#[must_use = "an approved action was claimed: forward it and record the upstream status"]
-pub struct ForwardToken {
-    id: ApprovalId,
-}
-
-impl ForwardToken {
-    pub(super) fn new(id: ApprovalId) -> Self {
-        ForwardToken { id }
-    }
-
-    /// The approval this token forwards.
-    pub fn id(&self) -> &ApprovalId {
-        &self.id
     }
 }

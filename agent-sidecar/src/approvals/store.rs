@@ -16,11 +16,11 @@ use tokio::sync::watch;
 
 use super::{
     error::ApprovalError,
-    handle::{ApprovalHandle, ForwardToken},
     ledger::{Ledger, ReplayReport, StoreConfig, Verdict},
     metrics::ApprovalMetrics,
     model::{ApprovalId, ApprovalOutcome, ApprovalState, NewApproval, PendingApproval, UnixMillis},
     notify::Notifier,
+    token::ForwardToken,
 };
 
 /// How an [`ApprovalStore`] is opened.
@@ -140,17 +140,14 @@ impl ApprovalStore {
         Ok((store, report))
     }
 
-    /// Holds an action under idempotency key `key` (a header value, or the
-    /// JSON-RPC id with the MCP session id, computed by the caller). A retry
-    /// with the same key attaches to the existing approval, whatever its
-    /// state, instead of creating another one; a key reused for another
-    /// agent or action is refused with [`ApprovalError::KeyReused`].
-    pub async fn request(
+    /// Holds an action under idempotency key `key` (see
+    /// [`request`](Self::request), which wraps the approval in a handle):
+    /// the approval, and whether this call created it.
+    pub(super) async fn hold(
         &self,
-        key: impl Into<String>,
+        key: String,
         req: NewApproval,
-    ) -> Result<ApprovalHandle, ApprovalError> {
-        let key = key.into();
+    ) -> Result<(PendingApproval, bool), ApprovalError> {
         let (approval, created) = self
             .run(move |inner| {
                 let agent = req.agent_id.clone();
@@ -173,7 +170,7 @@ impl ApprovalStore {
         if created {
             self.arm_expiry(approval.id.clone(), approval.sla_deadline);
         }
-        Ok(ApprovalHandle::new(self.clone(), approval, created))
+        Ok((approval, created))
     }
 
     /// One approval by id.
