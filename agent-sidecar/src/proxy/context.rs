@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use super::{
     config::ProxyConfig,
-    events::{Emitter, ProxyEventSink},
+    events::ProxyEventSink,
     host_policy::{HostPolicy, Resolve},
     inspect::Inspect,
     metrics::ProxyMetrics,
+    record::Emitter,
 };
 
 /// Shared state of the proxy listeners of one agent. Cheap to clone.

@@ -3,15 +3,7 @@
 
 use std::{convert::Infallible, future::Future, net::SocketAddr};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
-use hyper::{
-    Method, Request, Response,
-    body::Incoming,
-    header::{CONTENT_TYPE, HeaderValue},
-    server::conn::http1,
-    service::service_fn,
-};
+use hyper::{Method, Request, Response, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -19,16 +11,14 @@ use super::{
     context::ProxyContext,
     dial::resolve,
     error::ProxyError,
-    events::{ListenerKind, Record},
+    events::ListenerKind,
     forward::forward,
-    gate::{Cleared, check_name},
     listen::{accept_loop, bind_listener},
+    record::Record,
     refusal::Denial,
+    reply::{ProxyBody, clear_target, empty, refusal_response},
     route::{Tunnel, route},
 };
-
-/// Body of every response the explicit proxy sends.
-pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// Smallest read buffer hyper accepts.
 const MIN_HEAD_BUFFER: usize = 8192;
@@ -160,52 +150,4 @@ async fn connect(
         }
     });
     Response::new(empty())
-}
-
-/// Records `raw_host:port` as the request's target and checks it
-/// ([`check_name`]): the cleared name (recorded too), or the refusal,
-/// already recorded, as the response to send.
-pub(crate) fn clear_target(
-    ctx: &ProxyContext,
-    mut record: Record,
-    raw_host: &str,
-    port: u16,
-) -> Result<(Cleared, Record), Box<Response<ProxyBody>>> {
-    record.target(raw_host, port);
-    match check_name(ctx, raw_host, port) {
-        Ok(cleared) => {
-            record.target(&cleared.host, port);
-            Ok((cleared, record))
-        }
-        Err(denial) => {
-            record.denied(&denial);
-            Err(Box::new(refusal_response(&denial, Some(raw_host), port)))
-        }
-    }
-}
-
-/// A refusal as an HTTP response with the JSON body.
-pub(crate) fn refusal_response(
-    denial: &Denial,
-    host: Option<&str>,
-    port: u16,
-) -> Response<ProxyBody> {
-    let mut response = Response::new(full(denial.json_body(host, port)));
-    *response.status_mut() = denial.status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-fn full(body: String) -> ProxyBody {
-    Full::new(Bytes::from(body))
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-fn empty() -> ProxyBody {
-    Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed()
 }

@@ -24,9 +24,10 @@ use hyper_util::rt::TokioIo;
 use super::{
     context::ProxyContext,
     dial::{connect, resolve},
-    events::{ListenerKind, Record},
-    explicit::{ProxyBody, clear_target, refusal_response},
+    events::ListenerKind,
+    record::Record,
     refusal::Denial,
+    reply::{ProxyBody, clear_target, refusal_response},
 };
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1),

@@ -21,10 +21,10 @@ use tokio::{
 use super::{
     context::ProxyContext,
     dial::{connect, resolve},
-    events::Record,
     gate::{check_head, check_hello},
     inspect::{Io, Rewind},
     name::split_host_port,
+    record::Record,
     refusal::{Denial, tls_alert},
     sniff::{Sniffed, looks_like_tls, sniff},
     splice::splice,

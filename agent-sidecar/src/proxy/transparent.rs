@@ -11,8 +11,9 @@ use tokio::net::TcpListener;
 use super::{
     context::ProxyContext,
     error::ProxyError,
-    events::{ListenerKind, Record},
+    events::ListenerKind,
     listen::{accept_loop, bind_listener},
+    record::Record,
     route::route,
 };
 
