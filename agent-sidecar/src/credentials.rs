@@ -21,9 +21,6 @@ mod store;
 pub use error::CredentialError;
 pub use inject::{Injection, strip_agent_credentials};
 pub use redact::{RedactStream, Redactor, RedactorCache};
-pub use secret::Secret;
+pub use secret::{REDACTED, Secret};
 pub use spec::{SecretSource, SecretSpec, valid_name};
 pub use store::{MAX_SECRET_BYTES, SecretStore};
-
-/// What is printed in place of a secret.
-pub const REDACTED: &str = "[redacted]";

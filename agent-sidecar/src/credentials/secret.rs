@@ -5,7 +5,8 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use super::REDACTED;
+/// What is printed in place of a secret.
+pub const REDACTED: &str = "[redacted]";
 
 /// A secret value (an API key, a token).
 ///
