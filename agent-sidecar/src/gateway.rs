@@ -14,6 +14,7 @@
 //! one [`ToolCallEvent`] per call, handed to the [`GatewaySink`].
 
 mod accept;
+mod agent_body;
 mod binding;
 mod body;
 pub mod compensate;
@@ -44,9 +45,7 @@ mod tool_names;
 pub mod trace;
 pub mod upstream;
 
-/// The body of responses to the agent.
-pub type AgentBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
-
+pub use agent_body::AgentBody;
 pub use body::IDEMPOTENCY_KEY;
 pub use metrics::GatewayMetrics;
 pub use record::{CallOutcome, GatewaySink, ToolCallEvent};

@@ -26,8 +26,10 @@ mod until_answered;
 use serde_json::Value;
 
 pub use answer::{answer_messages, is_event_stream, response_to};
-pub use body::{encode, error_object, merge_json, without};
-pub use error::{INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, McpError, PARSE_ERROR};
+pub use body::{encode, merge_json, without};
+pub use error::{
+    INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, McpError, PARSE_ERROR, error_object,
+};
 pub use message::{Envelope, Message, TOOLS_CALL, TOOLS_LIST, ToolCall, parse_body};
 pub use sse::{
     Rewrite, complete_prefix_len, filter_sse_tools_list, rewrite_sse_messages, sse_events,

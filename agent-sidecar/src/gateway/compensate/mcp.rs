@@ -13,7 +13,11 @@ use bytes::Bytes;
 use hyper::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Compensable, CompensationError, Trigger, decide_mcp, exchange};
+use super::{
+    entries::Compensable,
+    error::CompensationError,
+    exchange::{Trigger, decide_mcp, exchange},
+};
 use crate::{gateway::mcp, policy::CompiledPolicySet};
 
 /// The protocol revision the gateway asks for; the server may answer with

@@ -1,28 +1,9 @@
 //! Building the bodies the gateway sends: refusals, forwarded subsets of a
 //! batch, and upstream answers with the refusals merged in.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::{Envelope, McpError};
-
-/// A JSON-RPC 2.0 error response: `{"jsonrpc": "2.0", "id": ..., "error":
-/// {"code": ..., "message": ..., "data": ...}}`.
-///
-/// `id` is JSON `null` when `None` (the request's id is unknown, as for a
-/// parse error). `data` is left out when it is `null`.
-pub fn error_object(id: Option<&Value>, code: i64, message: &str, data: Value) -> Value {
-    let mut error = Map::new();
-    error.insert("code".to_owned(), Value::from(code));
-    error.insert("message".to_owned(), Value::from(message));
-    if !data.is_null() {
-        error.insert("data".to_owned(), data);
-    }
-    json!({
-        "jsonrpc": "2.0",
-        "id": id.cloned().unwrap_or(Value::Null),
-        "error": Value::Object(error),
-    })
-}
 
 /// Encodes messages as a body: a JSON array when `batch` is true, the
 /// single object otherwise.
@@ -115,7 +96,9 @@ pub fn merge_json(upstream: &[u8], extra: &[Value]) -> Result<Vec<u8>, McpError>
 
 #[cfg(test)]
 mod tests {
-    use super::super::{POLICY_DENIED, parse_body};
+    use serde_json::json;
+
+    use super::super::{POLICY_DENIED, error_object, parse_body};
     use super::*;
 
     fn batch() -> Envelope {

@@ -1,4 +1,7 @@
-//! What can be wrong with an MCP message, and the JSON-RPC code that says so.
+//! What can be wrong with an MCP message, the JSON-RPC code that says so,
+//! and the JSON-RPC error response that carries it.
+
+use serde_json::{Map, Value, json};
 
 /// JSON-RPC 2.0 "Parse error": the body is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -75,7 +78,7 @@ impl McpError {
     /// A JSON-RPC error response carrying this error, for the message with
     /// `id` (`null` when the id is unknown, as for a parse error).
     pub fn to_response(&self, id: Option<&serde_json::Value>) -> serde_json::Value {
-        super::error_object(id, self.code(), &self.to_string(), serde_json::Value::Null)
+        error_object(id, self.code(), &self.to_string(), serde_json::Value::Null)
     }
 
     pub(super) fn invalid(index: Option<usize>, reason: impl Into<String>) -> Self {
@@ -84,6 +87,25 @@ impl McpError {
             reason: reason.into(),
         }
     }
+}
+
+/// A JSON-RPC 2.0 error response: `{"jsonrpc": "2.0", "id": ..., "error":
+/// {"code": ..., "message": ..., "data": ...}}`.
+///
+/// `id` is JSON `null` when `None` (the request's id is unknown, as for a
+/// parse error). `data` is left out when it is `null`.
+pub fn error_object(id: Option<&Value>, code: i64, message: &str, data: Value) -> Value {
+    let mut error = Map::new();
+    error.insert("code".to_owned(), Value::from(code));
+    error.insert("message".to_owned(), Value::from(message));
+    if !data.is_null() {
+        error.insert("data".to_owned(), data);
+    }
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": Value::Object(error),
+    })
 }
 
 #[cfg(test)]
