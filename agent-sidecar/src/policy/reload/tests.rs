@@ -1,12 +1,19 @@
 use crate::metrics::Metrics;
 use std::{
     collections::HashSet,
-    sync::atomic::{AtomicBool, Ordering},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
+use sha2::{Digest, Sha256};
+
 use super::*;
 use crate::policy::{
+    Action, CompileError, Snapshot,
     action::Attributes,
     test_support::{AGENT, BASE, action},
     tier::Tier,

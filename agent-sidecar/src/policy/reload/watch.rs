@@ -12,7 +12,10 @@ use std::{
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-use super::{PolicyStore, changes::Changes, lock};
+use super::{
+    changes::Changes,
+    store::{PolicyStore, lock},
+};
 
 /// Settings of the directory watcher.
 #[derive(Clone, Debug)]
