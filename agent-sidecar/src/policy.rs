@@ -8,13 +8,17 @@
 //!   policy directory, the YAML [`document`]s (base, team, role, agent,
 //!   overlay), the [`Action`] model, the [`Decision`], [`Tier`],
 //!   [`PolicyVersion`], locations and errors, and the
-//!   [`CompiledPolicySet`];
+//!   [`CompiledPolicySet`] with every table it holds (tools, rules,
+//!   defaults, vocabulary, the gateway's table) and the document links
+//!   the compile steps share;
 //! - compile steps (`hierarchy`, `tools`, `rules`, `tighten`, [`gateway`]):
 //!   linking the documents, compiling tool declarations and rules,
-//!   refusing any child that would loosen its parents;
-//!   [`CompiledPolicySet::compile`] ties them together;
-//! - evaluation: [`CompiledPolicySet::action_from_request`] recognises and
-//!   extracts, [`CompiledPolicySet::decide`] -> [`Decision`],
+//!   refusing any child that would loosen its parents; each imports the
+//!   model and no other step, and [`CompiledPolicySet::compile`]
+//!   (`compile`) ties them together;
+//! - evaluation, on the compiled set only:
+//!   [`CompiledPolicySet::action_from_request`] recognises and extracts,
+//!   [`CompiledPolicySet::decide`] -> [`Decision`],
 //!   [`CompiledPolicySet::explain`] -> [`Explanation`];
 //! - operator tooling: [`diff`], [`fixtures`] (scenario tests), [`schema`];
 //! - [`reload`]: the [`PolicyStore`] the gateway decides with, hot-reloaded
@@ -47,7 +51,10 @@ pub use crate::egress::{
     AllowEntry, EgressSection, NameEntry, PolicyError, PolicyFile, load_policy_files,
 };
 pub use model::{action, document, source, version};
-use model::{condition, decision, error, location, set, tier};
+use model::{
+    attribute, condition, decision, defaults, error, gateway_table, index, interned, links,
+    location, names, scoped_doc, set, tier, tool, vocab,
+};
 
 pub use action::{
     Action, ActionInput, ActionTarget, AgentIdentity, Attributes, HttpRequest, McpCall, Money,

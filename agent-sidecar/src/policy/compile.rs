@@ -6,20 +6,22 @@
 use std::{collections::HashMap, path::Path, sync::Arc};
 
 use super::{
-    document::{self, BaseDoc, Defaults, Document, Kind, Parsed},
+    defaults::{DEFAULT_FIELDS, EffectiveDefaults, Floor, OverlayDefaults, built_in},
+    document::{self, BaseDoc, Document, Parsed},
     error::{CompileError, Problem},
-    gateway::GatewayTable,
-    hierarchy::Hierarchy,
+    gateway_table::GatewayTable,
+    index::{RuleId, ScopeId},
+    links::Hierarchy,
     location::Location,
+    names::Ids,
     rules::compile_rules,
-    set::{
-        Agent, CompiledPolicySet, DEFAULT_FIELDS, EffectiveDefaults, Floor, Ids, OverlayDefaults,
-        Rule, RuleId, Scope, ScopeId, Vocab, built_in,
-    },
+    scoped_doc::{Doc, floors},
+    set::{Agent, CompiledPolicySet, Rule, Scope},
     source::Snapshot,
     tighten,
-    tools::ToolTable,
+    tool::ToolTable,
     version::{PolicyVersion, content_hash},
+    vocab::Vocab,
 };
 use crate::egress::{Allowlist, EgressRule, NameRule, RuleSource};
 
@@ -96,21 +98,6 @@ fn unique_list(list: &[String], path: &str, p: &Parsed, problems: &mut Vec<Probl
                 "list each value once",
             ));
         }
-    }
-}
-
-/// One document being compiled.
-pub(crate) struct Doc<'a> {
-    pub(crate) parsed: &'a Parsed,
-    /// Its scope (= its index).
-    pub(crate) scope: ScopeId,
-    /// `team finance`...
-    pub(crate) level: Arc<str>,
-}
-
-impl Doc<'_> {
-    pub(crate) fn doc(&self) -> &Document {
-        &self.parsed.doc
     }
 }
 
@@ -259,27 +246,6 @@ fn fail_if(problems: Vec<Problem>) -> Result<(), CompileError> {
     }
 }
 
-/// The floors a document's `defaults` sets.
-pub(crate) fn floors(doc: &Doc<'_>, d: &Defaults) -> [Option<Floor>; 3] {
-    let mut out: [Option<Floor>; 3] = Default::default();
-    for (i, t) in [d.unknown, d.missing_attribute, d.action]
-        .into_iter()
-        .enumerate()
-    {
-        out[i] = t.map(|tier| Floor {
-            tier,
-            id: format!("defaults.{}", DEFAULT_FIELDS[i]).into(),
-            level: doc.level.clone(),
-            source: doc
-                .parsed
-                .at(&format!("defaults.{}", DEFAULT_FIELDS[i]))
-                .to_string()
-                .into(),
-        });
-    }
-    out
-}
-
 fn effective_defaults(docs: &[Doc<'_>], chain: &[usize]) -> EffectiveDefaults {
     let mut eff: [Floor; 3] = std::array::from_fn(|i| Floor {
         tier: built_in(i),
@@ -377,10 +343,4 @@ fn build_scopes(docs: &[Doc<'_>], rules: &[Rule]) -> Vec<Scope> {
             .collect();
     }
     scopes
-}
-
-/// Whether `kind` documents may name tools declared anywhere (overlays apply
-/// to every agent).
-pub(crate) fn sees_every_tool(kind: Kind) -> bool {
-    kind == Kind::Overlay
 }

@@ -10,10 +10,12 @@ use std::fmt::Write as _;
 
 use super::{
     action::Action,
-    condition::{Attr, Values, attr_names},
+    attribute::{Attr, Values, attr_names},
     decision::{DecidingRule, Decision},
-    extract::{describe_invalid, get_value, intern_given, set_value},
-    set::{ActionId, Agent, CompiledPolicySet, Floor, OverlayDefaults, RuleId, ScopeId, ToolId},
+    defaults::{Floor, OverlayDefaults},
+    index::{ActionId, RuleId, ScopeId, ToolId},
+    interned::{describe_invalid, get_value, intern_given, set_value},
+    set::{Agent, CompiledPolicySet},
     tier::Tier,
 };
 

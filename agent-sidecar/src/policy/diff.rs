@@ -8,9 +8,10 @@ use std::{collections::BTreeMap, fmt};
 use serde::Serialize;
 
 use super::{
+    defaults::DEFAULT_FIELDS,
     document::{Document, Kind},
-    set::{CompiledPolicySet, DEFAULT_FIELDS},
-    tools::{Route, Segment, ToolMatch},
+    set::CompiledPolicySet,
+    tool::{Route, Segment, ToolMatch},
 };
 
 /// What happened to one item.
@@ -178,7 +179,7 @@ fn facts(set: &CompiledPolicySet) -> BTreeMap<String, (String, String)> {
                 .as_ref()
                 .map_or("default".to_string(), |b| b.tier.as_str().to_string());
             let mut attrs = Vec::new();
-            for attr in super::condition::Attr::ALL {
+            for attr in super::attribute::Attr::ALL {
                 if let Some(src) = &info.sources[attr as usize] {
                     attrs.push(format!("{} from {}", attr.name(), src.from));
                 }

@@ -9,10 +9,12 @@ use serde::Serialize;
 
 use super::{
     action::Action,
-    condition::Values,
+    attribute::Values,
     decide::{Trace, Why},
     decision::Decision,
-    set::{CompiledPolicySet, Floor, RuleId, ScopeId},
+    defaults::Floor,
+    index::{RuleId, ScopeId},
+    set::CompiledPolicySet,
     tier::Tier,
 };
 

@@ -7,18 +7,9 @@ use std::collections::HashMap;
 use super::{
     document::{Document, Kind, Parsed},
     error::Problem,
+    links::Hierarchy,
     location::Location,
 };
-
-/// Parent links between documents (indices into the parsed documents).
-#[derive(Debug)]
-pub(crate) struct Hierarchy {
-    pub(crate) base: usize,
-    pub(crate) agents: HashMap<String, usize>,
-    pub(crate) overlays: HashMap<String, usize>,
-    /// Direct parents of each document.
-    pub(crate) parents: Vec<Vec<usize>>,
-}
 
 impl Hierarchy {
     /// Links the documents; problems are appended and `None` returned when

@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 
 use super::{
     set::CompiledPolicySet,
-    tools::{Route, Segment},
+    tool::{Route, Segment},
 };
 
 impl CompiledPolicySet {

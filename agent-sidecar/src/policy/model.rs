@@ -3,12 +3,22 @@
 //! from `policy`.
 
 pub mod action;
+pub(crate) mod attribute;
 pub(crate) mod condition;
 pub(crate) mod decision;
+pub(crate) mod defaults;
 pub mod document;
 pub(crate) mod error;
+pub(crate) mod gateway_table;
+pub(crate) mod index;
+pub(crate) mod interned;
+pub(crate) mod links;
 pub(crate) mod location;
+pub(crate) mod names;
+pub(crate) mod scoped_doc;
 pub(crate) mod set;
 pub mod source;
 pub(crate) mod tier;
+pub(crate) mod tool;
 pub mod version;
+pub(crate) mod vocab;

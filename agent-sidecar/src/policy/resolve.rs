@@ -5,7 +5,7 @@ use super::{
     action::{Action, ActionInput, ActionInputError, ActionTarget, AgentIdentity, Request},
     extract::{RequestView, extract_all, split_query},
     set::CompiledPolicySet,
-    tools::Route,
+    tool::Route,
 };
 
 impl CompiledPolicySet {

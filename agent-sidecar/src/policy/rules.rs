@@ -7,14 +7,18 @@ use std::{collections::HashMap, sync::Arc};
 
 use super::{
     action::Reversibility,
-    compile::{Doc, sees_every_tool},
-    condition::{Attr, Bound, Condition, Range, SetPred, attr_names, reversibility_bit},
+    attribute::{Attr, attr_names, reversibility_bit},
+    condition::{Bound, Condition, Range, SetPred},
     document::{RangeMatch, RuleDecl, SetMatch},
     error::Problem,
-    hierarchy::Hierarchy,
-    set::{Ids, Rule, RuleId, ToolId, Vocab},
+    index::{RuleId, ToolId},
+    links::Hierarchy,
+    names::Ids,
+    scoped_doc::{Doc, sees_every_tool},
+    set::Rule,
     tier::Tier,
-    tools::ToolTable,
+    tool::ToolTable,
+    vocab::Vocab,
 };
 
 /// Compiles every rule; problems are appended.

@@ -16,12 +16,14 @@
 use std::collections::HashMap;
 
 use super::{
-    compile::{Doc, floors},
+    defaults::{DEFAULT_FIELDS, built_in},
     document::Kind,
     error::Problem,
-    hierarchy::Hierarchy,
-    set::{DEFAULT_FIELDS, Rule, RuleId, built_in},
-    tools::ToolTable,
+    index::RuleId,
+    links::Hierarchy,
+    scoped_doc::{Doc, floors},
+    set::Rule,
+    tool::ToolTable,
 };
 use crate::egress::{AllowEntry, NamePattern, NameRule, PatternKind, Protocols, Target};
 

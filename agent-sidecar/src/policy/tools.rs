@@ -1,121 +1,22 @@
-//! Compiled tool declarations: recognising a request as a tool's action
-//! (host + method + path pattern, or MCP server + tool name) and where its
-//! attributes come from. Validation of the `tools:` sections lives here.
+//! Compiling tool declarations into the set's [`ToolTable`]: how a request
+//! is recognised as a tool's action (host + method + path pattern, or MCP
+//! server + tool name) and where its attributes come from. Validation of
+//! the `tools:` sections lives here.
 
 use std::{collections::HashMap, sync::Arc};
 
 use super::{
-    compile::Doc,
-    condition::{Attr, Values},
+    attribute::{Attr, Values},
+    defaults::Floor,
     document::{ActionDecl, AttributeSources, Source, ToolDecl},
     error::Problem,
-    extract::{self, Extract, From},
+    index::{ActionId, ToolId},
+    interned::{self, Interned},
     location::Location,
-    set::{ActionId, Floor, ScopeId, ToolId, Vocab},
+    scoped_doc::Doc,
+    tool::{ActionInfo, Extract, From, Route, Segment, Tool, ToolMatch, ToolTable},
+    vocab::Vocab,
 };
-
-/// How a tool is recognised.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ToolMatch {
-    /// Lower-case host.
-    Http(String),
-    /// MCP server name.
-    Mcp(String),
-}
-
-/// A declared tool.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Tool {
-    pub(crate) name: Arc<str>,
-    /// The scope of the document that declares it.
-    pub(crate) scope: ScopeId,
-    pub(crate) location: Location,
-    pub(crate) matcher: ToolMatch,
-    pub(crate) actions: Vec<ActionId>,
-}
-
-/// One path segment of an HTTP route pattern.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Segment {
-    Literal(String),
-    /// `{name}`: any one segment.
-    Param,
-    /// A final `*`: any rest, including nothing.
-    Rest,
-}
-
-/// How an action is recognised within its tool.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Route {
-    Http {
-        /// Upper case.
-        method: String,
-        segments: Vec<Segment>,
-    },
-    Mcp(String),
-}
-
-impl Route {
-    pub(crate) fn matches_http(&self, method: &str, path: &str) -> bool {
-        let Route::Http {
-            method: m,
-            segments,
-        } = self
-        else {
-            return false;
-        };
-        if !m.eq_ignore_ascii_case(method) {
-            return false;
-        }
-        let mut parts = path.trim_start_matches('/').split('/');
-        for seg in segments {
-            match seg {
-                Segment::Rest => return true,
-                Segment::Literal(l) => {
-                    if parts.next() != Some(l.as_str()) {
-                        return false;
-                    }
-                }
-                Segment::Param => {
-                    if parts.next().is_none_or(str::is_empty) {
-                        return false;
-                    }
-                }
-            }
-        }
-        // A trailing slash is the same route.
-        matches!(parts.next(), None | Some("")) && parts.next().is_none()
-    }
-}
-
-/// A declared action.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct ActionInfo {
-    pub(crate) tool: ToolId,
-    pub(crate) name: Arc<str>,
-    /// `tool.action`.
-    pub(crate) qualified: Arc<str>,
-    pub(crate) location: Location,
-    pub(crate) route: Route,
-    /// The action's own `tier`, if it sets one.
-    pub(crate) baseline: Option<Floor>,
-    /// Attribute sources by `Attr as usize`.
-    pub(crate) sources: [Option<Extract>; 5],
-    /// Attributes declared (bit per `Attr`).
-    pub(crate) declared: u8,
-    /// Constant or default values used when the action does not carry one.
-    pub(crate) fallback: Values,
-}
-
-/// Tools and actions of a set.
-#[derive(Debug, Default)]
-pub(crate) struct ToolTable {
-    pub(crate) tools: Vec<Tool>,
-    pub(crate) actions: Vec<ActionInfo>,
-    pub(crate) names: HashMap<Arc<str>, ToolId>,
-    pub(crate) hosts: HashMap<String, ToolId>,
-    pub(crate) mcp_servers: HashMap<String, ToolId>,
-}
 
 impl ToolTable {
     /// Compiles the `tools:` of every document; problems are appended.
@@ -401,7 +302,7 @@ fn compile_action(
                     declared |= attr.bit();
                     sources[attr as usize] = Some(extract);
                     // An action-level source replaces the tool-level one.
-                    extract::set_value(&mut fallback, attr, value);
+                    interned::set_value(&mut fallback, attr, value);
                 }
                 None => continue,
             }
@@ -444,7 +345,7 @@ fn compile_source(
     spath: &str,
     vocab: &Vocab,
     problems: &mut Vec<Problem>,
-) -> Option<(Extract, Option<extract::Interned>)> {
+) -> Option<(Extract, Option<Interned>)> {
     let at = |key: &str| doc.parsed.at(&format!("{spath}.{key}"));
     let bad = |problems: &mut Vec<Problem>, loc: Location, msg: String, help: &str| {
         problems.push(Problem::new(loc, msg, help.to_string()));
@@ -549,8 +450,8 @@ fn compile_source(
                 From::Const(v) => v.as_str(),
                 _ => None,
             });
-            match extract::interpret(attr, v, false, currency_const)
-                .and_then(|a| extract::intern(attr, &a, vocab))
+            match interned::interpret(attr, v, false, currency_const)
+                .and_then(|a| interned::intern(attr, &a, vocab))
             {
                 Ok(i) => Some(i),
                 Err(msg) => {

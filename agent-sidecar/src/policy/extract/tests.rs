@@ -3,6 +3,11 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
+use crate::policy::{
+    action::Money,
+    interned::{Interned, describe_invalid, intern_given},
+    vocab::Vocab,
+};
 
 fn vocab() -> Vocab {
     Vocab {

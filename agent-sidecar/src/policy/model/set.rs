@@ -4,100 +4,21 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::{
-    action::AgentIdentity, condition::Condition, document::Kind, location::Location,
-    source::Snapshot, tier::Tier, version::PolicyVersion,
+    action::AgentIdentity,
+    condition::Condition,
+    defaults::{EffectiveDefaults, OverlayDefaults},
+    document::Kind,
+    gateway_table::GatewayTable,
+    index::{ActionId, RuleId, ScopeId, ToolId},
+    location::Location,
+    names::Ids,
+    source::Snapshot,
+    tier::Tier,
+    tool::{ActionInfo, Tool},
+    version::PolicyVersion,
+    vocab::Vocab,
 };
-use crate::{
-    egress::{Allowlist, NameRule},
-    policy::{
-        gateway::GatewayTable,
-        tools::{ActionInfo, Tool},
-    },
-};
-
-/// Index of a tool in [`CompiledPolicySet`].
-pub(crate) type ToolId = u32;
-/// Index of an action (over all tools).
-pub(crate) type ActionId = u32;
-/// Index of a rule.
-pub(crate) type RuleId = u32;
-/// Index of a scope (one document's rules).
-pub(crate) type ScopeId = u32;
-
-/// Currency, exchange rates and class names of a set.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Vocab {
-    pub(crate) currency: Arc<str>,
-    /// Upper-case code -> units of `currency`; holds `currency` itself.
-    pub(crate) rates: HashMap<String, f64>,
-    pub(crate) sensitivity: Vec<Arc<str>>,
-    pub(crate) regulatory: Vec<Arc<str>>,
-}
-
-impl Vocab {
-    /// Units of the base currency per unit of `code`.
-    pub(crate) fn rate(&self, code: &str) -> Option<f64> {
-        if code.eq_ignore_ascii_case(&self.currency) {
-            return Some(1.0);
-        }
-        self.rates.get(&code.to_ascii_uppercase()).copied()
-    }
-}
-
-/// Names of tools, actions and classes, for descriptions.
-pub(crate) struct Ids<'a> {
-    pub(crate) tools: &'a [Tool],
-    pub(crate) actions: &'a [ActionInfo],
-    pub(crate) vocab: &'a Vocab,
-}
-
-impl Ids<'_> {
-    pub(crate) fn tool_name(&self, t: u32) -> &str {
-        &self.tools[t as usize].name
-    }
-
-    pub(crate) fn action_name(&self, a: u32) -> &str {
-        &self.actions[a as usize].qualified
-    }
-}
-
-/// A tier that applies without a rule: a default or an action's baseline,
-/// with where it was set.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Floor {
-    pub(crate) tier: Tier,
-    /// Pseudo rule id: `defaults.unknown`, `defaults.missing_attribute`,
-    /// `defaults.action` or `tools.TOOL.actions.ACTION`.
-    pub(crate) id: Arc<str>,
-    /// The level that set it (`base acme`, `team finance`...).
-    pub(crate) level: Arc<str>,
-    /// `file:line:col`, or `built-in`.
-    pub(crate) source: Arc<str>,
-}
-
-/// The built-in defaults: unknown 3, missing attribute 3, action 1.
-pub(crate) fn built_in(field: usize) -> Tier {
-    [Tier::Approval, Tier::Approval, Tier::Autonomous][field]
-}
-
-/// The names of the default fields, in `floors` order.
-pub(crate) const DEFAULT_FIELDS: [&str; 3] = ["unknown", "missing_attribute", "action"];
-
-/// The default tiers in force for one agent (or overlay).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct EffectiveDefaults {
-    pub(crate) unknown: Floor,
-    pub(crate) missing_attribute: Floor,
-    pub(crate) action: Floor,
-}
-
-/// An overlay's own defaults: only those it sets.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct OverlayDefaults {
-    pub(crate) unknown: Option<Floor>,
-    pub(crate) missing_attribute: Option<Floor>,
-    pub(crate) action: Option<Floor>,
-}
+use crate::egress::{Allowlist, NameRule};
 
 /// A compiled rule.
 #[derive(Clone, Debug, PartialEq)]
