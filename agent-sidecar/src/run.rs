@@ -26,9 +26,11 @@ pub mod child;
 mod egress_plan;
 mod enforcement;
 pub mod env;
+mod error;
 mod gateway;
 mod listeners;
 pub mod names;
+mod options;
 pub mod private_listeners;
 mod reach;
 mod resolve;
@@ -38,26 +40,20 @@ pub mod uid_pool;
 pub mod unix_mask;
 pub mod user;
 
-use std::{ffi::OsString, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{ffi::OsString, sync::Arc, time::Duration};
 
 use tracing::{info, warn};
 
-use crate::{
-    dns::{BudgetLimits, RefusalMode, StaticHost},
-    kernel::{
-        KernelError,
-        limits::{LimitsError, ResourceLimits},
-    },
-    metrics::Metrics,
-    policy::PolicyError,
-};
+use crate::metrics::Metrics;
 pub use allow::AllowArg;
 use egress_plan::EgressPlan;
 use enforcement::Enforcement;
 pub use env::{EnvError, EnvOptions, EnvVar};
+pub use error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SIDECAR_FAILED, RunError};
 pub use gateway::GatewayOptions;
 use listeners::OperatorListeners;
 use names::{NameServices, NamesConfig};
+pub use options::{NamesOptions, RunOptions};
 use private_listeners::PrivateListener;
 pub use uid_pool::{UidPoolError, UidRange};
 pub use user::{UserError, UserSpec};
@@ -75,140 +71,6 @@ fn raise_fd_limit() {
         },
         Ok(_) => {}
         Err(e) => warn!(error = %e, "cannot read the open-files limit"),
-    }
-}
-
-/// Exit code when `run` itself fails before the command starts.
-pub const EXIT_SIDECAR_FAILED: i32 = 125;
-/// Exit code when the command exists but cannot be executed.
-pub const EXIT_CANNOT_EXECUTE: i32 = 126;
-/// Exit code when the command is not found.
-pub const EXIT_NOT_FOUND: i32 = 127;
-
-/// Everything `run` needs.
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    /// Policy files.
-    pub policies: Vec<PathBuf>,
-    /// `--allow` targets: addresses and names.
-    pub allow: Vec<AllowArg>,
-    /// Name-based egress settings (used when a name rule is present).
-    pub names: NamesOptions,
-    /// Agent id (default: `<command name>-<pid>`).
-    pub agent_id: Option<String>,
-    /// Who the command runs as (default: a uid of its own from `uid_range`
-    /// when invoked as root, else the invoker).
-    pub user: Option<UserSpec>,
-    /// Where agent uids are allocated from.
-    pub uid_range: UidRange,
-    /// What the operator adds to the agent's minimal environment.
-    pub env: EnvOptions,
-    /// Tasks and memory of the agent's cgroup.
-    pub limits: ResourceLimits,
-    /// Run even when the kernel cannot scope the agent's abstract unix
-    /// sockets and signals (counted and logged).
-    pub allow_unscoped: bool,
-    /// Leave programs and maps pinned after the command exits.
-    pub keep_pinned: bool,
-    /// bpffs mount point.
-    pub bpffs: PathBuf,
-    /// Mount a bpffs at `bpffs` when none is there.
-    pub mount_bpffs: bool,
-    /// State and lock directory.
-    pub state_dir: PathBuf,
-    /// Serve `/metrics` and `/healthz` here.
-    pub metrics_listen: Option<SocketAddr>,
-    /// The tool gateway (`--policy-dir`): tier policy, approvals,
-    /// credentials.
-    pub gateway: Option<GatewayOptions>,
-    /// The command and its arguments.
-    pub command: Vec<OsString>,
-}
-
-/// Name-based egress settings of `run`.
-#[derive(Clone, Debug)]
-pub struct NamesOptions {
-    /// Upstream resolvers (default: the nameservers of `/etc/resolv.conf`).
-    pub upstream_dns: Vec<SocketAddr>,
-    /// Names the resolver answers from this operator-given table instead of
-    /// asking upstream (`--static-host NAME=IP`), when the allowlist allows
-    /// them; not subject to the rebinding guard.
-    pub static_hosts: Vec<StaticHost>,
-    /// How names that are not allowlisted are answered.
-    pub refusal: RefusalMode,
-    /// The agent's DNS budget per minute.
-    pub budget: BudgetLimits,
-    /// TCP destination ports sent to the transparent proxy.
-    pub intercept_ports: Vec<u16>,
-    /// Whether to set `HTTP_PROXY`/`HTTPS_PROXY` for the agent.
-    pub proxy_env: bool,
-}
-
-impl Default for NamesOptions {
-    fn default() -> Self {
-        Self {
-            upstream_dns: Vec::new(),
-            static_hosts: Vec::new(),
-            refusal: RefusalMode::NxDomain,
-            budget: BudgetLimits::default(),
-            intercept_ports: vec![80, 443],
-            proxy_env: true,
-        }
-    }
-}
-
-/// Why `run` could not start or finish the command.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// A policy file is unusable.
-    #[error(transparent)]
-    Policy(#[from] PolicyError),
-    /// Kernel enforcement failed.
-    #[error(transparent)]
-    Kernel(#[from] KernelError),
-    /// The command could not be started.
-    #[error("cannot start `{command}`: {source}")]
-    Spawn {
-        /// The command.
-        command: String,
-        /// The error.
-        source: std::io::Error,
-        /// Exit code to report.
-        code: i32,
-    },
-    /// Other I/O failure.
-    #[error("{0}: {1}")]
-    Io(&'static str, std::io::Error),
-    /// The name-based egress services could not start.
-    #[error("name-based egress: {0}")]
-    Names(String),
-    /// The tool gateway could not start.
-    #[error("tool gateway: {0}")]
-    Gateway(String),
-    /// A rule would let the agent reach one of the sidecar's own listeners.
-    #[error("{0}")]
-    PrivateListener(String),
-    /// The agent's environment is refused.
-    #[error(transparent)]
-    Env(#[from] EnvError),
-    /// No uid could be allocated for the agent.
-    #[error(transparent)]
-    Uid(#[from] UidPoolError),
-    /// The agent's resource limits could not be set.
-    #[error(transparent)]
-    Limits(#[from] LimitsError),
-    /// The agent's seccomp filter or Landlock scopes could not be prepared.
-    #[error(transparent)]
-    Sandbox(#[from] sandbox::SandboxError),
-}
-
-impl RunError {
-    /// The exit code `run` reports for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Spawn { code, .. } => *code,
-            _ => EXIT_SIDECAR_FAILED,
-        }
     }
 }
 
