@@ -13,9 +13,10 @@
 //!   `docs/benchmarks-<name>.md`.
 //! - `deny`: the dependency graph against `deny.toml`.
 //! - `layering`: no import cycle among the modules of one subsystem of
-//!   `agent-sidecar/src` (see `layering.rs`).
+//!   `agent-sidecar/src`, nor between subsystems (see `layering.rs`).
 //! - `ci`: what CI runs: setup, fmt check, clippy (the workspace and the
-//!   kernel programs), `cargo deny` (licenses, bans, sources), then `test`.
+//!   kernel programs), `layering`, `cargo deny` (licenses, bans, sources),
+//!   then `test`.
 
 use std::{
     path::{Path, PathBuf},
@@ -52,10 +53,10 @@ enum Cmd {
     /// sources).
     Deny,
     /// Check that no module of an agent-sidecar subsystem imports another
-    /// that imports it back (no import cycle inside a subsystem).
+    /// that imports it back, and no two subsystems import each other.
     Layering,
     /// What CI runs: setup, fmt --check, clippy -D warnings (workspace and
-    /// kernel programs), cargo deny, test.
+    /// kernel programs), layering, cargo deny, test.
     Ci,
 }
 
@@ -427,6 +428,7 @@ fn ci() -> Result<()> {
             .current_dir(root().join("ebpf"))
             .args(["clippy", "--all-targets", "--", "-D", "warnings"]),
     )?;
+    layering::check(&root())?;
     deny()?;
     test()
 }

@@ -4,7 +4,7 @@ use super::{
     graph::{Tree, cycles},
     lex::{Tok, lex},
     parse::parse,
-    report,
+    report, subsystem_report,
 };
 
 fn tree(files: &[(&str, &str)]) -> Tree {
@@ -167,7 +167,7 @@ fn siblings_importing_each_other_through_a_facade_are_a_cycle() {
 }
 
 #[test]
-fn imports_across_subsystems_and_downward_pass() {
+fn downward_imports_pass() {
     let t = tree(&[
         ("lib.rs", "pub mod p;\npub mod q;\n"),
         ("p.rs", "mod a;\nmod b;\npub use a::A;\n"),
@@ -176,8 +176,30 @@ fn imports_across_subsystems_and_downward_pass() {
             "use super::b::B;\npub struct A(B, crate::q::Q);\n",
         ),
         ("p/b.rs", "pub struct B;\n"),
-        ("q.rs", "pub struct Q;\npub fn f(_: crate::p::A) {}\n"),
+        ("q.rs", "pub struct Q;\n"),
     ]);
-    let r = report(&t, &t.graph());
-    assert_eq!(r.cycles, 0, "{}", r.text);
+    let g = t.graph();
+    assert_eq!(report(&t, &g).cycles, 0);
+    assert_eq!(subsystem_report(&t, &g).cycles, 0);
+}
+
+#[test]
+fn subsystems_importing_each_other_are_a_cycle_whatever_the_modules() {
+    let t = tree(&[
+        ("lib.rs", "pub mod p;\npub mod q;\n"),
+        ("p.rs", "mod a;\nmod b;\n"),
+        ("p/a.rs", "pub struct A(crate::q::Q);\n"),
+        ("p/b.rs", "pub struct B;\n"),
+        ("q.rs", "pub struct Q;\npub fn f(_: crate::p::b::B) {}\n"),
+    ]);
+    let g = t.graph();
+    assert_eq!(report(&t, &g).cycles, 0, "no cycle among modules");
+    let r = subsystem_report(&t, &g);
+    assert_eq!(r.cycles, 1, "{}", r.text);
+    assert!(r.text.contains("p -> q -> p"), "{}", r.text);
+    assert!(
+        r.text.contains("agent-sidecar/src/q.rs:2: pub fn f"),
+        "{}",
+        r.text
+    );
 }
