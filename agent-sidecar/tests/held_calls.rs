@@ -169,9 +169,11 @@ async fn an_mcp_approval_binds_the_arguments_of_its_json_rpc_id() {
         (1, "Idempotency-Key: refund-9"),
         (2, "Mcp-Session-Id: session-4"),
     ] {
+        // The agent hangs up while its call is held; 5 s leaves a loaded
+        // machine the time to hold it first.
         let first = background(
             mcp_call(&h, 7, "refund", json!({"amount": 150}), &[key_header]),
-            "2",
+            "5",
         );
         let approval = pending(&h, 1).await.remove(0);
         assert_eq!(approval.action.request["arguments"], json!({"amount": 150}));
