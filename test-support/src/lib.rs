@@ -5,26 +5,45 @@
 //!   signs (rcgen), as PEM, DER, files and rustls configurations;
 //! - [`dns`]: an authoritative DNS server for test zones (real UDP and TCP
 //!   DNS messages, hickory-proto), on loopback or inside a network namespace;
+//! - [`fixtures`]: the named tier-policy fixtures of
+//!   `test-support/fixtures/policies/` and their loader;
 //! - [`netns`]: network namespaces and commands or threads inside them;
 //! - [`web`] and [`mcp`]: the Python web and MCP servers (and the MCP client)
 //!   the end-to-end tests run inside a namespace;
-//! - [`fixtures`]: the named tier-policy fixtures of
-//!   `test-support/fixtures/policies/` and their loader;
-//! - [`temp`]: temporary directories removed on drop.
+//! - [`upstream`], [`tool_api`] and [`webhook`]: in-process loopback HTTP(S)
+//!   servers (a counting upstream, a recording tool API, a webhook receiver),
+//!   and [`curl`] as their client;
+//! - [`bench`]: what the benchmarks' reports share (statistics, scheduler
+//!   clocks, a reference nginx);
+//! - [`temp`]: temporary directories removed on drop;
+//! - `sidecar` (feature `sidecar`): agent-sidecar's proxy listeners and tool
+//!   gateway wired the way `run` wires them, for the integration tests and
+//!   benchmarks.
 //!
-//! It is independent of agent-sidecar: it deals in certificates, YAML text,
-//! sockets and processes. That is what lets the library's own unit tests use it: a
-//! unit test is compiled inside the library, so an `agent_sidecar` type
-//! reached through this crate would be another copy's, and would not match
-//! the library's own.
+//! Everything but `sidecar` is independent of agent-sidecar: it deals in
+//! certificates, YAML text, sockets and processes. That is what lets the
+//! library's own unit tests use it: a unit test is compiled inside the
+//! library, so an `agent_sidecar` type reached through this crate would be
+//! another copy's, and would not match the library's own. `sidecar` does
+//! depend on agent-sidecar; agent-sidecar's dev-dependency turns it on for
+//! its integration tests and benchmarks (cargo has no dev-dependencies per
+//! target, so the unit-test binary links that second copy too), and no unit
+//! test may use it.
 #![deny(clippy::mod_module_files)]
 
+pub mod bench;
 pub mod ca;
+pub mod curl;
 pub mod dns;
 pub mod fixtures;
 pub mod mcp;
 pub mod netns;
+#[cfg(feature = "sidecar")]
+pub mod sidecar;
 pub mod temp;
+pub mod tool_api;
+pub mod upstream;
 pub mod web;
+pub mod webhook;
 
 pub use fixtures::fixture;

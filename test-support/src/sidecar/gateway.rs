@@ -1,0 +1,255 @@
+//! agent-sidecar's tool gateway wired the way `run` wires it, minus the
+//! kernel: the `erp-gateway` policy fixture, a secret, the TLS terminator,
+//! the approvals store, webhooks to the owner, the SOC and the approvers,
+//! and the proxy listeners, in front of a [`ToolApi`].
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use agent_sidecar::{
+    admin::Admin,
+    approvals::{
+        ApprovalStore, ApprovalStoreOptions, BearerToken, Notifier, StoreConfig, WebhookConfig,
+        WebhookNotifier,
+    },
+    credentials::{SecretSpec, SecretStore},
+    events::{EventBus, Notices},
+    gateway::{
+        Gateway, GatewayConfig, GatewayParts,
+        hooks::{NoKernel, QuarantineSwitch},
+    },
+    policy::{PolicyStore, StoreOptions},
+    proxy::ProxyContext,
+    tls::{
+        AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
+        TlsTerminator, TrustAnchors,
+    },
+};
+use tokio::net::TcpListener;
+
+use super::proxy::{AllowList, MapResolve, Proxies};
+use crate::{
+    ca::TestCa,
+    fixtures,
+    temp::TempDir,
+    tool_api::{HOST, SECRET, STREAM_PATH, ToolApi},
+    webhook::Webhook,
+};
+
+/// A gateway in front of a [`ToolApi`], reachable through an explicit proxy
+/// and a transparent listener for the tool port.
+pub struct Harness {
+    /// The CA of the tool API's certificate, which the gateway trusts.
+    pub upstream_ca: TestCa,
+    /// The tool API.
+    pub api: ToolApi,
+    /// The gateway.
+    pub gateway: Gateway,
+    /// Its proxy listeners.
+    pub proxies: Proxies,
+    /// The CA bundle the agent trusts (the gateway's CA).
+    pub bundle: AgentTrustBundle,
+    /// The approvals store.
+    pub approvals: ApprovalStore,
+    /// The tier policy in force (its directory is `policy_dir`; reload it
+    /// after editing).
+    pub policy: Arc<PolicyStore>,
+    /// Where the policy fixture was written.
+    pub policy_dir: PathBuf,
+    /// The approvers' webhook (`approval.pending`, `approval.decided`).
+    pub approver: Webhook,
+    /// The agent owner's webhook.
+    pub owner: Webhook,
+    /// The SOC's webhook.
+    pub soc: Webhook,
+    /// The harness's files (policy, secret, trust bundle, approvals).
+    pub dir: TempDir,
+    /// The approvals directory.
+    pub state: PathBuf,
+}
+
+/// How [`Harness::start`] sets the gateway up.
+pub struct Options {
+    /// How long a held call waits for its approval.
+    pub sla: Duration,
+    /// Reuse this approvals directory (restart tests).
+    pub state: Option<PathBuf>,
+    /// The largest request body the gateway inspects.
+    pub max_body: usize,
+    /// Most pending approvals of the agent.
+    pub max_pending: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sla: Duration::from_secs(60),
+            state: None,
+            max_body: 64 * 1024,
+            max_pending: agent_sidecar::approvals::DEFAULT_MAX_PENDING_PER_AGENT,
+        }
+    }
+}
+
+impl Harness {
+    /// A harness in front of a fresh recording [`ToolApi`] for [`HOST`].
+    pub async fn start(opts: Options) -> Self {
+        let upstream_ca = TestCa::new();
+        let api = ToolApi::start(upstream_ca.leaf(&[HOST]).acceptor()).await;
+        Self::start_with(opts, upstream_ca, api).await
+    }
+
+    /// A harness in front of `api`, whose certificate `upstream_ca` signed.
+    pub async fn start_with(opts: Options, upstream_ca: TestCa, api: ToolApi) -> Self {
+        let dir = TempDir::new();
+        let policy_dir = dir.0.join("policy");
+        std::fs::create_dir_all(&policy_dir).unwrap();
+        fixtures::write_set(
+            "erp-gateway",
+            &policy_dir,
+            &[
+                ("HOST", HOST),
+                ("PORT", &api.addr.port().to_string()),
+                ("STREAM_PATH", STREAM_PATH),
+            ],
+        );
+        let store = Arc::new(
+            PolicyStore::open(&policy_dir, StoreOptions::default(), None).expect("policy compiles"),
+        );
+        let identity = store.current().identity("buyer", "prod");
+        let secret_file = dir.0.join("erp-token");
+        std::fs::write(&secret_file, SECRET).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let spec: SecretSpec = format!("erp-token=file:{}", secret_file.display())
+            .parse()
+            .expect("secret spec");
+        let secrets = SecretStore::load(&[spec]).expect("secrets");
+        let anchors =
+            TrustAnchors::load(&SystemRoots::Disabled, &[upstream_ca.ca_file()]).expect("anchors");
+        let ca = CertificateAuthority::generate(&CaOptions::default()).expect("CA");
+        let names = store.clone();
+        let tls = TlsTerminator::new(
+            ca,
+            anchors,
+            Arc::new(move |n: &str| names.current().inspected(n).is_some()),
+            TerminatorOptions::default(),
+        )
+        .expect("terminator");
+        let bundle = tls
+            .write_agent_bundle(&dir.0.join("trust"))
+            .expect("bundle");
+        let state = opts
+            .state
+            .clone()
+            .unwrap_or_else(|| dir.0.join("approvals"));
+        let owner = Webhook::start().await;
+        let soc = Webhook::start().await;
+        let approver = Webhook::start().await;
+        let hook = |url: &str| {
+            let mut c = WebhookConfig::new(url);
+            c.initial_backoff = Duration::from_millis(50);
+            Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
+        };
+        let (approvals, _) = ApprovalStore::open_with(
+            &state,
+            ApprovalStoreOptions {
+                notifier: hook(&approver.url).map(|w| w as Arc<dyn Notifier>),
+                config: StoreConfig {
+                    max_pending_per_agent: opts.max_pending,
+                    ..StoreConfig::default()
+                },
+                ..ApprovalStoreOptions::default()
+            },
+        )
+        .await
+        .expect("approvals");
+        let resolver = Arc::new(MapResolve(HashMap::from([(
+            HOST.to_string(),
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        )])));
+        let mut config = GatewayConfig {
+            approval_sla: opts.sla,
+            ..GatewayConfig::default()
+        };
+        config.limits.max_body_bytes = opts.max_body;
+        let gateway = Gateway::new(GatewayParts {
+            identity,
+            policy: store.clone(),
+            tls: Arc::new(tls),
+            resolver: resolver.clone(),
+            secrets,
+            approvals: approvals.clone(),
+            quarantine: QuarantineSwitch::new(Arc::new(NoKernel)),
+            sink: Some(Arc::new(EventBus::new(vec![Arc::new(Notices {
+                owner: hook(&owner.url),
+                soc: hook(&soc.url),
+            })]))),
+            config,
+        })
+        .expect("gateway");
+        let ctx = ProxyContext::new(Arc::new(AllowList(vec![HOST.to_string()])), resolver)
+            .with_inspector(Arc::new(gateway.clone()));
+        let proxies = Proxies::start(&ctx, &[api.addr.port()]);
+        Harness {
+            upstream_ca,
+            api,
+            gateway,
+            proxies,
+            bundle,
+            approvals,
+            policy: store,
+            policy_dir,
+            approver,
+            owner,
+            soc,
+            dir,
+            state,
+        }
+    }
+
+    /// The agent's URL for `path` on the tool host.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{HOST}:{}{path}", self.api.addr.port())
+    }
+
+    /// curl arguments that reach the tool host through the transparent
+    /// listener (as the kernel's redirect would).
+    pub fn transparent_args(&self) -> Vec<String> {
+        let port = self.api.addr.port();
+        let t = self.proxies.transparent[&port];
+        vec![
+            "--connect-to".into(),
+            format!("{HOST}:{port}:{}:{}", t.ip(), t.port()),
+            "--cacert".into(),
+            self.bundle.bundle.display().to_string(),
+        ]
+    }
+
+    /// curl arguments that go through the explicit proxy.
+    pub fn explicit_args(&self) -> Vec<String> {
+        vec![
+            "--proxy".into(),
+            format!("http://{}", self.proxies.explicit),
+            "--cacert".into(),
+            self.bundle.bundle.display().to_string(),
+        ]
+    }
+
+    /// Serves the admin API with `token`; returns its base URL.
+    pub async fn admin(&self, token: &str) -> String {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let admin = Admin::api(self.approvals.clone(), BearerToken::new(token).unwrap())
+            .with_gateway(self.gateway.clone());
+        tokio::spawn(agent_sidecar::admin::serve(listener, admin));
+        url
+    }
+}
