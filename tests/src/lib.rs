@@ -4,26 +4,21 @@
 //! with extra addresses on its loopback, a fresh agent cgroup with the real
 //! eBPF programs attached, servers inside the namespace, and probe processes
 //! started inside (agent) or outside (control) the cgroup. Tests panic with
-//! context instead of returning errors.
+//! context instead of returning errors. The namespaces and the servers
+//! (DNS, web, MCP) come from `agent-sidecar-test-support`.
 #![allow(missing_docs)]
-
-pub mod dns;
-pub mod mcp;
-pub mod web;
 
 use std::{
     fs::File,
     io::{Read, Write},
     net::{SocketAddr, TcpListener, UdpSocket},
-    os::{fd::AsRawFd, unix::process::CommandExt},
     path::{Path, PathBuf},
-    process::{Command, Output},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    process::Output,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+pub use agent_sidecar_test_support::netns::{NetNs, command_in, in_ns, sh, unique};
 
 use agent_sidecar::{
     egress::{Allowlist, EgressRule, Protocols, RuleSource},
@@ -53,95 +48,6 @@ pub fn privileged() -> bool {
          or set {REQUIRE_ENV}=1 to make this a failure. !!!!\n"
     );
     false
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A unique short name for this test's resources.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Runs a command, panicking with its output if it fails.
-pub fn sh(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace with `lo` up and the test addresses on it:
-/// 127.0.0.1, 10.77.0.1, 10.77.0.2, ::1, fd77::1, fd77::2.
-pub struct NetNs {
-    pub name: String,
-    file: File,
-}
-
-impl NetNs {
-    pub fn new() -> Self {
-        let name = unique("ast");
-        sh("ip", &["netns", "add", &name]);
-        sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
-        for a in ["10.77.0.1/32", "10.77.0.2/32"] {
-            sh("ip", &["-n", &name, "addr", "add", a, "dev", "lo"]);
-        }
-        for a in ["fd77::1/128", "fd77::2/128"] {
-            sh(
-                "ip",
-                &["-n", &name, "-6", "addr", "add", a, "dev", "lo", "nodad"],
-            );
-        }
-        let file = File::open(format!("/run/netns/{name}")).expect("open netns");
-        NetNs { name, file }
-    }
-
-    pub fn raw_fd(&self) -> i32 {
-        self.file.as_raw_fd()
-    }
-
-    /// Adds `cidr` (e.g. `198.51.100.1/32`) to the namespace's loopback.
-    pub fn add_address(&self, cidr: &str) {
-        sh("ip", &["-n", &self.name, "addr", "add", cidr, "dev", "lo"]);
-    }
-
-    /// Sets a sysctl inside the namespace.
-    pub fn sysctl(&self, key: &str, value: &str) {
-        sh(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.name,
-                "sysctl",
-                "-qw",
-                &format!("{key}={value}"),
-            ],
-        );
-    }
-}
-
-impl Default for NetNs {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
 }
 
 /// A TCP listener in a namespace that counts accepted connections and
@@ -259,17 +165,6 @@ impl UdpServer {
     }
 }
 
-/// Runs `f` on a fresh thread inside `ns` (sockets it creates live there).
-pub fn in_ns<T: Send + 'static>(ns: &NetNs, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let fd = nix::unistd::dup(&ns.file).expect("dup netns fd");
-    std::thread::spawn(move || {
-        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("netns thread")
-}
-
 /// A binary of the workspace, next to the test executable's `deps/` dir.
 fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -358,35 +253,6 @@ impl ProbeResult {
     pub fn denied(&self) -> bool {
         self.code == 1
     }
-}
-
-/// A command prepared to run inside `ns`, optionally inside a cgroup (joined
-/// before exec).
-pub fn command_in(
-    ns: &NetNs,
-    cgroup_procs: Option<&File>,
-    program: &Path,
-    args: &[&str],
-) -> Command {
-    let netns = ns.raw_fd();
-    let procs = cgroup_procs.map(|f| f.as_raw_fd());
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    // SAFETY: only async-signal-safe syscalls on copied values.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(fd) = procs
-                && libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd
 }
 
 fn finish(out: Output) -> ProbeResult {

@@ -11,13 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_sidecar_tests::{
-    NetNs, TcpServer, command_in,
-    dns::Authority,
+use agent_sidecar_test_support::{
+    ca::TestCa,
+    dns::{Authority, Zone},
+    fixtures,
     mcp::{McpServer, mcp_client_args, parse_client_output, python_script, test_python},
-    privileged, sidecar_bin, unique,
-    web::{TestCa, WebServer},
+    web::WebServer,
 };
+use agent_sidecar_tests::{NetNs, TcpServer, command_in, privileged, sidecar_bin, unique};
 use serde_json::{Value, json};
 
 const DNS: &str = "198.51.100.1";
@@ -30,70 +31,7 @@ const SECRET: &str = "crm-secret-token-0123456789";
 const TOKEN: &str = "approvals-admin-token-0123456789";
 
 fn policy(dir: &Path, agent: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("base.yaml"),
-        format!(
-            r#"kind: base
-name: e2e
-label: gateway-e2e
-defaults: {{ unknown: 3, missing_attribute: 3, action: 1 }}
-tools:
-  - name: billing
-    http: {{ host: billing.tools.test }}
-    credential: {{ secret: billing-token }}
-    actions:
-      - name: list_invoices
-        method: GET
-        path: /v1/invoices
-  - name: crm
-    mcp: {{ server: crm, url: "https://crm.tools.test/mcp" }}
-    credential: {{ secret: crm-token }}
-    actions:
-      - name: lookup
-        mcp_tool: get_customer
-      - name: bulk_update
-        mcp_tool: update_customers
-        tier: 2
-        compensation: {{ action: restore, window: 15m, carry: [customer_ids] }}
-      - name: restore
-        mcp_tool: restore_customers
-      - name: refund
-        mcp_tool: refund
-        attributes:
-          amount: {{ body: /amount }}
-      - name: export
-        mcp_tool: export_customers
-      - name: delete
-        mcp_tool: delete_customer
-rules:
-  - id: refunds-over-100-need-approval
-    when: {{ tool: crm, action: refund, amount: {{ gt: 100 }} }}
-    tier: 3
-  - id: export-is-exfiltration
-    when: {{ tool: crm, action: export }}
-    tier: 4
-    quarantine: true
-  - id: never-delete-customers
-    when: {{ tool: crm, action: delete }}
-    tier: deny
-  - id: only-owners-restore
-    when: {{ tool: crm, action: restore }}
-    tier: deny
-egress:
-  allow:
-    - {CONTROL}
-"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("agent.yaml"),
-        format!(
-            "kind: agent\nid: {agent}\nowner: ops-lead@example.test\npurpose: answers customers\n"
-        ),
-    )
-    .unwrap();
+    fixtures::write_set("crm-e2e", dir, &[("CONTROL", CONTROL), ("AGENT", agent)]);
 }
 
 fn private_file(path: &Path, text: &str) {
@@ -128,11 +66,13 @@ impl World {
         let (bcert, bkey) = ca.issue("billing", &["billing.tools.test"]);
         let billing =
             WebServer::https(&ns, &format!("{BILLING}:443"), "billing-api", &bcert, &bkey);
-        let dns = Authority::start(
+        let dns = Authority::start_in(
             &ns,
             &format!("{DNS}:53"),
-            &[("crm.tools.test", TOOLS), ("billing.tools.test", BILLING)],
-            60,
+            Zone::from_addrs(
+                &[("crm.tools.test", TOOLS), ("billing.tools.test", BILLING)],
+                60,
+            ),
         );
         // Held connections end by the agent's close or a reset, not idling.
         let control = TcpServer::with_idle_timeout(&ns, CONTROL, Duration::from_secs(20));

@@ -2,6 +2,7 @@
 //! namespace and agent cgroup with the real programs attached; a probe
 //! inside the cgroup is the agent, the same probe outside is the control.
 
+use agent_sidecar_test_support::dns::{Authority, Zone};
 use agent_sidecar_tests::{Agent, NetNs, TcpServer, UdpServer, privileged, write_file};
 
 #[test]
@@ -412,11 +413,10 @@ fn intercepted_dns_and_https_reach_the_sidecar_whatever_address_the_agent_chose(
     }
     let ns = NetNs::new();
     // The "sidecar": a DNS responder and an HTTPS listener on loopback.
-    let dns = agent_sidecar_tests::dns::Authority::start(
+    let dns = Authority::start_in(
         &ns,
         "127.0.0.1:5353",
-        &[("api.example.test", "192.0.2.10")],
-        60,
+        Zone::from_addrs(&[("api.example.test", "192.0.2.10")], 60),
     );
     let https = TcpServer::start(&ns, "127.0.0.1:8443");
     let https6 = TcpServer::start(&ns, "[::1]:8443");

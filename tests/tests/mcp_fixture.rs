@@ -3,12 +3,11 @@
 //! governed cgroup, in both response modes (SSE streams and plain JSON). A
 //! failure of a gateway test is then never a broken fixture.
 
-use agent_sidecar_tests::{
-    NetNs, command_in,
+use agent_sidecar_test_support::{
+    ca::TestCa,
     mcp::{McpServer, mcp_client_args, parse_client_output, test_python},
-    privileged,
-    web::TestCa,
 };
+use agent_sidecar_tests::{NetNs, command_in, privileged};
 use serde_json::json;
 
 const TOOLS: [&str; 6] = [

@@ -10,12 +10,12 @@ use std::{
     process::Output,
 };
 
-use agent_sidecar_tests::{
-    NetNs, TcpServer, command_in,
-    dns::Authority,
-    privileged, sidecar_bin, unique,
-    web::{TestCa, WebServer},
+use agent_sidecar_test_support::{
+    ca::TestCa,
+    dns::{Authority, Zone},
+    web::WebServer,
 };
+use agent_sidecar_tests::{NetNs, TcpServer, command_in, privileged, sidecar_bin, unique};
 
 const LEGIT: &str = "198.51.100.1";
 const EVIL: &str = "198.51.100.2";
@@ -51,20 +51,22 @@ impl World {
         let evil_https = WebServer::https(&ns, &format!("{EVIL}:443"), "evil", &ecert, &ekey);
         let legit_http = WebServer::http(&ns, &format!("{LEGIT}:80"), "legit-http");
         let evil_http = WebServer::http(&ns, &format!("{EVIL}:80"), "evil-http");
-        let dns = Authority::start(
+        let dns = Authority::start_in(
             &ns,
             &format!("{LEGIT}:53"),
-            &[
-                ("api.allowed.test", LEGIT),
-                ("a.wild.test", LEGIT),
-                ("x.y.wild.test", LEGIT),
-                ("deep.any.test", LEGIT),
-                ("db.allowed.test", LEGIT),
-                ("evil.test", EVIL),
-                ("rebind.allowed.test", "10.77.0.1"),
-                ("dns.google", LEGIT),
-            ],
-            2,
+            Zone::from_addrs(
+                &[
+                    ("api.allowed.test", LEGIT),
+                    ("a.wild.test", LEGIT),
+                    ("x.y.wild.test", LEGIT),
+                    ("deep.any.test", LEGIT),
+                    ("db.allowed.test", LEGIT),
+                    ("evil.test", EVIL),
+                    ("rebind.allowed.test", "10.77.0.1"),
+                    ("dns.google", LEGIT),
+                ],
+                2,
+            ),
         );
         let state_dir = std::env::temp_dir().join(unique("names-run"));
         std::fs::create_dir_all(&state_dir).unwrap();

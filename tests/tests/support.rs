@@ -1,12 +1,12 @@
 //! The test servers themselves work, checked with real clients outside any
 //! governed cgroup, so a failure elsewhere is never a broken fixture.
 
-use agent_sidecar_tests::{
-    NetNs, command_in,
-    dns::Authority,
-    privileged,
-    web::{TestCa, WebServer},
+use agent_sidecar_test_support::{
+    ca::TestCa,
+    dns::{Authority, Zone},
+    web::WebServer,
 };
+use agent_sidecar_tests::{NetNs, command_in, privileged};
 use std::path::Path;
 
 #[test]
@@ -19,11 +19,10 @@ fn test_servers_answer_real_clients() {
     let (cert, key) = ca.issue("api", &["api.allowed.test"]);
     let https = WebServer::https(&ns, "10.77.0.1:443", "legit", &cert, &key);
     let http = WebServer::http(&ns, "[fd77::1]:80", "plain");
-    let dns = Authority::start(
+    let dns = Authority::start_in(
         &ns,
         "10.77.0.1:53",
-        &[("api.allowed.test", "10.77.0.1")],
-        30,
+        Zone::from_addrs(&[("api.allowed.test", "10.77.0.1")], 30),
     );
 
     let curl = |args: &[&str]| {
