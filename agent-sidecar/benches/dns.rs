@@ -15,10 +15,6 @@
 //! `BENCH_WRITE_DOCS=1`) also replaces `docs/benchmarks-dns.md`:
 //! `cargo bench -p agent-sidecar --bench dns -- --write-docs`.
 
-#[path = "../tests/support/authority.rs"]
-#[allow(dead_code)] // test support shared with tests/dns_resolver.rs, which uses all of it
-mod authority;
-
 use std::{
     fmt::Write as _,
     net::{SocketAddr, UdpSocket},
@@ -32,7 +28,7 @@ use agent_sidecar::{
     dns::{self, BudgetLimits, DnsConfig, Hooks},
     egress::{Breadth, NameAllowlist, NameRule},
 };
-use authority::{Authority, Zone, name};
+use agent_sidecar_test_support::dns::{Authority, Zone, name};
 use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, Query},
     rr::RecordType,
@@ -312,7 +308,7 @@ fn report(r: Report<'_>) -> String {
     let _ = writeln!(s, "## Method\n");
     let _ = writeln!(
         s,
-        "- Upstream: the test authority of `agent-sidecar/tests/support/authority.rs` (hickory-proto on a tokio UDP socket, one worker thread), serving {NAMES} names `n<i>.bench.test`."
+        "- Upstream: the test authority of `test-support/src/dns.rs` (hickory-proto on a tokio UDP socket, one worker thread), serving {NAMES} names `n<i>.bench.test`."
     );
     let _ = writeln!(
         s,

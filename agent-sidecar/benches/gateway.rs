@@ -29,16 +29,6 @@
 //! `cargo bench -p agent-sidecar --bench gateway -- --write-docs`.
 //! nginx is required: run `cargo xtask setup` to install it.
 
-#[path = "../tests/gateway_support/mod.rs"]
-mod gateway_support;
-
-#[path = "support/nginx.rs"]
-mod nginx;
-#[path = "support/report.rs"]
-mod report;
-
-use nginx::NginxProcess;
-use report::{current_thread, kernel, load_average, median, micros, num_cpus, percentile};
 use std::{
     fmt::Write as _,
     net::{Ipv4Addr, SocketAddr},
@@ -51,13 +41,23 @@ use std::{
     time::{Duration, Instant},
 };
 
+use agent_sidecar_test_support::{
+    bench::{
+        nginx::{self, NginxProcess},
+        report::{
+            self, current_thread, kernel, load_average, median, micros, num_cpus, percentile,
+        },
+    },
+    ca::TestCa,
+    sidecar::gateway::{Harness, Options},
+    temp::TempDir,
+    tool_api::{FAST_ANSWER, HOST, ToolApi},
+};
 use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
-use gateway_support::{FAST_ANSWER, HOST, Harness, Options, TempDir, TestCa, ToolApi};
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
 use tokio::{net::TcpStream, sync::mpsc};
 use tokio_rustls::TlsConnector;
@@ -426,14 +426,14 @@ async fn run() -> Result<String> {
     // The tool API on its own thread; its CA goes to the gateway.
     let ((ca, api_addr, authorized, direct_tls), upstream_cpu) =
         on_own_thread("tool-api", |tx| async move {
-            let ca = TestCa::new(&[HOST]);
-            let api = ToolApi::start_with(&ca, false).await;
+            let ca = TestCa::new();
+            let api = ToolApi::start_with(ca.leaf(&[HOST]).acceptor(), false).await;
             let (addr, authorized, tls) = (api.addr, api.authorized.clone(), ca.client_config());
             // The harness owns the `ToolApi` handle; the server task stays here.
             let _ = tx.send((ca, addr, authorized, tls));
         })?;
     let port = api_addr.port();
-    let upstream_ca_file = ca.ca_file.clone();
+    let upstream_ca_file = ca.ca_file();
     // The gateway (with its proxy listeners and upstream pool) on its own
     // single-threaded runtime.
     // Dropping `stop` ends the harness (its listeners and temp dirs);
@@ -849,7 +849,7 @@ impl Nginx {
     fn start(upstream: SocketAddr, upstream_ca: &Path) -> Result<Self> {
         let dir = TempDir::new();
         let d = dir.0.display().to_string();
-        let (ca_pem, cert_pem, key_pem) = nginx_certificate()?;
+        let (ca_pem, cert_pem, key_pem) = nginx_certificate();
         std::fs::write(dir.0.join("cert.pem"), cert_pem)?;
         std::fs::write(dir.0.join("key.pem"), key_pem)?;
         let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
@@ -909,20 +909,10 @@ impl Nginx {
 
 /// A throwaway CA and a certificate for `HOST` signed by it: (CA PEM, leaf
 /// chain PEM, leaf key PEM).
-fn nginx_certificate() -> Result<(String, String, String)> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "agent-sidecar gateway bench nginx CA");
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate()?;
-    let leaf = CertificateParams::new(vec![HOST.to_owned()])?.signed_by(&leaf_key, &issuer)?;
-    Ok((
-        ca_cert.pem(),
-        format!("{}{}", leaf.pem(), ca_cert.pem()),
-        leaf_key.serialize_pem(),
-    ))
+fn nginx_certificate() -> (String, String, String) {
+    let ca = TestCa::builder()
+        .common_name("agent-sidecar gateway bench nginx CA")
+        .build();
+    let leaf = ca.leaf(&[HOST]);
+    (ca.cert_pem(), leaf.chain_pem(), leaf.key_pem())
 }

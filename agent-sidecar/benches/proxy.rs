@@ -28,19 +28,6 @@
 //! nginx with its stream module is required (`cargo xtask bench` installs
 //! it); without squid installed, section 4 reports ours only.
 
-#[path = "../tests/proxy_support/mod.rs"]
-mod proxy_support;
-
-#[path = "support/nginx.rs"]
-mod nginx;
-#[path = "support/report.rs"]
-mod report;
-#[path = "support/sched.rs"]
-mod sched;
-
-use nginx::NginxProcess;
-use report::{current_thread, kernel, load_average, median, micros, num_cpus, percentile};
-use sched::{Sched, SchedClock};
 use std::{
     collections::HashMap,
     fmt::Write as _,
@@ -57,8 +44,20 @@ use agent_sidecar::proxy::{
     ProxyConfig, ProxyContext,
     sniff::{Sniffed, sniff},
 };
+use agent_sidecar_test_support::{
+    bench::{
+        nginx::{self, NginxProcess},
+        report::{
+            self, current_thread, kernel, load_average, median, micros, num_cpus, percentile,
+        },
+        sched::{Sched, SchedClock},
+    },
+    ca::TestCa,
+    sidecar::proxy::{AllowList, MapResolve, Proxies},
+    temp::TempDir,
+    upstream::{MIB, Upstream},
+};
 use anyhow::{Context, Result, bail, ensure};
-use proxy_support::{AllowList, MIB, MapResolve, Proxies, TempDir, TestCa, Upstream};
 use rustls::pki_types::ServerName;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
@@ -181,9 +180,10 @@ async fn run() -> Result<String> {
     let started = Instant::now();
     // First, so that a run without root stops before measuring anything.
     let veth = Veth::create()?;
-    let ca = TestCa::new(&[HOST]);
-    let acceptor = ca.acceptor();
-    let remote_acceptor = ca.acceptor();
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&[HOST]);
+    let acceptor = leaf.acceptor();
+    let remote_acceptor = leaf.acceptor();
     let upstream = on_own_thread("upstream", move |tx| async move {
         let upstream = Upstream::start((UPSTREAM_IP, 0).into(), "bench", Some(acceptor)).await;
         let _ = tx.send(upstream);

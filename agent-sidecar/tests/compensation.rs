@@ -4,9 +4,11 @@
 //! `carry` fields reaches the compensating call, and a path value that is
 //! not a plain segment never turns the undo into another route.
 
-mod gateway_support;
-
-use gateway_support::{Harness, Options, STREAM_PATH, curl, json_of};
+use agent_sidecar_test_support::{
+    curl::{curl, json_of},
+    sidecar::gateway::{Harness, Options},
+    tool_api::STREAM_PATH,
+};
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "an-admin-token-of-some-length";

@@ -1,10 +1,7 @@
 //! The per-agent DNS resolver end to end: a local authoritative server for
-//! test zones (`support/authority.rs`) as the upstream, the resolver on
+//! test zones (`agent_sidecar_test_support::dns`) as the upstream, the resolver on
 //! 127.0.0.1, and real clients: `dig` (Debian `bind9-dnsutils`) and
 //! hickory's client, over UDP and TCP.
-
-#[path = "support/authority.rs"]
-mod authority;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -19,7 +16,7 @@ use agent_sidecar::{
     },
     egress::{Breadth, NameAllowlist, NameRule},
 };
-use authority::{Authority, Zone, name};
+use agent_sidecar_test_support::dns::{Authority, Zone, name};
 use hickory_client::{
     client::{Client, ClientHandle},
     proto::{

@@ -5,12 +5,15 @@
 //! kernel side (quarantine as EPERM) is in `tests/tests/gateway.rs` of the
 //! privileged suite.
 
-mod gateway_support;
-
 use std::time::Duration;
 
 use agent_sidecar::approvals::ApprovalId;
-use gateway_support::{HOST, Harness, Options, SECRET, STREAM_PATH, curl, json_of};
+use agent_sidecar_test_support::{
+    curl::{curl, json_of},
+    sidecar::gateway::{Harness, Options},
+    temp::TempDir,
+    tool_api::{HOST, SECRET, STREAM_PATH},
+};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
@@ -224,7 +227,7 @@ async fn tier_3_denied_and_expired_never_reach_the_tool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_approval_survives_a_restart_and_is_forwarded_once() {
-    let state = gateway_support::TempDir::new();
+    let state = TempDir::new();
     let approvals = state.0.join("approvals");
     let first = Harness::start(Options {
         state: Some(approvals.clone()),
@@ -235,7 +238,7 @@ async fn a_pending_approval_survives_a_restart_and_is_forwarded_once() {
     let held = tokio::spawn(async move { curl(&args, &[]).await });
     let id = pending_id(&first).await;
     // The sidecar goes away: its listeners and the held connection close.
-    let gateway_support::Harness {
+    let Harness {
         upstream_ca,
         api,
         proxies,

@@ -4,10 +4,11 @@
 //! anything reaches the tool, over HTTP/1.1 and HTTP/2, with curl. What
 //! comes back never holds the credential the gateway injected.
 
-mod gateway_support;
-
+use agent_sidecar_test_support::{
+    sidecar::gateway::{Harness, Options},
+    tool_api::{SECRET, STREAM_PATH},
+};
 use base64::Engine;
-use gateway_support::{Harness, Options, SECRET, STREAM_PATH};
 use serde_json::{Value, json};
 use tokio::process::Command;
 

@@ -4,12 +4,13 @@
 //! (approvers told, `approve` refused); pending approvals are capped per
 //! agent; tool names the policy cannot match exactly are refused.
 
-mod gateway_support;
-
 use std::time::Duration;
 
 use agent_sidecar::{approvals::ApprovalId, policy::ReloadOutcome};
-use gateway_support::{Harness, Options, curl, json_of};
+use agent_sidecar_test_support::{
+    curl::{curl, json_of},
+    sidecar::gateway::{Harness, Options},
+};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 

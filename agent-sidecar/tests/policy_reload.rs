@@ -3,8 +3,6 @@
 //! half-written, whatever the gap between the writes, and an atomic
 //! update (a rename into place) is in force within a fraction of a second.
 
-mod gateway_support;
-
 use std::{
     io::Write,
     path::Path,
@@ -16,7 +14,7 @@ use std::{
 };
 
 use agent_sidecar::policy::{WatchOptions, watch};
-use gateway_support::{Harness, Options};
+use agent_sidecar_test_support::sidecar::gateway::{Harness, Options};
 use serde_json::json;
 use tokio::process::Command;
 

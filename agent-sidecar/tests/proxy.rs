@@ -6,8 +6,6 @@
 //! on 127.0.0.2 whatever the client pinned, and the evil servers must never
 //! see a connection.
 
-mod proxy_support;
-
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
@@ -19,7 +17,11 @@ use std::{
 use agent_sidecar::proxy::{
     ConnectionOutcome, ListenerKind, ProxyConfig, ProxyContext, ProxyEvent, ProxyMetrics,
 };
-use proxy_support::{AllowList, MIB, MapResolve, Proxies, TestCa, Upstream};
+use agent_sidecar_test_support::{
+    ca::TestCa,
+    sidecar::proxy::{AllowList, MapResolve, Proxies},
+    upstream::{MIB, Upstream},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -48,11 +50,12 @@ impl World {
     }
 
     async fn with(tweak: impl FnOnce(&mut ProxyConfig)) -> Self {
-        let ca = TestCa::new(&["api.allowed.test", "other.allowed.test", "evil.test"]);
-        let tls_ok = Upstream::start((ALLOWED, 0).into(), "tls-ok", Some(ca.acceptor())).await;
+        let ca = TestCa::new();
+        let leaf = ca.leaf(&["api.allowed.test", "other.allowed.test", "evil.test"]);
+        let tls_ok = Upstream::start((ALLOWED, 0).into(), "tls-ok", Some(leaf.acceptor())).await;
         let tls_port = tls_ok.addr.port();
         let tls_evil =
-            Upstream::start((EVIL, tls_port).into(), "tls-evil", Some(ca.acceptor())).await;
+            Upstream::start((EVIL, tls_port).into(), "tls-evil", Some(leaf.acceptor())).await;
         let http_ok = Upstream::start((ALLOWED, 0).into(), "http-ok", None).await;
         let http_port = http_ok.addr.port();
         let http_evil = Upstream::start((EVIL, http_port).into(), "http-evil", None).await;
@@ -201,7 +204,7 @@ async fn curl(world: &World, args: &[&str]) -> Output {
     let mut all: Vec<String> = ["-sS", "--max-time", "10", "--cacert"]
         .map(str::to_owned)
         .to_vec();
-    all.push(world.ca.ca_file.display().to_string());
+    all.push(world.ca.ca_file().display().to_string());
     all.extend(args.iter().map(|a| (*a).to_owned()));
     run("curl", &all).await
 }
@@ -775,7 +778,7 @@ async fn python_requests_through_the_explicit_proxy() {
             "-c".to_owned(),
             REQUESTS_SCRIPT.to_owned(),
             w.proxy_url(),
-            w.ca.ca_file.display().to_string(),
+            w.ca.ca_file().display().to_string(),
             format!("https://api.allowed.test:{tls}/py"),
             format!("http://api.allowed.test:{http}/py"),
             format!("http://evil.test:{http}/py"),

@@ -14,6 +14,7 @@ use agent_sidecar::tls::{
     AgentTrustBundle, CaOptions, CertificateAuthority, MayTerminate, SystemRoots,
     TerminatorOptions, TlsError, TlsTerminator, TrustAnchors,
 };
+use agent_sidecar_test_support::ca::TestCa;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, service::service_fn};
@@ -207,28 +208,8 @@ async fn python_requests_with_the_agent_environment() {
 /// (whatever the SNI) signed by a CA of its own; returns its address and
 /// that CA's PEM.
 async fn upstream_server() -> (SocketAddr, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca_params = rcgen::CertificateParams::default();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().expect("key");
-    let leaf = rcgen::CertificateParams::new(vec!["upstream.test".to_owned()])
-        .expect("params")
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-    )
-    .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let ca = TestCa::new();
+    let acceptor = ca.leaf(&["upstream.test"]).acceptor();
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .expect("bind");
@@ -248,7 +229,7 @@ async fn upstream_server() -> (SocketAddr, String) {
             });
         }
     });
-    (addr, ca_cert.pem())
+    (addr, ca.cert_pem())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
