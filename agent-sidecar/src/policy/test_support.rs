@@ -58,56 +58,10 @@ pub(crate) fn action(
 }
 
 /// A base with an ERP tool (payments with amount, currency and records) and
-/// a CRM MCP tool, and a few rules.
-pub(crate) const BASE: &str = r#"
-kind: base
-name: acme
-label: test-1
-exchange_rates: { EUR: 1.1 }
-tools:
-  - name: erp
-    http: { host: erp.example }
-    attributes:
-      regulatory: { const: [sox] }
-    actions:
-      - name: pay
-        method: POST
-        path: /v1/payments
-        attributes:
-          amount: { body: /amount, currency: { body: /currency } }
-          records: { body: /lines, count: true, default: 1 }
-          reversibility: { const: irreversible }
-      - name: read
-        method: GET
-        path: /v1/vendors/{id}
-        tier: 1
-  - name: crm
-    mcp: { server: crm }
-    actions:
-      - name: export
-        mcp_tool: export_customers
-        attributes:
-          records: { body: /limit }
-          sensitivity: { const: [pii] }
-rules:
-  - id: pay.medium
-    when: { tool: erp, action: pay, amount: { gte: 500 } }
-    tier: 2
-  - id: pay.large
-    when: { tool: erp, action: pay, amount: { gt: 50000 } }
-    tier: 3
-  - id: pii.scale
-    when: { sensitivity: { any_of: [pii] }, records: { gte: 10000 } }
-    tier: 4
-egress:
-  allow:
-    - 10.0.0.0/8:443
-    - target: 192.168.0.0/16
-      protocol: tcp
-"#;
+/// a CRM MCP tool, and a few rules (fixture `acme/base`).
+pub(crate) const BASE: &str = agent_sidecar_test_support::fixtures::ACME_BASE;
 
-/// A team and an agent under [`BASE`].
-pub(crate) const TEAM: &str = "kind: team\nname: fin\nrules:\n  - id: fin.pay\n    when: { tool: erp, action: pay, amount: { gt: 25000 } }\n    tier: 3\n";
-/// An agent of [`TEAM`].
-pub(crate) const AGENT: &str =
-    "kind: agent\nid: bot\nowner: jane@acme.example\npurpose: pays vendors\nteam: fin\n";
+/// A team under [`BASE`] (fixture `acme/team`).
+pub(crate) const TEAM: &str = agent_sidecar_test_support::fixtures::ACME_TEAM;
+/// An agent of [`TEAM`] (fixture `acme/agent`).
+pub(crate) const AGENT: &str = agent_sidecar_test_support::fixtures::ACME_AGENT;

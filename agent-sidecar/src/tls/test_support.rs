@@ -5,8 +5,6 @@ use std::{
     sync::Arc,
 };
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-
 use super::{CaOptions, CertificateAuthority, LeafCache, LeafOptions, MayTerminate};
 
 /// A fresh, empty directory under the system temp dir, removed when the
@@ -42,20 +40,16 @@ pub fn cache(ca: Arc<CertificateAuthority>, options: LeafOptions) -> LeafCache {
     .expect("leaf cache")
 }
 
-/// An independent CA made with rcgen directly: (cert PEM, key PEM).
+/// An independent CA (the tests' rcgen one), as an operator would make it:
+/// (cert PEM, key PEM).
 pub fn rcgen_ca(
     not_before: time::OffsetDateTime,
     not_after: time::OffsetDateTime,
 ) -> (String, String) {
-    let key = KeyPair::generate().expect("key");
-    let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "operator test CA");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = not_before;
-    params.not_after = not_after;
-    let cert = params.self_signed(&key).expect("self-signed CA");
-    (cert.pem(), key.serialize_pem())
+    let ca = agent_sidecar_test_support::ca::TestCa::builder()
+        .common_name("operator test CA")
+        .key_cert_sign()
+        .validity(not_before, not_after)
+        .build();
+    (ca.cert_pem(), ca.key_pem())
 }
