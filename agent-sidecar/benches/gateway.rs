@@ -75,20 +75,20 @@ mod alloc_count {
         sync::atomic::{AtomicU64, Ordering},
     };
 
-    pub static ALLOCS: AtomicU64 = AtomicU64::new(0);
-    pub static BYTES: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static ALLOCS: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static BYTES: AtomicU64 = AtomicU64::new(0);
 
     thread_local! {
         static COUNTED: Cell<bool> = const { Cell::new(false) };
     }
 
     /// Counts the allocations of the calling thread from now on.
-    pub fn count_this_thread() {
+    pub(crate) fn count_this_thread() {
         COUNTED.with(|c| c.set(true));
     }
 
     /// `(allocations, bytes)` so far.
-    pub fn snapshot() -> (u64, u64) {
+    pub(crate) fn snapshot() -> (u64, u64) {
         (
             ALLOCS.load(Ordering::Relaxed),
             BYTES.load(Ordering::Relaxed),
@@ -102,7 +102,7 @@ mod alloc_count {
         }
     }
 
-    pub struct Counting;
+    pub(crate) struct Counting;
 
     // SAFETY: every method forwards to mimalloc with the same arguments; the
     // counting touches only atomics and a const-initialised thread-local.

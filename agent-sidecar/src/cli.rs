@@ -1,5 +1,5 @@
 //! Command handlers of the `agent-sidecar` binary, one module per command
 //! group, so `main.rs` stays a dispatcher.
 
-pub mod approvals;
-pub mod policy;
+pub(crate) mod approvals;
+pub(crate) mod policy;

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use crate::{is_root, root};
 
 /// Parent of the stages of checkouts the agent cannot reach.
-pub const STAGE_ROOT: &str = "/var/lib/agent-sidecar-dev";
+pub(crate) const STAGE_ROOT: &str = "/var/lib/agent-sidecar-dev";
 
 /// Directories of the repository whose files the agent runs.
 const STAGED_DIRS: [&str; 2] = ["tests/python", "examples/demo"];
@@ -36,7 +36,7 @@ fn reachable_by_others(path: &Path) -> bool {
 /// The stage: the checkout itself when the agent can reach it, else a
 /// directory of [`STAGE_ROOT`] named for the checkout's path (root only;
 /// without root the checkout is used and the privileged tests do not run).
-pub fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     let root = root();
     if reachable_by_others(&root) || !is_root() {
         return root;
@@ -48,7 +48,7 @@ pub fn dir() -> PathBuf {
 
 /// Copies the scripts the agent runs into the stage (nothing to do when the
 /// checkout is its own stage), world-readable; returns the stage.
-pub fn refresh() -> Result<PathBuf> {
+pub(crate) fn refresh() -> Result<PathBuf> {
     let stage = dir();
     if stage == root() {
         return Ok(stage);

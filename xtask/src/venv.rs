@@ -22,7 +22,7 @@ use crate::{root, run};
 
 /// Environment variable naming the venv's python for the tests (set by
 /// `cargo xtask test`; the tests fall back to `.tools/venv/bin/python`).
-pub const PYTHON_ENV: &str = "AGENT_SIDECAR_TEST_PYTHON";
+pub(crate) const PYTHON_ENV: &str = "AGENT_SIDECAR_TEST_PYTHON";
 
 /// The interpreter the venv is created from (Debian's, package `python3-venv`).
 const BASE_PYTHON: &str = "/usr/bin/python3";
@@ -42,13 +42,13 @@ fn stamp_file() -> PathBuf {
 }
 
 /// The venv's interpreter.
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     venv_dir().join("bin/python")
 }
 
 /// `pip install`, quiet and non-interactive, with the venv's interpreter;
 /// the caller adds what to install.
-pub fn pip_install() -> Command {
+pub(crate) fn pip_install() -> Command {
     let mut cmd = Command::new(python());
     cmd.args([
         "-m",
@@ -82,12 +82,12 @@ fn is_current(stamp: &str) -> bool {
 }
 
 /// Whether the venv exists and matches the requirements.
-pub fn ready() -> bool {
+pub(crate) fn ready() -> bool {
     wanted_stamp().is_ok_and(|w| is_current(&w))
 }
 
 /// Creates or refreshes the venv when it is missing or out of date.
-pub fn ensure() -> Result<()> {
+pub(crate) fn ensure() -> Result<()> {
     let stamp = wanted_stamp()?;
     if is_current(&stamp) {
         eprintln!("python venv up to date: {}", venv_dir().display());

@@ -58,7 +58,7 @@ pub struct ReplayReport {
 
 /// Whether a [`Ledger::decide`] call approves or denies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(super) enum Verdict {
     /// Allow the held action.
     Approve,
     /// Refuse it.

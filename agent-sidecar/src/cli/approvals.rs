@@ -9,7 +9,7 @@ use agent_sidecar::approvals::{ApprovalId, ApprovalsClient, PendingApproval};
 
 /// Where the admin API is and how to authenticate.
 #[derive(Args, Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// Base URL of the sidecar's admin API, e.g. http://127.0.0.1:9443.
     #[arg(long, env = "AGENT_SIDECAR_ADMIN_URL", value_name = "URL")]
     url: String,
@@ -20,7 +20,7 @@ pub struct Connection {
 
 /// The approvals subcommands.
 #[derive(Subcommand, Debug)]
-pub enum ApprovalsCommand {
+pub(crate) enum ApprovalsCommand {
     /// List approvals (default: pending ones).
     List {
         /// pending, approved, denied, expired, cancelled, forwarded or all.
@@ -47,7 +47,7 @@ pub enum ApprovalsCommand {
 
 /// `approve` / `deny` arguments.
 #[derive(Args, Debug)]
-pub struct Decide {
+pub(crate) struct Decide {
     /// Approval id (apr_...).
     id: String,
     /// Who decides (recorded in the audit trail).
@@ -62,7 +62,7 @@ pub struct Decide {
 
 /// Runs one subcommand; returns the exit code (0 ok, 1 refused by the
 /// sidecar, 2 unusable input).
-pub fn run(cmd: ApprovalsCommand) -> i32 {
+pub(crate) fn run(cmd: ApprovalsCommand) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,7 +127,7 @@ fn client(conn: &Connection) -> Result<ApprovalsClient, (i32, String)> {
 impl Connection {
     /// A client of the admin API at `--url` with the token of
     /// `--token-file`; `(2, why)` for unusable input.
-    pub fn client(&self) -> Result<ApprovalsClient, (i32, String)> {
+    pub(crate) fn client(&self) -> Result<ApprovalsClient, (i32, String)> {
         let token = read_token(&self.token_file)?;
         ApprovalsClient::new(&self.url, &token).map_err(|e| (2, format!("--url {}: {e}", self.url)))
     }

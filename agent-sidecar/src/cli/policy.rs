@@ -16,7 +16,7 @@ use super::approvals::Connection;
 
 /// `agent-sidecar policy` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Validate policies: a directory is compiled as a tier policy set
     /// (hierarchy, tools, rules, egress); a file is read as an egress
     /// policy file.
@@ -87,7 +87,7 @@ pub enum PolicyCommand {
 }
 
 /// Runs a `policy` subcommand; returns the exit code.
-pub fn run(cmd: PolicyCommand) -> i32 {
+pub(crate) fn run(cmd: PolicyCommand) -> i32 {
     match cmd {
         PolicyCommand::Check { paths } => check(&paths),
         PolicyCommand::Test { dir, fixtures } => test(&dir, &fixtures),

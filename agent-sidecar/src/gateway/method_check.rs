@@ -51,7 +51,7 @@ const COMMON: [Method; 7] = [
 
 /// Why the request's method is not the one it would run.
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum MethodError {
+pub(super) enum MethodError {
     /// `TRACE`, `TRACK`, `CONNECT`.
     #[error(
         "the gateway never forwards {0} to a tool (it echoes or tunnels the request); use the tool's declared routes"
@@ -76,7 +76,10 @@ pub enum MethodError {
 
 /// Checks the method itself: never `TRACE`/`TRACK`/`CONNECT`; beyond the
 /// common REST methods only when `declared` says the tool declares it.
-pub fn check_method(method: &Method, declared: impl Fn(&str) -> bool) -> Result<(), MethodError> {
+pub(super) fn check_method(
+    method: &Method,
+    declared: impl Fn(&str) -> bool,
+) -> Result<(), MethodError> {
     let name = method.as_str();
     if *method == Method::TRACE || *method == Method::CONNECT || name.eq_ignore_ascii_case("TRACK")
     {
@@ -89,7 +92,10 @@ pub fn check_method(method: &Method, declared: impl Fn(&str) -> bool) -> Result<
 }
 
 /// Refuses override headers and query parameters.
-pub fn check_overrides(headers: &HeaderMap, path_and_query: &str) -> Result<(), MethodError> {
+pub(super) fn check_overrides(
+    headers: &HeaderMap,
+    path_and_query: &str,
+) -> Result<(), MethodError> {
     if let Some(name) = headers
         .keys()
         .find(|n| OVERRIDE_HEADERS.contains(&n.as_str()))
@@ -112,7 +118,7 @@ pub fn check_overrides(headers: &HeaderMap, path_and_query: &str) -> Result<(), 
 /// Refuses override fields in a body: in a form (url-encoded or
 /// multipart, or a body without a content type, which Rack reads as a
 /// form) any mention of a field name; in a JSON object a top-level key.
-pub fn check_body_overrides(headers: &HeaderMap, body: &Bytes) -> Result<(), MethodError> {
+pub(super) fn check_body_overrides(headers: &HeaderMap, body: &Bytes) -> Result<(), MethodError> {
     if body.is_empty() {
         return Ok(());
     }

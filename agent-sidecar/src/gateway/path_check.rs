@@ -21,7 +21,7 @@ const DECODE_ROUNDS: usize = 4;
 
 /// Why a path is refused. Each names the segment and how to send it.
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum PathError {
+pub(super) enum PathError {
     /// The path does not start with `/` (`*`, or an empty path).
     #[error("the request path `{0}` is not an absolute path; send a path starting with `/`")]
     NotAbsolute(String),
@@ -48,7 +48,7 @@ pub enum PathError {
 }
 
 /// Checks `path` (without its query).
-pub fn check_path(path: &str) -> Result<(), PathError> {
+pub(super) fn check_path(path: &str) -> Result<(), PathError> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err(PathError::NotAbsolute(path.to_string()));
     };

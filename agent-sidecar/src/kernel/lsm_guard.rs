@@ -28,7 +28,12 @@ const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// Attaches and pins the guard; returns whether it is in force. Every
 /// failure is a warning: packet sockets stay refused by the capability drop.
-pub fn attach(ebpf: &mut Ebpf, cgroup: &AgentCgroup, layout: &PinLayout, generation: u64) -> bool {
+pub(super) fn attach(
+    ebpf: &mut Ebpf,
+    cgroup: &AgentCgroup,
+    layout: &PinLayout,
+    generation: u64,
+) -> bool {
     if !bpf_lsm_active() {
         warn!(
             "the BPF LSM is not active (no `bpf` in {LSM_LIST}): the agent's seccomp \

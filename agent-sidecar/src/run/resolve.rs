@@ -18,13 +18,13 @@ use crate::{
 const PROXY_CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 /// [`Resolve`] over one agent's [`Resolver`].
-pub struct DnsResolve {
+pub(super) struct DnsResolve {
     resolver: Resolver,
 }
 
 impl DnsResolve {
     /// Resolves through `resolver`.
-    pub fn new(resolver: Resolver) -> Self {
+    pub(super) fn new(resolver: Resolver) -> Self {
         Self { resolver }
     }
 

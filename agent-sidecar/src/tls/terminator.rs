@@ -23,7 +23,7 @@ use super::{
 
 /// Default limit on a TLS handshake (agent side) or a TCP connect plus
 /// handshake (upstream side).
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of a [`TlsTerminator`].
 #[derive(Clone, Debug)]

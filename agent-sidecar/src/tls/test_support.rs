@@ -9,7 +9,7 @@ use super::{CaOptions, CertificateAuthority, LeafCache, LeafOptions, MayTerminat
 
 /// A fresh, empty directory under the system temp dir, removed when the
 /// returned guard drops.
-pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+pub(super) fn temp_dir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("agent-sidecar-tls-{tag}-"))
         .tempdir()
@@ -17,19 +17,19 @@ pub fn temp_dir(tag: &str) -> tempfile::TempDir {
 }
 
 /// Writes `contents` to `dir/name` and returns the path.
-pub fn write(dir: impl AsRef<Path>, name: &str, contents: &str) -> PathBuf {
+pub(super) fn write(dir: impl AsRef<Path>, name: &str, contents: &str) -> PathBuf {
     let path = dir.as_ref().join(name);
     std::fs::write(&path, contents).expect("write test file");
     path
 }
 
 /// A generated CA with default options.
-pub fn generated_ca() -> Arc<CertificateAuthority> {
+pub(super) fn generated_ca() -> Arc<CertificateAuthority> {
     Arc::new(CertificateAuthority::generate(&CaOptions::default()).expect("generate CA"))
 }
 
 /// A leaf cache allowing names under `example.com`.
-pub fn cache(ca: Arc<CertificateAuthority>, options: LeafOptions) -> LeafCache {
+pub(super) fn cache(ca: Arc<CertificateAuthority>, options: LeafOptions) -> LeafCache {
     let allow: MayTerminate = Arc::new(|n: &str| n == "example.com" || n.ends_with(".example.com"));
     LeafCache::new(
         ca,
@@ -42,7 +42,7 @@ pub fn cache(ca: Arc<CertificateAuthority>, options: LeafOptions) -> LeafCache {
 
 /// An independent CA (the tests' rcgen one), as an operator would make it:
 /// (cert PEM, key PEM).
-pub fn rcgen_ca(
+pub(super) fn rcgen_ca(
     not_before: time::OffsetDateTime,
     not_after: time::OffsetDateTime,
 ) -> (String, String) {

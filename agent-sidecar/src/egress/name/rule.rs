@@ -8,7 +8,7 @@ use crate::egress::{Protocols, RuleSource};
 
 /// DNS over TLS / DNS over QUIC. A rule without ports never covers it; only
 /// an explicit `:853` does.
-pub const DOT_PORT: u16 = 853;
+pub(super) const DOT_PORT: u16 = 853;
 
 /// One name-based egress rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
