@@ -113,6 +113,9 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         info!(agent_id = %agent_id, target = %rule.target, protocols = ?rule.protocols, source = %rule.source, "egress allow rule");
     }
     let listeners = OperatorListeners::bind(&opts, &plan).await?;
+    // The sidecar binds no socket file of its own: the search can start
+    // now and run while the kernel programs load.
+    let socket_scan = unix_mask::Scan::start(user.uid);
     let enforcement = Enforcement::start(&opts, &agent_id, &plan, &listeners, &metrics)?;
     let admin_task = listeners
         .metrics
@@ -140,7 +143,12 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     };
     let mut applied_limits = None;
     let code = launch
-        .run_to_exit(&enforcement.enforcer, &metrics, &mut applied_limits)
+        .run_to_exit(
+            &enforcement.enforcer,
+            &metrics,
+            &mut applied_limits,
+            socket_scan,
+        )
         .await;
 
     if let Some(services) = services {

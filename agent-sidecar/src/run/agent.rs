@@ -77,9 +77,10 @@ impl Launch<'_> {
         enforcer: &Mutex<Enforcer>,
         metrics: &Metrics,
         applied_limits: &mut Option<limits::AppliedLimits>,
+        socket_scan: unix_mask::Scan,
     ) -> Result<i32, RunError> {
         let (agent_id, user) = (self.agent_id, self.user);
-        let child = match self.start(enforcer, metrics, applied_limits) {
+        let child = match self.start(enforcer, metrics, applied_limits, socket_scan) {
             Ok(child) => child,
             Err(e) => {
                 error!(agent_id = %agent_id, error = %e, "cannot start the agent");
@@ -99,12 +100,14 @@ impl Launch<'_> {
     }
 
     /// Sets the agent's resource limits, builds its environment and sandbox
-    /// and starts it.
+    /// and starts it. `socket_scan` is the search for the host sockets to
+    /// hide from the agent, started by the caller.
     fn start(
         &self,
         enforcer: &Mutex<Enforcer>,
         metrics: &Metrics,
         applied_limits: &mut Option<limits::AppliedLimits>,
+        socket_scan: unix_mask::Scan,
     ) -> Result<child::AgentProcess, RunError> {
         let (opts, agent_id, user) = (self.opts, self.agent_id, self.user);
 
@@ -148,7 +151,7 @@ impl Launch<'_> {
             );
             metrics.confinement_missing(agent_id, "landlock_scopes");
         }
-        let masked_sockets = unix_mask::foreign_writable_sockets(user.uid);
+        let masked_sockets = socket_scan.finish();
         for path in &masked_sockets {
             info!(agent_id, socket = %path.display(), "host socket writable by others: hidden from the agent");
         }

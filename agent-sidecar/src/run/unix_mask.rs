@@ -52,6 +52,41 @@ pub fn foreign_writable_sockets(uid: u32) -> Vec<PathBuf> {
     paths
 }
 
+/// [`foreign_writable_sockets`] on a thread of its own, started before the
+/// kernel programs load so that the search of the directories overlaps
+/// with it instead of adding to the agent's start.
+pub(crate) struct Scan(ScanState);
+
+enum ScanState {
+    Running(std::thread::JoinHandle<Vec<PathBuf>>),
+    /// No thread could be started: the search runs when the result is
+    /// asked for.
+    Later(u32),
+}
+
+impl Scan {
+    /// Starts the search for `uid`.
+    pub(crate) fn start(uid: u32) -> Self {
+        let thread = std::thread::Builder::new()
+            .name("socket-scan".into())
+            .spawn(move || foreign_writable_sockets(uid));
+        Scan(match thread {
+            Ok(handle) => ScanState::Running(handle),
+            Err(_) => ScanState::Later(uid),
+        })
+    }
+
+    /// The sockets found.
+    pub(crate) fn finish(self) -> Vec<PathBuf> {
+        match self.0 {
+            ScanState::Running(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            ScanState::Later(uid) => foreign_writable_sockets(uid),
+        }
+    }
+}
+
 /// Collects socket files below `dir` (symbolic links are not followed).
 fn find_sockets(dir: &Path, depth: usize, budget: &mut usize, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
