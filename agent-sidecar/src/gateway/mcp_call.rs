@@ -148,7 +148,7 @@ pub(crate) async fn handle(
                 &call.action,
                 &call.decision,
                 call.key.clone(),
-                call.held.clone(),
+                Some(call.held.clone()),
             )
             .await;
             match verdict {

@@ -42,20 +42,24 @@ pub(crate) async fn handle(
     } else {
         serde_json::from_slice(&bytes).ok()
     };
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
     let request = PolicyRequest::Http(HttpRequest {
         host: conn.host.clone(),
         method: parts.method.as_str().to_string(),
-        path: path.clone(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string(),
         query: BTreeMap::new(),
         headers: header_view(&parts.headers),
-        body: json.clone(),
+        body: json,
     });
     let action = policy.action_from_request(gw.identity.clone(), &request);
+    // The path and the body's JSON back from the request (not copied).
+    let (path, json) = match request {
+        PolicyRequest::Http(h) => (h.path, h.body),
+        PolicyRequest::Mcp(_) => (String::new(), None),
+    };
     if action.action.is_none()
         && let Some(similar) = policy.lookalike_route(&conn.host, parts.method.as_str(), &path)
     {
@@ -72,8 +76,14 @@ pub(crate) async fn handle(
     }
     // Decide.
     let decision = policy.decide(&action);
-    let held = binding::rest(&action, &parts, &bytes, json.as_ref());
-    let shown = held.request.clone();
+    // What an approval binds (tier 3) and the call as its owner is shown
+    // (tier 2), from the request as received: no other tier reads them.
+    let mut held = matches!(decision.tier, Tier::Supervised | Tier::Approval)
+        .then(|| binding::rest(&action, &parts, &bytes, json.as_ref()));
+    let shown = match decision.tier {
+        Tier::Supervised => held.take().map(|h| h.request),
+        _ => None,
+    };
     let traceparent = trace::propagate(&mut parts.headers).to_string();
     let mut record = CallRecord::new(traceparent, started);
     if let Err(r) = request_checks::check_body(&parts, &bytes) {
@@ -153,7 +163,9 @@ pub(crate) async fn handle(
         _ => None,
     };
     let Some(comp) = compensation.cloned() else {
-        record.shown(shown);
+        if let Some(shown) = shown {
+            record.shown(shown);
+        }
         record.finish(&gw.recorder, action, decision);
         return resp.map(|b| b.boxed());
     };
@@ -185,7 +197,9 @@ pub(crate) async fn handle(
             endpoint: None,
         },
     );
-    record.shown(shown);
+    if let Some(shown) = shown {
+        record.shown(shown);
+    }
     record.compensable(entry);
     record.finish(&gw.recorder, action, decision);
     let mut resp = Response::from_parts(rparts, full(answer));

@@ -63,17 +63,27 @@ pub(crate) enum TierAction {
 }
 
 /// Applies `decision` to `action`. `key` is the idempotency key of the call
-/// (tier 3); `held` what the approval binds and what the approver sees.
+/// (tier 3); `held` what the approval binds and what the approver sees,
+/// which only a tier-3 decision reads (callers may leave it out for the
+/// other tiers; a tier-3 call without it is refused).
 pub(crate) async fn enforce(
     gw: &Oversight,
     action: &Action,
     decision: &Decision,
     key: Option<String>,
-    held: Held,
+    held: Option<Held>,
 ) -> TierAction {
     match decision.tier {
         Tier::Autonomous | Tier::Supervised => TierAction::Forward(None),
-        Tier::Approval => hold(gw, action, decision, key, held).await,
+        Tier::Approval => match held {
+            Some(held) => hold(gw, action, decision, key, held).await,
+            None => TierAction::Refuse(Refusal::decided(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "approval_unbound",
+                "the held call has no binding for its approval; refused",
+                decision,
+            )),
+        },
         Tier::Halt | Tier::Deny => TierAction::Refuse(block(gw, decision).await),
     }
 }
