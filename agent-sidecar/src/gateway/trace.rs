@@ -102,16 +102,26 @@ impl TraceContext {
     }
 }
 
+impl TraceContext {
+    /// The version-00 header value, `00-<trace id>-<parent id>-<flags>`, as
+    /// its 55 ASCII bytes.
+    pub fn encode(&self) -> [u8; LEN_V00] {
+        let mut out = [b'-'; LEN_V00];
+        out[0] = b'0';
+        out[1] = b'0';
+        hex_into(&self.trace_id, &mut out[3..35]);
+        hex_into(&self.parent_id, &mut out[36..52]);
+        hex_into(&[self.flags], &mut out[53..55]);
+        out
+    }
+}
+
 /// The version-00 header value, `00-<trace id>-<parent id>-<flags>`.
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.parent_id),
-            self.flags
-        )
+        let encoded = self.encode();
+        // Only ASCII hex digits and dashes.
+        f.write_str(std::str::from_utf8(&encoded).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -142,7 +152,7 @@ pub fn propagate(headers: &mut HeaderMap) -> TraceContext {
         }
     };
     // 55 ASCII characters: always a valid header value.
-    if let Ok(value) = HeaderValue::from_str(&context.to_string()) {
+    if let Ok(value) = HeaderValue::from_bytes(&context.encode()) {
         headers.insert(TRACEPARENT, value);
     }
     context
@@ -241,12 +251,19 @@ fn hex_array<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    // Only ASCII hex digits.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes `bytes` as lower-case hex into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    out
 }
 
 #[cfg(test)]
