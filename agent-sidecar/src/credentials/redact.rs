@@ -17,13 +17,15 @@
 //! is not delayed.
 
 use std::{
-    borrow::Cow,
+    borrow::{Borrow, Cow},
     collections::HashMap,
+    hash::{Hash, Hasher},
     sync::{Arc, Mutex, PoisonError},
 };
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;
+use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::REDACTED;
@@ -142,6 +144,18 @@ impl RedactStream {
         out
     }
 
+    /// [`push`](Self::push) for a shared buffer: when nothing is held back
+    /// from before and the piece holds no form, what can be passed on is a
+    /// slice of `chunk` (no copy).
+    pub fn push_bytes(&mut self, redactor: &Redactor, chunk: Bytes) -> Bytes {
+        if !self.held.is_empty() || redactor.matcher.is_match(&chunk[..]) {
+            return Bytes::from(self.push(redactor, &chunk));
+        }
+        let hold = redactor.hold_from(&chunk);
+        self.held = chunk[hold..].to_vec();
+        chunk.slice(..hold)
+    }
+
     /// The end of the body: whatever was held back, redacted.
     pub fn finish(&mut self, redactor: &Redactor) -> Vec<u8> {
         let held = std::mem::take(&mut self.held);
@@ -206,7 +220,7 @@ fn base64_core(engine: &impl Engine, value: &[u8], offset: usize) -> Vec<u8> {
 /// cache is emptied when it holds [`RedactorCache::MAX`] entries.
 #[derive(Default)]
 pub struct RedactorCache {
-    built: Mutex<HashMap<Vec<Vec<u8>>, Arc<Redactor>>>,
+    built: Mutex<HashMap<CacheKey, Arc<Redactor>>>,
 }
 
 impl RedactorCache {
@@ -214,13 +228,13 @@ impl RedactorCache {
     pub const MAX: usize = 256;
 
     /// The redactor of `values` (see [`Redactor::new`]), built on first use.
+    /// Looking one up copies nothing.
     pub fn get(&self, values: &[&[u8]]) -> Option<Arc<Redactor>> {
-        let key: Vec<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
         if let Some(r) = self
             .built
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .get(&values as &dyn KeyParts)
         {
             return Some(r.clone());
         }
@@ -229,8 +243,76 @@ impl RedactorCache {
         if built.len() >= Self::MAX {
             built.clear();
         }
-        built.insert(key, redactor.clone());
+        built.insert(
+            CacheKey(values.iter().map(|v| v.to_vec()).collect()),
+            redactor.clone(),
+        );
         Some(redactor)
+    }
+}
+
+/// The values a cached redactor looks for, owned.
+struct CacheKey(Vec<Vec<u8>>);
+
+/// The values of a cache key, owned ([`CacheKey`]) or borrowed (a lookup's
+/// `&[&[u8]]`), hashed and compared alike.
+trait KeyParts {
+    fn parts(&self) -> usize;
+    fn part(&self, i: usize) -> &[u8];
+}
+
+impl KeyParts for CacheKey {
+    fn parts(&self) -> usize {
+        self.0.len()
+    }
+    fn part(&self, i: usize) -> &[u8] {
+        &self.0[i]
+    }
+}
+
+impl KeyParts for &[&[u8]] {
+    fn parts(&self) -> usize {
+        self.len()
+    }
+    fn part(&self, i: usize) -> &[u8] {
+        self[i]
+    }
+}
+
+impl Hash for dyn KeyParts + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.parts());
+        for i in 0..self.parts() {
+            self.part(i).hash(state);
+        }
+    }
+}
+
+impl PartialEq for dyn KeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts() && (0..self.parts()).all(|i| self.part(i) == other.part(i))
+    }
+}
+
+impl Eq for dyn KeyParts + '_ {}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn KeyParts).hash(state);
+    }
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl<'a> Borrow<dyn KeyParts + 'a> for CacheKey {
+    fn borrow(&self) -> &(dyn KeyParts + 'a) {
+        self
     }
 }
 

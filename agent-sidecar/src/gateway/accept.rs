@@ -34,7 +34,7 @@ pub(crate) fn accept(
         let resp = Refusal::new(StatusCode::BAD_REQUEST, "bad_framing", e.to_string()).response();
         return Some(close_h1(resp, parts.version));
     }
-    if let Some(asked) = asked_host(parts).filter(|a| !a.eq_ignore_ascii_case(&conn.host)) {
+    if let Some(asked) = other_host(parts, &conn.host) {
         return Some(
             Refusal::new(
                 StatusCode::MISDIRECTED_REQUEST,
@@ -94,19 +94,19 @@ fn refuse_unread(
     close_h1(refusal.response(), parts.version)
 }
 
-/// The host the request itself names (`:authority` or `Host`), without port.
-fn asked_host(parts: &Parts) -> Option<String> {
-    let raw = parts
-        .uri
-        .authority()
-        .map(|a| a.host().to_string())
-        .or_else(|| {
-            let h = parts.headers.get(header::HOST)?.to_str().ok()?;
-            Some(
-                h.parse::<hyper::http::uri::Authority>()
-                    .map(|a| a.host().to_string())
-                    .unwrap_or_else(|_| h.to_string()),
-            )
-        })?;
-    Some(raw.trim_end_matches('.').to_string())
+/// The host the request itself names (`:authority` or `Host`), without
+/// port, when it is not `host`.
+fn other_host(parts: &Parts, host: &str) -> Option<String> {
+    let other = |asked: &str| {
+        let asked = asked.trim_end_matches('.');
+        (!asked.eq_ignore_ascii_case(host)).then(|| asked.to_string())
+    };
+    if let Some(authority) = parts.uri.authority() {
+        return other(authority.host());
+    }
+    let h = parts.headers.get(header::HOST)?.to_str().ok()?;
+    match h.parse::<hyper::http::uri::Authority>() {
+        Ok(a) => other(a.host()),
+        Err(_) => other(h),
+    }
 }

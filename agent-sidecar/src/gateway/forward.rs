@@ -12,7 +12,10 @@ use hyper::{
     Request, Response, StatusCode, Uri, Version,
     body::Incoming,
     header::{self, HeaderMap, HeaderName, HeaderValue},
-    http::request::Parts,
+    http::{
+        request::Parts,
+        uri::{Authority, PathAndQuery, Scheme},
+    },
 };
 
 use super::{
@@ -30,7 +33,7 @@ use crate::{
 pub(crate) type Answer = RedactedBody<Incoming>;
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) never forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -83,21 +86,15 @@ impl Upstream {
         mut parts: Parts,
         body: UpstreamBody,
     ) -> Result<Response<Answer>, Refusal> {
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let authority = if port == 443 {
-            host.to_string()
-        } else {
-            format!("{host}:{port}")
-        };
-        parts.uri = Uri::builder()
-            .scheme("https")
-            .authority(authority.as_str())
-            .path_and_query(path)
-            .build()
+        // The agent's path and query as they are (not copied), to
+        // `https://host:port`.
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = Some(Scheme::HTTPS);
+        uri.authority = Some(upstream_authority(host, port)?);
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        parts.uri = Uri::from_parts(uri)
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
@@ -175,6 +172,16 @@ impl Upstream {
     {
         mcp::read_until_answered(body, event_stream, ids, self.max_answer_bytes, self.timeout).await
     }
+}
+
+/// `host`, with `:port` unless it is 443.
+fn upstream_authority(host: &str, port: u16) -> Result<Authority, Refusal> {
+    let parsed = if port == 443 {
+        Authority::try_from(host)
+    } else {
+        Authority::try_from(format!("{host}:{port}"))
+    };
+    parsed.map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))
 }
 
 /// Refuses an answer whose body cannot be searched for the credential

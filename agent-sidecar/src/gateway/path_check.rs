@@ -13,6 +13,8 @@
 //! unreserved characters (which hide a literal segment from its route),
 //! and all of these behind repeated encoding (`%252F`).
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 /// How many rounds of percent-decoding are checked (`%25252F` takes three
@@ -52,11 +54,10 @@ pub(super) fn check_path(path: &str) -> Result<(), PathError> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err(PathError::NotAbsolute(path.to_string()));
     };
-    let segments: Vec<&str> = rest.split('/').collect();
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
+    let mut segments = rest.split('/').peekable();
+    while let Some(segment) = segments.next() {
         if segment.is_empty() {
-            if i == last {
+            if segments.peek().is_none() {
                 // One trailing slash is the same route.
                 continue;
             }
@@ -75,7 +76,8 @@ fn check_segment(segment: &str) -> Result<(), PathError> {
         segment: segment.to_string(),
         what,
     };
-    let mut current: Vec<u8> = segment.as_bytes().to_vec();
+    // Borrowed until a round decodes something.
+    let mut current: Cow<'_, [u8]> = Cow::Borrowed(segment.as_bytes());
     for round in 0..DECODE_ROUNDS {
         if let Some(what) = splits(&current) {
             return Err(ambiguous(what));
@@ -91,10 +93,10 @@ fn check_segment(segment: &str) -> Result<(), PathError> {
         if std::str::from_utf8(&decoded).is_err() {
             return Err(ambiguous("bytes that are not UTF-8 (overlong or invalid)"));
         }
-        if decoded == current {
+        if decoded == *current {
             return Ok(());
         }
-        current = decoded;
+        current = Cow::Owned(decoded);
     }
     if splits(&current).is_some() || current.contains(&b'%') {
         return Err(ambiguous("another encoded path after repeated decoding"));

@@ -76,9 +76,9 @@ where
             };
             match frame.into_data() {
                 Ok(data) => {
-                    let out = this.stream.push(&redactor, &data);
+                    let out = this.stream.push_bytes(&redactor, data);
                     if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
                 }
                 Err(frame) => {
