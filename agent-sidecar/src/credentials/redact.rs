@@ -374,6 +374,29 @@ mod tests {
     }
 
     #[test]
+    fn shared_pieces_redact_like_the_whole_body() {
+        let r = redactor();
+        let text = format!(
+            "plain start, then {} and {} then a tail s3cr3t/er",
+            String::from_utf8_lossy(HEADER),
+            STANDARD.encode(SECRET)
+        );
+        let bytes = text.as_bytes();
+        let whole = r.redact(bytes).into_owned();
+        for cut in 1..bytes.len() {
+            for cut2 in [cut, (cut + 5).min(bytes.len())] {
+                let mut s = RedactStream::default();
+                let mut out = Vec::new();
+                for piece in [&bytes[..cut], &bytes[cut..cut2], &bytes[cut2..]] {
+                    out.extend_from_slice(&s.push_bytes(&r, Bytes::copy_from_slice(piece)));
+                }
+                out.extend(s.finish(&r));
+                assert_eq!(out, whole, "cut at {cut}/{cut2}");
+            }
+        }
+    }
+
+    #[test]
     fn split_across_every_boundary() {
         let r = redactor();
         let text = format!(
