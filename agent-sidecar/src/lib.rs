@@ -23,6 +23,8 @@
 //!   recognise REST or MCP, decide, enforce the tier, forward, record);
 //! - [`approvals`]: durable tier-3 approvals (journal, store, approver
 //!   webhooks, the CLI's client);
+//! - [`audit`]: the tamper-evident audit trail: records, the append-only
+//!   store, the Merkle tree, signed checkpoints, verification and proofs;
 //! - [`events`]: every action as one event, fanned out to the log, the
 //!   metrics and the webhooks (and any further consumer);
 //! - [`metrics`] and [`admin`]: Prometheus metrics and the operator
@@ -35,6 +37,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod audit;
 pub mod credentials;
 pub mod dns;
 pub mod egress;

@@ -1,0 +1,7 @@
+//! The audit trail: a tamper-evident, durable record of every action.
+//!
+//! - [`hash`]: RFC 6962 leaf and node hashes over SHA-256;
+//! - [`tree`]: the Merkle tree, its node files and the proofs.
+
+pub mod hash;
+pub mod tree;
