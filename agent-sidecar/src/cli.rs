@@ -2,4 +2,5 @@
 //! group, so `main.rs` stays a dispatcher.
 
 pub(crate) mod approvals;
+pub(crate) mod audit;
 pub(crate) mod policy;

@@ -62,6 +62,10 @@ enum Command {
     /// (through its admin API).
     #[command(subcommand)]
     Approvals(cli::approvals::ApprovalsCommand),
+    /// The audit log: verify it, prove and check records and checkpoints,
+    /// query and follow records, make a signing key.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
 }
 
 #[derive(Args, Debug)]
@@ -305,6 +309,7 @@ fn main() -> ExitCode {
         Command::Teardown(args) => teardown_command(args),
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Approvals(cmd) => cli::approvals::run(cmd),
+        Command::Audit(cmd) => cli::audit::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
