@@ -474,129 +474,130 @@ fn verify_records(
         }
         let mut reader = LineReader::open(&seg.records, 0).map_err(io_err(&seg.records))?;
         let mut line_no = 0u64;
-        let mut lookahead: Option<(u64, Vec<u8>, bool)> = None;
+        let mut chunk = Chunk::default();
         loop {
-            let (offset, line, whole) = match lookahead.take() {
-                Some(l) => l,
-                None => match reader.next_line().map_err(io_err(&seg.records))? {
-                    None => break,
-                    Some(Line::Whole(o, l)) => (o, l.to_vec(), true),
-                    Some(Line::Torn(o, l)) => (o, l.to_vec(), false),
-                },
-            };
-            line_no += 1;
-            let seq = w.range.size();
-            let location = format!("{name} line {line_no}, offset {offset}");
-            let problem = |kind, seq, message: String| Problem {
-                kind,
-                seq: Some(seq),
-                location: location.clone(),
-                message,
-            };
-            if !whole {
-                let covered = expected.range(seq + 1..).next().is_some();
-                if Some(si) == last_present && !covered {
-                    report.warnings.push(format!(
-                        "{location}: a torn last line ({} bytes, a write cut by a crash); opening the log repairs it",
-                        line.len()
-                    ));
-                    break;
-                }
-                report.record_problem = Some(problem(
-                    ProblemKind::Truncated,
-                    seq,
-                    "the line is cut short".into(),
-                ));
-                break 'segments;
+            chunk.read(&mut reader).map_err(io_err(&seg.records))?;
+            if chunk.spans.is_empty() {
+                break;
             }
-            let record = match AuditRecord::parse(&line) {
-                Ok(r) => r,
-                Err(e) => {
+            let checked = chunk.check();
+            for (i, c) in checked.iter().enumerate() {
+                line_no += 1;
+                let seq = w.range.size();
+                let location = format!("{name} line {line_no}, offset {}", c.offset);
+                let problem = |kind, seq, message: String| Problem {
+                    kind,
+                    seq: Some(seq),
+                    location: location.clone(),
+                    message,
+                };
+                if !c.whole {
+                    let covered = expected.range(seq + 1..).next().is_some();
+                    if Some(si) == last_present && !covered {
+                        report.warnings.push(format!(
+                            "{location}: a torn last line ({} bytes, a write cut by a crash); opening the log repairs it",
+                            c.len
+                        ));
+                        break;
+                    }
                     report.record_problem = Some(problem(
-                        ProblemKind::Unparseable,
+                        ProblemKind::Truncated,
                         seq,
-                        format!("not a record: {e}"),
+                        "the line is cut short".into(),
                     ));
                     break 'segments;
                 }
-            };
-            report.records += 1;
-            if record.seq != seq {
-                let p = if record.seq < seq {
-                    problem(
-                        ProblemKind::Inserted,
-                        seq,
-                        format!(
-                            "a record numbered {} appears where record {seq} was expected: a record was inserted or duplicated",
-                            record.seq
-                        ),
-                    )
-                } else {
-                    // Swapped, or missing? Look at the next line.
-                    let next = match reader.next_line().map_err(io_err(&seg.records))? {
-                        Some(Line::Whole(_, l)) | Some(Line::Torn(_, l)) => {
-                            super::store::segment::peek_seq_time(l).map(|(s, _)| s)
-                        }
-                        None => None,
-                    };
-                    if next == Some(seq) {
+                let facts = match &c.parsed {
+                    Ok(f) => f,
+                    Err(e) => {
+                        report.record_problem = Some(problem(
+                            ProblemKind::Unparseable,
+                            seq,
+                            format!("not a record: {e}"),
+                        ));
+                        break 'segments;
+                    }
+                };
+                report.records += 1;
+                if facts.seq != seq {
+                    let p = if facts.seq < seq {
                         problem(
-                            ProblemKind::Reordered,
+                            ProblemKind::Inserted,
                             seq,
                             format!(
-                                "record {} appears before record {seq}: records were reordered",
-                                record.seq
+                                "a record numbered {} appears where record {seq} was expected: a record was inserted or duplicated",
+                                facts.seq
                             ),
                         )
                     } else {
-                        problem(
-                            ProblemKind::Deleted,
-                            seq,
-                            format!(
-                                "records {seq}..={} are missing: record {} follows record {}",
-                                record.seq - 1,
-                                record.seq,
-                                seq.wrapping_sub(1)
-                            ),
-                        )
-                    }
-                };
-                report.record_problem = Some(p);
-                break 'segments;
+                        // Swapped, or missing? Look at the next line.
+                        let next = match checked.get(i + 1) {
+                            Some(n) => n.parsed.as_ref().ok().map(|f| f.seq),
+                            None => match reader.next_line().map_err(io_err(&seg.records))? {
+                                Some(Line::Whole(_, l)) | Some(Line::Torn(_, l)) => {
+                                    super::store::segment::peek_seq_time(l).map(|(s, _)| s)
+                                }
+                                None => None,
+                            },
+                        };
+                        if next == Some(seq) {
+                            problem(
+                                ProblemKind::Reordered,
+                                seq,
+                                format!(
+                                    "record {} appears before record {seq}: records were reordered",
+                                    facts.seq
+                                ),
+                            )
+                        } else {
+                            problem(
+                                ProblemKind::Deleted,
+                                seq,
+                                format!(
+                                    "records {seq}..={} are missing: record {} follows record {}",
+                                    facts.seq - 1,
+                                    facts.seq,
+                                    seq.wrapping_sub(1)
+                                ),
+                            )
+                        }
+                    };
+                    report.record_problem = Some(p);
+                    break 'segments;
+                }
+                let leaf = c.leaf;
+                if let Some(stored) = w.stored.get(seq)
+                    && stored != leaf
+                {
+                    report.record_problem = Some(problem(
+                        ProblemKind::Edited,
+                        seq,
+                        format!(
+                            "its content changed: it hashes to {leaf}, the tree stored {stored}"
+                        ),
+                    ));
+                    break 'segments;
+                }
+                let want_prev = w.prev.unwrap_or_default();
+                if seq > 0 && facts.prev != want_prev {
+                    report.record_problem = Some(Problem {
+                        kind: ProblemKind::Edited,
+                        seq: Some(seq - 1),
+                        location: location.clone(),
+                        message: format!(
+                            "record {seq} names {} as the hash of record {}, which hashes to {want_prev}: record {} (or this line's prev) was changed",
+                            facts.prev,
+                            seq - 1,
+                            seq - 1
+                        ),
+                    });
+                    break 'segments;
+                }
+                if let Some(claim) = facts.claim {
+                    w.retention_claims.push(claim);
+                }
+                w.push(leaf, report);
             }
-            let leaf = leaf_hash(&line);
-            if let Some(stored) = w.stored.get(seq)
-                && stored != leaf
-            {
-                report.record_problem = Some(problem(
-                    ProblemKind::Edited,
-                    seq,
-                    format!("its content changed: it hashes to {leaf}, the tree stored {stored}"),
-                ));
-                break 'segments;
-            }
-            let want_prev = w.prev.unwrap_or_default();
-            if seq > 0 && record.prev != want_prev {
-                report.record_problem = Some(Problem {
-                    kind: ProblemKind::Edited,
-                    seq: Some(seq - 1),
-                    location: location.clone(),
-                    message: format!(
-                        "record {seq} names {} as the hash of record {}, which hashes to {want_prev}: record {} (or this line's prev) was changed",
-                        record.prev,
-                        seq - 1,
-                        seq - 1
-                    ),
-                });
-                break 'segments;
-            }
-            if record.kind == RecordKind::RetentionApplied
-                && let Some(d) = &record.detail
-                && let (Some(a), Some(b)) = (d["first_seq"].as_u64(), d["last_seq"].as_u64())
-            {
-                w.retention_claims.push((a, b));
-            }
-            w.push(leaf, report);
         }
     }
     report.size = w.range.size();
@@ -647,6 +648,107 @@ fn verify_records(
         ));
     }
     Ok(())
+}
+
+/// Lines read per chunk.
+const CHUNK_LINES: usize = 16_384;
+/// Chunks smaller than this are checked on the calling thread.
+const PARALLEL_MIN: usize = 512;
+
+/// Lines of a segment read into one buffer, checked in parallel.
+#[derive(Default)]
+struct Chunk {
+    buf: Vec<u8>,
+    /// Offset in the file, start and end in `buf`, whether whole.
+    spans: Vec<(u64, usize, usize, bool)>,
+}
+
+/// What a record line says about its place in the log.
+struct Facts {
+    seq: u64,
+    prev: Hash,
+    /// A `retention_applied` record's range.
+    claim: Option<(u64, u64)>,
+}
+
+/// One line, parsed and hashed.
+struct Checked {
+    offset: u64,
+    whole: bool,
+    len: usize,
+    leaf: Hash,
+    parsed: Result<Facts, String>,
+}
+
+impl Chunk {
+    /// Reads up to [`CHUNK_LINES`] lines (a torn line ends the chunk).
+    fn read(&mut self, reader: &mut LineReader) -> io::Result<()> {
+        self.buf.clear();
+        self.spans.clear();
+        while self.spans.len() < CHUNK_LINES {
+            let (offset, line, whole) = match reader.next_line()? {
+                None => break,
+                Some(Line::Whole(o, l)) => (o, l, true),
+                Some(Line::Torn(o, l)) => (o, l, false),
+            };
+            let start = self.buf.len();
+            self.buf.extend_from_slice(line);
+            self.spans.push((offset, start, self.buf.len(), whole));
+            if !whole {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses and hashes every line, on every CPU for a large chunk.
+    fn check(&self) -> Vec<Checked> {
+        let one = |&(offset, start, end, whole): &(u64, usize, usize, bool)| {
+            let line = &self.buf[start..end];
+            Checked {
+                offset,
+                whole,
+                len: line.len(),
+                leaf: leaf_hash(line),
+                parsed: if whole {
+                    AuditRecord::parse(line)
+                        .map(|r| Facts {
+                            seq: r.seq,
+                            prev: r.prev,
+                            claim: retention_claim(&r),
+                        })
+                        .map_err(|e| e.to_string())
+                } else {
+                    Err("torn".into())
+                },
+            }
+        };
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        if workers == 1 || self.spans.len() < PARALLEL_MIN {
+            return self.spans.iter().map(one).collect();
+        }
+        let part = self.spans.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .spans
+                .chunks(part)
+                .map(|spans| scope.spawn(move || spans.iter().map(one).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a verify worker panicked"))
+                .collect()
+        })
+    }
+}
+
+/// The records a `retention_applied` record says were deleted.
+fn retention_claim(r: &AuditRecord) -> Option<(u64, u64)> {
+    if r.kind != RecordKind::RetentionApplied {
+        return None;
+    }
+    let d = r.detail.as_ref()?;
+    Some((d["first_seq"].as_u64()?, d["last_seq"].as_u64()?))
 }
 
 #[cfg(test)]
