@@ -198,3 +198,40 @@ fn schema_prints_the_published_schema() {
     .unwrap();
     assert_eq!(stdout(&o), published);
 }
+
+#[test]
+fn tail_follows_records_as_the_log_writes_them() {
+    use std::io::{BufRead, BufReader};
+    let dir = log(3);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agent-sidecar"))
+        .args([
+            "audit",
+            "tail",
+            dir.path().to_str().unwrap(),
+            "-f",
+            "-n",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if tx.send(v["seq"].as_u64().unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next =
+        |rx: &std::sync::mpsc::Receiver<u64>| rx.recv_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(next(&rx), Ok(2));
+    append(dir.path(), 3..6);
+    let seqs: Vec<u64> = (0..3).map(|_| next(&rx).unwrap()).collect();
+    assert_eq!(seqs, vec![3, 4, 5]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
