@@ -9,7 +9,7 @@
 //! - `demo`: runs a demo agent under `agent-sidecar run`: kernel egress
 //!   enforcement, then MCP tool calls through the tool gateway's four tiers.
 //! - `test`: the whole test suite, privileged kernel tests included.
-//! - `bench`: every benchmark (kernel, policy, DNS, proxy, gateway); each writes its
+//! - `bench`: every benchmark (kernel, policy, DNS, proxy, gateway, audit); each writes its
 //!   `docs/benchmarks-<name>.md`.
 //! - `deny`: the dependency graph against `deny.toml`.
 //! - `layering`: no import cycle among the modules of one subsystem of
@@ -345,7 +345,7 @@ fn test() -> Result<()> {
     let stage = stage::refresh()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"])
-        .args(["--exclude", POLICY_BENCH])
+        .args(["--exclude", POLICY_BENCH, "--exclude", AUDIT_BENCH])
         .env(venv::PYTHON_ENV, venv::python())
         .env("AGENT_SIDECAR_TEST_SCRIPTS", stage.join("tests/python"));
     if privileged {
@@ -356,6 +356,9 @@ fn test() -> Result<()> {
 
 /// The crate of the policy benchmark, which alone depends on cedar-policy.
 const POLICY_BENCH: &str = "agent-sidecar-policy-bench";
+
+/// The crate of the audit benchmark, which alone depends on SQLite (rusqlite).
+const AUDIT_BENCH: &str = "agent-sidecar-audit-bench";
 
 fn bench() -> Result<()> {
     require_root("the benchmark")?;
@@ -369,22 +372,24 @@ fn bench() -> Result<()> {
     ensure_bpffs()?;
     run(cargo().args(["build", "--release", "--bin", "agent-sidecar"]))?;
     // Each benchmark rewrites its own docs/benchmarks-<name>.md.
-    // The policy benchmark's crate (cedar-policy) is built and linted here
-    // only, never by the tests or CI.
-    run(cargo().args([
-        "clippy",
-        "-p",
-        POLICY_BENCH,
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    for name in ["kernel", "policy", "dns", "proxy", "gateway"] {
-        let package = if name == "policy" {
-            POLICY_BENCH
-        } else {
-            "agent-sidecar"
+    // The benchmark crates of their own (cedar-policy, SQLite) are built and
+    // linted here only, never by the tests or CI.
+    for krate in [POLICY_BENCH, AUDIT_BENCH] {
+        run(cargo().args([
+            "clippy",
+            "-p",
+            krate,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    for name in ["kernel", "policy", "dns", "proxy", "gateway", "audit"] {
+        let package = match name {
+            "policy" => POLICY_BENCH,
+            "audit" => AUDIT_BENCH,
+            _ => "agent-sidecar",
         };
         let mut cmd = cargo();
         cmd.args(["bench", "-p", package, "--bench", name])
@@ -416,6 +421,8 @@ fn ci() -> Result<()> {
         "--workspace",
         "--exclude",
         POLICY_BENCH,
+        "--exclude",
+        AUDIT_BENCH,
         "--all-targets",
         "--",
         "-D",
