@@ -23,6 +23,7 @@ pub mod checkpoint;
 mod error;
 pub mod hash;
 mod id;
+mod metrics;
 pub mod proof;
 pub mod query;
 pub mod record;
@@ -36,5 +37,6 @@ pub mod verify;
 
 pub use checkpoint::{CheckpointSink, FileSink, NoteSigner, NoteVerifier, SignedCheckpoint};
 pub use error::AuditError;
+pub use metrics::AuditMetrics;
 pub use record::{AuditEntry, AuditRecord, Phase, RecordKind};
 pub use store::{Appended, AuditConfig, AuditCounters, AuditLog, FsyncPolicy, RetentionPolicy};

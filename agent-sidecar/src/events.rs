@@ -13,15 +13,20 @@
 //! copy) into an [`ActionEvent`] and hands it to every [`ActionSink`] in
 //! order: the log ([`LogLines`]), the metrics
 //! ([`Metrics`](crate::metrics::Metrics)), the owner's and the SOC's
-//! webhooks ([`Notices`]), and whatever else plugs in (an audit trail,
-//! anomaly detectors) without touching a request path.
+//! webhooks ([`Notices`]), the audit trail ([`AuditSink`]), and whatever
+//! else plugs in (anomaly detectors) without touching a request path.
 
 mod action;
+mod audit;
 mod bus;
 mod log;
 mod notices;
 
-pub use action::{ActionEvent, KernelDeny, McpMessageDropped, QuarantineReleased};
-pub use bus::{ActionSink, EventBus};
+pub use action::{
+    ActionEvent, ApprovalEvent, ApprovalStep, KernelDeny, McpMessageDropped, PolicyEvent,
+    QuarantineReleased, SidecarEvent, SidecarStep,
+};
+pub use audit::{AuditOptions, AuditSink, AuditTrail, AuditTrailError};
+pub use bus::{ActionSink, ApprovalEvents, EventBus, PolicyEvents};
 pub use log::LogLines;
 pub use notices::Notices;

@@ -22,6 +22,7 @@ mod conn_info;
 mod connection;
 mod forward;
 pub mod hooks;
+mod journal;
 pub mod limits;
 pub mod mcp;
 mod mcp_call;
@@ -47,6 +48,9 @@ pub mod upstream;
 
 pub use agent_body::AgentBody;
 pub use body::IDEMPOTENCY_KEY;
+pub use journal::{
+    AUDIT_UNAVAILABLE, AttemptFuture, AttemptJournal, CallAttempt, Durability, JournalError,
+};
 pub use metrics::GatewayMetrics;
 pub use record::{CallOutcome, GatewaySink, ToolCallEvent};
 pub use refusal::{HALT_REASON, Refusal};

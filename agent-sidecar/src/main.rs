@@ -1,11 +1,13 @@
 //! The `agent-sidecar` command line.
 #![deny(clippy::mod_module_files)]
 
-use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use agent_sidecar::{
+    audit::FsyncPolicy,
     credentials::SecretSpec,
     dns::{BudgetLimits, RefusalMode, StaticHost, parse_static_host, parse_upstream},
+    events::AuditOptions,
     gateway::GatewayConfig,
     kernel::limits::{self, Limit, ResourceLimits},
     kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
@@ -166,10 +168,59 @@ struct RunArgs {
     #[command(flatten)]
     gateway: GatewayArgs,
     #[command(flatten)]
+    audit: AuditArgs,
+    #[command(flatten)]
     pins: PinArgs,
     /// The agent's command and arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
+}
+
+/// The audit trail: one signed, tamper-evident record per action.
+#[derive(Args, Debug)]
+struct AuditArgs {
+    /// Directory of the agent's audit log [default: STATE_DIR/audit/AGENT_ID].
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
+    /// How soon records are fsynced: `always` or a window such as `10ms`; a tier >= 2 call's
+    /// record is always fsynced before the call is forwarded, a tier-1 record written.
+    #[arg(long, value_name = "WINDOW", default_value = "10ms", value_parser = parse_fsync)]
+    audit_fsync: FsyncPolicy,
+    /// How often a checkpoint of the log is signed (and at shutdown).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    audit_checkpoint_interval: Duration,
+    /// The checkpoints' Ed25519 signing key (as `audit keygen` writes it); generated, mode 0600,
+    /// when absent [default: STATE_DIR/audit-keys/AGENT_ID.key]. The verifier key is written
+    /// to the log directory as log.vkey.
+    #[arg(long, value_name = "FILE")]
+    audit_key: Option<PathBuf>,
+    /// Also append every signed checkpoint to FILE (a witness outside the host: another
+    /// disk, a network mount); repeatable.
+    #[arg(long, value_name = "FILE")]
+    audit_witness_file: Vec<PathBuf>,
+    /// Let actions through when their audit record cannot be written (disk full...), counted
+    /// in agent_sidecar_audit_fail_open_total and logged; by default they are refused.
+    #[arg(long)]
+    audit_fail_open: bool,
+}
+
+impl AuditArgs {
+    fn options(self) -> AuditOptions {
+        AuditOptions {
+            dir: self.audit_dir,
+            fsync: self.audit_fsync,
+            checkpoint_interval: self.audit_checkpoint_interval,
+            key_file: self.audit_key,
+            witness_files: self.audit_witness_file,
+            fail_open: self.audit_fail_open,
+        }
+    }
+}
+
+fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
+    FsyncPolicy::parse(s).ok_or_else(|| {
+        format!("`{s}` is not an fsync window: give `always` or a duration such as 10ms, 1s")
+    })
 }
 
 /// The tool gateway: tier policy, approvals, credentials.
@@ -349,6 +400,7 @@ fn run_command(args: RunArgs) -> i32 {
         state_dir: args.pins.state_dir,
         metrics_listen: args.metrics_listen,
         gateway: args.gateway.options(),
+        audit: args.audit.options(),
         command: args.command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

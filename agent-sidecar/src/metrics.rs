@@ -6,6 +6,7 @@ use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, 
 
 use crate::{
     approvals::ApprovalMetrics,
+    audit::AuditMetrics,
     events::{ActionEvent, ActionSink},
     gateway::GatewayMetrics,
     kernel::{KernelCounters, events::DenyRecord},
@@ -23,6 +24,7 @@ pub struct Metrics {
     policy: PolicyMetrics,
     gateway: GatewayMetrics,
     approvals: ApprovalMetrics,
+    audit: AuditMetrics,
 }
 
 /// Metrics of the tier policy store.
@@ -147,6 +149,7 @@ impl Metrics {
         let policy = PolicyMetrics::register(&registry);
         let gateway = GatewayMetrics::register(&registry).expect("unique metric");
         let approvals = ApprovalMetrics::register(&registry).expect("unique metric");
+        let audit = AuditMetrics::register(&registry).expect("unique metric");
         Self {
             registry,
             egress_denied,
@@ -157,7 +160,13 @@ impl Metrics {
             policy,
             gateway,
             approvals,
+            audit,
         }
+    }
+
+    /// The audit trail's metrics.
+    pub fn audit(&self) -> AuditMetrics {
+        self.audit.clone()
     }
 
     /// Counts an agent started without the confinement `layer`.

@@ -3,6 +3,8 @@
 //!
 //! 1. **plan** (`egress_plan`): the allowlist from `--policy` files,
 //!    `--allow` flags and the gateway's tool hosts;
+//!    then **the audit trail** ([`audit`](mod@audit)): the agent's log opened (a
+//!    `sidecar_started` record), fed by the action event bus;
 //! 2. **the agent's user** ([`uid_pool`], [`user`]), and its secrets'
 //!    sources checked;
 //! 3. **operator listeners** (`listeners`): bound before anything is
@@ -18,10 +20,13 @@
 //!    exits;
 //! 7. **shutdown**: services stopped, the last events drained, what the
 //!    agent left in the cgroup killed, the state torn down (unless
-//!    `--keep-pinned`); `run` exits with the command's exit code.
+//!    `--keep-pinned`), the audit log closed (a `sidecar_stopped` record
+//!    and a last signed checkpoint); `run` exits with the command's exit
+//!    code.
 
 mod agent;
 pub mod allow;
+mod audit;
 pub mod child;
 mod egress_plan;
 mod enforcement;
@@ -44,7 +49,10 @@ use std::{ffi::OsString, sync::Arc, time::Duration};
 
 use tracing::{info, warn};
 
-use crate::metrics::Metrics;
+use crate::{
+    events::{EventBus, LogLines, PolicyEvents},
+    metrics::Metrics,
+};
 pub use allow::AllowArg;
 use egress_plan::EgressPlan;
 use enforcement::Enforcement;
@@ -106,7 +114,35 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     harden_sidecar();
     let agent_id = agent_id(&opts)?;
     let metrics = Arc::new(Metrics::new());
-    let plan = EgressPlan::build(&opts, &agent_id, &metrics)?;
+    let events = EventBus::new(vec![Arc::new(LogLines), metrics.clone()]);
+    let observer: Arc<dyn crate::policy::reload::ReloadObserver> = Arc::new(PolicyEvents {
+        bus: events.clone(),
+        agent_id: agent_id.clone(),
+        next: Some(metrics.clone()),
+    });
+    let plan = EgressPlan::build(&opts, &agent_id, &observer)?;
+    let trail = audit::open(&opts, &agent_id, &plan, &metrics, &events)?;
+    let code = governed(opts, agent_id, metrics, plan, events, &trail).await;
+    let stop = match &code {
+        Ok(c) => serde_json::json!({"exit_code": c}),
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    };
+    if let Err(e) = trail.close(stop) {
+        warn!(error = %e, "the audit log did not close cleanly; `agent-sidecar audit verify` its directory");
+    }
+    code
+}
+
+/// Everything after the plan and the audit trail: enforcement, services,
+/// the agent, and the teardown.
+async fn governed(
+    opts: RunOptions,
+    agent_id: String,
+    metrics: Arc<Metrics>,
+    plan: EgressPlan,
+    events: EventBus,
+    trail: &crate::events::AuditTrail,
+) -> Result<i32, RunError> {
     let secret_sources = secret_sources(&opts)?;
     let (user, uid_lease) = agent::agent_user(&opts, &agent_id)?;
     for rule in plan.allowlist.rules() {
@@ -116,7 +152,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     // The sidecar binds no socket file of its own: the search can start
     // now and run while the kernel programs load.
     let socket_scan = unix_mask::Scan::start(user.uid);
-    let enforcement = Enforcement::start(&opts, &agent_id, &plan, &listeners, &metrics)?;
+    let enforcement = Enforcement::start(&opts, &agent_id, &plan, &listeners, &metrics, events)?;
     let admin_task = listeners
         .metrics
         .map(|l| listeners::serve_metrics(l, &enforcement.enforcer, &metrics, &agent_id));
@@ -124,10 +160,10 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         &opts,
         &agent_id,
         plan,
-        listeners.admin,
-        listeners.private,
+        (listeners.admin, listeners.private),
         &enforcement,
         &metrics,
+        trail,
     )
     .await?;
     let mut sidecar_env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
@@ -202,10 +238,10 @@ async fn start_name_services(
     opts: &RunOptions,
     agent_id: &str,
     plan: EgressPlan,
-    admin_listener: Option<tokio::net::TcpListener>,
-    private: Vec<PrivateListener>,
+    (admin_listener, private): (Option<tokio::net::TcpListener>, Vec<PrivateListener>),
     enforcement: &Enforcement,
     metrics: &Arc<Metrics>,
+    trail: &crate::events::AuditTrail,
 ) -> Result<Option<NameServices>, RunError> {
     if plan.names.is_empty() {
         return Ok(None);
@@ -238,6 +274,7 @@ async fn start_name_services(
             admin_listener,
             metrics: metrics.clone(),
             events: enforcement.events.clone(),
+            journal: Some(Arc::new(trail.sink())),
         }),
         _ => None,
     };

@@ -64,6 +64,8 @@ pub enum RecordKind {
     DnsRefused,
     /// A proxy refused a host.
     ProxyRefused,
+    /// A connection through a proxy ended (allowed, or failed upstream).
+    ProxyConnection,
     /// A tier policy set was loaded at start.
     PolicyLoaded,
     /// A tier policy set was reloaded.
@@ -101,6 +103,7 @@ impl RecordKind {
             RecordKind::QuarantineReleased => "quarantine_released",
             RecordKind::DnsRefused => "dns_refused",
             RecordKind::ProxyRefused => "proxy_refused",
+            RecordKind::ProxyConnection => "proxy_connection",
             RecordKind::PolicyLoaded => "policy_loaded",
             RecordKind::PolicyReloaded => "policy_reloaded",
             RecordKind::PolicyReloadRefused => "policy_reload_refused",

@@ -4,7 +4,11 @@
 use serde::Serialize;
 
 use crate::{
-    dns::DnsEvent, gateway::ToolCallEvent, kernel::events::DenyRecord, policy::AgentIdentity,
+    approvals::PendingApproval,
+    dns::DnsEvent,
+    gateway::ToolCallEvent,
+    kernel::events::DenyRecord,
+    policy::{AgentIdentity, PolicyVersion},
     proxy::ProxyEvent,
 };
 
@@ -39,6 +43,64 @@ pub struct QuarantineReleased<'a> {
     pub reason: &'a str,
 }
 
+/// Where an approval is: asked for, or decided (approved, denied,
+/// expired, cancelled; `approval.state` says which).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStep {
+    /// A held call waits for an approver; approvers are being notified.
+    Requested,
+    /// Decided (or expired, or cancelled).
+    Decided,
+}
+
+/// A step of a tier-3 approval. Consumers must not copy the held call's
+/// input or request (`approval.action.input`, `.request`): they are the
+/// raw call, unredacted.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ApprovalEvent<'a> {
+    /// Requested or decided.
+    pub step: ApprovalStep,
+    /// The approval as the store holds it now.
+    #[serde(skip)]
+    pub approval: &'a PendingApproval,
+}
+
+/// The sidecar's own life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SidecarStep {
+    /// Started: enforcement and services are up.
+    Started,
+    /// Stopping: the agent exited or a signal came.
+    Stopped,
+}
+
+/// The sidecar started or stopped.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SidecarEvent<'a> {
+    /// The agent it governs.
+    pub agent_id: &'a str,
+    /// Started or stopped.
+    pub step: SidecarStep,
+    /// Free-form details (version, mode, exit code): a JSON object.
+    pub detail: &'a serde_json::Value,
+}
+
+/// A tier policy set was loaded, reloaded, or refused.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PolicyEvent<'a> {
+    /// The agent it governs.
+    pub agent_id: &'a str,
+    /// `loaded` (at start), or the reload's result (`success`,
+    /// `rollback`, `failure`, `refused`...).
+    pub result: &'a str,
+    /// The set now in force, when one was put in force.
+    pub version: Option<&'a PolicyVersion>,
+    /// Why a set was refused.
+    pub reason: Option<&'a str>,
+}
+
 /// One action of an agent, as the sidecar decided it.
 #[derive(Clone, Copy, Debug, Serialize)]
 #[serde(tag = "kind", content = "event", rename_all = "snake_case")]
@@ -55,6 +117,12 @@ pub enum ActionEvent<'a> {
     Connection(&'a ProxyEvent),
     /// A connect, send or socket the kernel refused.
     KernelDeny(KernelDeny<'a>),
+    /// A step of a tier-3 approval.
+    Approval(ApprovalEvent<'a>),
+    /// A tier policy set was loaded, reloaded or refused.
+    Policy(PolicyEvent<'a>),
+    /// The sidecar started or stopped.
+    Sidecar(SidecarEvent<'a>),
 }
 
 impl ActionEvent<'_> {
@@ -67,6 +135,9 @@ impl ActionEvent<'_> {
             ActionEvent::Dns(_) => "dns",
             ActionEvent::Connection(_) => "connection",
             ActionEvent::KernelDeny(_) => "kernel_deny",
+            ActionEvent::Approval(_) => "approval",
+            ActionEvent::Policy(_) => "policy",
+            ActionEvent::Sidecar(_) => "sidecar",
         }
     }
 
@@ -79,6 +150,9 @@ impl ActionEvent<'_> {
             ActionEvent::Dns(e) => &e.agent_id,
             ActionEvent::Connection(e) => &e.agent_id,
             ActionEvent::KernelDeny(e) => e.agent_id,
+            ActionEvent::Approval(e) => &e.approval.agent_id,
+            ActionEvent::Policy(e) => e.agent_id,
+            ActionEvent::Sidecar(e) => e.agent_id,
         }
     }
 }

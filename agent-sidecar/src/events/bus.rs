@@ -5,12 +5,16 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::action::{ActionEvent, KernelDeny, McpMessageDropped, QuarantineReleased};
+use super::action::{
+    ActionEvent, ApprovalEvent, ApprovalStep, KernelDeny, McpMessageDropped, PolicyEvent,
+    QuarantineReleased,
+};
 use crate::{
+    approvals::{Notifier, PendingApproval},
     dns::{self, DnsEvent},
     gateway::{GatewaySink, ToolCallEvent},
     kernel::events::DenyRecord,
-    policy::AgentIdentity,
+    policy::{AgentIdentity, PolicyVersion, reload::ReloadObserver},
     proxy::{self, ProxyEvent},
 };
 
@@ -81,6 +85,74 @@ impl GatewaySink for EventBus {
             operator,
             reason,
         }));
+    }
+}
+
+/// The approvals store's notifier that puts each approval step on the bus
+/// (for the audit trail), then hands it to the approvers' notifier.
+pub struct ApprovalEvents {
+    /// The bus.
+    pub bus: EventBus,
+    /// The approvers' webhook, if any.
+    pub next: Option<Arc<dyn Notifier>>,
+}
+
+impl Notifier for ApprovalEvents {
+    fn pending(&self, approval: &PendingApproval) {
+        self.bus.emit(ActionEvent::Approval(ApprovalEvent {
+            step: ApprovalStep::Requested,
+            approval,
+        }));
+        if let Some(next) = &self.next {
+            next.pending(approval);
+        }
+    }
+
+    fn decided(&self, approval: &PendingApproval) {
+        self.bus.emit(ActionEvent::Approval(ApprovalEvent {
+            step: ApprovalStep::Decided,
+            approval,
+        }));
+        if let Some(next) = &self.next {
+            next.decided(approval);
+        }
+    }
+}
+
+/// The policy store's observer that puts each load, reload and refusal on
+/// the bus, then hands it to the next observer (the metrics).
+pub struct PolicyEvents {
+    /// The bus.
+    pub bus: EventBus,
+    /// The agent governed.
+    pub agent_id: String,
+    /// The next observer.
+    pub next: Option<Arc<dyn ReloadObserver>>,
+}
+
+impl ReloadObserver for PolicyEvents {
+    fn reloaded(&self, result: &str, version: Option<&PolicyVersion>) {
+        self.bus.emit(ActionEvent::Policy(PolicyEvent {
+            agent_id: &self.agent_id,
+            result,
+            version,
+            reason: None,
+        }));
+        if let Some(next) = &self.next {
+            next.reloaded(result, version);
+        }
+    }
+
+    fn refused(&self, reason: &str) {
+        self.bus.emit(ActionEvent::Policy(PolicyEvent {
+            agent_id: &self.agent_id,
+            result: "refused",
+            version: None,
+            reason: Some(reason),
+        }));
+        if let Some(next) = &self.next {
+            next.refused(reason);
+        }
     }
 }
 

@@ -143,6 +143,15 @@ pub(crate) async fn handle(
         let traceparent = traceparent.clone();
         async move {
             let mut record = CallRecord::new(traceparent, started);
+            if let Err(r) = gw
+                .journal
+                .attempt("mcp", &call.action, &call.decision, record.traceparent())
+                .await
+            {
+                record.refused(&r);
+                record.finish(&gw.recorder, call.action, call.decision);
+                return Err((call.index, r));
+            }
             let verdict = tiers::enforce(
                 &gw.oversight,
                 &call.action,

@@ -176,6 +176,11 @@ impl CallRecord {
         }
     }
 
+    /// The W3C traceparent of the call.
+    pub(crate) fn traceparent(&self) -> &str {
+        &self.traceparent
+    }
+
     /// Refused with `r`.
     pub(crate) fn refused(&mut self, r: &Refusal) {
         self.outcome = CallOutcome::Refused;

@@ -91,6 +91,17 @@ pub(crate) async fn handle(
         record.finish(&gw.recorder, action, decision);
         return r.response();
     }
+    // Record the attempt: durable (tier >= 2) or written (tier 1) before
+    // the call goes further.
+    if let Err(r) = gw
+        .journal
+        .attempt("http", &action, &decision, record.traceparent())
+        .await
+    {
+        record.refused(&r);
+        record.finish(&gw.recorder, action, decision);
+        return r.response();
+    }
     // Enforce the tier.
     let key = parts
         .headers

@@ -11,6 +11,7 @@ use super::{
     compensate::Compensations,
     forward::Upstream,
     hooks::QuarantineSwitch,
+    journal::{AttemptJournal, Journal},
     limits::GatewayLimits,
     mcp_sessions::McpSessions,
     record::{GatewaySink, Recorder},
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Arc<TlsTerminator>,
     /// Request bounds and timeouts.
     pub(crate) limits: GatewayLimits,
+    /// Attempt: the decision recorded before the tier is enforced.
+    pub(crate) journal: Journal,
     /// Tiers: approvals and quarantine.
     pub(crate) oversight: Oversight,
     /// Forward: the pooled client and the credentials.
@@ -107,6 +110,9 @@ pub struct GatewayParts {
     /// Where every call's event goes (the log, metrics, webhooks and
     /// audit trail consume it; see [`crate::events::EventBus`]).
     pub sink: Option<Arc<dyn GatewaySink>>,
+    /// Where each decided call's attempt is recorded before it is
+    /// forwarded or held (the audit trail); `None` records none.
+    pub journal: Option<Arc<dyn AttemptJournal>>,
     /// Behaviour.
     pub config: GatewayConfig,
 }
@@ -155,6 +161,7 @@ impl Gateway {
                 policy: parts.policy.clone(),
                 tls: parts.tls,
                 limits: parts.config.limits,
+                journal: Journal::new(parts.journal),
                 oversight: Oversight {
                     agent: parts.identity.id,
                     approvals: parts.approvals,

@@ -11,8 +11,7 @@ use super::{
 };
 use crate::{
     egress::{Allowlist, EgressRule, NameAllowlist, NameRule, Protocols, RuleSource},
-    metrics::Metrics,
-    policy::{PolicyError, load_policy_files},
+    policy::{PolicyError, load_policy_files, reload::ReloadObserver},
 };
 
 /// Everything the agent may reach, and the gateway's policy when one runs.
@@ -33,12 +32,12 @@ impl EgressPlan {
     pub(crate) fn build(
         opts: &RunOptions,
         agent_id: &str,
-        metrics: &Arc<Metrics>,
+        observer: &Arc<dyn ReloadObserver>,
     ) -> Result<Self, RunError> {
         let gateway = opts
             .gateway
             .as_ref()
-            .map(|g| gateway::load_policy(g, agent_id, metrics))
+            .map(|g| gateway::load_policy(g, agent_id, observer))
             .transpose()?;
         let mut intercept_ports = opts.names.intercept_ports.clone();
         let (mut allowlist, mut names) = merge(&opts.policies, &opts.allow)?;

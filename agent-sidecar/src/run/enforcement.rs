@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::{RunError, RunOptions, egress_plan::EgressPlan, listeners::OperatorListeners};
 use crate::{
-    events::{ActionSink, EventBus, LogLines},
+    events::EventBus,
     kernel::{Enforcer, EnforcerConfig, events as kernel_events},
     metrics::Metrics,
 };
@@ -40,6 +40,7 @@ impl Enforcement {
         plan: &EgressPlan,
         listeners: &OperatorListeners,
         metrics: &Arc<Metrics>,
+        events: EventBus,
     ) -> Result<Self, RunError> {
         let config = EnforcerConfig {
             agent_id: agent_id.to_string(),
@@ -51,10 +52,6 @@ impl Enforcement {
         };
         let mut enforcer = Enforcer::start(&config, &plan.allowlist)?;
         metrics.set_allowlist_entries(agent_id, enforcer.allowlist_entries());
-        let events = EventBus::new(vec![
-            Arc::new(LogLines),
-            metrics.clone() as Arc<dyn ActionSink>,
-        ]);
         // Deny events -> the bus, until told to drain and stop.
         let (stop_events, stopped) = oneshot::channel::<()>();
         let events_task = enforcer.take_events().map(|ring| {

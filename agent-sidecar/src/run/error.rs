@@ -42,6 +42,9 @@ pub enum RunError {
     /// The tool gateway could not start.
     #[error("tool gateway: {0}")]
     Gateway(String),
+    /// The audit trail could not start.
+    #[error("audit trail: {0}")]
+    Audit(String),
     /// A rule would let the agent reach one of the sidecar's own listeners.
     #[error("{0}")]
     PrivateListener(String),

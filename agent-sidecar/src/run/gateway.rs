@@ -20,14 +20,18 @@ use crate::{
     },
     credentials::{SecretSpec, SecretStore},
     egress::{Allowlist, Breadth, NameAllowlist, NameRule},
-    events::{EventBus, Notices},
+    events::{ApprovalEvents, EventBus, Notices},
     gateway::{
-        Gateway, GatewayConfig, GatewayParts,
+        AttemptJournal, Gateway, GatewayConfig, GatewayParts,
         hooks::{Quarantine, QuarantineSwitch},
     },
     kernel::Enforcer,
     metrics::Metrics,
-    policy::{AgentIdentity, PolicyStore, StoreOptions, WatchOptions, reload::WatchHandle, watch},
+    policy::{
+        AgentIdentity, PolicyStore, StoreOptions, WatchOptions,
+        reload::{ReloadObserver, WatchHandle},
+        watch,
+    },
     proxy::Resolve,
     tls::{
         AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
@@ -85,7 +89,7 @@ fn err(what: impl std::fmt::Display) -> RunError {
 pub(crate) fn load_policy(
     opts: &GatewayOptions,
     agent_id: &str,
-    metrics: &Arc<Metrics>,
+    observer: &Arc<dyn ReloadObserver>,
 ) -> Result<GatewayPolicy, RunError> {
     let store = PolicyStore::open(
         &opts.policy_dir,
@@ -93,7 +97,7 @@ pub(crate) fn load_policy(
             archive_dir: opts.policy_archive.clone(),
             ..StoreOptions::default()
         },
-        Some(metrics.clone()),
+        Some(observer.clone()),
     )
     .map_err(|e| err(format!("policy set {}: {e}", opts.policy_dir.display())))?;
     let set = store.current();
@@ -247,6 +251,8 @@ pub(crate) struct GatewayStart {
     pub(crate) admin_listener: Option<TcpListener>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) events: EventBus,
+    /// Where each decided call's attempt is recorded before it proceeds.
+    pub(crate) journal: Option<Arc<dyn AttemptJournal>>,
 }
 
 /// Starts the gateway.
@@ -262,6 +268,7 @@ pub(crate) async fn start(
         admin_listener,
         metrics,
         events,
+        journal,
     } = start;
     let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
     let ca = match &opts.ca {
@@ -283,7 +290,10 @@ pub(crate) async fn start(
     let (approvals, replay) = ApprovalStore::open_with(
         &approvals_dir,
         ApprovalStoreOptions {
-            notifier: approver.map(|w| w as Arc<dyn Notifier>),
+            notifier: Some(Arc::new(ApprovalEvents {
+                bus: events.clone(),
+                next: approver.map(|w| w as Arc<dyn Notifier>),
+            })),
             metrics: Some(metrics.approvals()),
             config: StoreConfig {
                 max_pending_per_agent: opts.config.max_pending_approvals,
@@ -312,6 +322,7 @@ pub(crate) async fn start(
         approvals: approvals.clone(),
         quarantine: QuarantineSwitch::new(Arc::new(KernelQuarantine(Arc::downgrade(&enforcer)))),
         sink: Some(Arc::new(events.clone())),
+        journal,
         config: opts.config.clone(),
     })
     .map_err(err)?;

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::{
     dns::{BudgetLimits, RefusalMode, StaticHost},
+    events::AuditOptions,
     kernel::limits::ResourceLimits,
 };
 
@@ -46,6 +47,8 @@ pub struct RunOptions {
     /// The tool gateway (`--policy-dir`): tier policy, approvals,
     /// credentials.
     pub gateway: Option<GatewayOptions>,
+    /// The audit trail (always on).
+    pub audit: AuditOptions,
     /// The command and its arguments.
     pub command: Vec<OsString>,
 }

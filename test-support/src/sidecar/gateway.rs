@@ -17,8 +17,9 @@ use agent_sidecar::{
         ApprovalStore, ApprovalStoreOptions, BearerToken, Notifier, StoreConfig, WebhookConfig,
         WebhookNotifier,
     },
+    audit::record::AgentIdentity as AuditIdentity,
     credentials::{SecretSpec, SecretStore},
-    events::{EventBus, Notices},
+    events::{ActionSink, ApprovalEvents, AuditOptions, AuditTrail, EventBus, Notices},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
         hooks::{NoKernel, QuarantineSwitch},
@@ -71,6 +72,8 @@ pub struct Harness {
     pub dir: TempDir,
     /// The approvals directory.
     pub state: PathBuf,
+    /// The audit trail, with [`Options::audit`].
+    pub audit: Option<AuditTrail>,
 }
 
 /// How [`Harness::start`] sets the gateway up.
@@ -83,6 +86,10 @@ pub struct Options {
     pub max_body: usize,
     /// Most pending approvals of the agent.
     pub max_pending: usize,
+    /// Keep an audit trail with these settings (its directory defaults to
+    /// `<harness dir>/audit/buyer`): attempts journalled before forward,
+    /// every event recorded.
+    pub audit: Option<AuditOptions>,
 }
 
 impl Default for Options {
@@ -92,6 +99,7 @@ impl Default for Options {
             state: None,
             max_body: 64 * 1024,
             max_pending: agent_sidecar::approvals::DEFAULT_MAX_PENDING_PER_AGENT,
+            audit: None,
         }
     }
 }
@@ -158,10 +166,37 @@ impl Harness {
             c.initial_backoff = Duration::from_millis(50);
             Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
         };
+        let bus = EventBus::new(vec![Arc::new(Notices {
+            owner: hook(&owner.url),
+            soc: hook(&soc.url),
+        })]);
+        let audit = opts.audit.as_ref().map(|a| {
+            AuditTrail::open(
+                a,
+                &dir.0,
+                AuditIdentity {
+                    id: identity.id.clone(),
+                    owner: identity.owner.clone(),
+                    team: identity.team.clone(),
+                    purpose: identity.purpose.clone(),
+                    environment: Some(identity.environment.clone()),
+                    instance: Some("test-harness".into()),
+                },
+                None,
+                serde_json::json!({"mode": "test-harness"}),
+            )
+            .expect("audit trail")
+        });
+        if let Some(trail) = &audit {
+            bus.add(Arc::new(trail.sink()) as Arc<dyn ActionSink>);
+        }
         let (approvals, _) = ApprovalStore::open_with(
             &state,
             ApprovalStoreOptions {
-                notifier: hook(&approver.url).map(|w| w as Arc<dyn Notifier>),
+                notifier: Some(Arc::new(ApprovalEvents {
+                    bus: bus.clone(),
+                    next: hook(&approver.url).map(|w| w as Arc<dyn Notifier>),
+                })),
                 config: StoreConfig {
                     max_pending_per_agent: opts.max_pending,
                     ..StoreConfig::default()
@@ -188,10 +223,10 @@ impl Harness {
             secrets,
             approvals: approvals.clone(),
             quarantine: QuarantineSwitch::new(Arc::new(NoKernel)),
-            sink: Some(Arc::new(EventBus::new(vec![Arc::new(Notices {
-                owner: hook(&owner.url),
-                soc: hook(&soc.url),
-            })]))),
+            sink: Some(Arc::new(bus)),
+            journal: audit
+                .as_ref()
+                .map(|t| Arc::new(t.sink()) as Arc<dyn agent_sidecar::gateway::AttemptJournal>),
             config,
         })
         .expect("gateway");
@@ -212,6 +247,7 @@ impl Harness {
             soc,
             dir,
             state,
+            audit,
         }
     }
 

@@ -1,0 +1,75 @@
+//! The audit trail of `run`: the agent's log opened before enforcement
+//! starts (so that the kernel's first refusal has a log to go to), its
+//! sink on the action event bus, and the policy set in force recorded.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{RunError, RunOptions, egress_plan::EgressPlan};
+use crate::{
+    audit::record::AgentIdentity,
+    events::{ActionEvent, ActionSink, AuditTrail, EventBus, PolicyEvent},
+    metrics::Metrics,
+};
+
+/// Opens the trail of `agent_id`, adds its sink to `events` and records
+/// the policy set loaded at start.
+pub(super) fn open(
+    opts: &RunOptions,
+    agent_id: &str,
+    plan: &EgressPlan,
+    metrics: &Arc<Metrics>,
+    events: &EventBus,
+) -> Result<AuditTrail, RunError> {
+    let policy = plan.gateway.as_ref();
+    let identity = match policy.map(|p| &p.identity) {
+        Some(i) => AgentIdentity {
+            id: i.id.clone(),
+            owner: i.owner.clone(),
+            team: i.team.clone(),
+            purpose: i.purpose.clone(),
+            environment: Some(i.environment.clone()).filter(|e| !e.is_empty()),
+            instance: Some(instance()),
+        },
+        None => AgentIdentity {
+            instance: Some(instance()),
+            ..AgentIdentity::id(agent_id)
+        },
+    };
+    let start = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": "run",
+        "pid": std::process::id(),
+        "command": opts.command.first().map(|c| c.to_string_lossy().into_owned()),
+    });
+    let trail = AuditTrail::open(
+        &opts.audit,
+        &opts.state_dir,
+        identity,
+        Some(metrics.audit()),
+        start,
+    )
+    .map_err(|e| RunError::Audit(e.to_string()))?;
+    let sink = trail.sink();
+    if let Some(p) = policy {
+        let version = p.store.current().version().clone();
+        sink.consume(ActionEvent::Policy(PolicyEvent {
+            agent_id,
+            result: "loaded",
+            version: Some(&version),
+            reason: None,
+        }));
+    }
+    events.add(Arc::new(sink));
+    Ok(trail)
+}
+
+/// This sidecar instance: host name and pid.
+fn instance() -> String {
+    let host = nix::sys::utsname::uname()
+        .ok()
+        .and_then(|u| u.nodename().to_str().map(str::to_string))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}/{}", std::process::id())
+}
