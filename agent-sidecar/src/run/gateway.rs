@@ -406,6 +406,10 @@ fn make_traversable(dir: &Path) -> Result<(), RunError> {
 mod tests {
     use super::*;
 
+    fn observer() -> Arc<dyn ReloadObserver> {
+        Arc::new(Metrics::new())
+    }
+
     #[test]
     fn only_the_state_dir_is_made_searchable() {
         use std::os::unix::fs::PermissionsExt;
@@ -458,7 +462,7 @@ mod tests {
             "kind: base\nname: t\nlabel: t\ntools:\n  - name: erp\n    http: { host: erp.example.test }\n    actions:\n      - { name: list, method: GET, path: /v1/x }\negress:\n  names: [\"api.llm.example:443\"]\n",
         )
         .unwrap();
-        let e = load_policy(&options(&dir), "ghost", &Arc::new(Metrics::new()))
+        let e = load_policy(&options(&dir), "ghost", &observer())
             .err()
             .expect("refused");
         assert!(e.to_string().contains("not declared"), "{e}");
@@ -467,8 +471,7 @@ mod tests {
             "kind: agent\nid: clerk\nowner: jo@example.test\npurpose: files things\n",
         )
         .unwrap();
-        let p = load_policy(&options(&dir), "clerk", &Arc::new(Metrics::new()))
-            .expect("declared with an owner");
+        let p = load_policy(&options(&dir), "clerk", &observer()).expect("declared with an owner");
         assert_eq!(p.identity.owner.as_deref(), Some("jo@example.test"));
         assert_eq!(p.ports, [443]);
         let names: Vec<String> = p.names.rules().iter().map(|r| r.to_string()).collect();
