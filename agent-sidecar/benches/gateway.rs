@@ -3,12 +3,16 @@
 //!
 //! A tier-1 REST call (`GET /v1/invoices` of the test policy) to a TLS tool
 //! API, over HTTP/1.1 keep-alive connections (hyper client on
-//! tokio-rustls), three ways in the same rounds:
+//! tokio-rustls), four ways in the same rounds:
 //!
 //! - **direct** to the tool API (the baseline);
 //! - **gateway**: through the transparent listener, the gateway terminating
 //!   the agent's TLS, deciding the tier, injecting the credential and
 //!   forwarding over its pooled, re-encrypted upstream connections;
+//! - **gateway, audit on**: the same gateway (a second instance on its own
+//!   thread, with its own tool API) keeping the audit trail as `run` does:
+//!   the attempt record written before the forward, the outcome record
+//!   handed to the log's writer (target: audit adds <= 50 us to the p99);
 //! - **nginx** (Debian package `nginx`, started here from a generated
 //!   configuration) as a plain TLS reverse proxy with pooled, verified
 //!   upstream TLS.
@@ -143,6 +147,9 @@ const PATH: &str = "/v1/invoices";
 /// Targets of the product spec.
 const ADDED_P99_TARGET_US: f64 = 500.0;
 const PER_CORE_TARGET: f64 = 10_000.0;
+/// What the audit trail may add to a tier-1 call's p99 (its attempt record
+/// written before the forward, its outcome record handed to the writer).
+const AUDIT_ADDED_P99_TARGET_US: f64 = 50.0;
 
 fn main() -> ExitCode {
     report::main_with_report("gateway", "BENCH_WRITE_DOCS", run)
@@ -217,9 +224,14 @@ enum Kind {
     Direct,
     Gateway,
     Nginx,
+    /// The same gateway with its audit trail on (`run`'s default).
+    GatewayAudit,
 }
 
-const KINDS: [Kind; 3] = [Kind::Direct, Kind::Gateway, Kind::Nginx];
+/// Number of targets.
+const N: usize = 4;
+const KINDS: [Kind; N] = [Kind::Direct, Kind::Gateway, Kind::Nginx, Kind::GatewayAudit];
+const LABELS: [&str; N] = ["direct", "gateway", "nginx", "gateway, audit on"];
 
 impl Kind {
     fn index(self) -> usize {
@@ -424,14 +436,21 @@ async fn run() -> Result<String> {
     nginx::binary()?;
 
     // The tool API on its own thread; its CA goes to the gateway.
-    let ((ca, api_addr, authorized, direct_tls), upstream_cpu) =
-        on_own_thread("tool-api", |tx| async move {
-            let ca = TestCa::new();
-            let api = ToolApi::start_with(ca.leaf(&[HOST]).acceptor(), false).await;
-            let (addr, authorized, tls) = (api.addr, api.authorized.clone(), ca.client_config());
-            // The harness owns the `ToolApi` handle; the server task stays here.
-            let _ = tx.send((ca, addr, authorized, tls));
-        })?;
+    let (
+        ((ca, (audit_ca, audit_api_addr, audit_authorized)), api_addr, authorized, direct_tls),
+        upstream_cpu,
+    ) = on_own_thread("tool-api", |tx| async move {
+        let ca = TestCa::new();
+        let api = ToolApi::start_with(ca.leaf(&[HOST]).acceptor(), false).await;
+        let (addr, authorized, tls) = (api.addr, api.authorized.clone(), ca.client_config());
+        // The harness owns the `ToolApi` handle; the server task stays here.
+        // A second tool API (same thread) for the gateway with its audit
+        // trail on: its own CA, as a harness owns the CA it trusts.
+        let audit_ca = TestCa::new();
+        let audit_api = ToolApi::start_with(audit_ca.leaf(&[HOST]).acceptor(), false).await;
+        let audit = (audit_ca, audit_api.addr, audit_api.authorized.clone());
+        let _ = tx.send(((ca, audit), addr, authorized, tls));
+    })?;
     let port = api_addr.port();
     let upstream_ca_file = ca.ca_file();
     // The gateway (with its proxy listeners and upstream pool) on its own
@@ -455,6 +474,29 @@ async fn run() -> Result<String> {
         drop(h);
         let _ = stopped_tx.send(());
     })?;
+    // The same gateway with the audit trail on, on a thread of its own:
+    // the log directory in the harness's temp dir, `run`'s defaults (fsync
+    // window 10 ms; a tier-1 attempt record written before the forward).
+    let (stop_audit, stop_audit_rx) = tokio::sync::oneshot::channel::<()>();
+    let ((audit_transparent, audit_bundle), audit_cpu) =
+        on_own_thread("gateway-audit", move |tx| async move {
+            let api = ToolApi {
+                addr: audit_api_addr,
+                requests: Arc::default(),
+                authorized: Arc::default(),
+            };
+            let opts = Options {
+                audit: Some(agent_sidecar::events::AuditOptions::default()),
+                ..Options::default()
+            };
+            let h = Harness::start_with(opts, audit_ca, api).await;
+            let _ = tx.send((
+                h.proxies.transparent[&audit_api_addr.port()],
+                h.bundle.bundle.clone(),
+            ));
+            let _ = stop_audit_rx.await;
+            drop(h);
+        })?;
     let nginx = Nginx::start(api_addr, &upstream_ca_file)?;
 
     let host_header = format!("{HOST}:{port}");
@@ -476,8 +518,15 @@ async fn run() -> Result<String> {
         Target {
             addr: nginx.addr,
             tls: client_trusting(nginx.ca_pem.as_bytes())?,
-            host_header,
+            host_header: host_header.clone(),
             cpu: Some(CpuClock::process(nginx.process.worker)?),
+            sent: Arc::default(),
+        },
+        Target {
+            addr: audit_transparent,
+            tls: client_trusting(&std::fs::read(&audit_bundle).context("agent bundle")?)?,
+            host_header: format!("{HOST}:{}", audit_api_addr.port()),
+            cpu: Some(audit_cpu),
             sent: Arc::default(),
         },
     ];
@@ -491,30 +540,33 @@ async fn run() -> Result<String> {
         }
     }
     ensure!(
-        authorized.load(Ordering::Relaxed) == 200,
-        "the tool API saw {} authorized requests instead of 200 from the gateway",
-        authorized.load(Ordering::Relaxed)
+        authorized.load(Ordering::Relaxed) + audit_authorized.load(Ordering::Relaxed) == 400,
+        "the tool APIs saw {} authorized requests instead of 400 from the two gateways",
+        authorized.load(Ordering::Relaxed) + audit_authorized.load(Ordering::Relaxed)
     );
 
-    let mut series: [Series; 3] = Default::default();
-    let mut added_p99: [Vec<f64>; 3] = Default::default();
-    let mut added_p50: [Vec<f64>; 3] = Default::default();
-    let mut rps_ratio: [Vec<f64>; 3] = Default::default();
+    let mut series: [Series; N] = Default::default();
+    let mut added_p99: [Vec<f64>; N] = Default::default();
+    let mut added_p50: [Vec<f64>; N] = Default::default();
+    let mut rps_ratio: [Vec<f64>; N] = Default::default();
+    // Audit on vs off, per round.
+    let mut audit_added_p99 = Vec::new();
+    let mut audit_added_p50 = Vec::new();
     let mut upstream_cpu_s = 0.0;
     let per_slice = (RATE * RATE_SECS) as usize / RATE_SLICES;
     for round in 0..ROUNDS {
         let mut order = KINDS;
         order.rotate_left(round % KINDS.len());
-        let mut p50 = [0.0; 3];
-        let mut p99 = [0.0; 3];
+        let mut p50 = [0.0; N];
+        let mut p99 = [0.0; N];
         // Short slices, the targets interleaved, so that a burst of load
         // from elsewhere on the machine hits them alike.
         let mut pools = Vec::new();
         for t in &targets {
             pools.push(Pool::new(t).await?);
         }
-        let mut lat: [Vec<f64>; 3] = Default::default();
-        let mut cpu = [Duration::ZERO; 3];
+        let mut lat: [Vec<f64>; N] = Default::default();
+        let mut cpu = [Duration::ZERO; N];
         for _ in 0..RATE_SLICES {
             for k in order {
                 let i = k.index();
@@ -534,7 +586,7 @@ async fn run() -> Result<String> {
             s.cpu_per_req.push(micros(cpu[i]) / lat[i].len() as f64);
             s.all_lat.append(&mut lat[i]);
         }
-        let mut rps = [0.0; 3];
+        let mut rps = [0.0; N];
         for k in order {
             let u0 = upstream_cpu.now();
             let l = unlimited(&targets[k.index()]).await?;
@@ -556,18 +608,26 @@ async fn run() -> Result<String> {
             rps_ratio[i].push(rps[i] / rps[0]);
         }
         eprintln!(
-            "round {}: p99 us direct {:.0} gateway {:.0} nginx {:.0}; req/s {:.0} {:.0} {:.0}",
+            "round {}: p99 us direct {:.0} gateway {:.0} nginx {:.0} audit {:.0}; req/s {:.0} {:.0} {:.0} {:.0}",
             round + 1,
             p99[0],
             p99[1],
             p99[2],
+            p99[3],
             rps[0],
             rps[1],
-            rps[2]
+            rps[2],
+            rps[3]
         );
+        audit_added_p99.push(p99[3] - p99[1]);
+        audit_added_p50.push(p50[3] - p50[1]);
     }
-    let total_gateway_requests = authorized.load(Ordering::Relaxed);
-    let sent_through_gateway = targets[Kind::Gateway.index()].sent.load(Ordering::Relaxed);
+    let total_gateway_requests =
+        authorized.load(Ordering::Relaxed) + audit_authorized.load(Ordering::Relaxed);
+    let sent_through_gateway = targets[Kind::Gateway.index()].sent.load(Ordering::Relaxed)
+        + targets[Kind::GatewayAudit.index()]
+            .sent
+            .load(Ordering::Relaxed);
     ensure!(
         total_gateway_requests == sent_through_gateway,
         "{sent_through_gateway} requests went through the gateway but the tool API saw the \
@@ -584,7 +644,7 @@ async fn run() -> Result<String> {
          (`agent-sidecar/benches/gateway.rs`) on loopback. The call: `GET {PATH}` of the \
          test policy's `erp` tool (tier 1), HTTP/1.1 over TLS 1.3 keep-alive connections \
          (hyper client on tokio-rustls, ring, SNI `{HOST}`), answered by a rustls/hyper \
-         tool API with a {}-byte JSON body. Three targets, measured in the same rounds:\n",
+         tool API with a {}-byte JSON body. Four targets, measured in the same rounds:\n",
         FAST_ANSWER.len()
     );
     let _ = writeln!(
@@ -595,6 +655,10 @@ async fn run() -> Result<String> {
          `{HOST}`, framing checks, the tier decision of the compiled policy, trace context, \
          the agent's credentials stripped and the sidecar's injected, the call forwarded \
          over the gateway's pooled, verified TLS connections to the tool API;\n\
+         - **gateway, audit on**: the same gateway (its own thread) with the audit trail \
+         as `run` keeps it: each call's attempt record written to the log (hashed, chained, \
+         in the kernel's page cache) before the forward, its outcome record handed to the \
+         log's writer thread, fsync within 10 ms, a checkpoint every 10 s;\n\
          - **nginx** ({}): a plain TLS reverse proxy with its own certificate for `{HOST}` \
          from a test CA, `proxy_pass https://` to the same tool API with \
          `proxy_ssl_verify on`, `proxy_ssl_trusted_certificate` (the tool API's CA), \
@@ -607,7 +671,7 @@ async fn run() -> Result<String> {
         md,
         "The tool API, the gateway and the client each run on a single-threaded Tokio \
          runtime of their own thread, so the gateway uses one core at most, like the \
-         single nginx worker. {ROUNDS} rounds; each round measures the three targets in a \
+         single nginx worker. {ROUNDS} rounds; each round measures the four targets in a \
          rotating order, first at the fixed rate, then at unlimited rate; differences and \
          ratios against direct are per round, the tables show their medians.\n"
     );
@@ -665,6 +729,13 @@ async fn run() -> Result<String> {
         signed_ms(p99_gap),
         verdict(p99_gap <= 0.0)
     );
+    let audit_p99 = median(&mut audit_added_p99);
+    let _ = writeln!(
+        md,
+        "| added p99 of a tier-1 call, audit on vs off (median of per-round differences) <= {AUDIT_ADDED_P99_TARGET_US:.0} us | **{audit_p99:+.0} us** (p50 {:+.0} us) | - | {} |",
+        median(&mut audit_added_p50),
+        verdict(audit_p99 <= AUDIT_ADDED_P99_TARGET_US)
+    );
     let g_rps = median(&mut series[1].rps);
     let _ = writeln!(
         md,
@@ -691,7 +762,7 @@ async fn run() -> Result<String> {
         "| | p50 (us) | p99 (us) | added p50 (us) | added p99 (us) | p99.9 (us, all samples) | CPU per request (us) |"
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-    for (k, label) in KINDS.iter().zip(["direct", "gateway", "nginx"]) {
+    for (k, label) in KINDS.iter().zip(LABELS) {
         let i = k.index();
         let s = &mut series[i];
         let added = if i == 0 {
@@ -740,7 +811,7 @@ async fn run() -> Result<String> {
         "| | requests/s (wall) | vs direct | requests per CPU-second of the proxy | proxy CPU use (cores) |"
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|");
-    for (k, label) in KINDS.iter().zip(["direct", "gateway", "nginx"]) {
+    for (k, label) in KINDS.iter().zip(LABELS) {
         let i = k.index();
         let s = &mut series[i];
         if i == 0 {
@@ -768,11 +839,15 @@ async fn run() -> Result<String> {
          the gateway, the client and the tool API all want a CPU, one of them waits. In \
          production the tool API is remote and the added time is a smaller share.\n\
          - The gateway's per-call event is logged through `tracing`; the benchmark installs \
-         no subscriber, so formatting and writing the log line are not measured (nor any \
-         audit sink). Everything else of the tier-1 path is: the action is built from the \
+         no subscriber, so formatting and writing the log line are not measured. \
+         Everything else of the tier-1 path is: the action is built from the \
          request, the compiled policy decides, the traceparent is propagated, the credential \
          is injected. The tool API counted {total_gateway_requests} requests carrying the \
          injected credential: every request sent through the gateway (checked).\n\
+         - The CPU of **gateway, audit on** is that of its gateway thread alone: the audit \
+         log's writer thread (hashing the Merkle tree's nodes, group commit, fsync, \
+         checkpoints) runs beside it and is not counted, so its requests per CPU-second \
+         say what the audit trail costs the request path, not the whole process.\n\
          - Allocations on the gateway's thread per call during the unlimited-rate runs \
          (a counting allocator over mimalloc, the product binary's allocator): \
          {allocs_per_call:.1} allocations, {alloc_bytes_per_call:.0} bytes (medians of the \
@@ -805,6 +880,7 @@ async fn run() -> Result<String> {
     );
     drop(nginx);
     drop(stop);
+    drop(stop_audit);
     let _ = stopped.recv_timeout(Duration::from_secs(5));
     Ok(md)
 }
