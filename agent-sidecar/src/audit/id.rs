@@ -8,7 +8,7 @@ use rand::RngCore;
 use super::time::Timestamp;
 
 /// A UUIDv7 for a record made at `time`, in the hyphenated lower-case form.
-pub fn record_id(time: Timestamp, rng: &mut impl RngCore) -> String {
+pub(super) fn record_id(time: Timestamp, rng: &mut impl RngCore) -> String {
     let millis = u64::try_from(time.nanos().max(0) / 1_000_000).unwrap_or(0);
     let mut b = [0u8; 16];
     b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);

@@ -14,12 +14,12 @@ use super::{
 };
 
 /// The signing key of the test logs.
-pub fn signer() -> NoteSigner {
+pub(super) fn signer() -> NoteSigner {
     NoteSigner::from_seed("example.test/audit/agent-1", &[7u8; 32]).unwrap()
 }
 
 /// A typical tool-call record: tier `1 + i % 4`, agent `agent-(i % 3)`.
-pub fn entry(i: u64) -> AuditEntry {
+pub(super) fn entry(i: u64) -> AuditEntry {
     let mut e = AuditEntry::new(
         RecordKind::ToolCall,
         if i.is_multiple_of(2) {
@@ -89,7 +89,7 @@ pub fn entry(i: u64) -> AuditEntry {
 }
 
 /// A log in `dir` with a signer, fsync always, and quick intervals.
-pub fn config(dir: &Path) -> AuditConfig {
+pub(super) fn config(dir: &Path) -> AuditConfig {
     let mut c = AuditConfig::new(
         dir,
         "example.test/audit/agent-1",
@@ -102,6 +102,6 @@ pub fn config(dir: &Path) -> AuditConfig {
 }
 
 /// Opens a log with [`config`].
-pub fn open(dir: &Path) -> AuditLog {
+pub(super) fn open(dir: &Path) -> AuditLog {
     AuditLog::open(config(dir)).unwrap()
 }

@@ -28,7 +28,7 @@ use clap::{Subcommand, ValueEnum};
 
 /// Output format of records.
 #[derive(Copy, Clone, Debug, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// One JSON record per line, as stored.
     Json,
     /// A table of the main fields.
@@ -37,7 +37,7 @@ pub enum Format {
 
 /// `agent-sidecar audit` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum AuditCommand {
+pub(crate) enum AuditCommand {
     /// Check a log: every record parses, sequence numbers have no gap, each
     /// record holds its predecessor's hash, the tree recomputed from the
     /// records matches every checkpoint, every checkpoint's signature
@@ -121,7 +121,7 @@ pub enum AuditCommand {
 
 /// `audit query` arguments.
 #[derive(clap::Args, Debug)]
-pub struct QueryArgs {
+pub(crate) struct QueryArgs {
     /// The log directory.
     dir: PathBuf,
     /// Agent id.
@@ -183,7 +183,7 @@ fn parse_time(s: &str, flag: &str) -> Result<Timestamp, String> {
 }
 
 /// Runs one subcommand; returns the exit code.
-pub fn run(cmd: AuditCommand) -> i32 {
+pub(crate) fn run(cmd: AuditCommand) -> i32 {
     match execute(cmd) {
         Ok(code) => code,
         Err(message) => {

@@ -17,14 +17,14 @@ use agent_sidecar::audit::{
     store::segment::list_segments,
 };
 
-pub const ORIGIN: &str = "example.test/audit/agent-7";
+pub(crate) const ORIGIN: &str = "example.test/audit/agent-7";
 
-pub fn signer() -> NoteSigner {
+pub(crate) fn signer() -> NoteSigner {
     NoteSigner::from_seed(ORIGIN, &[42u8; 32]).unwrap()
 }
 
 /// A tool call of agent `agent-7`, tier `1 + i % 4`.
-pub fn entry(i: u64) -> AuditEntry {
+pub(crate) fn entry(i: u64) -> AuditEntry {
     let mut e = AuditEntry::new(
         RecordKind::ToolCall,
         Phase::Outcome,
@@ -65,7 +65,7 @@ pub fn entry(i: u64) -> AuditEntry {
     e
 }
 
-pub fn config(dir: &Path) -> AuditConfig {
+pub(crate) fn config(dir: &Path) -> AuditConfig {
     let mut c = AuditConfig::new(dir, ORIGIN, AgentIdentity::id("agent-7"));
     c.signer = Some(signer());
     c.fsync = FsyncPolicy::Always;
@@ -74,14 +74,14 @@ pub fn config(dir: &Path) -> AuditConfig {
 }
 
 /// A closed log of `n` records (checkpoint at close), in a new directory.
-pub fn log(n: u64) -> tempfile::TempDir {
+pub(crate) fn log(n: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     append(dir.path(), 0..n);
     dir
 }
 
 /// Opens the log in `dir`, appends the entries of `range`, closes it.
-pub fn append(dir: &Path, range: std::ops::Range<u64>) {
+pub(crate) fn append(dir: &Path, range: std::ops::Range<u64>) {
     let log = AuditLog::open(config(dir)).unwrap();
     for i in range {
         log.append(entry(i)).unwrap();
@@ -90,26 +90,26 @@ pub fn append(dir: &Path, range: std::ops::Range<u64>) {
 }
 
 /// The newest segment's records file and its lines.
-pub fn segment(dir: &Path) -> (PathBuf, Vec<String>) {
+pub(crate) fn segment(dir: &Path) -> (PathBuf, Vec<String>) {
     let seg = list_segments(dir).unwrap().pop().unwrap();
     let text = std::fs::read_to_string(&seg.records).unwrap();
     (seg.records, text.lines().map(String::from).collect())
 }
 
-pub fn write_lines(path: &Path, lines: &[String]) {
+pub(crate) fn write_lines(path: &Path, lines: &[String]) {
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(path, text).unwrap();
 }
 
 /// The verifier key, in a file.
-pub fn vkey_file(dir: &Path) -> PathBuf {
+pub(crate) fn vkey_file(dir: &Path) -> PathBuf {
     let path = dir.join("trusted.vkey");
     std::fs::write(&path, format!("{}\n", signer().verifier().to_text())).unwrap();
     path
 }
 
 /// Runs `agent-sidecar audit ARGS`.
-pub fn audit(args: &[&str]) -> Output {
+pub(crate) fn audit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agent-sidecar"))
         .arg("audit")
         .args(args)
@@ -117,10 +117,10 @@ pub fn audit(args: &[&str]) -> Output {
         .expect("run agent-sidecar")
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

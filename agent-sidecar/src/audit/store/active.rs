@@ -61,7 +61,7 @@ fn opened<'a>(slot: &'a mut Option<File>, path: &Path) -> Result<&'a File, Write
 impl ActiveSegment {
     /// A new segment whose first record is `first_seq` at `first_time`;
     /// its files are created by the first flush.
-    pub fn create(
+    pub(super) fn create(
         seg_dir: &Path,
         first_seq: u64,
         first_time: Timestamp,
@@ -89,7 +89,7 @@ impl ActiveSegment {
 
     /// Continues an existing segment of `len` bytes whose index holds
     /// `entries`.
-    pub fn reopen(
+    pub(super) fn reopen(
         info: SegmentInfo,
         len: u64,
         entries: &[IndexEntry],
@@ -121,7 +121,7 @@ impl ActiveSegment {
     }
 
     /// Adds one record's line (without the newline).
-    pub fn add(&mut self, line: &[u8], seq: u64, time: Timestamp, expires: Timestamp) {
+    pub(super) fn add(&mut self, line: &[u8], seq: u64, time: Timestamp, expires: Timestamp) {
         let offset = self.size();
         if self
             .last_index_offset
@@ -145,19 +145,19 @@ impl ActiveSegment {
     }
 
     /// Bytes written and pending.
-    pub fn size(&self) -> u64 {
+    pub(super) fn size(&self) -> u64 {
         self.len + self.pending.len() as u64
     }
 
     /// Records not yet written.
-    pub fn pending_records(&self) -> u64 {
+    pub(super) fn pending_records(&self) -> u64 {
         self.pending_records
     }
 
     /// Writes what is pending with one write per file. A failed write is
     /// cut from the file and stays pending. Returns the records and bytes
     /// written.
-    pub fn flush(&mut self) -> Result<(u64, u64), WriteFailure> {
+    pub(super) fn flush(&mut self) -> Result<(u64, u64), WriteFailure> {
         let (mut records, mut bytes) = (0, 0);
         if !self.pending.is_empty() {
             let file = opened(&mut self.file, &self.info.records)?;
@@ -185,12 +185,12 @@ impl ActiveSegment {
     }
 
     /// Whether written bytes wait for an fsync.
-    pub fn dirty(&self) -> bool {
+    pub(super) fn dirty(&self) -> bool {
         self.dirty
     }
 
     /// fsyncs the records file (its data; the size is part of it).
-    pub fn sync(&mut self) -> Result<(), WriteFailure> {
+    pub(super) fn sync(&mut self) -> Result<(), WriteFailure> {
         if let (true, Some(file)) = (self.dirty, &self.file) {
             file.sync_data()
                 .map_err(|e| (self.info.records.clone(), e))?;
@@ -201,7 +201,7 @@ impl ActiveSegment {
 
     /// fsyncs the index file (at close and seal; an index lost in a crash
     /// is rebuilt from the records' tail).
-    pub fn sync_index(&mut self) {
+    pub(super) fn sync_index(&mut self) {
         if let Some(index) = &self.index {
             let _ = index.sync_data();
         }
@@ -209,7 +209,7 @@ impl ActiveSegment {
 
     /// Flushes and fsyncs both files and writes the summary: the segment
     /// takes no more records.
-    pub fn seal(mut self) -> Result<SegmentMeta, Box<(ActiveSegment, WriteFailure)>> {
+    pub(super) fn seal(mut self) -> Result<SegmentMeta, Box<(ActiveSegment, WriteFailure)>> {
         if let Err(e) = self.flush() {
             return Err(Box::new((self, e)));
         }

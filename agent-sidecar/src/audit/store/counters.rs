@@ -60,7 +60,7 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub fn snapshot(&self, failing: bool) -> AuditCounters {
+    pub(crate) fn snapshot(&self, failing: bool) -> AuditCounters {
         AuditCounters {
             appended: self.appended.load(Relaxed),
             written: self.written.load(Relaxed),
@@ -79,7 +79,7 @@ impl Counters {
         }
     }
 
-    pub fn add(c: &AtomicU64, n: u64) {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Relaxed);
     }
 }

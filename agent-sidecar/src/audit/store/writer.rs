@@ -66,7 +66,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn new(
+    pub(super) fn new(
         cfg: AuditConfig,
         opened: Opened,
         shared: Arc<Shared>,
@@ -109,7 +109,7 @@ impl Writer {
         self.next_seq - self.active.as_ref().map_or(0, |a| a.pending_records())
     }
 
-    pub fn run(mut self) {
+    pub(super) fn run(mut self) {
         // Retention runs once at start, then at its interval.
         self.sweep();
         loop {

@@ -24,9 +24,9 @@ use crate::audit::{
 };
 
 /// Default fsync window of the audit log.
-pub const DEFAULT_FSYNC: FsyncPolicy = FsyncPolicy::Interval(Duration::from_millis(10));
+pub(super) const DEFAULT_FSYNC: FsyncPolicy = FsyncPolicy::Interval(Duration::from_millis(10));
 /// Default time between two signed checkpoints (when records were added).
-pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The operator's audit settings for one agent.
 #[derive(Clone, Debug)]
