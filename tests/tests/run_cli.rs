@@ -358,6 +358,25 @@ fn sigkill_of_the_sidecar_leaves_the_agent_blocked_and_a_second_run_replaces_the
 }
 
 #[test]
+fn an_agent_starts_in_a_cgroup_a_supervisor_emptied_with_cgroup_kill() {
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let run = Run::new();
+    // Left behind and killed through cgroup.kill (a supervisor cleaning
+    // up after a sidecar that died): the kernel kills whatever is born
+    // into such a cgroup, so run makes it anew.
+    let cgroup = cgroup2().join("agent-sidecar").join(&run.agent_id);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    std::fs::write(cgroup.join("cgroup.kill"), "1").unwrap();
+    let out = run.output(&ns, &[], &["sh", "-c", "echo started"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "started");
+    assert!(!cgroup.exists(), "removed at teardown");
+}
+
+#[test]
 fn metrics_signals_and_keep_pinned_state() {
     if !privileged() {
         return;

@@ -24,7 +24,12 @@ pub struct AgentCgroup {
 
 impl AgentCgroup {
     /// Creates (or opens, if it exists) `<root>/agent-sidecar/<agent_id>`;
-    /// also says whether this call created it.
+    /// also says whether this call created it. An existing cgroup that
+    /// holds no process (left by a sidecar that is gone) is removed and
+    /// made anew: the kernel kills every process born into a cgroup that
+    /// was ever emptied through `cgroup.kill` (by a supervisor, by
+    /// `teardown`), so reusing it would kill the agent at its first
+    /// instruction. One that still holds processes is adopted as it is.
     pub fn create_or_open(
         cgroup2_root: &Path,
         agent_id: &str,
@@ -39,10 +44,27 @@ impl AgentCgroup {
             .map_err(|e| KernelError::io("creating cgroup", &parent, e))?;
         let created = match builder.recursive(false).create(&path) {
             Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::renew_if_empty(&path, &builder)?
+            }
             Err(e) => return Err(KernelError::io("creating cgroup", &path, e)),
         };
         Ok((Self::open(path)?, created))
+    }
+
+    /// Replaces the existing cgroup at `path` by a new one when it holds no
+    /// process; whether it did. A cgroup the kernel will not remove (busy)
+    /// is kept.
+    fn renew_if_empty(path: &Path, builder: &fs::DirBuilder) -> Result<bool, KernelError> {
+        let procs = path.join("cgroup.procs");
+        let text = fs::read_to_string(&procs).map_err(|e| KernelError::io("reading", &procs, e))?;
+        if !text.trim().is_empty() || fs::remove_dir(path).is_err() {
+            return Ok(false);
+        }
+        builder
+            .create(path)
+            .map_err(|e| KernelError::io("creating cgroup", path, e))?;
+        Ok(true)
     }
 
     /// Opens an existing cgroup directory.
