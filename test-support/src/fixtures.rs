@@ -14,7 +14,11 @@
 //!   `@HOST@`, `@PORT@`, `@STREAM_PATH@`;
 //! - `crm-e2e`: `base`, `agent`: the end-to-end gateway tests under
 //!   `agent-sidecar run` (REST `billing`, MCP `crm`), placeholders
-//!   `@CONTROL@` (an egress address) and `@AGENT@` (the agent id).
+//!   `@CONTROL@` (an egress address) and `@AGENT@` (the agent id);
+//! - `pay-e2e`: `base`, `agent`: one REST tool (`pay`) with an action at
+//!   every tier (list 1, update 2, pay 3, export 4, delete deny), for the
+//!   audit trail's crash test under `agent-sidecar run`; placeholder
+//!   `@AGENT@`.
 
 use std::path::Path;
 
@@ -45,6 +49,14 @@ const FIXTURES: &[(&str, &str)] = &[
     (
         "crm-e2e/agent",
         include_str!("../fixtures/policies/crm-e2e/agent.yaml"),
+    ),
+    (
+        "pay-e2e/base",
+        include_str!("../fixtures/policies/pay-e2e/base.yaml"),
+    ),
+    (
+        "pay-e2e/agent",
+        include_str!("../fixtures/policies/pay-e2e/agent.yaml"),
     ),
 ];
 
