@@ -40,6 +40,7 @@ mod hierarchy;
 mod lookalike;
 pub mod manifest;
 mod model;
+mod redact;
 pub mod reload;
 mod resolve;
 mod rules;
@@ -53,7 +54,7 @@ pub use crate::egress::{
 pub use model::{action, document, source, version};
 use model::{
     attribute, condition, decision, defaults, error, gateway_table, index, interned, links,
-    location, names, scoped_doc, set, tier, tool, vocab,
+    location, names, redaction, scoped_doc, set, tier, tool, vocab,
 };
 
 pub use action::{

@@ -14,6 +14,7 @@ use super::{
     links::Hierarchy,
     location::Location,
     names::Ids,
+    redact,
     rules::compile_rules,
     scoped_doc::{Doc, floors},
     set::{Agent, CompiledPolicySet, Rule, Scope},
@@ -153,7 +154,8 @@ impl CompiledPolicySet {
             vocab: &vocab,
         };
         let rules = compile_rules(&docs, &hier, &tools, &ids, &mut problems);
-        let gateway = GatewayTable::compile(&docs, &tools, &mut problems);
+        let mut gateway = GatewayTable::compile(&docs, &tools, &mut problems);
+        gateway.redactions = redact::compile_all(&docs, &tools, &mut problems);
         fail_if(problems)?;
         let mut problems = Vec::new();
         tighten::check(&docs, &hier, &tools, &rules, &mut problems);

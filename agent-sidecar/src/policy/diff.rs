@@ -184,10 +184,17 @@ fn facts(set: &CompiledPolicySet) -> BTreeMap<String, (String, String)> {
                     attrs.push(format!("{} from {}", attr.name(), src.from));
                 }
             }
+            let redact = set
+                .gateway
+                .redactions
+                .get(&t.name)
+                .and_then(|a| a.get(&info.name))
+                .map(|r| redaction_summary(r))
+                .unwrap_or_default();
             put(
                 format!("action {}", info.qualified),
                 format!(
-                    "{route}, baseline tier {tier}, attributes [{}]",
+                    "{route}, baseline tier {tier}, attributes [{}]{redact}",
                     attrs.join("; ")
                 ),
                 info.location.to_string(),
@@ -313,6 +320,38 @@ fn at(source: &str) -> String {
     } else {
         format!("  [{source}]")
     }
+}
+
+/// `, redact [...]`: every field rule of an action, in a stable order
+/// (empty when it has none): changing what records keep changes the
+/// action.
+fn redaction_summary(r: &super::redaction::FieldRedaction) -> String {
+    let name = |m: super::redaction::RedactMethod| match m {
+        super::redaction::RedactMethod::Keep => "keep",
+        super::redaction::RedactMethod::Hash => "hash",
+        super::redaction::RedactMethod::Drop => "drop",
+    };
+    let mut parts: Vec<String> = r
+        .body
+        .iter()
+        .filter(|b| b.declared)
+        .map(|b| format!("body {} {}", b.pointer, name(b.method)))
+        .collect();
+    parts.extend(
+        r.query
+            .iter()
+            .map(|(q, m)| format!("query {q} {}", name(*m))),
+    );
+    parts.extend(
+        r.headers
+            .iter()
+            .map(|(h, m)| format!("header {h} {}", name(*m))),
+    );
+    if parts.is_empty() {
+        return String::new();
+    }
+    parts.sort();
+    format!(", redact [{}]", parts.join("; "))
 }
 
 #[cfg(test)]

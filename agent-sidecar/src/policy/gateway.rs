@@ -10,6 +10,9 @@ use hyper::http::Uri;
 pub use super::gateway_table::{
     ActionRoute, Compensation, Credential, DEFAULT_COMPENSATION_WINDOW, HostEndpoint, McpEndpoint,
 };
+#[cfg(test)]
+pub(crate) use super::redaction::pointer_tokens;
+pub use super::redaction::{BodyRule, FieldRedaction, RedactMethod};
 use super::{
     action::{Action, ActionTarget, AgentIdentity},
     document::{CredentialDecl, ToolDecl},
@@ -274,6 +277,13 @@ impl CompiledPolicySet {
         self.gateway
             .compensations
             .get(&(Arc::from(tool), Arc::from(action)))
+    }
+
+    /// What the records, the approvals journal, the webhooks and the logs
+    /// keep of the input of `tool.action`; `None` for an undeclared one
+    /// (nothing of its body is kept).
+    pub fn redaction(&self, tool: &str, action: &str) -> Option<&Arc<FieldRedaction>> {
+        self.gateway.redactions.get(tool)?.get(action)
     }
 
     /// The declared route of `tool.action`.

@@ -15,6 +15,7 @@ pub(crate) mod interned;
 pub(crate) mod links;
 pub(crate) mod location;
 pub(crate) mod names;
+pub(crate) mod redaction;
 pub(crate) mod scoped_doc;
 pub(crate) mod set;
 pub mod source;

@@ -22,8 +22,8 @@ use serde::Deserialize;
 
 pub use rules::{RangeMatch, RuleDecl, SetMatch, When};
 pub use tools::{
-    ActionDecl, AttributeSources, CompensationDecl, CredentialDecl, HttpMatch, McpMatch, Source,
-    ToolDecl,
+    ActionDecl, AttributeSources, CompensationDecl, CredentialDecl, HttpMatch, McpMatch,
+    RedactDecl, RedactMethod, Source, ToolDecl,
 };
 
 use super::{

@@ -5,6 +5,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use super::redaction::FieldRedaction;
 use crate::credentials::Injection;
 
 /// Default reversal window of a compensable action.
@@ -78,4 +79,6 @@ pub(crate) struct GatewayTable {
     pub(crate) credentials: HashMap<Arc<str>, Credential>,
     pub(crate) compensations: HashMap<(Arc<str>, Arc<str>), Compensation>,
     pub(crate) routes: HashMap<(Arc<str>, Arc<str>), ActionRoute>,
+    /// tool -> action -> what is kept of its input.
+    pub(crate) redactions: HashMap<Arc<str>, HashMap<Arc<str>, Arc<FieldRedaction>>>,
 }

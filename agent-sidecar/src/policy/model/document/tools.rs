@@ -1,8 +1,10 @@
 //! Tool declarations: how a request is recognised as a tool's action and
 //! where its risk attributes are found.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::model::tier::Tier;
 
@@ -29,6 +31,11 @@ pub struct ToolDecl {
     /// sends is removed.
     #[serde(default)]
     pub credential: Option<CredentialDecl>,
+    /// What the audit record, the approvals journal, the webhooks and the
+    /// logs keep of every action's input (its actions' `redact` add to it,
+    /// field by field). The call forwarded to the tool is never changed.
+    #[serde(default)]
+    pub redact: Option<RedactDecl>,
     /// The tool's actions.
     pub actions: Vec<ActionDecl>,
 }
@@ -110,6 +117,49 @@ pub struct ActionDecl {
     /// `window` (tier 2's reversal window).
     #[serde(default)]
     pub compensation: Option<CompensationDecl>,
+    /// What is kept of this action's input (adds to the tool's `redact`;
+    /// a field named in both takes the action's method).
+    #[serde(default)]
+    pub redact: Option<RedactDecl>,
+}
+
+/// `redact:` of a tool or an action: per field of a call's input, what
+/// every record, journal line, webhook and log line holds of it. Body
+/// fields (MCP: arguments) that no `body` entry names and no attribute
+/// reads are dropped; query parameters and headers are shown as received
+/// unless named here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedactDecl {
+    /// JSON pointer (RFC 6901) into the JSON body or the MCP arguments ->
+    /// method, e.g. `/iban: hash`. A `*` segment stands for every array
+    /// element or object member (`/lines/*/card: drop`); `""` is the whole
+    /// body. The most specific pointer that covers a field decides.
+    #[serde(default)]
+    pub body: BTreeMap<String, RedactMethod>,
+    /// Query parameter name -> method. Unnamed parameters are kept.
+    #[serde(default)]
+    pub query: BTreeMap<String, RedactMethod>,
+    /// Header name (case-insensitive) -> method. Unnamed headers are kept
+    /// (cookies are always shown as `[redacted]`; credentials and
+    /// transport headers never).
+    #[serde(default)]
+    pub headers: BTreeMap<String, RedactMethod>,
+}
+
+/// What happens to one field of a call's input outside the forwarded call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedactMethod {
+    /// Kept as sent.
+    Keep,
+    /// Replaced by a keyed hash (HMAC-SHA256 with the deployment's
+    /// redaction key): equal values give equal hashes, so they correlate
+    /// across calls and agents, and nobody without the key can read or
+    /// guess them.
+    Hash,
+    /// Removed.
+    Drop,
 }
 
 /// `compensation:` of an action.
