@@ -22,6 +22,7 @@ mod conn_info;
 mod connection;
 mod forward;
 pub mod hooks;
+mod input;
 mod journal;
 pub mod limits;
 pub mod mcp;

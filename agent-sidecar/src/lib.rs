@@ -21,6 +21,8 @@
 //!   and the trust of upstreams;
 //! - [`gateway`]: the tool gateway: one pipeline per call (accept,
 //!   recognise REST or MCP, decide, enforce the tier, forward, record);
+//! - [`redaction`]: what records, journals, webhooks and logs keep of a
+//!   call's input (per-field keep, keyed hash or drop, by policy);
 //! - [`approvals`]: durable tier-3 approvals (journal, store, approver
 //!   webhooks, the CLI's client);
 //! - [`audit`]: the tamper-evident audit trail: records, the append-only
@@ -48,5 +50,6 @@ pub mod kernel;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod redaction;
 pub mod run;
 pub mod tls;

@@ -279,6 +279,12 @@ struct GatewayArgs {
     /// Largest request body of an inspected tool call; larger ones are refused (413).
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// Key (64 hex digits, mode 0600) of the keyed hashes the policy's `redact: hash` fields
+    /// become in records, the approvals journal, webhooks and logs; give every instance of a
+    /// deployment the same file so hashed values correlate [default: STATE_DIR/redaction.key,
+    /// generated when absent].
+    #[arg(long, value_name = "FILE", requires = "policy_dir")]
+    redaction_key: Option<PathBuf>,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -318,6 +324,7 @@ impl GatewayArgs {
             owner_webhook: self.owner_webhook,
             soc_webhook: self.soc_webhook,
             approver_webhook: self.approver_webhook,
+            redaction_key: self.redaction_key,
             config,
         })
     }

@@ -268,6 +268,10 @@ async fn start_name_services(
     };
     let gateway = match (opts.gateway.clone(), plan.gateway) {
         (Some(options), Some(policy)) => Some(gateway::GatewayStart {
+            redaction_key: options
+                .redaction_key
+                .clone()
+                .unwrap_or_else(|| opts.state_dir.join("redaction.key")),
             options,
             policy,
             agent_dir: opts.state_dir.join("agents").join(agent_id),

@@ -295,16 +295,19 @@ async fn tier_2_notifies_the_owner_and_can_be_compensated_once() {
     .await;
     assert_eq!(status, 200, "{body}");
     let notice = h.owner.wait_for("action.supervised").await;
-    // The owner sees what the agent sent and what the undo would send.
+    // The owner sees what the agent sent, as the policy's redaction keeps
+    // it (the IBAN as its keyed hash), and what the undo would send.
+    let iban = h.redaction_key.hash_bytes(b"DE02");
     assert_eq!(
         notice["request"]["body"],
-        json!({"iban": "DE02", "vendor_version": 7}),
+        json!({"iban": iban, "vendor_version": 7}),
         "{notice}"
     );
+    assert!(!notice.to_string().contains("DE02"), "{notice}");
     assert_eq!(notice["request"]["path"], "/v1/vendors/v-42");
     assert_eq!(
         notice["compensation"]["input"],
-        json!({"iban": "DE02", "vendor_version": 7})
+        json!({"iban": iban, "vendor_version": 7})
     );
     assert_eq!(
         notice["compensation"]["request"],

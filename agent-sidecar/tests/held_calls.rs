@@ -114,7 +114,7 @@ async fn a_rest_approval_binds_every_decided_and_forwarded_byte() {
         "a non-JSON body: {shown}"
     );
     assert_eq!(shown["attributes"]["amount"]["value"], 150.0, "{shown}");
-    assert!(approval.binding.starts_with("sha256:"), "{approval:?}");
+    assert!(approval.binding.starts_with("hmac-sha256:"), "{approval:?}");
     let _ = first.await;
     h.approvals
         .approve(&approval.id, "cfo@example.test", "150 is fine")

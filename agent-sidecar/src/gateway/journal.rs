@@ -11,7 +11,10 @@ use std::{future::Future, pin::Pin, sync::Arc};
 use hyper::StatusCode;
 
 use super::refusal::Refusal;
-use crate::policy::{Action, Decision, Tier};
+use crate::{
+    policy::{Action, Decision, Tier},
+    redaction::InputView,
+};
 
 /// How far an attempt's record must have gone before the call proceeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +46,9 @@ pub struct CallAttempt<'a> {
     pub decision: &'a Decision,
     /// The W3C traceparent the upstream request carries.
     pub traceparent: &'a str,
+    /// The call's input as the policy's redaction keeps it (the raw input
+    /// never reaches the journal).
+    pub input: Option<&'a InputView>,
     /// How far the record must have gone before the call proceeds.
     pub durability: Durability,
 }
@@ -79,6 +85,11 @@ impl Journal {
         Journal { journal }
     }
 
+    /// Whether attempts are recorded at all.
+    pub(crate) fn enabled(&self) -> bool {
+        self.journal.is_some()
+    }
+
     /// Records the attempt of a decided call; a refusal when it cannot be
     /// recorded as its tier demands.
     pub(crate) async fn attempt(
@@ -87,6 +98,7 @@ impl Journal {
         action: &Action,
         decision: &Decision,
         traceparent: &str,
+        input: Option<&InputView>,
     ) -> Result<(), Refusal> {
         let Some(journal) = &self.journal else {
             return Ok(());
@@ -96,6 +108,7 @@ impl Journal {
             action,
             decision,
             traceparent,
+            input,
             durability: Durability::for_tier(decision.tier),
         };
         journal.attempt(attempt).await.map_err(|e| {

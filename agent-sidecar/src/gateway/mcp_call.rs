@@ -33,6 +33,7 @@ use crate::policy::{
     CompiledPolicySet, McpCall, Request as PolicyRequest, Tier,
     gateway::{Compensation, McpEndpoint},
 };
+use crate::redaction::InputView;
 
 /// A decided `tools/call` of the request.
 struct Call {
@@ -42,6 +43,8 @@ struct Call {
     key: Option<String>,
     arguments: Value,
     held: binding::Held,
+    /// The arguments as the policy's redaction keeps them.
+    view: Arc<InputView>,
 }
 
 /// A forwarded `tools/call`, until its event is recorded.
@@ -50,6 +53,8 @@ struct Forwarded {
     arguments: Value,
     /// The call as approvers and the owner see it.
     shown: Value,
+    /// The arguments as the policy's redaction keeps them.
+    view: Arc<InputView>,
     action: crate::policy::Action,
     decision: crate::policy::Decision,
     record: CallRecord,
@@ -111,7 +116,14 @@ pub(crate) async fn handle(
                 });
                 let action = policy.action_from_request(gw.identity.clone(), &request);
                 let decision = policy.decide(&action);
-                let held = binding::mcp(&action, &parts, &bytes, &call.name, &call.arguments);
+                let view = Arc::new(gw.inputs.view(policy, &action, Some(&call.arguments), &[]));
+                let held = binding::mcp(
+                    &action,
+                    &parts,
+                    &bytes,
+                    &call.name,
+                    gw.inputs.shown(policy, &action, &view),
+                );
                 let key = header_key
                     .as_ref()
                     .filter(|_| !envelope.batch)
@@ -127,6 +139,7 @@ pub(crate) async fn handle(
                     key,
                     arguments: call.arguments,
                     held,
+                    view,
                 });
             }
             Ok(None) => {
@@ -143,9 +156,16 @@ pub(crate) async fn handle(
         let traceparent = traceparent.clone();
         async move {
             let mut record = CallRecord::new(traceparent, started);
+            record.input(call.view.clone());
             if let Err(r) = gw
                 .journal
-                .attempt("mcp", &call.action, &call.decision, record.traceparent())
+                .attempt(
+                    "mcp",
+                    &call.action,
+                    &call.decision,
+                    record.traceparent(),
+                    Some(&call.view),
+                )
                 .await
             {
                 record.refused(&r);
@@ -201,6 +221,7 @@ pub(crate) async fn handle(
             id: envelope.items[call.index].id().cloned(),
             arguments: call.arguments,
             shown: call.held.request,
+            view: call.view,
             action: call.action,
             decision: call.decision,
             record,
@@ -352,6 +373,7 @@ async fn remember(
                 response: result,
                 endpoint: Some(endpoint.to_owned()),
             },
+            Some(&f.view),
         );
         f.record.shown(f.shown);
         f.record.compensable(entry);

@@ -118,6 +118,7 @@ mod tests {
             duration_us: 1_500_000,
             shown: None,
             compensation: None,
+            input: None,
         };
         m.call(&event);
         m.call(&event);

@@ -15,6 +15,7 @@ use super::{compensate::Compensable, refusal::Refusal};
 use crate::{
     approvals::UnixMillis,
     policy::{Action, ActionTarget, AgentIdentity, Decision},
+    redaction::InputView,
 };
 
 /// What happened to a call.
@@ -78,6 +79,10 @@ pub struct ToolCallEvent {
     /// The registered compensation, for the owner's notice.
     #[serde(skip)]
     pub compensation: Option<Compensable>,
+    /// The call's input as the policy's redaction keeps it (for the audit
+    /// record), when it was made.
+    #[serde(skip)]
+    pub input: Option<Arc<InputView>>,
 }
 
 impl ToolCallEvent {
@@ -159,6 +164,7 @@ pub(crate) struct CallRecord {
     approval_id: Option<String>,
     compensation: Option<Compensable>,
     shown: Option<Value>,
+    input: Option<Arc<InputView>>,
 }
 
 impl CallRecord {
@@ -173,7 +179,13 @@ impl CallRecord {
             approval_id: None,
             compensation: None,
             shown: None,
+            input: None,
         }
+    }
+
+    /// The call's input as kept by the policy's redaction.
+    pub(crate) fn input(&mut self, view: Arc<InputView>) {
+        self.input = Some(view);
     }
 
     /// The W3C traceparent of the call.
@@ -239,6 +251,7 @@ impl CallRecord {
             duration_us: self.started.elapsed().as_micros() as u64,
             shown,
             compensation: self.compensation,
+            input: self.input,
         });
     }
 }

@@ -3,7 +3,7 @@
 //! enforced, forwarded and recorded; a supervised call with a declared
 //! compensation is remembered with its answer for the reversal window.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::{Response, StatusCode, body::Incoming, header, http::request::Parts};
@@ -14,6 +14,7 @@ use super::{
     body::{IDEMPOTENCY_KEY, close_h1, header_view, read_body},
     compensate::{self, Original},
     conn_info::ConnInfo,
+    input::Inputs,
     record::CallRecord,
     refusal::{Refusal, full},
     request_checks,
@@ -76,16 +77,30 @@ pub(crate) async fn handle(
     }
     // Decide.
     let decision = policy.decide(&action);
+    // What the records, the approval and the owner's notice keep of the
+    // input (the policy's redaction), made once when one of them reads it.
+    let view = Inputs::needed(gw.journal.enabled(), decision.tier)
+        .then(|| Arc::new(gw.inputs.view(policy, &action, json.as_ref(), &bytes)));
     // What an approval binds (tier 3) and the call as its owner is shown
     // (tier 2), from the request as received: no other tier reads them.
-    let mut held = matches!(decision.tier, Tier::Supervised | Tier::Approval)
-        .then(|| binding::rest(&action, &parts, &bytes, json.as_ref()));
+    let mut held = match (&view, decision.tier) {
+        (Some(v), Tier::Supervised | Tier::Approval) => Some(binding::rest(
+            &action,
+            &parts,
+            &bytes,
+            gw.inputs.shown(policy, &action, v),
+        )),
+        _ => None,
+    };
     let shown = match decision.tier {
         Tier::Supervised => held.take().map(|h| h.request),
         _ => None,
     };
     let traceparent = trace::propagate(&mut parts.headers).to_string();
     let mut record = CallRecord::new(traceparent, started);
+    if let Some(v) = &view {
+        record.input(v.clone());
+    }
     if let Err(r) = request_checks::check_body(&parts, &bytes) {
         record.refused(&r);
         record.finish(&gw.recorder, action, decision);
@@ -95,7 +110,13 @@ pub(crate) async fn handle(
     // the call goes further.
     if let Err(r) = gw
         .journal
-        .attempt("http", &action, &decision, record.traceparent())
+        .attempt(
+            "http",
+            &action,
+            &decision,
+            record.traceparent(),
+            view.as_deref(),
+        )
         .await
     {
         record.refused(&r);
@@ -207,6 +228,7 @@ pub(crate) async fn handle(
             response: serde_json::from_slice(&answer).ok(),
             endpoint: None,
         },
+        view.as_deref(),
     );
     if let Some(shown) = shown {
         record.shown(shown);

@@ -11,6 +11,7 @@ use super::{
     compensate::Compensations,
     forward::Upstream,
     hooks::QuarantineSwitch,
+    input::Inputs,
     journal::{AttemptJournal, Journal},
     limits::GatewayLimits,
     mcp_sessions::McpSessions,
@@ -23,6 +24,7 @@ use crate::{
     credentials::{RedactorCache, SecretStore},
     policy::{AgentIdentity, PolicyStore},
     proxy::Resolve,
+    redaction::RedactionKey,
     tls::TlsTerminator,
 };
 
@@ -76,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Arc<TlsTerminator>,
     /// Request bounds and timeouts.
     pub(crate) limits: GatewayLimits,
+    /// Input: what records, approvals and notices keep of a call's input.
+    pub(crate) inputs: Inputs,
     /// Attempt: the decision recorded before the tier is enforced.
     pub(crate) journal: Journal,
     /// Tiers: approvals and quarantine.
@@ -113,6 +117,10 @@ pub struct GatewayParts {
     /// Where each decided call's attempt is recorded before it is
     /// forwarded or held (the audit trail); `None` records none.
     pub journal: Option<Arc<dyn AttemptJournal>>,
+    /// The deployment's key of the keyed hashes of redacted input fields
+    /// (see [`crate::redaction`]); without one, fields the policy says to
+    /// hash are dropped instead.
+    pub redaction_key: Option<Arc<RedactionKey>>,
     /// Behaviour.
     pub config: GatewayConfig,
 }
@@ -161,6 +169,7 @@ impl Gateway {
                 policy: parts.policy.clone(),
                 tls: parts.tls,
                 limits: parts.config.limits,
+                inputs: Inputs::new(parts.redaction_key),
                 journal: Journal::new(parts.journal),
                 oversight: Oversight {
                     agent: parts.identity.id,

@@ -33,6 +33,7 @@ use crate::{
         watch,
     },
     proxy::Resolve,
+    redaction::RedactionKey,
     tls::{
         AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
         TlsTerminator, TrustAnchors,
@@ -64,6 +65,10 @@ pub struct GatewayOptions {
     pub soc_webhook: Option<String>,
     /// Webhook of the approvers (tier 3).
     pub approver_webhook: Option<String>,
+    /// The deployment's redaction key (keyed hashes of redacted input
+    /// fields); default `<state dir>/redaction.key`, generated (mode 0600)
+    /// when absent.
+    pub redaction_key: Option<PathBuf>,
     /// Gateway behaviour (SLA, limits, timeouts).
     pub config: GatewayConfig,
 }
@@ -248,6 +253,8 @@ pub(crate) struct GatewayStart {
     pub(crate) policy: GatewayPolicy,
     /// Holds the approvals journal and the agent's trust bundle.
     pub(crate) agent_dir: PathBuf,
+    /// The redaction key file (`--redaction-key`, or its default).
+    pub(crate) redaction_key: PathBuf,
     pub(crate) admin_listener: Option<TcpListener>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) events: EventBus,
@@ -265,12 +272,20 @@ pub(crate) async fn start(
         options: opts,
         policy,
         agent_dir,
+        redaction_key,
         admin_listener,
         metrics,
         events,
         journal,
     } = start;
     let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
+    let key_path = redaction_key;
+    let (redaction_key, generated) = RedactionKey::open_or_create(&key_path).map_err(err)?;
+    if generated {
+        warn!(key = %key_path.display(), id = redaction_key.id(), "generated a new redaction key (mode 0600): give the same file to every instance whose hashed fields should correlate");
+    } else {
+        info!(key = %key_path.display(), id = redaction_key.id(), "redaction key");
+    }
     let ca = match &opts.ca {
         Some((cert, key)) => CertificateAuthority::load(cert, key).map_err(err)?,
         None => CertificateAuthority::generate(&CaOptions::default()).map_err(err)?,
@@ -323,6 +338,7 @@ pub(crate) async fn start(
         quarantine: QuarantineSwitch::new(Arc::new(KernelQuarantine(Arc::downgrade(&enforcer)))),
         sink: Some(Arc::new(events.clone())),
         journal,
+        redaction_key: Some(Arc::new(redaction_key)),
         config: opts.config.clone(),
     })
     .map_err(err)?;
@@ -449,6 +465,7 @@ mod tests {
             owner_webhook: None,
             soc_webhook: None,
             approver_webhook: None,
+            redaction_key: None,
             config: crate::gateway::GatewayConfig::default(),
         }
     }

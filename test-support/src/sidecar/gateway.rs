@@ -26,6 +26,7 @@ use agent_sidecar::{
     },
     policy::{PolicyStore, StoreOptions},
     proxy::ProxyContext,
+    redaction::RedactionKey,
     tls::{
         AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
         TlsTerminator, TrustAnchors,
@@ -74,6 +75,9 @@ pub struct Harness {
     pub state: PathBuf,
     /// The audit trail, with [`Options::audit`].
     pub audit: Option<AuditTrail>,
+    /// The redaction key of the keyed hashes (`redaction.key` beside the
+    /// approvals directory, generated when absent).
+    pub redaction_key: Arc<RedactionKey>,
 }
 
 /// How [`Harness::start`] sets the gateway up.
@@ -215,6 +219,10 @@ impl Harness {
             ..GatewayConfig::default()
         };
         config.limits.max_body_bytes = opts.max_body;
+        // Kept beside the approvals, as `run` keeps it in its state
+        // directory: a restart on the same journal binds alike.
+        let key_file = state.parent().unwrap_or(&state).join("redaction.key");
+        let redaction_key = Arc::new(RedactionKey::open_or_create(&key_file).expect("key").0);
         let gateway = Gateway::new(GatewayParts {
             identity,
             policy: store.clone(),
@@ -227,6 +235,7 @@ impl Harness {
             journal: audit
                 .as_ref()
                 .map(|t| Arc::new(t.sink()) as Arc<dyn agent_sidecar::gateway::AttemptJournal>),
+            redaction_key: Some(redaction_key.clone()),
             config,
         })
         .expect("gateway");
@@ -248,6 +257,7 @@ impl Harness {
             dir,
             state,
             audit,
+            redaction_key,
         }
     }
 

@@ -151,7 +151,9 @@ pub enum RedactionMethod {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redaction {
-    /// JSON path of the field (`$.iban`, `$.items[*].card`).
+    /// Where the field was: a JSON pointer into the body or MCP arguments
+    /// (`/iban`; array elements as `*`: `/lines/*/card`; `""` the whole
+    /// body; `*` stands for further fields when the list is cut at 64).
     pub path: String,
     /// What was done to it.
     pub method: RedactionMethod,

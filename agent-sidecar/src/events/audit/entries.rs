@@ -1,6 +1,7 @@
 //! One action event as audit entries: the mapping `docs/audit.md`
 //! documents kind by kind. Nothing here copies a raw request body: a tool
-//! call's input context is what [`input_context`] keeps of it.
+//! call's input context is the gateway's [`InputView`], the body as the
+//! policy's redaction keeps it (see [`crate::redaction`]).
 
 use serde_json::{Value, json};
 
@@ -11,7 +12,8 @@ use crate::{
         AuditEntry, Phase, RecordKind,
         record::{
             ActionInfo, ActionTarget, ActionType, AgentIdentity, Decision as ApproverVerdict,
-            InputContext, Outcome, OutcomeStatus, Oversight, PolicyResult, TraceContext,
+            InputContext, Outcome, OutcomeStatus, Oversight, PolicyResult, Redaction,
+            RedactionMethod, TraceContext,
         },
         time::Timestamp,
     },
@@ -20,19 +22,33 @@ use crate::{
     kernel::events::DenyRecord,
     policy::{self, Action, Decision, Tier},
     proxy::{ConnectionOutcome, ProxyEvent},
+    redaction::InputView,
 };
 
-/// The input context of a call as records keep it: the declared risk
-/// attributes the policy decided on, never the raw body or arguments.
-/// The seam for the policy's redaction (drop, keyed hash, keep per field).
-pub(super) fn input_context(action: &Action) -> Option<InputContext> {
-    let value = serde_json::to_value(&action.attributes).ok()?;
-    if value.as_object().is_some_and(|o| o.is_empty()) {
+/// The input context of a call as records keep it: the body or MCP
+/// arguments as the policy's redaction kept them (declared fields as
+/// sent, hashed fields as keyed hashes), and what was redacted under which
+/// policy version; never the raw input.
+pub(super) fn input_context(view: Option<&InputView>) -> Option<InputContext> {
+    let view = view?;
+    if view.body.is_null() && view.redactions.is_empty() {
         return None;
     }
     Some(InputContext {
-        value,
-        redactions: Vec::new(),
+        value: view.body.clone(),
+        redactions: view
+            .redactions
+            .iter()
+            .map(|r| Redaction {
+                path: r.path.clone(),
+                method: match r.method {
+                    policy::gateway::RedactMethod::Keep => RedactionMethod::Keep,
+                    policy::gateway::RedactMethod::Hash => RedactionMethod::Hash,
+                    policy::gateway::RedactMethod::Drop => RedactionMethod::Drop,
+                },
+                policy_version: view.policy_version.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -40,8 +56,8 @@ pub(super) fn input_context(action: &Action) -> Option<InputContext> {
 pub(super) fn attempt(agent: AgentIdentity, a: &CallAttempt<'_>) -> AuditEntry {
     let mut e = AuditEntry::new(RecordKind::ToolCall, Phase::Attempt, agent);
     e.trace = trace_of(a.traceparent);
-    e.action = Some(action_info(a.transport, a.action, false));
-    e.input = input_context(a.action);
+    e.action = Some(action_info(a.transport, a.action, true));
+    e.input = input_context(a.input);
     e.policy = Some(policy_result(a.decision));
     if a.decision.tier == Tier::Approval {
         e.outcome = Some(Outcome {

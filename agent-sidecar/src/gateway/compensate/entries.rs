@@ -18,6 +18,7 @@ use crate::{
         CompiledPolicySet,
         gateway::{ActionRoute, Compensation, fill_path, path_params},
     },
+    redaction::InputView,
 };
 
 /// What the compensating call needs from the original one.
@@ -58,10 +59,11 @@ pub struct Compensable {
     /// The compensating call as it would be sent without a trigger body:
     /// HTTP `method`, `path` and `body`; MCP `tool`, the `arguments` carried
     /// from the original call and the `result` values it may take. Shown to
-    /// the owner in the supervised notice and the list.
+    /// the owner in the supervised notice and the list, its carried fields
+    /// as the policy's redaction keeps them (what is sent is kept apart).
     pub request: Value,
-    /// The original call's whole JSON body (MCP: arguments), as the agent
-    /// sent it, for the owner; only `request` is ever sent.
+    /// The original call's JSON body (MCP: arguments) as the policy's
+    /// redaction keeps it, for the owner.
     pub input: Value,
     #[serde(skip)]
     pub(super) original: Original,
@@ -76,7 +78,8 @@ pub struct Compensations {
 impl Compensations {
     /// Remembers a forwarded call of `tool.action` (to `host:port`) that
     /// `comp` compensates; returns its entry. Of the original body only the
-    /// `carry` fields are kept.
+    /// `carry` fields are kept; the owner is shown `input` (the body as
+    /// the policy's redaction keeps it) and the carried fields of it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn register(
         &self,
@@ -87,11 +90,16 @@ impl Compensations {
         host: &str,
         port: u16,
         mut original: Original,
+        input: Option<&InputView>,
     ) -> Compensable {
         let now = UnixMillis::now();
-        let input = original.body.clone().unwrap_or(Value::Null);
+        let input = input.map_or(Value::Null, |v| v.body.clone());
         original.body = Some(Value::Object(carried(original.body.as_ref(), &comp.carry)));
-        let request = preview(policy, tool, &comp.action, &original);
+        let shown = Original {
+            body: Some(Value::Object(carried(Some(&input), &comp.carry))),
+            ..original.clone()
+        };
+        let request = preview(policy, tool, &comp.action, &shown);
         let entry = Compensable {
             id: format!("cmp_{:032x}", rand::rng().random::<u128>()),
             tool: tool.into(),
