@@ -16,9 +16,10 @@
 //!   `agent-sidecar run` (REST `billing`, MCP `crm`), placeholders
 //!   `@CONTROL@` (an egress address) and `@AGENT@` (the agent id);
 //! - `pay-e2e`: `base`, `agent`: one REST tool (`pay`) with an action at
-//!   every tier (list 1, update 2, pay 3, export 4, delete deny), for the
-//!   audit trail's crash test under `agent-sidecar run`; placeholder
-//!   `@AGENT@`.
+//!   every tier (list and verify 1, update 2, pay 3, export 4, delete
+//!   deny) and a redaction (IBAN hashed, reference kept), for the audit
+//!   trail's crash and redaction tests under `agent-sidecar run`;
+//!   placeholder `@AGENT@`.
 
 use std::path::Path;
 

@@ -18,6 +18,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod pay;
+
 pub use agent_sidecar_test_support::netns::{NetNs, command_in, in_ns, sh, unique};
 
 use agent_sidecar::{
