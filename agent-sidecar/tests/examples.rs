@@ -80,3 +80,27 @@ fn every_example_policy_set_compiles_and_passes_its_fixtures() {
         );
     }
 }
+
+#[test]
+fn the_example_organisation_redacts_bank_details() {
+    use agent_sidecar::policy::gateway::RedactMethod;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let set = CompiledPolicySet::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let pay = set.redaction("erp", "create_payment").expect("declared");
+    for (path, want) in [
+        (&["iban"][..], Some(RedactMethod::Hash)),
+        (&["beneficiary", "iban"], Some(RedactMethod::Hash)),
+        (&["beneficiary", "name"], Some(RedactMethod::Keep)),
+        (&["lines", "3", "card_number"], Some(RedactMethod::Drop)),
+        (&["lines", "3", "sku"], Some(RedactMethod::Keep)),
+        (&["amount"], Some(RedactMethod::Keep)),
+        (&["memo"], None),
+    ] {
+        assert_eq!(pay.method_at(path), want, "{path:?}");
+    }
+    let vendor = set.redaction("erp", "update_vendor").expect("declared");
+    assert_eq!(
+        vendor.headers.get("x-vendor-contact"),
+        Some(&RedactMethod::Hash)
+    );
+}
