@@ -38,8 +38,7 @@
 //! records and continues the sequence and the tree.
 
 use std::{
-    fs::{self, File},
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -50,166 +49,24 @@ use std::{
 
 use tokio::sync::watch;
 
-use super::{
-    error::AuditError,
-    id::record_id,
-    record::{AuditEntry, Retention},
-    time::Timestamp,
-};
+use super::{error::AuditError, record::AuditEntry};
 
 mod active;
 mod config;
 mod counters;
+mod files;
 mod recover;
 mod retention;
 pub mod segment;
+mod shared;
 mod writer;
 
 pub use config::{AuditConfig, FsyncPolicy, RetentionPolicy};
 pub use counters::AuditCounters;
 use counters::Counters;
-
-/// Name of the lock file in the log directory.
-pub const LOCK_FILE: &str = "lock";
-/// Name of the verifier key file in the log directory.
-pub const VKEY_FILE: &str = "log.vkey";
-/// Sub-directory of the tree files.
-pub const TREE_DIR: &str = "tree";
-
-/// What `append` assigned to a record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Appended {
-    /// Sequence number (leaf index).
-    pub seq: u64,
-    /// Record id (UUIDv7).
-    pub id: String,
-    /// Record time.
-    pub time: Timestamp,
-}
-
-/// What the writer has done, published after every batch.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Progress {
-    /// Records written (count, i.e. the next seq to write).
-    pub written: u64,
-    /// Records fsynced (count).
-    pub durable: u64,
-    /// Why writing currently fails.
-    pub failure: Option<AuditError>,
-}
-
-pub(crate) enum Msg {
-    Record(Box<Queued>),
-    Sync(mpsc::SyncSender<Result<(), AuditError>>),
-    Close(mpsc::SyncSender<Result<(), AuditError>>),
-}
-
-pub(crate) struct Queued {
-    pub seq: u64,
-    pub id: String,
-    pub time: Timestamp,
-    pub entry: AuditEntry,
-    pub retention: Retention,
-    pub durable: bool,
-}
-
-struct Sequencer {
-    next_seq: u64,
-    last_time: Timestamp,
-    tx: Option<mpsc::Sender<Msg>>,
-}
-
-pub(crate) struct Shared {
-    dir: PathBuf,
-    seq: Mutex<Sequencer>,
-    failing: AtomicBool,
-    failure: Mutex<Option<AuditError>>,
-    pub counters: Counters,
-    progress: watch::Sender<Progress>,
-    retention: RetentionPolicy,
-    max_queued: u64,
-}
-
-impl Shared {
-    fn enqueue(&self, entry: AuditEntry, durable: bool) -> Result<Appended, AuditError> {
-        if self.failing.load(Ordering::Acquire) {
-            Counters::add(&self.counters.refused, 1);
-            let e = self.failure.lock().expect("failure lock").clone();
-            return Err(e.unwrap_or_else(|| AuditError::Closed {
-                dir: self.dir.clone(),
-            }));
-        }
-        let queued = self
-            .counters
-            .appended
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.counters.written.load(Ordering::Relaxed));
-        if queued >= self.max_queued {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Backlog {
-                dir: self.dir.clone(),
-                queued,
-                limit: self.max_queued,
-            });
-        }
-        let class = entry
-            .retention_class
-            .clone()
-            .unwrap_or_else(|| self.retention.default_class.clone());
-        let Some(keep) = self.retention.classes.get(&class).copied() else {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::UnknownRetentionClass {
-                class,
-                known: self
-                    .retention
-                    .classes
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        };
-        let mut s = self.seq.lock().expect("sequencer lock");
-        let Some(tx) = &s.tx else {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Closed {
-                dir: self.dir.clone(),
-            });
-        };
-        // Times never go back along the log (the index relies on it).
-        let time = Timestamp::now().max(s.last_time);
-        let seq = s.next_seq;
-        let id = record_id(time, &mut rand::rng());
-        let queued = Queued {
-            seq,
-            id: id.clone(),
-            time,
-            retention: Retention {
-                class,
-                expires_at: time.plus(keep),
-            },
-            entry,
-            durable,
-        };
-        if tx.send(Msg::Record(Box::new(queued))).is_err() {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Closed {
-                dir: self.dir.clone(),
-            });
-        }
-        s.next_seq += 1;
-        s.last_time = time;
-        Counters::add(&self.counters.appended, 1);
-        Ok(Appended { seq, id, time })
-    }
-
-    pub(crate) fn set_failure(&self, failure: Option<AuditError>) {
-        let failing = failure.is_some();
-        *self.failure.lock().expect("failure lock") = failure.clone();
-        self.failing.store(failing, Ordering::Release);
-        self.progress.send_modify(|p| p.failure = failure);
-    }
-}
+pub use files::{LOCK_FILE, TREE_DIR, VKEY_FILE};
+pub use shared::Appended;
+pub(crate) use shared::{Msg, Progress, Sequencer, Shared};
 
 /// An open audit log: cheap to clone, shared by every producer. The log
 /// closes when [`AuditLog::close`] is called or the last clone is dropped.
@@ -408,28 +265,6 @@ impl AuditLog {
     pub fn close(&self) -> Result<(), AuditError> {
         close(&self.inner.shared, &self.inner.writer)
     }
-}
-
-/// Takes the log's lock file (exclusive, non-blocking).
-fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, AuditError> {
-    let path = dir.join(LOCK_FILE);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| AuditError::unwritable(path.clone(), dir, &e))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
-        AuditError::Locked {
-            dir: dir.to_path_buf(),
-            lock: path,
-        }
-    })
-}
-
-/// Creates a directory (and parents), as an open error.
-fn create_dir(path: &Path, dir: &Path) -> Result<(), AuditError> {
-    fs::create_dir_all(path).map_err(|e| AuditError::unwritable(path.to_path_buf(), dir, &e))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::{
 
 use thiserror::Error;
 
-use super::{SignedCheckpoint, append_note};
+use super::signed::{SignedCheckpoint, append_note};
 
 /// A checkpoint could not be handed to a sink.
 #[derive(Debug, Error)]

@@ -13,9 +13,9 @@ use nix::fcntl::Flock;
 use serde_json::json;
 
 use super::{
-    AuditConfig, TREE_DIR, VKEY_FILE,
     active::ActiveSegment,
-    create_dir, lock,
+    config::AuditConfig,
+    files::{TREE_DIR, VKEY_FILE, create_dir, lock},
     segment::{
         Line, LineReader, SEGMENTS_DIR, SegmentInfo, list_segments, locate, read_index, read_meta,
     },

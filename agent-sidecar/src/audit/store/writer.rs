@@ -14,12 +14,13 @@ use std::{
 use serde_json::json;
 
 use super::{
-    AuditConfig, FsyncPolicy, Msg, Queued, Shared,
     active::{ActiveSegment, WriteFailure},
+    config::{AuditConfig, FsyncPolicy},
     counters::Counters,
     recover::Opened,
     retention,
     segment::SEGMENTS_DIR,
+    shared::{Msg, Queued, Shared},
 };
 use crate::audit::{
     checkpoint::{CheckpointError, Checkpointer},

@@ -17,7 +17,7 @@ use std::{
 
 use thiserror::Error;
 
-use super::{CompactRange, NodeSource};
+use super::range::{CompactRange, NodeSource};
 use crate::audit::hash::{Hash, node_hash};
 
 const HASH: u64 = 32;
