@@ -50,3 +50,22 @@ fn moving_a_rule_within_its_file_is_no_change() {
     assert!(d.is_empty(), "{d}");
     assert!(d.to_string().contains("no rule-level changes"));
 }
+
+#[test]
+fn a_changed_redaction_changes_the_action() {
+    let old = set(&[("org.yaml", BASE), ("fin.yaml", TEAM), ("bot.yaml", AGENT)]);
+    let base = BASE.replace(
+        "    http: { host: erp.example }\n",
+        "    http: { host: erp.example }\n    redact: { body: { /iban: hash } }\n",
+    );
+    assert_ne!(base, BASE, "the fixture has the erp tool");
+    let new = set(&[("org.yaml", &base), ("fin.yaml", TEAM), ("bot.yaml", AGENT)]);
+    let d = diff(&old, &new);
+    let text = d.to_string();
+    assert!(
+        text.contains("~ action erp.pay") && text.contains("redact [body /iban hash]"),
+        "{text}"
+    );
+    // Attribute sources alone are no redaction entry.
+    assert!(!diff(&old, &old).to_string().contains("redact ["));
+}
