@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::{RunError, RunOptions, egress_plan::EgressPlan};
 use crate::{
-    audit::record::AgentIdentity,
-    events::{ActionEvent, ActionSink, AuditTrail, EventBus, PolicyEvent},
+    audit::{AuditError, record::AgentIdentity},
+    events::{ActionEvent, ActionSink, AuditTrail, AuditTrailError, EventBus, PolicyEvent},
     metrics::Metrics,
 };
 
@@ -50,7 +50,14 @@ pub(super) fn open(
         Some(metrics.audit()),
         start,
     )
-    .map_err(|e| RunError::Audit(e.to_string()))?;
+    .map_err(|e| match e {
+        // The log's lock is taken first: another sidecar of this agent id.
+        AuditTrailError::Log(AuditError::Locked { .. }) => RunError::Audit(format!(
+            "agent id `{agent_id}` is in use by a running agent-sidecar: {e}; choose another \
+             --agent-id or stop that sidecar"
+        )),
+        e => RunError::Audit(e.to_string()),
+    })?;
     let sink = trail.sink();
     if let Some(p) = policy {
         let version = p.store.current().version().clone();
