@@ -54,9 +54,10 @@ pub enum ApprovalStep {
     Decided,
 }
 
-/// A step of a tier-3 approval. Consumers must not copy the held call's
-/// input or request (`approval.action.input`, `.request`): they are the
-/// raw call, unredacted.
+/// A step of a tier-3 approval. The held call's input and request
+/// (`approval.action.input`, `.request`) are already redacted by policy
+/// (see [`crate::redaction`]); the audit trail records neither (the
+/// attempt record of the call holds the input).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct ApprovalEvent<'a> {
     /// Requested or decided.
