@@ -34,6 +34,12 @@ def parse_script(text):
 
 def value(any_value):
     kind = any_value.WhichOneof("value")
+    if kind == "array_value":
+        return [value(v) for v in any_value.array_value.values]
+    if kind == "kvlist_value":
+        return attrs(any_value.kvlist_value.values)
+    if kind == "bytes_value":
+        return any_value.bytes_value.hex()
     return getattr(any_value, kind) if kind else None
 
 
