@@ -6,7 +6,7 @@ use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, 
 
 use crate::{
     approvals::ApprovalMetrics,
-    audit::AuditMetrics,
+    audit::{AuditMetrics, ship::ShipMetrics},
     events::{ActionEvent, ActionSink},
     gateway::GatewayMetrics,
     kernel::{KernelCounters, events::DenyRecord},
@@ -25,6 +25,7 @@ pub struct Metrics {
     gateway: GatewayMetrics,
     approvals: ApprovalMetrics,
     audit: AuditMetrics,
+    audit_ship: ShipMetrics,
 }
 
 /// Metrics of the tier policy store.
@@ -150,6 +151,7 @@ impl Metrics {
         let gateway = GatewayMetrics::register(&registry).expect("unique metric");
         let approvals = ApprovalMetrics::register(&registry).expect("unique metric");
         let audit = AuditMetrics::register(&registry).expect("unique metric");
+        let audit_ship = ShipMetrics::register(&registry).expect("unique metric");
         Self {
             registry,
             egress_denied,
@@ -161,12 +163,19 @@ impl Metrics {
             gateway,
             approvals,
             audit,
+            audit_ship,
         }
     }
 
     /// The audit trail's metrics.
     pub fn audit(&self) -> AuditMetrics {
         self.audit.clone()
+    }
+
+    /// The audit shipper's metrics (queue depth, lag, results per
+    /// destination).
+    pub fn audit_ship(&self) -> ShipMetrics {
+        self.audit_ship.clone()
     }
 
     /// Counts an agent started without the confinement `layer`.

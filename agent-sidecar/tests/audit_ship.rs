@@ -363,7 +363,7 @@ async fn webhook_batches_verify_with_the_standard_webhooks_library_and_a_tampere
     }
     log.sync().unwrap();
     let secret_file = dir.path().join("webhook.secret");
-    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    write_private(&secret_file, &format!("{SECRET}\n"));
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/audit");
     let out = dir.path().join("webhook.jsonl");
@@ -451,7 +451,116 @@ async fn webhook_batches_verify_with_the_standard_webhooks_library_and_a_tampere
     log.close().unwrap();
 }
 
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it: (client config
+/// trusting the CA, chain PEM file, key PEM file).
+fn tls_files(dir: &Path) -> (std::sync::Arc<rustls::ClientConfig>, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "audit shipping test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let chain = dir.join("chain.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&chain, leaf.pem() + &ca_cert.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    (std::sync::Arc::new(config), chain, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_webhook_is_verified_and_an_untrusted_certificate_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(config(dir.path())).unwrap();
+    for i in 0..10 {
+        log.append(entry(i)).unwrap();
+    }
+    log.sync().unwrap();
+    let secret_file = dir.path().join("webhook.secret");
+    write_private(&secret_file, SECRET);
+    let (trusting, chain, key) = tls_files(dir.path());
+    // Another CA: the collector's certificate does not verify with it.
+    let other = tempfile::tempdir().unwrap();
+    let (untrusting, _, _) = tls_files(other.path());
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}/audit");
+    let out = dir.path().join("webhook.jsonl");
+    let receiver = Receiver::start(
+        "signed_webhook_receiver.py",
+        port,
+        &out,
+        &[
+            secret_file.to_str().unwrap(),
+            chain.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+    );
+    let secret = WebhookSecret::from_file(&secret_file).unwrap();
+    let run = |tls: std::sync::Arc<rustls::ClientConfig>, metrics: ShipMetrics| {
+        let mut c = ship_config(
+            dir.path(),
+            vec![quick(DestinationConfig::webhook(&url, secret.clone()), 20)],
+        );
+        c.tls = Some(tls);
+        Shipper::new(c, ShipSource::Log(log.clone()), metrics)
+            .unwrap()
+            .spawn()
+    };
+    // Not trusted: nothing is sent, nothing is lost.
+    let metrics = ShipMetrics::default();
+    let shipper = run(untrusting, metrics.clone());
+    wait_until("failed TLS attempts", Duration::from_secs(10), || {
+        metrics.requests_count("webhook", "retried") >= 2
+    });
+    shipper.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(metrics.records_count("webhook", "shipped"), 0);
+    assert!(receiver.entries().is_empty());
+    // Trusted: every record arrives, signed.
+    let metrics = ShipMetrics::default();
+    let shipper = run(trusting, metrics.clone());
+    wait_until(
+        "every record at the webhook",
+        Duration::from_secs(30),
+        || metrics.records_count("webhook", "shipped") == 10,
+    );
+    shipper.shutdown(Duration::from_secs(2)).await;
+    let entries = receiver.entries();
+    assert!(
+        entries.iter().all(|e| e["verified"] == true),
+        "{entries:#?}"
+    );
+    let ids: BTreeSet<String> = entries
+        .iter()
+        .flat_map(|e| e["ids"].as_array().unwrap().iter())
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, stored(dir.path()).keys().cloned().collect());
+    log.close().unwrap();
 }

@@ -6,10 +6,13 @@ and its JSON lines are recorded, an invalid one 401. One JSON line per
 request goes to OUT: verified, the webhook-id, the record ids and the
 error when it did not verify.
 
-Usage: signed_webhook_receiver.py HOST:PORT OUT SECRET_FILE"""
+Usage: signed_webhook_receiver.py HOST:PORT OUT SECRET_FILE [CERT KEY]
+
+With CERT and KEY (PEM files) it serves HTTPS."""
 
 import http.server
 import json
+import ssl
 import sys
 import threading
 
@@ -52,5 +55,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 host, port = sys.argv[1].rsplit(":", 1)
 server = http.server.ThreadingHTTPServer((host, int(port)), Handler)
+if len(sys.argv) > 5:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[4], sys.argv[5])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print("ready", flush=True)
 server.serve_forever()

@@ -25,6 +25,7 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use super::store::AuditLog;
 
+pub mod args;
 mod config;
 pub mod cursor;
 mod error;
@@ -36,9 +37,10 @@ pub mod retry;
 pub mod webhook;
 mod worker;
 
+pub use args::{AuditShipArgs, OtlpSignal};
 pub use config::{
     DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_TIMEOUT, DestinationConfig, MAX_BATCH_SIZE,
-    Protocol, ShipConfig, WebhookSecret,
+    Protocol, ShipConfig, WebhookSecret, headers_from_file, read_private,
 };
 pub use cursor::{Cursor, CursorState, SHIP_DIR};
 pub use error::ShipError;

@@ -92,16 +92,10 @@ impl WebhookSecret {
         Ok(WebhookSecret(Arc::new(Zeroizing::new(bytes))))
     }
 
-    /// Reads the secret from a file (its only content).
+    /// Reads the secret from a file (its only content), which only its
+    /// owner may read (mode 0600 or 0400).
     pub fn from_file(path: &std::path::Path) -> Result<WebhookSecret, ShipError> {
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|e| ShipError::Config {
-                    what: path.display().to_string(),
-                    reason: format!("cannot read the webhook secret: {e}"),
-                    fix: "give a readable file holding whsec_<base64>".into(),
-                })?,
-            );
+        let text = read_private(path, "the webhook secret")?;
         WebhookSecret::parse(&text, &path.display().to_string())
     }
 
@@ -271,6 +265,63 @@ impl DestinationConfig {
         }
         Ok(Checked { uri, headers })
     }
+}
+
+/// Reads a file holding a secret: a regular file that only its owner may
+/// read (no group or other permission bits), else an error saying so.
+pub fn read_private(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, ShipError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let err = |reason: String, fix: &str| ShipError::Config {
+        what: path.display().to_string(),
+        reason,
+        fix: fix.to_string(),
+    };
+    let meta = std::fs::metadata(path)
+        .map_err(|e| err(format!("cannot read {what}: {e}"), "give a readable file"))?;
+    if !meta.is_file() {
+        return Err(err(
+            format!("{what} is not a regular file"),
+            "give a regular file",
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(err(
+            format!("{what} is readable by others (mode {mode:04o})"),
+            &format!("chmod 600 {}", path.display()),
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            err(
+                format!("cannot read {what}: {e}"),
+                "give a readable UTF-8 file",
+            )
+        })
+}
+
+/// Reads request headers from a file that only its owner may read: one
+/// `Name: value` per line; blank lines and lines starting with `#` are
+/// skipped.
+pub fn headers_from_file(path: &std::path::Path) -> Result<Vec<(String, String)>, ShipError> {
+    let text = read_private(path, "the headers file")?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(ShipError::Config {
+                what: format!("{} line {}", path.display(), i + 1),
+                reason: "not a header line".into(),
+                fix: "write one `Name: value` per line".into(),
+            });
+        };
+        out.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    Ok(out)
 }
 
 /// The joined OTLP/HTTP URL of a signal: `base` without trailing `/`,

@@ -288,3 +288,52 @@ fn reader_refuses_a_hole_in_the_log() {
     assert!(e.contains("record 5 follows record 3"), "{e}");
     assert!(e.contains("audit verify"), "{e}");
 }
+
+#[test]
+fn ship_metrics_are_exported_with_the_sidecars_metrics() {
+    let m = crate::metrics::Metrics::new();
+    let ship = m.audit_ship();
+    ship.queue("otlp-logs", 12, 3, 40);
+    ship.records("otlp-logs", "rejected", 2);
+    ship.request("otlp-logs", "retried");
+    let text = m.render();
+    for line in [
+        r#"agent_sidecar_audit_ship_queue_depth{destination="otlp-logs"} 12"#,
+        r#"agent_sidecar_audit_ship_lag_seconds{destination="otlp-logs"} 3"#,
+        r#"agent_sidecar_audit_ship_acked_records{destination="otlp-logs"} 40"#,
+        r#"agent_sidecar_audit_ship_records_total{destination="otlp-logs",result="rejected"} 2"#,
+        r#"agent_sidecar_audit_ship_requests_total{destination="otlp-logs",outcome="retried"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+}
+
+#[test]
+fn agent_controlled_text_cannot_add_lines_to_a_webhook_batch() {
+    // An agent puts a newline and a forged record into what it sends (an
+    // argument, a tool name): each record stays one line of the body.
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::audit::AuditLog::open(test_support::config(dir.path())).unwrap();
+    let forged = "x\n{\"v\":1,\"seq\":0,\"id\":\"forged\"}\r\n";
+    for i in 0..3 {
+        let mut e = test_support::entry(i);
+        e.input.as_mut().unwrap().value = serde_json::json!({ "note": forged });
+        e.action.as_mut().unwrap().name = Some(forged.into());
+        log.append(e).unwrap();
+    }
+    log.close().unwrap();
+    let lines = StoreReader::new(dir.path(), 0)
+        .read(10, None)
+        .unwrap()
+        .lines;
+    assert_eq!(lines.len(), 3);
+    let body = webhook::body(&lines);
+    let text = String::from_utf8(body).unwrap();
+    let got: Vec<_> = text.lines().collect();
+    assert_eq!(got.len(), 3, "{text}");
+    for (l, s) in got.iter().zip(&lines) {
+        let r = crate::audit::AuditRecord::parse(l.as_bytes()).unwrap();
+        assert_eq!(r.seq, s.seq);
+        assert_ne!(r.id, "forged");
+    }
+}
