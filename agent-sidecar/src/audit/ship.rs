@@ -123,6 +123,7 @@ impl Shipper {
                     fix: "run `agent-sidecar audit verify` on the log; if the log is right, delete the cursor file to ship it again".into(),
                 });
             }
+            check_last_acked(&config.dir, &d.name, &cursor)?;
             let reader = reader::StoreReader::new(&config.dir, cursor.next_seq());
             metrics.queue(&d.name, 0, 0, cursor.next_seq());
             workers.push(worker::Worker {
@@ -155,6 +156,33 @@ impl Shipper {
             tasks,
         }
     }
+}
+
+/// Checks that the last record the cursor names as acknowledged is still
+/// the one in the log (same id): a log replaced under its cursors would
+/// otherwise be shipped from the middle. A record retention deleted
+/// cannot be checked and is not.
+fn check_last_acked(dir: &std::path::Path, name: &str, cursor: &Cursor) -> Result<(), ShipError> {
+    let (Some(last), Some(id)) = (cursor.next_seq().checked_sub(1), &cursor.state().last_id) else {
+        return Ok(());
+    };
+    let batch = reader::StoreReader::new(dir, last).read(1, None)?;
+    let Some(stored) = batch.lines.first().filter(|l| l.seq == last) else {
+        return Ok(());
+    };
+    let found = super::record::AuditRecord::parse(&stored.line)
+        .map(|r| r.id)
+        .unwrap_or_default();
+    if &found == id {
+        return Ok(());
+    }
+    Err(ShipError::Config {
+        what: format!("audit destination {name:?}"),
+        reason: format!(
+            "its cursor says record {last} ({id}) was the last one shipped, but the log holds {found:?} there: the log was replaced"
+        ),
+        fix: "run `agent-sidecar audit verify` on the log; if the log is right, delete the cursor file to ship it again".into(),
+    })
 }
 
 /// The running shipper.

@@ -337,3 +337,39 @@ fn agent_controlled_text_cannot_add_lines_to_a_webhook_batch() {
         assert_ne!(r.id, "forged");
     }
 }
+
+#[tokio::test]
+async fn a_log_replaced_under_its_cursor_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::audit::AuditLog::open(test_support::config(dir.path())).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(log.append(test_support::entry(i)).unwrap().id);
+    }
+    log.sync().unwrap();
+    let shipper = |log: &crate::audit::AuditLog| {
+        let mut c = super::ShipConfig::new(dir.path());
+        c.destinations
+            .push(DestinationConfig::otlp_logs("http://127.0.0.1:9"));
+        super::Shipper::new(
+            c,
+            super::ShipSource::Log(log.clone()),
+            super::ShipMetrics::default(),
+        )
+    };
+    // A cursor whose last record is the one in the log: accepted.
+    Cursor::open(dir.path(), "otlp-logs")
+        .unwrap()
+        .advance(3, Some(ids[2].clone()))
+        .unwrap();
+    drop(shipper(&log).unwrap());
+    // The same position, another record there: refused.
+    Cursor::open(dir.path(), "otlp-logs")
+        .unwrap()
+        .advance(3, Some("0190aaaa-forged".into()))
+        .unwrap();
+    let e = shipper(&log).unwrap_err().to_string();
+    assert!(e.contains("the log was replaced"), "{e}");
+    assert!(e.contains("audit verify"), "{e}");
+    log.close().unwrap();
+}
