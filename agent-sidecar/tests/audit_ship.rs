@@ -564,3 +564,46 @@ async fn an_https_webhook_is_verified_and_an_untrusted_certificate_gets_nothing(
     assert_eq!(ids, stored(dir.path()).keys().cloned().collect());
     log.close().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ships_the_records_stored_until_then_in_as_many_batches_as_they_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(config(dir.path())).unwrap();
+    log.append(entry(0)).unwrap();
+    log.sync().unwrap();
+    let port = free_port();
+    let out = dir.path().join("collector.jsonl");
+    let collector = Receiver::start("otlp_receiver.py", port, &out, &[]);
+    let metrics = ShipMetrics::default();
+    let mut c = ship_config(
+        dir.path(),
+        vec![quick(
+            DestinationConfig::otlp_logs(&format!("http://127.0.0.1:{port}")),
+            40,
+        )],
+    );
+    // Idle for long: only the shutdown wakes the destination.
+    c.poll_interval = Duration::from_secs(60);
+    let shipper = Shipper::new(c, ShipSource::Log(log.clone()), metrics.clone())
+        .unwrap()
+        .spawn();
+    wait_until("the first record", Duration::from_secs(10), || {
+        metrics.records_count("otlp-logs", "shipped") == 1
+    });
+    // The last records, as a closing log writes them.
+    for i in 1..150 {
+        log.append(entry(i)).unwrap();
+    }
+    log.close().unwrap();
+    let started = Instant::now();
+    let cut = shipper.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(cut, 0, "every destination finished");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let got = delivered_uids(&collector.entries());
+    assert_eq!(got.len(), 150, "four batches at shutdown, none twice");
+    assert_eq!(
+        got.into_iter().collect::<BTreeSet<_>>(),
+        stored(dir.path()).keys().cloned().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(metrics.queue_depth("otlp-logs"), 0);
+}

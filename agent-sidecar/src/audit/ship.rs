@@ -193,17 +193,21 @@ pub struct ShipperHandle {
 }
 
 impl ShipperHandle {
-    /// Asks every destination to send what it holds once (no retries),
-    /// waits up to `grace` for them, then stops them. What was not
-    /// acknowledged is sent after the next start.
-    pub async fn shutdown(self, grace: Duration) {
+    /// Asks every destination to send the records stored by then (each
+    /// batch once, no retries), waits up to `grace` for them, then stops
+    /// them. What was not acknowledged is sent after the next start.
+    /// Returns how many destinations were stopped before they were done.
+    pub async fn shutdown(self, grace: Duration) -> usize {
         let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + grace;
+        let mut cut = 0;
         for mut t in self.tasks {
             if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
                 t.abort();
+                cut += 1;
             }
         }
+        cut
     }
 }
 

@@ -66,8 +66,9 @@ impl Worker {
         self.reader.as_ref().map_or(0, StoreReader::next_seq)
     }
 
-    /// Runs until shutdown; then sends what is pending once and returns.
-    pub async fn run(mut self) {
+    /// Runs until shutdown; then sends every record stored by then, each
+    /// batch once (no retry), and returns at the first one not taken.
+    pub(super) async fn run(mut self) {
         tracing::info!(
             destination = self.name(),
             protocol = self.cfg.protocol.as_str(),
@@ -83,7 +84,7 @@ impl Worker {
             );
         }
         loop {
-            let stopping = *self.shutdown.borrow();
+            let stopping = self.stopping();
             if let Err(e) = self.fill().await {
                 self.metrics.stalled(self.name(), true);
                 tracing::error!(destination = self.name(), "{e}");
@@ -98,9 +99,12 @@ impl Worker {
                 if self.read_to() > self.acked() && self.advance().await.is_err() {
                     return;
                 }
-                if stopping || self.pause(self.poll).await.is_break() {
-                    return;
+                if stopping {
+                    return; // drained
                 }
+                // A shutdown ends the wait: the next turn reads what was
+                // stored meanwhile (the last records) and sends it.
+                let _ = self.pause(self.poll).await;
                 continue;
             }
             let waited = self
@@ -109,9 +113,8 @@ impl Worker {
             let full = self.pending.len() >= self.cfg.batch_size;
             if !full && !stopping && waited < self.cfg.flush_interval {
                 let wait = (self.cfg.flush_interval - waited).min(self.poll);
-                if self.pause(wait).await.is_break() {
-                    continue; // shutting down: send what is pending
-                }
+                // A shutdown ends the wait: what is pending is sent.
+                let _ = self.pause(wait).await;
                 continue;
             }
             match self.send_batch(stopping).await {
@@ -122,9 +125,8 @@ impl Worker {
                 }
                 Sent::Stopped => return,
             }
-            if stopping {
-                return;
-            }
+            // Shutting down: the next batch too, until the queue is empty,
+            // a batch is not taken at once, or the grace period ends.
         }
     }
 
@@ -173,9 +175,14 @@ impl Worker {
             .queue(self.name(), end.saturating_sub(acked), lag, acked);
     }
 
+    /// Whether shutdown was asked (or the handle dropped).
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
+    }
+
     /// Sleeps `d`; breaks when shutdown is asked meanwhile.
     async fn pause(&mut self, d: Duration) -> ControlFlow<()> {
-        if *self.shutdown.borrow() {
+        if self.stopping() {
             return ControlFlow::Break(());
         }
         tokio::select! {
