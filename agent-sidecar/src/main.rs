@@ -4,7 +4,7 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use agent_sidecar::{
-    audit::FsyncPolicy,
+    audit::{FsyncPolicy, ship::AuditShipArgs},
     credentials::SecretSpec,
     dns::{BudgetLimits, RefusalMode, StaticHost, parse_static_host, parse_upstream},
     events::AuditOptions,
@@ -12,8 +12,8 @@ use agent_sidecar::{
     kernel::limits::{self, Limit, ResourceLimits},
     kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
     run::{
-        self, AllowArg, EnvOptions, EnvVar, GatewayOptions, NamesOptions, RunOptions, UidRange,
-        UserSpec, env::parse_pass_env,
+        self, AllowArg, AuditShipOptions, EnvOptions, EnvVar, GatewayOptions, NamesOptions,
+        RunOptions, UidRange, UserSpec, env::parse_pass_env,
     },
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -166,11 +166,13 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
+    pins: PinArgs,
+    #[command(flatten)]
     gateway: GatewayArgs,
     #[command(flatten)]
     audit: AuditArgs,
     #[command(flatten)]
-    pins: PinArgs,
+    audit_ship: AuditShipArgs,
     /// The agent's command and arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -178,6 +180,7 @@ struct RunArgs {
 
 /// The audit trail: one signed, tamper-evident record per action.
 #[derive(Args, Debug)]
+#[command(next_help_heading = "Audit trail")]
 struct AuditArgs {
     /// Directory of the agent's audit log [default: STATE_DIR/audit/AGENT_ID].
     #[arg(long, value_name = "DIR")]
@@ -249,8 +252,8 @@ struct GatewayArgs {
     /// Private key (PEM) of --ca-cert.
     #[arg(long, value_name = "FILE", requires = "ca_cert")]
     ca_key: Option<PathBuf>,
-    /// Extra CA (PEM) trusted for upstream tool servers and https:// webhooks, besides the
-    /// system roots. Repeatable.
+    /// Extra CA (PEM) trusted for upstream tool servers, https:// webhooks and https:// audit
+    /// collectors, besides the system roots. Repeatable.
     #[arg(long = "upstream-ca", value_name = "FILE")]
     upstream_cas: Vec<PathBuf>,
     /// Serve the admin API (approvals, compensations, quarantine) here; never reachable from
@@ -373,6 +376,10 @@ fn main() -> ExitCode {
 }
 
 fn run_command(args: RunArgs) -> i32 {
+    let audit_ship = AuditShipOptions {
+        flags: args.audit_ship,
+        cas: args.gateway.upstream_cas.clone(),
+    };
     let opts = RunOptions {
         policies: args.policies,
         allow: args.allow,
@@ -408,6 +415,7 @@ fn run_command(args: RunArgs) -> i32 {
         metrics_listen: args.metrics_listen,
         gateway: args.gateway.options(),
         audit: args.audit.options(),
+        audit_ship,
         command: args.command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -4,7 +4,8 @@
 //! 1. **plan** (`egress_plan`): the allowlist from `--policy` files,
 //!    `--allow` flags and the gateway's tool hosts;
 //!    then **the audit trail** ([`audit`](mod@audit)): the agent's log opened (a
-//!    `sidecar_started` record), fed by the action event bus;
+//!    `sidecar_started` record), fed by the action event bus, and shipped
+//!    to the collectors given ([`ship`]);
 //! 2. **the agent's user** ([`uid_pool`], [`user`]), and its secrets'
 //!    sources checked;
 //! 3. **operator listeners** (`listeners`): bound before anything is
@@ -21,8 +22,8 @@
 //! 7. **shutdown**: services stopped, the last events drained, what the
 //!    agent left in the cgroup killed, the state torn down (unless
 //!    `--keep-pinned`), the audit log closed (a `sidecar_stopped` record
-//!    and a last signed checkpoint); `run` exits with the command's exit
-//!    code.
+//!    and a last signed checkpoint), then its last records shipped
+//!    ([`ship`]); `run` exits with the command's exit code.
 
 mod agent;
 pub mod allow;
@@ -40,6 +41,7 @@ pub mod private_listeners;
 mod reach;
 mod resolve;
 pub mod sandbox;
+mod ship;
 pub mod signals;
 pub mod uid_pool;
 pub mod unix_mask;
@@ -63,6 +65,7 @@ use listeners::OperatorListeners;
 use names::{NameServices, NamesConfig};
 pub use options::{NamesOptions, RunOptions};
 use private_listeners::PrivateListener;
+pub use ship::AuditShipOptions;
 pub use uid_pool::{UidPoolError, UidRange};
 pub use user::{UserError, UserSpec};
 
@@ -122,13 +125,23 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     });
     let plan = EgressPlan::build(&opts, &agent_id, &observer)?;
     let trail = audit::open(&opts, &agent_id, &plan, &metrics, &events)?;
-    let code = governed(opts, agent_id, metrics, plan, events, &trail).await;
+    let (shipper, code) = match ship::start(&opts.audit_ship, &trail, audit::instance(), &metrics) {
+        Ok(shipper) => (
+            shipper,
+            governed(opts, agent_id, metrics, plan, events, &trail).await,
+        ),
+        Err(e) => (None, Err(e)),
+    };
     let stop = match &code {
         Ok(c) => serde_json::json!({"exit_code": c}),
         Err(e) => serde_json::json!({"error": e.to_string()}),
     };
     if let Err(e) = trail.close(stop) {
         warn!(error = %e, "the audit log did not close cleanly; `agent-sidecar audit verify` its directory");
+    }
+    // After the close: the last records are shipped too.
+    if let Some(shipper) = shipper {
+        ship::stop(shipper).await;
     }
     code
 }

@@ -3,7 +3,8 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf};
 
 use super::{
-    allow::AllowArg, env::EnvOptions, gateway::GatewayOptions, uid_pool::UidRange, user::UserSpec,
+    allow::AllowArg, env::EnvOptions, gateway::GatewayOptions, ship::AuditShipOptions,
+    uid_pool::UidRange, user::UserSpec,
 };
 use crate::{
     dns::{BudgetLimits, RefusalMode, StaticHost},
@@ -49,6 +50,8 @@ pub struct RunOptions {
     pub gateway: Option<GatewayOptions>,
     /// The audit trail (always on).
     pub audit: AuditOptions,
+    /// Where the audit records are shipped (none by default).
+    pub audit_ship: AuditShipOptions,
     /// The command and its arguments.
     pub command: Vec<OsString>,
 }
