@@ -191,6 +191,20 @@ impl Worker {
         }
     }
 
+    /// Sleeps `d` before a retry, publishing the queue (which grows while
+    /// the collector is away) every second; breaks on shutdown.
+    async fn wait_observing(&mut self, d: Duration) -> ControlFlow<()> {
+        let until = Instant::now() + d;
+        loop {
+            self.observe();
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return ControlFlow::Continue(());
+            }
+            self.pause(left.min(Duration::from_secs(1))).await?;
+        }
+    }
+
     /// Stores the cursor after the pending batch (and anything skipped).
     async fn advance(&mut self) -> Result<(), ()> {
         let next = self.read_to();
@@ -402,7 +416,7 @@ impl Worker {
                 }
             };
             attempt = attempt.saturating_add(1);
-            if stopping || self.pause(wait).await.is_break() {
+            if stopping || self.wait_observing(wait).await.is_break() {
                 return Sent::Stopped;
             }
         }
