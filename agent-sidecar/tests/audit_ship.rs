@@ -293,16 +293,16 @@ async fn a_collector_down_then_busy_then_back_receives_every_record_and_a_restar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_400_and_a_partial_success_are_not_retried_and_are_counted() {
+async fn a_400_a_413_and_a_partial_success_are_not_retried_and_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(config(dir.path())).unwrap();
-    for i in 0..30 {
+    for i in 0..40 {
         log.append(entry(i)).unwrap();
     }
     log.sync().unwrap();
     let port = free_port();
     let out = dir.path().join("collector.jsonl");
-    let collector = Receiver::start("otlp_receiver.py", port, &out, &["400x1,partial2x1"]);
+    let collector = Receiver::start("otlp_receiver.py", port, &out, &["400x1,413x1,partial2x1"]);
     let metrics = ShipMetrics::default();
     let shipper = Shipper::new(
         ship_config(
@@ -325,30 +325,30 @@ async fn a_400_and_a_partial_success_are_not_retried_and_are_counted() {
     let entries = collector.entries();
     assert_eq!(
         entries.len(),
-        3,
+        4,
         "one request per batch, none retried: {entries:#?}"
     );
     assert_eq!(entries[0]["status"], 400);
-    assert_eq!(entries[1]["status"], 200);
-    let rejected_batch: BTreeSet<_> = entries[0]["logs"]
-        .as_array()
-        .unwrap()
+    assert_eq!(entries[1]["status"], 413);
+    assert_eq!(entries[2]["status"], 200);
+    let rejected_batch: BTreeSet<_> = entries[..2]
         .iter()
+        .flat_map(|e| e["logs"].as_array().unwrap())
         .map(|l| l["uid"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(rejected_batch.len(), 10);
+    assert_eq!(rejected_batch.len(), 20);
     assert!(
         delivered_uids(&entries)
             .iter()
             .all(|u| !rejected_batch.contains(u))
     );
-    assert_eq!(metrics.records_count("otlp-logs", "rejected"), 12);
+    assert_eq!(metrics.records_count("otlp-logs", "rejected"), 22);
     assert_eq!(metrics.records_count("otlp-logs", "shipped"), 18);
-    assert_eq!(metrics.requests_count("otlp-logs", "rejected"), 1);
+    assert_eq!(metrics.requests_count("otlp-logs", "rejected"), 2);
     assert_eq!(metrics.requests_count("otlp-logs", "retried"), 0);
     shipper.shutdown(Duration::from_secs(5)).await;
     // The rejected records are still in the log.
-    assert_eq!(stored(dir.path()).len(), 30);
+    assert_eq!(stored(dir.path()).len(), 40);
     log.close().unwrap();
 }
 
