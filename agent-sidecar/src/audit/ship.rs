@@ -23,8 +23,6 @@ use std::time::Duration;
 
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::store::AuditLog;
-
 pub mod args;
 mod config;
 pub mod cursor;
@@ -34,6 +32,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod reader;
 pub mod retry;
+mod source;
 pub mod webhook;
 mod worker;
 
@@ -46,28 +45,7 @@ pub use cursor::{Cursor, CursorState, SHIP_DIR};
 pub use error::ShipError;
 pub use metrics::ShipMetrics;
 pub use retry::Backoff;
-
-/// Up to which record the shipper may read.
-#[derive(Clone, Debug)]
-pub enum ShipSource {
-    /// The log this process writes: only records it has fsynced are
-    /// shipped (a record a machine crash could still take back is never
-    /// sent).
-    Log(AuditLog),
-    /// A log another process writes (or none): every whole line in the
-    /// files.
-    Files,
-}
-
-impl ShipSource {
-    /// The number of records that may be shipped, when known.
-    fn durable(&self) -> Option<u64> {
-        match self {
-            ShipSource::Log(log) => Some(log.progress().1),
-            ShipSource::Files => None,
-        }
-    }
-}
+pub use source::ShipSource;
 
 /// Ships one audit log to its destinations: checked and with every
 /// cursor open (and locked) once built; [`Shipper::spawn`] starts one

@@ -16,7 +16,6 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::sync::watch;
 
 use super::{
-    ShipSource,
     config::{Checked, DestinationConfig, Protocol},
     cursor::Cursor,
     error::ShipError,
@@ -25,6 +24,7 @@ use super::{
     otlp::{self, PROTOBUF, Parsed, PartialSuccess},
     reader::{StoreReader, StoredLine},
     retry::{Verdict, classify},
+    source::ShipSource,
     webhook,
 };
 use crate::audit::{record::AuditRecord, time::Timestamp};

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::{
     resource::v1::Resource,
 };
 
-use super::{Parsed, RECORD_UID, id_bytes, kv, kv_bool, kv_int, kv_strings, scope};
+use super::attributes::{Parsed, RECORD_UID, id_bytes, kv, kv_bool, kv_int, kv_strings, scope};
 use crate::audit::{
     record::{AuditRecord, OutcomeStatus, RecordKind},
     time::Timestamp,

@@ -3,12 +3,13 @@ use opentelemetry_proto::tonic::{
         logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse},
         trace::v1::ExportTraceServiceRequest,
     },
+    common::v1::KeyValue,
     common::v1::any_value::Value as Any,
     trace::v1::{span::SpanKind, status::StatusCode},
 };
 use prost::Message as _;
 
-use super::*;
+use super::{attributes::*, *};
 use crate::audit::{
     hash::Hash,
     record::{AuditRecord, OutcomeStatus, Phase, Retention},

@@ -14,7 +14,10 @@ use opentelemetry_proto::tonic::{
     trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::SpanKind, status::StatusCode},
 };
 
-use super::{Parsed, id_bytes, kv, logs::record_attributes, scope};
+use super::{
+    attributes::{Parsed, id_bytes, kv, scope},
+    logs::record_attributes,
+};
 use crate::audit::record::{AuditRecord, OutcomeStatus, Phase, RecordKind};
 
 /// The traces request of a batch; `None` when no record of it is a
