@@ -1,22 +1,26 @@
-//! What the log's handle and its writer thread share: the sequencer that
-//! numbers records, the queue's messages, the failure state and the
-//! progress the writer publishes.
+//! What the log's handles and its background thread share: the writing
+//! state behind one lock, the condition variable that wakes the
+//! background thread, the failure state and the progress published to
+//! the appenders that wait.
 
 use std::{
     path::PathBuf,
     sync::{
-        Mutex,
+        Condvar, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
+    time::Duration,
 };
 
 use tokio::sync::watch;
 
-use super::{config::RetentionPolicy, counters::Counters};
+use super::{
+    config::RetentionPolicy,
+    counters::Counters,
+    writer::{Wait, Writer},
+};
 use crate::audit::{
     error::AuditError,
-    id::record_id,
     record::{AuditEntry, Retention},
     time::Timestamp,
 };
@@ -32,7 +36,7 @@ pub struct Appended {
     pub time: Timestamp,
 }
 
-/// What the writer has done, published after every batch.
+/// What the log has done, published after every write and fsync.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Progress {
     /// Records written (count, i.e. the next seq to write).
@@ -43,30 +47,22 @@ pub(crate) struct Progress {
     pub failure: Option<AuditError>,
 }
 
-pub(crate) enum Msg {
-    Record(Box<Queued>),
-    Sync(mpsc::SyncSender<Result<(), AuditError>>),
-    Close(mpsc::SyncSender<Result<(), AuditError>>),
-}
-
+/// A record with what the log assigned to it.
 pub(crate) struct Queued {
     pub seq: u64,
     pub id: String,
     pub time: Timestamp,
     pub entry: AuditEntry,
     pub retention: Retention,
-    pub durable: bool,
-}
-
-pub(crate) struct Sequencer {
-    pub(crate) next_seq: u64,
-    pub(crate) last_time: Timestamp,
-    pub(crate) tx: Option<mpsc::Sender<Msg>>,
 }
 
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
-    pub(crate) seq: Mutex<Sequencer>,
+    /// The writing state; `None` once the log is closed.
+    pub(crate) writer: Mutex<Option<Writer>>,
+    /// Wakes the background thread (records to write, an fsync wanted,
+    /// the log closed).
+    pub(crate) wake: Condvar,
     pub(crate) failing: AtomicBool,
     pub(crate) failure: Mutex<Option<AuditError>>,
     pub counters: Counters,
@@ -76,34 +72,30 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn enqueue(&self, entry: AuditEntry, durable: bool) -> Result<Appended, AuditError> {
-        if self.failing.load(Ordering::Acquire) {
-            Counters::add(&self.counters.refused, 1);
-            let e = self.failure.lock().expect("failure lock").clone();
-            return Err(e.unwrap_or_else(|| AuditError::Closed {
-                dir: self.dir.clone(),
-            }));
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Writer>> {
+        // A panic under the lock leaves a state that is still consistent
+        // record by record; the log goes on.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn closed(&self) -> AuditError {
+        AuditError::Closed {
+            dir: self.dir.clone(),
         }
-        let queued = self
-            .counters
-            .appended
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.counters.written.load(Ordering::Relaxed));
-        if queued >= self.max_queued {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Backlog {
-                dir: self.dir.clone(),
-                queued,
-                limit: self.max_queued,
-            });
-        }
+    }
+
+    /// The retention class of a record and how long it is kept.
+    pub(crate) fn retention_of(
+        &self,
+        entry: &AuditEntry,
+    ) -> Result<(String, Duration), AuditError> {
         let class = entry
             .retention_class
             .clone()
             .unwrap_or_else(|| self.retention.default_class.clone());
-        let Some(keep) = self.retention.classes.get(&class).copied() else {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::UnknownRetentionClass {
+        match self.retention.classes.get(&class).copied() {
+            Some(keep) => Ok((class, keep)),
+            None => Err(AuditError::UnknownRetentionClass {
                 class,
                 known: self
                     .retention
@@ -112,40 +104,47 @@ impl Shared {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", "),
-            });
-        };
-        let mut s = self.seq.lock().expect("sequencer lock");
-        let Some(tx) = &s.tx else {
+            }),
+        }
+    }
+
+    /// Appends a record: refused at once while the log fails, and when
+    /// closed; with [`Wait::Written`] it is in the file on return.
+    pub(crate) fn append(&self, entry: AuditEntry, wait: Wait) -> Result<Appended, AuditError> {
+        let refuse = |e: AuditError| {
             Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Closed {
-                dir: self.dir.clone(),
-            });
+            Err(e)
         };
-        // Times never go back along the log (the index relies on it).
-        let time = Timestamp::now().max(s.last_time);
-        let seq = s.next_seq;
-        let id = record_id(time, &mut rand::rng());
-        let queued = Queued {
-            seq,
-            id: id.clone(),
-            time,
-            retention: Retention {
-                class,
-                expires_at: time.plus(keep),
-            },
-            entry,
-            durable,
-        };
-        if tx.send(Msg::Record(Box::new(queued))).is_err() {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Closed {
+        if self.failing.load(Ordering::Acquire) {
+            let e = self.failure.lock().expect("failure lock").clone();
+            return refuse(e.unwrap_or_else(|| self.closed()));
+        }
+        let queued = self
+            .counters
+            .appended
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.counters.written.load(Ordering::Relaxed));
+        if queued >= self.max_queued {
+            return refuse(AuditError::Backlog {
                 dir: self.dir.clone(),
+                queued,
+                limit: self.max_queued,
             });
         }
-        s.next_seq += 1;
-        s.last_time = time;
-        Counters::add(&self.counters.appended, 1);
-        Ok(Appended { seq, id, time })
+        let retention = match self.retention_of(&entry) {
+            Ok(r) => r,
+            Err(e) => return refuse(e),
+        };
+        let mut guard = self.lock();
+        let Some(w) = guard.as_mut() else {
+            return refuse(self.closed());
+        };
+        let (appended, wake) = w.append(self, entry, retention, wait)?;
+        drop(guard);
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(appended)
     }
 
     pub(crate) fn set_failure(&self, failure: Option<AuditError>) {
