@@ -548,6 +548,14 @@ fn a_collector_down_during_the_calls_receives_every_record_when_it_returns_and_a
     assert_eq!(joined.len(), 1, "{spans:#?}");
     assert_eq!(joined[0]["name"], "execute_tool billing.list_invoices");
     assert_ne!(joined[0]["span_id"], AGENT_SPAN, "the gateway's own span");
+    assert_eq!(
+        joined[0]["parent_span_id"], AGENT_SPAN,
+        "the gateway's span is a child of the agent's"
+    );
+    // Spans of calls the agent made outside any trace are roots.
+    for s in spans.iter().filter(|s| s["trace_id"] != AGENT_TRACE) {
+        assert_eq!(s["parent_span_id"], "", "{s:#?}");
+    }
     // The webhook: every record, every request verified.
     let hooked = hooked_ids(&w.hook);
     assert_eq!(

@@ -94,6 +94,7 @@ pub(crate) async fn handle(
     }
     let session = header_str(&parts, mcp::SESSION_HEADER);
     let header_key = header_str(&parts, IDEMPOTENCY_KEY);
+    let caller = trace::caller_span(&parts.headers);
     let traceparent = trace::propagate(&mut parts.headers).to_string();
     let mut list_ids = Vec::new();
     let mut refused: Vec<(usize, Value)> = Vec::new();
@@ -154,8 +155,9 @@ pub(crate) async fn handle(
     // refused, not when the batch's last approver answers.
     let verdicts = join_all(calls.into_iter().map(|call| {
         let traceparent = traceparent.clone();
+        let caller = caller.clone();
         async move {
-            let mut record = CallRecord::new(traceparent, started);
+            let mut record = CallRecord::new(traceparent, caller, started);
             record.input(call.view.clone());
             if let Err(r) = gw
                 .journal
@@ -164,6 +166,7 @@ pub(crate) async fn handle(
                     &call.action,
                     &call.decision,
                     record.traceparent(),
+                    record.caller_span(),
                     Some(&call.view),
                 )
                 .await

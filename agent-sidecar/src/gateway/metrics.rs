@@ -115,6 +115,7 @@ mod tests {
             approval_id: None,
             compensation_id: None,
             traceparent: String::new(),
+            caller_span: None,
             duration_us: 1_500_000,
             shown: None,
             compensation: None,
