@@ -180,7 +180,10 @@ impl Writer {
                 }
             }
             Wait::Written | Wait::Durable => {
-                self.write_out(sh);
+                // The record's line, not the tree's node files: those are
+                // rebuilt from the records after a crash, and the
+                // background thread writes them.
+                self.write_lines(sh);
                 if let Some(e) = &self.failure {
                     return Err(e.clone());
                 }
@@ -349,6 +352,24 @@ impl Writer {
                 self.fail(sh, e);
             }
         }
+    }
+
+    /// Writes the pending record lines (not the tree's node files) and
+    /// publishes.
+    fn write_lines(&mut self, sh: &Shared) {
+        if self.failure.is_some() {
+            return self.write_out(sh);
+        }
+        if let Some(a) = &mut self.active {
+            match a.flush() {
+                Ok((records, bytes)) => {
+                    Counters::add(&sh.counters.written, records);
+                    Counters::add(&sh.counters.bytes, bytes);
+                }
+                Err(e) => self.fail(sh, e),
+            }
+        }
+        self.publish(sh);
     }
 
     /// Writes what is pending and publishes; a write that works again
