@@ -41,6 +41,7 @@ pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod credentials;
+pub mod detect;
 pub mod dns;
 pub mod egress;
 pub mod events;

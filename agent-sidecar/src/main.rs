@@ -68,6 +68,10 @@ enum Command {
     /// query and follow records, make a signing key.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Behavioural baselines on disk: show, export, import, merge (pool by
+    /// role), fold an alert marked benign back in.
+    #[command(subcommand)]
+    Baseline(cli::baseline::BaselineCommand),
 }
 
 #[derive(Args, Debug)]
@@ -371,6 +375,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Approvals(cmd) => cli::approvals::run(cmd),
         Command::Audit(cmd) => cli::audit::run(cmd),
+        Command::Baseline(cmd) => cli::baseline::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
