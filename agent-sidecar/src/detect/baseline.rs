@@ -127,8 +127,10 @@ impl Baseline {
             + 2 * 16 * 4
     }
 
-    /// Share of the learned activity in `slot` (0..48), 0 when nothing was
-    /// learned.
+    /// Share of the learned activity in `slot` (0..48) and the hours on
+    /// either side of it (on the same kind of day): an agent whose work
+    /// spills past its last usual hour is not off-hours, one at 03:00 is.
+    /// 0 when nothing was learned.
     pub(crate) fn slot_share(&self, slot: usize) -> f64 {
         let total: u64 = self.week.iter().sum();
         if total == 0 {
@@ -136,7 +138,11 @@ impl Baseline {
         }
         let (weekend, hour) = (slot / 24 == 1, slot % 24);
         let days: &[usize] = if weekend { &[0, 6] } else { &[1, 2, 3, 4, 5] };
-        let n: u64 = days.iter().map(|d| self.week[d * 24 + hour]).sum();
+        let n: u64 = days
+            .iter()
+            .flat_map(|d| [23, 0, 1].map(|k| d * 24 + (hour + k) % 24))
+            .map(|i| self.week[i])
+            .sum();
         n as f64 / total as f64
     }
 
@@ -153,17 +159,17 @@ impl Baseline {
     /// (within the caps, most used first), per-slot histories interleave.
     pub fn merge(&mut self, other: &Baseline) {
         let mut ranked: Vec<(&str, u64)> = other.tools.iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|e| std::cmp::Reverse(e.1));
         for (k, n) in ranked {
             self.tools.add(k, n);
         }
         let mut ranked: Vec<(&str, u64)> = other.destinations.iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|e| std::cmp::Reverse(e.1));
         for (k, n) in ranked {
             self.destinations.add(k, n);
         }
         let mut ranked: Vec<(&str, u64)> = other.actions.iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|e| std::cmp::Reverse(e.1));
         for (k, n) in ranked {
             self.actions.add(k, n);
         }
@@ -256,7 +262,7 @@ impl Baseline {
         let mut b = Baseline::new(&f.agent_id, f.pool);
         let fill = |t: &mut KeyTable, m: BTreeMap<String, u64>| {
             let mut v: Vec<(String, u64)> = m.into_iter().collect();
-            v.sort_by(|a, b| b.1.cmp(&a.1));
+            v.sort_by_key(|e| std::cmp::Reverse(e.1));
             for (k, n) in v {
                 t.add(&k, n);
             }

@@ -39,7 +39,6 @@ struct Windows {
     activity: u64,
     calls_thr: Option<(f64, f64)>,
     bytes_thr: Option<(f64, f64)>,
-    amount_thr: Option<(f64, f64)>,
     slot_share: f64,
     fired_rate: bool,
     fired_volume: bool,
@@ -421,7 +420,8 @@ impl AgentState {
             w.amount += a;
             w.day_amount += a;
             let d = p.detector(DetectorKind::AmountSurge);
-            // At most one amount alert a day: the day's sum, else the hour's.
+            // The day's running sum against the last days' sums (an hour's
+            // sum is too lumpy to judge: a few large orders make it).
             if on(DetectorKind::AmountSurge) && !w.fired_day {
                 let day_type = series::slot(hour) / 24;
                 if let Some((med, thr)) = w.day_thr
@@ -439,24 +439,6 @@ impl AgentState {
                         Fold::Day {
                             day_type,
                             value: w.day_amount,
-                        },
-                    ));
-                } else if let Some((med, thr)) = w.amount_thr
-                    && w.amount > thr
-                    && w.amount >= d.min
-                {
-                    w.fired_day = true;
-                    found.push(surge(
-                        DetectorKind::AmountSurge,
-                        "declared amount this hour",
-                        w.amount,
-                        med,
-                        thr,
-                        "amount",
-                        Fold::Slot {
-                            series: "amount".into(),
-                            slot: slot(hour),
-                            value: w.amount,
                         },
                     ));
                 }
@@ -497,7 +479,7 @@ impl AgentState {
             let s = slot(h);
             b.calls.push(s, cap(w.calls, w.calls_thr));
             b.volume.push(s, cap(w.bytes, w.bytes_thr));
-            b.amount.push(s, cap(w.amount, w.amount_thr));
+            b.amount.push(s, w.amount);
             for gap in (h + 1).max(hour - MAX_FILL)..hour {
                 let s = slot(gap);
                 b.calls.push(s, 0.0);
@@ -532,23 +514,14 @@ impl AgentState {
         let s = slot(hour);
         let rate_z = p.detector(DetectorKind::RateSurge).threshold;
         let volume_z = p.detector(DetectorKind::VolumeSurge).threshold;
-        let amount_z = p.detector(DetectorKind::AmountSurge).threshold;
         let ring = |series: &series::SlotSeries| series.ring(s).cloned().unwrap_or_default();
-        w.calls_thr = threshold(&ring(&b.calls), rate_z, Floor::Poisson);
+        w.calls_thr = threshold(&ring(&b.calls), rate_z, Floor::Counts);
         w.bytes_thr = threshold(
             &ring(&b.volume),
             volume_z,
             Floor::Relative {
                 share: 0.5,
                 abs: 65_536.0,
-            },
-        );
-        w.amount_thr = threshold(
-            &ring(&b.amount),
-            amount_z,
-            Floor::Relative {
-                share: 0.25,
-                abs: 1.0,
             },
         );
         w.slot_share = b.slot_share(s);

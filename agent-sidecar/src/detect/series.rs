@@ -97,8 +97,9 @@ fn median(v: &mut [f64]) -> f64 {
 /// How a series floors its sigma.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Floor {
-    /// Counts: at least `sqrt(median)` (the Poisson deviation), and 1.
-    Poisson,
+    /// Counts of clustered events (calls come in sessions): at least
+    /// `sqrt(median)` (the Poisson deviation), half the median, and 2.
+    Counts,
     /// Quantities: at least `share * median`, and `abs`.
     Relative {
         /// Share of the median.
@@ -197,7 +198,7 @@ pub(crate) fn merge_rings(a: &Ring, b: &Ring) -> Ring {
 pub(crate) fn threshold(ring: &Ring, z: f64, floor: Floor) -> Option<(f64, f64)> {
     let (med, sigma) = ring.robust()?;
     let least = match floor {
-        Floor::Poisson => med.sqrt().max(1.0),
+        Floor::Counts => med.sqrt().max(0.5 * med).max(2.0),
         Floor::Relative { share, abs } => (share * med).max(abs),
     };
     Some((med, med + z * sigma.max(least)))

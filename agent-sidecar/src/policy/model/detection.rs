@@ -108,14 +108,14 @@ impl DetectorKind {
     /// and `min` mean for each).
     pub fn defaults(self) -> DetectorPolicy {
         let (threshold, min, severity) = match self {
-            DetectorKind::RateSurge => (6.0, 20.0, 3),
+            DetectorKind::RateSurge => (6.0, 30.0, 3),
             DetectorKind::NewDestination => (0.0, 1.0, 4),
             DetectorKind::NewTool => (0.0, 1.0, 3),
             DetectorKind::NewAction => (0.0, 1.0, 2),
             DetectorKind::NewTransition => (0.0, 1.0, 3),
             DetectorKind::OffHours => (0.002, 3.0, 3),
             DetectorKind::VolumeSurge => (6.0, 1_000_000.0, 4),
-            DetectorKind::AmountSurge => (6.0, 100.0, 4),
+            DetectorKind::AmountSurge => (4.0, 100.0, 4),
             DetectorKind::DeniedBurst => (3.0, 10.0, 4),
             DetectorKind::TierShift => (5.0, 6.0, 3),
         };

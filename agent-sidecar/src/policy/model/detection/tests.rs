@@ -18,7 +18,7 @@ fn more_specific_documents_override_field_by_field() {
     assert_eq!(t.response, Response::Quarantine);
     assert_eq!(t.raise_for, Duration::from_secs(1800));
     assert_eq!(p.detector(DetectorKind::RateSurge).threshold, 8.0);
-    assert_eq!(p.detector(DetectorKind::RateSurge).min, 20.0);
+    assert_eq!(p.detector(DetectorKind::RateSurge).min, 30.0);
 }
 
 #[test]
@@ -40,5 +40,5 @@ fn negative_or_non_finite_thresholds_keep_the_default() {
     let mut p = DetectionPolicy::default();
     p.apply(&s);
     assert_eq!(p.detector(DetectorKind::RateSurge).threshold, 6.0);
-    assert_eq!(p.detector(DetectorKind::RateSurge).min, 20.0);
+    assert_eq!(p.detector(DetectorKind::RateSurge).min, 30.0);
 }
