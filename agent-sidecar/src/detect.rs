@@ -21,8 +21,10 @@ mod detectors;
 mod engine;
 mod keys;
 mod observation;
+mod ocsf;
 mod series;
 mod store;
+mod webhook;
 
 pub use alert::{Activity, Alert, EventRef, Fold, MAX_EVIDENCE, Pattern};
 pub use baseline::{
@@ -36,8 +38,10 @@ pub use engine::{
     AlertSink, Clock, Detection, DetectionOptions, MAX_AGENTS, PolicyLookup, Responder,
 };
 pub use observation::{Observation, ObservedKind};
+pub use ocsf::{CATEGORY_UID, CLASS_UID, OCSF_VERSION, detection_finding, severity_name};
 pub use series::{RING, Ring};
 pub use store::{BaselineStore, StoreError, read_file, write_atomic};
+pub use webhook::WebhookAlerts;
 
 #[cfg(test)]
 mod tests;

@@ -273,6 +273,10 @@ struct GatewayArgs {
     /// Webhook (http:// or https://, verified like upstreams) of the SOC: tier-4 halts, quarantines.
     #[arg(long, value_name = "URL")]
     soc_webhook: Option<String>,
+    /// Directory of the behavioural baselines (a file per agent, kept across restarts;
+    /// `none` keeps them in memory only).
+    #[arg(long, value_name = "DIR", default_value = cli::baseline::DEFAULT_BASELINE_DIR)]
+    baseline_dir: PathBuf,
     /// Webhook (http:// or https://, verified like upstreams) of the approvers: tier-3 approvals pending and decided.
     #[arg(long, value_name = "URL")]
     approver_webhook: Option<String>,
@@ -332,6 +336,7 @@ impl GatewayArgs {
             soc_webhook: self.soc_webhook,
             approver_webhook: self.approver_webhook,
             redaction_key: self.redaction_key,
+            baseline_dir: (self.baseline_dir.as_os_str() != "none").then_some(self.baseline_dir),
             config,
         })
     }

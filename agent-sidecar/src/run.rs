@@ -29,6 +29,7 @@ mod agent;
 pub mod allow;
 mod audit;
 pub mod child;
+mod detection;
 mod egress_plan;
 mod enforcement;
 pub mod env;

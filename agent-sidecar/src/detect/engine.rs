@@ -12,6 +12,8 @@ use std::{
     time::Duration,
 };
 
+use arc_swap::ArcSwap;
+
 use super::{
     alert::{Activity, Alert},
     baseline::Baseline,
@@ -85,8 +87,8 @@ struct Inner {
     agents: Mutex<HashMap<String, AgentState>>,
     policy: PolicyLookup,
     store: Option<BaselineStore>,
-    sinks: Vec<Arc<dyn AlertSink>>,
-    responder: Option<Arc<dyn Responder>>,
+    sinks: ArcSwap<Vec<Arc<dyn AlertSink>>>,
+    responder: OnceLock<Arc<dyn Responder>>,
     clock: Clock,
     bus: OnceLock<EventBus>,
     alerts: [AtomicU64; 10],
@@ -110,8 +112,8 @@ impl Detection {
                 agents: Mutex::new(HashMap::new()),
                 policy: opts.policy,
                 store: opts.store,
-                sinks: opts.sinks,
-                responder: opts.responder,
+                sinks: ArcSwap::from_pointee(opts.sinks),
+                responder: opts.responder.map(OnceLock::from).unwrap_or_default(),
                 clock: opts.clock.unwrap_or_else(|| Arc::new(system_clock)),
                 bus: OnceLock::new(),
                 alerts: Default::default(),
@@ -124,6 +126,21 @@ impl Detection {
     /// Response events go to `bus` (set once; later calls are ignored).
     pub fn set_bus(&self, bus: EventBus) {
         let _ = self.inner.bus.set(bus);
+    }
+
+    /// Responses act on `responder` from now on (set once, when the
+    /// gateway has started; later calls are ignored).
+    pub fn set_responder(&self, responder: Arc<dyn Responder>) {
+        let _ = self.inner.responder.set(responder);
+    }
+
+    /// Alerts also go to `sink` from now on.
+    pub fn add_sink(&self, sink: Arc<dyn AlertSink>) {
+        self.inner.sinks.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.push(sink.clone());
+            list
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AgentState>> {
@@ -212,13 +229,13 @@ impl Detection {
         }
         for a in &new {
             self.inner.alerts[a.detector as usize].fetch_add(1, Ordering::Relaxed);
-            for s in &self.inner.sinks {
+            for s in self.inner.sinks.load().iter() {
                 s.deliver(a, Activity::Create);
             }
             self.respond(a, &policy);
         }
         for a in &updates {
-            for s in &self.inner.sinks {
+            for s in self.inner.sinks.load().iter() {
                 s.deliver(a, Activity::Update);
             }
         }
@@ -244,7 +261,7 @@ impl Detection {
             r.min_tier = Some(d.raise_to);
             r.until = Some(until);
         }
-        let result = match (a.response, &self.inner.responder) {
+        let result = match (a.response, self.inner.responder.get()) {
             (Response::Notify, _) => Ok(()),
             (_, None) => Err("no gateway or kernel to act on in this process".to_string()),
             (Response::RaiseTier, Some(x)) => x.raise_tier(&a.agent_id, d.raise_to, until, &reason),
@@ -314,7 +331,7 @@ impl Detection {
             .flat_map(|s| s.close_all())
             .collect();
         for a in &updates {
-            for s in &self.inner.sinks {
+            for s in self.inner.sinks.load().iter() {
                 s.deliver(a, Activity::Update);
             }
         }

@@ -69,6 +69,8 @@ pub struct GatewayOptions {
     /// fields); default `<state dir>/redaction.key`, generated (mode 0600)
     /// when absent.
     pub redaction_key: Option<PathBuf>,
+    /// Where behavioural baselines persist (none: in memory only).
+    pub baseline_dir: Option<PathBuf>,
     /// Gateway behaviour (SLA, limits, timeouts).
     pub config: GatewayConfig,
 }
@@ -213,16 +215,22 @@ pub(crate) struct GatewayServices {
     pub(crate) gateway: Gateway,
     pub(crate) bundle: AgentTrustBundle,
     admin_task: Option<JoinHandle<()>>,
+    /// The behavioural detectors.
+    detection: Option<super::detection::DetectionServices>,
     /// Reloads the policy set when its directory changes.
     _reload: WatchHandle,
 }
 
 impl GatewayServices {
-    /// Stops the admin listener.
+    /// Stops the admin listener; closes the open alerts and writes the
+    /// baselines.
     pub(crate) async fn shutdown(self) {
         if let Some(t) = self.admin_task {
             t.abort();
             let _ = t.await;
+        }
+        if let Some(d) = self.detection {
+            d.shutdown().await;
         }
     }
 }
@@ -324,9 +332,10 @@ pub(crate) async fn start(
         ))
     })?;
     info!(journal = %approvals_dir.display(), replay = ?replay, "approvals journal open");
+    let soc = webhook(&opts.soc_webhook, "SOC", &webhook_tls)?;
     events.add(Arc::new(Notices {
         owner: webhook(&opts.owner_webhook, "owner", &webhook_tls)?,
-        soc: webhook(&opts.soc_webhook, "SOC", &webhook_tls)?,
+        soc: soc.clone(),
     }));
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),
@@ -373,10 +382,19 @@ pub(crate) async fn start(
             opts.policy_dir.display()
         ))
     })?;
+    let detection = super::detection::start(
+        opts.baseline_dir.clone(),
+        policy.store.clone(),
+        &events,
+        &gateway,
+        soc,
+        Vec::new(),
+    );
     Ok(GatewayServices {
         gateway,
         bundle,
         admin_task,
+        detection: Some(detection),
         _reload: reload,
     })
 }
@@ -466,6 +484,7 @@ mod tests {
             soc_webhook: None,
             approver_webhook: None,
             redaction_key: None,
+            baseline_dir: None,
             config: crate::gateway::GatewayConfig::default(),
         }
     }

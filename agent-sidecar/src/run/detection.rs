@@ -1,0 +1,111 @@
+//! `run`'s behavioural detectors: a [`Detection`] on the action event bus
+//! with the policy in force's `detection:` settings, baselines under
+//! `--baseline-dir`, alerts to the SOC (webhook, syslog), and responses
+//! that act on the gateway (minimum tier) and the kernel (quarantine).
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::{
+    approvals::{UnixMillis, WebhookNotifier},
+    detect::{AlertSink, BaselineStore, Detection, DetectionOptions, Responder, WebhookAlerts},
+    events::{ActionSink, EventBus},
+    gateway::Gateway,
+    policy::{PolicyStore, Tier},
+};
+
+/// How often changed baselines are written.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// The detectors and their saving task.
+pub(crate) struct DetectionServices {
+    pub(crate) detection: Detection,
+    saver: JoinHandle<()>,
+}
+
+/// What responses act on: this agent's gateway and, through it, the kernel.
+struct GatewayResponder(Gateway);
+
+impl Responder for GatewayResponder {
+    fn raise_tier(
+        &self,
+        agent_id: &str,
+        tier: Tier,
+        until: UnixMillis,
+        reason: &str,
+    ) -> Result<(), String> {
+        self.check(agent_id)?;
+        self.0.tier_floor().raise(tier, until.0, reason);
+        Ok(())
+    }
+
+    fn quarantine(&self, agent_id: &str, reason: &str) -> Result<(), String> {
+        self.check(agent_id)?;
+        self.0.quarantine_now(reason);
+        Ok(())
+    }
+}
+
+impl GatewayResponder {
+    fn check(&self, agent_id: &str) -> Result<(), String> {
+        if agent_id == self.0.agent_id() {
+            Ok(())
+        } else {
+            Err(format!(
+                "agent `{agent_id}` is not the one this sidecar governs (`{}`)",
+                self.0.agent_id()
+            ))
+        }
+    }
+}
+
+/// Starts the detectors of `gateway`'s agent on `events`.
+pub(crate) fn start(
+    baseline_dir: Option<PathBuf>,
+    policy: Arc<PolicyStore>,
+    events: &EventBus,
+    gateway: &Gateway,
+    soc: Option<Arc<WebhookNotifier>>,
+    extra_sinks: Vec<Arc<dyn AlertSink>>,
+) -> DetectionServices {
+    let mut sinks = extra_sinks;
+    if let Some(soc) = soc {
+        sinks.push(Arc::new(WebhookAlerts(soc)));
+    }
+    let detection = Detection::new(DetectionOptions {
+        policy: Arc::new(move |id| policy.current().detection(id).clone()),
+        store: baseline_dir.clone().map(BaselineStore::new),
+        sinks,
+        responder: Some(Arc::new(GatewayResponder(gateway.clone()))),
+        clock: None,
+    });
+    detection.set_bus(events.clone());
+    detection.preload(gateway.agent_id());
+    let (learned, n) = detection
+        .with_state(gateway.agent_id(), |s| {
+            (s.baseline().learned(), s.baseline().events())
+        })
+        .unwrap_or_default();
+    info!(
+        target: "agent_sidecar::detect",
+        agent = gateway.agent_id(),
+        baselines = %baseline_dir.as_ref().map_or("(memory only)".into(), |d| d.display().to_string()),
+        learned,
+        events = n,
+        "behavioural detectors ready"
+    );
+    events.add(Arc::new(detection.clone()) as Arc<dyn ActionSink>);
+    let saver = detection.spawn_saver(SAVE_EVERY);
+    DetectionServices { detection, saver }
+}
+
+impl DetectionServices {
+    /// Stops saving, closes the open alerts and writes the baselines.
+    pub(crate) async fn shutdown(self) {
+        self.saver.abort();
+        let d = self.detection;
+        let _ = tokio::task::spawn_blocking(move || d.close()).await;
+    }
+}
