@@ -24,6 +24,7 @@ mod observation;
 mod ocsf;
 mod series;
 mod store;
+mod syslog;
 mod webhook;
 
 pub use alert::{Activity, Alert, EventRef, Fold, MAX_EVIDENCE, Pattern};
@@ -41,6 +42,10 @@ pub use observation::{Observation, ObservedKind};
 pub use ocsf::{CATEGORY_UID, CLASS_UID, OCSF_VERSION, detection_finding, severity_name};
 pub use series::{RING, Ring};
 pub use store::{BaselineStore, StoreError, read_file, write_atomic};
+pub use syslog::{
+    SyslogAlerts, SyslogConfig, SyslogCounters, SyslogError, SyslogTarget, SyslogTransport,
+    rfc5424, syslog_severity,
+};
 pub use webhook::WebhookAlerts;
 
 #[cfg(test)]

@@ -273,6 +273,11 @@ struct GatewayArgs {
     /// Webhook (http:// or https://, verified like upstreams) of the SOC: tier-4 halts, quarantines.
     #[arg(long, value_name = "URL")]
     soc_webhook: Option<String>,
+    /// Send alerts (OCSF findings in RFC 5424 messages) to this syslog collector too, repeatable:
+    /// udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (RFC 5425, verified like upstreams);
+    /// queued on disk until the collector takes them.
+    #[arg(long, value_name = "URL")]
+    syslog: Vec<agent_sidecar::detect::SyslogTarget>,
     /// Directory of the behavioural baselines (a file per agent, kept across restarts;
     /// `none` keeps them in memory only).
     #[arg(long, value_name = "DIR", default_value = cli::baseline::DEFAULT_BASELINE_DIR)]
@@ -337,6 +342,7 @@ impl GatewayArgs {
             approver_webhook: self.approver_webhook,
             redaction_key: self.redaction_key,
             baseline_dir: (self.baseline_dir.as_os_str() != "none").then_some(self.baseline_dir),
+            syslog: self.syslog,
             config,
         })
     }

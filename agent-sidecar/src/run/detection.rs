@@ -3,14 +3,22 @@
 //! `--baseline-dir`, alerts to the SOC (webhook, syslog), and responses
 //! that act on the gateway (minimum tier) and the kernel (quarantine).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use super::RunError;
 use crate::{
     approvals::{UnixMillis, WebhookNotifier},
-    detect::{AlertSink, BaselineStore, Detection, DetectionOptions, Responder, WebhookAlerts},
+    detect::{
+        AlertSink, BaselineStore, Detection, DetectionOptions, Responder, SyslogAlerts,
+        SyslogConfig, SyslogTarget, WebhookAlerts,
+    },
     events::{ActionSink, EventBus},
     gateway::Gateway,
     policy::{PolicyStore, Tier},
@@ -59,6 +67,31 @@ impl GatewayResponder {
             ))
         }
     }
+}
+
+/// One sink per syslog collector, each with its queue under
+/// `<dir>/syslog-queue/<agent>/<n>`; `tls://` collectors are verified with
+/// `tls` (the system roots and `--upstream-ca`).
+pub(crate) fn syslog_sinks(
+    targets: &[SyslogTarget],
+    dir: &Path,
+    agent_id: &str,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Vec<Arc<dyn AlertSink>>, RunError> {
+    let store = BaselineStore::new(dir.join("syslog-queue"));
+    let base = store.agent_path(agent_id).with_extension("");
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut config = SyslogConfig::new(t.clone(), base.join(i.to_string()));
+            config.tls = Some(tls.clone());
+            info!(target: "agent_sidecar::detect", collector = %t, queue = %config.queue_dir.display(), "alerts to syslog");
+            SyslogAlerts::spawn(config)
+                .map(|s| Arc::new(s) as Arc<dyn AlertSink>)
+                .map_err(|e| RunError::Gateway(e.to_string()))
+        })
+        .collect()
 }
 
 /// Starts the detectors of `gateway`'s agent on `events`.

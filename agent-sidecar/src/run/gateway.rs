@@ -71,6 +71,8 @@ pub struct GatewayOptions {
     pub redaction_key: Option<PathBuf>,
     /// Where behavioural baselines persist (none: in memory only).
     pub baseline_dir: Option<PathBuf>,
+    /// Syslog collectors of the alerts.
+    pub syslog: Vec<crate::detect::SyslogTarget>,
     /// Gateway behaviour (SLA, limits, timeouts).
     pub config: GatewayConfig,
 }
@@ -382,13 +384,19 @@ pub(crate) async fn start(
             opts.policy_dir.display()
         ))
     })?;
+    let syslog = super::detection::syslog_sinks(
+        &opts.syslog,
+        opts.baseline_dir.as_deref().unwrap_or(&agent_dir),
+        &policy.identity.id,
+        &webhook_tls,
+    )?;
     let detection = super::detection::start(
         opts.baseline_dir.clone(),
         policy.store.clone(),
         &events,
         &gateway,
         soc,
-        Vec::new(),
+        syslog,
     );
     Ok(GatewayServices {
         gateway,
@@ -485,6 +493,7 @@ mod tests {
             approver_webhook: None,
             redaction_key: None,
             baseline_dir: None,
+            syslog: Vec::new(),
             config: crate::gateway::GatewayConfig::default(),
         }
     }
