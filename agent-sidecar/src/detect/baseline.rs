@@ -208,7 +208,7 @@ impl Baseline {
 
     /// Folds what an alert found (its [`Fold`]) in: marking it benign.
     pub fn fold_benign(&mut self, fold: &Fold) {
-        super::detectors::fold_into(self, fold);
+        fold_into(self, fold);
         self.benign += 1;
     }
 
@@ -297,6 +297,51 @@ impl Baseline {
         b.transitions.overflow = f.overflow.transitions;
         b.benign = f.benign;
         b
+    }
+}
+
+/// Folds what an alert found into `b`.
+fn fold_into(b: &mut Baseline, fold: &Fold) {
+    match fold {
+        Fold::Tool { tool, action } => {
+            b.tools.add(tool, 1);
+            if let Some(a) = action {
+                b.actions.add(a, 1);
+            }
+        }
+        Fold::Action { action } => {
+            b.actions.add(action, 1);
+        }
+        Fold::Destination { destination } => {
+            b.destinations.add(destination, 1);
+        }
+        Fold::Transition { from, to } => {
+            if let (Some(f), Some(t)) = (b.actions.add(from, 0), b.actions.add(to, 0)) {
+                b.transitions.add(f, t, 1);
+            }
+        }
+        Fold::Hour { week_hour, count } => {
+            if let Some(h) = b.week.get_mut(*week_hour) {
+                *h += count;
+            }
+        }
+        Fold::Slot {
+            series,
+            slot,
+            value,
+        } => match series.as_str() {
+            "calls" => b.calls.push(*slot, *value),
+            "bytes" => b.volume.push(*slot, *value),
+            _ => b.amount.push(*slot, *value),
+        },
+        Fold::Day { day_type, value } => b.amount_days[(*day_type).min(1)].push(*value),
+        Fold::Denied { per_minute } => {
+            b.denied_max_minute = b.denied_max_minute.max(*per_minute);
+        }
+        Fold::Tiers { high, calls } => {
+            b.tiers[2] += high;
+            b.tiers[0] += calls.saturating_sub(*high);
+        }
     }
 }
 
