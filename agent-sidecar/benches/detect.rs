@@ -21,7 +21,7 @@ use std::{
 };
 
 use agent_sidecar::{
-    detect::{Detection, DetectionOptions, MEMORY_BOUND_BYTES, ObservedKind, Observation},
+    detect::{Detection, DetectionOptions, MEMORY_BOUND_BYTES, Observation, ObservedKind},
     policy::{Tier, detection::DetectionPolicy},
 };
 
