@@ -22,6 +22,7 @@ mod engine;
 mod keys;
 mod observation;
 mod ocsf;
+mod respond;
 mod series;
 mod store;
 mod syslog;
@@ -40,6 +41,7 @@ pub use engine::{
 };
 pub use observation::{Observation, ObservedKind};
 pub use ocsf::{CATEGORY_UID, CLASS_UID, OCSF_VERSION, detection_finding, severity_name};
+pub use respond::GatewayResponder;
 pub use series::{RING, Ring};
 pub use store::{BaselineStore, StoreError, read_file, write_atomic};
 pub use syslog::{

@@ -14,14 +14,14 @@ use tracing::info;
 
 use super::RunError;
 use crate::{
-    approvals::{UnixMillis, WebhookNotifier},
+    approvals::WebhookNotifier,
     detect::{
-        AlertSink, BaselineStore, Detection, DetectionOptions, Responder, SyslogAlerts,
+        AlertSink, BaselineStore, Detection, DetectionOptions, GatewayResponder, SyslogAlerts,
         SyslogConfig, SyslogTarget, WebhookAlerts,
     },
     events::{ActionSink, EventBus},
     gateway::Gateway,
-    policy::{PolicyStore, Tier},
+    policy::PolicyStore,
 };
 
 /// How often changed baselines are written.
@@ -31,42 +31,6 @@ const SAVE_EVERY: Duration = Duration::from_secs(60);
 pub(crate) struct DetectionServices {
     pub(crate) detection: Detection,
     saver: JoinHandle<()>,
-}
-
-/// What responses act on: this agent's gateway and, through it, the kernel.
-struct GatewayResponder(Gateway);
-
-impl Responder for GatewayResponder {
-    fn raise_tier(
-        &self,
-        agent_id: &str,
-        tier: Tier,
-        until: UnixMillis,
-        reason: &str,
-    ) -> Result<(), String> {
-        self.check(agent_id)?;
-        self.0.tier_floor().raise(tier, until.0, reason);
-        Ok(())
-    }
-
-    fn quarantine(&self, agent_id: &str, reason: &str) -> Result<(), String> {
-        self.check(agent_id)?;
-        self.0.quarantine_now(reason);
-        Ok(())
-    }
-}
-
-impl GatewayResponder {
-    fn check(&self, agent_id: &str) -> Result<(), String> {
-        if agent_id == self.0.agent_id() {
-            Ok(())
-        } else {
-            Err(format!(
-                "agent `{agent_id}` is not the one this sidecar governs (`{}`)",
-                self.0.agent_id()
-            ))
-        }
-    }
 }
 
 /// One sink per syslog collector, each with its queue under
