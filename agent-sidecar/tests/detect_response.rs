@@ -143,3 +143,47 @@ fn a_responder_refuses_to_act_on_another_agent() {
     assert!(r[0].error.as_deref().unwrap().contains("someone-else"));
     assert!(!h.gateway.quarantined());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_alerts_and_marks_one_benign_through_the_admin_api() {
+    use agent_sidecar::{
+        admin::{Admin, serve},
+        approvals::BearerToken,
+    };
+    let h = Harness::start(Options::default()).await;
+    let (d, _) = detection(&h, DetectorKind::NewTool, Response::Notify);
+    let agent = h.gateway.agent_id().to_string();
+    d.observe(&agent, &call("shell", "exec"));
+    let token = "t0k3n-for-the-admin-api-tests";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let admin = Admin::api(h.approvals.clone(), BearerToken::new(token).unwrap())
+        .with_gateway(h.gateway.clone())
+        .with_detection(d.clone());
+    tokio::spawn(serve(listener, admin));
+    let auth = format!("Authorization: Bearer {token}");
+
+    let (status, body) = curl(&[], &["-H", &auth, &format!("{url}/v1/alerts")]).await;
+    assert_eq!(status, 200, "{body}");
+    let alerts = json_of(&body)["alerts"].as_array().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{body}");
+    assert_eq!(alerts[0]["detector"], "new_tool");
+    let id = alerts[0]["id"].as_str().unwrap().to_string();
+
+    let benign = format!("{url}/v1/alerts/{id}/benign");
+    let (status, _) = curl(&[], &["-H", &auth, "-X", "POST", "-d", "{}", &benign]).await;
+    assert_eq!(status, 400, "operator and reason are required");
+    let (status, _) = curl(&[], &["-X", "POST", "-d", "{}", &benign]).await;
+    assert_eq!(status, 401, "the bearer token is required");
+    let who = r#"{"operator": "soc@acme.example", "reason": "new deployment tool"}"#;
+    let (status, body) = curl(&[], &["-H", &auth, "-X", "POST", "-d", who, &benign]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = curl(&[], &["-H", &auth, "-X", "POST", "-d", who, &benign]).await;
+    assert_eq!(status, 404, "folded once");
+
+    // Folded in: the tool is normal now.
+    let mut again = call("shell", "exec");
+    again.at_ms += 3_600_000;
+    d.observe(&agent, &again);
+    assert_eq!(d.alerts_raised(DetectorKind::NewTool), 1);
+}

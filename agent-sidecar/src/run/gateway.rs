@@ -353,6 +353,20 @@ pub(crate) async fn start(
         config: opts.config.clone(),
     })
     .map_err(err)?;
+    let syslog = super::detection::syslog_sinks(
+        &opts.syslog,
+        opts.baseline_dir.as_deref().unwrap_or(&agent_dir),
+        &policy.identity.id,
+        &webhook_tls,
+    )?;
+    let detection = super::detection::start(
+        opts.baseline_dir.clone(),
+        policy.store.clone(),
+        &events,
+        &gateway,
+        soc,
+        syslog,
+    );
     let admin_task = match admin_listener {
         Some(listener) => {
             let path = opts.admin_token_file.as_ref().ok_or_else(|| {
@@ -360,8 +374,10 @@ pub(crate) async fn start(
             })?;
             let token = BearerToken::from_file(path).map_err(err)?;
             let addr = listener.local_addr().map_err(err)?;
-            info!(%addr, "admin API: approvals, compensations, quarantine");
-            let admin = Admin::api(approvals, token).with_gateway(gateway.clone());
+            info!(%addr, "admin API: approvals, compensations, quarantine, alerts");
+            let admin = Admin::api(approvals, token)
+                .with_gateway(gateway.clone())
+                .with_detection(detection.detection.clone());
             Some(tokio::spawn(crate::admin::serve(listener, admin)))
         }
         None => None,
@@ -384,20 +400,6 @@ pub(crate) async fn start(
             opts.policy_dir.display()
         ))
     })?;
-    let syslog = super::detection::syslog_sinks(
-        &opts.syslog,
-        opts.baseline_dir.as_deref().unwrap_or(&agent_dir),
-        &policy.identity.id,
-        &webhook_tls,
-    )?;
-    let detection = super::detection::start(
-        opts.baseline_dir.clone(),
-        policy.store.clone(),
-        &events,
-        &gateway,
-        soc,
-        syslog,
-    );
     Ok(GatewayServices {
         gateway,
         bundle,
