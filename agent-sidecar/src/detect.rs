@@ -34,7 +34,7 @@ pub use baseline::{
     MEMORY_BOUND_BYTES, Overflow, TransitionEntry,
 };
 pub use detectors::{
-    AgentState, MAX_OPEN, MAX_RECENT, SESSION_GAP_MS, TIER_MIN_WINDOW, TIER_WINDOW,
+    AgentState, MAX_OPEN, MAX_RECENT, SESSION_GAP_MS, STORM, TIER_MIN_WINDOW, TIER_WINDOW,
 };
 pub use engine::{
     AlertSink, Clock, Detection, DetectionOptions, MAX_AGENTS, PolicyLookup, Responder,

@@ -23,6 +23,10 @@ pub const TIER_WINDOW: u32 = 64;
 pub const TIER_MIN_WINDOW: u32 = 16;
 /// Most alerts open (within their de-duplication window) per agent.
 pub const MAX_OPEN: usize = 32;
+/// Open alerts of one detector past which further subjects fold into the
+/// latest of them: a flood of distinct new destinations is one storm, not
+/// thousands of alerts.
+pub const STORM: usize = 8;
 /// Most closed alerts kept per agent for marking benign.
 pub const MAX_RECENT: usize = 32;
 /// Longest gap of hours filled with zeros when time jumps (every slot's
@@ -556,6 +560,26 @@ impl AgentState {
                 a.observed = f.observed;
                 a.fold = f.fold;
             }
+            if a.events.len() < MAX_EVIDENCE {
+                a.events.push(EventRef::of(o));
+            }
+            return Raised::Repeat;
+        }
+        let same = self
+            .open
+            .iter()
+            .filter(|a| a.alert.detector == f.detector)
+            .count();
+        if same >= STORM
+            && let Some(open) = self
+                .open
+                .iter_mut()
+                .rev()
+                .find(|a| a.alert.detector == f.detector)
+        {
+            let a = &mut open.alert;
+            a.count = a.count.saturating_add(1);
+            a.last_ms = a.last_ms.max(o.at_ms);
             if a.events.len() < MAX_EVIDENCE {
                 a.events.push(EventRef::of(o));
             }

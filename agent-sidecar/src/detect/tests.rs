@@ -295,3 +295,147 @@ fn a_raise_tier_response_without_a_gateway_says_it_was_not_applied() {
     assert!(!r[0].applied);
     assert_eq!(r[0].min_tier, Some(Tier::Approval));
 }
+
+/// A week of 08:00-18:00 weekdays, 6 calls an hour (one every 10 min),
+/// learned with the default 7-day period shortened to 5 days.
+fn learn_week(d: &Detection) {
+    for day in 0..5 {
+        for i in 0..60 {
+            let at = MONDAY + day * 24 * H + 8 * H + i * 600_000;
+            let action = if i % 2 == 0 { "get" } else { "list" };
+            d.observe("a", &call(at, "crm", action, "crm.example"));
+        }
+    }
+}
+
+fn week_policy() -> DetectionPolicy {
+    DetectionPolicy {
+        learning: std::time::Duration::from_secs(4 * 86_400),
+        min_learning_events: 100,
+        ..DetectionPolicy::default()
+    }
+}
+
+fn detectors(sink: &Collect) -> Vec<DetectorKind> {
+    sink.0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, act)| *act == Activity::Create)
+        .map(|(a, _)| a.detector)
+        .collect()
+}
+
+#[test]
+fn a_runaway_loop_is_a_rate_surge_a_busy_hour_is_not() {
+    let (d, sink) = engine(week_policy(), None);
+    learn_week(&d);
+    // Next Monday 10:00: twice the usual calls, then a loop of 100.
+    let t = MONDAY + 7 * 24 * H + 10 * H;
+    for i in 0..12 {
+        let action = if i % 2 == 0 { "get" } else { "list" };
+        d.observe("a", &call(t + i * 60_000, "crm", action, "crm.example"));
+    }
+    assert!(detectors(&sink).is_empty(), "{:?}", detectors(&sink));
+    for i in 0..100 {
+        let action = if i % 2 == 0 { "get" } else { "list" };
+        d.observe(
+            "a",
+            &call(t + 20 * 60_000 + i * 1000, "crm", action, "crm.example"),
+        );
+    }
+    assert_eq!(detectors(&sink), [DetectorKind::RateSurge]);
+    let a = sink.0.lock().unwrap()[0].0.clone();
+    // Median 6, sigma floored at max(sqrt 6, 3, 2) = 3: threshold 24, and
+    // the policy's least 30 calls.
+    assert_eq!(a.baseline, 6.0);
+    assert_eq!(a.threshold, 24.0);
+    assert_eq!(a.observed, 30.0);
+}
+
+#[test]
+fn a_run_of_approvals_and_denials_is_a_tier_shift_once() {
+    let (d, sink) = engine(week_policy(), None);
+    learn_week(&d);
+    // 25 calls in the hour (under the rate threshold); the last 10 held
+    // or refused.
+    let t = MONDAY + 7 * 24 * H + 10 * H;
+    for i in 0..25u64 {
+        let action = if i % 2 == 0 { "get" } else { "list" };
+        let mut o = call(t + i * 120_000, "crm", action, "crm.example");
+        if i >= 15 {
+            o.tier = Some(if i % 2 == 0 {
+                Tier::Approval
+            } else {
+                Tier::Deny
+            });
+        }
+        d.observe("a", &o);
+    }
+    assert_eq!(detectors(&sink), [DetectorKind::TierShift]);
+    let a = sink.0.lock().unwrap()[0].0.clone();
+    assert!(
+        a.observed > a.threshold && a.threshold > a.baseline,
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_flood_of_new_destinations_is_a_storm_not_a_flood_of_alerts() {
+    let mut p = quick_policy();
+    p.detectors[DetectorKind::RateSurge as usize].enabled = false;
+    let (d, sink) = engine(p, None);
+    learn(&d);
+    let t = MONDAY + 2 * 24 * H + 9 * H;
+    let hosts: Vec<String> = (0..500).map(|i| format!("h{i}.evil.example")).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        let action = if i % 2 == 0 { "get" } else { "list" };
+        d.observe("a", &call(t + i as u64 * 100, "crm", action, h));
+    }
+    assert_eq!(detectors(&sink), [DetectorKind::NewDestination; STORM]);
+    d.close();
+    // Each alert's final count: its update's, else 1.
+    let got = sink.0.lock().unwrap().clone();
+    let total: u32 = got
+        .iter()
+        .filter(|(_, act)| *act == Activity::Create)
+        .map(|(a, _)| {
+            got.iter()
+                .find(|(u, act)| *act == Activity::Update && u.id == a.id)
+                .map_or(1, |(u, _)| u.count)
+        })
+        .sum();
+    assert_eq!(total, 500, "every new destination is counted");
+}
+
+#[test]
+fn the_hour_profile_follows_the_local_time() {
+    // Learned 08:00-18:00 UTC; with the agents at UTC+2 that is 10:00-20:00
+    // local, so 09:00 UTC (11:00 local) is in hours, 22:30 UTC (00:30
+    // local) is not.
+    let p = DetectionPolicy {
+        utc_offset_minutes: 120,
+        ..quick_policy()
+    };
+    let (d, sink) = engine(p, None);
+    learn(&d);
+    let t = MONDAY + 2 * 24 * H;
+    let alternate = |i: u64| if i.is_multiple_of(2) { "get" } else { "list" };
+    for i in 0..3 {
+        let at = t + 9 * H + i * 60_000;
+        d.observe("a", &call(at, "crm", alternate(i), "crm.example"));
+    }
+    let summaries: Vec<String> = sink
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.0.summary())
+        .collect();
+    assert!(summaries.is_empty(), "{summaries:?}");
+    for i in 0..3 {
+        let at = t + 22 * H + 30 * 60_000 + i * 60_000;
+        d.observe("a", &call(at, "crm", alternate(i), "crm.example"));
+    }
+    assert_eq!(detectors(&sink), [DetectorKind::OffHours]);
+}
