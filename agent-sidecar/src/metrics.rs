@@ -20,6 +20,7 @@ pub struct Metrics {
     kernel_decisions: IntCounterVec,
     allowlist_entries: IntGaugeVec,
     confinement_missing: IntCounterVec,
+    detection_alerts: IntCounterVec,
     last_kernel: Mutex<KernelCounters>,
     policy: PolicyMetrics,
     gateway: GatewayMetrics,
@@ -139,7 +140,20 @@ impl Metrics {
             &["agent_id", "layer"],
         )
         .expect("valid metric");
-        for c in [&egress_denied, &kernel_decisions, &confinement_missing] {
+        let detection_alerts = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_detection_alerts_total",
+                "Behavioural alerts raised, by detector and the response the policy gave                  it (notify, raise_tier, quarantine), and whether the response was applied                  (false: it could not act; see the detector response log line).",
+            ),
+            &["agent_id", "detector", "response", "applied"],
+        )
+        .expect("valid metric");
+        for c in [
+            &egress_denied,
+            &kernel_decisions,
+            &confinement_missing,
+            &detection_alerts,
+        ] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
@@ -158,6 +172,7 @@ impl Metrics {
             kernel_decisions,
             allowlist_entries,
             confinement_missing,
+            detection_alerts,
             last_kernel: Mutex::new(KernelCounters::default()),
             policy,
             gateway,
@@ -274,6 +289,16 @@ impl ActionSink for Metrics {
                     .mcp_message_dropped(d.agent_id, d.direction, d.reason)
             }
             ActionEvent::KernelDeny(d) => self.record_deny(d.agent_id, d.record),
+            ActionEvent::Response(r) => {
+                self.detection_alerts
+                    .with_label_values(&[
+                        r.agent_id.as_str(),
+                        r.detector.as_str(),
+                        r.response.as_str(),
+                        if r.applied { "true" } else { "false" },
+                    ])
+                    .inc();
+            }
             _ => {}
         }
     }
@@ -292,6 +317,38 @@ impl crate::policy::reload::ReloadObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detector_responses_are_counted_by_detector_response_and_outcome() {
+        use crate::{
+            approvals::UnixMillis,
+            events::DetectionResponse,
+            policy::detection::{DetectorKind, Response},
+        };
+        let m = Metrics::new();
+        let mut r = DetectionResponse {
+            at: UnixMillis(0),
+            agent_id: "a".into(),
+            alert_id: "alr_1".into(),
+            detector: DetectorKind::NewTool,
+            response: Response::RaiseTier,
+            min_tier: None,
+            until: None,
+            applied: true,
+            error: None,
+        };
+        m.consume(ActionEvent::Response(&r));
+        r.applied = false;
+        m.consume(ActionEvent::Response(&r));
+        m.consume(ActionEvent::Response(&r));
+        let text = m.render();
+        for (applied, n) in [("true", 1), ("false", 2)] {
+            let line = format!(
+                "agent_sidecar_detection_alerts_total{{agent_id=\"a\",applied=\"{applied}\",detector=\"new_tool\",response=\"raise_tier\"}} {n}"
+            );
+            assert!(text.contains(&line), "{line} not in:\n{text}");
+        }
+    }
 
     #[test]
     fn kernel_counters_advance_by_delta() {

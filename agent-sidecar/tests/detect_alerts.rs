@@ -180,16 +180,18 @@ async fn alerts_reach_the_soc_webhook_as_findings_within_100_ms() {
     first.action = Some("get");
     first.destination = Some("crm.example");
     first.tier = Some(Tier::Autonomous);
-    detection.observe("a", &first);
-    detection.observe("a", &first);
     let mut latencies = Vec::new();
+    // One agent per alert: past 8 open alerts of one detector, an agent's
+    // further new destinations fold into a storm.
     for i in 0..50 {
+        let agent = format!("agent-{i}");
+        detection.observe(&agent, &first);
         let host = format!("new-{i}.example");
         let mut o = first;
         o.at_ms = now();
         o.destination = Some(&host);
         let t = Instant::now();
-        detection.observe("a", &o);
+        detection.observe(&agent, &o);
         loop {
             let got = hook.events.lock().unwrap().iter().any(|e| {
                 e["anomaly_analyses"][0]["anomalies"][0]["observations"][0]["value"] == host
