@@ -132,6 +132,7 @@ rc=0
     --secret "crm-token=file:$work/secrets/crm-token" --upstream-ca "$work/ca.pem" \
     --admin-listen "$admin" --admin-token-file "$work/secrets/admin-token" \
     --owner-webhook "http://$hooks/owner" --soc-webhook "http://$hooks/soc" \
+    --baseline-dir "$work/baselines" \
     --pass-env DEMO_SDK_PYTHON \
     -- python3 "$agent_script" 2> "$work/sidecar.log" || rc=$?
 sleep 0.5 # the last webhooks

@@ -149,6 +149,10 @@ impl World {
             &format!("http://{DNS}:8080/owner"),
             "--soc-webhook",
             &format!("http://{DNS}:8080/soc"),
+            // Each run learns anew: a baseline kept from earlier runs
+            // would start alerting once it has learned a week.
+            "--baseline-dir",
+            self.dir.join("baselines").to_str().unwrap(),
         ]
         .map(String::from)
         .to_vec();
