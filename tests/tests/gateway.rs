@@ -333,6 +333,19 @@ fn allowed_and_supervised_tools_with_injected_credentials_and_a_filtered_list() 
     );
     // The admin API is out of the agent's reach.
     assert!(stdout.contains("errno 1"), "admin API reachable: {stdout}");
+    // The behavioural baseline was written at exit, the two calls in it.
+    let path =
+        agent_sidecar::detect::BaselineStore::new(w.dir.join("baselines")).agent_path(&w.agent);
+    let baseline = agent_sidecar::detect::read_file(&path)
+        .unwrap_or_else(|e| panic!("no baseline kept at exit: {e}"));
+    let f = baseline.to_file();
+    assert!(!f.learned, "a first run is learning");
+    assert!(
+        f.actions.keys().any(|a| a.ends_with(".lookup"))
+            && f.actions.keys().any(|a| a.ends_with(".bulk_update")),
+        "{:?}",
+        f.actions
+    );
 }
 
 #[test]
