@@ -991,3 +991,50 @@ fn a_policy_rewritten_in_place_never_lets_a_denied_call_through_under_run() {
     assert!(w.mcp.calls().is_empty(), "{:?}", w.mcp.calls());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), base);
 }
+
+#[test]
+fn a_new_action_after_learning_reaches_the_soc_as_an_ocsf_finding() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    // The agent's document: learn for a second, from one call.
+    let doc = w.dir.join("policy/agent.yaml");
+    let mut yaml = std::fs::read_to_string(&doc).unwrap();
+    yaml.push_str("detection:\n  learning: 1s\n  min_learning_events: 1\n");
+    std::fs::write(&doc, yaml).unwrap();
+    let script = format!(
+        "{}\nsleep 1.5\n{}\nsleep 1",
+        client("get_customer", &json!({"customer_id": "c-42"}), &[]),
+        client(
+            "update_customers",
+            &json!({"customer_ids": ["c-1"], "status": "vip"}),
+            &[]
+        ),
+    );
+    let out = w.run(&[], &script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let findings: Vec<Value> = w
+        .hooks("/soc")
+        .into_iter()
+        .filter(|e| e["class_uid"] == 2004)
+        .collect();
+    assert_eq!(findings.len(), 1, "{findings:#?}\n{stderr}");
+    let f = &findings[0];
+    assert_eq!(f["finding_info"]["analytic"]["name"], "new_action");
+    assert_eq!(
+        f["anomaly_analyses"][0]["analysis_targets"][0]["name"],
+        w.agent.as_str()
+    );
+    let action = f["anomaly_analyses"][0]["anomalies"][0]["observations"][0]["value"]
+        .as_str()
+        .unwrap();
+    assert!(action.ends_with(".bulk_update"), "{f}");
+    assert!(
+        f["evidences"][0]["data"]["trace_id"].as_str().is_some(),
+        "{f}"
+    );
+    assert!(stderr.contains("detector response"), "{stderr}");
+}

@@ -156,14 +156,17 @@ impl AgentState {
         if b.first_ms == 0 {
             b.first_ms = o.at_ms.max(1);
         }
-        if !b.learned
+        let just_learned = !b.learned
             && o.at_ms.saturating_sub(b.first_ms) >= p.learning.as_millis() as u64
-            && b.events >= p.min_learning_events
-        {
-            b.learned = true;
-        }
+            && b.events >= p.min_learning_events;
+        b.learned |= just_learned;
         self.dirty = true;
         self.roll(o.at_ms, p);
+        if just_learned && let Some(h) = self.win.hour {
+            // The hour's thresholds were computed from a baseline still
+            // learning: compute them from the learned one.
+            self.hour_thresholds(h, p);
+        }
         let detect = self.baseline.learned && p.enabled;
         let on = |k: DetectorKind| detect && p.detector(k).enabled;
         let b = &mut self.baseline;
@@ -515,6 +518,23 @@ impl AgentState {
                 },
             );
         }
+        w.hour = Some(hour);
+        self.hour_thresholds(hour, p);
+        let w = &mut self.win;
+        w.calls = 0.0;
+        w.bytes = 0.0;
+        w.amount = 0.0;
+        w.activity = 0;
+        w.fired_rate = false;
+        w.fired_volume = false;
+        w.fired_off_hours = false;
+    }
+
+    /// The thresholds of `hour`'s slot and its share of the activity, from
+    /// the baseline as it is now (at the start of an hour, and when the
+    /// learning period ends within one).
+    fn hour_thresholds(&mut self, hour: i64, p: &DetectionPolicy) {
+        let (b, w) = (&self.baseline, &mut self.win);
         let s = slot(hour);
         let rate_z = p.detector(DetectorKind::RateSurge).threshold;
         let volume_z = p.detector(DetectorKind::VolumeSurge).threshold;
@@ -529,14 +549,6 @@ impl AgentState {
             },
         );
         w.slot_share = b.slot_share(s);
-        w.hour = Some(hour);
-        w.calls = 0.0;
-        w.bytes = 0.0;
-        w.amount = 0.0;
-        w.activity = 0;
-        w.fired_rate = false;
-        w.fired_volume = false;
-        w.fired_off_hours = false;
     }
 
     /// Raises `f` found in `o`: a new alert, or a repeat of an open one

@@ -439,3 +439,29 @@ fn the_hour_profile_follows_the_local_time() {
     }
     assert_eq!(detectors(&sink), [DetectorKind::OffHours]);
 }
+
+#[test]
+fn a_learning_period_that_ends_within_an_hour_judges_that_hour_by_what_it_learned() {
+    // Learns for 9 s (get, list, get, list, get), then judges the rest of
+    // its first hour, 03:00, by that.
+    let p = DetectionPolicy {
+        learning: std::time::Duration::from_secs(9),
+        min_learning_events: 1,
+        ..DetectionPolicy::default()
+    };
+    let (d, sink) = engine(p, None);
+    let t = MONDAY + 3 * H;
+    for i in 0..8u64 {
+        let action = if i.is_multiple_of(2) { "get" } else { "list" };
+        d.observe("a", &call(t + i * 2000, "crm", action, "crm.example"));
+    }
+    assert!(d.with_state("a", |s| s.baseline().learned()).unwrap());
+    let summaries: Vec<String> = sink
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.0.summary())
+        .collect();
+    assert!(summaries.is_empty(), "{summaries:?}");
+}
