@@ -465,3 +465,29 @@ fn a_learning_period_that_ends_within_an_hour_judges_that_hour_by_what_it_learne
         .collect();
     assert!(summaries.is_empty(), "{summaries:?}");
 }
+
+#[test]
+fn a_thousand_agents_baselines_stay_within_the_documented_bound() {
+    let (d, _) = engine(quick_policy(), None);
+    for i in 0..1000 {
+        let agent = format!("agent-{i:04}");
+        for day in 0..2 {
+            for j in 0..30u64 {
+                let at = MONDAY + day * 24 * H + 8 * H + j * 1_200_000;
+                let action = if j.is_multiple_of(2) { "get" } else { "list" };
+                d.observe(&agent, &call(at, "crm", action, "crm.example"));
+            }
+        }
+    }
+    let (agents, bytes) = d.footprint();
+    assert_eq!(agents, 1000);
+    println!(
+        "1,000 agents: {bytes} bytes of baselines, {} per agent",
+        bytes / agents
+    );
+    assert!(bytes <= 1000 * MEMORY_BOUND_BYTES);
+    assert!(
+        bytes / agents <= 32 * 1024,
+        "a small agent is far below the bound"
+    );
+}
