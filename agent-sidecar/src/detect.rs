@@ -37,7 +37,8 @@ pub use detectors::{
     AgentState, MAX_OPEN, MAX_RECENT, SESSION_GAP_MS, STORM, TIER_MIN_WINDOW, TIER_WINDOW,
 };
 pub use engine::{
-    AlertSink, Clock, Detection, DetectionOptions, MAX_AGENTS, PolicyLookup, Responder,
+    AlertSink, Clock, Detection, DetectionMetrics, DetectionOptions, MAX_AGENTS, PolicyLookup,
+    Responder,
 };
 pub use observation::{Observation, ObservedKind};
 pub use ocsf::{CATEGORY_UID, CLASS_UID, OCSF_VERSION, detection_finding, severity_name};

@@ -21,6 +21,9 @@ pub struct Metrics {
     allowlist_entries: IntGaugeVec,
     confinement_missing: IntCounterVec,
     detection_alerts: IntCounterVec,
+    alert_deliveries: IntCounterVec,
+    baseline_store_errors: IntCounterVec,
+    baseline_learned: IntGaugeVec,
     last_kernel: Mutex<KernelCounters>,
     policy: PolicyMetrics,
     gateway: GatewayMetrics,
@@ -148,11 +151,44 @@ impl Metrics {
             &["agent_id", "detector", "response", "applied"],
         )
         .expect("valid metric");
+        let alert_deliveries = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_alert_deliveries_total",
+                "Behavioural alert deliveries by sink (syslog) and outcome: sent, failed \
+                 (an attempt that is retried from the disk queue), dropped (queue full or \
+                 not writable).",
+            ),
+            &["agent_id", "sink", "outcome"],
+        )
+        .expect("valid metric");
+        let baseline_store_errors = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_baseline_store_errors_total",
+                "Behavioural baselines that could not be read (the agent learns anew: no \
+                 alert until it has) or written (kept in memory, written again later).",
+            ),
+            &["agent_id"],
+        )
+        .expect("valid metric");
+        let baseline_learned = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_baseline_learned",
+                "1 when the agent's behavioural baseline has learned (its detectors may \
+                 fire), 0 while it learns.",
+            ),
+            &["agent_id"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(baseline_learned.clone()))
+            .expect("unique metric");
         for c in [
             &egress_denied,
             &kernel_decisions,
             &confinement_missing,
             &detection_alerts,
+            &alert_deliveries,
+            &baseline_store_errors,
         ] {
             registry
                 .register(Box::new(c.clone()))
@@ -173,6 +209,9 @@ impl Metrics {
             allowlist_entries,
             confinement_missing,
             detection_alerts,
+            alert_deliveries,
+            baseline_store_errors,
+            baseline_learned,
             last_kernel: Mutex::new(KernelCounters::default()),
             policy,
             gateway,
@@ -304,6 +343,26 @@ impl ActionSink for Metrics {
     }
 }
 
+impl crate::detect::DetectionMetrics for Metrics {
+    fn alert_delivery(&self, agent_id: &str, sink: &str, outcome: &str) {
+        self.alert_deliveries
+            .with_label_values(&[agent_id, sink, outcome])
+            .inc();
+    }
+
+    fn baseline_store_error(&self, agent_id: &str) {
+        self.baseline_store_errors
+            .with_label_values(&[agent_id])
+            .inc();
+    }
+
+    fn baseline_learned(&self, agent_id: &str, learned: bool) {
+        self.baseline_learned
+            .with_label_values(&[agent_id])
+            .set(i64::from(learned));
+    }
+}
+
 impl crate::policy::reload::ReloadObserver for Metrics {
     fn reloaded(&self, result: &str, version: Option<&PolicyVersion>) {
         self.policy_reloaded(result, version);
@@ -317,6 +376,23 @@ impl crate::policy::reload::ReloadObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detection_health_is_exported() {
+        use crate::detect::DetectionMetrics;
+        let m = Metrics::new();
+        m.alert_delivery("a", "syslog", "dropped");
+        m.baseline_store_error("a");
+        m.baseline_learned("a", true);
+        let text = m.render();
+        for line in [
+            "agent_sidecar_alert_deliveries_total{agent_id=\"a\",outcome=\"dropped\",sink=\"syslog\"} 1",
+            "agent_sidecar_baseline_store_errors_total{agent_id=\"a\"} 1",
+            "agent_sidecar_baseline_learned{agent_id=\"a\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} not in:\n{text}");
+        }
+    }
 
     #[test]
     fn detector_responses_are_counted_by_detector_response_and_outcome() {

@@ -3,11 +3,16 @@
 //! and the disk queue that keeps alerts while the collector is down, also
 //! across a restart of the sender.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use agent_sidecar::detect::{
-    Activity, Alert, AlertSink, EventRef, Fold, Pattern, SyslogAlerts, SyslogConfig, SyslogTarget,
+    Activity, Alert, AlertSink, DetectionMetrics, EventRef, Fold, Pattern, SyslogAlerts,
+    SyslogConfig, SyslogTarget,
 };
+use agent_sidecar::metrics::Metrics;
 use agent_sidecar::policy::detection::{DetectorKind, Response};
 use agent_sidecar_test_support::{ca::TestCa, rsyslog::Rsyslog, temp::TempDir};
 use serde_json::Value;
@@ -125,6 +130,15 @@ fn alerts_wait_on_disk_while_the_collector_is_down_and_across_a_restart() {
         .unwrap()
         .port();
     let target = format!("tls://localhost:{port}");
+    let metrics = Arc::new(Metrics::new());
+    let config = |queue: &TempDir| {
+        let mut c = config(&target, queue, &ca);
+        c.metrics = Some((
+            metrics.clone() as Arc<dyn DetectionMetrics>,
+            "support-1".to_string(),
+        ));
+        c
+    };
 
     // First run: the collector is down; three alerts are queued, then the
     // sender stops (its runtime is dropped, as at a crash or restart).
@@ -134,8 +148,7 @@ fn alerts_wait_on_disk_while_the_collector_is_down_and_across_a_restart() {
             .enable_all()
             .build()
             .unwrap();
-        let sink =
-            rt.block_on(async { SyslogAlerts::spawn(config(&target, &queue, &ca)).unwrap() });
+        let sink = rt.block_on(async { SyslogAlerts::spawn(config(&queue)).unwrap() });
         for i in 0..3 {
             sink.deliver(&alert(i), Activity::Create);
         }
@@ -167,7 +180,7 @@ fn alerts_wait_on_disk_while_the_collector_is_down_and_across_a_restart() {
         .enable_all()
         .build()
         .unwrap();
-    let sink = rt.block_on(async { SyslogAlerts::spawn(config(&target, &queue, &ca)).unwrap() });
+    let sink = rt.block_on(async { SyslogAlerts::spawn(config(&queue)).unwrap() });
     sink.deliver(&alert(3), Activity::Update);
     let got = rs.wait_for(4, Duration::from_secs(10));
     let ids: Vec<String> = got
@@ -186,6 +199,18 @@ fn alerts_wait_on_disk_while_the_collector_is_down_and_across_a_restart() {
         assert!(std::time::Instant::now() < deadline, "queue not emptied");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Failed attempts and deliveries are on /metrics, not only in the log.
+    let text = metrics.render();
+    for outcome in ["failed", "sent"] {
+        let family = format!(
+            "agent_sidecar_alert_deliveries_total{{agent_id=\"support-1\",outcome=\"{outcome}\",sink=\"syslog\"}}"
+        );
+        assert!(text.contains(&family), "{family} not in\n{text}");
+    }
+    assert!(
+        text.contains("agent_sidecar_alert_deliveries_total{agent_id=\"support-1\",outcome=\"sent\",sink=\"syslog\"} 4"),
+        "{text}"
+    );
 }
 
 #[test]

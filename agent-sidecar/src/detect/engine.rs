@@ -53,6 +53,17 @@ pub trait Responder: Send + Sync {
     fn quarantine(&self, agent_id: &str, reason: &str) -> Result<(), String>;
 }
 
+/// Where the detectors' own health goes (the Prometheus metrics).
+pub trait DetectionMetrics: Send + Sync {
+    /// One alert delivery to `sink` (`syslog`) ended with `outcome`
+    /// (`sent`, `failed` for an attempt that is retried, `dropped`).
+    fn alert_delivery(&self, agent_id: &str, sink: &str, outcome: &str);
+    /// A baseline could not be read or written.
+    fn baseline_store_error(&self, agent_id: &str);
+    /// Whether the agent's baseline has learned (its detectors may fire).
+    fn baseline_learned(&self, agent_id: &str, learned: bool);
+}
+
 /// The detection settings of an agent (from the policy in force).
 pub type PolicyLookup = Arc<dyn Fn(&str) -> Arc<DetectionPolicy> + Send + Sync>;
 /// Unix ms now (for events that carry no time, and tests).
@@ -91,6 +102,7 @@ struct Inner {
     responder: OnceLock<Arc<dyn Responder>>,
     clock: Clock,
     bus: OnceLock<EventBus>,
+    metrics: OnceLock<Arc<dyn DetectionMetrics>>,
     alerts: [AtomicU64; 10],
     store_errors: AtomicU64,
     agents_refused: AtomicU64,
@@ -116,6 +128,7 @@ impl Detection {
                 responder: opts.responder.map(OnceLock::from).unwrap_or_default(),
                 clock: opts.clock.unwrap_or_else(|| Arc::new(system_clock)),
                 bus: OnceLock::new(),
+                metrics: OnceLock::new(),
                 alerts: Default::default(),
                 store_errors: AtomicU64::new(0),
                 agents_refused: AtomicU64::new(0),
@@ -126,6 +139,19 @@ impl Detection {
     /// Response events go to `bus` (set once; later calls are ignored).
     pub fn set_bus(&self, bus: EventBus) {
         let _ = self.inner.bus.set(bus);
+    }
+
+    /// Store errors and learning states go to `metrics` from now on (set
+    /// once).
+    pub fn set_metrics(&self, metrics: Arc<dyn DetectionMetrics>) {
+        let _ = self.inner.metrics.set(metrics);
+    }
+
+    fn store_error(&self, agent_id: &str) {
+        self.inner.store_errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.inner.metrics.get() {
+            m.baseline_store_error(agent_id);
+        }
     }
 
     /// Responses act on `responder` from now on (set once, when the
@@ -170,7 +196,7 @@ impl Detection {
             Ok(Some(b)) => return AgentState::new(b),
             Ok(None) => {}
             Err(e) => {
-                self.inner.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.store_error(agent_id);
                 let path = store.agent_path(agent_id);
                 let aside = path.with_extension("json.unreadable");
                 let _ = std::fs::rename(&path, &aside);
@@ -180,7 +206,7 @@ impl Detection {
         let pool = match policy.pool.as_deref().map(|p| store.load_pool(p)) {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
-                self.inner.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.store_error(agent_id);
                 tracing::error!(target: "agent_sidecar::detect", agent = agent_id, error = %e, "pool baseline unreadable; not seeding from it");
                 None
             }
@@ -292,6 +318,11 @@ impl Detection {
     /// Writes the baselines that changed; returns how many were written.
     /// Failures are counted and logged; the others are still written.
     pub fn save(&self) -> usize {
+        if let Some(m) = self.inner.metrics.get() {
+            for (id, s) in self.lock().iter() {
+                m.baseline_learned(id, s.baseline.learned());
+            }
+        }
         let Some(store) = &self.inner.store else {
             return 0;
         };
@@ -315,7 +346,7 @@ impl Detection {
     }
 
     fn store_failed(&self, agent_id: &str, e: &StoreError) {
-        self.inner.store_errors.fetch_add(1, Ordering::Relaxed);
+        self.store_error(agent_id);
         tracing::error!(target: "agent_sidecar::detect", agent = agent_id, error = %e, "cannot write the baseline; it is kept in memory and written again at the next save");
         if let Some(s) = self.lock().get_mut(agent_id) {
             s.dirty = true;

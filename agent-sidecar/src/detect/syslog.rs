@@ -29,7 +29,7 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 
 use super::{
     alert::{Activity, Alert},
-    engine::AlertSink,
+    engine::{AlertSink, DetectionMetrics},
     ocsf::{detection_finding, severity_name},
 };
 
@@ -128,6 +128,9 @@ pub struct SyslogConfig {
     pub initial_backoff: Duration,
     /// Timeout of a connect and of a write.
     pub timeout: Duration,
+    /// Where sent, failed and dropped messages are also counted, with the
+    /// agent they belong to.
+    pub metrics: Option<(Arc<dyn DetectionMetrics>, String)>,
 }
 
 impl SyslogConfig {
@@ -142,6 +145,7 @@ impl SyslogConfig {
             hostname: local_hostname(),
             initial_backoff: Duration::from_millis(500),
             timeout: Duration::from_secs(5),
+            metrics: None,
         }
     }
 }
@@ -168,6 +172,20 @@ pub struct SyslogCounters {
     pub dropped: AtomicU64,
 }
 
+impl SyslogCounters {
+    fn count(&self, outcome: &str, metrics: &Option<(Arc<dyn DetectionMetrics>, String)>) {
+        let c = match outcome {
+            "sent" => &self.sent,
+            "failed" => &self.failed_attempts,
+            _ => &self.dropped,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        if let Some((m, agent)) = metrics {
+            m.alert_delivery(agent, "syslog", outcome);
+        }
+    }
+}
+
 /// Why syslog delivery cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SyslogError {
@@ -189,6 +207,7 @@ pub enum SyslogError {
 pub struct SyslogAlerts {
     tx: mpsc::Sender<Vec<u8>>,
     counters: Arc<SyslogCounters>,
+    metrics: Option<(Arc<dyn DetectionMetrics>, String)>,
     facility: u8,
     hostname: Arc<str>,
 }
@@ -209,6 +228,7 @@ impl SyslogAlerts {
         let this = SyslogAlerts {
             tx,
             counters: counters.clone(),
+            metrics: config.metrics.clone(),
             facility: config.facility,
             hostname: config.hostname.clone().into(),
         };
@@ -226,7 +246,7 @@ impl AlertSink for SyslogAlerts {
     fn deliver(&self, alert: &Alert, activity: Activity) {
         let msg = rfc5424(alert, activity, self.facility, &self.hostname);
         if self.tx.try_send(msg).is_err() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.count("dropped", &self.metrics);
             tracing::error!(target: "agent_sidecar::detect", alert = %alert.id, "syslog queue full or closed: alert dropped for this collector");
         }
     }
@@ -420,7 +440,7 @@ async fn deliver(
         let msg = match fs::read(&next) {
             Ok(m) => m,
             Err(e) => {
-                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                counters.count("dropped", &config.metrics);
                 tracing::error!(target: "agent_sidecar::detect", file = %next.display(), error = %e, "queued syslog message unreadable; dropped");
                 let _ = fs::remove_file(&next);
                 pending.remove(0);
@@ -440,14 +460,14 @@ async fn deliver(
         };
         match result {
             Ok(()) => {
-                counters.sent.fetch_add(1, Ordering::Relaxed);
+                counters.count("sent", &config.metrics);
                 let _ = fs::remove_file(&next);
                 pending.remove(0);
                 backoff = config.initial_backoff;
             }
             Err(e) => {
                 conn = None;
-                counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                counters.count("failed", &config.metrics);
                 tracing::warn!(target: "agent_sidecar::detect", collector = %config.target, error = %e, queued = pending.len(), retry_in = ?backoff, "syslog delivery failed; the queue keeps the alerts");
                 if !open {
                     return;
@@ -478,7 +498,7 @@ fn store(
     counters: &SyslogCounters,
 ) {
     if pending.len() >= config.max_queued {
-        counters.dropped.fetch_add(1, Ordering::Relaxed);
+        counters.count("dropped", &config.metrics);
         tracing::error!(target: "agent_sidecar::detect", collector = %config.target, queued = pending.len(), "syslog queue full: alert dropped");
         return;
     }
@@ -488,7 +508,7 @@ fn store(
             *seq += 1;
         }
         Err(e) => {
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            counters.count("dropped", &config.metrics);
             tracing::error!(target: "agent_sidecar::detect", dir = %dir.display(), error = %e, "cannot queue a syslog message on disk: alert dropped");
         }
     }

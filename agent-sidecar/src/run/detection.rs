@@ -16,11 +16,12 @@ use super::RunError;
 use crate::{
     approvals::WebhookNotifier,
     detect::{
-        AlertSink, BaselineStore, Detection, DetectionOptions, GatewayResponder, SyslogAlerts,
-        SyslogConfig, SyslogTarget, WebhookAlerts,
+        AlertSink, BaselineStore, Detection, DetectionMetrics, DetectionOptions, GatewayResponder,
+        SyslogAlerts, SyslogConfig, SyslogTarget, WebhookAlerts,
     },
     events::{ActionSink, EventBus},
     gateway::Gateway,
+    metrics::Metrics,
     policy::PolicyStore,
 };
 
@@ -41,6 +42,7 @@ pub(crate) fn syslog_sinks(
     dir: &Path,
     agent_id: &str,
     tls: &Arc<rustls::ClientConfig>,
+    metrics: &Arc<Metrics>,
 ) -> Result<Vec<Arc<dyn AlertSink>>, RunError> {
     let store = BaselineStore::new(dir.join("syslog-queue"));
     let base = store.agent_path(agent_id).with_extension("");
@@ -50,6 +52,10 @@ pub(crate) fn syslog_sinks(
         .map(|(i, t)| {
             let mut config = SyslogConfig::new(t.clone(), base.join(i.to_string()));
             config.tls = Some(tls.clone());
+            config.metrics = Some((
+                metrics.clone() as Arc<dyn DetectionMetrics>,
+                agent_id.to_string(),
+            ));
             info!(target: "agent_sidecar::detect", collector = %t, queue = %config.queue_dir.display(), "alerts to syslog");
             SyslogAlerts::spawn(config)
                 .map(|s| Arc::new(s) as Arc<dyn AlertSink>)
@@ -66,6 +72,7 @@ pub(crate) fn start(
     gateway: &Gateway,
     soc: Option<Arc<WebhookNotifier>>,
     extra_sinks: Vec<Arc<dyn AlertSink>>,
+    metrics: &Arc<Metrics>,
 ) -> DetectionServices {
     let mut sinks = extra_sinks;
     if let Some(soc) = soc {
@@ -79,6 +86,7 @@ pub(crate) fn start(
         clock: None,
     });
     detection.set_bus(events.clone());
+    detection.set_metrics(metrics.clone());
     detection.preload(gateway.agent_id());
     let (learned, n) = detection
         .with_state(gateway.agent_id(), |s| {
@@ -93,6 +101,7 @@ pub(crate) fn start(
         events = n,
         "behavioural detectors ready"
     );
+    metrics.baseline_learned(gateway.agent_id(), learned);
     events.add(Arc::new(detection.clone()) as Arc<dyn ActionSink>);
     let saver = detection.spawn_saver(SAVE_EVERY);
     DetectionServices { detection, saver }

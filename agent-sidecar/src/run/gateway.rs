@@ -358,6 +358,7 @@ pub(crate) async fn start(
         opts.baseline_dir.as_deref().unwrap_or(&agent_dir),
         &policy.identity.id,
         &webhook_tls,
+        &metrics,
     )?;
     let detection = super::detection::start(
         opts.baseline_dir.clone(),
@@ -366,6 +367,7 @@ pub(crate) async fn start(
         &gateway,
         soc,
         syslog,
+        &metrics,
     );
     let admin_task = match admin_listener {
         Some(listener) => {
