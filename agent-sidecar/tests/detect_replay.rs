@@ -437,6 +437,7 @@ fn tool_call(
         duration_us: 1000,
         shown: None,
         compensation: None,
+        input: None,
     }
 }
 

@@ -134,6 +134,9 @@ impl<'a> Observation<'a> {
             }
             ActionEvent::McpMessageDropped(_)
             | ActionEvent::QuarantineReleased(_)
+            | ActionEvent::Approval(_)
+            | ActionEvent::Policy(_)
+            | ActionEvent::Sidecar(_)
             | ActionEvent::Response(_) => return None,
         })
     }
