@@ -54,3 +54,4 @@ pub mod proxy;
 pub mod redaction;
 pub mod run;
 pub mod tls;
+pub mod webhook;

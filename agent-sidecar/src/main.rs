@@ -301,6 +301,10 @@ struct GatewayArgs {
     /// generated when absent].
     #[arg(long, value_name = "FILE", requires = "policy_dir")]
     redaction_key: Option<PathBuf>,
+    /// Signing secret (whsec_<base64>, mode 0600) of the approver, owner and SOC webhooks'
+    /// Standard Webhooks signatures [default: STATE_DIR/webhook.secret, generated when absent].
+    #[arg(long, value_name = "FILE", requires = "policy_dir")]
+    webhook_secret_file: Option<PathBuf>,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -341,6 +345,7 @@ impl GatewayArgs {
             soc_webhook: self.soc_webhook,
             approver_webhook: self.approver_webhook,
             redaction_key: self.redaction_key,
+            webhook_secret_file: self.webhook_secret_file,
             baseline_dir: (self.baseline_dir.as_os_str() != "none").then_some(self.baseline_dir),
             syslog: self.syslog,
             config,

@@ -1,6 +1,6 @@
 //! Prometheus metrics of the sidecar.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -11,6 +11,7 @@ use crate::{
     gateway::GatewayMetrics,
     kernel::{KernelCounters, events::DenyRecord},
     policy::PolicyVersion,
+    webhook::DeliveryMetrics,
 };
 
 /// Every metric the sidecar exports.
@@ -22,6 +23,7 @@ pub struct Metrics {
     confinement_missing: IntCounterVec,
     detection_alerts: IntCounterVec,
     alert_deliveries: IntCounterVec,
+    webhook_deliveries: IntCounterVec,
     baseline_store_errors: IntCounterVec,
     baseline_learned: IntGaugeVec,
     last_kernel: Mutex<KernelCounters>,
@@ -161,6 +163,17 @@ impl Metrics {
             &["agent_id", "sink", "outcome"],
         )
         .expect("valid metric");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_webhook_deliveries_total",
+                "Webhook event deliveries by webhook (sink: approver, owner, soc) and outcome: \
+                 sent, failed (an attempt that is retried from the disk queue), rejected (a \
+                 4xx answer: not sent again), dropped (queue full or not writable, or every \
+                 attempt failed).",
+            ),
+            &["agent_id", "sink", "outcome"],
+        )
+        .expect("valid metric");
         let baseline_store_errors = IntCounterVec::new(
             Opts::new(
                 "agent_sidecar_baseline_store_errors_total",
@@ -188,6 +201,7 @@ impl Metrics {
             &confinement_missing,
             &detection_alerts,
             &alert_deliveries,
+            &webhook_deliveries,
             &baseline_store_errors,
         ] {
             registry
@@ -210,6 +224,7 @@ impl Metrics {
             confinement_missing,
             detection_alerts,
             alert_deliveries,
+            webhook_deliveries,
             baseline_store_errors,
             baseline_learned,
             last_kernel: Mutex::new(KernelCounters::default()),
@@ -219,6 +234,15 @@ impl Metrics {
             audit,
             audit_ship,
         }
+    }
+
+    /// Where `agent_id`'s webhooks count their deliveries
+    /// (`agent_sidecar_webhook_deliveries_total`).
+    pub fn webhook_deliveries(&self, agent_id: &str) -> Arc<dyn DeliveryMetrics> {
+        Arc::new(WebhookDeliveries {
+            counter: self.webhook_deliveries.clone(),
+            agent_id: agent_id.to_string(),
+        })
     }
 
     /// The audit trail's metrics.
@@ -360,6 +384,20 @@ impl crate::detect::DetectionMetrics for Metrics {
         self.baseline_learned
             .with_label_values(&[agent_id])
             .set(i64::from(learned));
+    }
+}
+
+/// [`Metrics::webhook_deliveries`].
+struct WebhookDeliveries {
+    counter: IntCounterVec,
+    agent_id: String,
+}
+
+impl DeliveryMetrics for WebhookDeliveries {
+    fn delivery(&self, sink: &str, outcome: &str) {
+        self.counter
+            .with_label_values(&[self.agent_id.as_str(), sink, outcome])
+            .inc();
     }
 }
 

@@ -286,6 +286,10 @@ async fn start_name_services(
                 .redaction_key
                 .clone()
                 .unwrap_or_else(|| opts.state_dir.join("redaction.key")),
+            webhook_secret: options
+                .webhook_secret_file
+                .clone()
+                .unwrap_or_else(|| opts.state_dir.join("webhook.secret")),
             options,
             policy,
             agent_dir: opts.state_dir.join("agents").join(agent_id),

@@ -194,7 +194,8 @@ async fn alerts_reach_the_soc_webhook_as_findings_within_100_ms() {
         detection.observe(&agent, &o);
         loop {
             let got = hook.events.lock().unwrap().iter().any(|e| {
-                e["anomaly_analyses"][0]["anomalies"][0]["observations"][0]["value"] == host
+                e["finding"]["anomaly_analyses"][0]["anomalies"][0]["observations"][0]["value"]
+                    == host
             });
             if got {
                 break;
@@ -215,7 +216,17 @@ async fn alerts_reach_the_soc_webhook_as_findings_within_100_ms() {
         p99
     );
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
-    let events = hook.events.lock().unwrap().clone();
+    let events: Vec<Value> = hook
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["event"], "detection.finding", "{e}");
+            assert_eq!(e["finding"]["finding_info"]["uid"], e["alert_id"], "{e}");
+            e["finding"].clone()
+        })
+        .collect();
     let new_destinations = events
         .iter()
         .filter(|e| e["finding_info"]["analytic"]["name"] == "new_destination")

@@ -1016,13 +1016,18 @@ fn a_new_action_after_learning_reaches_the_soc_as_an_ocsf_finding() {
     let out = w.run(&[], &script);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let findings: Vec<Value> = w
+    let events: Vec<Value> = w
         .hooks("/soc")
         .into_iter()
-        .filter(|e| e["class_uid"] == 2004)
+        .filter(|e| e["event"] == "detection.finding")
         .collect();
-    assert_eq!(findings.len(), 1, "{findings:#?}\n{stderr}");
-    let f = &findings[0];
+    assert_eq!(events.len(), 1, "{events:#?}\n{stderr}");
+    let e = &events[0];
+    assert!(e["id"].as_str().unwrap().starts_with("evt_"), "{e}");
+    assert_eq!(e["schema_version"], 1);
+    assert_eq!(e["agent"], w.agent.as_str());
+    let f = &e["finding"];
+    assert_eq!(f["class_uid"], 2004);
     assert_eq!(f["finding_info"]["analytic"]["name"], "new_action");
     assert_eq!(
         f["anomaly_analyses"][0]["analysis_targets"][0]["name"],

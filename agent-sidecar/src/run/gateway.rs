@@ -38,6 +38,7 @@ use crate::{
         AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
         TlsTerminator, TrustAnchors,
     },
+    webhook::{DeliveryMetrics, WebhookSecret},
 };
 
 /// `run`'s tool gateway settings (`--policy-dir` and friends).
@@ -69,6 +70,9 @@ pub struct GatewayOptions {
     /// fields); default `<state dir>/redaction.key`, generated (mode 0600)
     /// when absent.
     pub redaction_key: Option<PathBuf>,
+    /// The signing secret of the approver, owner and SOC webhooks; default
+    /// `<state dir>/webhook.secret`, generated (mode 0600) when absent.
+    pub webhook_secret_file: Option<PathBuf>,
     /// Where behavioural baselines persist (none: in memory only).
     pub baseline_dir: Option<PathBuf>,
     /// Syslog collectors of the alerts.
@@ -237,24 +241,41 @@ impl GatewayServices {
     }
 }
 
-/// A webhook notifier for `url`; an `https://` URL is verified against the
-/// gateway's upstream trust anchors (system roots and `--upstream-ca`).
-fn webhook(
-    url: &Option<String>,
-    what: &str,
-    tls: &Arc<rustls::ClientConfig>,
-) -> Result<Option<Arc<WebhookNotifier>>, RunError> {
-    url.as_ref()
-        .map(|u| {
-            let config = WebhookConfig {
-                tls: Some(tls.clone()),
-                ..WebhookConfig::new(u.clone())
-            };
-            WebhookNotifier::spawn(config)
-                .map(Arc::new)
-                .map_err(|e| err(format!("{what} webhook: {e}")))
-        })
-        .transpose()
+/// How the gateway's webhooks deliver: signed with `secret`, verified
+/// like upstreams (`tls`), queued under `<queue_dir>/<sink>`, counted in
+/// `agent_sidecar_webhook_deliveries_total`.
+struct WebhookParts<'a> {
+    secret: &'a WebhookSecret,
+    tls: &'a Arc<rustls::ClientConfig>,
+    queue_dir: PathBuf,
+    metrics: Arc<dyn DeliveryMetrics>,
+}
+
+impl WebhookParts<'_> {
+    /// A webhook notifier for `url`, named `sink` (`approver`, `owner`,
+    /// `soc`).
+    fn notifier(
+        &self,
+        url: &Option<String>,
+        sink: &str,
+    ) -> Result<Option<Arc<WebhookNotifier>>, RunError> {
+        url.as_ref()
+            .map(|u| {
+                let config = WebhookConfig {
+                    tls: Some(self.tls.clone()),
+                    secret: Some(self.secret.clone()),
+                    queue_dir: Some(self.queue_dir.join(sink)),
+                    sink: sink.to_string(),
+                    metrics: Some(self.metrics.clone()),
+                    ..WebhookConfig::new(u.clone())
+                };
+                info!(webhook = sink, queue = %self.queue_dir.join(sink).display(), "signed webhook events, queued on disk");
+                WebhookNotifier::spawn(config)
+                    .map(Arc::new)
+                    .map_err(|e| err(format!("{sink} webhook: {e}")))
+            })
+            .transpose()
+    }
 }
 
 /// What the tool gateway needs to start next to the proxies.
@@ -265,6 +286,9 @@ pub(crate) struct GatewayStart {
     pub(crate) agent_dir: PathBuf,
     /// The redaction key file (`--redaction-key`, or its default).
     pub(crate) redaction_key: PathBuf,
+    /// The webhooks' signing secret (`--webhook-secret-file`, or its
+    /// default).
+    pub(crate) webhook_secret: PathBuf,
     pub(crate) admin_listener: Option<TcpListener>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) events: EventBus,
@@ -283,6 +307,7 @@ pub(crate) async fn start(
         policy,
         agent_dir,
         redaction_key,
+        webhook_secret,
         admin_listener,
         metrics,
         events,
@@ -310,7 +335,19 @@ pub(crate) async fn start(
     make_traversable(&agent_dir)?;
 
     let webhook_tls = Arc::new(tls.upstream_client_config());
-    let approver = webhook(&opts.approver_webhook, "approver", &webhook_tls)?;
+    let webhook_secret_path = webhook_secret;
+    let (webhook_secret, generated) =
+        WebhookSecret::open_or_create(&webhook_secret_path).map_err(err)?;
+    if generated {
+        warn!(secret = %webhook_secret_path.display(), "generated a new webhook signing secret (mode 0600): give it to the approver, owner and SOC webhooks to verify the signatures");
+    }
+    let hooks = WebhookParts {
+        secret: &webhook_secret,
+        tls: &webhook_tls,
+        queue_dir: agent_dir.join("webhooks"),
+        metrics: metrics.webhook_deliveries(&policy.identity.id),
+    };
+    let approver = hooks.notifier(&opts.approver_webhook, "approver")?;
     let approvals_dir = agent_dir.join("approvals");
     let (approvals, replay) = ApprovalStore::open_with(
         &approvals_dir,
@@ -334,9 +371,9 @@ pub(crate) async fn start(
         ))
     })?;
     info!(journal = %approvals_dir.display(), replay = ?replay, "approvals journal open");
-    let soc = webhook(&opts.soc_webhook, "SOC", &webhook_tls)?;
+    let soc = hooks.notifier(&opts.soc_webhook, "soc")?;
     events.add(Arc::new(Notices {
-        owner: webhook(&opts.owner_webhook, "owner", &webhook_tls)?,
+        owner: hooks.notifier(&opts.owner_webhook, "owner")?,
         soc: soc.clone(),
     }));
     let gateway = Gateway::new(GatewayParts {
@@ -495,6 +532,7 @@ mod tests {
             owner_webhook: None,
             soc_webhook: None,
             approver_webhook: None,
+            webhook_secret_file: None,
             redaction_key: None,
             baseline_dir: None,
             syslog: Vec::new(),
