@@ -166,7 +166,7 @@ struct RunArgs {
     /// Leave the programs and maps pinned (and attached) when COMMAND exits.
     #[arg(long)]
     keep_pinned: bool,
-    /// Serve Prometheus /metrics and /healthz on this address (never reachable from the agent).
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (never reachable from the agent).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]

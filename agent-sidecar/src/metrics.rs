@@ -1,8 +1,25 @@
 //! Prometheus metrics of the sidecar.
+//!
+//! Every family is named `agent_sidecar_*` (counters end in `_total`,
+//! histograms of durations in `_duration_seconds`) and every series
+//! carries the `agent_id` label: the families of one agent's parts carry
+//! it themselves, the others (policy, approvals, audit, build, process,
+//! readiness, kernel maps) get it from their registry. No label takes
+//! values from outside a fixed set or the policy.
 
-use std::sync::{Arc, Mutex};
+mod readiness;
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use prometheus::{
+    Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    process_collector::ProcessCollector,
+};
+
+pub use readiness::{Check, Readiness};
 
 use crate::{
     approvals::ApprovalMetrics,
@@ -16,7 +33,14 @@ use crate::{
 
 /// Every metric the sidecar exports.
 pub struct Metrics {
+    /// Families with an `agent_id` label of their own.
     registry: Registry,
+    /// Families that get `agent_id` from the registry.
+    scoped: Registry,
+    readiness: Readiness,
+    quarantined: IntGauge,
+    map_entries: IntGaugeVec,
+    map_capacity: IntGaugeVec,
     egress_denied: IntCounterVec,
     kernel_decisions: IntCounterVec,
     allowlist_entries: IntGaugeVec,
@@ -39,6 +63,7 @@ struct PolicyMetrics {
     reloads: IntCounterVec,
     refused: IntCounterVec,
     last_reload_success: IntGauge,
+    last_reload_time: Gauge,
     version_info: IntGaugeVec,
 }
 
@@ -71,6 +96,12 @@ impl PolicyMetrics {
             "1 if the last tier policy load succeeded, 0 if it failed (the previous set is in force).",
         )
         .expect("valid metric");
+        let last_reload_time = Gauge::new(
+            "agent_sidecar_policy_last_reload_timestamp_seconds",
+            "Unix time at which the policy set in force was put in force (a load or a \
+             rollback that succeeded).",
+        )
+        .expect("valid metric");
         let version_info = IntGaugeVec::new(
             Opts::new(
                 "agent_sidecar_policy_version_info",
@@ -91,10 +122,14 @@ impl PolicyMetrics {
         registry
             .register(Box::new(version_info.clone()))
             .expect("unique metric");
+        registry
+            .register(Box::new(last_reload_time.clone()))
+            .expect("unique metric");
         Self {
             reloads,
             refused,
             last_reload_success,
+            last_reload_time,
             version_info,
         }
     }
@@ -107,9 +142,75 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers all metrics.
+    /// Registers all metrics, with no `agent_id` on the families that take
+    /// it from the registry (library use and tests); `run` uses
+    /// [`Metrics::for_agent`].
     pub fn new() -> Self {
+        Self::for_agent("")
+    }
+
+    /// Registers all metrics of the sidecar of `agent_id`.
+    pub fn for_agent(agent_id: &str) -> Self {
         let registry = Registry::new();
+        let scoped = if agent_id.is_empty() {
+            Registry::new()
+        } else {
+            Registry::new_custom(
+                None,
+                Some(HashMap::from([(
+                    "agent_id".to_string(),
+                    agent_id.to_string(),
+                )])),
+            )
+            .expect("a valid label")
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_build_info",
+                "The sidecar's version (label version); always 1.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let quarantined = IntGauge::new(
+            "agent_sidecar_quarantined",
+            "1 while the agent is quarantined in the kernel (every packet dropped), else 0.",
+        )
+        .expect("valid metric");
+        let map_entries = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_kernel_map_entries",
+                "Entries in each kernel allowlist map (rules, learned destinations, the \
+                 sidecar's endpoints), read at each scrape.",
+            ),
+            &["map"],
+        )
+        .expect("valid metric");
+        let map_capacity = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_kernel_map_capacity",
+                "Capacity of each kernel allowlist map; a policy that needs more is refused \
+                 (fail closed).",
+            ),
+            &["map"],
+        )
+        .expect("valid metric");
+        for c in [&build_info, &map_entries, &map_capacity] {
+            scoped.register(Box::new(c.clone())).expect("unique metric");
+        }
+        scoped
+            .register(Box::new(quarantined.clone()))
+            .expect("unique metric");
+        scoped
+            .register(Box::new(ProcessCollector::new(
+                std::process::id() as i32,
+                "agent_sidecar",
+            )))
+            .expect("unique metric");
+        let readiness = Readiness::register(&scoped);
         let egress_denied = IntCounterVec::new(
             Opts::new(
                 "agent_sidecar_egress_denied_total",
@@ -211,13 +312,18 @@ impl Metrics {
         registry
             .register(Box::new(allowlist_entries.clone()))
             .expect("unique metric");
-        let policy = PolicyMetrics::register(&registry);
+        let policy = PolicyMetrics::register(&scoped);
         let gateway = GatewayMetrics::register(&registry).expect("unique metric");
-        let approvals = ApprovalMetrics::register(&registry).expect("unique metric");
-        let audit = AuditMetrics::register(&registry).expect("unique metric");
-        let audit_ship = ShipMetrics::register(&registry).expect("unique metric");
+        let approvals = ApprovalMetrics::register(&scoped).expect("unique metric");
+        let audit = AuditMetrics::register(&scoped).expect("unique metric");
+        let audit_ship = ShipMetrics::register(&scoped).expect("unique metric");
         Self {
             registry,
+            scoped,
+            readiness,
+            quarantined,
+            map_entries,
+            map_capacity,
             egress_denied,
             kernel_decisions,
             allowlist_entries,
@@ -243,6 +349,28 @@ impl Metrics {
             counter: self.webhook_deliveries.clone(),
             agent_id: agent_id.to_string(),
         })
+    }
+
+    /// What `/readyz` reports.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Records whether the agent is quarantined in the kernel.
+    pub fn set_quarantined(&self, on: bool) {
+        self.quarantined.set(i64::from(on));
+    }
+
+    /// Records the entries of each kernel allowlist map and its capacity.
+    pub fn set_map_occupancy(&self, maps: &[(&str, usize, u32)]) {
+        for (map, n, capacity) in maps {
+            self.map_entries
+                .with_label_values(&[map])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+            self.map_capacity
+                .with_label_values(&[map])
+                .set(i64::from(*capacity));
+        }
     }
 
     /// The audit trail's metrics.
@@ -281,6 +409,11 @@ impl Metrics {
         match version {
             Some(v) => {
                 p.last_reload_success.set(1);
+                p.last_reload_time.set(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                );
                 p.version_info.reset();
                 p.version_info
                     .with_label_values(&[v.short(), v.label.as_ref()])
@@ -329,11 +462,14 @@ impl Metrics {
         *last = now;
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, families sorted by name.
     pub fn render(&self) -> String {
+        let mut families = self.registry.gather();
+        families.extend(self.scoped.gather());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut buf = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
+            .encode(&families, &mut buf)
             .expect("encode metrics");
         String::from_utf8(buf).expect("utf-8 metrics")
     }
@@ -462,6 +598,44 @@ mod tests {
             );
             assert!(text.contains(&line), "{line} not in:\n{text}");
         }
+    }
+
+    #[test]
+    fn every_family_carries_the_agent_id_and_readiness_needs_every_check() {
+        let m = Metrics::for_agent("billing");
+        m.policy_reloaded("success", None);
+        m.set_quarantined(true);
+        m.set_map_occupancy(&[("EXACT", 3, 10)]);
+        let text = m.render();
+        for line in [
+            "agent_sidecar_build_info{version=\"",
+            "agent_sidecar_quarantined{agent_id=\"billing\"} 1",
+            "agent_sidecar_kernel_map_entries{map=\"EXACT\",agent_id=\"billing\"} 3",
+            "agent_sidecar_kernel_map_capacity{map=\"EXACT\",agent_id=\"billing\"} 10",
+            "agent_sidecar_policy_reload_total{result=\"success\",agent_id=\"billing\"} 1",
+            "agent_sidecar_process_resident_memory_bytes{agent_id=\"billing\"}",
+            "agent_sidecar_ready{check=\"policies_loaded\",agent_id=\"billing\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} not in:\n{text}");
+        }
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(l.starts_with("agent_sidecar_"), "{l}");
+            assert!(l.contains("agent_id=\"billing\""), "{l}");
+        }
+        let r = m.readiness();
+        assert!(!r.report().0);
+        r.set(Check::ProgramsAttached, true);
+        r.set(Check::ResolverListening, true);
+        assert!(!r.report().0, "policies not loaded yet");
+        r.set(Check::PoliciesLoaded, true);
+        let (ready, text) = r.report();
+        assert!(ready, "{text}");
+        assert_eq!(
+            text,
+            "programs_attached ok\nresolver_listening ok\npolicies_loaded ok\n"
+        );
+        r.set(Check::ResolverListening, false);
+        assert!(!r.report().0);
     }
 
     #[test]

@@ -491,7 +491,10 @@ fn tier_3_approved_denied_and_expired_over_mcp() {
     .unwrap();
     let metrics = String::from_utf8_lossy(&scrape.stdout);
     assert!(
-        metrics.contains("agent_sidecar_approvals_pending 1"),
+        metrics.contains(&format!(
+            "agent_sidecar_approvals_pending{{agent_id=\"{}\"}} 1",
+            w.agent
+        )),
         "{metrics}"
     );
     let out = w.approvals(&[

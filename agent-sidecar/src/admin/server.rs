@@ -50,7 +50,7 @@ pub struct Admin {
 
 impl Admin {
     /// The operations routes: `GET /metrics` (`refresh` runs before each
-    /// scrape, e.g. to read the kernel counters) and `GET /healthz`.
+    /// scrape, e.g. to read the kernel counters), `GET /healthz` and `GET /readyz`.
     pub fn ops(metrics: Arc<Metrics>, refresh: Arc<dyn Fn() + Send + Sync>) -> Self {
         Admin {
             ops: Some(Ops { metrics, refresh }),
