@@ -60,7 +60,7 @@ enum Cmd {
     Ci,
 }
 
-const APT_PACKAGES: [&str; 16] = [
+const APT_PACKAGES: [&str; 17] = [
     "rustc-web",
     "libstd-rust-web-dev-bpf",
     "llvm-22-dev",
@@ -79,6 +79,9 @@ const APT_PACKAGES: [&str; 16] = [
     // their own instance: the Debian service must not run).
     "rsyslog",
     "rsyslog-gnutls",
+    // promtool checks and unit-tests the alert rules of deploy/prometheus
+    // (the Debian service must not run).
+    "prometheus",
     // For a benchmark, which starts its own instance: the Debian service
     // must not run (see `apt_install` and `quiesce_nginx`).
     "nginx",
