@@ -1053,8 +1053,8 @@ fn metrics_parse_as_prometheus_text_and_readyz_tells_when_the_sidecar_enforces()
     }
     let ns = NetNs::new();
     let run = Run::new();
-    let mut sidecar = run
-        .command(
+    let mut sidecar = KillOnDrop(
+        run.command(
             &ns,
             &[
                 "--metrics-listen",
@@ -1073,7 +1073,8 @@ fn metrics_parse_as_prometheus_text_and_readyz_tells_when_the_sidecar_enforces()
             ],
         )
         .spawn()
-        .unwrap();
+        .unwrap(),
+    );
     // Ready once the programs are attached, the resolver listens and the
     // policy is loaded; until then 503 (or no answer yet).
     let mut ready = String::new();
@@ -1153,11 +1154,63 @@ fn metrics_parse_as_prometheus_text_and_readyz_tells_when_the_sidecar_enforces()
         1.0
     );
     assert!(value("agent_sidecar_process_resident_memory_bytes", "") > 1e6);
+    // A scraper's keep-alive connection stays open while the run ends: the
+    // teardown still removes the enforcement.
+    let mut keep_alive = KillOnDrop(
+        command_in(
+            &ns,
+            None,
+            Path::new("python3"),
+            &[
+                "-c",
+                "import socket, sys, time\n\
+                 s = socket.create_connection(('127.0.0.1', 19466))\n\
+                 s.sendall(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n\
+                 s.recv(1)\n\
+                 print('connected', flush=True)\n\
+                 time.sleep(60)",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    {
+        use std::io::BufRead as _;
+        let mut line = String::new();
+        std::io::BufReader::new(keep_alive.0.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "connected");
+    }
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sidecar.id() as i32),
+        nix::unistd::Pid::from_raw(sidecar.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = sidecar.wait().unwrap();
+    let status = sidecar.0.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+    drop(keep_alive);
+    let mut log = String::new();
+    use std::io::Read as _;
+    sidecar
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(!log.contains("leaving it pinned"), "{log}");
+    assert!(!run.pin_dir().exists(), "the enforcement stays pinned");
+}
+
+/// A child killed (and reaped) when dropped, so that a failing test leaves
+/// no sidecar behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

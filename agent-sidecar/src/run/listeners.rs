@@ -82,12 +82,23 @@ pub(crate) fn serve_metrics(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "serving /metrics, /healthz and /readyz");
     }
-    let (enf, m, id) = (enforcer.clone(), metrics.clone(), agent_id.to_string());
+    // Weakly: a scraper's keep-alive connection must not keep the
+    // enforcement alive past the run (the teardown waits for the last
+    // strong reference).
+    let (enf, m, id) = (
+        Arc::downgrade(enforcer),
+        metrics.clone(),
+        agent_id.to_string(),
+    );
     let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        let Some(enf) = enf.upgrade() else {
+            return;
+        };
         let (counters, quarantined, maps) = {
             let e = enf.lock().expect("enforcer lock");
             (e.counters(), e.quarantined(), e.map_occupancy())
         };
+        drop(enf);
         m.observe_kernel(&id, counters);
         m.set_quarantined(quarantined);
         m.set_map_occupancy(&maps);
