@@ -68,6 +68,10 @@ enum Command {
     /// query and follow records, make a signing key.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Behavioural baselines on disk: show, export, import, merge (pool by
+    /// role), fold an alert marked benign back in.
+    #[command(subcommand)]
+    Baseline(cli::baseline::BaselineCommand),
 }
 
 #[derive(Args, Debug)]
@@ -162,7 +166,7 @@ struct RunArgs {
     /// Leave the programs and maps pinned (and attached) when COMMAND exits.
     #[arg(long)]
     keep_pinned: bool,
-    /// Serve Prometheus /metrics and /healthz on this address (never reachable from the agent).
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (never reachable from the agent).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
@@ -269,6 +273,15 @@ struct GatewayArgs {
     /// Webhook (http:// or https://, verified like upstreams) of the SOC: tier-4 halts, quarantines.
     #[arg(long, value_name = "URL")]
     soc_webhook: Option<String>,
+    /// Send alerts (OCSF findings in RFC 5424 messages) to this syslog collector too, repeatable:
+    /// udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (RFC 5425, verified like upstreams);
+    /// queued on disk until the collector takes them.
+    #[arg(long, value_name = "URL")]
+    syslog: Vec<agent_sidecar::detect::SyslogTarget>,
+    /// Directory of the behavioural baselines (a file per agent, kept across restarts;
+    /// `none` keeps them in memory only).
+    #[arg(long, value_name = "DIR", default_value = cli::baseline::DEFAULT_BASELINE_DIR)]
+    baseline_dir: PathBuf,
     /// Webhook (http:// or https://, verified like upstreams) of the approvers: tier-3 approvals pending and decided.
     #[arg(long, value_name = "URL")]
     approver_webhook: Option<String>,
@@ -288,6 +301,10 @@ struct GatewayArgs {
     /// generated when absent].
     #[arg(long, value_name = "FILE", requires = "policy_dir")]
     redaction_key: Option<PathBuf>,
+    /// Signing secret (whsec_<base64>, mode 0600) of the approver, owner and SOC webhooks'
+    /// Standard Webhooks signatures [default: STATE_DIR/webhook.secret, generated when absent].
+    #[arg(long, value_name = "FILE", requires = "policy_dir")]
+    webhook_secret_file: Option<PathBuf>,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -328,6 +345,9 @@ impl GatewayArgs {
             soc_webhook: self.soc_webhook,
             approver_webhook: self.approver_webhook,
             redaction_key: self.redaction_key,
+            webhook_secret_file: self.webhook_secret_file,
+            baseline_dir: (self.baseline_dir.as_os_str() != "none").then_some(self.baseline_dir),
+            syslog: self.syslog,
             config,
         })
     }
@@ -371,6 +391,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Approvals(cmd) => cli::approvals::run(cmd),
         Command::Audit(cmd) => cli::audit::run(cmd),
+        Command::Baseline(cmd) => cli::baseline::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
