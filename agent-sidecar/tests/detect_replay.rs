@@ -434,6 +434,7 @@ fn tool_call(
         approval_id: None,
         compensation_id: (tier == Tier::Supervised).then(|| format!("cmp_{n:032x}")),
         traceparent: format!("00-{:032x}-{:016x}-01", n + 1, n + 1),
+        caller_span: None,
         duration_us: 1000,
         shown: None,
         compensation: None,
