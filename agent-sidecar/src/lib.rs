@@ -31,6 +31,8 @@
 //!   metrics and the webhooks (and any further consumer);
 //! - [`metrics`] and [`admin`]: Prometheus metrics and the operator
 //!   surface (metrics, health, approvals, compensations, quarantine);
+//! - [`yaml`]: the one YAML parser (policies, fixtures, egress files, the
+//!   config file), with line and column on every error;
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed
 //!   cgroup and wires all of the above.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -53,3 +55,4 @@ pub mod proxy;
 pub mod redaction;
 pub mod run;
 pub mod tls;
+pub mod yaml;
