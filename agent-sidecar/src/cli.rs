@@ -3,4 +3,5 @@
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod config;
 pub(crate) mod policy;

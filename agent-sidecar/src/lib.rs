@@ -33,6 +33,8 @@
 //!   surface (metrics, health, approvals, compensations, quarantine);
 //! - [`yaml`]: the one YAML parser (policies, fixtures, egress files, the
 //!   config file), with line and column on every error;
+//! - [`config`]: one way to configure `run`: flags, `AGENT_SIDECAR_*`
+//!   variables and a YAML file, with one precedence;
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed
 //!   cgroup and wires all of the above.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -42,6 +44,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod audit;
+pub mod config;
 pub mod credentials;
 pub mod dns;
 pub mod egress;
