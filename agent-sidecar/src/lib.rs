@@ -23,6 +23,8 @@
 //!   recognise REST or MCP, decide, enforce the tier, forward, record);
 //! - [`redaction`]: what records, journals, webhooks and logs keep of a
 //!   call's input (per-field keep, keyed hash or drop, by policy);
+//! - [`http_client`]: the one pooled HTTP client (upstreams, webhooks,
+//!   the admin API's client), over rustls, proxy-aware for webhooks;
 //! - [`approvals`]: durable tier-3 approvals (journal, store, approver
 //!   webhooks, the CLI's client);
 //! - [`audit`]: the tamper-evident audit trail: records, the append-only
@@ -50,6 +52,7 @@ pub mod dns;
 pub mod egress;
 pub mod events;
 pub mod gateway;
+pub mod http_client;
 mod io_delegate;
 pub mod kernel;
 pub mod metrics;

@@ -3,9 +3,12 @@
 //! Events go through a bounded queue to one background task, so the hold
 //! path never waits for the webhook. Each event is retried with exponential
 //! backoff; when the queue is full the event is dropped and logged (the
-//! journal and the audit log stay the record of truth). `https://` URLs are
-//! verified against the trust anchors the configuration gives (a certificate
-//! that does not verify fails the attempt; nothing is sent in the clear).
+//! journal and the audit log stay the record of truth). Deliveries go
+//! through the sidecar's pooled HTTP client ([`crate::http_client`]): one
+//! kept connection per webhook, `https://` URLs verified against the trust
+//! anchors the configuration gives (a certificate that does not verify
+//! fails the attempt; nothing is sent in the clear), through the
+//! operator's HTTP proxy when the configuration names one.
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,8 +30,11 @@ pub struct WebhookConfig {
     /// `http://` or `https://host[:port]/path` to POST to.
     pub url: String,
     /// How an `https://` URL's server is verified; its ALPN is replaced by
-    /// `http/1.1`. Required for `https://`.
+    /// `h2, http/1.1`. Required for `https://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Which URLs go through an HTTP proxy (`CONNECT`), e.g.
+    /// [`crate::http_client::proxy_from_env`]; `None`: none do.
+    pub proxy: Option<Arc<hyper_util::client::proxy::matcher::Matcher>>,
     /// Timeout of one attempt (connect, send, read the answer).
     pub timeout: Duration,
     /// Attempts per event, at least 1.
@@ -42,11 +48,12 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     /// Defaults for `url`: 5 s timeout, 5 attempts, 500 ms first backoff,
-    /// 1024 queued events, no TLS configuration (`http://` only).
+    /// 1024 queued events, no TLS configuration (`http://` only), no proxy.
     pub fn new(url: impl Into<String>) -> Self {
         WebhookConfig {
             url: url.into(),
             tls: None,
+            proxy: None,
             timeout: Duration::from_secs(5),
             attempts: 5,
             initial_backoff: Duration::from_millis(500),
@@ -76,12 +83,8 @@ impl WebhookNotifier {
     /// runtime). The task ends when the notifier is dropped and its queue
     /// is drained.
     pub fn spawn(config: WebhookConfig) -> Result<Self, HttpError> {
-        let tls = config.tls.as_ref().map(|c| {
-            let mut c = (**c).clone();
-            c.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Arc::new(c)
-        });
-        let endpoint = RemoteEndpoint::parse(&config.url, tls)?;
+        let endpoint =
+            RemoteEndpoint::parse_proxied(&config.url, config.tls.clone(), config.proxy.clone())?;
         let (tx, mut rx) = mpsc::channel::<Bytes>(config.queue.max(1));
         tokio::spawn(async move {
             while let Some(body) = rx.recv().await {

@@ -228,7 +228,9 @@ impl GatewayServices {
 }
 
 /// A webhook notifier for `url`; an `https://` URL is verified against the
-/// gateway's upstream trust anchors (system roots and `--upstream-ca`).
+/// gateway's upstream trust anchors (system roots and `--upstream-ca`);
+/// the sidecar's own `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` apply (the
+/// operator's environment, never the agent's).
 fn webhook(
     url: &Option<String>,
     what: &str,
@@ -238,6 +240,7 @@ fn webhook(
         .map(|u| {
             let config = WebhookConfig {
                 tls: Some(tls.clone()),
+                proxy: crate::http_client::proxy_from_env(),
                 ..WebhookConfig::new(u.clone())
             };
             WebhookNotifier::spawn(config)

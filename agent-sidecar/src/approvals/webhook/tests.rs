@@ -196,3 +196,70 @@ fn https_urls_need_a_tls_configuration() {
         .expect_err("no TLS configuration");
     assert!(err.to_string().contains("only http://"), "{err}");
 }
+
+#[tokio::test]
+async fn posts_through_the_operators_proxy_over_verified_tls() {
+    let proxy = agent_sidecar_test_support::connect_proxy::start().await;
+    let (acceptor, client) = tls_pair();
+    let (url, seen, hits) = receiver_with(0, Some(acceptor)).await;
+    let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
+        .https(proxy.url())
+        .build();
+    let config = WebhookConfig {
+        tls: Some(client),
+        proxy: Some(Arc::new(matcher)),
+        ..WebhookConfig::new(url.clone())
+    };
+    let n = WebhookNotifier::spawn(config).expect("spawns");
+    for i in 0..3 {
+        n.post(&serde_json::json!({"event": "agent.halted", "n": i}));
+    }
+    eventually(|| seen.lock().expect("lock").len() == 3).await;
+    // One tunnel, kept for the three events.
+    let authority = url.trim_start_matches("https://").trim_end_matches("/hook");
+    assert_eq!(proxy.targets(), [authority.to_string()]);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_times_out_each_attempt() {
+    // Accepts, reads nothing, answers nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let endpoint = RemoteEndpoint::parse(&url, None).expect("parses");
+    let req = endpoint
+        .request(Method::POST, "")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .expect("request");
+    let started = std::time::Instant::now();
+    let err = endpoint
+        .send(req, Duration::from_millis(200), 1024)
+        .await
+        .expect_err("no answer");
+    assert!(matches!(err, HttpError::Timeout { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The notifier retries after each timed-out attempt, on a new
+    // connection (the stalled one is not reused).
+    let config = WebhookConfig {
+        timeout: Duration::from_millis(100),
+        attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        ..WebhookConfig::new(url)
+    };
+    let n = WebhookNotifier::spawn(config).expect("spawns");
+    n.post(&serde_json::json!({"event": "agent.halted"}));
+    eventually(|| accepted.load(Ordering::SeqCst) >= 4).await;
+}
