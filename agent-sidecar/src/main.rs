@@ -66,12 +66,11 @@ struct TeardownArgs {
     pins: PinArgs,
 }
 
-/// `--log` (or `AGENT_SIDECAR_LOG`), else `RUST_LOG`, else `info`.
-fn init_logging(format: LogFormat, filter: Option<&str>) {
-    let filter = filter
-        .map(str::to_string)
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".to_string());
+/// Logging on stderr with `logging`'s filter: `--log` (or
+/// `AGENT_SIDECAR_LOG`, or the config file), else `RUST_LOG`, else `info`.
+fn init_logging(logging: &LogArgs) {
+    let format = logging.log_format;
+    let filter = logging.filter(std::env::var("RUST_LOG").ok());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr);
@@ -98,7 +97,7 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(argv);
-    init_logging(cli.logging.log_format, cli.logging.log.as_deref());
+    init_logging(&cli.logging);
     let code = match cli.command {
         Command::Run(args) => run_command(*args),
         Command::Teardown(args) => teardown_command(args),

@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 /// `config` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Check a config file: keys, value types and every value as its flag
     /// would take it. Exit 0 when it is valid, 1 with the errors.
     Check {
@@ -29,7 +29,7 @@ pub enum ConfigCommand {
 
 /// Runs a `config` subcommand of `cli` (the binary's command line);
 /// returns the exit code.
-pub fn run(cmd: ConfigCommand, cli: &clap::Command) -> i32 {
+pub(crate) fn run(cmd: ConfigCommand, cli: &clap::Command) -> i32 {
     match cmd {
         ConfigCommand::Check { file } => check(cli, &file),
         ConfigCommand::Show { config } => show(cli, config),

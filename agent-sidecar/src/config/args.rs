@@ -41,6 +41,18 @@ pub struct LogArgs {
     pub log: Option<String>,
 }
 
+impl LogArgs {
+    /// The filter in force: `--log` (or `AGENT_SIDECAR_LOG`, or the
+    /// config file's `log`), else `rust_log` (the `RUST_LOG` variable),
+    /// else `info`.
+    pub fn filter(&self, rust_log: Option<String>) -> String {
+        self.log
+            .clone()
+            .or(rust_log.filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| "info".to_string())
+    }
+}
+
 /// The command line of `run` alone (with the global logging flags), as
 /// the binary defines it: what the config keys are read from.
 pub fn run_cli() -> clap::Command {

@@ -291,3 +291,38 @@ fn show_says_where_each_value_comes_from() {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
     }
 }
+
+/// The log filter `run` would log with, given `RUST_LOG=rust_log`.
+fn log_filter(
+    flags: &[&str],
+    env: &[(&str, &str)],
+    config: Option<&Path>,
+    rust_log: &str,
+) -> String {
+    let (_, resolved) = run(flags, env, config).expect("resolves");
+    let matches = run_cli()
+        .try_get_matches_from(&resolved.argv)
+        .expect("parses");
+    let logging = args::LogArgs::from_arg_matches(&matches).expect("logging flags");
+    logging.filter(Some(rust_log.to_string()))
+}
+
+#[test]
+fn an_explicit_log_filter_wins_over_rust_log() {
+    assert_eq!(log_filter(&[], &[], None, "warn"), "warn");
+    assert_eq!(log_filter(&[], &[], None, ""), "info");
+    assert_eq!(log_filter(&["--log", "debug"], &[], None, "warn"), "debug");
+    assert_eq!(
+        log_filter(&[], &[("AGENT_SIDECAR_LOG", "trace")], None, "warn"),
+        "trace"
+    );
+    let f = file("log", "log: agent_sidecar=debug\n");
+    assert_eq!(
+        log_filter(&[], &[], Some(&f), "warn"),
+        "agent_sidecar=debug"
+    );
+    assert_eq!(
+        log_filter(&["--log", "error"], &[], Some(&f), "warn"),
+        "error"
+    );
+}
