@@ -236,6 +236,7 @@ pub(crate) fn govern(resp: Response<Answer>, mut messages: ServerMessages) -> Re
             inner: body,
             messages,
             sse,
+            bom_checked: false,
             buf: Vec::new(),
             limit,
             done: false,
@@ -249,6 +250,9 @@ pub(crate) struct GovernedBody<B> {
     inner: B,
     messages: ServerMessages,
     sse: bool,
+    /// Whether the stream's first bytes were checked for a byte order
+    /// mark (SSE).
+    bom_checked: bool,
     buf: Vec<u8>,
     limit: usize,
     done: bool,
@@ -296,6 +300,18 @@ where
                         continue;
                     };
                     this.buf.extend_from_slice(&data);
+                    if this.sse && !this.bom_checked {
+                        // The stream's byte order mark is not sent on: the
+                        // gateway may put its own events ahead of the
+                        // upstream's, where a BOM would be part of a line.
+                        match mcp::strip_stream_bom(&this.buf) {
+                            None => continue,
+                            Some(n) => {
+                                this.buf.drain(..n);
+                                this.bom_checked = true;
+                            }
+                        }
+                    }
                     if this.sse {
                         let n = mcp::complete_prefix_len(&this.buf);
                         if n > 0 {

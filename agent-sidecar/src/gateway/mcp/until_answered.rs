@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 use serde_json::Value;
 
-use super::{answer::flatten_batches, complete_prefix_len, sse_messages};
+use super::{answer::flatten_batches, complete_prefix_len, sse_messages, strip_stream_bom};
 
 /// An upstream answer the gateway could not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +71,7 @@ where
         let mut pending: Vec<&Value> = ids.iter().collect();
         let mut buf = BytesMut::new();
         let mut scanned = 0;
+        let mut bom_checked = false;
         loop {
             if event_stream && pending.is_empty() {
                 return Ok(ReadAnswer {
@@ -95,9 +96,17 @@ where
             if !event_stream {
                 continue;
             }
+            // The stream's byte order mark, if any, is skipped once.
+            if !bom_checked {
+                let Some(bom) = strip_stream_bom(&buf) else {
+                    continue;
+                };
+                scanned = bom;
+                bom_checked = true;
+            }
             // Complete events start and end on event boundaries, so each
             // new run of them is decoded on its own.
-            let complete = complete_prefix_len(&buf);
+            let complete = scanned + complete_prefix_len(&buf[scanned..]);
             if complete > scanned {
                 for message in flatten_batches(sse_messages(&buf[scanned..complete])) {
                     if message.get("result").is_some() || message.get("error").is_some() {
