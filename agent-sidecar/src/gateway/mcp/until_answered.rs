@@ -212,6 +212,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_streams_bom_is_skipped_once_and_a_later_one_is_part_of_a_line() {
+        let (tx, body) = open_body();
+        let one = json!({"jsonrpc": "2.0", "id": 1, "result": {}});
+        // A leading BOM in a chunk of its own, then a response.
+        send(&tx, "\u{feff}").await;
+        send(&tx, &event(&one)).await;
+        let read = read_until_answered(body, true, &[json!(1)], 1 << 20, SECOND)
+            .await
+            .expect("the response after the BOM is read");
+        assert!(read.rest.is_some(), "answered while the stream stays open");
+        // Later, a BOM makes `\u{feff}data` a field no client reads: the
+        // response behind it is not the answer.
+        let (tx, body) = open_body();
+        send(
+            &tx,
+            &event(&json!({"jsonrpc": "2.0", "method": "notifications/progress"})),
+        )
+        .await;
+        send(&tx, &format!("\u{feff}data: {one}\r\n\r\n")).await;
+        let err = read_until_answered(body, true, &[json!(1)], 1 << 20, SECOND / 10)
+            .await
+            .err();
+        assert_eq!(err, Some(AnswerError::Timeout(SECOND / 10)));
+    }
+
+    #[tokio::test]
     async fn json_is_read_whole_and_limits_hold() {
         let text = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
         let read =
