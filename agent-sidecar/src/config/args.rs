@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use crate::{
     audit::{FsyncPolicy, ship::AuditShipArgs},
     credentials::SecretSpec,
-    events::AuditOptions,
     dns::{BudgetLimits, RefusalMode, StaticHost, parse_static_host, parse_upstream},
+    events::AuditOptions,
     gateway::GatewayConfig,
     kernel::limits::{self, Limit, ResourceLimits},
     kernel::{pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS},
