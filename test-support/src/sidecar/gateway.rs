@@ -19,11 +19,12 @@ use agent_sidecar::{
     },
     audit::record::AgentIdentity as AuditIdentity,
     credentials::{SecretSpec, SecretStore},
-    events::{ActionSink, ApprovalEvents, AuditOptions, AuditTrail, EventBus, Notices},
+    events::{ActionSink, ApprovalEvents, AuditOptions, AuditTrail, EventBus, LogLines, Notices},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
         hooks::{NoKernel, QuarantineSwitch},
     },
+    metrics::Metrics,
     policy::{PolicyStore, StoreOptions},
     proxy::ProxyContext,
     redaction::RedactionKey,
@@ -78,6 +79,9 @@ pub struct Harness {
     /// The redaction key of the keyed hashes (`redaction.key` beside the
     /// approvals directory, generated when absent).
     pub redaction_key: Arc<RedactionKey>,
+    /// The sidecar's metrics, fed by the gateway's events as under `run`
+    /// (`render()` is what `/metrics` serves).
+    pub metrics: Arc<Metrics>,
 }
 
 /// How [`Harness::start`] sets the gateway up.
@@ -170,10 +174,15 @@ impl Harness {
             c.initial_backoff = Duration::from_millis(50);
             Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
         };
-        let bus = EventBus::new(vec![Arc::new(Notices {
-            owner: hook(&owner.url),
-            soc: hook(&soc.url),
-        })]);
+        let metrics = Arc::new(Metrics::new());
+        let bus = EventBus::new(vec![
+            Arc::new(Notices {
+                owner: hook(&owner.url),
+                soc: hook(&soc.url),
+            }),
+            Arc::new(LogLines),
+            metrics.clone() as Arc<dyn ActionSink>,
+        ]);
         let audit = opts.audit.as_ref().map(|a| {
             AuditTrail::open(
                 a,
@@ -258,6 +267,7 @@ impl Harness {
             state,
             audit,
             redaction_key,
+            metrics,
         }
     }
 
