@@ -16,6 +16,9 @@
 //!   `agent-sidecar/src`, nor between subsystems (see `layering.rs`).
 //! - `fuzz --seconds N`: every cargo-fuzz target in `fuzz/` for N seconds
 //!   each (see `fuzz.rs`).
+//! - `soak --minutes N`: the gateway under a steady mixed load for N
+//!   minutes; RSS, fds, tasks and p50/p99 per minute as CSV and an SVG plot
+//!   in `target/soak/` (see `soak.rs`).
 //! - `ci`: what CI runs: setup, fmt check, clippy (the workspace and the
 //!   kernel programs), `layering`, `cargo deny` (licenses, bans, sources),
 //!   `test`, then a 20-second smoke run of every fuzz target.
@@ -30,6 +33,7 @@ use clap::{Parser, Subcommand};
 
 mod fuzz;
 mod layering;
+mod soak;
 mod stage;
 mod venv;
 
@@ -70,6 +74,13 @@ enum Cmd {
         /// Run this target only.
         #[arg(long)]
         target: Option<String>,
+    },
+    /// Run the gateway under a mixed load for MINUTES and write RSS, fds,
+    /// tasks and p50/p99 per minute to target/soak/soak.csv and soak.svg.
+    Soak {
+        /// How long the load runs.
+        #[arg(long, default_value_t = 60)]
+        minutes: u32,
     },
     /// What CI runs: setup, fmt --check, clippy -D warnings (workspace and
     /// kernel programs), layering, cargo deny, test, a 20 s smoke run of
@@ -113,6 +124,7 @@ fn main() -> Result<()> {
             dev,
             target,
         } => fuzz::fuzz(&root(), seconds, dev, target.as_deref()),
+        Cmd::Soak { minutes } => soak::soak(&root(), minutes),
         Cmd::Ci => ci(),
     }
 }
