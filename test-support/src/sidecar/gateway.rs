@@ -25,7 +25,7 @@ use agent_sidecar::{
         hooks::{NoKernel, QuarantineSwitch},
     },
     metrics::Metrics,
-    policy::{PolicyStore, StoreOptions},
+    policy::{PolicyStore, StoreOptions, reload::ReloadObserver},
     proxy::ProxyContext,
     redaction::RedactionKey,
     tls::{
@@ -134,8 +134,14 @@ impl Harness {
                 ("STREAM_PATH", STREAM_PATH),
             ],
         );
+        let metrics = Arc::new(Metrics::new());
         let store = Arc::new(
-            PolicyStore::open(&policy_dir, StoreOptions::default(), None).expect("policy compiles"),
+            PolicyStore::open(
+                &policy_dir,
+                StoreOptions::default(),
+                Some(metrics.clone() as Arc<dyn ReloadObserver>),
+            )
+            .expect("policy compiles"),
         );
         let identity = store.current().identity("buyer", "prod");
         let secret_file = dir.0.join("erp-token");
@@ -174,7 +180,6 @@ impl Harness {
             c.initial_backoff = Duration::from_millis(50);
             Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
         };
-        let metrics = Arc::new(Metrics::new());
         let bus = EventBus::new(vec![
             Arc::new(Notices {
                 owner: hook(&owner.url),
