@@ -15,6 +15,26 @@ pub struct ApprovalMetrics {
     wait: Histogram,
     auth_failures: IntCounter,
     auth_throttled: IntCounter,
+    webhooks: IntCounterVec,
+}
+
+/// The delivery counters of one webhook
+/// (`agent_sidecar_webhook_deliveries_total{webhook}`). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WebhookCounters {
+    name: String,
+    deliveries: IntCounterVec,
+}
+
+impl WebhookCounters {
+    /// Counts one delivery result: `delivered`, `retried` (an attempt
+    /// failed, another follows), `dropped` (the last attempt failed) or
+    /// `queue_full` (dropped before any attempt).
+    pub(crate) fn count(&self, result: &str) {
+        self.deliveries
+            .with_label_values(&[self.name.as_str(), result])
+            .inc();
+    }
 }
 
 impl ApprovalMetrics {
@@ -56,6 +76,16 @@ impl ApprovalMetrics {
             "Admin API requests refused with 429 because their peer failed to \
              authenticate too often (the token was not checked).",
         )?;
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_webhook_deliveries_total",
+                "Webhook events by webhook (owner, soc, approver) and result: delivered, \
+                 retried (an attempt failed, another follows), dropped (every attempt \
+                 failed), queue_full (dropped before any attempt).",
+            ),
+            &["webhook", "result"],
+        )?;
+        registry.register(Box::new(webhooks.clone()))?;
         registry.register(Box::new(total.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(pending.clone()))?;
@@ -69,7 +99,17 @@ impl ApprovalMetrics {
             wait,
             auth_failures,
             auth_throttled,
+            webhooks,
         })
+    }
+
+    /// The delivery counters of the webhook `name` (`owner`, `soc`,
+    /// `approver`).
+    pub fn webhook(&self, name: &str) -> WebhookCounters {
+        WebhookCounters {
+            name: name.to_owned(),
+            deliveries: self.webhooks.clone(),
+        }
     }
 
     /// Counts a failed admin authentication.

@@ -44,6 +44,8 @@ pub struct WebhookConfig {
     pub initial_backoff: Duration,
     /// Events that may wait for delivery before new ones are dropped.
     pub queue: usize,
+    /// Where delivery results are counted (`None`: nowhere).
+    pub counters: Option<super::metrics::WebhookCounters>,
 }
 
 impl WebhookConfig {
@@ -58,6 +60,7 @@ impl WebhookConfig {
             attempts: 5,
             initial_backoff: Duration::from_millis(500),
             queue: 1024,
+            counters: None,
         }
     }
 }
@@ -74,9 +77,18 @@ struct Event<'a> {
 #[derive(Debug)]
 pub struct WebhookNotifier {
     tx: mpsc::Sender<Bytes>,
+    counters: Option<super::metrics::WebhookCounters>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl WebhookNotifier {
+    fn count(&self, result: &str) {
+        if let Some(c) = &self.counters {
+            c.count(result);
+        }
+    }
+}
 
 impl WebhookNotifier {
     /// Validates the URL and starts the delivery task (needs a tokio
@@ -86,12 +98,13 @@ impl WebhookNotifier {
         let endpoint =
             RemoteEndpoint::parse_proxied(&config.url, config.tls.clone(), config.proxy.clone())?;
         let (tx, mut rx) = mpsc::channel::<Bytes>(config.queue.max(1));
+        let counters = config.counters.clone();
         tokio::spawn(async move {
             while let Some(body) = rx.recv().await {
                 deliver(&endpoint, &config, body).await;
             }
         });
-        Ok(WebhookNotifier { tx })
+        Ok(WebhookNotifier { tx, counters })
     }
 
     fn enqueue(&self, event: &'static str, approval: &PendingApproval) {
@@ -104,6 +117,7 @@ impl WebhookNotifier {
         };
         if let Err(e) = self.tx.try_send(body) {
             tracing::warn!(approval = %approval.id, event, error = %e, "webhook queue full or closed; event dropped");
+            self.count("queue_full");
         }
     }
 }
@@ -122,6 +136,7 @@ impl WebhookNotifier {
         };
         if let Err(e) = self.tx.try_send(body) {
             tracing::warn!(error = %e, "webhook queue full or closed; event dropped");
+            self.count("queue_full");
         }
     }
 }
@@ -152,16 +167,26 @@ async fn deliver(endpoint: &RemoteEndpoint, config: &WebhookConfig, body: Bytes)
                 return;
             }
         };
+        let count = |result: &str| {
+            if let Some(c) = &config.counters {
+                c.count(result);
+            }
+        };
         let failure = match result {
-            Ok((status, _)) if status.is_success() => return,
+            Ok((status, _)) if status.is_success() => {
+                count("delivered");
+                return;
+            }
             Ok((status, _)) => format!("status {status}"),
             Err(e) => e.to_string(),
         };
         if attempt == attempts {
             tracing::error!(attempts, error = %failure, "webhook delivery failed; event dropped");
+            count("dropped");
             return;
         }
         tracing::warn!(attempt, error = %failure, "webhook delivery failed; retrying");
+        count("retried");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }

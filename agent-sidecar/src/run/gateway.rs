@@ -235,12 +235,14 @@ fn webhook(
     url: &Option<String>,
     what: &str,
     tls: &Arc<rustls::ClientConfig>,
+    metrics: &Metrics,
 ) -> Result<Option<Arc<WebhookNotifier>>, RunError> {
     url.as_ref()
         .map(|u| {
             let config = WebhookConfig {
                 tls: Some(tls.clone()),
                 proxy: crate::http_client::proxy_from_env(),
+                counters: Some(metrics.approvals().webhook(&what.to_lowercase())),
                 ..WebhookConfig::new(u.clone())
             };
             WebhookNotifier::spawn(config)
@@ -303,7 +305,7 @@ pub(crate) async fn start(
     make_traversable(&agent_dir)?;
 
     let webhook_tls = Arc::new(tls.upstream_client_config());
-    let approver = webhook(&opts.approver_webhook, "approver", &webhook_tls)?;
+    let approver = webhook(&opts.approver_webhook, "approver", &webhook_tls, &metrics)?;
     let approvals_dir = agent_dir.join("approvals");
     let (approvals, replay) = ApprovalStore::open_with(
         &approvals_dir,
@@ -328,8 +330,8 @@ pub(crate) async fn start(
     })?;
     info!(journal = %approvals_dir.display(), replay = ?replay, "approvals journal open");
     events.add(Arc::new(Notices {
-        owner: webhook(&opts.owner_webhook, "owner", &webhook_tls)?,
-        soc: webhook(&opts.soc_webhook, "SOC", &webhook_tls)?,
+        owner: webhook(&opts.owner_webhook, "owner", &webhook_tls, &metrics)?,
+        soc: webhook(&opts.soc_webhook, "SOC", &webhook_tls, &metrics)?,
     }));
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),

@@ -98,6 +98,12 @@ pub struct Options {
     /// `<harness dir>/audit/buyer`): attempts journalled before forward,
     /// every event recorded.
     pub audit: Option<AuditOptions>,
+    /// Send the approvers' events here instead of to [`Harness::approver`]
+    /// (a webhook that is down).
+    pub approver_url: Option<String>,
+    /// Send the owner's notices here instead of to [`Harness::owner`] (a
+    /// slow webhook).
+    pub owner_url: Option<String>,
 }
 
 impl Default for Options {
@@ -108,6 +114,8 @@ impl Default for Options {
             max_body: 64 * 1024,
             max_pending: agent_sidecar::approvals::DEFAULT_MAX_PENDING_PER_AGENT,
             audit: None,
+            approver_url: None,
+            owner_url: None,
         }
     }
 }
@@ -175,15 +183,16 @@ impl Harness {
         let owner = Webhook::start().await;
         let soc = Webhook::start().await;
         let approver = Webhook::start().await;
-        let hook = |url: &str| {
+        let hook = |url: &str, name: &str| {
             let mut c = WebhookConfig::new(url);
             c.initial_backoff = Duration::from_millis(50);
+            c.counters = Some(metrics.approvals().webhook(name));
             Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
         };
         let bus = EventBus::new(vec![
             Arc::new(Notices {
-                owner: hook(&owner.url),
-                soc: hook(&soc.url),
+                owner: hook(opts.owner_url.as_deref().unwrap_or(&owner.url), "owner"),
+                soc: hook(&soc.url, "soc"),
             }),
             Arc::new(LogLines),
             metrics.clone() as Arc<dyn ActionSink>,
@@ -213,7 +222,11 @@ impl Harness {
             ApprovalStoreOptions {
                 notifier: Some(Arc::new(ApprovalEvents {
                     bus: bus.clone(),
-                    next: hook(&approver.url).map(|w| w as Arc<dyn Notifier>),
+                    next: hook(
+                        opts.approver_url.as_deref().unwrap_or(&approver.url),
+                        "approver",
+                    )
+                    .map(|w| w as Arc<dyn Notifier>),
                 })),
                 config: StoreConfig {
                     max_pending_per_agent: opts.max_pending,
