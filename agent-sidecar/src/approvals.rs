@@ -35,7 +35,7 @@ pub use handle::ApprovalHandle;
 pub use http::HttpError;
 pub use journal::TornTail;
 pub use ledger::{DEFAULT_MAX_PENDING_PER_AGENT, ReplayReport, StoreConfig};
-pub use metrics::{ApprovalMetrics, WebhookCounters};
+pub use metrics::ApprovalMetrics;
 pub use model::{
     ActionSummary, ApprovalId, ApprovalOutcome, ApprovalState, ApproverDecision, NewApproval,
     PendingApproval, UnixMillis,

@@ -3,5 +3,6 @@
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod baseline;
 pub(crate) mod config;
 pub(crate) mod policy;

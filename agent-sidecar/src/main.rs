@@ -55,6 +55,10 @@ enum Command {
     /// where each value comes from, print its JSON Schema.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
+    /// Behavioural baselines on disk: show, export, import, merge (pool by
+    /// role), fold an alert marked benign back in.
+    #[command(subcommand)]
+    Baseline(cli::baseline::BaselineCommand),
 }
 
 #[derive(Args, Debug)]
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::Approvals(cmd) => cli::approvals::run(cmd),
         Command::Audit(cmd) => cli::audit::run(cmd),
         Command::Config(cmd) => cli::config::run(cmd, &Cli::command()),
+        Command::Baseline(cmd) => cli::baseline::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -29,6 +29,7 @@ mod agent;
 pub mod allow;
 mod audit;
 pub mod child;
+mod detection;
 mod egress_plan;
 mod enforcement;
 pub mod env;
@@ -53,7 +54,7 @@ use tracing::{info, warn};
 
 use crate::{
     events::{EventBus, LogLines, PolicyEvents},
-    metrics::Metrics,
+    metrics::{Check, Metrics},
 };
 pub use allow::AllowArg;
 use egress_plan::EgressPlan;
@@ -116,7 +117,7 @@ fn default_agent_id(command: &[OsString]) -> String {
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     harden_sidecar();
     let agent_id = agent_id(&opts)?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_agent(&agent_id));
     let events = EventBus::new(vec![Arc::new(LogLines), metrics.clone()]);
     let observer: Arc<dyn crate::policy::reload::ReloadObserver> = Arc::new(PolicyEvents {
         bus: events.clone(),
@@ -124,6 +125,7 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         next: Some(metrics.clone()),
     });
     let plan = EgressPlan::build(&opts, &agent_id, &observer)?;
+    metrics.readiness().set(Check::PoliciesLoaded, true);
     let trail = audit::open(&opts, &agent_id, &plan, &metrics, &events)?;
     let (shipper, code) = match ship::start(&opts.audit_ship, &trail, audit::instance(), &metrics) {
         Ok(shipper) => (
@@ -166,6 +168,7 @@ async fn governed(
     // now and run while the kernel programs load.
     let socket_scan = unix_mask::Scan::start(user.uid);
     let enforcement = Enforcement::start(&opts, &agent_id, &plan, &listeners, &metrics, events)?;
+    metrics.readiness().set(Check::ProgramsAttached, true);
     let admin_task = listeners
         .metrics
         .map(|l| listeners::serve_metrics(l, &enforcement.enforcer, &metrics, &agent_id));
@@ -179,6 +182,8 @@ async fn governed(
         trail,
     )
     .await?;
+    // Without name rules there is no resolver to wait for.
+    metrics.readiness().set(Check::ResolverListening, true);
     let mut sidecar_env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
     if let Some(services) = &services {
         sidecar_env.extend(services.env().iter().cloned());
@@ -200,6 +205,7 @@ async fn governed(
         )
         .await;
 
+    metrics.readiness().set(Check::ResolverListening, false);
     if let Some(services) = services {
         services.shutdown().await;
     }
@@ -210,6 +216,7 @@ async fn governed(
     if let Ok(code) = &code {
         info!(agent_id = %agent_id, exit_code = code, "agent exited");
     }
+    metrics.readiness().set(Check::ProgramsAttached, false);
     let finished = enforcement
         .finish(&metrics, &agent_id, opts.keep_pinned)
         .await;
@@ -285,6 +292,10 @@ async fn start_name_services(
                 .redaction_key
                 .clone()
                 .unwrap_or_else(|| opts.state_dir.join("redaction.key")),
+            webhook_secret: options
+                .webhook_secret_file
+                .clone()
+                .unwrap_or_else(|| opts.state_dir.join("webhook.secret")),
             options,
             policy,
             agent_dir: opts.state_dir.join("agents").join(agent_id),

@@ -155,3 +155,30 @@ fn every_example_config_file_loads_and_names_paths_that_exist() {
     }
     assert!(checked >= 1, "expected example config files");
 }
+
+#[test]
+fn the_example_detection_sections_resolve_per_agent() {
+    use agent_sidecar::policy::{
+        Tier,
+        detection::{DetectorKind, Response},
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let set = CompiledPolicySet::load_dir(&dir).expect("examples/policies compiles");
+    let support = set.detection("support-agent");
+    assert_eq!(support.pool.as_deref(), Some("support"));
+    assert_eq!(support.detector(DetectorKind::RateSurge).threshold, 8.0);
+    let nd = support.detector(DetectorKind::NewDestination);
+    assert_eq!(
+        (nd.response, nd.raise_to, nd.raise_for.as_secs()),
+        (Response::RaiseTier, Tier::Approval, 7200)
+    );
+    // The procurement agent: the base's settings, pooled by its first role.
+    let procurement = set.detection("procurement-agent");
+    assert_eq!(procurement.pool.as_deref(), Some("payments-operator"));
+    assert_eq!(procurement.detector(DetectorKind::RateSurge).threshold, 6.0);
+    assert_eq!(
+        procurement.detector(DetectorKind::DeniedBurst).response,
+        Response::Quarantine
+    );
+    assert_eq!(procurement.utc_offset_minutes, -300);
+}

@@ -17,6 +17,8 @@
 //!   and [`curl`] as their client;
 //! - [`bench`]: what the benchmarks' reports share (statistics, scheduler
 //!   clocks, a reference nginx);
+//! - [`rsyslog`]: a real syslog collector (Debian's rsyslogd) with TLS, TCP
+//!   and UDP inputs on loopback;
 //! - [`temp`]: temporary directories removed on drop;
 //! - `sidecar` (feature `sidecar`): agent-sidecar's proxy listeners and tool
 //!   gateway wired the way `run` wires them, for the integration tests and
@@ -41,6 +43,7 @@ pub mod dns;
 pub mod fixtures;
 pub mod mcp;
 pub mod netns;
+pub mod rsyslog;
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
 pub mod temp;

@@ -285,8 +285,30 @@ impl Drop for World {
 
 /// The value of the sample `name{labels}` in a Prometheus text.
 fn sample(text: &str, series: &str) -> Option<f64> {
+    // `name{a="x",b="y"}`: the sample of that name whose labels include
+    // these (every series also carries `agent_id`).
+    let split = |s: &str| -> (String, Vec<String>) {
+        match s.split_once('{') {
+            Some((name, labels)) => (
+                name.to_string(),
+                labels
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            None => (s.to_string(), Vec::new()),
+        }
+    };
+    let (name, wanted) = split(series);
     text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (s, v) = l.rsplit_once(' ')?;
+            let (n, labels) = split(s);
+            (n == name && wanted.iter().all(|w| labels.contains(w))).then_some(v)
+        })
         .and_then(|v| v.trim().parse().ok())
 }
 

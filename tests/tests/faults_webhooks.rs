@@ -2,7 +2,7 @@
 //! taking 10 s to answer. Neither holds a call up or loses a decision: the
 //! held call stays in the approvals store and is forwarded once approved,
 //! the tier-2 call answers at once; each failed delivery is logged and
-//! counted (`agent_sidecar_webhook_deliveries_total{webhook,result}`).
+//! counted (`agent_sidecar_webhook_deliveries_total{agent_id,sink,outcome}`).
 //!
 //! Runs without root: the gateway is wired as `run` wires it, minus the
 //! kernel (see `agent_sidecar_test_support::sidecar::gateway`).
@@ -49,14 +49,16 @@ impl Write for SharedWriter {
     }
 }
 
-fn deliveries(h: &Harness, webhook: &str, result: &str) -> u64 {
-    let want = format!(
-        "agent_sidecar_webhook_deliveries_total{{result=\"{result}\",webhook=\"{webhook}\"}}"
-    );
+fn deliveries(h: &Harness, sink: &str, outcome: &str) -> u64 {
+    let (sink, outcome) = (format!("sink=\"{sink}\""), format!("outcome=\"{outcome}\""));
     h.metrics
         .render()
         .lines()
-        .filter(|l| l.starts_with(&want))
+        .filter(|l| {
+            l.starts_with("agent_sidecar_webhook_deliveries_total{")
+                && l.contains(&sink)
+                && l.contains(&outcome)
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -135,19 +137,20 @@ async fn the_approver_webhook_down_loses_no_approval_and_is_logged_and_counted()
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let approval = approval.expect("the held call's approval is pending");
-    // Every attempt fails (5, backoff from 50 ms): retried, then dropped.
+    // Every attempt fails (5, backoff from 50 ms): each counted as failed,
+    // then the event dropped.
     until(
         "the approver's delivery dropped",
         Duration::from_secs(10),
         || deliveries(&h, "approver", "dropped") >= 1,
     )
     .await;
-    assert!(deliveries(&h, "approver", "retried") >= 4);
-    assert_eq!(deliveries(&h, "approver", "delivered"), 0);
+    assert!(deliveries(&h, "approver", "failed") >= 5);
+    assert_eq!(deliveries(&h, "approver", "sent"), 0);
     let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
     assert!(
-        text.lines()
-            .any(|l| l.contains("ERROR") && l.contains("webhook delivery failed; event dropped")),
+        text.lines().any(|l| l.contains("ERROR")
+            && l.contains("webhook delivery failed on every attempt; event dropped")),
         "{text}"
     );
     // An approver who uses the admin API or the CLI still decides it.
@@ -198,18 +201,19 @@ async fn a_slow_owner_webhook_does_not_hold_up_calls_and_is_logged_and_counted()
             started.elapsed()
         );
     }
-    // Each attempt times out after 5 s: counted as retried and logged.
+    // Each attempt times out after 5 s: counted as failed (the queue keeps
+    // the event) and logged.
     until(
-        "the owner's delivery retried",
+        "the owner's delivery failed",
         Duration::from_secs(12),
-        || deliveries(&h, "owner", "retried") >= 1,
+        || deliveries(&h, "owner", "failed") >= 1,
     )
     .await;
-    assert_eq!(deliveries(&h, "owner", "delivered"), 0);
+    assert_eq!(deliveries(&h, "owner", "sent"), 0);
     let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
     assert!(
-        text.lines()
-            .any(|l| l.contains("WARN") && l.contains("webhook delivery failed; retrying")),
+        text.lines().any(|l| l.contains("WARN")
+            && l.contains("webhook delivery failed; the queue keeps the event")),
         "{text}"
     );
     assert_eq!(

@@ -88,7 +88,7 @@ enum Cmd {
     Ci,
 }
 
-const APT_PACKAGES: [&str; 14] = [
+const APT_PACKAGES: [&str; 17] = [
     "rustc-web",
     "libstd-rust-web-dev-bpf",
     "llvm-22-dev",
@@ -103,6 +103,13 @@ const APT_PACKAGES: [&str; 14] = [
     // The venv of the MCP test fixtures (venv.rs).
     "python3-venv",
     "python3-pip",
+    // The syslog collector the alert tests deliver to over TLS (they start
+    // their own instance: the Debian service must not run).
+    "rsyslog",
+    "rsyslog-gnutls",
+    // promtool checks and unit-tests the alert rules of deploy/prometheus
+    // (the Debian service must not run).
+    "prometheus",
     // For a benchmark, which starts its own instance: the Debian service
     // must not run (see `apt_install` and `quiesce_nginx`).
     "nginx",

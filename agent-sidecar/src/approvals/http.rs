@@ -26,6 +26,14 @@ use crate::http_client::{Proxied, Schemes, pooled, tcp_connector};
 /// Why an HTTP exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// The webhook's queue directory cannot be made or read.
+    #[error("webhook queue directory {path}: {source}; give a writable directory")]
+    Queue {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The URL does not parse or has no host.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {

@@ -15,26 +15,6 @@ pub struct ApprovalMetrics {
     wait: Histogram,
     auth_failures: IntCounter,
     auth_throttled: IntCounter,
-    webhooks: IntCounterVec,
-}
-
-/// The delivery counters of one webhook
-/// (`agent_sidecar_webhook_deliveries_total{webhook}`). Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct WebhookCounters {
-    name: String,
-    deliveries: IntCounterVec,
-}
-
-impl WebhookCounters {
-    /// Counts one delivery result: `delivered`, `retried` (an attempt
-    /// failed, another follows), `dropped` (the last attempt failed) or
-    /// `queue_full` (dropped before any attempt).
-    pub(crate) fn count(&self, result: &str) {
-        self.deliveries
-            .with_label_values(&[self.name.as_str(), result])
-            .inc();
-    }
 }
 
 impl ApprovalMetrics {
@@ -60,7 +40,7 @@ impl ApprovalMetrics {
         )?;
         let wait = Histogram::with_opts(
             HistogramOpts::new(
-                "agent_sidecar_approval_wait_seconds",
+                "agent_sidecar_approval_wait_duration_seconds",
                 "Time from an approval request to its decision or expiry.",
             )
             .buckets(vec![
@@ -76,16 +56,6 @@ impl ApprovalMetrics {
             "Admin API requests refused with 429 because their peer failed to \
              authenticate too often (the token was not checked).",
         )?;
-        let webhooks = IntCounterVec::new(
-            Opts::new(
-                "agent_sidecar_webhook_deliveries_total",
-                "Webhook events by webhook (owner, soc, approver) and result: delivered, \
-                 retried (an attempt failed, another follows), dropped (every attempt \
-                 failed), queue_full (dropped before any attempt).",
-            ),
-            &["webhook", "result"],
-        )?;
-        registry.register(Box::new(webhooks.clone()))?;
         registry.register(Box::new(total.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(pending.clone()))?;
@@ -99,17 +69,7 @@ impl ApprovalMetrics {
             wait,
             auth_failures,
             auth_throttled,
-            webhooks,
         })
-    }
-
-    /// The delivery counters of the webhook `name` (`owner`, `soc`,
-    /// `approver`).
-    pub fn webhook(&self, name: &str) -> WebhookCounters {
-        WebhookCounters {
-            name: name.to_owned(),
-            deliveries: self.webhooks.clone(),
-        }
     }
 
     /// Counts a failed admin authentication.
@@ -179,11 +139,11 @@ mod tests {
         assert!(!text.contains("outcome=\"approved\""), "{text}");
         assert!(text.contains("agent_sidecar_approvals_pending 3"), "{text}");
         assert!(
-            text.contains("agent_sidecar_approval_wait_seconds_sum 2"),
+            text.contains("agent_sidecar_approval_wait_duration_seconds_sum 2"),
             "{text}"
         );
         assert!(
-            text.contains("agent_sidecar_approval_wait_seconds_count 1"),
+            text.contains("agent_sidecar_approval_wait_duration_seconds_count 1"),
             "{text}"
         );
     }

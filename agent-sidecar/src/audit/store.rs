@@ -45,7 +45,7 @@
 use std::{
     path::Path,
     sync::{
-        Arc, Condvar, Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread,
@@ -60,6 +60,7 @@ mod background;
 mod config;
 mod counters;
 mod files;
+mod locked;
 mod recover;
 mod retention;
 pub mod segment;
@@ -70,6 +71,7 @@ pub use config::{AuditConfig, FsyncPolicy, RetentionPolicy};
 pub use counters::AuditCounters;
 use counters::Counters;
 pub use files::{LOCK_FILE, TREE_DIR, VKEY_FILE};
+use locked::Locked;
 pub use shared::Appended;
 pub(crate) use shared::{Progress, Shared};
 use writer::Wait;
@@ -82,7 +84,7 @@ pub struct AuditLog {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    shared: Arc<Locked>,
     background: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
@@ -95,13 +97,13 @@ impl Drop for Inner {
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
-            .field("dir", &self.inner.shared.dir)
+            .field("dir", &self.inner.shared.shared.dir)
             .finish_non_exhaustive()
     }
 }
 
 fn close(
-    shared: &Shared,
+    shared: &Locked,
     background: &Mutex<Option<thread::JoinHandle<()>>>,
 ) -> Result<(), AuditError> {
     let writer = shared.lock().take();
@@ -110,7 +112,7 @@ fn close(
         let _ = handle.join();
     }
     match writer {
-        Some(mut w) => w.close_out(shared),
+        Some(mut w) => w.close_out(&shared.shared),
         None => Ok(()),
     }
 }
@@ -126,17 +128,16 @@ impl AuditLog {
             failure: None,
         });
         let repaired = opened.repaired.clone();
-        let shared = Arc::new(Shared {
+        let status = Shared {
             dir: config.dir.clone(),
             retention: config.retention.clone(),
             max_queued: config.max_queued,
-            writer: Mutex::new(Some(writer::Writer::new(config, opened))),
-            wake: Condvar::new(),
             failing: AtomicBool::new(false),
             failure: Mutex::new(None),
             counters: Counters::default(),
             progress,
-        });
+        };
+        let shared = Arc::new(Locked::new(status, writer::Writer::new(config, opened)));
         let bg = shared.clone();
         let handle = thread::Builder::new()
             .name("audit-writer".into())
@@ -156,7 +157,7 @@ impl AuditLog {
         };
         if let Some((entry, note)) = repaired {
             tracing::warn!(dir = %log.dir().display(), "{note}");
-            Counters::add(&log.inner.shared.counters.repairs, 1);
+            Counters::add(&log.inner.shared.shared.counters.repairs, 1);
             log.append(entry)?;
         }
         Ok(log)
@@ -164,7 +165,7 @@ impl AuditLog {
 
     /// The log directory.
     pub fn dir(&self) -> &Path {
-        &self.inner.shared.dir
+        &self.inner.shared.shared.dir
     }
 
     /// Adds a record and returns its sequence number, id and time at
@@ -179,10 +180,10 @@ impl AuditLog {
     /// decision, before the call is forwarded). An error means it is not
     /// durable: refuse the action.
     pub async fn append_durable(&self, entry: AuditEntry) -> Result<Appended, AuditError> {
-        let mut rx = self.inner.shared.progress.subscribe();
+        let mut rx = self.inner.shared.shared.progress.subscribe();
         let appended = self.inner.shared.append(entry, Wait::Durable)?;
         let closed = || AuditError::Closed {
-            dir: self.inner.shared.dir.clone(),
+            dir: self.inner.shared.shared.dir.clone(),
         };
         let done = |p: &Progress| p.durable > appended.seq;
         let p = rx
@@ -206,25 +207,23 @@ impl AuditLog {
     pub fn sync(&self) -> Result<(), AuditError> {
         let shared = &self.inner.shared;
         match shared.lock().as_mut() {
-            Some(w) => w.sync_all(shared),
-            None => Err(AuditError::Closed {
-                dir: shared.dir.clone(),
-            }),
+            Some(w) => w.sync_all(&shared.shared),
+            None => Err(shared.shared.closed()),
         }
     }
 
     /// Records written and fsynced so far (counts: the next seq).
     pub fn progress(&self) -> (u64, u64) {
-        let p = self.inner.shared.progress.borrow();
+        let p = self.inner.shared.shared.progress.borrow();
         (p.written, p.durable)
     }
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> AuditCounters {
-        self.inner
-            .shared
+        let shared = &self.inner.shared.shared;
+        shared
             .counters
-            .snapshot(self.inner.shared.failing.load(Ordering::Acquire))
+            .snapshot(shared.failing.load(Ordering::Acquire))
     }
 
     /// Writes, fsyncs and signs a last checkpoint, then stops the writer.

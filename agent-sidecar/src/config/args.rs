@@ -158,7 +158,7 @@ pub struct RunArgs {
     /// Leave the programs and maps pinned (and attached) when COMMAND exits.
     #[arg(long)]
     pub keep_pinned: bool,
-    /// Serve Prometheus /metrics and /healthz on this address (never reachable from the agent).
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (never reachable from the agent).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
     /// The tool gateway's flags.
@@ -221,6 +221,15 @@ pub struct GatewayArgs {
     /// Webhook (http:// or https://, verified like upstreams) of the SOC: tier-4 halts, quarantines.
     #[arg(long, value_name = "URL")]
     pub soc_webhook: Option<String>,
+    /// Send alerts (OCSF findings in RFC 5424 messages) to this syslog collector too, repeatable:
+    /// udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (RFC 5425, verified like upstreams);
+    /// queued on disk until the collector takes them.
+    #[arg(long, value_name = "URL")]
+    pub syslog: Vec<crate::detect::SyslogTarget>,
+    /// Directory of the behavioural baselines (a file per agent, kept across restarts;
+    /// `none` keeps them in memory only).
+    #[arg(long, value_name = "DIR", default_value = crate::detect::DEFAULT_BASELINE_DIR)]
+    pub baseline_dir: PathBuf,
     /// Webhook (http:// or https://, verified like upstreams) of the approvers: tier-3 approvals pending and decided.
     #[arg(long, value_name = "URL")]
     pub approver_webhook: Option<String>,
@@ -240,6 +249,10 @@ pub struct GatewayArgs {
     /// generated when absent].
     #[arg(long, value_name = "FILE", requires = "policy_dir")]
     pub redaction_key: Option<PathBuf>,
+    /// Signing secret (whsec_<base64>, mode 0600) of the approver, owner and SOC webhooks'
+    /// Standard Webhooks signatures [default: STATE_DIR/webhook.secret, generated when absent].
+    #[arg(long, value_name = "FILE", requires = "policy_dir")]
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -333,6 +346,9 @@ impl GatewayArgs {
             soc_webhook: self.soc_webhook,
             approver_webhook: self.approver_webhook,
             redaction_key: self.redaction_key,
+            webhook_secret_file: self.webhook_secret_file,
+            baseline_dir: (self.baseline_dir.as_os_str() != "none").then_some(self.baseline_dir),
+            syslog: self.syslog,
             config,
         })
     }

@@ -100,7 +100,7 @@ pub struct ConfigFile {
     /// Leave programs and maps pinned when the command exits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_pinned: Option<bool>,
-    /// Serve `/metrics` and `/healthz` on this address.
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
     /// Tier policy set (directory): enables the tool gateway.
@@ -136,6 +136,12 @@ pub struct ConfigFile {
     /// Webhook of the SOC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soc_webhook: Option<String>,
+    /// Syslog collectors of alerts: `udp://HOST:PORT`, `tcp://HOST:PORT`, `tls://HOST:PORT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<Vec<String>>,
+    /// Directory of the behavioural baselines, or `none` (kept in memory only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_dir: Option<String>,
     /// Webhook of the approvers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver_webhook: Option<String>,
@@ -151,6 +157,9 @@ pub struct ConfigFile {
     /// Key (64 hex digits, mode 0600) of the keyed hashes of `redact: hash` fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redaction_key: Option<String>,
+    /// Signing secret file (`whsec_<base64>`, mode 0600) of the approver, owner and SOC webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<String>,
     /// bpffs mount point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bpffs: Option<String>,
@@ -236,6 +245,8 @@ const PATH_KEYS: &[&str] = &[
     "upstream-ca",
     "admin-token-file",
     "redaction-key",
+    "webhook-secret-file",
+    "baseline-dir",
     "bpffs",
     "state-dir",
     "audit-dir",
@@ -274,6 +285,10 @@ impl LoadedFile {
                 other => FileValue::Texts(vec![text_of(&other)]),
             };
             let value = match value {
+                // `baseline-dir: none` keeps baselines in memory: a word, not a path.
+                FileValue::Texts(texts) if key == "baseline-dir" && texts == ["none"] => {
+                    FileValue::Texts(texts)
+                }
                 FileValue::Texts(texts) if PATH_KEYS.contains(&key.as_str()) => {
                     FileValue::Texts(texts.iter().map(|t| relative_to(base, t)).collect())
                 }

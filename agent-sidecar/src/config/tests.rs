@@ -220,6 +220,51 @@ fn relative_paths_are_relative_to_the_file() {
 }
 
 #[test]
+fn the_webhook_secret_syslog_and_baseline_keys_reach_the_gateway() {
+    let f = file(
+        "detect-keys",
+        "policy-dir: policies\nwebhook-secret-file: secrets/webhook.secret\nbaseline-dir: none\nsyslog: [tcp://127.0.0.1:514, tls://siem.example:6514]\n",
+    );
+    let dir = f.parent().unwrap();
+    let (a, _) = run(&[], &[], Some(&f)).unwrap();
+    assert_eq!(
+        a.gateway.webhook_secret_file,
+        Some(dir.join("secrets/webhook.secret"))
+    );
+    // `none` is a word, not a path next to the file: baselines in memory.
+    assert_eq!(a.gateway.baseline_dir, PathBuf::from("none"));
+    let syslog: Vec<String> = a.gateway.syslog.iter().map(|t| t.to_string()).collect();
+    assert_eq!(syslog, ["tcp://127.0.0.1:514", "tls://siem.example:6514"]);
+    let opts = a.gateway.options().expect("the gateway is on");
+    assert_eq!(opts.baseline_dir, None);
+    // A relative baseline directory is the file's; the variable wins over the file.
+    let f = file(
+        "detect-keys-dir",
+        "policy-dir: p\nbaseline-dir: baselines\n",
+    );
+    let (a, _) = run(&[], &[], Some(&f)).unwrap();
+    assert_eq!(
+        a.gateway.baseline_dir,
+        f.parent().unwrap().join("baselines")
+    );
+    let (a, r) = run(
+        &[],
+        &[("AGENT_SIDECAR_WEBHOOK_SECRET_FILE", "/etc/s/webhook.secret")],
+        Some(&f),
+    )
+    .unwrap();
+    assert_eq!(
+        a.gateway.webhook_secret_file,
+        Some(PathBuf::from("/etc/s/webhook.secret"))
+    );
+    assert_eq!(source(&r, "webhook-secret-file"), Source::Env);
+    // A collector the flag refuses is refused in the file, where it is.
+    let f = file("detect-keys-bad", "syslog: [ftp://x]\n");
+    let e = run(&[], &[], Some(&f)).unwrap_err().to_string();
+    assert!(e.contains("sidecar.yaml:1:") && e.contains("syslog"), "{e}");
+}
+
+#[test]
 fn the_config_file_variable_names_the_file() {
     let f = file("envfile", "agent-id: from-file\n");
     let (a, r) = run(&[], &[("AGENT_SIDECAR_CONFIG", f.to_str().unwrap())], None).unwrap();

@@ -116,7 +116,7 @@ pub(crate) async fn handle(
                     arguments: call.arguments.clone(),
                 });
                 let action = policy.action_from_request(gw.identity.clone(), &request);
-                let decision = policy.decide(&action);
+                let decision = gw.oversight.floor.apply(policy.decide(&action));
                 let view = Arc::new(gw.inputs.view(policy, &action, Some(&call.arguments), &[]));
                 let held = binding::mcp(
                     &action,

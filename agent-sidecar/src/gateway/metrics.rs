@@ -5,7 +5,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use super::record::ToolCallEvent;
 
 /// `agent_sidecar_gateway_calls_total`,
-/// `agent_sidecar_gateway_call_seconds` and
+/// `agent_sidecar_gateway_call_duration_seconds` and
 /// `agent_sidecar_gateway_mcp_messages_dropped_total`. Cheap to clone.
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -27,7 +27,7 @@ impl GatewayMetrics {
         )?;
         let seconds = HistogramVec::new(
             HistogramOpts::new(
-                "agent_sidecar_gateway_call_seconds",
+                "agent_sidecar_gateway_call_duration_seconds",
                 "Time a tool call spent in the gateway, including any approval wait and \
                  the upstream's answer head.",
             )
@@ -138,7 +138,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                r#"agent_sidecar_gateway_call_seconds_bucket{agent_id="a1",tier="3",le="5"} 2"#
+                r#"agent_sidecar_gateway_call_duration_seconds_bucket{agent_id="a1",tier="3",le="5"} 2"#
             ),
             "{text}"
         );

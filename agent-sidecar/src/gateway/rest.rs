@@ -75,8 +75,8 @@ pub(crate) async fn handle(
         )
         .response();
     }
-    // Decide.
-    let decision = policy.decide(&action);
+    // Decide (at least at the minimum tier a behavioural alert imposed).
+    let decision = gw.oversight.floor.apply(policy.decide(&action));
     // What the records, the approval and the owner's notice keep of the
     // input (the policy's redaction), made once when one of them reads it.
     let view = Inputs::needed(gw.journal.enabled(), decision.tier)

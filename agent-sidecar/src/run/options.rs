@@ -43,7 +43,7 @@ pub struct RunOptions {
     pub mount_bpffs: bool,
     /// State and lock directory.
     pub state_dir: PathBuf,
-    /// Serve `/metrics` and `/healthz` here.
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub metrics_listen: Option<SocketAddr>,
     /// The tool gateway (`--policy-dir`): tier policy, approvals,
     /// credentials.

@@ -186,7 +186,9 @@ impl Harness {
         let hook = |url: &str, name: &str| {
             let mut c = WebhookConfig::new(url);
             c.initial_backoff = Duration::from_millis(50);
-            c.counters = Some(metrics.approvals().webhook(name));
+            c.attempts = 5;
+            c.sink = name.to_string();
+            c.metrics = Some(metrics.webhook_deliveries(&identity.id));
             Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
         };
         let bus = EventBus::new(vec![

@@ -75,6 +75,7 @@ fn kinds_serialize_snake_case() {
         (RecordKind::CompensationTriggered, "compensation_triggered"),
         (RecordKind::KernelDeny, "kernel_deny"),
         (RecordKind::SidecarStopped, "sidecar_stopped"),
+        (RecordKind::DetectionResponse, "detection_response"),
     ] {
         assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{s}\""));
         assert_eq!(k.as_str(), s);

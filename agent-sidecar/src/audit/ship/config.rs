@@ -4,7 +4,6 @@
 
 use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
-use base64::Engine as _;
 use hyper::{
     Uri,
     header::{HeaderMap, HeaderName, HeaderValue},
@@ -53,61 +52,15 @@ impl fmt::Debug for Protocol {
     }
 }
 
-/// A Standard Webhooks signing secret: `whsec_` then base64 of 24 to 64
-/// random bytes. Never printed.
-#[derive(Clone)]
-pub struct WebhookSecret(Arc<Zeroizing<Vec<u8>>>);
+pub use crate::webhook::WebhookSecret;
 
-impl WebhookSecret {
-    /// Fewest secret bytes accepted (the Standard Webhooks minimum).
-    pub const MIN_BYTES: usize = 24;
-    /// Most secret bytes accepted.
-    pub const MAX_BYTES: usize = 64;
-
-    /// Parses `whsec_<base64>` (surrounding white space ignored; `source`
-    /// names where it came from in the error).
-    pub fn parse(text: &str, source: &str) -> Result<WebhookSecret, ShipError> {
-        let bad = |reason: String| ShipError::Config {
-            what: source.to_string(),
-            reason,
-            fix: "give a secret of the form whsec_<base64 of 24 to 64 random bytes>, e.g. \
-                  `echo whsec_$(head -c 32 /dev/urandom | base64)`"
-                .into(),
-        };
-        let text = text.trim();
-        let b64 = text
-            .strip_prefix("whsec_")
-            .ok_or_else(|| bad("the secret does not start with whsec_".into()))?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| bad(format!("the secret is not base64 after whsec_: {e}")))?;
-        if !(Self::MIN_BYTES..=Self::MAX_BYTES).contains(&bytes.len()) {
-            return Err(bad(format!(
-                "the secret has {} bytes; {} to {} are required",
-                bytes.len(),
-                Self::MIN_BYTES,
-                Self::MAX_BYTES
-            )));
+impl From<crate::webhook::SecretError> for ShipError {
+    fn from(e: crate::webhook::SecretError) -> Self {
+        ShipError::Config {
+            what: e.what,
+            reason: e.reason,
+            fix: e.fix,
         }
-        Ok(WebhookSecret(Arc::new(Zeroizing::new(bytes))))
-    }
-
-    /// Reads the secret from a file (its only content), which only its
-    /// owner may read (mode 0600 or 0400).
-    pub fn from_file(path: &std::path::Path) -> Result<WebhookSecret, ShipError> {
-        let text = read_private(path, "the webhook secret")?;
-        WebhookSecret::parse(&text, &path.display().to_string())
-    }
-
-    /// The key bytes.
-    pub(crate) fn key(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WebhookSecret(..)")
     }
 }
 
@@ -270,35 +223,7 @@ impl DestinationConfig {
 /// Reads a file holding a secret: a regular file that only its owner may
 /// read (no group or other permission bits), else an error saying so.
 pub fn read_private(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, ShipError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let err = |reason: String, fix: &str| ShipError::Config {
-        what: path.display().to_string(),
-        reason,
-        fix: fix.to_string(),
-    };
-    let meta = std::fs::metadata(path)
-        .map_err(|e| err(format!("cannot read {what}: {e}"), "give a readable file"))?;
-    if !meta.is_file() {
-        return Err(err(
-            format!("{what} is not a regular file"),
-            "give a regular file",
-        ));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(err(
-            format!("{what} is readable by others (mode {mode:04o})"),
-            &format!("chmod 600 {}", path.display()),
-        ));
-    }
-    std::fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .map_err(|e| {
-            err(
-                format!("cannot read {what}: {e}"),
-                "give a readable UTF-8 file",
-            )
-        })
+    Ok(crate::webhook::read_private(path, what)?)
 }
 
 /// Reads request headers from a file that only its owner may read: one

@@ -5,10 +5,6 @@
 //! `webhook-signature` is `v1,` then base64 of HMAC-SHA256 over
 //! `id.timestamp.body` with the secret's bytes.
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use super::reader::StoredLine;
 
 /// The media type of the body.
@@ -30,17 +26,4 @@ pub fn message_id(first_record_id: &str, count: usize) -> String {
     format!("msg_{first_record_id}_{count}")
 }
 
-/// The `webhook-signature` value for `id`, `timestamp` and `body`.
-pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any size");
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let tag = mac.finalize().into_bytes();
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(tag)
-    )
-}
+pub use crate::webhook::signature;

@@ -5,21 +5,21 @@
 
 use std::sync::Arc;
 
-use super::{retention, shared::Shared};
+use super::{locked::Locked, retention};
 use crate::audit::time::Timestamp;
 
 /// Runs until the log is closed.
-pub(super) fn run(sh: Arc<Shared>) {
+pub(super) fn run(sh: Arc<Locked>) {
     sweep(&sh);
     let mut guard = sh.lock();
     loop {
         let Some(w) = guard.as_mut() else { return };
-        if let Some(job) = w.background_turn(&sh) {
+        if let Some(job) = w.background_turn(&sh.shared) {
             drop(guard);
             let result = job.run();
             guard = sh.lock();
             let Some(w) = guard.as_mut() else { return };
-            w.synced(&sh, job, result);
+            w.synced(&sh.shared, job, result);
             continue;
         }
         if w.sweep_due() {
@@ -41,19 +41,19 @@ pub(super) fn run(sh: Arc<Shared>) {
 }
 
 /// Deletes expired segments (outside the lock) and records each deletion.
-fn sweep(sh: &Shared) {
+fn sweep(sh: &Locked) {
     let active = match sh.lock().as_ref() {
         Some(w) => w.active_first_seq(),
         None => return,
     };
-    let deleted = match retention::sweep(&sh.dir, active, Timestamp::now()) {
+    let deleted = match retention::sweep(&sh.shared.dir, active, Timestamp::now()) {
         Ok(d) => d,
         Err(e) => {
-            tracing::warn!(dir = %sh.dir.display(), "audit log: retention could not look at the segments: {e}");
+            tracing::warn!(dir = %sh.shared.dir.display(), "audit log: retention could not look at the segments: {e}");
             Vec::new()
         }
     };
     if let Some(w) = sh.lock().as_mut() {
-        w.swept(sh, deleted);
+        w.swept(&sh.shared, deleted);
     }
 }

@@ -1,12 +1,11 @@
-//! What the log's handles and its background thread share: the writing
-//! state behind one lock, the condition variable that wakes the
-//! background thread, the failure state and the progress published to
-//! the appenders that wait.
+//! What the log's writing state reports to everyone else: the failure
+//! state, the counters, the progress published to the appenders that wait,
+//! and what a record's retention class means.
 
 use std::{
     path::PathBuf,
     sync::{
-        Condvar, Mutex, MutexGuard,
+        Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -14,11 +13,7 @@ use std::{
 
 use tokio::sync::watch;
 
-use super::{
-    config::RetentionPolicy,
-    counters::Counters,
-    writer::{Wait, Writer},
-};
+use super::{config::RetentionPolicy, counters::Counters};
 use crate::audit::{
     error::AuditError,
     record::{AuditEntry, Retention},
@@ -58,11 +53,6 @@ pub(crate) struct Queued {
 
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
-    /// The writing state; `None` once the log is closed.
-    pub(crate) writer: Mutex<Option<Writer>>,
-    /// Wakes the background thread (records to write, an fsync wanted,
-    /// the log closed).
-    pub(crate) wake: Condvar,
     pub(crate) failing: AtomicBool,
     pub(crate) failure: Mutex<Option<AuditError>>,
     pub counters: Counters,
@@ -72,16 +62,38 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Writer>> {
-        // A panic under the lock leaves a state that is still consistent
-        // record by record; the log goes on.
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn closed(&self) -> AuditError {
+    pub(crate) fn closed(&self) -> AuditError {
         AuditError::Closed {
             dir: self.dir.clone(),
         }
+    }
+
+    /// Refuses an append: counted.
+    pub(crate) fn refuse<T>(&self, e: AuditError) -> Result<T, AuditError> {
+        Counters::add(&self.counters.refused, 1);
+        Err(e)
+    }
+
+    /// Why appends are refused before the lock is taken: the log fails,
+    /// or too many records wait to be written.
+    pub(crate) fn admit(&self) -> Result<(), AuditError> {
+        if self.failing.load(Ordering::Acquire) {
+            let e = self.failure.lock().expect("failure lock").clone();
+            return self.refuse(e.unwrap_or_else(|| self.closed()));
+        }
+        let queued = self
+            .counters
+            .appended
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.counters.written.load(Ordering::Relaxed));
+        if queued >= self.max_queued {
+            return self.refuse(AuditError::Backlog {
+                dir: self.dir.clone(),
+                queued,
+                limit: self.max_queued,
+            });
+        }
+        Ok(())
     }
 
     /// The retention class of a record and how long it is kept.
@@ -106,45 +118,6 @@ impl Shared {
                     .join(", "),
             }),
         }
-    }
-
-    /// Appends a record: refused at once while the log fails, and when
-    /// closed; with [`Wait::Written`] it is in the file on return.
-    pub(crate) fn append(&self, entry: AuditEntry, wait: Wait) -> Result<Appended, AuditError> {
-        let refuse = |e: AuditError| {
-            Counters::add(&self.counters.refused, 1);
-            Err(e)
-        };
-        if self.failing.load(Ordering::Acquire) {
-            let e = self.failure.lock().expect("failure lock").clone();
-            return refuse(e.unwrap_or_else(|| self.closed()));
-        }
-        let queued = self
-            .counters
-            .appended
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.counters.written.load(Ordering::Relaxed));
-        if queued >= self.max_queued {
-            return refuse(AuditError::Backlog {
-                dir: self.dir.clone(),
-                queued,
-                limit: self.max_queued,
-            });
-        }
-        let retention = match self.retention_of(&entry) {
-            Ok(r) => r,
-            Err(e) => return refuse(e),
-        };
-        let mut guard = self.lock();
-        let Some(w) = guard.as_mut() else {
-            return refuse(self.closed());
-        };
-        let (appended, wake) = w.append(self, entry, retention, wait)?;
-        drop(guard);
-        if wake {
-            self.wake.notify_one();
-        }
-        Ok(appended)
     }
 
     pub(crate) fn set_failure(&self, failure: Option<AuditError>) {

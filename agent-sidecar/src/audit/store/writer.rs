@@ -64,10 +64,11 @@ pub(crate) struct Writer {
     last_retry: Instant,
     failure: Option<AuditError>,
     poisoned: bool,
-    /// The background thread was told about the pending records.
-    flush_requested: bool,
-    /// The background thread's sleep ends within the fsync window.
+    /// The background thread's sleep ends within the fsync window: it
+    /// will write and fsync what is pending without being woken.
     watching: bool,
+    /// The segment was fsynced outside the lock for the checkpoint due.
+    presynced: bool,
     line: Vec<u8>,
 }
 
@@ -127,8 +128,8 @@ impl Writer {
             last_retry: now,
             failure: None,
             poisoned: false,
-            flush_requested: false,
             watching: false,
+            presynced: false,
             line: Vec::with_capacity(4096),
         }
     }
@@ -171,20 +172,25 @@ impl Writer {
         let mut wake = false;
         match wait {
             Wait::No => {
-                if !self.flush_requested {
-                    self.flush_requested = true;
+                // Written by the next appender that writes, or by the
+                // background thread within the fsync window.
+                if !self.watching {
+                    self.watching = true;
                     wake = true;
                 }
             }
             Wait::Written | Wait::Durable => {
-                self.write_out(sh);
+                // The record's line, not the tree's node files: those are
+                // rebuilt from the records after a crash, and the
+                // background thread writes them.
+                self.write_lines(sh);
                 if let Some(e) = &self.failure {
                     return Err(e.clone());
                 }
                 if wait == Wait::Durable {
                     self.durable_wanted = true;
                     wake = true;
-                } else if !self.watching && self.written() > self.durable {
+                } else if !self.watching {
                     self.watching = true;
                     wake = true;
                 }
@@ -218,7 +224,6 @@ impl Writer {
     /// checkpoint when due. Returns the fsync to run outside the lock, if
     /// one is due.
     pub(super) fn background_turn(&mut self, sh: &Shared) -> Option<SyncJob> {
-        self.flush_requested = false;
         if self.failure.is_none() || self.last_retry.elapsed() >= self.retry_interval {
             self.write_out(sh);
         }
@@ -281,7 +286,8 @@ impl Writer {
         let now = Instant::now();
         let mut due = now + MAX_SLEEP;
         self.watching = false;
-        if self.failure.is_none() && self.written() > self.durable {
+        let unsynced = self.next_seq > self.durable;
+        if self.failure.is_none() && unsynced {
             self.watching = true;
             match self.fsync {
                 FsyncPolicy::Always => due = now,
@@ -346,6 +352,24 @@ impl Writer {
                 self.fail(sh, e);
             }
         }
+    }
+
+    /// Writes the pending record lines (not the tree's node files) and
+    /// publishes.
+    fn write_lines(&mut self, sh: &Shared) {
+        if self.failure.is_some() {
+            return self.write_out(sh);
+        }
+        if let Some(a) = &mut self.active {
+            match a.flush() {
+                Ok((records, bytes)) => {
+                    Counters::add(&sh.counters.written, records);
+                    Counters::add(&sh.counters.bytes, bytes);
+                }
+                Err(e) => self.fail(sh, e),
+            }
+        }
+        self.publish(sh);
     }
 
     /// Writes what is pending and publishes; a write that works again
@@ -458,8 +482,17 @@ impl Writer {
     fn periodic(&mut self, sh: &Shared) {
         let now = Instant::now();
         if self.checkpointer.is_some() && now >= self.last_checkpoint + self.checkpoint_interval {
-            self.last_checkpoint = now;
-            self.checkpoint(sh);
+            if !self.presynced && self.next_seq > self.durable {
+                // fsync outside the lock first (this turn's sync job), so
+                // that the checkpoint holds the lock for little more than
+                // the tree files and the signature.
+                self.presynced = true;
+                self.durable_wanted = true;
+            } else {
+                self.presynced = false;
+                self.last_checkpoint = now;
+                self.checkpoint(sh);
+            }
         }
         // Seal an idle segment that has grown old, so retention can take it.
         let old = self.active.as_ref().is_some_and(|a| {

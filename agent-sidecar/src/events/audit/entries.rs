@@ -106,6 +106,16 @@ pub(super) fn of_event(
             e.detail = Some(s.detail.clone());
             vec![e]
         }
+        ActionEvent::Response(r) => {
+            let mut e = AuditEntry::new(
+                RecordKind::DetectionResponse,
+                Phase::Event,
+                agent(&r.agent_id),
+            );
+            e.action = Some(sidecar_action());
+            e.detail = serde_json::to_value(r).ok();
+            vec![e]
+        }
         // Dropped MCP messages carry no call (the log and metrics keep them).
         ActionEvent::McpMessageDropped(_) => Vec::new(),
     }

@@ -27,6 +27,7 @@ pub use tools::{
 };
 
 use super::{
+    detection::DetectionSection,
     error::Problem,
     location::{Location, Positions},
     tier::Tier,
@@ -178,6 +179,10 @@ pub struct BaseDoc {
     /// The organisation's egress allowlist: the widest any agent may have.
     #[serde(default)]
     pub egress: Option<EgressSection>,
+    /// Behavioural detection: learning, thresholds, responses (see
+    /// `docs/alerts.md`).
+    #[serde(default)]
+    pub detection: Option<DetectionSection>,
 }
 
 /// `kind: team`.
@@ -203,6 +208,10 @@ pub struct TeamDoc {
     /// Egress allowlist of the team's agents; within the base's.
     #[serde(default)]
     pub egress: Option<EgressSection>,
+    /// Behavioural detection: learning, thresholds, responses (see
+    /// `docs/alerts.md`).
+    #[serde(default)]
+    pub detection: Option<DetectionSection>,
 }
 
 /// `kind: role`.
@@ -257,6 +266,10 @@ pub struct AgentDoc {
     /// The agent's egress allowlist; within its team's (or the base's).
     #[serde(default)]
     pub egress: Option<EgressSection>,
+    /// Behavioural detection: learning, thresholds, responses (see
+    /// `docs/alerts.md`).
+    #[serde(default)]
+    pub detection: Option<DetectionSection>,
 }
 
 /// `kind: overlay`.
@@ -355,6 +368,16 @@ impl Document {
             Document::Agent(d) => Some(&d.defaults),
             Document::Overlay(d) => Some(&d.defaults),
             Document::Role(_) => None,
+        }
+    }
+
+    /// The detection section, if the document declares one.
+    pub fn detection(&self) -> Option<&DetectionSection> {
+        match self {
+            Document::Base(d) => d.detection.as_ref(),
+            Document::Team(d) => d.detection.as_ref(),
+            Document::Agent(d) => d.detection.as_ref(),
+            Document::Role(_) | Document::Overlay(_) => None,
         }
     }
 
