@@ -4,4 +4,5 @@
 pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod baseline;
+pub(crate) mod config;
 pub(crate) mod policy;

@@ -44,7 +44,7 @@ pub use observation::{Observation, ObservedKind};
 pub use ocsf::{CATEGORY_UID, CLASS_UID, OCSF_VERSION, detection_finding, severity_name};
 pub use respond::GatewayResponder;
 pub use series::{RING, Ring};
-pub use store::{BaselineStore, StoreError, read_file, write_atomic};
+pub use store::{BaselineStore, DEFAULT_BASELINE_DIR, StoreError, read_file, write_atomic};
 pub use syslog::{
     SyslogAlerts, SyslogConfig, SyslogCounters, SyslogError, SyslogTarget, SyslogTransport,
     rfc5424, syslog_severity,

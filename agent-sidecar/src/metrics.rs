@@ -269,8 +269,8 @@ impl Metrics {
                 "agent_sidecar_webhook_deliveries_total",
                 "Webhook event deliveries by webhook (sink: approver, owner, soc) and outcome: \
                  sent, failed (an attempt that is retried from the disk queue), rejected (a \
-                 4xx answer: not sent again), dropped (queue full or not writable, or every \
-                 attempt failed).",
+                 4xx answer: not sent again), queue_full (dropped before any attempt: the \
+                 queue was full), dropped (the queue not writable, or every attempt failed).",
             ),
             &["agent_id", "sink", "outcome"],
         )

@@ -10,6 +10,8 @@
 //! - [`netns`]: network namespaces and commands or threads inside them;
 //! - [`web`] and [`mcp`]: the Python web and MCP servers (and the MCP client)
 //!   the end-to-end tests run inside a namespace;
+//! - [`connect_proxy`]: an HTTP `CONNECT` proxy that records what it
+//!   tunnelled;
 //! - [`upstream`], [`tool_api`] and [`webhook`]: in-process loopback HTTP(S)
 //!   servers (a counting upstream, a recording tool API, a webhook receiver),
 //!   and [`curl`] as their client;
@@ -35,6 +37,7 @@
 
 pub mod bench;
 pub mod ca;
+pub mod connect_proxy;
 pub mod curl;
 pub mod dns;
 pub mod fixtures;

@@ -11,9 +11,12 @@
 //! backoff, so a webhook that is down gets its events when it is back,
 //! also after a restart. A 4xx answer other than 408 and 429 refuses the
 //! event for good. Every outcome is counted ([`DeliveryMetrics`]).
-//! `https://` URLs are verified against the trust anchors the
-//! configuration gives (a certificate that does not verify fails the
-//! attempt; nothing is sent in the clear).
+//! Deliveries go through the sidecar's pooled HTTP client
+//! ([`crate::http_client`]): one kept connection per webhook, `https://`
+//! URLs verified against the trust anchors the configuration gives (a
+//! certificate that does not verify fails the attempt; nothing is sent in
+//! the clear), through the operator's HTTP proxy when the configuration
+//! names one.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -28,7 +31,7 @@ use super::{
     model::{PendingApproval, UnixMillis},
     notify::Notifier,
 };
-use crate::webhook::{DeliveryMetrics, DiskQueue, Envelope, WebhookSecret, signature};
+use crate::webhook::{DeliveryMetrics, DiskQueue, Envelope, PushError, WebhookSecret, signature};
 
 /// Where and how hard to deliver webhook events.
 #[derive(Clone)]
@@ -36,8 +39,11 @@ pub struct WebhookConfig {
     /// `http://` or `https://host[:port]/path` to POST to.
     pub url: String,
     /// How an `https://` URL's server is verified; its ALPN is replaced by
-    /// `http/1.1`. Required for `https://`.
+    /// `h2, http/1.1`. Required for `https://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Which URLs go through an HTTP proxy (`CONNECT`), e.g.
+    /// [`crate::http_client::proxy_from_env`]; `None`: none do.
+    pub proxy: Option<Arc<hyper_util::client::proxy::matcher::Matcher>>,
     /// Timeout of one attempt (connect, send, read the answer).
     pub timeout: Duration,
     /// Attempts per event, at least 1; after the last, the event is
@@ -80,6 +86,7 @@ impl WebhookConfig {
         WebhookConfig {
             url: url.into(),
             tls: None,
+            proxy: None,
             timeout: Duration::from_secs(5),
             attempts: 50,
             initial_backoff: Duration::from_millis(500),
@@ -123,12 +130,8 @@ impl WebhookNotifier {
     /// runtime). The task ends when the notifier is dropped and its queue
     /// is drained, or the webhook fails (the queue keeps the rest).
     pub fn spawn(config: WebhookConfig) -> Result<Self, HttpError> {
-        let tls = config.tls.as_ref().map(|c| {
-            let mut c = (**c).clone();
-            c.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Arc::new(c)
-        });
-        let endpoint = RemoteEndpoint::parse(&config.url, tls)?;
+        let endpoint =
+            RemoteEndpoint::parse_proxied(&config.url, config.tls.clone(), config.proxy.clone())?;
         let (queue, unreadable) =
             DiskQueue::open(config.queue_dir.clone(), config.queue).map_err(|source| {
                 HttpError::Queue {
@@ -160,8 +163,12 @@ impl WebhookNotifier {
         let env = Envelope::wrap(event, UnixMillis::now().0 as i64);
         let id = env.id.clone();
         if let Err(e) = self.tx.try_send(env) {
+            let outcome = match e {
+                mpsc::error::TrySendError::Full(_) => "queue_full",
+                mpsc::error::TrySendError::Closed(_) => "dropped",
+            };
             if let Some(m) = &self.metrics {
-                m.delivery(&self.sink, "dropped");
+                m.delivery(&self.sink, outcome);
             }
             tracing::error!(sink = %self.sink, event = %id, kind = %event["event"], error = %e, "webhook queue full or closed; event dropped");
         }
@@ -262,7 +269,10 @@ async fn deliver(
 fn store(queue: &mut DiskQueue, e: Envelope, config: &WebhookConfig) {
     let id = e.id.clone();
     if let Err(err) = queue.push(e.id, e.body) {
-        config.count("dropped");
+        config.count(match err {
+            PushError::Full(_) => "queue_full",
+            _ => "dropped",
+        });
         tracing::error!(sink = %config.sink, event = %id, error = %err, "cannot queue a webhook event; event dropped");
     }
 }

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use agent_sidecar::detect::{Alert, Baseline, BaselineStore, read_file, write_atomic};
-
-/// The default directory of baselines (kept across restarts).
-pub(crate) const DEFAULT_BASELINE_DIR: &str = "/var/lib/agent-sidecar/baselines";
+use agent_sidecar::detect::{
+    Alert, Baseline, BaselineStore, DEFAULT_BASELINE_DIR, read_file, write_atomic,
+};
 
 /// Which baseline.
 #[derive(Args, Debug)]

@@ -14,6 +14,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::baseline::{Baseline, BaselineFile, FORMAT};
 
+/// The default directory of baselines (kept across restarts): `run
+/// --baseline-dir` and the `baseline` commands.
+pub const DEFAULT_BASELINE_DIR: &str = "/var/lib/agent-sidecar/baselines";
+
 /// Characters of an id kept as they are in a file name.
 const FILE_NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
 

@@ -434,7 +434,10 @@ async fn shape(
     let shaped = if sse {
         // Only complete events are filtered: a later event the read
         // stopped in (perhaps inside a character) follows as it came.
-        let (events, unfinished) = bytes.split_at(mcp::complete_prefix_len(&bytes));
+        // Governed answers come without the stream's byte order mark;
+        // drop one all the same, since the refusals go first.
+        let bytes = &bytes[mcp::strip_stream_bom(&bytes).unwrap_or(0)..];
+        let (events, unfinished) = bytes.split_at(mcp::complete_prefix_len(bytes));
         mcp::filter_sse_tools_list(events, list_ids, allowed).map(|filtered| {
             let mut out = mcp::sse_events(&errors).to_vec();
             out.extend_from_slice(&filtered);

@@ -41,7 +41,8 @@ impl GatewayMetrics {
             Opts::new(
                 "agent_sidecar_gateway_mcp_messages_dropped_total",
                 "MCP messages the gateway dropped, by direction (to_agent, to_server) and \
-                 reason (unexpected_response, server_request_refused, invalid_message).",
+                 reason (unexpected_response, server_request_refused, invalid_message, \
+                 answer_lost: the server's answer ended before the response to the agent).",
             ),
             &["agent_id", "direction", "reason"],
         )?;

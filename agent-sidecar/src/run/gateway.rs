@@ -242,11 +242,15 @@ impl GatewayServices {
 }
 
 /// How the gateway's webhooks deliver: signed with `secret`, verified
-/// like upstreams (`tls`), queued under `<queue_dir>/<sink>`, counted in
+/// like upstreams (`tls`: system roots and `--upstream-ca`), through the
+/// sidecar's pooled client and its own `HTTPS_PROXY`/`HTTP_PROXY`/
+/// `NO_PROXY` (`proxy`: the operator's environment, never the agent's),
+/// queued under `<queue_dir>/<sink>`, counted in
 /// `agent_sidecar_webhook_deliveries_total`.
 struct WebhookParts<'a> {
     secret: &'a WebhookSecret,
     tls: &'a Arc<rustls::ClientConfig>,
+    proxy: Option<Arc<hyper_util::client::proxy::matcher::Matcher>>,
     queue_dir: PathBuf,
     metrics: Arc<dyn DeliveryMetrics>,
 }
@@ -263,6 +267,7 @@ impl WebhookParts<'_> {
             .map(|u| {
                 let config = WebhookConfig {
                     tls: Some(self.tls.clone()),
+                    proxy: self.proxy.clone(),
                     secret: Some(self.secret.clone()),
                     queue_dir: Some(self.queue_dir.join(sink)),
                     sink: sink.to_string(),
@@ -344,6 +349,7 @@ pub(crate) async fn start(
     let hooks = WebhookParts {
         secret: &webhook_secret,
         tls: &webhook_tls,
+        proxy: crate::http_client::proxy_from_env(),
         queue_dir: agent_dir.join("webhooks"),
         metrics: metrics.webhook_deliveries(&policy.identity.id),
     };

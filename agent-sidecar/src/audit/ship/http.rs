@@ -1,6 +1,8 @@
-//! The shipper's HTTP client: hyper's pooled client (HTTP/1.1 and HTTP/2)
-//! over rustls for `https://` collectors, with a timeout per request and
-//! a bounded answer.
+//! The shipper's HTTP client: the sidecar's pooled client
+//! ([`crate::http_client`]: HTTP/1.1 and HTTP/2, kept connections, rustls)
+//! for `https://` collectors, through the operator's
+//! `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` like the webhooks, with a timeout
+//! per request and a bounded answer.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,31 +12,25 @@ use hyper::{
     HeaderMap, Method, Request, StatusCode, Uri,
     header::{self, HeaderValue},
 };
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::{TokioExecutor, TokioTimer},
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{
+    Client,
+    connect::{HttpConnector, dns::GaiResolver},
 };
+
+use crate::http_client::{Proxied, Schemes, pooled, proxy_from_env, tcp_connector};
 
 /// Largest answer body read (an OTLP partial success is small).
 const MAX_ANSWER: usize = 64 * 1024;
 
 /// A pooled client for every destination of one shipper.
-pub type ShipClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type ShipClient = Client<HttpsConnector<Proxied<HttpConnector<GaiResolver>>>, Full<Bytes>>;
 
 /// Builds the client: `tls` verifies `https://` collectors (its ALPN is
 /// replaced by `h2, http/1.1`); without it only `http://` works.
 pub fn client(tls: Option<Arc<rustls::ClientConfig>>, connect_timeout: Duration) -> ShipClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
     let tls = match tls {
-        Some(c) => {
-            let mut c = (*c).clone();
-            c.alpn_protocols.clear();
-            c
-        }
+        Some(c) => (*c).clone(),
         // Never used: https:// destinations are refused without TLS.
         None => rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -44,17 +40,11 @@ pub fn client(tls: Option<Arc<rustls::ClientConfig>>, connect_timeout: Duration)
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth(),
     };
-    let https = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(https)
+    let connector = Proxied::new(
+        tcp_connector(GaiResolver::new(), connect_timeout),
+        proxy_from_env(),
+    );
+    pooled(tls, connector, Schemes::HttpAndHttps)
 }
 
 /// A collector's answer.

@@ -4,12 +4,12 @@ use super::*;
 
 #[test]
 fn more_specific_documents_override_field_by_field() {
-    let base: DetectionSection = serde_yaml_ng::from_str(
+    let base: DetectionSection = crate::yaml::from_str(
         "learning: 3days\ndetectors:\n  new_tool: {response: raise_tier, raise_for: 30m}\n  rate_surge: {threshold: 8}\n",
     )
     .unwrap();
     let agent: DetectionSection =
-        serde_yaml_ng::from_str("detectors:\n  new_tool: {response: quarantine}\n").unwrap();
+        crate::yaml::from_str("detectors:\n  new_tool: {response: quarantine}\n").unwrap();
     let mut p = DetectionPolicy::default();
     p.apply(&base);
     p.apply(&agent);
@@ -28,7 +28,7 @@ fn unknown_detectors_fields_and_bad_durations_are_refused() {
         "detectors:\n  rate_surge: {treshold: 3}\n",
         "learning: a week\n",
     ] {
-        let r: Result<DetectionSection, _> = serde_yaml_ng::from_str(bad);
+        let r: Result<DetectionSection, _> = crate::yaml::from_str(bad);
         assert!(r.is_err(), "accepted {bad:?}");
     }
 }
@@ -36,7 +36,7 @@ fn unknown_detectors_fields_and_bad_durations_are_refused() {
 #[test]
 fn negative_or_non_finite_thresholds_keep_the_default() {
     let s: DetectionSection =
-        serde_yaml_ng::from_str("detectors:\n  rate_surge: {threshold: -1, min: .nan}\n").unwrap();
+        crate::yaml::from_str("detectors:\n  rate_surge: {threshold: -1, min: .nan}\n").unwrap();
     let mut p = DetectionPolicy::default();
     p.apply(&s);
     assert_eq!(p.detector(DetectorKind::RateSurge).threshold, 6.0);
