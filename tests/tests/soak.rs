@@ -1,4 +1,5 @@
-//! The soak: `cargo xtask soak --minutes N` runs this (ignored by default)
+//! The soak: `cargo xtask soak --minutes N` runs this (`test = false`:
+//! never part of `cargo test`)
 //! with `SOAK_MINUTES` and `SOAK_OUT`. The gateway, wired as `run` wires it
 //! minus the kernel, takes a steady mixed load for N minutes:
 //!
@@ -335,7 +336,6 @@ fn slope(v: &[f64]) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the soak: cargo xtask soak --minutes N"]
 async fn soak() {
     let minutes: u32 = std::env::var("SOAK_MINUTES")
         .ok()

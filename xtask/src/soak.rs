@@ -1,5 +1,5 @@
 //! `cargo xtask soak --minutes N`: runs the soak test of the `tests` crate
-//! (`tests/tests/soak.rs`, ignored in ordinary runs) for N minutes, with
+//! (`tests/tests/soak.rs`, a test target outside `cargo test`) for N minutes, with
 //! its CSV and SVG written to `target/soak/`.
 
 use std::{path::Path, process::Command};
@@ -20,7 +20,6 @@ pub(crate) fn soak(root: &Path, minutes: u32) -> Result<()> {
             "--test",
             "soak",
             "--",
-            "--ignored",
             "--nocapture",
         ])
         .env("SOAK_MINUTES", minutes.to_string())
