@@ -88,6 +88,15 @@ impl SyncJob {
     }
 }
 
+/// Whether a write includes the tree's node files: an appender that waits
+/// writes only its record lines (the node files are rebuilt from the
+/// records after a crash; the background thread writes them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tree {
+    Now,
+    Later,
+}
+
 /// How an appender waits for its record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wait {
@@ -180,10 +189,7 @@ impl Writer {
                 }
             }
             Wait::Written | Wait::Durable => {
-                // The record's line, not the tree's node files: those are
-                // rebuilt from the records after a crash, and the
-                // background thread writes them.
-                self.write_lines(sh);
+                self.write_out(sh, Tree::Later);
                 if let Some(e) = &self.failure {
                     return Err(e.clone());
                 }
@@ -225,7 +231,7 @@ impl Writer {
     /// one is due.
     pub(super) fn background_turn(&mut self, sh: &Shared) -> Option<SyncJob> {
         if self.failure.is_none() || self.last_retry.elapsed() >= self.retry_interval {
-            self.write_out(sh);
+            self.write_out(sh, Tree::Now);
         }
         self.periodic(sh);
         if self.written() <= self.durable {
@@ -335,7 +341,7 @@ impl Writer {
         if self.active.as_ref().is_none_or(|a| a.last_seq.is_none()) {
             return;
         }
-        if let Err(e) = self.flush(sh) {
+        if let Err(e) = self.flush(sh, Tree::Now) {
             self.fail(sh, e);
             return;
         }
@@ -354,27 +360,10 @@ impl Writer {
         }
     }
 
-    /// Writes the pending record lines (not the tree's node files) and
-    /// publishes.
-    fn write_lines(&mut self, sh: &Shared) {
-        if self.failure.is_some() {
-            return self.write_out(sh);
-        }
-        if let Some(a) = &mut self.active {
-            match a.flush() {
-                Ok((records, bytes)) => {
-                    Counters::add(&sh.counters.written, records);
-                    Counters::add(&sh.counters.bytes, bytes);
-                }
-                Err(e) => self.fail(sh, e),
-            }
-        }
-        self.publish(sh);
-    }
-
-    /// Writes what is pending and publishes; a write that works again
-    /// ends a failure.
-    fn write_out(&mut self, sh: &Shared) {
+    /// Writes what is pending (the tree's node files too, or left to the
+    /// background thread) and publishes; a write that works again ends a
+    /// failure.
+    fn write_out(&mut self, sh: &Shared, tree: Tree) {
         if self.poisoned {
             return;
         }
@@ -382,7 +371,7 @@ impl Writer {
         if retrying {
             self.last_retry = Instant::now();
         }
-        if let Err(e) = self.flush(sh) {
+        if let Err(e) = self.flush(sh, tree) {
             self.fail(sh, e);
             self.publish(sh);
             return;
@@ -395,11 +384,14 @@ impl Writer {
         self.publish(sh);
     }
 
-    fn flush(&mut self, sh: &Shared) -> Result<(), WriteFailure> {
+    fn flush(&mut self, sh: &Shared, tree: Tree) -> Result<(), WriteFailure> {
         if let Some(a) = &mut self.active {
             let (records, bytes) = a.flush()?;
             Counters::add(&sh.counters.written, records);
             Counters::add(&sh.counters.bytes, bytes);
+        }
+        if tree == Tree::Later {
+            return Ok(());
         }
         self.tree.flush().map_err(|e| match e {
             crate::audit::tree::TreeFilesError::Io { path, source, .. } => (path, source),
@@ -464,7 +456,7 @@ impl Writer {
     /// Writes and fsyncs everything taken so far.
     pub(super) fn sync_all(&mut self, sh: &Shared) -> Result<(), AuditError> {
         if !self.poisoned {
-            if let Err(e) = self.flush(sh) {
+            if let Err(e) = self.flush(sh, Tree::Now) {
                 self.fail(sh, e);
             } else if self.written() > self.durable
                 || self.active.as_ref().is_some_and(|a| a.dirty())
