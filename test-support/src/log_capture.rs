@@ -36,6 +36,11 @@ impl LogCapture {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
     }
 
+    /// The first line logged so far that contains every one of `parts`.
+    pub fn first_line_with(&self, parts: &[&str]) -> Option<String> {
+        self.lines_with(parts).into_iter().next()
+    }
+
     /// The lines logged so far that contain every one of `parts`.
     pub fn lines_with(&self, parts: &[&str]) -> Vec<String> {
         self.text()
