@@ -25,4 +25,4 @@ mod reply;
 mod server;
 pub mod throttle;
 
-pub use server::{Admin, bind, serve};
+pub use server::{Admin, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_PER_PEER, bind, serve};

@@ -24,10 +24,12 @@ pub use readiness::{Check, Readiness};
 use crate::{
     approvals::ApprovalMetrics,
     audit::{AuditMetrics, ship::ShipMetrics},
+    dns::{AgentDnsMetrics, DnsMetrics},
     events::{ActionEvent, ActionSink},
     gateway::GatewayMetrics,
     kernel::{KernelCounters, events::DenyRecord},
     policy::PolicyVersion,
+    proxy::ProxyMetrics,
     webhook::DeliveryMetrics,
 };
 
@@ -53,6 +55,8 @@ pub struct Metrics {
     last_kernel: Mutex<KernelCounters>,
     policy: PolicyMetrics,
     gateway: GatewayMetrics,
+    dns: DnsMetrics,
+    proxy: Arc<ProxyMetrics>,
     approvals: ApprovalMetrics,
     audit: AuditMetrics,
     audit_ship: ShipMetrics,
@@ -314,6 +318,8 @@ impl Metrics {
             .expect("unique metric");
         let policy = PolicyMetrics::register(&scoped);
         let gateway = GatewayMetrics::register(&registry).expect("unique metric");
+        let dns = DnsMetrics::register(&registry).expect("unique metric");
+        let proxy = Arc::new(ProxyMetrics::register(&registry).expect("unique metric"));
         let approvals = ApprovalMetrics::register(&scoped).expect("unique metric");
         let audit = AuditMetrics::register(&scoped).expect("unique metric");
         let audit_ship = ShipMetrics::register(&scoped).expect("unique metric");
@@ -336,6 +342,8 @@ impl Metrics {
             last_kernel: Mutex::new(KernelCounters::default()),
             policy,
             gateway,
+            dns,
+            proxy,
             approvals,
             audit,
             audit_ship,
@@ -394,6 +402,17 @@ impl Metrics {
     /// The tool gateway's metrics (a sink for its events).
     pub fn gateway(&self) -> GatewayMetrics {
         self.gateway.clone()
+    }
+
+    /// The series of `agent_id`'s DNS resolver
+    /// (`agent_sidecar_dns_*`).
+    pub fn dns(&self, agent_id: &str) -> AgentDnsMetrics {
+        self.dns.for_agent(agent_id)
+    }
+
+    /// The proxy listeners' metrics (`agent_sidecar_proxy_*`).
+    pub fn proxy(&self) -> Arc<ProxyMetrics> {
+        Arc::clone(&self.proxy)
     }
 
     /// The approvals store's metrics.

@@ -312,6 +312,7 @@ async fn start_name_services(
         &config,
         enforcement.enforcer.clone(),
         &enforcement.events,
+        metrics,
         gateway,
     )
     .await?;

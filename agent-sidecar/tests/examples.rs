@@ -156,6 +156,34 @@ fn every_example_config_file_loads_and_names_paths_that_exist() {
     assert!(checked >= 1, "expected example config files");
 }
 
+/// Every key of the config file's schema is written in some example, so a
+/// new flag gets an example with it (and the loader and `run`'s parser see
+/// it in the test above).
+#[test]
+fn the_example_config_files_together_show_every_key() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/config");
+    let mut shown = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("examples/config") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let file = LoadedFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            shown.extend(file.values.into_keys());
+        }
+    }
+    let schema = config::schema();
+    let keys: Vec<&String> = schema["properties"]
+        .as_object()
+        .expect("the schema's properties")
+        .keys()
+        .collect();
+    assert!(keys.len() > 40, "{keys:?}");
+    let missing: Vec<&&String> = keys.iter().filter(|k| !shown.contains(**k)).collect();
+    assert!(
+        missing.is_empty(),
+        "config keys no file in examples/config/ shows: {missing:?}"
+    );
+}
+
 #[test]
 fn the_example_detection_sections_resolve_per_agent() {
     use agent_sidecar::policy::{

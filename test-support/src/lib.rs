@@ -20,6 +20,8 @@
 //! - [`rsyslog`]: a real syslog collector (Debian's rsyslogd) with TLS, TCP
 //!   and UDP inputs on loopback;
 //! - [`temp`]: temporary directories removed on drop;
+//! - [`log_capture`]: the test process's log lines, captured for the fault
+//!   tests to assert;
 //! - `sidecar` (feature `sidecar`): agent-sidecar's proxy listeners and tool
 //!   gateway wired the way `run` wires them, for the integration tests and
 //!   benchmarks.
@@ -41,6 +43,7 @@ pub mod connect_proxy;
 pub mod curl;
 pub mod dns;
 pub mod fixtures;
+pub mod log_capture;
 pub mod mcp;
 pub mod netns;
 pub mod rsyslog;

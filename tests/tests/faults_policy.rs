@@ -8,9 +8,8 @@
 //! kernel (see `agent_sidecar_test_support::sidecar::gateway`).
 
 use std::{
-    io::Write,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -19,52 +18,16 @@ use std::{
 use agent_sidecar::policy::ReloadOutcome;
 use agent_sidecar_test_support::{
     curl::curl,
+    log_capture::LogCapture,
     sidecar::gateway::{Harness, Options},
 };
 
-fn log_lines() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_ansi(false)
-            .with_writer(move || SharedWriter(writer.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The value of the metric line starting with `prefix` (0 when absent).
-fn metric(h: &Harness, prefix: &str) -> f64 {
-    h.metrics
-        .render()
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_policy_during_load_keeps_the_last_good_set_with_a_line_and_a_metric() {
-    let log = log_lines();
+    let log = LogCapture::install();
     let h = Arc::new(Harness::start(Options::default()).await);
     let version = h.policy.current().version().clone();
-    let successes = metric(&h, "agent_sidecar_policy_reload_total{result=\"success\"}");
+    let successes = h.metric("agent_sidecar_policy_reload_total{result=\"success\"}");
 
     // Load: tier-1 calls (allowed) and a refused route, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -116,18 +79,18 @@ async fn a_broken_policy_during_load_keeps_the_last_good_set_with_a_line_and_a_m
         "every call decided by a good set, none refused or let through by the broken one: {seen:?}"
     );
     assert_eq!(
-        metric(&h, "agent_sidecar_policy_reload_total{result=\"failure\"}"),
+        h.metric("agent_sidecar_policy_reload_total{result=\"failure\"}"),
         1.0,
         "{}",
         h.metrics.render()
     );
     assert_eq!(
-        metric(&h, "agent_sidecar_policy_reload_total{result=\"success\"}"),
+        h.metric("agent_sidecar_policy_reload_total{result=\"success\"}"),
         successes + 1.0,
         "the fixed set's reload"
     );
-    assert_eq!(metric(&h, "agent_sidecar_policy_last_reload_success"), 1.0);
-    let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    assert_eq!(h.metric("agent_sidecar_policy_last_reload_success"), 1.0);
+    let text = log.text();
     let line = text
         .lines()
         .find(|l| l.contains("policy reload failed; the last-known-good set stays in force"))

@@ -9,9 +9,8 @@
 //! kernel (see `agent_sidecar_test_support::sidecar::gateway`).
 
 use std::{
-    io::Write,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -24,6 +23,7 @@ use agent_sidecar::{
 use agent_sidecar_test_support::{
     ca::TestCa,
     curl::{curl, json_of},
+    log_capture::LogCapture,
     sidecar::gateway::{Harness, Options},
     tool_api::{HOST, STREAM_PATH, ToolApi},
 };
@@ -133,42 +133,6 @@ async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// The log lines written while the test runs (every test of this file
-/// shares them; each looks for its own).
-fn log_lines() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_ansi(false)
-            .with_writer(move || SharedWriter(writer.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logged(log: &Mutex<Vec<u8>>, needles: &[&str]) -> Option<String> {
-    let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
-    text.lines()
-        .find(|l| needles.iter().all(|n| l.contains(n)))
-        .map(str::to_string)
-}
-
 fn with_audit() -> Options {
     Options {
         audit: Some(AuditOptions::default()),
@@ -210,7 +174,7 @@ fn calls_metric(h: &Harness, outcome: &str, reason: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tool_server_killed_mid_call_gives_a_502_a_record_a_line_and_a_metric() {
-    let log = log_lines();
+    let log = LogCapture::install();
     let ca = TestCa::new();
     let (api, connections) = dying_tool_server(&ca, Death::BeforeAnswer, 1).await;
     let mut h = Harness::start_with(with_audit(), ca, api).await;
@@ -235,12 +199,10 @@ async fn the_tool_server_killed_mid_call_gives_a_502_a_record_a_line_and_a_metri
 
     assert_eq!(calls_metric(&h, "upstream_failed", "upstream_failed"), 1);
     assert_eq!(calls_metric(&h, "forwarded", ""), 1);
-    let line = logged(
-        &log,
-        &["tool call", "outcome=\"upstream_failed\"", "limit=5"],
-    )
-    .or_else(|| logged(&log, &["tool call", "outcome=\"upstream_failed\""]))
-    .expect("a log line for the failed call");
+    let line = log
+        .first_line_with(&["tool call", "outcome=\"upstream_failed\"", "limit=5"])
+        .or_else(|| log.first_line_with(&["tool call", "outcome=\"upstream_failed\""]))
+        .expect("a log line for the failed call");
     assert!(line.contains("WARN") || line.contains("INFO"), "{line}");
 
     // Nothing lost: both calls have their attempt and their outcome.
@@ -260,7 +222,7 @@ async fn the_tool_server_killed_mid_call_gives_a_502_a_record_a_line_and_a_metri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tool_server_killed_mid_event_stream_ends_the_agents_stream_in_error_with_a_line_and_a_metric()
  {
-    let log = log_lines();
+    let log = LogCapture::install();
     let ca = TestCa::new();
     let (api, _) = dying_tool_server(&ca, Death::MidStream, 1).await;
     let mut h = Harness::start_with(with_audit(), ca, api).await;
@@ -324,7 +286,9 @@ async fn the_tool_server_killed_mid_event_stream_ends_the_agents_stream_in_error
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert_eq!(lost, 1, "{}", h.metrics.render());
-    let line = logged(&log, &["MCP answer lost", "id=7"]).expect("a log line for the lost answer");
+    let line = log
+        .first_line_with(&["MCP answer lost", "id=7"])
+        .expect("a log line for the lost answer");
     assert!(line.contains("WARN") && line.contains(HOST), "{line}");
 
     let calls = tool_call_records(&mut h).await;

@@ -7,47 +7,17 @@
 //! Runs without root: the gateway is wired as `run` wires it, minus the
 //! kernel (see `agent_sidecar_test_support::sidecar::gateway`).
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex, OnceLock},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use agent_sidecar_test_support::{
     curl::curl,
+    log_capture::LogCapture,
     sidecar::gateway::{Harness, Options},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
 };
-
-fn log_lines() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_ansi(false)
-            .with_writer(move || SharedWriter(writer.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn deliveries(h: &Harness, sink: &str, outcome: &str) -> u64 {
     let (sink, outcome) = (format!("sink=\"{sink}\""), format!("outcome=\"{outcome}\""));
@@ -100,7 +70,7 @@ async fn slow_webhook(delay: Duration) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_approver_webhook_down_loses_no_approval_and_is_logged_and_counted() {
-    let log = log_lines();
+    let log = LogCapture::install();
     let h = Harness::start(Options {
         approver_url: Some(closed_url().await),
         ..Options::default()
@@ -147,7 +117,7 @@ async fn the_approver_webhook_down_loses_no_approval_and_is_logged_and_counted()
     .await;
     assert!(deliveries(&h, "approver", "failed") >= 5);
     assert_eq!(deliveries(&h, "approver", "sent"), 0);
-    let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    let text = log.text();
     assert!(
         text.lines().any(|l| l.contains("ERROR")
             && l.contains("webhook delivery failed on every attempt; event dropped")),
@@ -171,7 +141,7 @@ async fn the_approver_webhook_down_loses_no_approval_and_is_logged_and_counted()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_owner_webhook_does_not_hold_up_calls_and_is_logged_and_counted() {
-    let log = log_lines();
+    let log = LogCapture::install();
     let h = Harness::start(Options {
         owner_url: Some(slow_webhook(Duration::from_secs(10)).await),
         ..Options::default()
@@ -210,7 +180,7 @@ async fn a_slow_owner_webhook_does_not_hold_up_calls_and_is_logged_and_counted()
     )
     .await;
     assert_eq!(deliveries(&h, "owner", "sent"), 0);
-    let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    let text = log.text();
     assert!(
         text.lines().any(|l| l.contains("WARN")
             && l.contains("webhook delivery failed; the queue keeps the event")),

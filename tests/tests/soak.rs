@@ -15,9 +15,18 @@
 //! Each minute it writes a CSV row: RSS, open fds, live tokio tasks, calls,
 //! errors the load did not cause, and the p50/p99 of the tier-1 calls as
 //! curl measured them (one kept connection, so process start is not in
-//! them); then an SVG plot of RSS, fds and tasks and of p50/p99. The DNS
-//! resolver and the kernel's refusals need `agent-sidecar run` and are not
-//! part of this in-process load.
+//! them); then an SVG plot of RSS, fds and tasks and of p50/p99.
+//!
+//! Beside it, as root, the real `agent-sidecar run` (kernel programs,
+//! resolver, proxies) governs a looping agent that resolves allowed and
+//! refused names with `dig`, fetches an allowlisted HTTPS server and a
+//! refused name through the proxy, and connects to an address the kernel
+//! refuses (`soak/governed.rs`); its rounds, unexpected outcomes and the
+//! `run` process's RSS and fds are columns of the same CSV and lines of
+//! the plot.
+
+#[path = "soak/governed.rs"]
+mod governed;
 
 use std::{
     fmt::Write as _,
@@ -58,6 +67,12 @@ struct Row {
     unexpected: u64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The governed `run` process's RSS and open fds, the agent's rounds
+    /// this minute and its unexpected outcomes so far (0 without root).
+    run_rss_kib: u64,
+    run_fds: u64,
+    run_rounds: u64,
+    run_unexpected: u64,
 }
 
 fn rss_kib() -> u64 {
@@ -236,18 +251,32 @@ async fn round(h: &Harness, admin: &str, counts: &Counts, n: u64, quarantine: bo
 }
 
 fn write_csv(path: &Path, rows: &[Row]) {
-    let mut s = String::from("minute,rss_kib,fds,tasks,calls,unexpected,p50_ms,p99_ms\n");
+    let mut s = String::from(
+        "minute,rss_kib,fds,tasks,calls,unexpected,p50_ms,p99_ms,run_rss_kib,run_fds,run_rounds,run_unexpected\n",
+    );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{:.2},{:.2}",
-            r.minute, r.rss_kib, r.fds, r.tasks, r.calls, r.unexpected, r.p50_ms, r.p99_ms
+            "{},{},{},{},{},{},{:.2},{:.2},{},{},{},{}",
+            r.minute,
+            r.rss_kib,
+            r.fds,
+            r.tasks,
+            r.calls,
+            r.unexpected,
+            r.p50_ms,
+            r.p99_ms,
+            r.run_rss_kib,
+            r.run_fds,
+            r.run_rounds,
+            r.run_unexpected
         );
     }
     std::fs::write(path, s).expect("write the CSV");
 }
 
-/// Two panels: RSS (MiB), fds and tasks per minute; p50 and p99 (ms).
+/// Two panels: RSS (MiB), fds and tasks per minute, the test process's and
+/// the governed `run` process's; p50 and p99 (ms).
 fn write_svg(path: &Path, rows: &[Row]) {
     let (w, ph, pad) = (720.0, 260.0, 50.0);
     let mut svg = format!(
@@ -281,14 +310,14 @@ fn write_svg(path: &Path, rows: &[Row]) {
                 svg,
                 r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/><text x="{}" y="{}" fill="{colour}">{name}</text>"#,
                 points.join(" "),
-                w - pad - 150.0 + 60.0 * k as f64,
-                top + 14.0
+                pad + 95.0 * k as f64,
+                top + 28.0
             );
         }
     };
     panel(
         0.0,
-        "per minute: RSS MiB, open fds, tokio tasks",
+        "per minute: RSS MiB, open fds, tokio tasks; run's RSS, fds",
         &[
             (
                 "RSS MiB",
@@ -304,6 +333,16 @@ fn write_svg(path: &Path, rows: &[Row]) {
                 "tasks",
                 "#2ca02c",
                 rows.iter().map(|r| r.tasks as f64).collect(),
+            ),
+            (
+                "run RSS MiB",
+                "#9467bd",
+                rows.iter().map(|r| r.run_rss_kib as f64 / 1024.0).collect(),
+            ),
+            (
+                "run fds",
+                "#8c564b",
+                rows.iter().map(|r| r.run_fds as f64).collect(),
             ),
         ],
     );
@@ -345,6 +384,17 @@ async fn soak() {
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("agent-sidecar-soak"));
     std::fs::create_dir_all(&out).expect("the output directory");
+    // The governed half needs root (BPF, cgroups, netns); without it the
+    // in-process load runs alone, after a loud notice.
+    let mut governed = if agent_sidecar_tests::privileged() {
+        let log = out.join("run.log");
+        Some(tokio::task::block_in_place(|| {
+            governed::Governed::start(&log)
+        }))
+    } else {
+        None
+    };
+    let mut last_rounds = 0;
     let ca = TestCa::new();
     // A tool API that keeps nothing per request: memory the soak sees is
     // the gateway's.
@@ -385,6 +435,13 @@ async fn soak() {
             let _ = h.policy.reload();
             latencies.sort_by(f64::total_cmp);
             let calls = counts.calls.load(Ordering::Relaxed);
+            let (run_rss_kib, run_fds) = governed.as_mut().map_or((0, 0), |g| g.sample());
+            let (rounds, run_unexpected) = governed.as_ref().map_or((0, 0), |g| {
+                (
+                    g.counts.rounds.load(Ordering::Relaxed),
+                    g.counts.unexpected.load(Ordering::Relaxed),
+                )
+            });
             let row = Row {
                 minute,
                 rss_kib: rss_kib(),
@@ -394,8 +451,13 @@ async fn soak() {
                 unexpected: counts.unexpected.load(Ordering::Relaxed),
                 p50_ms: percentile(&latencies, 0.50) * 1e3,
                 p99_ms: percentile(&latencies, 0.99) * 1e3,
+                run_rss_kib,
+                run_fds,
+                run_rounds: rounds - last_rounds,
+                run_unexpected,
             };
             last_calls = calls;
+            last_rounds = rounds;
             eprintln!(
                 "soak minute {}: rss {} KiB, fds {}, tasks {}, calls {}, unexpected {}, p50 {:.2} ms, p99 {:.2} ms",
                 row.minute,
@@ -407,6 +469,12 @@ async fn soak() {
                 row.p50_ms,
                 row.p99_ms
             );
+            if governed.is_some() {
+                eprintln!(
+                    "soak minute {}: run rss {} KiB, run fds {}, governed rounds {}, governed unexpected {}",
+                    row.minute, row.run_rss_kib, row.run_fds, row.run_rounds, row.run_unexpected
+                );
+            }
             rows.push(row);
             latencies.clear();
             write_csv(&out.join("soak.csv"), &rows);
@@ -422,9 +490,30 @@ async fn soak() {
         slope(&fds),
         out.display()
     );
+    let mut governed_unexpected = 0;
+    if let Some(g) = governed {
+        let counts = Arc::clone(&g.counts);
+        tokio::task::block_in_place(|| g.stop());
+        let run_rss: Vec<f64> = rows.iter().map(|r| r.run_rss_kib as f64).collect();
+        let run_fds: Vec<f64> = rows.iter().map(|r| r.run_fds as f64).collect();
+        governed_unexpected = counts.unexpected.load(Ordering::Relaxed);
+        eprintln!(
+            "soak: governed run: {} rounds, {} checks, {} unexpected, RSS slope {:.1} KiB/min, fd slope {:.2}/min; its log: {}",
+            counts.rounds.load(Ordering::Relaxed),
+            counts.checks.load(Ordering::Relaxed),
+            governed_unexpected,
+            slope(&run_rss),
+            slope(&run_fds),
+            out.join("run.log").display()
+        );
+    }
     assert_eq!(
         counts.unexpected.load(Ordering::Relaxed),
         0,
         "errors the load did not cause (see the lines above)"
+    );
+    assert_eq!(
+        governed_unexpected, 0,
+        "unexpected outcomes of the governed agent (see the lines above)"
     );
 }

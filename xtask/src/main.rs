@@ -17,8 +17,10 @@
 //! - `fuzz --seconds N`: every cargo-fuzz target in `fuzz/` for N seconds
 //!   each (see `fuzz.rs`).
 //! - `soak --minutes N`: the gateway under a steady mixed load for N
-//!   minutes; RSS, fds, tasks and p50/p99 per minute as CSV and an SVG plot
-//!   in `target/soak/` (see `soak.rs`).
+//!   minutes and, as root, the real `agent-sidecar run` governing a looping
+//!   agent (DNS, proxied HTTPS, kernel refusals); RSS, fds, tasks and
+//!   p50/p99 per minute as CSV and an SVG plot in `target/soak/` (see
+//!   `soak.rs`).
 //! - `ci`: what CI runs: setup, fmt check, clippy (the workspace and the
 //!   kernel programs), `layering`, `cargo deny` (licenses, bans, sources),
 //!   `test`, then a 20-second smoke run of every fuzz target.
@@ -75,8 +77,9 @@ enum Cmd {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Run the gateway under a mixed load for MINUTES and write RSS, fds,
-    /// tasks and p50/p99 per minute to target/soak/soak.csv and soak.svg.
+    /// Run the gateway under a mixed load, and as root `agent-sidecar run`
+    /// governing a looping agent, for MINUTES; write RSS, fds, tasks and
+    /// p50/p99 per minute to target/soak/soak.csv and soak.svg.
     Soak {
         /// How long the load runs.
         #[arg(long, default_value_t = 60)]

@@ -1,6 +1,7 @@
 //! `cargo xtask soak --minutes N`: runs the soak test of the `tests` crate
 //! (`tests/tests/soak.rs`, a test target outside `cargo test`) for N minutes, with
-//! its CSV and SVG written to `target/soak/`.
+//! its CSV and SVG written to `target/soak/`. The workspace's binaries are
+//! built first: as root the soak also runs the real `agent-sidecar run`.
 
 use std::{path::Path, process::Command};
 
@@ -11,6 +12,14 @@ use anyhow::{Context, Result, bail};
 pub(crate) fn soak(root: &Path, minutes: u32) -> Result<()> {
     let out = root.join("target/soak");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let built = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args(["build", "--workspace", "--bins"])
+        .status()
+        .context("running cargo build")?;
+    if !built.success() {
+        bail!("building the workspace's binaries failed ({built}); see the output above");
+    }
     let status = Command::new(env!("CARGO"))
         .current_dir(root)
         .args([
@@ -30,9 +39,10 @@ pub(crate) fn soak(root: &Path, minutes: u32) -> Result<()> {
         bail!("the soak failed ({status}); see its output above");
     }
     println!(
-        "soak: {} and {}",
+        "soak: {}, {} and the governed run's log {}",
         out.join("soak.csv").display(),
-        out.join("soak.svg").display()
+        out.join("soak.svg").display(),
+        out.join("run.log").display()
     );
     Ok(())
 }

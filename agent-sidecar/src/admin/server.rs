@@ -2,8 +2,23 @@
 //! request goes through one router: the operations routes answer without a
 //! token; everything else passes the per-peer throttle and the bearer
 //! token first, then goes to its owner.
+//!
+//! A flood cannot take a listener from the operator: one listener serves at
+//! most [`MAX_CONNECTIONS`] connections at once and one peer address at most
+//! [`MAX_PER_PEER`] of them; a connection past either is closed at once,
+//! logged (at most once a second) and counted
+//! (`agent_sidecar_admin_connections_refused_total{reason="peer_limit"|
+//! "at_capacity"}`). A client that has not sent its request head within
+//! [`HEADER_READ_TIMEOUT`] is closed, and a failed `accept` (out of file
+//! descriptors) pauses the loop instead of spinning.
 
-use std::{convert::Infallible, net::IpAddr, net::SocketAddr, sync::Arc};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,7 +28,7 @@ use hyper::{
     header,
     service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::{
@@ -23,7 +38,7 @@ use super::{
     throttle::{AuthThrottle, ThrottleConfig},
 };
 use crate::{
-    approvals::{ApprovalStore, BearerToken},
+    approvals::{ApprovalMetrics, ApprovalStore, BearerToken},
     detect::Detection,
     gateway::Gateway,
     metrics::Metrics,
@@ -46,6 +61,66 @@ struct Api {
 pub struct Admin {
     ops: Option<Ops>,
     api: Option<Api>,
+    /// Where refused connections are counted.
+    counts: Option<ApprovalMetrics>,
+}
+
+/// Most connections one admin listener serves at once.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Most connections one peer address holds on one admin listener.
+pub const MAX_PER_PEER: usize = 64;
+/// Longest wait for a client's request head.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The connections a listener serves now, in all and per peer.
+#[derive(Default)]
+struct Occupancy {
+    total: usize,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+/// A served connection's place in the [`Occupancy`], given back on drop.
+struct Slot {
+    occupancy: Arc<Mutex<Occupancy>>,
+    peer: IpAddr,
+}
+
+impl Slot {
+    /// Takes a place for `peer`, or says which limit is reached.
+    fn take(occupancy: &Arc<Mutex<Occupancy>>, peer: IpAddr) -> Result<Slot, &'static str> {
+        let mut o = occupancy.lock().unwrap_or_else(PoisonError::into_inner);
+        if o.total >= MAX_CONNECTIONS {
+            return Err("at_capacity");
+        }
+        let mine = o.per_peer.entry(peer).or_default();
+        if *mine >= MAX_PER_PEER {
+            return Err("peer_limit");
+        }
+        *mine += 1;
+        o.total += 1;
+        Ok(Slot {
+            occupancy: Arc::clone(occupancy),
+            peer,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut o = self
+            .occupancy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        o.total = o.total.saturating_sub(1);
+        if let Some(n) = o.per_peer.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                o.per_peer.remove(&self.peer);
+            }
+        }
+    }
 }
 
 impl Admin {
@@ -53,6 +128,7 @@ impl Admin {
     /// scrape, e.g. to read the kernel counters), `GET /healthz` and `GET /readyz`.
     pub fn ops(metrics: Arc<Metrics>, refresh: Arc<dyn Fn() + Send + Sync>) -> Self {
         Admin {
+            counts: Some(metrics.approvals()),
             ops: Some(Ops { metrics, refresh }),
             api: None,
         }
@@ -64,6 +140,7 @@ impl Admin {
         let throttle = AuthThrottle::new(ThrottleConfig::default(), store.metrics());
         Admin {
             ops: None,
+            counts: store.metrics(),
             api: Some(Api {
                 store,
                 token: Arc::new(token),
@@ -101,16 +178,44 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serves `admin` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, admin: Admin) {
     let admin = Arc::new(admin);
+    let occupancy = Arc::new(Mutex::new(Occupancy::default()));
+    let mut last_warned: Option<Instant> = None;
+    let mut unlogged = 0u64;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok((stream, peer)) => (stream, peer.ip()),
             Err(e) => {
-                tracing::warn!(error = %e, "admin listener: accept failed");
+                tracing::warn!(error = %e, "admin listener: accept failed; pausing 50 ms");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let slot = match Slot::take(&occupancy, peer) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                drop(stream);
+                if let Some(m) = &admin.counts {
+                    m.admin_connection_refused(reason);
+                }
+                unlogged += 1;
+                if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    last_warned = Some(Instant::now());
+                    tracing::warn!(
+                        %peer,
+                        reason,
+                        refused = std::mem::take(&mut unlogged),
+                        max_connections = MAX_CONNECTIONS,
+                        max_per_peer = MAX_PER_PEER,
+                        "admin listener: connections closed unserved (a flood, or a client that \
+                         leaks connections); counted in agent_sidecar_admin_connections_refused_total"
+                    );
+                }
                 continue;
             }
         };
         let admin = admin.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = service_fn(move |req: Request<Incoming>| {
                 let admin = admin.clone();
                 async move {
@@ -119,6 +224,8 @@ pub async fn serve(listener: TcpListener, admin: Admin) {
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });

@@ -15,6 +15,7 @@ pub struct ApprovalMetrics {
     wait: Histogram,
     auth_failures: IntCounter,
     auth_throttled: IntCounter,
+    admin_connections_refused: IntCounterVec,
 }
 
 impl ApprovalMetrics {
@@ -56,7 +57,17 @@ impl ApprovalMetrics {
             "Admin API requests refused with 429 because their peer failed to \
              authenticate too often (the token was not checked).",
         )?;
+        let admin_connections_refused = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_admin_connections_refused_total",
+                "Connections to an admin or metrics listener closed unserved, by reason: \
+                 peer_limit (that peer already holds its share), at_capacity (the listener \
+                 holds its most).",
+            ),
+            &["reason"],
+        )?;
         registry.register(Box::new(total.clone()))?;
+        registry.register(Box::new(admin_connections_refused.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(pending.clone()))?;
         registry.register(Box::new(wait.clone()))?;
@@ -69,12 +80,20 @@ impl ApprovalMetrics {
             wait,
             auth_failures,
             auth_throttled,
+            admin_connections_refused,
         })
     }
 
     /// Counts a failed admin authentication.
     pub(crate) fn auth_failed(&self) {
         self.auth_failures.inc();
+    }
+
+    /// Counts a connection an admin listener closed unserved.
+    pub(crate) fn admin_connection_refused(&self, reason: &str) {
+        self.admin_connections_refused
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Counts a request refused by the authentication throttle.

@@ -118,3 +118,23 @@ pub enum UpstreamError {
     #[error("no upstream DNS server configured")]
     NoServer,
 }
+
+impl UpstreamError {
+    /// Every [`UpstreamError::reason`], in a fixed order (the metric's
+    /// `reason` label values).
+    pub const REASONS: [&'static str; 6] =
+        ["timeout", "io", "rcode", "encode", "closed", "no_server"];
+
+    /// A short name for the kind of failure: the `reason` label of
+    /// `agent_sidecar_dns_upstream_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Io { .. } => "io",
+            UpstreamError::Rcode { .. } => "rcode",
+            UpstreamError::Encode(_) => "encode",
+            UpstreamError::Closed { .. } => "closed",
+            UpstreamError::NoServer => "no_server",
+        }
+    }
+}

@@ -8,12 +8,13 @@
 //! | `agent_sidecar_dns_rebinding_dropped_total` | `agent_id` | addresses removed by the rebinding guard |
 //! | `agent_sidecar_dns_cache_hits_total` | `agent_id` | answers served from the cache |
 //! | `agent_sidecar_dns_learned_total` | `agent_id` | addresses handed to the learned sink |
+//! | `agent_sidecar_dns_upstream_failures_total` | `agent_id`, `reason` | resolutions the upstream servers gave no usable answer to (SERVFAIL to the agent), by the last server's failure |
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
 
-use super::{budget::Spent, events::DnsDecision};
+use super::{budget::Spent, error::UpstreamError, events::DnsDecision};
 
 /// The resolver metric families, registered once per registry.
 #[derive(Clone, Debug)]
@@ -24,6 +25,7 @@ pub struct DnsMetrics {
     cache_hits: IntCounterVec,
     learned: IntCounterVec,
     budget_refused: IntCounterVec,
+    upstream_failures: IntCounterVec,
 }
 
 /// One agent's series, resolved once so the hot path does no label lookup.
@@ -35,6 +37,7 @@ pub struct AgentDnsMetrics {
     pub(crate) cache_hits: IntCounter,
     pub(crate) learned: IntCounter,
     budget_refused: [IntCounter; 2],
+    upstream_failures: [IntCounter; UpstreamError::REASONS.len()],
 }
 
 impl DnsMetrics {
@@ -70,6 +73,11 @@ impl DnsMetrics {
             "DNS queries refused because the agent's budget of forwarded queries or distinct names per minute was spent.",
             &["agent_id", "limit"],
         )?;
+        let upstream_failures = counter(
+            "agent_sidecar_dns_upstream_failures_total",
+            "DNS resolutions the upstream servers gave no usable answer to (the agent got SERVFAIL), by the last server's failure: timeout, io, rcode, encode, closed, no_server.",
+            &["agent_id", "reason"],
+        )?;
         let upstream_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "agent_sidecar_dns_upstream_duration_seconds",
@@ -89,6 +97,7 @@ impl DnsMetrics {
             cache_hits,
             learned,
             budget_refused,
+            upstream_failures,
         })
     }
 
@@ -105,6 +114,8 @@ impl DnsMetrics {
                 self.budget_refused
                     .with_label_values(&[agent_id, s.as_str()])
             }),
+            upstream_failures: UpstreamError::REASONS
+                .map(|r| self.upstream_failures.with_label_values(&[agent_id, r])),
         }
     }
 }
@@ -117,6 +128,14 @@ impl AgentDnsMetrics {
             .position(|d| *d == decision)
             .unwrap_or_default();
         self.queries[index].inc();
+    }
+
+    /// Counts a resolution the upstream servers failed, by `error`'s kind.
+    pub(crate) fn upstream_failed(&self, error: &UpstreamError) {
+        let reason = error.reason();
+        if let Some(i) = UpstreamError::REASONS.iter().position(|r| *r == reason) {
+            self.upstream_failures[i].inc();
+        }
     }
 
     /// Counts a query refused by the budget.

@@ -217,6 +217,9 @@ impl Resolver {
         let answer = match result {
             Ok(answer) => answer,
             Err(e) => {
+                if let Some(m) = &self.inner.hooks.metrics {
+                    m.upstream_failed(&e);
+                }
                 let reply = handle::upstream_failed(&pending);
                 return self.report(reply, client, transport, false, Some(e.to_string()));
             }

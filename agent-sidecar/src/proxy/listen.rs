@@ -60,9 +60,28 @@ pub(crate) async fn accept_loop<F, Fut>(
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
     let quiet = Arc::new(Quiet::default());
     let serve = Arc::new(serve);
-    let shed = |reason: &str| {
+    // Every shed connection is counted; a WARN line says so at most once a
+    // second, with how many were shed since the last one.
+    let mut warned: Option<std::time::Instant> = None;
+    let mut unlogged = 0u64;
+    let mut shed = |reason: &str| {
         if let Some(m) = &ctx.emitter.metrics {
             m.shed(&ctx.config.agent_id, kind, reason);
+        }
+        unlogged += 1;
+        if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            warned = Some(std::time::Instant::now());
+            tracing::warn!(
+                target: "agent_sidecar::proxy",
+                agent_id = %ctx.config.agent_id,
+                listener = kind.as_str(),
+                reason,
+                shed = std::mem::take(&mut unlogged),
+                max_connections = ctx.config.max_connections,
+                "proxy listener at its connection limit: connections closed (evicted_idle: the \
+                 oldest that had sent nothing; at_capacity: the new one); counted in \
+                 agent_sidecar_proxy_refusals_total"
+            );
         }
     };
     tokio::pin!(shutdown);

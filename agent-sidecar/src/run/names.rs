@@ -80,6 +80,7 @@ impl NameServices {
         config: &NamesConfig,
         enforcer: Arc<Mutex<Enforcer>>,
         events: &crate::events::EventBus,
+        metrics: &crate::metrics::Metrics,
         gateway: Option<GatewayStart>,
     ) -> Result<Self, RunError> {
         let (stop, stopped) = watch::channel(false);
@@ -105,7 +106,7 @@ impl NameServices {
         let hooks = Hooks {
             learned: Some(learner),
             events: Some(Arc::new(events.clone())),
-            ..Hooks::default()
+            metrics: Some(metrics.dns(agent_id)),
         };
         let dns = dns::start(&dns_config, names.clone(), hooks)
             .await
@@ -131,7 +132,8 @@ impl NameServices {
         };
         let mut ctx = ProxyContext::new(Arc::new(policy), resolver.clone())
             .with_config(proxy_config)
-            .with_event_sink(Arc::new(events.clone()));
+            .with_event_sink(Arc::new(events.clone()))
+            .with_metrics(metrics.proxy());
         let gateway = match gateway {
             Some(g) => {
                 let services = super::gateway::start(g, resolver, enforcer.clone()).await?;

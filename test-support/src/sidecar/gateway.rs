@@ -234,7 +234,7 @@ impl Harness {
                     max_pending_per_agent: opts.max_pending,
                     ..StoreConfig::default()
                 },
-                ..ApprovalStoreOptions::default()
+                metrics: Some(metrics.approvals()),
             },
         )
         .await
@@ -269,7 +269,8 @@ impl Harness {
         })
         .expect("gateway");
         let ctx = ProxyContext::new(Arc::new(AllowList(vec![HOST.to_string()])), resolver)
-            .with_inspector(Arc::new(gateway.clone()));
+            .with_inspector(Arc::new(gateway.clone()))
+            .with_metrics(metrics.proxy());
         let proxies = Proxies::start(&ctx, &[api.addr.port()]);
         Harness {
             upstream_ca,
@@ -317,6 +318,18 @@ impl Harness {
             "--cacert".into(),
             self.bundle.bundle.display().to_string(),
         ]
+    }
+
+    /// The sum of the values of the metric lines of [`Harness::metrics`]
+    /// that start with `prefix` (a family name, or a name and the start of
+    /// its labels); 0 when none does.
+    pub fn metric(&self, prefix: &str) -> f64 {
+        self.metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// Serves the admin API with `token`; returns its base URL.
