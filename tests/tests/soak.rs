@@ -433,6 +433,12 @@ async fn soak() {
             let text = std::fs::read_to_string(&doc).unwrap();
             std::fs::write(&doc, format!("{text}\n# soak minute {minute}\n")).unwrap();
             let _ = h.policy.reload();
+            // The test's webhook receivers keep every body they get; the
+            // soak reads none of them, so they are emptied before memory is
+            // sampled: what is left is the sidecar's.
+            for hook in [&h.owner, &h.soc, &h.approver] {
+                hook.events.lock().unwrap().clear();
+            }
             latencies.sort_by(f64::total_cmp);
             let calls = counts.calls.load(Ordering::Relaxed);
             let (run_rss_kib, run_fds) = governed.as_mut().map_or((0, 0), |g| g.sample());
