@@ -3,4 +3,5 @@
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod inject_webhook;
 pub(crate) mod policy;

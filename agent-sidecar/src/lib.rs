@@ -31,6 +31,8 @@
 //!   metrics and the webhooks (and any further consumer);
 //! - [`metrics`] and [`admin`]: Prometheus metrics and the operator
 //!   surface (metrics, health, approvals, compensations, quarantine);
+//! - [`inject`]: the Kubernetes admission webhook that adds the sidecar
+//!   to agent pods;
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed
 //!   cgroup and wires all of the above.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -45,6 +47,7 @@ pub mod dns;
 pub mod egress;
 pub mod events;
 pub mod gateway;
+pub mod inject;
 mod io_delegate;
 pub mod kernel;
 pub mod metrics;

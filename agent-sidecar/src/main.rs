@@ -68,6 +68,9 @@ enum Command {
     /// query and follow records, make a signing key.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Kubernetes mutating admission webhook (HTTPS) that injects the
+    /// sidecar into agent pods.
+    InjectWebhook(Box<cli::inject_webhook::InjectWebhookArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -368,6 +371,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Approvals(cmd) => cli::approvals::run(cmd),
         Command::Audit(cmd) => cli::audit::run(cmd),
+        Command::InjectWebhook(args) => cli::inject_webhook::run(*args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
