@@ -12,7 +12,8 @@
 //! - **gateway, audit on**: the same gateway (a second instance on its own
 //!   thread, with its own tool API) keeping the audit trail as `run` does:
 //!   the attempt record written before the forward, the outcome record
-//!   handed to the log's writer (target: audit adds <= 50 us to the p99);
+//!   added to the log for its background thread to write (target: audit
+//!   adds <= 50 us to the p99);
 //! - **nginx** (Debian package `nginx`, started here from a generated
 //!   configuration) as a plain TLS reverse proxy with pooled, verified
 //!   upstream TLS.
@@ -656,9 +657,10 @@ async fn run() -> Result<String> {
          the agent's credentials stripped and the sidecar's injected, the call forwarded \
          over the gateway's pooled, verified TLS connections to the tool API;\n\
          - **gateway, audit on**: the same gateway (its own thread) with the audit trail \
-         as `run` keeps it: each call's attempt record written to the log (hashed, chained, \
-         in the kernel's page cache) before the forward, its outcome record handed to the \
-         log's writer thread, fsync within 10 ms, a checkpoint every 10 s;\n\
+         as `run` keeps it: each call's attempt record encoded, hashed, chained and written \
+         to the log (the kernel's page cache) by the gateway thread itself before the \
+         forward, its outcome record added for the log's background thread to write, \
+         fsync within 10 ms by that thread, a checkpoint every 10 s;\n\
          - **nginx** ({}): a plain TLS reverse proxy with its own certificate for `{HOST}` \
          from a test CA, `proxy_pass https://` to the same tool API with \
          `proxy_ssl_verify on`, `proxy_ssl_trusted_certificate` (the tool API's CA), \
@@ -844,10 +846,10 @@ async fn run() -> Result<String> {
          request, the compiled policy decides, the traceparent is propagated, the credential \
          is injected. The tool API counted {total_gateway_requests} requests carrying the \
          injected credential: every request sent through the gateway (checked).\n\
-         - The CPU of **gateway, audit on** is that of its gateway thread alone: the audit \
-         log's writer thread (hashing the Merkle tree's nodes, group commit, fsync, \
-         checkpoints) runs beside it and is not counted, so its requests per CPU-second \
-         say what the audit trail costs the request path, not the whole process.\n\
+         - The CPU of **gateway, audit on** is that of its gateway thread, which encodes, \
+         hashes and writes the attempt records (and encodes and hashes the outcome \
+         records); the audit log's background thread (writing the outcome records, group \
+         commit, fsync, checkpoints) runs beside it and is not counted.\n\
          - Allocations on the gateway's thread per call during the unlimited-rate runs \
          (a counting allocator over mimalloc, the product binary's allocator): \
          {allocs_per_call:.1} allocations, {alloc_bytes_per_call:.0} bytes (medians of the \

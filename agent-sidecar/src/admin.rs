@@ -8,6 +8,7 @@
 //! | `GET /v1/approvals[?state=...]`, `GET /v1/approvals/{id}`, `POST /v1/approvals/{id}/approve\|deny` | bearer | `approvals` |
 //! | `GET /v1/compensations`, `POST /v1/compensations/{id}/trigger` | bearer | `gateway` |
 //! | `GET /v1/quarantine`, `POST /v1/quarantine/release` | bearer | `gateway` |
+//! | `GET /v1/alerts`, `POST /v1/alerts/{id}/benign` | bearer | `alerts` |
 //!
 //! An [`Admin`] says which of them one listener serves: `run` serves the
 //! operations routes on `--metrics-listen` (a Prometheus scrape carries no
@@ -16,6 +17,7 @@
 //! authentications ([`throttle`]). Errors of the API are
 //! `{"error": code, "message": ...}`.
 
+mod alerts;
 mod approvals;
 mod gateway;
 mod ops;

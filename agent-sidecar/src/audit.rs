@@ -28,6 +28,7 @@ pub mod proof;
 pub mod query;
 pub mod record;
 pub mod schema;
+pub mod ship;
 pub mod store;
 #[cfg(test)]
 mod test_support;

@@ -21,6 +21,7 @@ mod audit;
 mod bus;
 mod log;
 mod notices;
+mod response;
 
 pub use action::{
     ActionEvent, ApprovalEvent, ApprovalStep, KernelDeny, McpMessageDropped, PolicyEvent,
@@ -30,3 +31,4 @@ pub use audit::{AuditOptions, AuditSink, AuditTrail, AuditTrailError};
 pub use bus::{ActionSink, ApprovalEvents, EventBus, PolicyEvents};
 pub use log::LogLines;
 pub use notices::Notices;
+pub use response::DetectionResponse;

@@ -23,6 +23,8 @@
 //!   recognise REST or MCP, decide, enforce the tier, forward, record);
 //! - [`redaction`]: what records, journals, webhooks and logs keep of a
 //!   call's input (per-field keep, keyed hash or drop, by policy);
+//! - [`http_client`]: the one pooled HTTP client (upstreams, webhooks,
+//!   the admin API's client), over rustls, proxy-aware for webhooks;
 //! - [`approvals`]: durable tier-3 approvals (journal, store, approver
 //!   webhooks, the CLI's client);
 //! - [`audit`]: the tamper-evident audit trail: records, the append-only
@@ -31,6 +33,10 @@
 //!   metrics and the webhooks (and any further consumer);
 //! - [`metrics`] and [`admin`]: Prometheus metrics and the operator
 //!   surface (metrics, health, approvals, compensations, quarantine);
+//! - [`yaml`]: the one YAML parser (policies, fixtures, egress files, the
+//!   config file), with line and column on every error;
+//! - [`config`]: one way to configure `run`: flags, `AGENT_SIDECAR_*`
+//!   variables and a YAML file, with one precedence;
 //! - [`inject`]: the Kubernetes admission webhook that adds the sidecar
 //!   to agent pods;
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed
@@ -42,11 +48,14 @@
 pub mod admin;
 pub mod approvals;
 pub mod audit;
+pub mod config;
 pub mod credentials;
+pub mod detect;
 pub mod dns;
 pub mod egress;
 pub mod events;
 pub mod gateway;
+pub mod http_client;
 pub mod inject;
 mod io_delegate;
 pub mod kernel;
@@ -56,3 +65,5 @@ pub mod proxy;
 pub mod redaction;
 pub mod run;
 pub mod tls;
+pub mod webhook;
+pub mod yaml;

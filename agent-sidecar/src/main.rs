@@ -1,22 +1,18 @@
 //! The `agent-sidecar` command line.
 #![deny(clippy::mod_module_files)]
 
-use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{ffi::OsString, process::ExitCode};
 
 use agent_sidecar::{
-    audit::FsyncPolicy,
-    credentials::SecretSpec,
-    dns::{BudgetLimits, RefusalMode, StaticHost, parse_static_host, parse_upstream},
-    events::AuditOptions,
-    gateway::GatewayConfig,
-    kernel::limits::{self, Limit, ResourceLimits},
-    kernel::{EnforcerConfig, pins::DEFAULT_STATE_DIR, preflight::DEFAULT_BPFFS, teardown_agent},
-    run::{
-        self, AllowArg, EnvOptions, EnvVar, GatewayOptions, NamesOptions, RunOptions, UidRange,
-        UserSpec, env::parse_pass_env,
+    config::{
+        self, PinArgs, RunArgs,
+        args::{LogArgs, LogFormat},
     },
+    kernel::limits,
+    kernel::{EnforcerConfig, teardown_agent},
+    run,
 };
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -30,23 +26,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "agent-sidecar", version, about, long_about = None)]
 struct Cli {
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax) [default: RUST_LOG when set, else info].
-    /// Given here or in AGENT_SIDECAR_LOG, it wins over RUST_LOG.
-    #[arg(long, global = true, env = "AGENT_SIDECAR_LOG")]
-    log: Option<String>,
+    #[command(flatten)]
+    logging: LogArgs,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Copy, Clone, Debug, ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,269 +51,17 @@ enum Command {
     /// query and follow records, make a signing key.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// The config file of `run`: check one, show the effective config and
+    /// where each value comes from, print its JSON Schema.
+    #[command(subcommand)]
+    Config(cli::config::ConfigCommand),
+    /// Behavioural baselines on disk: show, export, import, merge (pool by
+    /// role), fold an alert marked benign back in.
+    #[command(subcommand)]
+    Baseline(cli::baseline::BaselineCommand),
     /// Kubernetes mutating admission webhook (HTTPS) that injects the
     /// sidecar into agent pods.
     InjectWebhook(Box<cli::inject_webhook::InjectWebhookArgs>),
-}
-
-#[derive(Args, Debug)]
-struct PinArgs {
-    /// bpffs mount point.
-    #[arg(long, default_value = DEFAULT_BPFFS)]
-    bpffs: PathBuf,
-    /// Directory for state files and owner locks.
-    #[arg(long, default_value = DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
-}
-
-#[derive(Args, Debug)]
-struct RunArgs {
-    /// Refuse to start when no bpffs is mounted at --bpffs, instead of
-    /// mounting one there (mode 0700).
-    #[arg(long)]
-    no_mount_bpffs: bool,
-    /// Policy file (YAML); repeatable, rules are merged.
-    #[arg(long = "policy", value_name = "FILE")]
-    policies: Vec<PathBuf>,
-    /// Allow egress to TARGET, repeatable: IP:PORT, [IPv6]:PORT, CIDR (all ports), CIDR:PORT,
-    /// or a name HOST[:PORT] (api.example.com:443, *.example.com for one more label,
-    /// **.example.com for any depth) enforced by the sidecar's resolver and proxies.
-    #[arg(long = "allow", value_name = "TARGET")]
-    allow: Vec<AllowArg>,
-    /// Upstream DNS server(s) of the agent's resolver (IP or IP:PORT) [default: /etc/resolv.conf].
-    #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
-    upstream_dns: Vec<SocketAddr>,
-    /// Answer NAME with IP (A or AAAA, TTL 60) from the sidecar's resolver instead of asking
-    /// upstream, when the allowlist allows NAME; operator-given, so the rebinding guard does not
-    /// apply (loopback and private addresses are fine). Repeatable; also used for tool hosts.
-    #[arg(long, value_name = "NAME=IP", value_parser = parse_static_host)]
-    static_host: Vec<StaticHost>,
-    /// How the resolver answers names that are not allowlisted.
-    #[arg(long, value_name = "MODE", default_value = "nxdomain")]
-    dns_refusal: RefusalMode,
-    /// Queries the agent may have forwarded to the upstream resolvers per minute (answers from the
-    /// cache and static hosts are free); past it, queries are refused locally, counted and
-    /// logged once a minute.
-    #[arg(long, value_name = "N", default_value_t = BudgetLimits::default().queries)]
-    dns_budget_queries: u32,
-    /// Distinct names among those forwarded queries per minute: bounds what a wildcard rule can
-    /// carry to the zone's servers.
-    #[arg(long, value_name = "N", default_value_t = BudgetLimits::default().names)]
-    dns_budget_names: u32,
-    /// TCP destination ports sent to the transparent proxy (comma-separated).
-    #[arg(
-        long,
-        value_name = "PORTS",
-        value_delimiter = ',',
-        default_value = "80,443"
-    )]
-    intercept_ports: Vec<u16>,
-    /// Do not set HTTP_PROXY/HTTPS_PROXY for the agent (the transparent proxy still applies).
-    #[arg(long)]
-    no_proxy_env: bool,
-    /// Agent id: names the cgroup, pins and log fields [default: <command>-<pid>].
-    #[arg(long, value_name = "ID")]
-    agent_id: Option<String>,
-    /// Run COMMAND as UID[:GID] (or a user name); uid 0 is refused [default: a uid of its own
-    /// from --uid-range when root, else the invoking user].
-    #[arg(long, value_name = "UID[:GID]")]
-    user: Option<UserSpec>,
-    /// Range the agent's own uid (and gid) is allocated from when root and no --user is given;
-    /// no two running agents share one, and no account or process of the host may use it.
-    #[arg(
-        long,
-        value_name = "FIRST-LAST",
-        default_value = "1879048192-1879113727"
-    )]
-    uid_range: UidRange,
-    /// Set NAME=VALUE in the agent's environment (which otherwise holds only PATH, LANG,
-    /// LANGUAGE, LC_*, TERM, TZ, HOME and what the sidecar sets). Repeatable.
-    #[arg(long = "env", value_name = "NAME=VALUE")]
-    env: Vec<EnvVar>,
-    /// Pass the operator's NAME to the agent when it is set; never the source of a --secret.
-    /// Repeatable.
-    #[arg(long = "pass-env", value_name = "NAME", value_parser = parse_pass_env)]
-    pass_env: Vec<String>,
-    /// Most tasks (processes and threads) the agent may have at once, or `max`.
-    #[arg(long, value_name = "N", value_parser = limits::parse_count, default_value = "512")]
-    pids_max: Limit,
-    /// Most memory the agent may use (K, M, G, T suffixes), no swap on top, or `max`
-    /// [default: half of the host's memory].
-    #[arg(long, value_name = "BYTES", value_parser = limits::parse_bytes)]
-    memory_max: Option<Limit>,
-    /// Run even when the kernel cannot keep the agent away from abstract unix sockets and
-    /// from signalling processes outside it (Landlock ABI 6, Linux >= 6.12); logged and counted.
-    #[arg(long)]
-    allow_unscoped_agent: bool,
-    /// Leave the programs and maps pinned (and attached) when COMMAND exits.
-    #[arg(long)]
-    keep_pinned: bool,
-    /// Serve Prometheus /metrics and /healthz on this address (never reachable from the agent).
-    #[arg(long, value_name = "ADDR")]
-    metrics_listen: Option<SocketAddr>,
-    #[command(flatten)]
-    gateway: GatewayArgs,
-    #[command(flatten)]
-    audit: AuditArgs,
-    #[command(flatten)]
-    pins: PinArgs,
-    /// The agent's command and arguments.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
-    command: Vec<OsString>,
-}
-
-/// The audit trail: one signed, tamper-evident record per action.
-#[derive(Args, Debug)]
-struct AuditArgs {
-    /// Directory of the agent's audit log [default: STATE_DIR/audit/AGENT_ID].
-    #[arg(long, value_name = "DIR")]
-    audit_dir: Option<PathBuf>,
-    /// How soon records are fsynced: `always` or a window such as `10ms`; a tier >= 2 call's
-    /// record is always fsynced before the call is forwarded, a tier-1 record written.
-    #[arg(long, value_name = "WINDOW", default_value = "10ms", value_parser = parse_fsync)]
-    audit_fsync: FsyncPolicy,
-    /// How often a checkpoint of the log is signed (and at shutdown).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
-    audit_checkpoint_interval: Duration,
-    /// The checkpoints' Ed25519 signing key (as `audit keygen` writes it); generated, mode 0600,
-    /// when absent [default: STATE_DIR/audit-keys/AGENT_ID.key]. The verifier key is written
-    /// to the log directory as log.vkey.
-    #[arg(long, value_name = "FILE")]
-    audit_key: Option<PathBuf>,
-    /// Also append every signed checkpoint to FILE (a witness outside the host: another
-    /// disk, a network mount); repeatable.
-    #[arg(long, value_name = "FILE")]
-    audit_witness_file: Vec<PathBuf>,
-    /// Let actions through when their audit record cannot be written (disk full...), counted
-    /// in agent_sidecar_audit_fail_open_total and logged; by default they are refused.
-    #[arg(long)]
-    audit_fail_open: bool,
-}
-
-impl AuditArgs {
-    fn options(self) -> AuditOptions {
-        AuditOptions {
-            dir: self.audit_dir,
-            fsync: self.audit_fsync,
-            checkpoint_interval: self.audit_checkpoint_interval,
-            key_file: self.audit_key,
-            witness_files: self.audit_witness_file,
-            fail_open: self.audit_fail_open,
-        }
-    }
-}
-
-fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
-    FsyncPolicy::parse(s).ok_or_else(|| {
-        format!("`{s}` is not an fsync window: give `always` or a duration such as 10ms, 1s")
-    })
-}
-
-/// The tool gateway: tier policy, approvals, credentials.
-#[derive(Args, Debug)]
-#[command(next_help_heading = "Tool gateway")]
-struct GatewayArgs {
-    /// Tier policy set (a directory of YAML documents): enables the tool gateway. Every tool
-    /// host it declares is allowed by name and terminated (TLS) so each call is decided.
-    /// Needs --agent-id naming an agent document with an owner.
-    #[arg(long, value_name = "DIR")]
-    policy_dir: Option<PathBuf>,
-    /// Write every policy version put in force to DIR/<hash>/, so that
-    /// `policy rollback` finds it after a restart and `policy diff` can
-    /// compare it.
-    #[arg(long, value_name = "DIR", requires = "policy_dir")]
-    policy_archive: Option<PathBuf>,
-    /// Deployment environment of the agent (selects the policy overlay).
-    #[arg(long, value_name = "ENV", default_value = "prod")]
-    environment: String,
-    /// A credential the policy names: NAME=file:PATH (mode 0600) or NAME=env:VARIABLE. Repeatable.
-    #[arg(long = "secret", value_name = "NAME=SOURCE", requires = "policy_dir")]
-    secrets: Vec<SecretSpec>,
-    /// Operator-supplied CA certificate (PEM) for the agent-facing leaves [default: generated].
-    #[arg(long, value_name = "FILE", requires = "ca_key")]
-    ca_cert: Option<PathBuf>,
-    /// Private key (PEM) of --ca-cert.
-    #[arg(long, value_name = "FILE", requires = "ca_cert")]
-    ca_key: Option<PathBuf>,
-    /// Extra CA (PEM) trusted for upstream tool servers and https:// webhooks, besides the
-    /// system roots. Repeatable.
-    #[arg(long = "upstream-ca", value_name = "FILE")]
-    upstream_cas: Vec<PathBuf>,
-    /// Serve the admin API (approvals, compensations, quarantine) here; never reachable from
-    /// the agent.
-    #[arg(long, value_name = "ADDR", requires = "admin_token_file")]
-    admin_listen: Option<SocketAddr>,
-    /// File (mode 0600) holding the admin API's bearer token.
-    #[arg(long, value_name = "FILE")]
-    admin_token_file: Option<PathBuf>,
-    /// Webhook (http:// or https://, verified like upstreams) of the agent's owner: tier-2 notices, tier-4 halts.
-    #[arg(long, value_name = "URL")]
-    owner_webhook: Option<String>,
-    /// Webhook (http:// or https://, verified like upstreams) of the SOC: tier-4 halts, quarantines.
-    #[arg(long, value_name = "URL")]
-    soc_webhook: Option<String>,
-    /// Webhook (http:// or https://, verified like upstreams) of the approvers: tier-3 approvals pending and decided.
-    #[arg(long, value_name = "URL")]
-    approver_webhook: Option<String>,
-    /// How long a tier-3 call waits for an approver before it is denied (e.g. 15m, 30s).
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
-    approval_sla: std::time::Duration,
-    /// Most tier-3 approvals the agent may have pending at once; more are refused
-    /// (429 too_many_pending_approvals) until some are decided or expire.
-    #[arg(long, value_name = "N", default_value_t = agent_sidecar::approvals::DEFAULT_MAX_PENDING_PER_AGENT, value_parser = parse_positive)]
-    max_pending_approvals: usize,
-    /// Largest request body of an inspected tool call; larger ones are refused (413).
-    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
-    max_body_bytes: usize,
-    /// Key (64 hex digits, mode 0600) of the keyed hashes the policy's `redact: hash` fields
-    /// become in records, the approvals journal, webhooks and logs; give every instance of a
-    /// deployment the same file so hashed values correlate [default: STATE_DIR/redaction.key,
-    /// generated when absent].
-    #[arg(long, value_name = "FILE", requires = "policy_dir")]
-    redaction_key: Option<PathBuf>,
-}
-
-fn parse_positive(s: &str) -> Result<usize, String> {
-    s.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{s}` is not a positive whole number"))
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    agent_sidecar::policy::gateway::parse_duration(s)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            format!("`{s}` is not a duration: write numbers with units such as s, m, h, d (e.g. 15m, 1h30m)")
-        })
-}
-
-impl GatewayArgs {
-    fn options(self) -> Option<GatewayOptions> {
-        let policy_dir = self.policy_dir?;
-        let mut config = GatewayConfig {
-            approval_sla: self.approval_sla,
-            max_pending_approvals: self.max_pending_approvals,
-            ..GatewayConfig::default()
-        };
-        config.limits.max_body_bytes = self.max_body_bytes;
-        Some(GatewayOptions {
-            policy_dir,
-            policy_archive: self.policy_archive,
-            environment: self.environment,
-            secrets: self.secrets,
-            ca: self.ca_cert.zip(self.ca_key),
-            upstream_cas: self.upstream_cas,
-            admin_listen: self.admin_listen,
-            admin_token_file: self.admin_token_file,
-            owner_webhook: self.owner_webhook,
-            soc_webhook: self.soc_webhook,
-            approver_webhook: self.approver_webhook,
-            redaction_key: self.redaction_key,
-            config,
-        })
-    }
 }
 
 #[derive(Args, Debug)]
@@ -342,12 +73,11 @@ struct TeardownArgs {
     pins: PinArgs,
 }
 
-/// `--log` (or `AGENT_SIDECAR_LOG`), else `RUST_LOG`, else `info`.
-fn init_logging(format: LogFormat, filter: Option<&str>) {
-    let filter = filter
-        .map(str::to_string)
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".to_string());
+/// Logging on stderr with `logging`'s filter: `--log` (or
+/// `AGENT_SIDECAR_LOG`, or the config file), else `RUST_LOG`, else `info`.
+fn init_logging(logging: &LogArgs) {
+    let format = logging.log_format;
+    let filter = logging.filter(std::env::var("RUST_LOG").ok());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr);
@@ -363,57 +93,33 @@ fn init_logging(format: LogFormat, filter: Option<&str>) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format, cli.log.as_deref());
+    // Flags, AGENT_SIDECAR_* variables and the config file, merged into
+    // the command line that is parsed (docs/config.md).
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let argv = match config::resolve(&Cli::command(), "run", &argv, &|k| std::env::var_os(k)) {
+        Ok(resolved) => resolved.argv,
+        Err(e) => {
+            eprintln!("agent-sidecar: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
+    init_logging(&cli.logging);
     let code = match cli.command {
         Command::Run(args) => run_command(*args),
         Command::Teardown(args) => teardown_command(args),
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Approvals(cmd) => cli::approvals::run(cmd),
         Command::Audit(cmd) => cli::audit::run(cmd),
+        Command::Config(cmd) => cli::config::run(cmd, &Cli::command()),
+        Command::Baseline(cmd) => cli::baseline::run(cmd),
         Command::InjectWebhook(args) => cli::inject_webhook::run(*args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
 fn run_command(args: RunArgs) -> i32 {
-    let opts = RunOptions {
-        policies: args.policies,
-        allow: args.allow,
-        names: NamesOptions {
-            upstream_dns: args.upstream_dns,
-            static_hosts: args.static_host,
-            refusal: args.dns_refusal,
-            budget: BudgetLimits {
-                queries: args.dns_budget_queries,
-                names: args.dns_budget_names,
-            },
-            intercept_ports: args.intercept_ports,
-            proxy_env: !args.no_proxy_env,
-        },
-        agent_id: args.agent_id,
-        user: args.user,
-        uid_range: args.uid_range,
-        env: EnvOptions {
-            set: args.env,
-            pass: args.pass_env,
-        },
-        limits: ResourceLimits {
-            pids_max: args.pids_max,
-            memory_max: args
-                .memory_max
-                .unwrap_or_else(|| ResourceLimits::default().memory_max),
-        },
-        allow_unscoped: args.allow_unscoped_agent,
-        keep_pinned: args.keep_pinned,
-        bpffs: args.pins.bpffs,
-        mount_bpffs: !args.no_mount_bpffs,
-        state_dir: args.pins.state_dir,
-        metrics_listen: args.metrics_listen,
-        gateway: args.gateway.options(),
-        audit: args.audit.options(),
-        command: args.command,
-    };
+    let opts = args.into_options();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

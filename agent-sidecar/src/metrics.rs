@@ -1,30 +1,61 @@
 //! Prometheus metrics of the sidecar.
+//!
+//! Every family is named `agent_sidecar_*` (counters end in `_total`,
+//! histograms of durations in `_duration_seconds`) and every series
+//! carries the `agent_id` label: the families of one agent's parts carry
+//! it themselves, the others (policy, approvals, audit, build, process,
+//! readiness, kernel maps) get it from their registry. No label takes
+//! values from outside a fixed set or the policy.
 
-use std::sync::Mutex;
+mod readiness;
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use prometheus::{
+    Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    process_collector::ProcessCollector,
+};
+
+pub use readiness::{Check, Readiness};
 
 use crate::{
     approvals::ApprovalMetrics,
-    audit::AuditMetrics,
+    audit::{AuditMetrics, ship::ShipMetrics},
     events::{ActionEvent, ActionSink},
     gateway::GatewayMetrics,
     kernel::{KernelCounters, events::DenyRecord},
     policy::PolicyVersion,
+    webhook::DeliveryMetrics,
 };
 
 /// Every metric the sidecar exports.
 pub struct Metrics {
+    /// Families with an `agent_id` label of their own.
     registry: Registry,
+    /// Families that get `agent_id` from the registry.
+    scoped: Registry,
+    readiness: Readiness,
+    quarantined: IntGauge,
+    map_entries: IntGaugeVec,
+    map_capacity: IntGaugeVec,
     egress_denied: IntCounterVec,
     kernel_decisions: IntCounterVec,
     allowlist_entries: IntGaugeVec,
     confinement_missing: IntCounterVec,
+    detection_alerts: IntCounterVec,
+    alert_deliveries: IntCounterVec,
+    webhook_deliveries: IntCounterVec,
+    baseline_store_errors: IntCounterVec,
+    baseline_learned: IntGaugeVec,
     last_kernel: Mutex<KernelCounters>,
     policy: PolicyMetrics,
     gateway: GatewayMetrics,
     approvals: ApprovalMetrics,
     audit: AuditMetrics,
+    audit_ship: ShipMetrics,
 }
 
 /// Metrics of the tier policy store.
@@ -32,6 +63,7 @@ struct PolicyMetrics {
     reloads: IntCounterVec,
     refused: IntCounterVec,
     last_reload_success: IntGauge,
+    last_reload_time: Gauge,
     version_info: IntGaugeVec,
 }
 
@@ -64,6 +96,12 @@ impl PolicyMetrics {
             "1 if the last tier policy load succeeded, 0 if it failed (the previous set is in force).",
         )
         .expect("valid metric");
+        let last_reload_time = Gauge::new(
+            "agent_sidecar_policy_last_reload_timestamp_seconds",
+            "Unix time at which the policy set in force was put in force (a load or a \
+             rollback that succeeded).",
+        )
+        .expect("valid metric");
         let version_info = IntGaugeVec::new(
             Opts::new(
                 "agent_sidecar_policy_version_info",
@@ -84,10 +122,14 @@ impl PolicyMetrics {
         registry
             .register(Box::new(version_info.clone()))
             .expect("unique metric");
+        registry
+            .register(Box::new(last_reload_time.clone()))
+            .expect("unique metric");
         Self {
             reloads,
             refused,
             last_reload_success,
+            last_reload_time,
             version_info,
         }
     }
@@ -100,9 +142,75 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers all metrics.
+    /// Registers all metrics, with no `agent_id` on the families that take
+    /// it from the registry (library use and tests); `run` uses
+    /// [`Metrics::for_agent`].
     pub fn new() -> Self {
+        Self::for_agent("")
+    }
+
+    /// Registers all metrics of the sidecar of `agent_id`.
+    pub fn for_agent(agent_id: &str) -> Self {
         let registry = Registry::new();
+        let scoped = if agent_id.is_empty() {
+            Registry::new()
+        } else {
+            Registry::new_custom(
+                None,
+                Some(HashMap::from([(
+                    "agent_id".to_string(),
+                    agent_id.to_string(),
+                )])),
+            )
+            .expect("a valid label")
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_build_info",
+                "The sidecar's version (label version); always 1.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let quarantined = IntGauge::new(
+            "agent_sidecar_quarantined",
+            "1 while the agent is quarantined in the kernel (every packet dropped), else 0.",
+        )
+        .expect("valid metric");
+        let map_entries = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_kernel_map_entries",
+                "Entries in each kernel allowlist map (rules, learned destinations, the \
+                 sidecar's endpoints), read at each scrape.",
+            ),
+            &["map"],
+        )
+        .expect("valid metric");
+        let map_capacity = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_kernel_map_capacity",
+                "Capacity of each kernel allowlist map; a policy that needs more is refused \
+                 (fail closed).",
+            ),
+            &["map"],
+        )
+        .expect("valid metric");
+        for c in [&build_info, &map_entries, &map_capacity] {
+            scoped.register(Box::new(c.clone())).expect("unique metric");
+        }
+        scoped
+            .register(Box::new(quarantined.clone()))
+            .expect("unique metric");
+        scoped
+            .register(Box::new(ProcessCollector::new(
+                std::process::id() as i32,
+                "agent_sidecar",
+            )))
+            .expect("unique metric");
+        let readiness = Readiness::register(&scoped);
         let egress_denied = IntCounterVec::new(
             Opts::new(
                 "agent_sidecar_egress_denied_total",
@@ -138,7 +246,65 @@ impl Metrics {
             &["agent_id", "layer"],
         )
         .expect("valid metric");
-        for c in [&egress_denied, &kernel_decisions, &confinement_missing] {
+        let detection_alerts = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_detection_alerts_total",
+                "Behavioural alerts raised, by detector and the response the policy gave                  it (notify, raise_tier, quarantine), and whether the response was applied                  (false: it could not act; see the detector response log line).",
+            ),
+            &["agent_id", "detector", "response", "applied"],
+        )
+        .expect("valid metric");
+        let alert_deliveries = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_alert_deliveries_total",
+                "Behavioural alert deliveries by sink (syslog) and outcome: sent, failed \
+                 (an attempt that is retried from the disk queue), dropped (queue full or \
+                 not writable).",
+            ),
+            &["agent_id", "sink", "outcome"],
+        )
+        .expect("valid metric");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_webhook_deliveries_total",
+                "Webhook event deliveries by webhook (sink: approver, owner, soc) and outcome: \
+                 sent, failed (an attempt that is retried from the disk queue), rejected (a \
+                 4xx answer: not sent again), queue_full (dropped before any attempt: the \
+                 queue was full), dropped (the queue not writable, or every attempt failed).",
+            ),
+            &["agent_id", "sink", "outcome"],
+        )
+        .expect("valid metric");
+        let baseline_store_errors = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_baseline_store_errors_total",
+                "Behavioural baselines that could not be read (the agent learns anew: no \
+                 alert until it has) or written (kept in memory, written again later).",
+            ),
+            &["agent_id"],
+        )
+        .expect("valid metric");
+        let baseline_learned = IntGaugeVec::new(
+            Opts::new(
+                "agent_sidecar_baseline_learned",
+                "1 when the agent's behavioural baseline has learned (its detectors may \
+                 fire), 0 while it learns.",
+            ),
+            &["agent_id"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(baseline_learned.clone()))
+            .expect("unique metric");
+        for c in [
+            &egress_denied,
+            &kernel_decisions,
+            &confinement_missing,
+            &detection_alerts,
+            &alert_deliveries,
+            &webhook_deliveries,
+            &baseline_store_errors,
+        ] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
@@ -146,27 +312,76 @@ impl Metrics {
         registry
             .register(Box::new(allowlist_entries.clone()))
             .expect("unique metric");
-        let policy = PolicyMetrics::register(&registry);
+        let policy = PolicyMetrics::register(&scoped);
         let gateway = GatewayMetrics::register(&registry).expect("unique metric");
-        let approvals = ApprovalMetrics::register(&registry).expect("unique metric");
-        let audit = AuditMetrics::register(&registry).expect("unique metric");
+        let approvals = ApprovalMetrics::register(&scoped).expect("unique metric");
+        let audit = AuditMetrics::register(&scoped).expect("unique metric");
+        let audit_ship = ShipMetrics::register(&scoped).expect("unique metric");
         Self {
             registry,
+            scoped,
+            readiness,
+            quarantined,
+            map_entries,
+            map_capacity,
             egress_denied,
             kernel_decisions,
             allowlist_entries,
             confinement_missing,
+            detection_alerts,
+            alert_deliveries,
+            webhook_deliveries,
+            baseline_store_errors,
+            baseline_learned,
             last_kernel: Mutex::new(KernelCounters::default()),
             policy,
             gateway,
             approvals,
             audit,
+            audit_ship,
+        }
+    }
+
+    /// Where `agent_id`'s webhooks count their deliveries
+    /// (`agent_sidecar_webhook_deliveries_total`).
+    pub fn webhook_deliveries(&self, agent_id: &str) -> Arc<dyn DeliveryMetrics> {
+        Arc::new(WebhookDeliveries {
+            counter: self.webhook_deliveries.clone(),
+            agent_id: agent_id.to_string(),
+        })
+    }
+
+    /// What `/readyz` reports.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Records whether the agent is quarantined in the kernel.
+    pub fn set_quarantined(&self, on: bool) {
+        self.quarantined.set(i64::from(on));
+    }
+
+    /// Records the entries of each kernel allowlist map and its capacity.
+    pub fn set_map_occupancy(&self, maps: &[(&str, usize, u32)]) {
+        for (map, n, capacity) in maps {
+            self.map_entries
+                .with_label_values(&[map])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+            self.map_capacity
+                .with_label_values(&[map])
+                .set(i64::from(*capacity));
         }
     }
 
     /// The audit trail's metrics.
     pub fn audit(&self) -> AuditMetrics {
         self.audit.clone()
+    }
+
+    /// The audit shipper's metrics (queue depth, lag, results per
+    /// destination).
+    pub fn audit_ship(&self) -> ShipMetrics {
+        self.audit_ship.clone()
     }
 
     /// Counts an agent started without the confinement `layer`.
@@ -194,6 +409,11 @@ impl Metrics {
         match version {
             Some(v) => {
                 p.last_reload_success.set(1);
+                p.last_reload_time.set(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                );
                 p.version_info.reset();
                 p.version_info
                     .with_label_values(&[v.short(), v.label.as_ref()])
@@ -242,11 +462,14 @@ impl Metrics {
         *last = now;
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, families sorted by name.
     pub fn render(&self) -> String {
+        let mut families = self.registry.gather();
+        families.extend(self.scoped.gather());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut buf = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
+            .encode(&families, &mut buf)
             .expect("encode metrics");
         String::from_utf8(buf).expect("utf-8 metrics")
     }
@@ -265,8 +488,52 @@ impl ActionSink for Metrics {
                     .mcp_message_dropped(d.agent_id, d.direction, d.reason)
             }
             ActionEvent::KernelDeny(d) => self.record_deny(d.agent_id, d.record),
+            ActionEvent::Response(r) => {
+                self.detection_alerts
+                    .with_label_values(&[
+                        r.agent_id.as_str(),
+                        r.detector.as_str(),
+                        r.response.as_str(),
+                        if r.applied { "true" } else { "false" },
+                    ])
+                    .inc();
+            }
             _ => {}
         }
+    }
+}
+
+impl crate::detect::DetectionMetrics for Metrics {
+    fn alert_delivery(&self, agent_id: &str, sink: &str, outcome: &str) {
+        self.alert_deliveries
+            .with_label_values(&[agent_id, sink, outcome])
+            .inc();
+    }
+
+    fn baseline_store_error(&self, agent_id: &str) {
+        self.baseline_store_errors
+            .with_label_values(&[agent_id])
+            .inc();
+    }
+
+    fn baseline_learned(&self, agent_id: &str, learned: bool) {
+        self.baseline_learned
+            .with_label_values(&[agent_id])
+            .set(i64::from(learned));
+    }
+}
+
+/// [`Metrics::webhook_deliveries`].
+struct WebhookDeliveries {
+    counter: IntCounterVec,
+    agent_id: String,
+}
+
+impl DeliveryMetrics for WebhookDeliveries {
+    fn delivery(&self, sink: &str, outcome: &str) {
+        self.counter
+            .with_label_values(&[self.agent_id.as_str(), sink, outcome])
+            .inc();
     }
 }
 
@@ -283,6 +550,93 @@ impl crate::policy::reload::ReloadObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detection_health_is_exported() {
+        use crate::detect::DetectionMetrics;
+        let m = Metrics::new();
+        m.alert_delivery("a", "syslog", "dropped");
+        m.baseline_store_error("a");
+        m.baseline_learned("a", true);
+        let text = m.render();
+        for line in [
+            "agent_sidecar_alert_deliveries_total{agent_id=\"a\",outcome=\"dropped\",sink=\"syslog\"} 1",
+            "agent_sidecar_baseline_store_errors_total{agent_id=\"a\"} 1",
+            "agent_sidecar_baseline_learned{agent_id=\"a\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} not in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn detector_responses_are_counted_by_detector_response_and_outcome() {
+        use crate::{
+            approvals::UnixMillis,
+            events::DetectionResponse,
+            policy::detection::{DetectorKind, Response},
+        };
+        let m = Metrics::new();
+        let mut r = DetectionResponse {
+            at: UnixMillis(0),
+            agent_id: "a".into(),
+            alert_id: "alr_1".into(),
+            detector: DetectorKind::NewTool,
+            response: Response::RaiseTier,
+            min_tier: None,
+            until: None,
+            applied: true,
+            error: None,
+        };
+        m.consume(ActionEvent::Response(&r));
+        r.applied = false;
+        m.consume(ActionEvent::Response(&r));
+        m.consume(ActionEvent::Response(&r));
+        let text = m.render();
+        for (applied, n) in [("true", 1), ("false", 2)] {
+            let line = format!(
+                "agent_sidecar_detection_alerts_total{{agent_id=\"a\",applied=\"{applied}\",detector=\"new_tool\",response=\"raise_tier\"}} {n}"
+            );
+            assert!(text.contains(&line), "{line} not in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_family_carries_the_agent_id_and_readiness_needs_every_check() {
+        let m = Metrics::for_agent("billing");
+        m.policy_reloaded("success", None);
+        m.set_quarantined(true);
+        m.set_map_occupancy(&[("EXACT", 3, 10)]);
+        let text = m.render();
+        for line in [
+            "agent_sidecar_build_info{version=\"",
+            "agent_sidecar_quarantined{agent_id=\"billing\"} 1",
+            "agent_sidecar_kernel_map_entries{map=\"EXACT\",agent_id=\"billing\"} 3",
+            "agent_sidecar_kernel_map_capacity{map=\"EXACT\",agent_id=\"billing\"} 10",
+            "agent_sidecar_policy_reload_total{result=\"success\",agent_id=\"billing\"} 1",
+            "agent_sidecar_process_resident_memory_bytes{agent_id=\"billing\"}",
+            "agent_sidecar_ready{check=\"policies_loaded\",agent_id=\"billing\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} not in:\n{text}");
+        }
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(l.starts_with("agent_sidecar_"), "{l}");
+            assert!(l.contains("agent_id=\"billing\""), "{l}");
+        }
+        let r = m.readiness();
+        assert!(!r.report().0);
+        r.set(Check::ProgramsAttached, true);
+        r.set(Check::ResolverListening, true);
+        assert!(!r.report().0, "policies not loaded yet");
+        r.set(Check::PoliciesLoaded, true);
+        let (ready, text) = r.report();
+        assert!(ready, "{text}");
+        assert_eq!(
+            text,
+            "programs_attached ok\nresolver_listening ok\npolicies_loaded ok\n"
+        );
+        r.set(Check::ResolverListening, false);
+        assert!(!r.report().0);
+    }
 
     #[test]
     fn kernel_counters_advance_by_delta() {

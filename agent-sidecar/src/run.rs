@@ -4,7 +4,8 @@
 //! 1. **plan** (`egress_plan`): the allowlist from `--policy` files,
 //!    `--allow` flags and the gateway's tool hosts;
 //!    then **the audit trail** ([`audit`](mod@audit)): the agent's log opened (a
-//!    `sidecar_started` record), fed by the action event bus;
+//!    `sidecar_started` record), fed by the action event bus, and shipped
+//!    to the collectors given ([`ship`]);
 //! 2. **the agent's user** ([`uid_pool`], [`user`]), and its secrets'
 //!    sources checked;
 //! 3. **operator listeners** (`listeners`): bound before anything is
@@ -21,13 +22,14 @@
 //! 7. **shutdown**: services stopped, the last events drained, what the
 //!    agent left in the cgroup killed, the state torn down (unless
 //!    `--keep-pinned`), the audit log closed (a `sidecar_stopped` record
-//!    and a last signed checkpoint); `run` exits with the command's exit
-//!    code.
+//!    and a last signed checkpoint), then its last records shipped
+//!    ([`ship`]); `run` exits with the command's exit code.
 
 mod agent;
 pub mod allow;
 mod audit;
 pub mod child;
+mod detection;
 mod egress_plan;
 mod enforcement;
 pub mod env;
@@ -40,6 +42,7 @@ pub mod private_listeners;
 mod reach;
 mod resolve;
 pub mod sandbox;
+mod ship;
 pub mod signals;
 pub mod uid_pool;
 pub mod unix_mask;
@@ -51,7 +54,7 @@ use tracing::{info, warn};
 
 use crate::{
     events::{EventBus, LogLines, PolicyEvents},
-    metrics::Metrics,
+    metrics::{Check, Metrics},
 };
 pub use allow::AllowArg;
 use egress_plan::EgressPlan;
@@ -63,6 +66,7 @@ use listeners::OperatorListeners;
 use names::{NameServices, NamesConfig};
 pub use options::{NamesOptions, RunOptions};
 use private_listeners::PrivateListener;
+pub use ship::AuditShipOptions;
 pub use uid_pool::{UidPoolError, UidRange};
 pub use user::{UserError, UserSpec};
 
@@ -113,7 +117,7 @@ fn default_agent_id(command: &[OsString]) -> String {
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     harden_sidecar();
     let agent_id = agent_id(&opts)?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_agent(&agent_id));
     let events = EventBus::new(vec![Arc::new(LogLines), metrics.clone()]);
     let observer: Arc<dyn crate::policy::reload::ReloadObserver> = Arc::new(PolicyEvents {
         bus: events.clone(),
@@ -121,14 +125,25 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
         next: Some(metrics.clone()),
     });
     let plan = EgressPlan::build(&opts, &agent_id, &observer)?;
+    metrics.readiness().set(Check::PoliciesLoaded, true);
     let trail = audit::open(&opts, &agent_id, &plan, &metrics, &events)?;
-    let code = governed(opts, agent_id, metrics, plan, events, &trail).await;
+    let (shipper, code) = match ship::start(&opts.audit_ship, &trail, audit::instance(), &metrics) {
+        Ok(shipper) => (
+            shipper,
+            governed(opts, agent_id, metrics, plan, events, &trail).await,
+        ),
+        Err(e) => (None, Err(e)),
+    };
     let stop = match &code {
         Ok(c) => serde_json::json!({"exit_code": c}),
         Err(e) => serde_json::json!({"error": e.to_string()}),
     };
     if let Err(e) = trail.close(stop) {
         warn!(error = %e, "the audit log did not close cleanly; `agent-sidecar audit verify` its directory");
+    }
+    // After the close: the last records are shipped too.
+    if let Some(shipper) = shipper {
+        ship::stop(shipper).await;
     }
     code
 }
@@ -153,6 +168,7 @@ async fn governed(
     // now and run while the kernel programs load.
     let socket_scan = unix_mask::Scan::start(user.uid);
     let enforcement = Enforcement::start(&opts, &agent_id, &plan, &listeners, &metrics, events)?;
+    metrics.readiness().set(Check::ProgramsAttached, true);
     let admin_task = listeners
         .metrics
         .map(|l| listeners::serve_metrics(l, &enforcement.enforcer, &metrics, &agent_id));
@@ -166,6 +182,8 @@ async fn governed(
         trail,
     )
     .await?;
+    // Without name rules there is no resolver to wait for.
+    metrics.readiness().set(Check::ResolverListening, true);
     let mut sidecar_env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
     if let Some(services) = &services {
         sidecar_env.extend(services.env().iter().cloned());
@@ -187,6 +205,7 @@ async fn governed(
         )
         .await;
 
+    metrics.readiness().set(Check::ResolverListening, false);
     if let Some(services) = services {
         services.shutdown().await;
     }
@@ -197,6 +216,7 @@ async fn governed(
     if let Ok(code) = &code {
         info!(agent_id = %agent_id, exit_code = code, "agent exited");
     }
+    metrics.readiness().set(Check::ProgramsAttached, false);
     let finished = enforcement
         .finish(&metrics, &agent_id, opts.keep_pinned)
         .await;
@@ -272,6 +292,10 @@ async fn start_name_services(
                 .redaction_key
                 .clone()
                 .unwrap_or_else(|| opts.state_dir.join("redaction.key")),
+            webhook_secret: options
+                .webhook_secret_file
+                .clone()
+                .unwrap_or_else(|| opts.state_dir.join("webhook.secret")),
             options,
             policy,
             agent_dir: opts.state_dir.join("agents").join(agent_id),

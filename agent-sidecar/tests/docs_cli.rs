@@ -322,3 +322,113 @@ fn the_parsers_of_this_test_see_what_they_should() {
     );
     assert!(check_line(&cli, "run --allow X --log info").is_empty());
 }
+
+/// Every `[env: NAME=]` a help text shows.
+fn help_variables(path: &str) -> BTreeSet<String> {
+    help(path)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("[env: "))
+        .filter_map(|l| l.split('=').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The config keys: the long flags of `run` (globals included) but
+/// `--config`, `--help` and `--version` (docs/config.md).
+fn config_keys(cli: &Cli) -> BTreeSet<String> {
+    cli["run"]
+        .iter()
+        .filter(|f| !matches!(f.as_str(), "--config" | "--help" | "--version"))
+        .map(|f| f.trim_start_matches("--").to_string())
+        .collect()
+}
+
+/// The keys docs/config.md's key table lists (backticked names in the
+/// first cell of each row after the `| key |` header).
+fn documented_keys(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("| key |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .flat_map(|row| {
+            let cell = row.split('|').nth(1).unwrap_or("").to_string();
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn docs_config_lists_every_key_and_the_docs_name_only_real_variables() {
+    let cli = cli();
+    let keys = config_keys(&cli);
+    assert!(
+        keys.contains("approval-sla") && keys.contains("log"),
+        "{keys:?}"
+    );
+    let config_md = std::fs::read_to_string(repo().join("docs/config.md")).expect("docs/config.md");
+    let documented = documented_keys(&config_md);
+    let missing: Vec<_> = keys.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&keys).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "docs/config.md's key table drifted from `run --help`: keys it lacks {missing:?}, \
+         keys no flag has {unknown:?} (a key is a flag of `run` without `--`)"
+    );
+    // Every AGENT_SIDECAR_* variable the README and docs/ name is a key's
+    // variable, one a help text shows, or one of the test and build
+    // variables.
+    let mut known: BTreeSet<String> = keys
+        .iter()
+        .map(|k| format!("AGENT_SIDECAR_{}", k.to_ascii_uppercase().replace('-', "_")))
+        .collect();
+    for path in cli.keys() {
+        known.extend(help_variables(path));
+    }
+    for test_or_build in [
+        "AGENT_SIDECAR_BIN",
+        "AGENT_SIDECAR_PRIVILEGED_TESTS",
+        "AGENT_SIDECAR_TEST_SCRIPTS",
+        "AGENT_SIDECAR_TOOLS",
+        "AGENT_SIDECAR_BPF_RUSTC",
+    ] {
+        known.insert(test_or_build.to_string());
+    }
+    assert!(known.contains("AGENT_SIDECAR_ADMIN_URL"), "{known:?}");
+    let mut unknown = Vec::new();
+    for (file, text) in documents() {
+        for (line_no, line) in text.lines().enumerate() {
+            for (at, _) in line.match_indices("AGENT_SIDECAR_") {
+                let name: String = line[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                // `AGENT_SIDECAR_*`, `AGENT_SIDECAR_<KEY>`: the prefix.
+                if name != "AGENT_SIDECAR_" && !known.contains(&name) {
+                    unknown.push(format!("{}:{}: {name}", file.display(), line_no + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "the docs name variables nothing reads (rename them to a key's variable, docs/config.md):\n{}",
+        unknown.join("\n")
+    );
+}
+
+#[test]
+fn the_key_table_parser_sees_the_keys() {
+    let text = "x\n| key | what | default |\n|---|---|---|\n| `log`, `log-format` | a `b` | c |\n| `allow` | d | e |\n\nafter\n| `not-a-key` | x | y |\n";
+    assert_eq!(
+        documented_keys(text),
+        BTreeSet::from([
+            "log".to_string(),
+            "log-format".to_string(),
+            "allow".to_string()
+        ])
+    );
+}

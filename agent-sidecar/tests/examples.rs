@@ -1,12 +1,14 @@
 //! Every example in `examples/` loads, so the examples never rot: tier
 //! policy sets (directories with a `kind: base` document) compile and pass
-//! their fixtures in `tests/`; every other YAML file is an egress policy
-//! file.
+//! their fixtures in `tests/`; config files of `run` (`examples/config/`)
+//! pass `config check` and every path they name exists; every other YAML
+//! file is an egress policy file.
 
 use std::path::{Path, PathBuf};
 
-use agent_sidecar::policy::{
-    CompiledPolicySet, PolicyFile, document::Kind, document_kind, fixtures,
+use agent_sidecar::{
+    config::{self, LoadedFile, Source},
+    policy::{CompiledPolicySet, PolicyFile, document::Kind, document_kind, fixtures},
 };
 
 fn is_policy_set(dir: &Path) -> bool {
@@ -22,6 +24,9 @@ fn is_policy_set(dir: &Path) -> bool {
 
 /// Egress policy files and policy set directories under `dir`.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, sets: &mut Vec<PathBuf>) {
+    if dir.ends_with("examples/config") {
+        return;
+    }
     if is_policy_set(dir) {
         sets.push(dir.to_path_buf());
         return;
@@ -103,4 +108,77 @@ fn the_example_organisation_redacts_bank_details() {
         vendor.headers.get("x-vendor-contact"),
         Some(&RedactMethod::Hash)
     );
+}
+
+#[test]
+fn every_example_config_file_loads_and_names_paths_that_exist() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/config") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        LoadedFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let argv: Vec<std::ffi::OsString> = vec![
+            "agent-sidecar".into(),
+            "run".into(),
+            "--config".into(),
+            path.clone().into(),
+            "--".into(),
+            "true".into(),
+        ];
+        let cli = config::args::run_cli();
+        let resolved =
+            config::resolve(&cli, "run", &argv, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        cli.try_get_matches_from(&resolved.argv)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let from_file: Vec<_> = resolved
+            .entries
+            .iter()
+            .filter(|e| e.source == Source::File)
+            .collect();
+        assert!(from_file.len() >= 10, "{}: {from_file:?}", path.display());
+        for e in &from_file {
+            if matches!(e.key.name.as_str(), "policy" | "policy-dir") {
+                for p in &e.values {
+                    assert!(
+                        Path::new(p).exists(),
+                        "{}: `{}` names {p}, which does not exist",
+                        path.display(),
+                        e.key.name
+                    );
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 1, "expected example config files");
+}
+
+#[test]
+fn the_example_detection_sections_resolve_per_agent() {
+    use agent_sidecar::policy::{
+        Tier,
+        detection::{DetectorKind, Response},
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let set = CompiledPolicySet::load_dir(&dir).expect("examples/policies compiles");
+    let support = set.detection("support-agent");
+    assert_eq!(support.pool.as_deref(), Some("support"));
+    assert_eq!(support.detector(DetectorKind::RateSurge).threshold, 8.0);
+    let nd = support.detector(DetectorKind::NewDestination);
+    assert_eq!(
+        (nd.response, nd.raise_to, nd.raise_for.as_secs()),
+        (Response::RaiseTier, Tier::Approval, 7200)
+    );
+    // The procurement agent: the base's settings, pooled by its first role.
+    let procurement = set.detection("procurement-agent");
+    assert_eq!(procurement.pool.as_deref(), Some("payments-operator"));
+    assert_eq!(procurement.detector(DetectorKind::RateSurge).threshold, 6.0);
+    assert_eq!(
+        procurement.detector(DetectorKind::DeniedBurst).response,
+        Response::Quarantine
+    );
+    assert_eq!(procurement.utc_offset_minutes, -300);
 }

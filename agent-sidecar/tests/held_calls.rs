@@ -291,6 +291,9 @@ async fn a_policy_reload_cancels_held_calls_the_new_policy_refuses() {
     let hung_up = background(wire(&h, "wire-7", "700"), "2");
     let wire_approval = pending(&h, 2).await.remove(1);
     let _ = hung_up.await;
+    // Give the gateway time to see the hang-up, so that the approval below
+    // waits for a retry instead of racing the first connection's handler.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     h.approvals
         .approve(&wire_approval.id, "cfo@example.test", "ok")
         .await

@@ -18,6 +18,12 @@ sdk_python=${DEMO_SDK_PYTHON:-.tools/venv/bin/python}
 agent_script=${DEMO_AGENT:-examples/demo/agent.py}
 admin=127.0.0.1:18700
 hooks=127.0.0.1:18701
+metrics=127.0.0.1:18702
+# With DEMO_PANELS=FILE.png, a real Prometheus (Debian's) scrapes the
+# sidecar every second during the run, and the dashboard's panels are drawn
+# from its query API into FILE.png (examples/demo/metrics_panels.py).
+panels=${DEMO_PANELS:-}
+prom=127.0.0.1:18790
 work=$(mktemp -d)
 chmod 755 "$work"
 pids=()
@@ -69,6 +75,16 @@ mkdir -m 700 "$work/secrets"
  echo "crm-$(openssl rand -hex 12)" > "$work/secrets/crm-token"
  echo "admin-$(openssl rand -hex 16)" > "$work/secrets/admin-token")
 
+if [ -n "$panels" ]; then
+    command -v prometheus >/dev/null || {
+        echo "run.sh: DEMO_PANELS needs Debian's prometheus: run \`cargo xtask setup\`" >&2; exit 1; }
+    printf '%s\n' "global: {scrape_interval: 1s, evaluation_interval: 1s}" \
+        "scrape_configs:" "  - job_name: agent-sidecar" \
+        "    static_configs: [{targets: ['$metrics']}]" > "$work/prometheus.yml"
+    prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
+        --web.listen-address="$prom" > "$work/prometheus.log" 2>&1 & pids+=($!)
+    for _ in $(seq 100); do curl -sf -o /dev/null "http://$prom/-/ready" && break; sleep 0.1; done
+fi
 for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:18181/orders.json && break; sleep 0.1; done
 wait_ready "$work/crm.out" ready "the MCP tool server"
 wait_ready "$work/hooks.out" ready "the webhook receiver"
@@ -126,15 +142,24 @@ echo "   (the sidecar's log: $work/sidecar.log, summed up below)"
 # Only the tool port goes to the sidecar's proxy (the gateway): every other
 # TCP connect is the kernel's to allow or refuse, as in part 1.
 rc=0
+started=$(date +%s)
 "$bin" --log-format json run --policy examples/demo/policy.yaml --policy-dir examples/demo/policies \
     --agent-id demo-agent --state-dir "$work/state" \
     --static-host crm.demo.test=127.0.0.1 --intercept-ports 8443 --no-proxy-env \
     --secret "crm-token=file:$work/secrets/crm-token" --upstream-ca "$work/ca.pem" \
     --admin-listen "$admin" --admin-token-file "$work/secrets/admin-token" \
+    --metrics-listen "$metrics" \
     --owner-webhook "http://$hooks/owner" --soc-webhook "http://$hooks/soc" \
+    --baseline-dir "$work/baselines" \
     --pass-env DEMO_SDK_PYTHON \
     -- python3 "$agent_script" 2> "$work/sidecar.log" || rc=$?
 sleep 0.5 # the last webhooks
+if [ -n "$panels" ]; then
+    echo
+    echo "== Prometheus scraped the sidecar during the run; the dashboard's panels from its query API:"
+    "$sdk_python" examples/demo/metrics_panels.py "http://$prom" "$started" "$(date +%s)" \
+        demo-agent deploy/grafana/agent-sidecar.json "$panels" | sed 's/^/  /'
+fi
 
 echo
 echo "== the sidecar's log, summed up:"

@@ -10,11 +10,15 @@
 //! - [`netns`]: network namespaces and commands or threads inside them;
 //! - [`web`] and [`mcp`]: the Python web and MCP servers (and the MCP client)
 //!   the end-to-end tests run inside a namespace;
+//! - [`connect_proxy`]: an HTTP `CONNECT` proxy that records what it
+//!   tunnelled;
 //! - [`upstream`], [`tool_api`] and [`webhook`]: in-process loopback HTTP(S)
 //!   servers (a counting upstream, a recording tool API, a webhook receiver),
 //!   and [`curl`] as their client;
 //! - [`bench`]: what the benchmarks' reports share (statistics, scheduler
 //!   clocks, a reference nginx);
+//! - [`rsyslog`]: a real syslog collector (Debian's rsyslogd) with TLS, TCP
+//!   and UDP inputs on loopback;
 //! - [`temp`]: temporary directories removed on drop;
 //! - `sidecar` (feature `sidecar`): agent-sidecar's proxy listeners and tool
 //!   gateway wired the way `run` wires them, for the integration tests and
@@ -33,11 +37,13 @@
 
 pub mod bench;
 pub mod ca;
+pub mod connect_proxy;
 pub mod curl;
 pub mod dns;
 pub mod fixtures;
 pub mod mcp;
 pub mod netns;
+pub mod rsyslog;
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
 pub mod temp;

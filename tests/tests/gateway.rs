@@ -149,6 +149,10 @@ impl World {
             &format!("http://{DNS}:8080/owner"),
             "--soc-webhook",
             &format!("http://{DNS}:8080/soc"),
+            // Each run learns anew: a baseline kept from earlier runs
+            // would start alerting once it has learned a week.
+            "--baseline-dir",
+            self.dir.join("baselines").to_str().unwrap(),
         ]
         .map(String::from)
         .to_vec();
@@ -329,6 +333,19 @@ fn allowed_and_supervised_tools_with_injected_credentials_and_a_filtered_list() 
     );
     // The admin API is out of the agent's reach.
     assert!(stdout.contains("errno 1"), "admin API reachable: {stdout}");
+    // The behavioural baseline was written at exit, the two calls in it.
+    let path =
+        agent_sidecar::detect::BaselineStore::new(w.dir.join("baselines")).agent_path(&w.agent);
+    let baseline = agent_sidecar::detect::read_file(&path)
+        .unwrap_or_else(|e| panic!("no baseline kept at exit: {e}"));
+    let f = baseline.to_file();
+    assert!(!f.learned, "a first run is learning");
+    assert!(
+        f.actions.keys().any(|a| a.ends_with(".lookup"))
+            && f.actions.keys().any(|a| a.ends_with(".bulk_update")),
+        "{:?}",
+        f.actions
+    );
 }
 
 #[test]
@@ -474,7 +491,10 @@ fn tier_3_approved_denied_and_expired_over_mcp() {
     .unwrap();
     let metrics = String::from_utf8_lossy(&scrape.stdout);
     assert!(
-        metrics.contains("agent_sidecar_approvals_pending 1"),
+        metrics.contains(&format!(
+            "agent_sidecar_approvals_pending{{agent_id=\"{}\"}} 1",
+            w.agent
+        )),
         "{metrics}"
     );
     let out = w.approvals(&[
@@ -973,4 +993,56 @@ fn a_policy_rewritten_in_place_never_lets_a_denied_call_through_under_run() {
     }
     assert!(w.mcp.calls().is_empty(), "{:?}", w.mcp.calls());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), base);
+}
+
+#[test]
+fn a_new_action_after_learning_reaches_the_soc_as_an_ocsf_finding() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    // The agent's document: learn for a second, from one call.
+    let doc = w.dir.join("policy/agent.yaml");
+    let mut yaml = std::fs::read_to_string(&doc).unwrap();
+    yaml.push_str("detection:\n  learning: 1s\n  min_learning_events: 1\n");
+    std::fs::write(&doc, yaml).unwrap();
+    let script = format!(
+        "{}\nsleep 1.5\n{}\nsleep 1",
+        client("get_customer", &json!({"customer_id": "c-42"}), &[]),
+        client(
+            "update_customers",
+            &json!({"customer_ids": ["c-1"], "status": "vip"}),
+            &[]
+        ),
+    );
+    let out = w.run(&[], &script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let events: Vec<Value> = w
+        .hooks("/soc")
+        .into_iter()
+        .filter(|e| e["event"] == "detection.finding")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:#?}\n{stderr}");
+    let e = &events[0];
+    assert!(e["id"].as_str().unwrap().starts_with("evt_"), "{e}");
+    assert_eq!(e["schema_version"], 1);
+    assert_eq!(e["agent"], w.agent.as_str());
+    let f = &e["finding"];
+    assert_eq!(f["class_uid"], 2004);
+    assert_eq!(f["finding_info"]["analytic"]["name"], "new_action");
+    assert_eq!(
+        f["anomaly_analyses"][0]["analysis_targets"][0]["name"],
+        w.agent.as_str()
+    );
+    let action = f["anomaly_analyses"][0]["anomalies"][0]["observations"][0]["value"]
+        .as_str()
+        .unwrap();
+    assert!(action.ends_with(".bulk_update"), "{f}");
+    assert!(
+        f["evidences"][0]["data"]["trace_id"].as_str().is_some(),
+        "{f}"
+    );
+    assert!(stderr.contains("detector response"), "{stderr}");
 }

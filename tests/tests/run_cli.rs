@@ -1029,3 +1029,188 @@ fn a_fork_bomb_and_a_memory_hog_stop_at_the_limits_and_no_stray_fd_reaches_the_a
     .unwrap();
     let _ = sidecar.wait();
 }
+
+/// GET `url` from inside `ns` with curl: (status, body).
+fn curl(ns: &NetNs, url: &str) -> (u16, String) {
+    let out = command_in(
+        ns,
+        None,
+        Path::new("curl"),
+        &["-s", "-w", "\n%{http_code}", url],
+    )
+    .output()
+    .unwrap();
+    let text = text(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_readyz_tells_when_the_sidecar_enforces() {
+    let python = agent_sidecar_test_support::mcp::test_python();
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let run = Run::new();
+    let mut sidecar = KillOnDrop(
+        run.command(
+            &ns,
+            &[
+                "--metrics-listen",
+                "127.0.0.1:19466",
+                "--allow",
+                "api.example:443",
+                "--static-host",
+                "api.example=10.77.0.9",
+                "--allow",
+                "10.77.1.0/24:8080",
+            ],
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; while :; do sleep 0.05; done",
+            ],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    // Ready once the programs are attached, the resolver listens and the
+    // policy is loaded; until then 503 (or no answer yet).
+    let mut ready = String::new();
+    wait_for("/readyz 200", || {
+        let (code, body) = curl(&ns, "http://127.0.0.1:19466/readyz");
+        assert!(matches!(code, 0 | 200 | 503), "{code} {body}");
+        ready = body;
+        code == 200
+    });
+    for check in ["programs_attached", "resolver_listening", "policies_loaded"] {
+        assert!(ready.contains(&format!("{check} ok")), "{ready}");
+    }
+    assert_eq!(curl(&ns, "http://127.0.0.1:19466/healthz").0, 200);
+    let (code, metrics) = curl(&ns, "http://127.0.0.1:19466/metrics");
+    assert_eq!(code, 200);
+    let file = run.state_dir.join("metrics.txt");
+    std::fs::write(&file, &metrics).unwrap();
+    let out = Command::new(python)
+        .arg(agent_sidecar_test_support::mcp::python_script(
+            "metrics_check.py",
+        ))
+        .arg(&file)
+        .arg(&run.agent_id)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{metrics}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["violations"],
+        serde_json::json!([]),
+        "{report:#}\n{metrics}"
+    );
+    let fams = &report["families"];
+    for (name, kind) in [
+        ("agent_sidecar_build_info", "gauge"),
+        ("agent_sidecar_process_cpu_seconds", "counter"),
+        ("agent_sidecar_process_resident_memory_bytes", "gauge"),
+        ("agent_sidecar_ready", "gauge"),
+        ("agent_sidecar_quarantined", "gauge"),
+        ("agent_sidecar_kernel_map_entries", "gauge"),
+        ("agent_sidecar_kernel_map_capacity", "gauge"),
+        ("agent_sidecar_kernel_decisions", "counter"),
+        ("agent_sidecar_allowlist_entries", "gauge"),
+        (
+            "agent_sidecar_policy_last_reload_timestamp_seconds",
+            "gauge",
+        ),
+        ("agent_sidecar_audit_failing", "gauge"),
+    ] {
+        assert_eq!(fams[name]["type"], kind, "{name}: {report:#}");
+    }
+    let value = |name: &str, labels: &str| {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let key = format!("{name}{{agent_id={}{sep}{labels}}}", run.agent_id);
+        report["values"][&key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} not in {report:#}"))
+    };
+    assert_eq!(value("agent_sidecar_quarantined", ""), 0.0);
+    assert_eq!(
+        value("agent_sidecar_kernel_map_capacity", "map=ALLOW4_PORT"),
+        131_072.0
+    );
+    assert_eq!(
+        value("agent_sidecar_kernel_map_capacity", "map=EXACT"),
+        131_136.0
+    );
+    // The CIDR:PORT rule is in the trie; the sidecar's own listeners are
+    // in the exact map.
+    assert!(value("agent_sidecar_kernel_map_entries", "map=ALLOW4_PORT") >= 1.0);
+    assert!(value("agent_sidecar_kernel_map_entries", "map=EXACT") >= 1.0);
+    assert_eq!(
+        value(
+            "agent_sidecar_build_info",
+            &format!("version={}", env!("CARGO_PKG_VERSION"))
+        ),
+        1.0
+    );
+    assert!(value("agent_sidecar_process_resident_memory_bytes", "") > 1e6);
+    // A scraper's keep-alive connection stays open while the run ends: the
+    // teardown still removes the enforcement.
+    let mut keep_alive = KillOnDrop(
+        command_in(
+            &ns,
+            None,
+            Path::new("python3"),
+            &[
+                "-c",
+                "import socket, sys, time\n\
+                 s = socket.create_connection(('127.0.0.1', 19466))\n\
+                 s.sendall(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n\
+                 s.recv(1)\n\
+                 print('connected', flush=True)\n\
+                 time.sleep(60)",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    {
+        use std::io::BufRead as _;
+        let mut line = String::new();
+        std::io::BufReader::new(keep_alive.0.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "connected");
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sidecar.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = sidecar.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    drop(keep_alive);
+    let mut log = String::new();
+    use std::io::Read as _;
+    sidecar
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(!log.contains("leaving it pinned"), "{log}");
+    assert!(!run.pin_dir().exists(), "the enforcement stays pinned");
+}
+
+/// A child killed (and reaped) when dropped, so that a failing test leaves
+/// no sidecar behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

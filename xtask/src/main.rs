@@ -14,9 +14,14 @@
 //! - `deny`: the dependency graph against `deny.toml`.
 //! - `layering`: no import cycle among the modules of one subsystem of
 //!   `agent-sidecar/src`, nor between subsystems (see `layering.rs`).
+//! - `fuzz --seconds N`: every cargo-fuzz target in `fuzz/` for N seconds
+//!   each (see `fuzz.rs`).
+//! - `soak --minutes N`: the gateway under a steady mixed load for N
+//!   minutes; RSS, fds, tasks and p50/p99 per minute as CSV and an SVG plot
+//!   in `target/soak/` (see `soak.rs`).
 //! - `ci`: what CI runs: setup, fmt check, clippy (the workspace and the
 //!   kernel programs), `layering`, `cargo deny` (licenses, bans, sources),
-//!   then `test`.
+//!   `test`, then a 20-second smoke run of every fuzz target.
 
 use std::{
     path::{Path, PathBuf},
@@ -26,7 +31,9 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod fuzz;
 mod layering;
+mod soak;
 mod stage;
 mod venv;
 
@@ -55,12 +62,33 @@ enum Cmd {
     /// Check that no module of an agent-sidecar subsystem imports another
     /// that imports it back, and no two subsystems import each other.
     Layering,
+    /// Build the fuzz targets (nightly; installs cargo-fuzz if missing) and
+    /// run each for SECONDS, one after the other.
+    Fuzz {
+        /// How long each target runs.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Unoptimised build: quicker to build, slower to run (smoke runs).
+        #[arg(long)]
+        dev: bool,
+        /// Run this target only.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Run the gateway under a mixed load for MINUTES and write RSS, fds,
+    /// tasks and p50/p99 per minute to target/soak/soak.csv and soak.svg.
+    Soak {
+        /// How long the load runs.
+        #[arg(long, default_value_t = 60)]
+        minutes: u32,
+    },
     /// What CI runs: setup, fmt --check, clippy -D warnings (workspace and
-    /// kernel programs), layering, cargo deny, test.
+    /// kernel programs), layering, cargo deny, test, a 20 s smoke run of
+    /// every fuzz target.
     Ci,
 }
 
-const APT_PACKAGES: [&str; 14] = [
+const APT_PACKAGES: [&str; 17] = [
     "rustc-web",
     "libstd-rust-web-dev-bpf",
     "llvm-22-dev",
@@ -75,6 +103,13 @@ const APT_PACKAGES: [&str; 14] = [
     // The venv of the MCP test fixtures (venv.rs).
     "python3-venv",
     "python3-pip",
+    // The syslog collector the alert tests deliver to over TLS (they start
+    // their own instance: the Debian service must not run).
+    "rsyslog",
+    "rsyslog-gnutls",
+    // promtool checks and unit-tests the alert rules of deploy/prometheus
+    // (the Debian service must not run).
+    "prometheus",
     // For a benchmark, which starts its own instance: the Debian service
     // must not run (see `apt_install` and `quiesce_nginx`).
     "nginx",
@@ -91,6 +126,12 @@ fn main() -> Result<()> {
         Cmd::Bench => bench(),
         Cmd::Deny => deny(),
         Cmd::Layering => layering::check(&root()),
+        Cmd::Fuzz {
+            seconds,
+            dev,
+            target,
+        } => fuzz::fuzz(&root(), seconds, dev, target.as_deref()),
+        Cmd::Soak { minutes } => soak::soak(&root(), minutes),
         Cmd::Ci => ci(),
     }
 }
@@ -437,5 +478,10 @@ fn ci() -> Result<()> {
     )?;
     layering::check(&root())?;
     deny()?;
-    test()
+    test()?;
+    // Every parser of untrusted input, briefly: a crash fails CI.
+    fuzz::fuzz(&root(), CI_FUZZ_SECONDS, true, None)
 }
+
+/// How long CI fuzzes each target.
+const CI_FUZZ_SECONDS: u64 = 20;

@@ -1,5 +1,8 @@
-//! The operations routes: `GET /metrics` (Prometheus text) and
-//! `GET /healthz`. No token: a scraper or a probe carries none.
+//! The operations routes: `GET /metrics` (Prometheus text), `GET /healthz`
+//! (200 while the sidecar answers: liveness) and `GET /readyz` (200 only
+//! while the kernel programs are attached, the resolver listens and the
+//! policies are loaded, else 503; the body lists each check). No token: a
+//! scraper or a probe carries none.
 
 use std::sync::Arc;
 
@@ -20,7 +23,7 @@ pub(super) struct Ops {
 impl Ops {
     /// Whether `path` is one of these routes.
     pub(super) fn owns(path: &str) -> bool {
-        matches!(path, "/metrics" | "/healthz")
+        matches!(path, "/metrics" | "/healthz" | "/readyz")
     }
 
     /// Answers `method path`; anything else is a plain-text 404 that names
@@ -36,10 +39,22 @@ impl Ops {
                 )
             }
             (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+            (&Method::GET, "/readyz") => {
+                let (ready, checks) = self.metrics.readiness().report();
+                if ready {
+                    (StatusCode::OK, "text/plain", format!("ready\n{checks}"))
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        format!("not ready\n{checks}"),
+                    )
+                }
+            }
             _ => (
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "not found: try /metrics or /healthz\n".into(),
+                "not found: try /metrics, /healthz or /readyz\n".into(),
             ),
         };
         Response::builder()

@@ -17,13 +17,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::{
-    approvals, gateway as gateway_routes,
+    alerts as alert_routes, approvals, gateway as gateway_routes,
     ops::Ops,
     reply::{ApiError, error_response, json, not_found, read_limited},
     throttle::{AuthThrottle, ThrottleConfig},
 };
 use crate::{
     approvals::{ApprovalStore, BearerToken},
+    detect::Detection,
     gateway::Gateway,
     metrics::Metrics,
 };
@@ -36,6 +37,7 @@ struct Api {
     token: Arc<BearerToken>,
     throttle: Arc<AuthThrottle>,
     gateway: Option<Gateway>,
+    detection: Option<Detection>,
 }
 
 /// What one admin listener serves (see the [module](super) for the
@@ -48,7 +50,7 @@ pub struct Admin {
 
 impl Admin {
     /// The operations routes: `GET /metrics` (`refresh` runs before each
-    /// scrape, e.g. to read the kernel counters) and `GET /healthz`.
+    /// scrape, e.g. to read the kernel counters), `GET /healthz` and `GET /readyz`.
     pub fn ops(metrics: Arc<Metrics>, refresh: Arc<dyn Fn() + Send + Sync>) -> Self {
         Admin {
             ops: Some(Ops { metrics, refresh }),
@@ -67,6 +69,7 @@ impl Admin {
                 token: Arc::new(token),
                 throttle: Arc::new(throttle),
                 gateway: None,
+                detection: None,
             }),
         }
     }
@@ -76,6 +79,15 @@ impl Admin {
     pub fn with_gateway(mut self, gateway: Gateway) -> Self {
         if let Some(api) = &mut self.api {
             api.gateway = Some(gateway);
+        }
+        self
+    }
+
+    /// Adds the detectors' alert routes for the gateway's agent (nothing
+    /// without [`Admin::api`] and [`Admin::with_gateway`]).
+    pub fn with_detection(mut self, detection: Detection) -> Self {
+        if let Some(api) = &mut self.api {
+            api.detection = Some(detection);
         }
         self
     }
@@ -151,6 +163,12 @@ where
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
+    if let Some(d) = &api.detection
+        && let Some((status, value)) =
+            alert_routes::route(d, gateway.agent_id(), &method, &path, &body)
+    {
+        return json(status, &value);
+    }
     match gateway_routes::route(gateway, &method, &path, body).await {
         Some((status, value)) => json(status, &value),
         None => error_response(&not_found(&path)),

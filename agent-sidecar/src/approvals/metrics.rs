@@ -40,7 +40,7 @@ impl ApprovalMetrics {
         )?;
         let wait = Histogram::with_opts(
             HistogramOpts::new(
-                "agent_sidecar_approval_wait_seconds",
+                "agent_sidecar_approval_wait_duration_seconds",
                 "Time from an approval request to its decision or expiry.",
             )
             .buckets(vec![
@@ -139,11 +139,11 @@ mod tests {
         assert!(!text.contains("outcome=\"approved\""), "{text}");
         assert!(text.contains("agent_sidecar_approvals_pending 3"), "{text}");
         assert!(
-            text.contains("agent_sidecar_approval_wait_seconds_sum 2"),
+            text.contains("agent_sidecar_approval_wait_duration_seconds_sum 2"),
             "{text}"
         );
         assert!(
-            text.contains("agent_sidecar_approval_wait_seconds_count 1"),
+            text.contains("agent_sidecar_approval_wait_duration_seconds_count 1"),
             "{text}"
         );
     }

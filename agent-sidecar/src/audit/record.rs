@@ -76,6 +76,9 @@ pub enum RecordKind {
     SidecarStarted,
     /// The sidecar stopped.
     SidecarStopped,
+    /// A behavioural detector fired and the sidecar responded (notify,
+    /// raised minimum tier, quarantine).
+    DetectionResponse,
     /// The log cut a torn last line when it was opened (written by the log).
     LogRepaired,
     /// Retention deleted an expired segment (written by the log).
@@ -109,6 +112,7 @@ impl RecordKind {
             RecordKind::PolicyReloadRefused => "policy_reload_refused",
             RecordKind::SidecarStarted => "sidecar_started",
             RecordKind::SidecarStopped => "sidecar_stopped",
+            RecordKind::DetectionResponse => "detection_response",
             RecordKind::LogRepaired => "log_repaired",
             RecordKind::RetentionApplied => "retention_applied",
             RecordKind::FailOpen => "fail_open",

@@ -13,19 +13,24 @@
 //!
 //! # Writing
 //!
-//! [`AuditLog::append`] assigns the record's sequence number, id and time
-//! under a short lock, queues it for the writer thread and returns them at
-//! once. The writer takes whatever is queued as one batch: it encodes each
-//! record (with the previous record's hash), hashes it into the tree,
-//! writes the batch with one `write`, and fsyncs by the [`FsyncPolicy`]
-//! (group commit: the records that arrive during one fsync share the
-//! next). [`AuditLog::append_durable`] waits until its record is fsynced;
-//! callers use it for tier >= 2 decisions before forwarding.
+//! An appender takes the log's lock, and under it assigns the record's
+//! sequence number, id and time, encodes it (with the previous record's
+//! hash), hashes it into the tree and adds it to what is pending: no
+//! thread hop on the caller's path. [`AuditLog::append`] returns then; the
+//! background thread writes the pending records with one `write`.
+//! [`AuditLog::append_written`] writes them itself before it returns (a
+//! tier-1 call's record is in the kernel before the call is forwarded).
+//! [`AuditLog::append_durable`] also waits until its record is fsynced;
+//! callers use it for tier >= 2 decisions before forwarding. The
+//! background thread fsyncs by the [`FsyncPolicy`] *without* the lock, so
+//! appenders go on writing during an fsync (group commit: the records
+//! written during one fsync share the next).
 //!
 //! # Failing closed
 //!
 //! When a write fails (disk full, permissions), the batch is cut from the
-//! file, kept in memory and retried; meanwhile `append` returns
+//! file, kept in memory and retried by the background thread; meanwhile
+//! `append` returns
 //! [`AuditError::Unwritable`] and `append_durable` waiters get it too, so
 //! the caller refuses the action. A failed fsync poisons the log until it
 //! is reopened. [`AuditLog::counters`] reports what happened.
@@ -42,7 +47,6 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
     thread,
 };
@@ -52,9 +56,11 @@ use tokio::sync::watch;
 use super::{error::AuditError, record::AuditEntry};
 
 mod active;
+mod background;
 mod config;
 mod counters;
 mod files;
+mod locked;
 mod recover;
 mod retention;
 pub mod segment;
@@ -65,8 +71,10 @@ pub use config::{AuditConfig, FsyncPolicy, RetentionPolicy};
 pub use counters::AuditCounters;
 use counters::Counters;
 pub use files::{LOCK_FILE, TREE_DIR, VKEY_FILE};
+use locked::Locked;
 pub use shared::Appended;
-pub(crate) use shared::{Msg, Progress, Sequencer, Shared};
+pub(crate) use shared::{Progress, Shared};
+use writer::Wait;
 
 /// An open audit log: cheap to clone, shared by every producer. The log
 /// closes when [`AuditLog::close`] is called or the last clone is dropped.
@@ -76,77 +84,64 @@ pub struct AuditLog {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
-    writer: Mutex<Option<thread::JoinHandle<()>>>,
+    shared: Arc<Locked>,
+    background: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = close(&self.shared, &self.writer);
+        let _ = close(&self.shared, &self.background);
     }
 }
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
-            .field("dir", &self.inner.shared.dir)
+            .field("dir", &self.inner.shared.shared.dir)
             .finish_non_exhaustive()
     }
 }
 
 fn close(
-    shared: &Shared,
-    writer: &Mutex<Option<thread::JoinHandle<()>>>,
+    shared: &Locked,
+    background: &Mutex<Option<thread::JoinHandle<()>>>,
 ) -> Result<(), AuditError> {
-    let (tx, rx) = mpsc::sync_channel(1);
-    let sent = {
-        let mut s = shared.seq.lock().expect("sequencer lock");
-        match s.tx.take() {
-            Some(sender) => sender.send(Msg::Close(tx)).is_ok(),
-            None => false,
-        }
-    };
-    let result = if sent {
-        rx.recv().unwrap_or(Ok(()))
-    } else {
-        Ok(())
-    };
-    if let Some(handle) = writer.lock().expect("writer handle").take() {
+    let writer = shared.lock().take();
+    shared.wake.notify_all();
+    if let Some(handle) = background.lock().expect("background handle").take() {
         let _ = handle.join();
     }
-    result
+    match writer {
+        Some(mut w) => w.close_out(&shared.shared),
+        None => Ok(()),
+    }
 }
 
 impl AuditLog {
     /// Opens (or creates) the log in `config.dir`, repairs its tail and
-    /// starts its writer thread.
+    /// starts its background thread.
     pub fn open(mut config: AuditConfig) -> Result<AuditLog, AuditError> {
         let opened = recover::open(&mut config)?;
-        let (tx, rx) = mpsc::channel();
         let (progress, _) = watch::channel(Progress {
             written: opened.next_seq,
             durable: opened.next_seq,
             failure: None,
         });
-        let shared = Arc::new(Shared {
+        let repaired = opened.repaired.clone();
+        let status = Shared {
             dir: config.dir.clone(),
-            seq: Mutex::new(Sequencer {
-                next_seq: opened.next_seq,
-                last_time: opened.last_time,
-                tx: Some(tx),
-            }),
+            retention: config.retention.clone(),
+            max_queued: config.max_queued,
             failing: AtomicBool::new(false),
             failure: Mutex::new(None),
             counters: Counters::default(),
             progress,
-            retention: config.retention.clone(),
-            max_queued: config.max_queued,
-        });
-        let repaired = opened.repaired.clone();
-        let w = writer::Writer::new(config, opened, shared.clone(), rx);
+        };
+        let shared = Arc::new(Locked::new(status, writer::Writer::new(config, opened)));
+        let bg = shared.clone();
         let handle = thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || w.run())
+            .spawn(move || background::run(bg))
             .map_err(|e| {
                 AuditError::open(
                     "the audit writer thread",
@@ -157,12 +152,12 @@ impl AuditLog {
         let log = AuditLog {
             inner: Arc::new(Inner {
                 shared,
-                writer: Mutex::new(Some(handle)),
+                background: Mutex::new(Some(handle)),
             }),
         };
         if let Some((entry, note)) = repaired {
             tracing::warn!(dir = %log.dir().display(), "{note}");
-            Counters::add(&log.inner.shared.counters.repairs, 1);
+            Counters::add(&log.inner.shared.shared.counters.repairs, 1);
             log.append(entry)?;
         }
         Ok(log)
@@ -170,100 +165,71 @@ impl AuditLog {
 
     /// The log directory.
     pub fn dir(&self) -> &Path {
-        &self.inner.shared.dir
+        &self.inner.shared.shared.dir
     }
 
-    /// Queues a record and returns its sequence number, id and time at
-    /// once. The record reaches the file within one batch and is fsynced
-    /// by the log's [`FsyncPolicy`]. An error means the record will not be
-    /// kept: refuse the action.
+    /// Adds a record and returns its sequence number, id and time at
+    /// once. The background thread writes it within one turn and it is
+    /// fsynced by the log's [`FsyncPolicy`]. An error means the record
+    /// will not be kept: refuse the action.
     pub fn append(&self, entry: AuditEntry) -> Result<Appended, AuditError> {
-        self.inner.shared.enqueue(entry, false)
+        self.inner.shared.append(entry, Wait::No)
     }
 
     /// Appends a record and waits until it is fsynced (a tier >= 2
     /// decision, before the call is forwarded). An error means it is not
     /// durable: refuse the action.
     pub async fn append_durable(&self, entry: AuditEntry) -> Result<Appended, AuditError> {
-        let mut rx = self.inner.shared.progress.subscribe();
-        let appended = self.inner.shared.enqueue(entry, true)?;
-        self.wait(&mut rx, appended.seq, true).await?;
-        Ok(appended)
-    }
-
-    /// Appends a record and waits until it is written to the file (in the
-    /// kernel, not yet fsynced): a tier-1 record before forwarding.
-    pub async fn append_written(&self, entry: AuditEntry) -> Result<Appended, AuditError> {
-        let mut rx = self.inner.shared.progress.subscribe();
-        let appended = self.inner.shared.enqueue(entry, false)?;
-        self.wait(&mut rx, appended.seq, false).await?;
-        Ok(appended)
-    }
-
-    async fn wait(
-        &self,
-        rx: &mut watch::Receiver<Progress>,
-        seq: u64,
-        durable: bool,
-    ) -> Result<(), AuditError> {
-        let done = |p: &Progress| {
-            if durable {
-                p.durable > seq
-            } else {
-                p.written > seq
-            }
-        };
+        let mut rx = self.inner.shared.shared.progress.subscribe();
+        let appended = self.inner.shared.append(entry, Wait::Durable)?;
         let closed = || AuditError::Closed {
-            dir: self.inner.shared.dir.clone(),
+            dir: self.inner.shared.shared.dir.clone(),
         };
+        let done = |p: &Progress| p.durable > appended.seq;
         let p = rx
             .wait_for(|p| done(p) || p.failure.is_some())
             .await
             .map_err(|_| closed())?;
         if done(&p) {
-            return Ok(());
+            return Ok(appended);
         }
         Err(p.failure.clone().unwrap_or_else(closed))
     }
 
-    /// Writes and fsyncs everything queued so far (blocking).
-    pub fn sync(&self) -> Result<(), AuditError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.send(Msg::Sync(tx))?;
-        rx.recv().map_err(|_| AuditError::Closed {
-            dir: self.inner.shared.dir.clone(),
-        })?
+    /// Appends a record and writes it to the file before returning (in
+    /// the kernel, not yet fsynced): a tier-1 record before forwarding.
+    /// The write happens on the caller's thread, under the log's lock.
+    pub async fn append_written(&self, entry: AuditEntry) -> Result<Appended, AuditError> {
+        self.inner.shared.append(entry, Wait::Written)
     }
 
-    fn send(&self, msg: Msg) -> Result<(), AuditError> {
-        let s = self.inner.shared.seq.lock().expect("sequencer lock");
-        let closed = || AuditError::Closed {
-            dir: self.inner.shared.dir.clone(),
-        };
-        s.tx.as_ref()
-            .ok_or_else(closed)?
-            .send(msg)
-            .map_err(|_| closed())
+    /// Writes and fsyncs everything appended so far (blocking).
+    pub fn sync(&self) -> Result<(), AuditError> {
+        let shared = &self.inner.shared;
+        match shared.lock().as_mut() {
+            Some(w) => w.sync_all(&shared.shared),
+            None => Err(shared.shared.closed()),
+        }
     }
 
     /// Records written and fsynced so far (counts: the next seq).
     pub fn progress(&self) -> (u64, u64) {
-        let p = self.inner.shared.progress.borrow();
+        let p = self.inner.shared.shared.progress.borrow();
         (p.written, p.durable)
     }
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> AuditCounters {
-        self.inner
-            .shared
+        let shared = &self.inner.shared.shared;
+        shared
             .counters
-            .snapshot(self.inner.shared.failing.load(Ordering::Acquire))
+            .snapshot(shared.failing.load(Ordering::Acquire))
     }
 
     /// Writes, fsyncs and signs a last checkpoint, then stops the writer.
     /// Further appends (from clones too) return [`AuditError::Closed`].
     pub fn close(&self) -> Result<(), AuditError> {
-        close(&self.inner.shared, &self.inner.writer)
+        close(&self.inner.shared, &self.inner.background)
     }
 }
 

@@ -31,15 +31,19 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 use super::{
     checkpoint::{HISTORY_FILE, LATEST_FILE, NoteVerifier, SignedCheckpoint, split_notes},
     hash::{Hash, leaf_hash},
-    record::{AuditRecord, RecordKind},
+    record::RecordKind,
     store::{
         TREE_DIR, VKEY_FILE,
-        segment::{Line, LineReader, SEGMENTS_DIR, list_segments, read_meta},
+        segment::{
+            Line, LineReader, SEGMENTS_DIR, list_segments, peek_link, peek_seq_time, read_meta,
+        },
     },
     tree::CompactRange,
 };
@@ -535,7 +539,7 @@ fn verify_records(
                             Some(n) => n.parsed.as_ref().ok().map(|f| f.seq),
                             None => match reader.next_line().map_err(io_err(&seg.records))? {
                                 Some(Line::Whole(_, l)) | Some(Line::Torn(_, l)) => {
-                                    super::store::segment::peek_seq_time(l).map(|(s, _)| s)
+                                    peek_seq_time(l).map(|(s, _)| s)
                                 }
                                 None => None,
                             },
@@ -711,13 +715,7 @@ impl Chunk {
                 len: line.len(),
                 leaf: leaf_hash(line),
                 parsed: if whole {
-                    AuditRecord::parse(line)
-                        .map(|r| Facts {
-                            seq: r.seq,
-                            prev: r.prev,
-                            claim: retention_claim(&r),
-                        })
-                        .map_err(|e| e.to_string())
+                    Facts::parse(line).map_err(|e| e.to_string())
                 } else {
                     Err("torn".into())
                 },
@@ -742,13 +740,48 @@ impl Chunk {
     }
 }
 
-/// The records a `retention_applied` record says were deleted.
-fn retention_claim(r: &AuditRecord) -> Option<(u64, u64)> {
-    if r.kind != RecordKind::RetentionApplied {
-        return None;
+impl Facts {
+    /// Reads only what the chain needs from a record line: its number,
+    /// the previous record's hash and, for a `retention_applied` record,
+    /// the range it deleted. A line in the log's canonical layout is read
+    /// from its first bytes; any other is parsed as JSON. The rest of the
+    /// line is not built: its bytes are covered by the leaf hash.
+    fn parse(line: &[u8]) -> Result<Facts, serde_json::Error> {
+        if let Some((seq, prev, kind)) = peek_link(line)
+            && kind != RecordKind::RetentionApplied.as_str()
+        {
+            return Ok(Facts {
+                seq,
+                prev,
+                claim: None,
+            });
+        }
+        #[derive(Deserialize)]
+        struct Link<'a> {
+            seq: u64,
+            prev: Hash,
+            kind: RecordKind,
+            #[serde(borrow, default)]
+            detail: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Deleted {
+            first_seq: u64,
+            last_seq: u64,
+        }
+        let link: Link<'_> = serde_json::from_slice(line)?;
+        let claim = match (link.kind, link.detail) {
+            (RecordKind::RetentionApplied, Some(d)) => serde_json::from_str::<Deleted>(d.get())
+                .ok()
+                .map(|d| (d.first_seq, d.last_seq)),
+            _ => None,
+        };
+        Ok(Facts {
+            seq: link.seq,
+            prev: link.prev,
+            claim,
+        })
     }
-    let d = r.detail.as_ref()?;
-    Some((d["first_seq"].as_u64()?, d["last_seq"].as_u64()?))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! | metric | labels | meaning |
 //! |---|---|---|
 //! | `agent_sidecar_dns_queries_total` | `agent_id`, `decision` | queries by decision |
-//! | `agent_sidecar_dns_upstream_seconds` | `agent_id` | upstream exchange time (histogram) |
+//! | `agent_sidecar_dns_upstream_duration_seconds` | `agent_id` | upstream exchange time (histogram) |
 //! | `agent_sidecar_dns_rebinding_dropped_total` | `agent_id` | addresses removed by the rebinding guard |
 //! | `agent_sidecar_dns_cache_hits_total` | `agent_id` | answers served from the cache |
 //! | `agent_sidecar_dns_learned_total` | `agent_id` | addresses handed to the learned sink |
@@ -72,7 +72,7 @@ impl DnsMetrics {
         )?;
         let upstream_seconds = HistogramVec::new(
             HistogramOpts::new(
-                "agent_sidecar_dns_upstream_seconds",
+                "agent_sidecar_dns_upstream_duration_seconds",
                 "Time of one upstream DNS resolution, retries included.",
             )
             .buckets(vec![

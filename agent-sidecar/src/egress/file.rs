@@ -72,7 +72,7 @@ struct NameMapping {
 #[serde(untagged)]
 enum TextOrMap {
     Text(String),
-    Map(serde_yaml_ng::Value),
+    Map(serde_json::Value),
 }
 
 impl<'de> Deserialize<'de> for NameEntry {
@@ -83,7 +83,7 @@ impl<'de> Deserialize<'de> for NameEntry {
                 description: None,
             }),
             TextOrMap::Map(v) => {
-                let m: NameMapping = serde_yaml_ng::from_value(v).map_err(de::Error::custom)?;
+                let m: NameMapping = serde_json::from_value(v).map_err(de::Error::custom)?;
                 let breadth = if m.force {
                     Breadth::Forced
                 } else {
@@ -165,7 +165,7 @@ impl<'de> Deserialize<'de> for AllowEntry {
                 description: None,
             }),
             TextOrMap::Map(v) => {
-                let m: AllowMapping = serde_yaml_ng::from_value(v).map_err(de::Error::custom)?;
+                let m: AllowMapping = serde_json::from_value(v).map_err(de::Error::custom)?;
                 Ok(AllowEntry {
                     target: m.target.0,
                     protocol: m.protocol,
@@ -207,18 +207,13 @@ impl PolicyFile {
             location,
             message,
         };
-        let file: PolicyFile = serde_yaml_ng::from_str(text).map_err(|e| {
-            let location = e
-                .location()
-                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-                .unwrap_or_default();
-            // serde_yaml_ng appends "at line L column C" itself; keep one copy.
-            let message = e.to_string();
-            let message = match message.rfind(" at line ") {
-                Some(i) if !location.is_empty() => message[..i].to_string(),
-                _ => message,
+        let file: PolicyFile = crate::yaml::from_str(text).map_err(|e| {
+            let location = if e.line > 0 {
+                format!(" at line {} column {}", e.line, e.column)
+            } else {
+                String::new()
             };
-            invalid(location, message)
+            invalid(location, e.message)
         })?;
         if file.version != 1 {
             return Err(invalid(

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::response::DetectionResponse;
 use crate::{
     approvals::PendingApproval,
     dns::DnsEvent,
@@ -124,6 +125,8 @@ pub enum ActionEvent<'a> {
     Policy(PolicyEvent<'a>),
     /// The sidecar started or stopped.
     Sidecar(SidecarEvent<'a>),
+    /// What the sidecar did when a behavioural detector fired.
+    Response(&'a DetectionResponse),
 }
 
 impl ActionEvent<'_> {
@@ -139,6 +142,7 @@ impl ActionEvent<'_> {
             ActionEvent::Approval(_) => "approval",
             ActionEvent::Policy(_) => "policy",
             ActionEvent::Sidecar(_) => "sidecar",
+            ActionEvent::Response(_) => "detection_response",
         }
     }
 
@@ -154,6 +158,7 @@ impl ActionEvent<'_> {
             ActionEvent::Approval(e) => &e.approval.agent_id,
             ActionEvent::Policy(e) => e.agent_id,
             ActionEvent::Sidecar(e) => e.agent_id,
+            ActionEvent::Response(e) => &e.agent_id,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use tracing::{info, warn};
 
-use super::{ActionEvent, ActionSink, QuarantineReleased};
+use super::{ActionEvent, ActionSink, DetectionResponse, QuarantineReleased};
 use crate::{gateway::ToolCallEvent, kernel::events::DenyRecord};
 
 /// Writes one log line per tool call, quarantine release and kernel
@@ -20,6 +20,7 @@ impl ActionSink for LogLines {
             ActionEvent::ToolCall(e) => tool_call(e),
             ActionEvent::KernelDeny(d) => kernel_deny(d.agent_id, d.record),
             ActionEvent::QuarantineReleased(r) => quarantine_released(&r),
+            ActionEvent::Response(r) => detection_response(r),
             _ => {}
         }
     }
@@ -69,5 +70,20 @@ fn kernel_deny(agent_id: &str, r: &DenyRecord) {
         family = r.family,
         sock_type = r.sock_type,
         "egress denied"
+    );
+}
+
+fn detection_response(r: &DetectionResponse) {
+    warn!(
+        target: "agent_sidecar::detect",
+        agent = %r.agent_id,
+        alert = %r.alert_id,
+        detector = %r.detector,
+        response = r.response.as_str(),
+        min_tier = r.min_tier.map(|t| t.rank()).unwrap_or(0),
+        until = r.until.map(|u| u.0).unwrap_or(0),
+        applied = r.applied,
+        error = r.error.as_deref().unwrap_or(""),
+        "detector response"
     );
 }

@@ -10,7 +10,8 @@
 //!   SOC.
 //!
 //! Each POST is queued on the webhook's own task: the event's producer
-//! never waits for it.
+//! never waits for it. Each is a signed envelope (`docs/alerts.md`); `at`
+//! is RFC 3339.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use super::{ActionEvent, ActionSink, QuarantineReleased};
 use crate::{
     approvals::{UnixMillis, WebhookNotifier},
     gateway::ToolCallEvent,
+    webhook::rfc3339,
 };
 
 /// Who hears about supervised actions, halts and quarantines.
@@ -48,7 +50,7 @@ impl Notices {
         if e.halted() {
             let alert = json!({
                 "event": "action.halted",
-                "at": e.at,
+                "at": rfc3339(e.at.0 as i64),
                 "agent": e.action.agent,
                 "action": e.action,
                 "decision": e.decision,
@@ -71,7 +73,7 @@ impl Notices {
             });
             self.owner(&json!({
                 "event": "action.supervised",
-                "at": e.at,
+                "at": rfc3339(e.at.0 as i64),
                 "agent": e.action.agent,
                 "action": e.action,
                 "decision": e.decision,
@@ -85,7 +87,7 @@ impl Notices {
     fn released(&self, r: &QuarantineReleased<'_>) {
         self.soc(&json!({
             "event": "agent.released",
-            "at": UnixMillis::now(),
+            "at": rfc3339(UnixMillis::now().0 as i64),
             "agent": r.agent,
             "operator": r.operator,
             "reason": r.reason,

@@ -87,8 +87,9 @@ fn refuse_unread(
     });
     let action = policy.action_from_request(identity.clone(), &request);
     let decision = policy.decide(&action);
+    let caller = trace::caller_span(&parts.headers);
     let traceparent = trace::propagate(&mut parts.headers).to_string();
-    let mut record = CallRecord::new(traceparent, Instant::now());
+    let mut record = CallRecord::new(traceparent, caller, Instant::now());
     record.refused(&refusal);
     record.finish(recorder, action, decision);
     close_h1(refusal.response(), parts.version)

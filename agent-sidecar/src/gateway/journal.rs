@@ -46,6 +46,8 @@ pub struct CallAttempt<'a> {
     pub decision: &'a Decision,
     /// The W3C traceparent the upstream request carries.
     pub traceparent: &'a str,
+    /// The agent's span id, when it sent a valid traceparent.
+    pub caller_span: Option<&'a str>,
     /// The call's input as the policy's redaction keeps it (the raw input
     /// never reaches the journal).
     pub input: Option<&'a InputView>,
@@ -98,6 +100,7 @@ impl Journal {
         action: &Action,
         decision: &Decision,
         traceparent: &str,
+        caller_span: Option<&str>,
         input: Option<&InputView>,
     ) -> Result<(), Refusal> {
         let Some(journal) = &self.journal else {
@@ -108,6 +111,7 @@ impl Journal {
             action,
             decision,
             traceparent,
+            caller_span,
             input,
             durability: Durability::for_tier(decision.tier),
         };

@@ -33,7 +33,7 @@ pub use error::{
 pub use message::{Envelope, Message, TOOLS_CALL, TOOLS_LIST, ToolCall, parse_body};
 pub use sse::{
     Rewrite, complete_prefix_len, filter_sse_tools_list, rewrite_sse_messages, sse_events,
-    sse_messages,
+    sse_messages, strip_stream_bom,
 };
 pub use tools::filter_tools_list;
 pub use until_answered::{AnswerError, ReadAnswer, read_until_answered};

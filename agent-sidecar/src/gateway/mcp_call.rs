@@ -94,6 +94,7 @@ pub(crate) async fn handle(
     }
     let session = header_str(&parts, mcp::SESSION_HEADER);
     let header_key = header_str(&parts, IDEMPOTENCY_KEY);
+    let caller = trace::caller_span(&parts.headers);
     let traceparent = trace::propagate(&mut parts.headers).to_string();
     let mut list_ids = Vec::new();
     let mut refused: Vec<(usize, Value)> = Vec::new();
@@ -115,7 +116,7 @@ pub(crate) async fn handle(
                     arguments: call.arguments.clone(),
                 });
                 let action = policy.action_from_request(gw.identity.clone(), &request);
-                let decision = policy.decide(&action);
+                let decision = gw.oversight.floor.apply(policy.decide(&action));
                 let view = Arc::new(gw.inputs.view(policy, &action, Some(&call.arguments), &[]));
                 let held = binding::mcp(
                     &action,
@@ -154,8 +155,9 @@ pub(crate) async fn handle(
     // refused, not when the batch's last approver answers.
     let verdicts = join_all(calls.into_iter().map(|call| {
         let traceparent = traceparent.clone();
+        let caller = caller.clone();
         async move {
-            let mut record = CallRecord::new(traceparent, started);
+            let mut record = CallRecord::new(traceparent, caller, started);
             record.input(call.view.clone());
             if let Err(r) = gw
                 .journal
@@ -164,6 +166,7 @@ pub(crate) async fn handle(
                     &call.action,
                     &call.decision,
                     record.traceparent(),
+                    record.caller_span(),
                     Some(&call.view),
                 )
                 .await
@@ -431,7 +434,10 @@ async fn shape(
     let shaped = if sse {
         // Only complete events are filtered: a later event the read
         // stopped in (perhaps inside a character) follows as it came.
-        let (events, unfinished) = bytes.split_at(mcp::complete_prefix_len(&bytes));
+        // Governed answers come without the stream's byte order mark;
+        // drop one all the same, since the refusals go first.
+        let bytes = &bytes[mcp::strip_stream_bom(&bytes).unwrap_or(0)..];
+        let (events, unfinished) = bytes.split_at(mcp::complete_prefix_len(bytes));
         mcp::filter_sse_tools_list(events, list_ids, allowed).map(|filtered| {
             let mut out = mcp::sse_events(&errors).to_vec();
             out.extend_from_slice(&filtered);

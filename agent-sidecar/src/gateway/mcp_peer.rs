@@ -135,6 +135,30 @@ impl ServerMessages {
         }
     }
 
+    /// The answers still awaited when the server's answer ended (`error`:
+    /// how; `None`, a stream that ended without them): each is logged and
+    /// counted as a message dropped on its way to the agent, reason
+    /// `answer_lost`. The agent sees the stream end (in error, when the
+    /// server's connection failed) without its answer.
+    fn answers_lost(&mut self, error: Option<&dyn std::fmt::Display>) {
+        let error = error.map(ToString::to_string).unwrap_or_default();
+        for id in std::mem::take(&mut self.awaited) {
+            tracing::warn!(
+                target: "agent_sidecar::gateway",
+                agent = %self.gw.identity.id,
+                server = %self.ep.server,
+                host = %self.host,
+                port = self.port,
+                id = %id,
+                error = %error,
+                "MCP answer lost: the tool server's answer ended before the response to the agent's request"
+            );
+            self.gw
+                .recorder
+                .mcp_message_dropped(&self.gw.identity.id, "to_agent", "answer_lost");
+        }
+    }
+
     fn keep(&mut self, m: &Value) -> bool {
         let id = m.get("id").cloned();
         match (m.get("method").and_then(Value::as_str), id) {
@@ -236,6 +260,7 @@ pub(crate) fn govern(resp: Response<Answer>, mut messages: ServerMessages) -> Re
             inner: body,
             messages,
             sse,
+            bom_checked: false,
             buf: Vec::new(),
             limit,
             done: false,
@@ -249,6 +274,9 @@ pub(crate) struct GovernedBody<B> {
     inner: B,
     messages: ServerMessages,
     sse: bool,
+    /// Whether the stream's first bytes were checked for a byte order
+    /// mark (SSE).
+    bom_checked: bool,
     buf: Vec<u8>,
     limit: usize,
     done: bool,
@@ -275,6 +303,7 @@ impl<B> GovernedBody<B> {
 impl<B> Body for GovernedBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -289,13 +318,29 @@ where
                 return Poll::Ready(None);
             }
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Err(e)) => {
+                    this.done = true;
+                    this.messages.answers_lost(Some(&e));
+                    return Poll::Ready(Some(Err(e)));
+                }
                 Some(Ok(frame)) => {
                     // Trailers carry no message: not passed on.
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
                     this.buf.extend_from_slice(&data);
+                    if this.sse && !this.bom_checked {
+                        // The stream's byte order mark is not sent on: the
+                        // gateway may put its own events ahead of the
+                        // upstream's, where a BOM would be part of a line.
+                        match mcp::strip_stream_bom(&this.buf) {
+                            None => continue,
+                            Some(n) => {
+                                this.buf.drain(..n);
+                                this.bom_checked = true;
+                            }
+                        }
+                    }
                     if this.sse {
                         let n = mcp::complete_prefix_len(&this.buf);
                         if n > 0 {
@@ -322,6 +367,7 @@ where
                 None => {
                     this.done = true;
                     if this.sse {
+                        this.messages.answers_lost(None);
                         // An unfinished event is never dispatched.
                         return Poll::Ready(None);
                     }

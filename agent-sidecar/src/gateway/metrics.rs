@@ -5,7 +5,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use super::record::ToolCallEvent;
 
 /// `agent_sidecar_gateway_calls_total`,
-/// `agent_sidecar_gateway_call_seconds` and
+/// `agent_sidecar_gateway_call_duration_seconds` and
 /// `agent_sidecar_gateway_mcp_messages_dropped_total`. Cheap to clone.
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -27,7 +27,7 @@ impl GatewayMetrics {
         )?;
         let seconds = HistogramVec::new(
             HistogramOpts::new(
-                "agent_sidecar_gateway_call_seconds",
+                "agent_sidecar_gateway_call_duration_seconds",
                 "Time a tool call spent in the gateway, including any approval wait and \
                  the upstream's answer head.",
             )
@@ -41,7 +41,8 @@ impl GatewayMetrics {
             Opts::new(
                 "agent_sidecar_gateway_mcp_messages_dropped_total",
                 "MCP messages the gateway dropped, by direction (to_agent, to_server) and \
-                 reason (unexpected_response, server_request_refused, invalid_message).",
+                 reason (unexpected_response, server_request_refused, invalid_message, \
+                 answer_lost: the server's answer ended before the response to the agent).",
             ),
             &["agent_id", "direction", "reason"],
         )?;
@@ -115,6 +116,7 @@ mod tests {
             approval_id: None,
             compensation_id: None,
             traceparent: String::new(),
+            caller_span: None,
             duration_us: 1_500_000,
             shown: None,
             compensation: None,
@@ -136,7 +138,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                r#"agent_sidecar_gateway_call_seconds_bucket{agent_id="a1",tier="3",le="5"} 2"#
+                r#"agent_sidecar_gateway_call_duration_seconds_bucket{agent_id="a1",tier="3",le="5"} 2"#
             ),
             "{text}"
         );

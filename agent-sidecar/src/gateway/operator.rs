@@ -9,6 +9,7 @@ use tracing::warn;
 use crate::policy::{PolicyVersion, reload::RollbackError};
 
 use super::{
+    TierFloor,
     compensate::{Compensable, CompensationError, Trigger, trigger},
     state::Gateway,
 };
@@ -67,6 +68,25 @@ impl Gateway {
             "policy rolled back by an operator"
         );
         Ok(v)
+    }
+
+    /// The minimum tier behavioural alerts may impose on the agent.
+    pub fn tier_floor(&self) -> &TierFloor {
+        &self.shared.oversight.floor
+    }
+
+    /// Quarantines the agent now, in the gateway and the kernel at once
+    /// (no refusal is waiting to reach the agent first), then cancels its
+    /// held calls on the runtime: a behavioural detector's response.
+    pub fn quarantine_now(&self, reason: &str) {
+        let q = &self.shared.oversight.quarantine;
+        q.engage(reason);
+        q.apply_kernel();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let gw = self.clone();
+            let reason = reason.to_string();
+            rt.spawn(async move { gw.quarantine(&reason).await });
+        }
     }
 
     /// Whether the agent is quarantined.

@@ -69,6 +69,10 @@ pub struct ToolCallEvent {
     pub compensation_id: Option<String>,
     /// W3C traceparent of the upstream request.
     pub traceparent: String,
+    /// The agent's span id (hex), when its request carried a valid
+    /// `traceparent`: the parent of the gateway's hop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_span: Option<String>,
     /// Time in the gateway, microseconds (including any approval wait).
     pub duration_us: u64,
     /// The call as approvers and the owner see it (every attribute value,
@@ -158,6 +162,7 @@ impl Recorder {
 pub(crate) struct CallRecord {
     started: Instant,
     traceparent: String,
+    caller_span: Option<String>,
     outcome: CallOutcome,
     reason: Option<String>,
     upstream_status: Option<u16>,
@@ -168,11 +173,13 @@ pub(crate) struct CallRecord {
 }
 
 impl CallRecord {
-    /// A call that started at `started`, traced as `traceparent`.
-    pub(crate) fn new(traceparent: String, started: Instant) -> Self {
+    /// A call that started at `started`, traced as `traceparent` (a child
+    /// of the agent's span `caller_span`, when it sent one).
+    pub(crate) fn new(traceparent: String, caller_span: Option<String>, started: Instant) -> Self {
         CallRecord {
             started,
             traceparent,
+            caller_span,
             outcome: CallOutcome::Refused,
             reason: None,
             upstream_status: None,
@@ -191,6 +198,11 @@ impl CallRecord {
     /// The W3C traceparent of the call.
     pub(crate) fn traceparent(&self) -> &str {
         &self.traceparent
+    }
+
+    /// The agent's span id, when it sent a valid traceparent.
+    pub(crate) fn caller_span(&self) -> Option<&str> {
+        self.caller_span.as_deref()
     }
 
     /// Refused with `r`.
@@ -248,6 +260,7 @@ impl CallRecord {
             approval_id: self.approval_id,
             compensation_id: self.compensation.as_ref().map(|c| c.id.clone()),
             traceparent: self.traceparent,
+            caller_span: self.caller_span,
             duration_us: self.started.elapsed().as_micros() as u64,
             shown,
             compensation: self.compensation,

@@ -75,8 +75,8 @@ pub(crate) async fn handle(
         )
         .response();
     }
-    // Decide.
-    let decision = policy.decide(&action);
+    // Decide (at least at the minimum tier a behavioural alert imposed).
+    let decision = gw.oversight.floor.apply(policy.decide(&action));
     // What the records, the approval and the owner's notice keep of the
     // input (the policy's redaction), made once when one of them reads it.
     let view = Inputs::needed(gw.journal.enabled(), decision.tier)
@@ -96,8 +96,9 @@ pub(crate) async fn handle(
         Tier::Supervised => held.take().map(|h| h.request),
         _ => None,
     };
+    let caller = trace::caller_span(&parts.headers);
     let traceparent = trace::propagate(&mut parts.headers).to_string();
-    let mut record = CallRecord::new(traceparent, started);
+    let mut record = CallRecord::new(traceparent, caller, started);
     if let Some(v) = &view {
         record.input(v.clone());
     }
@@ -115,6 +116,7 @@ pub(crate) async fn handle(
             &action,
             &decision,
             record.traceparent(),
+            record.caller_span(),
             view.as_deref(),
         )
         .await

@@ -177,6 +177,7 @@ impl Gateway {
                     quarantine: parts.quarantine,
                     policy: parts.policy,
                     sla: parts.config.approval_sla,
+                    floor: Default::default(),
                 },
                 upstream: Upstream {
                     client,

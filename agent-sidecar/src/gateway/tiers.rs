@@ -30,6 +30,8 @@ pub(crate) struct Oversight {
     pub(crate) policy: Arc<PolicyStore>,
     /// How long a held call waits for an approver.
     pub(crate) sla: Duration,
+    /// The minimum tier a behavioural alert may impose for a while.
+    pub(crate) floor: super::tier_floor::TierFloor,
 }
 
 impl Oversight {

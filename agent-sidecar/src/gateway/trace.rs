@@ -125,6 +125,20 @@ impl fmt::Display for TraceContext {
     }
 }
 
+/// The agent's span id (hex) when its request carries exactly one valid
+/// `traceparent`: the parent of the gateway's hop, read before
+/// [`propagate`] replaces the header.
+pub fn caller_span(headers: &HeaderMap) -> Option<String> {
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    match (parents.next(), parents.next()) {
+        (Some(value), None) => {
+            let t = TraceContext::parse(value.to_str().ok()?)?;
+            Some(t.parent_id.iter().map(|b| format!("{b:02x}")).collect())
+        }
+        _ => None,
+    }
+}
+
 /// Sets the trace headers of a request going upstream and returns the
 /// context sent.
 ///

@@ -14,17 +14,17 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::{
-    client::legacy::{
-        Client,
-        connect::{HttpConnector, dns::Name},
-    },
-    rt::{TokioExecutor, TokioTimer},
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{
+    Client,
+    connect::{HttpConnector, dns::Name},
 };
 use rustls::ClientConfig;
 
-use crate::proxy::Resolve;
+use crate::{
+    http_client::{Schemes, pooled, tcp_connector},
+    proxy::Resolve,
+};
 
 /// The body type of upstream requests.
 pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
@@ -63,27 +63,18 @@ impl tower_service::Service<Name> for SidecarDns {
     }
 }
 
-/// Builds the client: TLS verified with `tls` (its ALPN is replaced by
-/// `h2, http/1.1`), addresses from `resolver`, idle connections kept 90 s.
+/// Builds the client ([`crate::http_client`], `https://` only): TLS
+/// verified with `tls` (its ALPN is replaced by `h2, http/1.1`), addresses
+/// from `resolver` (never a proxy: the tool host is dialled at the address
+/// the sidecar resolved), idle connections kept 90 s.
 pub fn upstream_client(
-    mut tls: ClientConfig,
+    tls: ClientConfig,
     resolver: Arc<dyn Resolve>,
     connect_timeout: Duration,
 ) -> UpstreamClient {
-    tls.alpn_protocols.clear();
-    let mut http = HttpConnector::new_with_resolver(SidecarDns(resolver));
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let https = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(https)
+    pooled(
+        tls,
+        tcp_connector(SidecarDns(resolver), connect_timeout),
+        Schemes::HttpsOnly,
+    )
 }

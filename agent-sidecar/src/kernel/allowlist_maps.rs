@@ -13,8 +13,8 @@ use std::{
 
 use agent_sidecar_common::{
     ALLOW_FLAG_LEARNED, ALLOW_FLAG_SIDECAR, ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey,
-    Allow6AnyKey, Allow6PortKey, AllowValue, EndpointKey, ExactValue, KEY_FIXED_PREFIX_BITS,
-    map_names, v4_mapped,
+    Allow6AnyKey, Allow6PortKey, AllowValue, EXACT_CAPACITY, EndpointKey, ExactValue,
+    KEY_FIXED_PREFIX_BITS, map_names, v4_mapped,
 };
 use aya::{
     Pod,
@@ -196,6 +196,35 @@ impl AllowlistMaps {
         removed += sync(map_names::ALLOW6_PORT, &mut self.v6_port, &entries.v6_port)?;
         removed += sync(map_names::ALLOW6_ANY, &mut self.v6_any, &entries.v6_any)?;
         Ok(removed > 0)
+    }
+
+    /// Entries in each allowlist map now (allowlist rules, learned
+    /// destinations and the sidecar's own endpoints), read from the kernel
+    /// by walking the keys, with each map's capacity.
+    pub fn occupancy(&self) -> [(&'static str, usize, u32); 5] {
+        [
+            (map_names::EXACT, self.exact.keys().count(), EXACT_CAPACITY),
+            (
+                map_names::ALLOW4_PORT,
+                self.v4_port.keys().count(),
+                ALLOWLIST_CAPACITY,
+            ),
+            (
+                map_names::ALLOW4_ANY,
+                self.v4_any.keys().count(),
+                ALLOWLIST_CAPACITY,
+            ),
+            (
+                map_names::ALLOW6_PORT,
+                self.v6_port.keys().count(),
+                ALLOWLIST_CAPACITY,
+            ),
+            (
+                map_names::ALLOW6_ANY,
+                self.v6_any.keys().count(),
+                ALLOWLIST_CAPACITY,
+            ),
+        ]
     }
 
     /// Lets the agent always reach `endpoint`, one of the sidecar's own

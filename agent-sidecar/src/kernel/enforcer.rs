@@ -341,6 +341,12 @@ impl Enforcer {
         self.entries
     }
 
+    /// Entries in each allowlist map and its capacity: what `/metrics`
+    /// shows as map occupancy.
+    pub fn map_occupancy(&self) -> [(&'static str, usize, u32); 5] {
+        self.allowlist.occupancy()
+    }
+
     /// Replaces the allowlist (new entries are added before stale ones go).
     /// Every packet is checked against the maps, so a removed destination is
     /// cut at its next packet, established connections included: a trie

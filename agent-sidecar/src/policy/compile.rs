@@ -7,6 +7,7 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 
 use super::{
     defaults::{DEFAULT_FIELDS, EffectiveDefaults, Floor, OverlayDefaults, built_in},
+    detection::DetectionPolicy,
     document::{self, BaseDoc, Document, Parsed},
     error::{CompileError, Problem},
     gateway_table::GatewayTable,
@@ -181,6 +182,7 @@ impl CompiledPolicySet {
                 defaults: effective_defaults(&docs, &chain),
                 egress,
                 egress_names,
+                detection: effective_detection(&docs, &chain),
             };
             agents.insert(agent.id.clone(), agent);
         }
@@ -194,6 +196,7 @@ impl CompiledPolicySet {
             defaults: effective_defaults(&docs, &[hier.base]),
             egress: Allowlist::new(),
             egress_names: Vec::new(),
+            detection: effective_detection(&docs, &[hier.base]),
         };
         let overlays = hier
             .overlays
@@ -271,6 +274,24 @@ fn effective_defaults(docs: &[Doc<'_>], chain: &[usize]) -> EffectiveDefaults {
         missing_attribute,
         action,
     }
+}
+
+/// Each field of the detection section from the most specific document of
+/// `chain` (base first) that sets it.
+fn effective_detection(docs: &[Doc<'_>], chain: &[usize]) -> Arc<DetectionPolicy> {
+    let mut p = DetectionPolicy::default();
+    for &d in chain {
+        if let Some(section) = docs[d].doc().detection() {
+            p.apply(section);
+        }
+    }
+    if p.pool.is_none() {
+        p.pool = chain.last().and_then(|&d| match docs[d].doc() {
+            Document::Agent(a) => a.roles.first().or(a.team.as_ref()).cloned(),
+            _ => None,
+        });
+    }
+    Arc::new(p)
 }
 
 fn effective_egress(

@@ -162,21 +162,15 @@ fn run_file(set: &CompiledPolicySet, file: &Path, report: &mut FixtureReport) {
             return;
         }
     };
-    let parsed: FixtureFile = match serde_yaml_ng::from_str(&text) {
+    let parsed: FixtureFile = match crate::yaml::from_str(&text) {
         Ok(f) => f,
         Err(e) => {
-            let loc = e
-                .location()
-                .map_or(Location::file(name.clone()), |l| Location {
-                    file: name.clone(),
-                    line: l.line() as u32,
-                    column: l.column() as u32,
-                });
-            let msg = e.to_string();
-            let msg = msg
-                .rfind(" at line ")
-                .map_or(msg.as_str(), |i| &msg[..i])
-                .to_string();
+            let loc = Location {
+                file: name.clone(),
+                line: e.line,
+                column: e.column,
+            };
+            let msg = e.message;
             report.errors.push(Problem::new(
                 loc,
                 format!("invalid fixture file: {msg}"),

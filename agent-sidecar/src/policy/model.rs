@@ -7,6 +7,7 @@ pub(crate) mod attribute;
 pub(crate) mod condition;
 pub(crate) mod decision;
 pub(crate) mod defaults;
+pub mod detection;
 pub mod document;
 pub(crate) mod error;
 pub(crate) mod gateway_table;

@@ -73,7 +73,7 @@ pub(super) fn open(
 }
 
 /// This sidecar instance: host name and pid.
-fn instance() -> String {
+pub(super) fn instance() -> String {
     let host = nix::sys::utsname::uname()
         .ok()
         .and_then(|u| u.nodename().to_str().map(str::to_string))

@@ -38,6 +38,7 @@ use crate::{
         AgentTrustBundle, CaOptions, CertificateAuthority, SystemRoots, TerminatorOptions,
         TlsTerminator, TrustAnchors,
     },
+    webhook::{DeliveryMetrics, WebhookSecret},
 };
 
 /// `run`'s tool gateway settings (`--policy-dir` and friends).
@@ -69,6 +70,13 @@ pub struct GatewayOptions {
     /// fields); default `<state dir>/redaction.key`, generated (mode 0600)
     /// when absent.
     pub redaction_key: Option<PathBuf>,
+    /// The signing secret of the approver, owner and SOC webhooks; default
+    /// `<state dir>/webhook.secret`, generated (mode 0600) when absent.
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Where behavioural baselines persist (none: in memory only).
+    pub baseline_dir: Option<PathBuf>,
+    /// Syslog collectors of the alerts.
+    pub syslog: Vec<crate::detect::SyslogTarget>,
     /// Gateway behaviour (SLA, limits, timeouts).
     pub config: GatewayConfig,
 }
@@ -213,38 +221,66 @@ pub(crate) struct GatewayServices {
     pub(crate) gateway: Gateway,
     pub(crate) bundle: AgentTrustBundle,
     admin_task: Option<JoinHandle<()>>,
+    /// The behavioural detectors.
+    detection: Option<super::detection::DetectionServices>,
     /// Reloads the policy set when its directory changes.
     _reload: WatchHandle,
 }
 
 impl GatewayServices {
-    /// Stops the admin listener.
+    /// Stops the admin listener; closes the open alerts and writes the
+    /// baselines.
     pub(crate) async fn shutdown(self) {
         if let Some(t) = self.admin_task {
             t.abort();
             let _ = t.await;
         }
+        if let Some(d) = self.detection {
+            d.shutdown().await;
+        }
     }
 }
 
-/// A webhook notifier for `url`; an `https://` URL is verified against the
-/// gateway's upstream trust anchors (system roots and `--upstream-ca`).
-fn webhook(
-    url: &Option<String>,
-    what: &str,
-    tls: &Arc<rustls::ClientConfig>,
-) -> Result<Option<Arc<WebhookNotifier>>, RunError> {
-    url.as_ref()
-        .map(|u| {
-            let config = WebhookConfig {
-                tls: Some(tls.clone()),
-                ..WebhookConfig::new(u.clone())
-            };
-            WebhookNotifier::spawn(config)
-                .map(Arc::new)
-                .map_err(|e| err(format!("{what} webhook: {e}")))
-        })
-        .transpose()
+/// How the gateway's webhooks deliver: signed with `secret`, verified
+/// like upstreams (`tls`: system roots and `--upstream-ca`), through the
+/// sidecar's pooled client and its own `HTTPS_PROXY`/`HTTP_PROXY`/
+/// `NO_PROXY` (`proxy`: the operator's environment, never the agent's),
+/// queued under `<queue_dir>/<sink>`, counted in
+/// `agent_sidecar_webhook_deliveries_total`.
+struct WebhookParts<'a> {
+    secret: &'a WebhookSecret,
+    tls: &'a Arc<rustls::ClientConfig>,
+    proxy: Option<Arc<hyper_util::client::proxy::matcher::Matcher>>,
+    queue_dir: PathBuf,
+    metrics: Arc<dyn DeliveryMetrics>,
+}
+
+impl WebhookParts<'_> {
+    /// A webhook notifier for `url`, named `sink` (`approver`, `owner`,
+    /// `soc`).
+    fn notifier(
+        &self,
+        url: &Option<String>,
+        sink: &str,
+    ) -> Result<Option<Arc<WebhookNotifier>>, RunError> {
+        url.as_ref()
+            .map(|u| {
+                let config = WebhookConfig {
+                    tls: Some(self.tls.clone()),
+                    proxy: self.proxy.clone(),
+                    secret: Some(self.secret.clone()),
+                    queue_dir: Some(self.queue_dir.join(sink)),
+                    sink: sink.to_string(),
+                    metrics: Some(self.metrics.clone()),
+                    ..WebhookConfig::new(u.clone())
+                };
+                info!(webhook = sink, queue = %self.queue_dir.join(sink).display(), "signed webhook events, queued on disk");
+                WebhookNotifier::spawn(config)
+                    .map(Arc::new)
+                    .map_err(|e| err(format!("{sink} webhook: {e}")))
+            })
+            .transpose()
+    }
 }
 
 /// What the tool gateway needs to start next to the proxies.
@@ -255,6 +291,9 @@ pub(crate) struct GatewayStart {
     pub(crate) agent_dir: PathBuf,
     /// The redaction key file (`--redaction-key`, or its default).
     pub(crate) redaction_key: PathBuf,
+    /// The webhooks' signing secret (`--webhook-secret-file`, or its
+    /// default).
+    pub(crate) webhook_secret: PathBuf,
     pub(crate) admin_listener: Option<TcpListener>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) events: EventBus,
@@ -273,6 +312,7 @@ pub(crate) async fn start(
         policy,
         agent_dir,
         redaction_key,
+        webhook_secret,
         admin_listener,
         metrics,
         events,
@@ -300,7 +340,20 @@ pub(crate) async fn start(
     make_traversable(&agent_dir)?;
 
     let webhook_tls = Arc::new(tls.upstream_client_config());
-    let approver = webhook(&opts.approver_webhook, "approver", &webhook_tls)?;
+    let webhook_secret_path = webhook_secret;
+    let (webhook_secret, generated) =
+        WebhookSecret::open_or_create(&webhook_secret_path).map_err(err)?;
+    if generated {
+        warn!(secret = %webhook_secret_path.display(), "generated a new webhook signing secret (mode 0600): give it to the approver, owner and SOC webhooks to verify the signatures");
+    }
+    let hooks = WebhookParts {
+        secret: &webhook_secret,
+        tls: &webhook_tls,
+        proxy: crate::http_client::proxy_from_env(),
+        queue_dir: agent_dir.join("webhooks"),
+        metrics: metrics.webhook_deliveries(&policy.identity.id),
+    };
+    let approver = hooks.notifier(&opts.approver_webhook, "approver")?;
     let approvals_dir = agent_dir.join("approvals");
     let (approvals, replay) = ApprovalStore::open_with(
         &approvals_dir,
@@ -324,9 +377,10 @@ pub(crate) async fn start(
         ))
     })?;
     info!(journal = %approvals_dir.display(), replay = ?replay, "approvals journal open");
+    let soc = hooks.notifier(&opts.soc_webhook, "soc")?;
     events.add(Arc::new(Notices {
-        owner: webhook(&opts.owner_webhook, "owner", &webhook_tls)?,
-        soc: webhook(&opts.soc_webhook, "SOC", &webhook_tls)?,
+        owner: hooks.notifier(&opts.owner_webhook, "owner")?,
+        soc: soc.clone(),
     }));
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),
@@ -342,6 +396,22 @@ pub(crate) async fn start(
         config: opts.config.clone(),
     })
     .map_err(err)?;
+    let syslog = super::detection::syslog_sinks(
+        &opts.syslog,
+        opts.baseline_dir.as_deref().unwrap_or(&agent_dir),
+        &policy.identity.id,
+        &webhook_tls,
+        &metrics,
+    )?;
+    let detection = super::detection::start(
+        opts.baseline_dir.clone(),
+        policy.store.clone(),
+        &events,
+        &gateway,
+        soc,
+        syslog,
+        &metrics,
+    );
     let admin_task = match admin_listener {
         Some(listener) => {
             let path = opts.admin_token_file.as_ref().ok_or_else(|| {
@@ -349,8 +419,10 @@ pub(crate) async fn start(
             })?;
             let token = BearerToken::from_file(path).map_err(err)?;
             let addr = listener.local_addr().map_err(err)?;
-            info!(%addr, "admin API: approvals, compensations, quarantine");
-            let admin = Admin::api(approvals, token).with_gateway(gateway.clone());
+            info!(%addr, "admin API: approvals, compensations, quarantine, alerts");
+            let admin = Admin::api(approvals, token)
+                .with_gateway(gateway.clone())
+                .with_detection(detection.detection.clone());
             Some(tokio::spawn(crate::admin::serve(listener, admin)))
         }
         None => None,
@@ -377,6 +449,7 @@ pub(crate) async fn start(
         gateway,
         bundle,
         admin_task,
+        detection: Some(detection),
         _reload: reload,
     })
 }
@@ -465,7 +538,10 @@ mod tests {
             owner_webhook: None,
             soc_webhook: None,
             approver_webhook: None,
+            webhook_secret_file: None,
             redaction_key: None,
+            baseline_dir: None,
+            syslog: Vec::new(),
             config: crate::gateway::GatewayConfig::default(),
         }
     }

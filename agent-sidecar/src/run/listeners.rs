@@ -16,7 +16,7 @@ use crate::{admin, kernel::Enforcer, metrics::Metrics};
 
 /// The bound operator listeners.
 pub(crate) struct OperatorListeners {
-    /// `--metrics-listen`: `/metrics` and `/healthz`.
+    /// `--metrics-listen`: `/metrics`, `/healthz` and `/readyz`.
     pub(crate) metrics: Option<TcpListener>,
     /// `--admin-listen`: the bearer-token admin API (with a gateway).
     pub(crate) admin: Option<TcpListener>,
@@ -70,8 +70,9 @@ impl OperatorListeners {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `listener`, reading the kernel's
-/// counters of `agent_id` before each scrape.
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener`, reading the
+/// kernel's counters of `agent_id`, its quarantine flag and its maps'
+/// occupancy before each scrape.
 pub(crate) fn serve_metrics(
     listener: TcpListener,
     enforcer: &Arc<Mutex<Enforcer>>,
@@ -79,12 +80,28 @@ pub(crate) fn serve_metrics(
     agent_id: &str,
 ) -> JoinHandle<()> {
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "serving /metrics and /healthz");
+        info!(%addr, "serving /metrics, /healthz and /readyz");
     }
-    let (enf, m, id) = (enforcer.clone(), metrics.clone(), agent_id.to_string());
+    // Weakly: a scraper's keep-alive connection must not keep the
+    // enforcement alive past the run (the teardown waits for the last
+    // strong reference).
+    let (enf, m, id) = (
+        Arc::downgrade(enforcer),
+        metrics.clone(),
+        agent_id.to_string(),
+    );
     let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-        let counters = enf.lock().expect("enforcer lock").counters();
+        let Some(enf) = enf.upgrade() else {
+            return;
+        };
+        let (counters, quarantined, maps) = {
+            let e = enf.lock().expect("enforcer lock");
+            (e.counters(), e.quarantined(), e.map_occupancy())
+        };
+        drop(enf);
         m.observe_kernel(&id, counters);
+        m.set_quarantined(quarantined);
+        m.set_map_occupancy(&maps);
     });
     tokio::spawn(admin::serve(
         listener,

@@ -3,7 +3,8 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf};
 
 use super::{
-    allow::AllowArg, env::EnvOptions, gateway::GatewayOptions, uid_pool::UidRange, user::UserSpec,
+    allow::AllowArg, env::EnvOptions, gateway::GatewayOptions, ship::AuditShipOptions,
+    uid_pool::UidRange, user::UserSpec,
 };
 use crate::{
     dns::{BudgetLimits, RefusalMode, StaticHost},
@@ -42,13 +43,15 @@ pub struct RunOptions {
     pub mount_bpffs: bool,
     /// State and lock directory.
     pub state_dir: PathBuf,
-    /// Serve `/metrics` and `/healthz` here.
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub metrics_listen: Option<SocketAddr>,
     /// The tool gateway (`--policy-dir`): tier policy, approvals,
     /// credentials.
     pub gateway: Option<GatewayOptions>,
     /// The audit trail (always on).
     pub audit: AuditOptions,
+    /// Where the audit records are shipped (none by default).
+    pub audit_ship: AuditShipOptions,
     /// The command and its arguments.
     pub command: Vec<OsString>,
 }

@@ -19,12 +19,13 @@ use agent_sidecar::{
     },
     audit::record::AgentIdentity as AuditIdentity,
     credentials::{SecretSpec, SecretStore},
-    events::{ActionSink, ApprovalEvents, AuditOptions, AuditTrail, EventBus, Notices},
+    events::{ActionSink, ApprovalEvents, AuditOptions, AuditTrail, EventBus, LogLines, Notices},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
         hooks::{NoKernel, QuarantineSwitch},
     },
-    policy::{PolicyStore, StoreOptions},
+    metrics::Metrics,
+    policy::{PolicyStore, StoreOptions, reload::ReloadObserver},
     proxy::ProxyContext,
     redaction::RedactionKey,
     tls::{
@@ -78,6 +79,9 @@ pub struct Harness {
     /// The redaction key of the keyed hashes (`redaction.key` beside the
     /// approvals directory, generated when absent).
     pub redaction_key: Arc<RedactionKey>,
+    /// The sidecar's metrics, fed by the gateway's events as under `run`
+    /// (`render()` is what `/metrics` serves).
+    pub metrics: Arc<Metrics>,
 }
 
 /// How [`Harness::start`] sets the gateway up.
@@ -94,6 +98,12 @@ pub struct Options {
     /// `<harness dir>/audit/buyer`): attempts journalled before forward,
     /// every event recorded.
     pub audit: Option<AuditOptions>,
+    /// Send the approvers' events here instead of to [`Harness::approver`]
+    /// (a webhook that is down).
+    pub approver_url: Option<String>,
+    /// Send the owner's notices here instead of to [`Harness::owner`] (a
+    /// slow webhook).
+    pub owner_url: Option<String>,
 }
 
 impl Default for Options {
@@ -104,6 +114,8 @@ impl Default for Options {
             max_body: 64 * 1024,
             max_pending: agent_sidecar::approvals::DEFAULT_MAX_PENDING_PER_AGENT,
             audit: None,
+            approver_url: None,
+            owner_url: None,
         }
     }
 }
@@ -130,8 +142,14 @@ impl Harness {
                 ("STREAM_PATH", STREAM_PATH),
             ],
         );
+        let metrics = Arc::new(Metrics::new());
         let store = Arc::new(
-            PolicyStore::open(&policy_dir, StoreOptions::default(), None).expect("policy compiles"),
+            PolicyStore::open(
+                &policy_dir,
+                StoreOptions::default(),
+                Some(metrics.clone() as Arc<dyn ReloadObserver>),
+            )
+            .expect("policy compiles"),
         );
         let identity = store.current().identity("buyer", "prod");
         let secret_file = dir.0.join("erp-token");
@@ -165,15 +183,22 @@ impl Harness {
         let owner = Webhook::start().await;
         let soc = Webhook::start().await;
         let approver = Webhook::start().await;
-        let hook = |url: &str| {
+        let hook = |url: &str, name: &str| {
             let mut c = WebhookConfig::new(url);
             c.initial_backoff = Duration::from_millis(50);
+            c.attempts = 5;
+            c.sink = name.to_string();
+            c.metrics = Some(metrics.webhook_deliveries(&identity.id));
             Some(Arc::new(WebhookNotifier::spawn(c).expect("webhook")))
         };
-        let bus = EventBus::new(vec![Arc::new(Notices {
-            owner: hook(&owner.url),
-            soc: hook(&soc.url),
-        })]);
+        let bus = EventBus::new(vec![
+            Arc::new(Notices {
+                owner: hook(opts.owner_url.as_deref().unwrap_or(&owner.url), "owner"),
+                soc: hook(&soc.url, "soc"),
+            }),
+            Arc::new(LogLines),
+            metrics.clone() as Arc<dyn ActionSink>,
+        ]);
         let audit = opts.audit.as_ref().map(|a| {
             AuditTrail::open(
                 a,
@@ -199,7 +224,11 @@ impl Harness {
             ApprovalStoreOptions {
                 notifier: Some(Arc::new(ApprovalEvents {
                     bus: bus.clone(),
-                    next: hook(&approver.url).map(|w| w as Arc<dyn Notifier>),
+                    next: hook(
+                        opts.approver_url.as_deref().unwrap_or(&approver.url),
+                        "approver",
+                    )
+                    .map(|w| w as Arc<dyn Notifier>),
                 })),
                 config: StoreConfig {
                     max_pending_per_agent: opts.max_pending,
@@ -258,6 +287,7 @@ impl Harness {
             state,
             audit,
             redaction_key,
+            metrics,
         }
     }
 

@@ -121,9 +121,12 @@ async fn a_dead_webhook_never_blocks_the_caller() {
         .await
         .and_then(|l| l.local_addr())
         .expect("addr");
+    let counted = Arc::new(Outcomes::default());
     let config = WebhookConfig {
         queue: 1,
         attempts: 1,
+        sink: "approver".into(),
+        metrics: Some(counted.clone()),
         ..WebhookConfig::new(format!("http://{addr}/"))
     };
     let n = WebhookNotifier::spawn(config).expect("spawns");
@@ -137,6 +140,36 @@ async fn a_dead_webhook_never_blocks_the_caller() {
         "{:?}",
         started.elapsed()
     );
+    // Most never got into the queue: counted as such, apart from the
+    // attempts that failed and the events dropped after them.
+    let full = counted.count("approver", "queue_full");
+    assert!(full >= 90, "{:?}", counted.0.lock().expect("lock"));
+    eventually(|| counted.count("approver", "dropped") >= 1).await;
+    assert_eq!(counted.count("approver", "sent"), 0);
+}
+
+/// Delivery outcomes by (sink, outcome).
+#[derive(Default)]
+struct Outcomes(Mutex<Vec<(String, String)>>);
+
+impl Outcomes {
+    fn count(&self, sink: &str, outcome: &str) -> usize {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(s, o)| s == sink && o == outcome)
+            .count()
+    }
+}
+
+impl DeliveryMetrics for Outcomes {
+    fn delivery(&self, sink: &str, outcome: &str) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push((sink.to_string(), outcome.to_string()));
+    }
 }
 
 /// A server certificate for 127.0.0.1 from a fresh CA: (acceptor, a client
@@ -195,4 +228,96 @@ fn https_urls_need_a_tls_configuration() {
     let err = WebhookNotifier::spawn(WebhookConfig::new("https://hooks.example/"))
         .expect_err("no TLS configuration");
     assert!(err.to_string().contains("only http://"), "{err}");
+}
+
+#[tokio::test]
+async fn posts_through_the_operators_proxy_over_verified_tls() {
+    let proxy = agent_sidecar_test_support::connect_proxy::start().await;
+    let (acceptor, client) = tls_pair();
+    let (url, seen, hits) = receiver_with(0, Some(acceptor)).await;
+    let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
+        .https(proxy.url())
+        .build();
+    // Signed and queued on disk as without a proxy.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queue_dir = dir.path().join("soc");
+    let config = WebhookConfig {
+        tls: Some(client),
+        proxy: Some(Arc::new(matcher)),
+        secret: Some(
+            crate::webhook::WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "test")
+                .expect("secret"),
+        ),
+        queue_dir: Some(queue_dir.clone()),
+        sink: "soc".into(),
+        ..WebhookConfig::new(url.clone())
+    };
+    let n = WebhookNotifier::spawn(config).expect("spawns");
+    for i in 0..3 {
+        n.post(&serde_json::json!({"event": "agent.halted", "n": i}));
+    }
+    eventually(|| seen.lock().expect("lock").len() == 3).await;
+    // One tunnel, kept for the three events.
+    let authority = url.trim_start_matches("https://").trim_end_matches("/hook");
+    assert_eq!(proxy.targets(), [authority.to_string()]);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    // Each in the envelope, in order; the queue is empty once delivered.
+    for (i, v) in seen.lock().expect("lock").iter().enumerate() {
+        assert_eq!(v["event"], "agent.halted");
+        assert_eq!(v["n"], i);
+        assert!(
+            v["id"].as_str().is_some_and(|id| id.starts_with("evt_")),
+            "{v}"
+        );
+        assert_eq!(v["schema_version"], 1);
+    }
+    eventually(|| {
+        std::fs::read_dir(&queue_dir)
+            .map(|d| d.count() == 0)
+            .unwrap_or(false)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_times_out_each_attempt() {
+    // Accepts, reads nothing, answers nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let endpoint = RemoteEndpoint::parse(&url, None).expect("parses");
+    let req = endpoint
+        .request(Method::POST, "")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .expect("request");
+    let started = std::time::Instant::now();
+    let err = endpoint
+        .send(req, Duration::from_millis(200), 1024)
+        .await
+        .expect_err("no answer");
+    assert!(matches!(err, HttpError::Timeout { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The notifier retries after each timed-out attempt, on a new
+    // connection (the stalled one is not reused).
+    let config = WebhookConfig {
+        timeout: Duration::from_millis(100),
+        attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        ..WebhookConfig::new(url)
+    };
+    let n = WebhookNotifier::spawn(config).expect("spawns");
+    n.post(&serde_json::json!({"event": "agent.halted"}));
+    eventually(|| accepted.load(Ordering::SeqCst) >= 4).await;
 }

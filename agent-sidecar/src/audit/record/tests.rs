@@ -1,5 +1,9 @@
 use super::*;
-use crate::audit::{store::segment::peek_seq_time, test_support::entry};
+use crate::audit::{
+    hash::leaf_hash,
+    store::segment::{peek_link, peek_seq_time},
+    test_support::entry,
+};
 
 fn record(i: u64) -> AuditRecord {
     AuditRecord::from_entry(
@@ -71,8 +75,35 @@ fn kinds_serialize_snake_case() {
         (RecordKind::CompensationTriggered, "compensation_triggered"),
         (RecordKind::KernelDeny, "kernel_deny"),
         (RecordKind::SidecarStopped, "sidecar_stopped"),
+        (RecordKind::DetectionResponse, "detection_response"),
     ] {
         assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{s}\""));
         assert_eq!(k.as_str(), s);
+    }
+}
+
+#[test]
+fn the_chain_prefix_reads_what_a_full_parse_reads_and_nothing_else_passes() {
+    for i in 0..20 {
+        let mut r = record(i);
+        r.prev = leaf_hash(format!("record {i}").as_bytes());
+        let line = r.to_line();
+        assert_eq!(
+            peek_link(&line),
+            Some((r.seq, r.prev, r.kind.as_str())),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
+    }
+    let line = String::from_utf8(record(7).to_line()).unwrap();
+    // Another layout (whitespace, other field order, a cut hash) is not
+    // read from the prefix: the verifier parses such lines whole.
+    for other in [
+        line.replacen("\"seq\":7,", "\"seq\": 7,", 1),
+        line.replacen("\"prev\":\"0", "\"prev\":\"", 1),
+        line.replacen(",\"kind\":", ",\"kinds\":", 1),
+        line[..line.find("\"kind\"").unwrap() + 9].to_string(),
+    ] {
+        assert_eq!(peek_link(other.as_bytes()), None, "{other}");
     }
 }

@@ -6,6 +6,7 @@ use std::{
     io,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use super::segment::{IndexEntry, SegmentInfo, SegmentMeta};
@@ -17,8 +18,9 @@ pub(crate) type WriteFailure = (PathBuf, io::Error);
 pub(crate) struct ActiveSegment {
     pub info: SegmentInfo,
     /// Created by the first flush, so that a segment that cannot be
-    /// created holds its records in memory until it can.
-    file: Option<File>,
+    /// created holds its records in memory until it can. Shared with the
+    /// background thread, which fsyncs it without holding the log's lock.
+    file: Option<Arc<File>>,
     index: Option<File>,
     /// Bytes in the records file.
     len: u64,
@@ -31,7 +33,8 @@ pub(crate) struct ActiveSegment {
     pub last_seq: Option<u64>,
     pub last_time: Timestamp,
     pub max_expiry: Timestamp,
-    dirty: bool,
+    /// Bytes of the records file known to be fsynced.
+    synced_len: u64,
 }
 
 fn open_rw(path: &Path) -> io::Result<File> {
@@ -44,7 +47,7 @@ fn open_rw(path: &Path) -> io::Result<File> {
 }
 
 /// The open file, opening (creating) it first.
-fn opened<'a>(slot: &'a mut Option<File>, path: &Path) -> Result<&'a File, WriteFailure> {
+fn opened<'a, F: From<File>>(slot: &'a mut Option<F>, path: &Path) -> Result<&'a F, WriteFailure> {
     if slot.is_none() {
         let f = open_rw(path).map_err(|e| (path.to_path_buf(), e))?;
         // Make the new name durable with the first fsync of its data.
@@ -53,7 +56,7 @@ fn opened<'a>(slot: &'a mut Option<File>, path: &Path) -> Result<&'a File, Write
         {
             let _ = d.sync_all();
         }
-        *slot = Some(f);
+        *slot = Some(F::from(f));
     }
     Ok(slot.as_ref().expect("opened above"))
 }
@@ -83,7 +86,7 @@ impl ActiveSegment {
             last_seq: None,
             last_time: first_time,
             max_expiry: Timestamp(i64::MIN),
-            dirty: false,
+            synced_len: 0,
         }
     }
 
@@ -98,7 +101,7 @@ impl ActiveSegment {
         max_expiry: Timestamp,
         index_every: u64,
     ) -> io::Result<ActiveSegment> {
-        let file = open_rw(&info.records)?;
+        let file = Arc::new(open_rw(&info.records)?);
         let index = open_rw(&info.index)?;
         let index_len = (entries.len() * super::segment::INDEX_ENTRY) as u64;
         index.set_len(index_len)?;
@@ -116,7 +119,7 @@ impl ActiveSegment {
             last_seq: Some(last_seq),
             last_time,
             max_expiry,
-            dirty: false,
+            synced_len: len,
         })
     }
 
@@ -170,7 +173,6 @@ impl ActiveSegment {
             records = self.pending_records;
             self.pending.clear();
             self.pending_records = 0;
-            self.dirty = true;
         }
         if !self.index_pending.is_empty() {
             let index = opened(&mut self.index, &self.info.index)?;
@@ -186,17 +188,31 @@ impl ActiveSegment {
 
     /// Whether written bytes wait for an fsync.
     pub(super) fn dirty(&self) -> bool {
-        self.dirty
+        self.len > self.synced_len
     }
 
     /// fsyncs the records file (its data; the size is part of it).
     pub(super) fn sync(&mut self) -> Result<(), WriteFailure> {
-        if let (true, Some(file)) = (self.dirty, &self.file) {
+        if let (true, Some(file)) = (self.dirty(), &self.file) {
             file.sync_data()
                 .map_err(|e| (self.info.records.clone(), e))?;
         }
-        self.dirty = false;
+        self.synced_len = self.len;
         Ok(())
+    }
+
+    /// What an fsync outside the log's lock needs: the records file and
+    /// the bytes written so far (None when nothing waits for an fsync).
+    pub(super) fn sync_job(&self) -> Option<(Arc<File>, u64)> {
+        match &self.file {
+            Some(f) if self.dirty() => Some((f.clone(), self.len)),
+            _ => None,
+        }
+    }
+
+    /// Notes that an fsync outside the lock covered the first `len` bytes.
+    pub(super) fn synced(&mut self, len: u64) {
+        self.synced_len = self.synced_len.max(len);
     }
 
     /// fsyncs the index file (at close and seal; an index lost in a crash

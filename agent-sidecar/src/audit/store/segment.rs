@@ -20,7 +20,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::time::Timestamp;
+use crate::audit::{hash::Hash, time::Timestamp};
 
 /// Sub-directory of the log holding the segments.
 pub const SEGMENTS_DIR: &str = "segments";
@@ -287,6 +287,25 @@ pub fn peek_seq_time(line: &[u8]) -> Option<(u64, Timestamp)> {
     let rest = rest[q + 1..].strip_prefix(b",\"time\":\"")?;
     let time = Timestamp::parse_canonical(rest.get(..30)?)?;
     Some((seq, time))
+}
+
+/// The chain facts of a record line in the canonical encoding the log
+/// writes (`{"v":..,"seq":..,"id":"..","time":"..","prev":"..","kind":"..",`):
+/// its number, the previous record's hash and its kind's name, read from
+/// the line's first ~200 bytes. `None` for any other layout (the caller
+/// then parses the whole line). The bytes after the prefix are covered by
+/// the leaf hash, which the caller checks.
+pub fn peek_link(line: &[u8]) -> Option<(u64, Hash, &str)> {
+    let (seq, _) = peek_seq_time(line)?;
+    // The time is the first 30-byte canonical timestamp after `"time":"`.
+    let at = line.windows(8).position(|w| w == b"\"time\":\"")? + 8 + 30;
+    let rest = line.get(at..)?.strip_prefix(b"\",\"prev\":\"")?;
+    let prev = Hash::from_hex(std::str::from_utf8(rest.get(..64)?).ok()?)?;
+    let rest = rest.get(64..)?.strip_prefix(b"\",\"kind\":\"")?;
+    let q = rest.iter().position(|&b| b == b'"')?;
+    let kind = std::str::from_utf8(&rest[..q]).ok()?;
+    let after = rest.get(q + 1)?;
+    (*after == b',' || *after == b'}').then_some((seq, prev, kind))
 }
 
 /// Where the record `seq` starts at the latest: the segment holding it

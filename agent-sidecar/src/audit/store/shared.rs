@@ -1,14 +1,14 @@
-//! What the log's handle and its writer thread share: the sequencer that
-//! numbers records, the queue's messages, the failure state and the
-//! progress the writer publishes.
+//! What the log's writing state reports to everyone else: the failure
+//! state, the counters, the progress published to the appenders that wait,
+//! and what a record's retention class means.
 
 use std::{
     path::PathBuf,
     sync::{
         Mutex,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
+    time::Duration,
 };
 
 use tokio::sync::watch;
@@ -16,7 +16,6 @@ use tokio::sync::watch;
 use super::{config::RetentionPolicy, counters::Counters};
 use crate::audit::{
     error::AuditError,
-    id::record_id,
     record::{AuditEntry, Retention},
     time::Timestamp,
 };
@@ -32,7 +31,7 @@ pub struct Appended {
     pub time: Timestamp,
 }
 
-/// What the writer has done, published after every batch.
+/// What the log has done, published after every write and fsync.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Progress {
     /// Records written (count, i.e. the next seq to write).
@@ -43,30 +42,17 @@ pub(crate) struct Progress {
     pub failure: Option<AuditError>,
 }
 
-pub(crate) enum Msg {
-    Record(Box<Queued>),
-    Sync(mpsc::SyncSender<Result<(), AuditError>>),
-    Close(mpsc::SyncSender<Result<(), AuditError>>),
-}
-
+/// A record with what the log assigned to it.
 pub(crate) struct Queued {
     pub seq: u64,
     pub id: String,
     pub time: Timestamp,
     pub entry: AuditEntry,
     pub retention: Retention,
-    pub durable: bool,
-}
-
-pub(crate) struct Sequencer {
-    pub(crate) next_seq: u64,
-    pub(crate) last_time: Timestamp,
-    pub(crate) tx: Option<mpsc::Sender<Msg>>,
 }
 
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
-    pub(crate) seq: Mutex<Sequencer>,
     pub(crate) failing: AtomicBool,
     pub(crate) failure: Mutex<Option<AuditError>>,
     pub counters: Counters,
@@ -76,13 +62,24 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn enqueue(&self, entry: AuditEntry, durable: bool) -> Result<Appended, AuditError> {
+    pub(crate) fn closed(&self) -> AuditError {
+        AuditError::Closed {
+            dir: self.dir.clone(),
+        }
+    }
+
+    /// Refuses an append: counted.
+    pub(crate) fn refuse<T>(&self, e: AuditError) -> Result<T, AuditError> {
+        Counters::add(&self.counters.refused, 1);
+        Err(e)
+    }
+
+    /// Why appends are refused before the lock is taken: the log fails,
+    /// or too many records wait to be written.
+    pub(crate) fn admit(&self) -> Result<(), AuditError> {
         if self.failing.load(Ordering::Acquire) {
-            Counters::add(&self.counters.refused, 1);
             let e = self.failure.lock().expect("failure lock").clone();
-            return Err(e.unwrap_or_else(|| AuditError::Closed {
-                dir: self.dir.clone(),
-            }));
+            return self.refuse(e.unwrap_or_else(|| self.closed()));
         }
         let queued = self
             .counters
@@ -90,20 +87,27 @@ impl Shared {
             .load(Ordering::Relaxed)
             .saturating_sub(self.counters.written.load(Ordering::Relaxed));
         if queued >= self.max_queued {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Backlog {
+            return self.refuse(AuditError::Backlog {
                 dir: self.dir.clone(),
                 queued,
                 limit: self.max_queued,
             });
         }
+        Ok(())
+    }
+
+    /// The retention class of a record and how long it is kept.
+    pub(crate) fn retention_of(
+        &self,
+        entry: &AuditEntry,
+    ) -> Result<(String, Duration), AuditError> {
         let class = entry
             .retention_class
             .clone()
             .unwrap_or_else(|| self.retention.default_class.clone());
-        let Some(keep) = self.retention.classes.get(&class).copied() else {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::UnknownRetentionClass {
+        match self.retention.classes.get(&class).copied() {
+            Some(keep) => Ok((class, keep)),
+            None => Err(AuditError::UnknownRetentionClass {
                 class,
                 known: self
                     .retention
@@ -112,40 +116,8 @@ impl Shared {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", "),
-            });
-        };
-        let mut s = self.seq.lock().expect("sequencer lock");
-        let Some(tx) = &s.tx else {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Closed {
-                dir: self.dir.clone(),
-            });
-        };
-        // Times never go back along the log (the index relies on it).
-        let time = Timestamp::now().max(s.last_time);
-        let seq = s.next_seq;
-        let id = record_id(time, &mut rand::rng());
-        let queued = Queued {
-            seq,
-            id: id.clone(),
-            time,
-            retention: Retention {
-                class,
-                expires_at: time.plus(keep),
-            },
-            entry,
-            durable,
-        };
-        if tx.send(Msg::Record(Box::new(queued))).is_err() {
-            Counters::add(&self.counters.refused, 1);
-            return Err(AuditError::Closed {
-                dir: self.dir.clone(),
-            });
+            }),
         }
-        s.next_seq += 1;
-        s.last_time = time;
-        Counters::add(&self.counters.appended, 1);
-        Ok(Appended { seq, id, time })
     }
 
     pub(crate) fn set_failure(&self, failure: Option<AuditError>) {

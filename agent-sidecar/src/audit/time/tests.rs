@@ -42,3 +42,31 @@ fn text_order_is_time_order() {
     let b = Timestamp(1_000_000_000_000_000_001).to_rfc3339();
     assert!(a < b);
 }
+
+#[test]
+fn the_fast_text_matches_the_general_formatter_at_the_extremes() {
+    use time::OffsetDateTime;
+    for ns in [
+        0i64,
+        1,
+        -1,
+        999_999_999,
+        1_764_000_000_123_456_789,
+        i64::MIN,
+        i64::MAX,
+    ] {
+        let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).unwrap();
+        let want = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.nanosecond()
+        );
+        assert_eq!(Timestamp(ns).to_rfc3339(), want);
+        assert_eq!(Timestamp::parse(&want), Some(Timestamp(ns)));
+    }
+}

@@ -39,6 +39,6 @@ fn registers_once_and_counts_per_agent() {
     assert!(
         families
             .iter()
-            .any(|f| f.name() == "agent_sidecar_dns_upstream_seconds")
+            .any(|f| f.name() == "agent_sidecar_dns_upstream_duration_seconds")
     );
 }

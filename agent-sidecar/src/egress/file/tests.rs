@@ -118,3 +118,14 @@ fn name_errors_say_where_and_how_to_fix() {
         assert!(e.contains(&format!("line {line}")), "{text}: {e}");
     }
 }
+
+#[test]
+fn a_repeated_key_is_refused() {
+    let e = parse("version: 1\negress:\n  allow: [10.0.0.1:80]\n  allow: [0.0.0.0/0]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("duplicate") && e.contains("at line 4 column"),
+        "{e}"
+    );
+}

@@ -55,7 +55,7 @@ pub(super) fn input_context(view: Option<&InputView>) -> Option<InputContext> {
 /// The record of a decided call, written before it is forwarded or held.
 pub(super) fn attempt(agent: AgentIdentity, a: &CallAttempt<'_>) -> AuditEntry {
     let mut e = AuditEntry::new(RecordKind::ToolCall, Phase::Attempt, agent);
-    e.trace = trace_of(a.traceparent);
+    e.trace = trace_of(a.traceparent, a.caller_span);
     e.action = Some(action_info(a.transport, a.action, true));
     e.input = input_context(a.input);
     e.policy = Some(policy_result(a.decision));
@@ -106,6 +106,16 @@ pub(super) fn of_event(
             e.detail = Some(s.detail.clone());
             vec![e]
         }
+        ActionEvent::Response(r) => {
+            let mut e = AuditEntry::new(
+                RecordKind::DetectionResponse,
+                Phase::Event,
+                agent(&r.agent_id),
+            );
+            e.action = Some(sidecar_action());
+            e.detail = serde_json::to_value(r).ok();
+            vec![e]
+        }
         // Dropped MCP messages carry no call (the log and metrics keep them).
         ActionEvent::McpMessageDropped(_) => Vec::new(),
     }
@@ -121,14 +131,15 @@ fn sidecar_action() -> ActionInfo {
     }
 }
 
-/// A traceparent's trace id and span id (the span of the gateway's hop).
-fn trace_of(traceparent: &str) -> Option<TraceContext> {
+/// A traceparent's trace id and span id (the span of the gateway's hop),
+/// and the agent's span as its parent when the agent sent one.
+fn trace_of(traceparent: &str, caller_span: Option<&str>) -> Option<TraceContext> {
     let t = trace::TraceContext::parse(traceparent)?;
     let span: String = t.parent_id.iter().map(|b| format!("{b:02x}")).collect();
     Some(TraceContext {
         trace_id: t.trace_id_hex(),
         span_id: span,
-        parent_span_id: None,
+        parent_span_id: caller_span.map(str::to_string),
     })
 }
 
@@ -183,7 +194,7 @@ fn millis(t: UnixMillis) -> Timestamp {
 /// A finished call: its outcome, and what it declared or caused.
 fn tool_call(agent: AgentIdentity, c: &ToolCallEvent) -> Vec<AuditEntry> {
     let mut e = AuditEntry::new(RecordKind::ToolCall, Phase::Outcome, agent.clone());
-    e.trace = trace_of(&c.traceparent);
+    e.trace = trace_of(&c.traceparent, c.caller_span.as_deref());
     e.action = Some(action_info(c.transport, &c.action, true));
     e.policy = Some(policy_result(&c.decision));
     if c.approval_id.is_some() || c.compensation_id.is_some() {
@@ -216,7 +227,7 @@ fn tool_call(agent: AgentIdentity, c: &ToolCallEvent) -> Vec<AuditEntry> {
             Phase::Event,
             agent.clone(),
         );
-        d.trace = trace_of(&c.traceparent);
+        d.trace = trace_of(&c.traceparent, c.caller_span.as_deref());
         d.action = Some(action_info(c.transport, &c.action, false));
         d.oversight = Some(Oversight {
             compensation_id: Some(comp.id.clone()),
@@ -230,7 +241,7 @@ fn tool_call(agent: AgentIdentity, c: &ToolCallEvent) -> Vec<AuditEntry> {
     }
     if c.halted() && c.decision.quarantine {
         let mut q = AuditEntry::new(RecordKind::Quarantine, Phase::Event, agent);
-        q.trace = trace_of(&c.traceparent);
+        q.trace = trace_of(&c.traceparent, c.caller_span.as_deref());
         q.action = Some(action_info(c.transport, &c.action, false));
         q.policy = Some(policy_result(&c.decision));
         q.detail = Some(json!({"reason": c.decision.reason}));

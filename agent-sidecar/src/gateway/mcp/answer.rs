@@ -4,7 +4,7 @@
 use hyper::{HeaderMap, header};
 use serde_json::Value;
 
-use super::sse_messages;
+use super::{sse_messages, strip_stream_bom};
 
 /// Whether an answer with these headers is an SSE stream
 /// (`Content-Type: text/event-stream`).
@@ -20,7 +20,7 @@ pub fn is_event_stream(headers: &HeaderMap) -> bool {
 /// without JSON events) yields none.
 pub fn answer_messages(headers: &HeaderMap, body: &[u8]) -> Vec<Value> {
     let values = if is_event_stream(headers) {
-        sse_messages(body)
+        sse_messages(&body[strip_stream_bom(body).unwrap_or(0)..])
     } else {
         serde_json::from_slice(body).map_or_else(|_| Vec::new(), |v| vec![v])
     };

@@ -7,7 +7,15 @@
 //! colon, less one leading space; `data` lines join with LF. It works on
 //! raw byte spans rather than decoded events, so every event the gateway
 //! does not rewrite, and every comment, `id:`, `retry:` and `event:` line,
-//! reaches the agent byte for byte. (The maintained SSE crates, such as
+//! reaches the agent byte for byte.
+//!
+//! The functions work on pieces of a stream cut at event boundaries, so
+//! they never treat a UTF-8 byte order mark specially: a client skips a BOM
+//! only as the stream's very first bytes, and one later is part of a line
+//! (a field named `\u{FEFF}data` is not `data`). The stream's leading BOM
+//! is removed once, before any piece is looked at, by [`strip_stream_bom`]
+//! (the gateway never sends it on: it prepends its own events to streams).
+//! (The maintained SSE crates, such as
 //! `eventsource-stream` or `sse-stream`, decode events and so cannot give
 //! the untouched bytes back.)
 
@@ -19,6 +27,21 @@ use super::tools::filter_answer;
 
 /// UTF-8 byte order mark, ignored once at the start of a stream.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What to do with the first bytes of an event stream, `start` (all that
+/// arrived so far), about its byte order mark: `None` while `start` could
+/// still be the beginning of one (wait for more bytes), else how many
+/// leading bytes to drop (3 for a BOM, else 0). Once answered, the rest of
+/// the stream is read without another look.
+pub fn strip_stream_bom(start: &[u8]) -> Option<usize> {
+    if start.len() < BOM.len() && BOM.starts_with(start) {
+        None
+    } else if start.starts_with(BOM) {
+        Some(BOM.len())
+    } else {
+        Some(0)
+    }
+}
 
 /// Encodes JSON-RPC messages as SSE events, `event: message\ndata:
 /// <json>\n\n` each, as MCP servers send them, so the gateway can send its
@@ -59,10 +82,8 @@ pub fn filter_sse_tools_list(
         });
     }
     let mut out = Vec::with_capacity(body.len());
-    let (bom, rest) = split_bom(body);
-    out.extend_from_slice(bom);
     let mut event: Vec<RawLine<'_>> = Vec::new();
-    for line in lines(rest) {
+    for line in lines(body) {
         if !line.content.is_empty() || !line.terminated {
             event.push(line);
             continue;
@@ -110,10 +131,8 @@ pub fn rewrite_sse_messages(
         });
     }
     let mut out = Vec::with_capacity(body.len());
-    let (bom, rest) = split_bom(body);
-    out.extend_from_slice(bom);
     let mut event: Vec<RawLine<'_>> = Vec::new();
-    for line in lines(rest) {
+    for line in lines(body) {
         if !line.content.is_empty() || !line.terminated {
             event.push(line);
             continue;
@@ -162,16 +181,15 @@ pub fn rewrite_sse_messages(
 /// blank line), so a gateway streaming an SSE answer can filter and send
 /// those and keep the rest until more bytes arrive. 0 when there is none.
 pub fn complete_prefix_len(buf: &[u8]) -> usize {
-    let (bom, rest) = split_bom(buf);
     let mut len = 0;
     let mut end = 0;
-    for line in lines(rest) {
+    for line in lines(buf) {
         end += line.raw.len();
         if line.terminated && line.content.is_empty() {
             len = end;
         }
     }
-    if len == 0 { 0 } else { bom.len() + len }
+    len
 }
 
 /// One line of the stream: its content and, in `raw`, the content with its
@@ -182,14 +200,6 @@ struct RawLine<'a> {
     raw: &'a [u8],
     /// False for a last line that has no line ending yet.
     terminated: bool,
-}
-
-fn split_bom(body: &[u8]) -> (&[u8], &[u8]) {
-    if body.starts_with(BOM) {
-        body.split_at(BOM.len())
-    } else {
-        (&[], body)
-    }
 }
 
 /// The lines of `body`, each ending at CRLF, LF or a lone CR.
@@ -305,7 +315,7 @@ fn event_data(event: &[RawLine<'_>]) -> Option<Vec<u8>> {
 pub fn sse_messages(body: &[u8]) -> Vec<Value> {
     let mut out = Vec::new();
     let mut event: Vec<RawLine<'_>> = Vec::new();
-    for line in lines(split_bom(body).1) {
+    for line in lines(body) {
         if !line.content.is_empty() || !line.terminated {
             event.push(line);
             continue;
@@ -455,18 +465,37 @@ mod tests {
     }
 
     #[test]
-    fn unfinished_event_and_bom_kept() {
-        let body = format!(
-            "\u{feff}data: {}\n\ndata: {}",
-            listing(json!(1)),
-            listing(json!(1))
-        );
+    fn unfinished_event_kept() {
+        let body = format!("data: {}\n\ndata: {}", listing(json!(1)), listing(json!(1)));
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(1)], no_delete).unwrap();
-        assert!(out.starts_with(BOM));
         let text = String::from_utf8(out).unwrap();
         let tail = format!("\n\ndata: {}", listing(json!(1)));
         assert!(text.ends_with(&tail), "unfinished event unchanged: {text}");
         assert!(!text[..text.len() - tail.len()].contains("delete_repo"));
+    }
+
+    #[test]
+    fn only_the_streams_first_bytes_can_be_a_bom() {
+        assert_eq!(strip_stream_bom(b""), None);
+        assert_eq!(strip_stream_bom(b"\xEF\xBB"), None);
+        assert_eq!(strip_stream_bom(b"\xEF\xBB\xBFdata: 1\n\n"), Some(3));
+        assert_eq!(strip_stream_bom(b"\xEFdata"), Some(0));
+        assert_eq!(strip_stream_bom(b"data: 1\n\n"), Some(0));
+        // Later in the stream (a piece after the first), a BOM is part of
+        // the line, as a client reads it: `\u{FEFF}data` is not `data`.
+        // Found by the mcp_sse fuzz target: the gateway read a message
+        // there that the agent's client does not see.
+        let piece = format!("\u{feff}data: {}\n\ndata: [1]\n\n", listing(json!(1)));
+        assert_eq!(sse_messages(piece.as_bytes()), vec![json!([1])]);
+        assert_eq!(complete_prefix_len(piece.as_bytes()), piece.len());
+        let mut seen = Vec::new();
+        let out = rewrite_sse_messages(piece.as_bytes(), |v| {
+            seen.push(v);
+            Rewrite::Keep
+        })
+        .unwrap();
+        assert_eq!(seen, vec![json!([1])]);
+        assert_eq!(out, piece.as_bytes());
     }
 
     #[test]
@@ -516,7 +545,6 @@ mod tests {
         assert_eq!(complete_prefix_len(b"data: 1\n\n"), 9);
         assert_eq!(complete_prefix_len(b"data: 1\n\ndata: 2\n"), 9);
         assert_eq!(complete_prefix_len(b"data: 1\r\n\r\ndata"), 11);
-        assert_eq!(complete_prefix_len(b"\xEF\xBB\xBFdata: 1\n\n"), 12);
         assert_eq!(complete_prefix_len(b": ping\r\n\r\n"), 10);
         // chunk-wise filtering gives the same bytes as filtering the whole
         let body = format!(

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 use serde_json::Value;
 
-use super::{answer::flatten_batches, complete_prefix_len, sse_messages};
+use super::{answer::flatten_batches, complete_prefix_len, sse_messages, strip_stream_bom};
 
 /// An upstream answer the gateway could not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +71,7 @@ where
         let mut pending: Vec<&Value> = ids.iter().collect();
         let mut buf = BytesMut::new();
         let mut scanned = 0;
+        let mut bom_checked = false;
         loop {
             if event_stream && pending.is_empty() {
                 return Ok(ReadAnswer {
@@ -95,9 +96,17 @@ where
             if !event_stream {
                 continue;
             }
+            // The stream's byte order mark, if any, is skipped once.
+            if !bom_checked {
+                let Some(bom) = strip_stream_bom(&buf) else {
+                    continue;
+                };
+                scanned = bom;
+                bom_checked = true;
+            }
             // Complete events start and end on event boundaries, so each
             // new run of them is decoded on its own.
-            let complete = complete_prefix_len(&buf);
+            let complete = scanned + complete_prefix_len(&buf[scanned..]);
             if complete > scanned {
                 for message in flatten_batches(sse_messages(&buf[scanned..complete])) {
                     if message.get("result").is_some() || message.get("error").is_some() {
@@ -200,6 +209,32 @@ mod tests {
             .expect("an ended stream is an answer");
         assert!(read.rest.is_none());
         assert!(read.head.ends_with(b"{}}"), "the unfinished event is kept");
+    }
+
+    #[tokio::test]
+    async fn the_streams_bom_is_skipped_once_and_a_later_one_is_part_of_a_line() {
+        let (tx, body) = open_body();
+        let one = json!({"jsonrpc": "2.0", "id": 1, "result": {}});
+        // A leading BOM in a chunk of its own, then a response.
+        send(&tx, "\u{feff}").await;
+        send(&tx, &event(&one)).await;
+        let read = read_until_answered(body, true, &[json!(1)], 1 << 20, SECOND)
+            .await
+            .expect("the response after the BOM is read");
+        assert!(read.rest.is_some(), "answered while the stream stays open");
+        // Later, a BOM makes `\u{feff}data` a field no client reads: the
+        // response behind it is not the answer.
+        let (tx, body) = open_body();
+        send(
+            &tx,
+            &event(&json!({"jsonrpc": "2.0", "method": "notifications/progress"})),
+        )
+        .await;
+        send(&tx, &format!("\u{feff}data: {one}\r\n\r\n")).await;
+        let err = read_until_answered(body, true, &[json!(1)], 1 << 20, SECOND / 10)
+            .await
+            .err();
+        assert_eq!(err, Some(AnswerError::Timeout(SECOND / 10)));
     }
 
     #[tokio::test]

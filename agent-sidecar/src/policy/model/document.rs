@@ -27,6 +27,7 @@ pub use tools::{
 };
 
 use super::{
+    detection::DetectionSection,
     error::Problem,
     location::{Location, Positions},
     tier::Tier,
@@ -178,6 +179,10 @@ pub struct BaseDoc {
     /// The organisation's egress allowlist: the widest any agent may have.
     #[serde(default)]
     pub egress: Option<EgressSection>,
+    /// Behavioural detection: learning, thresholds, responses (see
+    /// `docs/alerts.md`).
+    #[serde(default)]
+    pub detection: Option<DetectionSection>,
 }
 
 /// `kind: team`.
@@ -203,6 +208,10 @@ pub struct TeamDoc {
     /// Egress allowlist of the team's agents; within the base's.
     #[serde(default)]
     pub egress: Option<EgressSection>,
+    /// Behavioural detection: learning, thresholds, responses (see
+    /// `docs/alerts.md`).
+    #[serde(default)]
+    pub detection: Option<DetectionSection>,
 }
 
 /// `kind: role`.
@@ -257,6 +266,10 @@ pub struct AgentDoc {
     /// The agent's egress allowlist; within its team's (or the base's).
     #[serde(default)]
     pub egress: Option<EgressSection>,
+    /// Behavioural detection: learning, thresholds, responses (see
+    /// `docs/alerts.md`).
+    #[serde(default)]
+    pub detection: Option<DetectionSection>,
 }
 
 /// `kind: overlay`.
@@ -358,6 +371,16 @@ impl Document {
         }
     }
 
+    /// The detection section, if the document declares one.
+    pub fn detection(&self) -> Option<&DetectionSection> {
+        match self {
+            Document::Base(d) => d.detection.as_ref(),
+            Document::Team(d) => d.detection.as_ref(),
+            Document::Agent(d) => d.detection.as_ref(),
+            Document::Role(_) | Document::Overlay(_) => None,
+        }
+    }
+
     /// The egress section, if the document declares one.
     pub fn egress(&self) -> Option<&EgressSection> {
         match self {
@@ -388,16 +411,28 @@ const KINDS: &str = "base, team, role, agent or overlay";
 /// The `kind` of a YAML text, if it is a mapping with a known `kind`: how
 /// tier policy documents are told apart from other YAML files.
 pub fn document_kind(text: &str) -> Option<Kind> {
-    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
-    serde_yaml_ng::from_value(value.get("kind")?.clone()).ok()
+    serde_json::from_value(head(text)?.kind?).ok()
+}
+
+/// The one key read before the document's type is known.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(default)]
+    kind: Option<serde_json::Value>,
+}
+
+/// The `kind` of a mapping (`None` for a text that is not one).
+fn head(text: &str) -> Option<Head> {
+    crate::yaml::from_str::<Option<Head>>(text).ok().flatten()
 }
 
 /// Parses one document. `file` names it in errors.
 pub(crate) fn parse(file: Arc<str>, text: &str) -> Result<Parsed, Problem> {
     let positions = Positions::index(file.clone(), text);
-    let value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| serde_problem(&file, None, e))?;
-    let Some(kind) = value.get("kind") else {
+    // Syntax first: a text that is not YAML is reported as such.
+    crate::yaml::from_str::<serde::de::IgnoredAny>(text)
+        .map_err(|e| serde_problem(&file, None, e))?;
+    let Some(kind) = head(text).and_then(|h| h.kind) else {
         return Err(Problem::new(
             positions.at(""),
             "the document has no `kind`",
@@ -406,48 +441,38 @@ pub(crate) fn parse(file: Arc<str>, text: &str) -> Result<Parsed, Problem> {
             ),
         ));
     };
-    let kind: Kind = serde_yaml_ng::from_value(kind.clone()).map_err(|_| {
+    let kind: Kind = serde_json::from_value(kind.clone()).map_err(|_| {
         Problem::new(
             positions.at("kind"),
-            format!("unknown kind {}", short_yaml(kind)),
+            format!("unknown kind {}", short_value(&kind)),
             format!("write `kind: KIND` where KIND is {KINDS}"),
         )
     })?;
     let typed = |e| serde_problem(&file, Some(kind), e);
     let doc = match kind {
-        Kind::Base => Document::Base(serde_yaml_ng::from_str(text).map_err(typed)?),
-        Kind::Team => Document::Team(serde_yaml_ng::from_str(text).map_err(typed)?),
-        Kind::Role => Document::Role(serde_yaml_ng::from_str(text).map_err(typed)?),
-        Kind::Agent => Document::Agent(serde_yaml_ng::from_str(text).map_err(typed)?),
-        Kind::Overlay => Document::Overlay(serde_yaml_ng::from_str(text).map_err(typed)?),
+        Kind::Base => Document::Base(crate::yaml::from_str(text).map_err(typed)?),
+        Kind::Team => Document::Team(crate::yaml::from_str(text).map_err(typed)?),
+        Kind::Role => Document::Role(crate::yaml::from_str(text).map_err(typed)?),
+        Kind::Agent => Document::Agent(crate::yaml::from_str(text).map_err(typed)?),
+        Kind::Overlay => Document::Overlay(crate::yaml::from_str(text).map_err(typed)?),
     };
     Ok(Parsed { doc, positions })
 }
 
-fn short_yaml(v: &serde_yaml_ng::Value) -> String {
+fn short_value(v: &serde_json::Value) -> String {
     match v {
-        serde_yaml_ng::Value::String(s) => format!("`{s}`"),
-        other => serde_yaml_ng::to_string(other)
-            .map(|s| format!("`{}`", s.trim()))
-            .unwrap_or_else(|_| "value".into()),
+        serde_json::Value::String(s) => format!("`{s}`"),
+        other => format!("`{other}`"),
     }
 }
 
-fn serde_problem(file: &Arc<str>, kind: Option<Kind>, e: serde_yaml_ng::Error) -> Problem {
-    let location = match e.location() {
-        Some(l) => Location {
-            file: file.clone(),
-            line: l.line() as u32,
-            column: l.column() as u32,
-        },
-        None => Location::file(file.clone()),
+fn serde_problem(file: &Arc<str>, kind: Option<Kind>, e: crate::yaml::YamlError) -> Problem {
+    let location = Location {
+        file: file.clone(),
+        line: e.line,
+        column: e.column,
     };
-    let text = e.to_string();
-    // serde_yaml_ng appends " at line L column C"; the location says it.
-    let message = match text.rfind(" at line ") {
-        Some(i) if location.line > 0 => text[..i].to_string(),
-        _ => text,
-    };
+    let message = e.message;
     let what = kind.map(|k| format!("`kind: {}` documents", k.as_str()));
     let what = what.as_deref().unwrap_or("policy documents");
     let help = if message.contains("unknown field") {
@@ -456,6 +481,8 @@ fn serde_problem(file: &Arc<str>, kind: Option<Kind>, e: serde_yaml_ng::Error) -
         )
     } else if message.contains("missing field") {
         format!("add the field (see docs/policy.md for {what})")
+    } else if message.contains("duplicate") {
+        "write each key once: a repeated key would silently replace the first".to_string()
     } else {
         format!("see docs/policy.md for the format of {what}")
     };

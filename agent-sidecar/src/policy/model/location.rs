@@ -5,11 +5,9 @@
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
-use yaml_rust2::{
-    Event,
-    parser::{MarkedEventReceiver, Parser},
-    scanner::Marker,
-};
+use serde_saphyr::granit_parser::{Event, Marker};
+
+use crate::yaml;
 
 /// A place in a policy file. Line and column are 1-based; a line of 0
 /// means the whole file.
@@ -60,7 +58,12 @@ impl Positions {
         let mut walker = Walker::default();
         // Only the node positions are wanted; a scan error leaves what was
         // indexed so far, which is still useful.
-        let _ = Parser::new_from_str(text).load(&mut walker, false);
+        for (ev, span) in yaml::events(text).map_while(Result::ok) {
+            if walker.done {
+                break;
+            }
+            walker.on_event(ev, span.start);
+        }
         Positions {
             file,
             nodes: walker.nodes,
@@ -160,11 +163,8 @@ impl Walker {
     }
 }
 
-impl MarkedEventReceiver for Walker {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        if self.done {
-            return;
-        }
+impl Walker {
+    fn on_event(&mut self, ev: Event<'_>, mark: Marker) {
         match ev {
             Event::Scalar(text, ..) => {
                 self.first_key(mark);

@@ -7,6 +7,7 @@ use super::{
     action::AgentIdentity,
     condition::Condition,
     defaults::{EffectiveDefaults, OverlayDefaults},
+    detection::DetectionPolicy,
     document::Kind,
     gateway_table::GatewayTable,
     index::{ActionId, RuleId, ScopeId, ToolId},
@@ -95,6 +96,8 @@ pub(crate) struct Agent {
     pub(crate) defaults: EffectiveDefaults,
     pub(crate) egress: Allowlist,
     pub(crate) egress_names: Vec<NameRule>,
+    /// Behavioural detection settings (base, team, roles, agent).
+    pub(crate) detection: Arc<DetectionPolicy>,
 }
 
 /// A compiled, validated policy set. Immutable; share it in an `Arc` and
@@ -184,6 +187,12 @@ impl CompiledPolicySet {
     /// [`egress_allowlist`](Self::egress_allowlist)).
     pub fn egress_names(&self, id: &str) -> Option<&[NameRule]> {
         self.agents.get(id).map(|a| a.egress_names.as_slice())
+    }
+
+    /// The behavioural detection settings of agent `id` (the base's for an
+    /// undeclared agent).
+    pub fn detection(&self, id: &str) -> &Arc<DetectionPolicy> {
+        &self.agents.get(id).unwrap_or(&self.unknown_agent).detection
     }
 
     /// Declared agent ids, sorted.

@@ -72,3 +72,22 @@ fn non_policy_yaml_has_no_kind() {
     assert_eq!(document_kind("scenarios: []\n"), None);
     assert_eq!(document_kind("[1, 2"), None);
 }
+
+#[test]
+fn a_repeated_key_is_refused_where_it_repeats() {
+    // A second `tier:` silently replacing the first would let a reviewed
+    // line be overridden further down the file.
+    for (text, at) in [
+        ("kind: team\nname: fin\nname: ops\n", "d.yaml:3:1"),
+        (
+            "kind: team\nname: fin\nrules:\n  - id: a\n    tier: 4\n    tier: 1\n",
+            "d.yaml:6:5",
+        ),
+        ("kind: team\nkind: base\nname: fin\n", "d.yaml:2:1"),
+    ] {
+        let e = parse_text(text).expect_err(text).to_string();
+        assert!(e.starts_with(at), "{text:?}: {e}");
+        assert!(e.contains("duplicate"), "{text:?}: {e}");
+        assert!(e.contains("help: write each key once"), "{text:?}: {e}");
+    }
+}

@@ -14,13 +14,13 @@ fn yaml_and_json_forms_round_trip() {
     for t in Tier::ALL {
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<Tier>(&json).unwrap(), t);
-        let yaml = serde_yaml_ng::to_string(&t).unwrap();
-        assert_eq!(serde_yaml_ng::from_str::<Tier>(&yaml).unwrap(), t);
+        let yaml = serde_saphyr::to_string(&t).unwrap();
+        assert_eq!(crate::yaml::from_str::<Tier>(&yaml).unwrap(), t);
     }
     assert_eq!(serde_json::to_string(&Tier::Approval).unwrap(), "3");
     assert_eq!(serde_json::to_string(&Tier::Deny).unwrap(), "\"deny\"");
     assert_eq!(
-        serde_yaml_ng::from_str::<Tier>("'2'").unwrap(),
+        crate::yaml::from_str::<Tier>("'2'").unwrap(),
         Tier::Supervised
     );
 }
@@ -28,9 +28,7 @@ fn yaml_and_json_forms_round_trip() {
 #[test]
 fn bad_tiers_say_what_is_allowed() {
     for bad in ["0", "5", "-1", "block", "2.5"] {
-        let e = serde_yaml_ng::from_str::<Tier>(bad)
-            .unwrap_err()
-            .to_string();
+        let e = crate::yaml::from_str::<Tier>(bad).unwrap_err().to_string();
         assert!(e.contains("1, 2, 3, 4 or deny"), "{bad}: {e}");
     }
 }
