@@ -5,4 +5,5 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod baseline;
 pub(crate) mod config;
+pub(crate) mod inject_webhook;
 pub(crate) mod policy;

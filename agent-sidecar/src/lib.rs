@@ -37,6 +37,8 @@
 //!   config file), with line and column on every error;
 //! - [`config`]: one way to configure `run`: flags, `AGENT_SIDECAR_*`
 //!   variables and a YAML file, with one precedence;
+//! - [`inject`]: the Kubernetes admission webhook that adds the sidecar
+//!   to agent pods;
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed
 //!   cgroup and wires all of the above.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -54,6 +56,7 @@ pub mod egress;
 pub mod events;
 pub mod gateway;
 pub mod http_client;
+pub mod inject;
 mod io_delegate;
 pub mod kernel;
 pub mod metrics;

@@ -59,6 +59,9 @@ enum Command {
     /// role), fold an alert marked benign back in.
     #[command(subcommand)]
     Baseline(cli::baseline::BaselineCommand),
+    /// Kubernetes mutating admission webhook (HTTPS) that injects the
+    /// sidecar into agent pods.
+    InjectWebhook(Box<cli::inject_webhook::InjectWebhookArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => cli::audit::run(cmd),
         Command::Config(cmd) => cli::config::run(cmd, &Cli::command()),
         Command::Baseline(cmd) => cli::baseline::run(cmd),
+        Command::InjectWebhook(args) => cli::inject_webhook::run(*args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

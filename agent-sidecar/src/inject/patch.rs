@@ -1,0 +1,322 @@
+//! The JSONPatch that injects the sidecar into a pod.
+
+use json_patch::{AddOperation, Patch, PatchOperation};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, Pod, Probe, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use super::{IDENTITY_ANNOTATIONS, STATUS_ANNOTATION, STATUS_INJECTED};
+
+/// Name of the injected init container (and prefix of its volumes).
+pub const SIDECAR_NAME: &str = "agent-sidecar";
+/// Name of the sidecar's admin port (scraped for `/metrics`).
+pub const ADMIN_PORT_NAME: &str = "sidecar-admin";
+/// Where agent containers find the CA bundle.
+pub const CA_BUNDLE_DIR: &str = "/etc/agent-sidecar/ca";
+/// File name of the CA bundle in its ConfigMap and directory.
+pub const CA_BUNDLE_FILE: &str = "ca.crt";
+
+/// Capabilities the sidecar keeps (all others are dropped), each with why.
+pub const SIDECAR_CAPABILITIES: [(&str, &str); 2] = [
+    (
+        "BPF",
+        "create the policy maps and load the egress programs (bpf(2) map and program commands)",
+    ),
+    (
+        "NET_ADMIN",
+        "attach cgroup socket programs to the agent containers' cgroups and close \
+         connections a policy change revokes (sock_diag destroy)",
+    ),
+];
+
+/// What the injected sidecar looks like; from `inject-webhook`'s flags.
+#[derive(Debug, Clone)]
+pub struct InjectConfig {
+    /// Sidecar image reference.
+    pub image: String,
+    /// Port of the sidecar's explicit HTTP(S) proxy on the pod's loopback.
+    pub proxy_port: u16,
+    /// Port of the sidecar's admin surface (`/readyz`, `/metrics`).
+    pub admin_port: u16,
+    /// ConfigMap holding the policies, mounted into the sidecar.
+    pub policy_config_map: String,
+    /// ConfigMap holding the CA bundle (`ca.crt`) agents trust.
+    pub ca_bundle_config_map: String,
+    /// Secret holding the sidecar CA's certificate and key (sidecar only).
+    pub ca_secret: String,
+    /// Host path of the bpffs where the sidecar pins its programs.
+    pub host_bpffs: String,
+    /// Host path of the cgroup v2 hierarchy (mounted read-only).
+    pub host_cgroupfs: String,
+}
+
+/// Mount points inside the sidecar container.
+const POLICY_DIR: &str = "/etc/agent-sidecar/policy";
+const CA_SECRET_DIR: &str = "/etc/agent-sidecar/ca-key";
+const BPFFS_DIR: &str = "/sys/fs/bpf";
+const HOST_CGROUP_DIR: &str = "/host/sys/fs/cgroup";
+
+/// Environment variables the webhook sets in agent containers (replacing
+/// any the pod set itself, so the agent cannot opt out of the proxy).
+pub fn agent_env(config: &InjectConfig) -> Vec<EnvVar> {
+    let proxy = format!("http://127.0.0.1:{}", config.proxy_port);
+    let bundle = format!("{CA_BUNDLE_DIR}/{CA_BUNDLE_FILE}");
+    [
+        ("HTTPS_PROXY", proxy.as_str()),
+        ("HTTP_PROXY", proxy.as_str()),
+        ("https_proxy", proxy.as_str()),
+        ("http_proxy", proxy.as_str()),
+        ("NO_PROXY", "localhost,127.0.0.1,::1"),
+        ("no_proxy", "localhost,127.0.0.1,::1"),
+        ("SSL_CERT_FILE", bundle.as_str()),
+        ("REQUESTS_CA_BUNDLE", bundle.as_str()),
+        ("NODE_EXTRA_CA_CERTS", bundle.as_str()),
+    ]
+    .into_iter()
+    .map(|(name, value)| EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    })
+    .collect()
+}
+
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    }
+}
+
+/// The sidecar as a native sidecar: an init container that keeps running
+/// (`restartPolicy: Always`), started before the agent containers and
+/// considered started only once `/readyz` answers.
+pub fn sidecar_container(config: &InjectConfig) -> Container {
+    let mut env = vec![
+        field_env("AGENT_SIDECAR_POD_UID", "metadata.uid"),
+        field_env("AGENT_SIDECAR_POD_NAME", "metadata.name"),
+        field_env("AGENT_SIDECAR_POD_NAMESPACE", "metadata.namespace"),
+    ];
+    env.extend(
+        IDENTITY_ANNOTATIONS.iter().map(|(annotation, var)| {
+            field_env(var, &format!("metadata.annotations['{annotation}']"))
+        }),
+    );
+    let probe = |period, failures| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/readyz".to_owned()),
+            port: IntOrString::Int(i32::from(config.admin_port)),
+            host: Some("127.0.0.1".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    };
+    Container {
+        name: SIDECAR_NAME.to_owned(),
+        image: Some(config.image.clone()),
+        args: Some(vec![
+            "serve".to_owned(),
+            format!("--policy-dir={POLICY_DIR}"),
+            format!("--host-cgroupfs={HOST_CGROUP_DIR}"),
+            format!("--bpffs={BPFFS_DIR}"),
+            format!("--ca-dir={CA_SECRET_DIR}"),
+            format!("--proxy-listen=127.0.0.1:{}", config.proxy_port),
+            format!("--admin-listen=0.0.0.0:{}", config.admin_port),
+        ]),
+        restart_policy: Some("Always".to_owned()),
+        ports: Some(vec![ContainerPort {
+            name: Some(ADMIN_PORT_NAME.to_owned()),
+            container_port: i32::from(config.admin_port),
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(env),
+        startup_probe: Some(probe(1, 60)),
+        readiness_probe: Some(probe(5, 3)),
+        volume_mounts: Some(vec![
+            mount("agent-sidecar-policy", POLICY_DIR, true),
+            mount("agent-sidecar-ca-key", CA_SECRET_DIR, true),
+            mount("agent-sidecar-bpffs", BPFFS_DIR, false),
+            mount("agent-sidecar-host-cgroup", HOST_CGROUP_DIR, true),
+        ]),
+        security_context: Some(SecurityContext {
+            // Root inside the container, but only with the capabilities
+            // below: pins under the host bpffs are root-owned.
+            run_as_user: Some(0),
+            run_as_non_root: Some(false),
+            privileged: Some(false),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: Some(
+                    SIDECAR_CAPABILITIES
+                        .iter()
+                        .map(|(c, _)| (*c).to_owned())
+                        .collect(),
+                ),
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// The volumes the sidecar and the agents mount.
+pub fn volumes(config: &InjectConfig) -> Vec<Volume> {
+    let host = |name: &str, path: &str, kind: &str| Volume {
+        name: name.to_owned(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.to_owned(),
+            type_: Some(kind.to_owned()),
+        }),
+        ..Volume::default()
+    };
+    let config_map = |name: &str, map: &str| Volume {
+        name: name.to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: map.to_owned(),
+            optional: Some(false),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    vec![
+        config_map("agent-sidecar-policy", &config.policy_config_map),
+        config_map("agent-sidecar-ca-bundle", &config.ca_bundle_config_map),
+        Volume {
+            name: "agent-sidecar-ca-key".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(config.ca_secret.clone()),
+                // Group-readable, never world-readable.
+                default_mode: Some(0o440),
+                optional: Some(false),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        host("agent-sidecar-bpffs", &config.host_bpffs, "Directory"),
+        host(
+            "agent-sidecar-host-cgroup",
+            &config.host_cgroupfs,
+            "Directory",
+        ),
+    ]
+}
+
+/// Escapes one JSON Pointer reference token (RFC 6901).
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+fn add(path: &str, value: Value) -> Result<PatchOperation, serde_json::Error> {
+    Ok(PatchOperation::Add(AddOperation {
+        path: path.parse().map_err(serde::de::Error::custom)?,
+        value,
+    }))
+}
+
+/// Appends `items` to the array at `path`, creating it when absent.
+fn append<T: serde::Serialize>(
+    ops: &mut Vec<PatchOperation>,
+    path: &str,
+    present: bool,
+    items: &[T],
+    first: bool,
+) -> Result<(), serde_json::Error> {
+    if !present {
+        return add(path, serde_json::to_value(items)?).map(|op| ops.push(op));
+    }
+    for item in items {
+        let at = if first {
+            format!("{path}/0")
+        } else {
+            format!("{path}/-")
+        };
+        ops.push(add(&at, serde_json::to_value(item)?)?);
+    }
+    Ok(())
+}
+
+/// The patch injecting the sidecar into `pod`. The sidecar goes first
+/// among the init containers so that later init containers are already
+/// governed; each agent container gets [`agent_env`] (overriding its own
+/// values of those names) and the CA bundle mounted read-only.
+pub fn patch(pod: &Pod, config: &InjectConfig) -> Result<Patch, serde_json::Error> {
+    let mut ops = Vec::new();
+    let annotations_present = pod.metadata.annotations.is_some();
+    if annotations_present {
+        let path = format!("/metadata/annotations/{}", escape(STATUS_ANNOTATION));
+        ops.push(add(&path, Value::from(STATUS_INJECTED))?);
+    } else {
+        let value = serde_json::json!({ STATUS_ANNOTATION: STATUS_INJECTED });
+        ops.push(add("/metadata/annotations", value)?);
+    }
+    let spec = pod.spec.clone().unwrap_or_default();
+    append(
+        &mut ops,
+        "/spec/initContainers",
+        spec.init_containers.is_some(),
+        &[sidecar_container(config)],
+        true,
+    )?;
+    append(
+        &mut ops,
+        "/spec/volumes",
+        spec.volumes.is_some(),
+        &volumes(config),
+        false,
+    )?;
+    let ours = agent_env(config);
+    for (i, container) in spec.containers.iter().enumerate() {
+        let mut env: Vec<EnvVar> = container
+            .env
+            .iter()
+            .flatten()
+            .filter(|e| !ours.iter().any(|o| o.name == e.name))
+            .cloned()
+            .collect();
+        env.extend(ours.iter().cloned());
+        ops.push(add(
+            &format!("/spec/containers/{i}/env"),
+            serde_json::to_value(&env)?,
+        )?);
+        let mut mounts: Vec<VolumeMount> = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.mount_path != CA_BUNDLE_DIR && m.name != "agent-sidecar-ca-bundle")
+            .cloned()
+            .collect();
+        mounts.push(mount("agent-sidecar-ca-bundle", CA_BUNDLE_DIR, true));
+        let path = format!("/spec/containers/{i}/volumeMounts");
+        ops.push(add(&path, serde_json::to_value(&mounts)?)?);
+    }
+    Ok(Patch(ops))
+}
