@@ -130,10 +130,9 @@ fn assert_injected(pod: &Value) {
     assert_eq!(m["readOnly"], true, "host cgroupfs read-only");
     // The config file from the namespace's ConfigMap, named by --config.
     assert!(
-        sidecar["args"]
-            .as_array()
-            .unwrap()
-            .contains(&Value::from("--config=/etc/agent-sidecar/config/sidecar.yaml")),
+        sidecar["args"].as_array().unwrap().contains(&Value::from(
+            "--config=/etc/agent-sidecar/config/sidecar.yaml"
+        )),
         "{sidecar}"
     );
     let volume = |name: &str| {
@@ -150,7 +149,10 @@ fn assert_injected(pod: &Value) {
         "agent-sidecar-config"
     );
     let secrets = volume("agent-sidecar-secrets");
-    assert_eq!(secrets["secret"]["defaultMode"], 0o440, "never world-readable");
+    assert_eq!(
+        secrets["secret"]["defaultMode"], 0o440,
+        "never world-readable"
+    );
     assert_eq!(secrets["secret"]["optional"], true);
     for name in ["agent-sidecar-config", "agent-sidecar-secrets"] {
         let m = mounts.iter().find(|m| m["name"] == name).unwrap();
