@@ -128,6 +128,36 @@ fn assert_injected(pod: &Value) {
         .find(|m| m["name"] == "agent-sidecar-host-cgroup")
         .unwrap();
     assert_eq!(m["readOnly"], true, "host cgroupfs read-only");
+    // The config file from the namespace's ConfigMap, named by --config.
+    assert!(
+        sidecar["args"].as_array().unwrap().contains(&Value::from(
+            "--config=/etc/agent-sidecar/config/sidecar.yaml"
+        )),
+        "{sidecar}"
+    );
+    let volume = |name: &str| {
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("volume {name}"))
+            .clone()
+    };
+    assert_eq!(
+        volume("agent-sidecar-config")["configMap"]["name"],
+        "agent-sidecar-config"
+    );
+    let secrets = volume("agent-sidecar-secrets");
+    assert_eq!(
+        secrets["secret"]["defaultMode"], 0o440,
+        "never world-readable"
+    );
+    assert_eq!(secrets["secret"]["optional"], true);
+    for name in ["agent-sidecar-config", "agent-sidecar-secrets"] {
+        let m = mounts.iter().find(|m| m["name"] == name).unwrap();
+        assert_eq!(m["readOnly"], true, "{name} read-only");
+    }
     for container in pod["spec"]["containers"].as_array().unwrap() {
         let env = container["env"].as_array().unwrap();
         let get = |n: &str| -> Vec<&Value> { env.iter().filter(|e| e["name"] == n).collect() };

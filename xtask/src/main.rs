@@ -3,8 +3,10 @@
 //! - `setup`: installs the eBPF toolchain (Debian `rustc-web`,
 //!   `libstd-rust-web-dev-bpf`, `llvm-22-dev`, and `bpf-linker` built against
 //!   LLVM 22 into `.tools/`) plus the test clients (curl, python3 with requests, dig, iproute2),
-//!   nginx (for a benchmark) and the Python venv `.tools/venv` with the MCP SDK
-//!   for the MCP test fixtures (see `venv.rs`).
+//!   nginx (for a benchmark), `kubectl` (Debian's kubernetes-client, for
+//!   `kubectl kustomize` in the deploy tests) and the Python venv
+//!   `.tools/venv` with the MCP SDK for the MCP test fixtures and the
+//!   offline Kubernetes validator (see `venv.rs`).
 //! - `build`: release build of the binaries.
 //! - `demo`: runs a demo agent under `agent-sidecar run`: kernel egress
 //!   enforcement, then MCP tool calls through the tool gateway's four tiers.
@@ -261,10 +263,27 @@ fn toolchain_ready() -> bool {
         && Path::new("/usr/lib/rustlib/bpfel-unknown-none").exists()
         && tools_dir().join("bin/bpf-linker").exists()
         && venv::ready()
+        && kubectl_ready()
+}
+
+/// Debian's package of `kubectl`, whose `kubectl kustomize` renders
+/// deploy/kubernetes for the deploy tests (tests/tests/kubernetes.rs).
+const KUBECTL_PACKAGE: &str = "kubernetes-client";
+
+/// Whether a `kubectl` runs (Debian's, or one installed otherwise: another
+/// package's /usr/bin/kubectl conflicts with Debian's, so it is kept).
+fn kubectl_ready() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn setup() -> Result<()> {
     apt_install(&APT_PACKAGES)?;
+    if !kubectl_ready() {
+        apt_install(&[KUBECTL_PACKAGE])?;
+    }
     if is_root() {
         quiesce_nginx();
     }

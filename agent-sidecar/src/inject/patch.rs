@@ -54,8 +54,20 @@ pub struct InjectConfig {
     pub host_cgroupfs: String,
 }
 
+/// ConfigMap (in the pod's namespace) holding the sidecar's config file
+/// under the key [`CONFIG_FILE`]; required, like the policy ConfigMap.
+pub const CONFIG_CONFIG_MAP: &str = "agent-sidecar-config";
+/// Key of the config file in [`CONFIG_CONFIG_MAP`].
+pub const CONFIG_FILE: &str = "sidecar.yaml";
+/// Secret (in the pod's namespace) holding the tool credentials the
+/// gateway injects (`secret: NAME=file:/etc/agent-sidecar/secrets/KEY` in
+/// the config file); optional, mounted 0440 into the sidecar only.
+pub const SECRETS_SECRET: &str = "agent-sidecar-secrets";
+
 /// Mount points inside the sidecar container.
 const POLICY_DIR: &str = "/etc/agent-sidecar/policy";
+const CONFIG_DIR: &str = "/etc/agent-sidecar/config";
+const SECRETS_DIR: &str = "/etc/agent-sidecar/secrets";
 const CA_SECRET_DIR: &str = "/etc/agent-sidecar/ca-key";
 const BPFFS_DIR: &str = "/sys/fs/bpf";
 const HOST_CGROUP_DIR: &str = "/host/sys/fs/cgroup";
@@ -138,6 +150,7 @@ pub fn sidecar_container(config: &InjectConfig) -> Container {
         image: Some(config.image.clone()),
         args: Some(vec![
             "serve".to_owned(),
+            format!("--config={CONFIG_DIR}/{CONFIG_FILE}"),
             format!("--policy-dir={POLICY_DIR}"),
             format!("--host-cgroupfs={HOST_CGROUP_DIR}"),
             format!("--bpffs={BPFFS_DIR}"),
@@ -156,7 +169,9 @@ pub fn sidecar_container(config: &InjectConfig) -> Container {
         startup_probe: Some(probe(1, 60)),
         readiness_probe: Some(probe(5, 3)),
         volume_mounts: Some(vec![
+            mount("agent-sidecar-config", CONFIG_DIR, true),
             mount("agent-sidecar-policy", POLICY_DIR, true),
+            mount("agent-sidecar-secrets", SECRETS_DIR, true),
             mount("agent-sidecar-ca-key", CA_SECRET_DIR, true),
             mount("agent-sidecar-bpffs", BPFFS_DIR, false),
             mount("agent-sidecar-host-cgroup", HOST_CGROUP_DIR, true),
@@ -208,6 +223,7 @@ pub fn volumes(config: &InjectConfig) -> Vec<Volume> {
         ..Volume::default()
     };
     vec![
+        config_map("agent-sidecar-config", CONFIG_CONFIG_MAP),
         config_map("agent-sidecar-policy", &config.policy_config_map),
         config_map("agent-sidecar-ca-bundle", &config.ca_bundle_config_map),
         Volume {
@@ -217,6 +233,18 @@ pub fn volumes(config: &InjectConfig) -> Vec<Volume> {
                 // Group-readable, never world-readable.
                 default_mode: Some(0o440),
                 optional: Some(false),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "agent-sidecar-secrets".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(SECRETS_SECRET.to_owned()),
+                // Group-readable (fsGroup), never world-readable; a pod
+                // whose agent calls no credentialed tool needs none.
+                default_mode: Some(0o440),
+                optional: Some(true),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()
