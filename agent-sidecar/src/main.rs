@@ -149,6 +149,7 @@ fn teardown_command(args: TeardownArgs) -> i32 {
         state_dir: args.pins.state_dir,
         cgroup: None,
         private_listeners: Vec::new(),
+        exempt_cgroups: Vec::new(),
     };
     match teardown_agent(&config) {
         Ok(state) => {

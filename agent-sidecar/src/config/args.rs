@@ -399,6 +399,8 @@ impl RunArgs {
             audit: args.audit.options(),
             audit_ship,
             command: args.command,
+            cgroup: None,
+            exempt_cgroups: Vec::new(),
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct EnforcerConfig {
     /// refuses every TCP connect and packet of the agent to their ports,
     /// whatever the address and whatever the allowlist says.
     pub private_listeners: Vec<SocketAddr>,
+    /// cgroups under `cgroup` that the programs leave alone, each exactly
+    /// (not its children): the sidecar's own container when `cgroup` is a
+    /// pod's. Written before the programs are attached.
+    pub exempt_cgroups: Vec<PathBuf>,
 }
 
 impl EnforcerConfig {
@@ -58,6 +62,7 @@ impl EnforcerConfig {
             state_dir: super::pins::DEFAULT_STATE_DIR.into(),
             cgroup: None,
             private_listeners: Vec::new(),
+            exempt_cgroups: Vec::new(),
         }
     }
 }
@@ -142,6 +147,7 @@ impl Enforcer {
         let lock = OwnerLock::acquire(&layout)?;
         let previous = PinnedState::read(&layout)?;
         let old_generations = layout.generations();
+        let exempt = exempt_ids(config)?;
         let (cgroup, created) = match &config.cgroup {
             Some(path) => (AgentCgroup::open(path.clone())?, false),
             None => AgentCgroup::create_or_open(&cgroup2, &config.agent_id)?,
@@ -174,6 +180,7 @@ impl Enforcer {
             &cgroup,
             &entries,
             &config.private_listeners,
+            &exempt,
         );
         let (allowlist_maps, settings, redirects, counters, events, logger, lsm_guard) =
             match attached {
@@ -237,6 +244,7 @@ impl Enforcer {
         cgroup: &AgentCgroup,
         entries: &Entries,
         private_listeners: &[SocketAddr],
+        exempt: &[u64],
     ) -> Result<
         (
             AllowlistMaps,
@@ -294,6 +302,14 @@ impl Enforcer {
             private
                 .set(word, bits, 0)
                 .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORT_BITS, "writing map", &e))?;
+        }
+        let mut exempt_map: BpfHashMap<MapData, u64, u8> =
+            BpfHashMap::try_from(take(map_names::EXEMPT)?)
+                .map_err(|e| KernelError::bpf(map_names::EXEMPT, "opening map", &e))?;
+        for id in exempt {
+            exempt_map
+                .insert(id, 1, 0)
+                .map_err(|e| KernelError::bpf(map_names::EXEMPT, "writing map", &e))?;
         }
         settings
             .set(0, READY, 0)
@@ -646,6 +662,33 @@ fn kill_and_destroy(
         );
     }
     Ok(())
+}
+
+/// The cgroup ids of `config.exempt_cgroups`; each must be a cgroup
+/// strictly under `config.cgroup` (an exemption elsewhere would mean
+/// nothing, or everything).
+fn exempt_ids(config: &EnforcerConfig) -> Result<Vec<u64>, KernelError> {
+    config
+        .exempt_cgroups
+        .iter()
+        .map(|path| {
+            let under = config
+                .cgroup
+                .as_ref()
+                .is_some_and(|c| path.starts_with(c) && path != c);
+            if !under {
+                return Err(KernelError::io(
+                    "exempting cgroup",
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "an exempt cgroup must lie strictly under the cgroup the programs are attached to",
+                    ),
+                ));
+            }
+            AgentCgroup::open(path.clone())?.id()
+        })
+        .collect()
 }
 
 /// Loads program `name` and attaches it to the cgroup with a BPF link.

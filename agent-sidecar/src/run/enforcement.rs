@@ -47,8 +47,9 @@ impl Enforcement {
             bpffs: opts.bpffs.clone(),
             mount_bpffs: opts.mount_bpffs,
             state_dir: opts.state_dir.clone(),
-            cgroup: None,
+            cgroup: opts.cgroup.clone(),
             private_listeners: listeners.private.iter().map(|l| l.addr).collect(),
+            exempt_cgroups: opts.exempt_cgroups.clone(),
         };
         let mut enforcer = Enforcer::start(&config, &plan.allowlist)?;
         metrics.set_allowlist_entries(agent_id, enforcer.allowlist_entries());

@@ -52,8 +52,13 @@ pub struct RunOptions {
     pub audit: AuditOptions,
     /// Where the audit records are shipped (none by default).
     pub audit_ship: AuditShipOptions,
-    /// The command and its arguments.
+    /// The command and its arguments (none for `serve`).
     pub command: Vec<OsString>,
+    /// Attach to this existing cgroup (a pod's) instead of creating one
+    /// per agent id.
+    pub cgroup: Option<PathBuf>,
+    /// cgroups under `cgroup` left alone (the sidecar's own container).
+    pub exempt_cgroups: Vec<PathBuf>,
 }
 
 /// Name-based egress settings of `run`.
