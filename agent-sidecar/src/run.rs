@@ -57,14 +57,14 @@ use crate::{
     metrics::{Check, Metrics},
 };
 pub use allow::AllowArg;
-use egress_plan::EgressPlan;
+pub(crate) use egress_plan::EgressPlan;
 use enforcement::Enforcement;
 pub use env::{EnvError, EnvOptions, EnvVar};
 pub use error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SIDECAR_FAILED, RunError};
 pub use gateway::GatewayOptions;
 use listeners::OperatorListeners;
 use names::{NameServices, NamesConfig};
-pub use options::{NamesOptions, RunOptions};
+pub use options::{NamesOptions, PodContext, RunOptions};
 use private_listeners::PrivateListener;
 pub use ship::AuditShipOptions;
 pub use uid_pool::{UidPoolError, UidRange};

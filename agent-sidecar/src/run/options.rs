@@ -59,6 +59,22 @@ pub struct RunOptions {
     pub cgroup: Option<PathBuf>,
     /// cgroups under `cgroup` left alone (the sidecar's own container).
     pub exempt_cgroups: Vec<PathBuf>,
+    /// The pod `serve` governs (none for `run`).
+    pub pod: Option<PodContext>,
+}
+
+/// The pod `serve` governs: who its agent is, and the instance id that
+/// names this replica's pins, lock and state.
+#[derive(Clone, Debug, Default)]
+pub struct PodContext {
+    /// Names the pins, lock and state (instead of the agent id).
+    pub instance_id: String,
+    /// The agent's owner (pod annotation).
+    pub owner: Option<String>,
+    /// The owner's team (pod annotation).
+    pub team: Option<String>,
+    /// What the agent is for (pod annotation).
+    pub purpose: Option<String>,
 }
 
 /// Name-based egress settings of `run`.
