@@ -98,7 +98,15 @@ pub async fn serve(opts: ServeOptions) -> Result<i32, RunError> {
     let mut term = signal(SignalKind::terminate()).map_err(|e| RunError::Io("SIGTERM", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| RunError::Io("SIGINT", e))?;
     let (opened, plan) = run::Opened::open(&ropts, &agent_id)?;
-    let code = governed(&ropts, &agent_id, plan, &opened, (&mut term, &mut int), opts.drain_grace).await;
+    let code = governed(
+        &ropts,
+        &agent_id,
+        plan,
+        &opened,
+        (&mut term, &mut int),
+        opts.drain_grace,
+    )
+    .await;
     opened.close(&code).await;
     code
 }
@@ -108,7 +116,10 @@ async fn governed(
     agent_id: &str,
     plan: run::EgressPlan,
     opened: &run::Opened,
-    (term, int): (&mut tokio::signal::unix::Signal, &mut tokio::signal::unix::Signal),
+    (term, int): (
+        &mut tokio::signal::unix::Signal,
+        &mut tokio::signal::unix::Signal,
+    ),
     grace: Duration,
 ) -> Result<i32, RunError> {
     let governing = run::Governing::start(opts, agent_id, plan, opened).await?;

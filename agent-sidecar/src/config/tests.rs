@@ -79,7 +79,8 @@ fn a_flag_beats_its_variable_which_beats_the_file_which_beats_the_default() {
         run(&["--dns-budget-queries", "30"], &env, Some(&f))
             .unwrap()
             .0
-            .sidecar.gateway
+            .sidecar
+            .gateway
             .environment,
         "staging"
     );
@@ -131,7 +132,10 @@ fn variables_are_parsed_like_the_flag() {
     let (a, r) = run(&[], &env, None).unwrap();
     assert_eq!(a.sidecar.allow.len(), 3);
     assert_eq!(a.sidecar.intercept_ports, [80, 8080]);
-    assert_eq!(a.sidecar.gateway.approval_sla, std::time::Duration::from_secs(5400));
+    assert_eq!(
+        a.sidecar.gateway.approval_sla,
+        std::time::Duration::from_secs(5400)
+    );
     assert_eq!(a.env.len(), 1, "one value: commas are not separators");
     assert_eq!(source(&r, "log"), Source::Env);
     for (var, value, needle) in [
@@ -208,7 +212,10 @@ fn relative_paths_are_relative_to_the_file() {
         [dir.join("egress.yaml"), PathBuf::from("/abs/p.yaml")]
     );
     assert_eq!(a.sidecar.gateway.policy_dir, Some(dir.join("policies")));
-    assert_eq!(a.sidecar.gateway.admin_token_file, Some(dir.join("../token")));
+    assert_eq!(
+        a.sidecar.gateway.admin_token_file,
+        Some(dir.join("../token"))
+    );
     let file = LoadedFile::load(&f).unwrap();
     assert_eq!(
         file.values["secret"],
@@ -233,7 +240,13 @@ fn the_webhook_secret_syslog_and_baseline_keys_reach_the_gateway() {
     );
     // `none` is a word, not a path next to the file: baselines in memory.
     assert_eq!(a.sidecar.gateway.baseline_dir, PathBuf::from("none"));
-    let syslog: Vec<String> = a.sidecar.gateway.syslog.iter().map(|t| t.to_string()).collect();
+    let syslog: Vec<String> = a
+        .sidecar
+        .gateway
+        .syslog
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
     assert_eq!(syslog, ["tcp://127.0.0.1:514", "tls://siem.example:6514"]);
     let opts = a.sidecar.gateway.options().expect("the gateway is on");
     assert_eq!(opts.baseline_dir, None);
@@ -385,7 +398,10 @@ fn serve_takes_the_pod_from_variables_and_the_file() {
         "agent-id: from-file\nhost-cgroupfs: /host/sys/fs/cgroup\ndrain-grace: 5s\nallow: [10.0.0.1:443]\n",
     );
     let env: HashMap<String, OsString> = [
-        ("AGENT_SIDECAR_POD_UID", "3f1c2a9e-7b4d-4e8a-9c11-0d5e6f7a8b9c"),
+        (
+            "AGENT_SIDECAR_POD_UID",
+            "3f1c2a9e-7b4d-4e8a-9c11-0d5e6f7a8b9c",
+        ),
         ("AGENT_SIDECAR_POD_NAME", "reviewer-abc"),
         ("AGENT_SIDECAR_AGENT_ID", "reviewer"),
         ("AGENT_SIDECAR_OWNER", "alice@example.com"),
@@ -406,7 +422,11 @@ fn serve_takes_the_pod_from_variables_and_the_file() {
     let a = ServeArgs::from_arg_matches(matches.subcommand_matches("serve").unwrap()).unwrap();
     assert_eq!(a.pod_uid, "3f1c2a9e-7b4d-4e8a-9c11-0d5e6f7a8b9c");
     assert_eq!(a.pod_name, "reviewer-abc");
-    assert_eq!(a.sidecar.agent_id.as_deref(), Some("reviewer"), "env beats the file");
+    assert_eq!(
+        a.sidecar.agent_id.as_deref(),
+        Some("reviewer"),
+        "env beats the file"
+    );
     assert_eq!(a.host_cgroupfs, PathBuf::from("/host/sys/fs/cgroup"));
     assert_eq!(a.drain_grace, std::time::Duration::from_secs(5));
     assert_eq!(a.owner.as_deref(), Some("alice@example.com"));

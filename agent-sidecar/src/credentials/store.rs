@@ -6,7 +6,10 @@ use std::{
     fmt,
     fs::File,
     io::Read,
-    os::unix::{ffi::OsStringExt, fs::{MetadataExt, PermissionsExt}},
+    os::unix::{
+        ffi::OsStringExt,
+        fs::{MetadataExt, PermissionsExt},
+    },
     path::Path,
 };
 

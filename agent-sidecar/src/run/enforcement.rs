@@ -43,7 +43,10 @@ impl Enforcement {
         events: EventBus,
     ) -> Result<Self, RunError> {
         // A pod's replicas share the agent id, never their pins.
-        let pin_id = opts.pod.as_ref().map_or(agent_id, |p| p.instance_id.as_str());
+        let pin_id = opts
+            .pod
+            .as_ref()
+            .map_or(agent_id, |p| p.instance_id.as_str());
         let config = EnforcerConfig {
             agent_id: pin_id.to_string(),
             bpffs: opts.bpffs.clone(),

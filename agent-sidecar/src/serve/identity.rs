@@ -65,7 +65,14 @@ mod tests {
         let l1 = instance_id(&format!("{long}-a"), "u1");
         let l2 = instance_id(&format!("{long}-b"), "u2");
         assert_ne!(l1, l2, "a long name keeps its distinction in the hash");
-        for id in [&a, &b, &l1, &l2, &instance_id("../../evil", "u"), &instance_id("", "u")] {
+        for id in [
+            &a,
+            &b,
+            &l1,
+            &l2,
+            &instance_id("../../evil", "u"),
+            &instance_id("", "u"),
+        ] {
             validate_agent_id(id).unwrap_or_else(|e| panic!("{id}: {e}"));
         }
     }

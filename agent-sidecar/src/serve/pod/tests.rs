@@ -37,15 +37,23 @@ fn systemd_driver_pod_is_found_in_every_qos_class() {
         fs::create_dir_all(&agent).unwrap();
         fs::create_dir_all(&sidecar).unwrap();
         // A different pod next to it is not taken.
-        fs::create_dir_all(root.path().join(&qos_dir).join("kubepods-burstable-podffff.slice"))
-            .unwrap();
+        fs::create_dir_all(
+            root.path()
+                .join(&qos_dir)
+                .join("kubepods-burstable-podffff.slice"),
+        )
+        .unwrap();
         assert_eq!(find(root.path(), UID).unwrap(), pod, "{qos_dir}");
         assert_eq!(
             find(root.path(), &UID.to_ascii_uppercase()).unwrap(),
             pod,
             "the UID is matched case-insensitively"
         );
-        let rel = sidecar.strip_prefix(root.path()).unwrap().display().to_string();
+        let rel = sidecar
+            .strip_prefix(root.path())
+            .unwrap()
+            .display()
+            .to_string();
         let own = own_cgroup(root.path(), &pod, &hints(&format!("0::/{rel}\n"))).unwrap();
         assert_eq!(own, sidecar);
     }
@@ -74,14 +82,23 @@ fn cgroupfs_driver_pod_is_found_in_every_qos_class() {
 fn missing_ambiguous_and_forged_uids_are_refused() {
     let root = tempfile::tempdir().unwrap();
     let err = find(root.path(), UID).unwrap_err().to_string();
-    assert!(err.contains("no cgroup of pod") && err.contains("--host-cgroupfs"), "{err}");
+    assert!(
+        err.contains("no cgroup of pod") && err.contains("--host-cgroupfs"),
+        "{err}"
+    );
     // A UID that would walk out of the tree.
     for bad in ["../../etc", "abc", "3f1c2a9e/../x", ""] {
-        assert!(matches!(find(root.path(), bad), Err(PodError::BadUid(_))), "{bad}");
+        assert!(
+            matches!(find(root.path(), bad), Err(PodError::BadUid(_))),
+            "{bad}"
+        );
     }
     let under = UID.replace('-', "_");
-    fs::create_dir_all(root.path().join(format!("kubepods.slice/kubepods-pod{under}.slice")))
-        .unwrap();
+    fs::create_dir_all(
+        root.path()
+            .join(format!("kubepods.slice/kubepods-pod{under}.slice")),
+    )
+    .unwrap();
     fs::create_dir_all(root.path().join(format!("kubepods/pod{UID}"))).unwrap();
     let err = find(root.path(), UID).unwrap_err().to_string();
     assert!(err.contains("more than one cgroup"), "{err}");
