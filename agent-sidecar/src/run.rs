@@ -372,6 +372,7 @@ async fn start_name_services(
         idle: Duration::from_secs(120),
         proxy_env: opts.names.proxy_env,
         private_listeners: private,
+        explicit_listen: opts.names.explicit_listen,
     };
     let gateway = match (opts.gateway.clone(), plan.gateway) {
         (Some(options), Some(policy)) => Some(gateway::GatewayStart {

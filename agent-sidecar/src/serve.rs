@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub pod_uid: String,
     /// The pod's name.
     pub pod_name: String,
+    /// The pod's namespace.
+    pub pod_namespace: Option<String>,
     /// The host's cgroup v2 mount.
     pub host_cgroupfs: PathBuf,
     /// The sidecar's own container cgroup, when configured.
@@ -73,7 +75,8 @@ pub async fn serve(opts: ServeOptions) -> Result<i32, RunError> {
         .map_err(|e| RunError::Io("reading /proc/self/cgroup", e))?;
     let own = pod::own_cgroup(&opts.host_cgroupfs, &pod_cgroup, &hints)
         .map_err(|e| serve_err(e.to_string()))?;
-    let instance_id = identity::instance_id(&opts.pod_name, &opts.pod_uid);
+    let instance_id =
+        identity::instance_id(opts.pod_namespace.as_deref(), &opts.pod_name, &opts.pod_uid);
     info!(
         agent_id = %agent_id,
         instance_id = %instance_id,

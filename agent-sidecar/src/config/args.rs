@@ -202,6 +202,10 @@ pub struct ServeArgs {
     /// replica's pins, lock and state.
     #[arg(long, value_name = "NAME")]
     pub pod_name: String,
+    /// Namespace of the pod (downward API: fieldRef metadata.namespace): part of the instance
+    /// id, so that same-named pods of two namespaces on one node never share pins.
+    #[arg(long, value_name = "NS")]
+    pub pod_namespace: Option<String>,
     /// Where the host's cgroup v2 tree is mounted (read-only is enough).
     #[arg(long, value_name = "DIR", default_value = crate::serve::pod::DEFAULT_HOST_CGROUPFS)]
     pub host_cgroupfs: PathBuf,
@@ -220,6 +224,10 @@ pub struct ServeArgs {
     /// What the agent is for (pod annotation).
     #[arg(long, value_name = "TEXT")]
     pub purpose: Option<String>,
+    /// The explicit HTTP(S) proxy's address: the port the agent containers' HTTP_PROXY names
+    /// (the inject webhook sets both). A loopback address: the pod's containers share it.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15001")]
+    pub proxy_listen: SocketAddr,
     /// On SIGTERM: how long in-flight calls may take to finish before the services stop.
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
     pub drain_grace: Duration,
@@ -423,6 +431,7 @@ impl SidecarArgs {
                 },
                 intercept_ports: args.intercept_ports,
                 proxy_env: false,
+                explicit_listen: None,
             },
             agent_id: args.agent_id,
             user: None,
@@ -449,10 +458,13 @@ impl SidecarArgs {
 impl ServeArgs {
     /// What `serve` needs, from the parsed flags.
     pub fn into_options(self) -> crate::serve::ServeOptions {
+        let mut run = self.sidecar.into_options();
+        run.names.explicit_listen = Some(self.proxy_listen);
         crate::serve::ServeOptions {
-            run: self.sidecar.into_options(),
+            run,
             pod_uid: self.pod_uid,
             pod_name: self.pod_name,
+            pod_namespace: self.pod_namespace,
             host_cgroupfs: self.host_cgroupfs,
             sidecar_cgroup: self.sidecar_cgroup,
             owner: self.owner,

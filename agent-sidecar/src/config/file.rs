@@ -221,6 +221,9 @@ pub struct ConfigFile {
     /// `serve`: name of the pod (downward API `metadata.name`): the instance id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,
+    /// `serve`: namespace of the pod (downward API `metadata.namespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
     /// `serve`: where the host's cgroup v2 tree is mounted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_cgroupfs: Option<String>,
@@ -236,6 +239,9 @@ pub struct ConfigFile {
     /// `serve`: what the agent is for (pod annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// `serve`: the explicit HTTP(S) proxy's address (the agent containers' `HTTP_PROXY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_listen: Option<String>,
     /// `serve`: how long in-flight calls may take to finish on SIGTERM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_grace: Option<String>,

@@ -141,9 +141,13 @@ pub fn sidecar_container(config: &InjectConfig) -> Container {
             format!("--policy-dir={POLICY_DIR}"),
             format!("--host-cgroupfs={HOST_CGROUP_DIR}"),
             format!("--bpffs={BPFFS_DIR}"),
-            format!("--ca-dir={CA_SECRET_DIR}"),
+            "--no-mount-bpffs".to_owned(),
+            format!("--ca-cert={CA_SECRET_DIR}/tls.crt"),
+            format!("--ca-key={CA_SECRET_DIR}/tls.key"),
             format!("--proxy-listen=127.0.0.1:{}", config.proxy_port),
-            format!("--admin-listen=0.0.0.0:{}", config.admin_port),
+            // `/readyz`, `/healthz`, `/metrics`; the kernel refuses the
+            // agent containers this port.
+            format!("--metrics-listen=0.0.0.0:{}", config.admin_port),
         ]),
         restart_policy: Some("Always".to_owned()),
         ports: Some(vec![ContainerPort {
@@ -319,4 +323,60 @@ pub fn patch(pod: &Pod, config: &InjectConfig) -> Result<Patch, serde_json::Erro
         ops.push(add(&path, serde_json::to_value(&mounts)?)?);
     }
     Ok(Patch(ops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The injected sidecar's command line, with the variables the
+    /// downward API gives it, is one `serve` accepts.
+    #[test]
+    fn the_injected_arguments_are_a_valid_serve_command_line() {
+        let config = InjectConfig {
+            image: "agent-sidecar:test".into(),
+            proxy_port: 3128,
+            admin_port: 9090,
+            policy_config_map: "p".into(),
+            ca_bundle_config_map: "b".into(),
+            ca_secret: "c".into(),
+            host_bpffs: "/sys/fs/bpf".into(),
+            host_cgroupfs: "/sys/fs/cgroup".into(),
+        };
+        let container = sidecar_container(&config);
+        let mut argv: Vec<std::ffi::OsString> = vec!["agent-sidecar".into()];
+        argv.extend(container.args.unwrap().into_iter().map(Into::into));
+        let env: std::collections::HashMap<String, std::ffi::OsString> = container
+            .env
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, "3f1c2a9e-7b4d-4e8a-9c11-0d5e6f7a8b9c".into()))
+            .collect();
+        let cli = crate::config::args::run_cli();
+        let resolved = crate::config::resolve(&cli, "serve", &argv, &|k| env.get(k).cloned())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let matches = cli
+            .clone()
+            .try_get_matches_from(&resolved.argv)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let serve = matches.subcommand_matches("serve").expect("serve");
+        for (id, want) in [
+            ("proxy_listen", "127.0.0.1:3128"),
+            ("metrics_listen", "0.0.0.0:9090"),
+        ] {
+            let got = serve
+                .get_raw(id)
+                .and_then(|mut v| v.next())
+                .map(|v| v.to_string_lossy().into_owned());
+            assert_eq!(got.as_deref(), Some(want), "{id}");
+        }
+        // Every variable the webhook sets is a key serve reads.
+        let keys: Vec<String> = crate::config::keys(cli.find_subcommand("serve").unwrap())
+            .into_iter()
+            .map(|k| crate::config::env_name(&k.name))
+            .collect();
+        for var in env.keys() {
+            assert!(keys.contains(var), "{var} is read by nothing");
+        }
+    }
 }

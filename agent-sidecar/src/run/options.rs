@@ -94,6 +94,8 @@ pub struct NamesOptions {
     pub intercept_ports: Vec<u16>,
     /// Whether to set `HTTP_PROXY`/`HTTPS_PROXY` for the agent.
     pub proxy_env: bool,
+    /// The explicit proxy's address [default: an ephemeral loopback port].
+    pub explicit_listen: Option<SocketAddr>,
 }
 
 impl Default for NamesOptions {
@@ -105,6 +107,7 @@ impl Default for NamesOptions {
             budget: BudgetLimits::default(),
             intercept_ports: vec![80, 443],
             proxy_env: true,
+            explicit_listen: None,
         }
     }
 }

@@ -23,11 +23,17 @@ pub struct Identity {
     pub purpose: Option<String>,
 }
 
-/// The instance id of pod `pod_name` (`pod_uid` breaks ties): the pod
-/// name when it is a valid id of at most 64 characters, else its first
-/// characters and a hash of name and UID, so that two replicas (whose
-/// names differ) never share pins.
-pub fn instance_id(pod_name: &str, pod_uid: &str) -> String {
+/// The instance id of pod `pod_name` in `namespace` (`pod_uid` breaks
+/// ties): `NAMESPACE.NAME` (or the name alone) when it is a valid id of at
+/// most 64 characters, else its first characters and a hash of namespace,
+/// name and UID, so that two replicas (whose names differ), or same-named
+/// pods of two namespaces, never share pins.
+pub fn instance_id(namespace: Option<&str>, pod_name: &str, pod_uid: &str) -> String {
+    let full = match namespace.filter(|n| !n.is_empty()) {
+        Some(ns) => format!("{ns}.{pod_name}"),
+        None => pod_name.to_string(),
+    };
+    let pod_name = full.as_str();
     let clean: String = pod_name
         .chars()
         .map(|c| {
@@ -57,22 +63,21 @@ mod tests {
 
     #[test]
     fn instance_ids_are_valid_and_distinct_per_replica() {
-        let a = instance_id("reviewer-7d9f8b-abcde", "u1");
-        let b = instance_id("reviewer-7d9f8b-fghij", "u2");
+        let a = instance_id(None, "reviewer-7d9f8b-abcde", "u1");
+        let b = instance_id(None, "reviewer-7d9f8b-fghij", "u2");
         assert_eq!(a, "reviewer-7d9f8b-abcde");
         assert_ne!(a, b);
+        let ns1 = instance_id(Some("team-a"), "reviewer-0", "u1");
+        let ns2 = instance_id(Some("team-b"), "reviewer-0", "u2");
+        assert_eq!(ns1, "team-a.reviewer-0");
+        assert_ne!(ns1, ns2, "same-named pods of two namespaces");
         let long = "x".repeat(200);
-        let l1 = instance_id(&format!("{long}-a"), "u1");
-        let l2 = instance_id(&format!("{long}-b"), "u2");
+        let l1 = instance_id(Some("ns"), &format!("{long}-a"), "u1");
+        let l2 = instance_id(Some("ns"), &format!("{long}-b"), "u2");
         assert_ne!(l1, l2, "a long name keeps its distinction in the hash");
-        for id in [
-            &a,
-            &b,
-            &l1,
-            &l2,
-            &instance_id("../../evil", "u"),
-            &instance_id("", "u"),
-        ] {
+        let evil = instance_id(None, "../../evil", "u");
+        let empty = instance_id(None, "", "u");
+        for id in [&a, &b, &ns1, &ns2, &l1, &l2, &evil, &empty] {
             validate_agent_id(id).unwrap_or_else(|e| panic!("{id}: {e}"));
         }
     }
