@@ -111,6 +111,14 @@ impl Serve {
             own.file_name().unwrap().to_str().unwrap(),
             "--allow",
             ALLOWED,
+            "--allow",
+            "web.test:8081",
+            "--static-host",
+            "web.test=10.77.0.1",
+            "--static-host",
+            "evil.test=10.77.0.2",
+            "--upstream-dns",
+            "10.77.0.2:53",
             "--metrics-listen",
             METRICS,
             "--state-dir",
@@ -185,6 +193,30 @@ fn serve_governs_the_pods_containers_and_a_restart_opens_no_window() {
     let allowed = TcpServer::start(&ns, ALLOWED);
     let denied = TcpServer::start(&ns, DENIED);
     let upstream = TcpServer::start(&ns, UPSTREAM);
+    let mut web = command_in(
+        &ns,
+        None,
+        Path::new("python3"),
+        &["-m", "http.server", "8081", "--bind", "10.77.0.1"],
+    )
+    .current_dir(std::env::temp_dir())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("python3 http.server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !command_in(
+        &ns,
+        None,
+        Path::new("curl"),
+        &["-s", "-o", "/dev/null", "http://10.77.0.1:8081/"],
+    )
+    .status()
+    .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let tree = PodTree::new();
     let agent = tree.container("agent0");
     let side = tree.container("side0");
@@ -203,6 +235,33 @@ fn serve_governs_the_pods_containers_and_a_restart_opens_no_window() {
     assert_eq!(probe(&ns, &agent, &["tcp", UPSTREAM]), 1);
     // The sidecar's own container reaches its upstream.
     assert_eq!(probe(&ns, &side, &["tcp", UPSTREAM]), 0);
+    // Through the sidecar's proxy (the pod's HTTP_PROXY): a name the
+    // policy allows is reached by the sidecar on the agent's behalf, with
+    // a real client; another name is refused by the proxy.
+    let curl = |url: &str| {
+        let out = command_in(
+            &ns,
+            Some(&PodTree::procs(&agent)),
+            Path::new("curl"),
+            &[
+                "-s",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--proxy",
+                "http://127.0.0.1:15001",
+                url,
+            ],
+        )
+        .output()
+        .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("http://web.test:8081/"), "200");
+    assert_eq!(curl("http://evil.test:8080/"), "403");
     // A container created after serve started (a restart) is governed
     // from its first connect: nothing had to notice it.
     let late = tree.container("agent1");
@@ -285,6 +344,8 @@ fn serve_governs_the_pods_containers_and_a_restart_opens_no_window() {
     assert_eq!(refused, attempts, "every attempt refused by the kernel");
     assert_eq!(denied.count(), 0, "the denied server saw no connection");
     assert!(allowed.count() >= 2 && upstream.count() >= 2);
+    let _ = web.kill();
+    let _ = web.wait();
     for f in [&log, &log1, &results, &stop] {
         let _ = fs::remove_file(f);
     }
