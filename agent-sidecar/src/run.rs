@@ -373,6 +373,7 @@ async fn start_name_services(
         proxy_env: opts.names.proxy_env,
         private_listeners: private,
         explicit_listen: opts.names.explicit_listen,
+        drain: opts.names.drain,
     };
     let gateway = match (opts.gateway.clone(), plan.gateway) {
         (Some(options), Some(policy)) => Some(gateway::GatewayStart {

@@ -137,8 +137,10 @@ async fn governed(
         .metrics
         .readiness()
         .set(crate::metrics::Check::ResolverListening, false);
+    // The proxies wait up to `grace` for their calls in flight; this
+    // bound is the backstop for everything else.
     let stop = governing.stop(&opened.metrics, agent_id, true);
-    match tokio::time::timeout(grace, stop).await {
+    match tokio::time::timeout(grace + Duration::from_secs(5), stop).await {
         Ok(done) => done?,
         Err(_) => warn!(
             agent_id = %agent_id,

@@ -115,6 +115,10 @@ impl Serve {
             "web.test:8081",
             "--static-host",
             "web.test=10.77.0.1",
+            "--allow",
+            "slow.test:8082",
+            "--static-host",
+            "slow.test=10.77.0.1",
             "--static-host",
             "evil.test=10.77.0.2",
             "--upstream-dns",
@@ -204,18 +208,38 @@ fn serve_governs_the_pods_containers_and_a_restart_opens_no_window() {
     .stderr(Stdio::null())
     .spawn()
     .expect("python3 http.server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !command_in(
-        &ns,
-        None,
-        Path::new("curl"),
-        &["-s", "-o", "/dev/null", "http://10.77.0.1:8081/"],
-    )
-    .status()
-    .is_ok_and(|s| s.success())
-    {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    // Answers after 1.5 s: a call in flight when the sidecar is told to stop.
+    let slow_server = [
+        "import http.server, time",
+        "class H(http.server.BaseHTTPRequestHandler):",
+        "    def do_GET(self):",
+        "        time.sleep(1.5)",
+        "        self.send_response(200)",
+        "        self.send_header('Content-Length', '4')",
+        "        self.end_headers()",
+        "        self.wfile.write(b'slow')",
+        "http.server.HTTPServer(('10.77.0.1', 8082), H).serve_forever()",
+    ]
+    .join("\n");
+    let mut slow = command_in(&ns, None, Path::new("python3"), &["-c", &slow_server])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("slow server");
+    for url in ["http://10.77.0.1:8081/", "http://10.77.0.1:8082/"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !command_in(
+            &ns,
+            None,
+            Path::new("curl"),
+            &["-s", "-o", "/dev/null", url],
+        )
+        .status()
+        .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "{url} did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     let tree = PodTree::new();
     let agent = tree.container("agent0");
@@ -309,19 +333,54 @@ fn serve_governs_the_pods_containers_and_a_restart_opens_no_window() {
     assert_eq!(probe(&ns, &side1, &["tcp", UPSTREAM]), 0);
     assert_eq!(probe(&ns, &side, &["tcp", DENIED]), 1);
     std::thread::sleep(Duration::from_millis(300));
-    // SIGTERM: drained, exit 0, programs left attached.
+    // SIGTERM while a call is in flight through the proxy: the call
+    // finishes within the drain grace, then serve exits 0 and leaves the
+    // programs attached.
+    let in_flight = command_in(
+        &ns,
+        Some(&PodTree::procs(&agent)),
+        Path::new("curl"),
+        &[
+            "-s",
+            "-m",
+            "10",
+            "-w",
+            " %{http_code}",
+            "--proxy",
+            "http://127.0.0.1:15001",
+            "http://slow.test:8082/",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let term_at = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(sidecar.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
     let status = sidecar.wait().unwrap();
+    let drained_in = term_at.elapsed();
     assert_eq!(
         status.code(),
         Some(0),
         "{}",
         fs::read_to_string(&log1).unwrap_or_default()
     );
+    let call = in_flight.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&call.stdout),
+        "slow 200",
+        "the call in flight at SIGTERM finished"
+    );
+    eprintln!("drained in {drained_in:?} with a call in flight");
+    assert!(
+        drained_in < Duration::from_secs(2) + Duration::from_millis(900),
+        "{drained_in:?}"
+    );
+    assert_eq!(readyz(&ns), None, "no longer serving");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         probe(&ns, &agent, &["tcp", DENIED]),
@@ -344,8 +403,10 @@ fn serve_governs_the_pods_containers_and_a_restart_opens_no_window() {
     assert_eq!(refused, attempts, "every attempt refused by the kernel");
     assert_eq!(denied.count(), 0, "the denied server saw no connection");
     assert!(allowed.count() >= 2 && upstream.count() >= 2);
-    let _ = web.kill();
-    let _ = web.wait();
+    for server in [&mut web, &mut slow] {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
     for f in [&log, &log1, &results, &stop] {
         let _ = fs::remove_file(f);
     }

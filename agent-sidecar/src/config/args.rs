@@ -432,6 +432,7 @@ impl SidecarArgs {
                 intercept_ports: args.intercept_ports,
                 proxy_env: false,
                 explicit_listen: None,
+                drain: Duration::ZERO,
             },
             agent_id: args.agent_id,
             user: None,
@@ -460,6 +461,7 @@ impl ServeArgs {
     pub fn into_options(self) -> crate::serve::ServeOptions {
         let mut run = self.sidecar.into_options();
         run.names.explicit_listen = Some(self.proxy_listen);
+        run.names.drain = self.drain_grace;
         crate::serve::ServeOptions {
             run,
             pod_uid: self.pod_uid,

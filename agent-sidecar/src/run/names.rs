@@ -60,6 +60,8 @@ pub struct NamesConfig {
     /// The explicit proxy's address (`serve --proxy-listen`: the port the
     /// pod's `HTTP_PROXY` names) [default: an ephemeral loopback port].
     pub explicit_listen: Option<SocketAddr>,
+    /// How long calls in flight may take to finish at shutdown.
+    pub drain: Duration,
 }
 
 /// The running services; [`NameServices::shutdown`] stops them.
@@ -125,6 +127,7 @@ impl NameServices {
         // Proxies: one context, the resolver above for names.
         let proxy_config = ProxyConfig {
             agent_id: agent_id.to_string(),
+            drain: config.drain,
             ..ProxyConfig::default()
         };
         let resolver: Arc<dyn Resolve> = Arc::new(DnsResolve::new(dns.resolver().clone()));

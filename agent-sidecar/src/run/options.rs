@@ -96,6 +96,9 @@ pub struct NamesOptions {
     pub proxy_env: bool,
     /// The explicit proxy's address [default: an ephemeral loopback port].
     pub explicit_listen: Option<SocketAddr>,
+    /// How long proxied calls in flight may take to finish at shutdown
+    /// (`serve --drain-grace`; zero for `run`, whose agent is gone).
+    pub drain: std::time::Duration,
 }
 
 impl Default for NamesOptions {
@@ -108,6 +111,7 @@ impl Default for NamesOptions {
             intercept_ports: vec![80, 443],
             proxy_env: true,
             explicit_listen: None,
+            drain: std::time::Duration::ZERO,
         }
     }
 }
