@@ -2,9 +2,9 @@
 
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, Pod, Probe, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, Pod, Probe,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
@@ -58,6 +58,7 @@ pub struct InjectConfig {
 const POLICY_DIR: &str = "/etc/agent-sidecar/policy";
 const CA_SECRET_DIR: &str = "/etc/agent-sidecar/ca-key";
 const BPFFS_DIR: &str = "/sys/fs/bpf";
+const STATE_DIR: &str = "/run/agent-sidecar";
 const HOST_CGROUP_DIR: &str = "/host/sys/fs/cgroup";
 
 /// Environment variables the webhook sets in agent containers (replacing
@@ -163,6 +164,10 @@ pub fn sidecar_container(config: &InjectConfig) -> Container {
             mount("agent-sidecar-policy", POLICY_DIR, true),
             mount("agent-sidecar-ca-key", CA_SECRET_DIR, true),
             mount("agent-sidecar-bpffs", BPFFS_DIR, false),
+            // State, locks, the audit log and the approvals journal: the
+            // root filesystem is read-only, and a restarted sidecar
+            // container finds them again (the volume lives with the pod).
+            mount("agent-sidecar-state", STATE_DIR, false),
             mount("agent-sidecar-host-cgroup", HOST_CGROUP_DIR, true),
         ]),
         security_context: Some(SecurityContext {
@@ -226,6 +231,11 @@ pub fn volumes(config: &InjectConfig) -> Vec<Volume> {
             ..Volume::default()
         },
         host("agent-sidecar-bpffs", &config.host_bpffs, "Directory"),
+        Volume {
+            name: "agent-sidecar-state".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
         host(
             "agent-sidecar-host-cgroup",
             &config.host_cgroupfs,
