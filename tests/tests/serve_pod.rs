@@ -411,3 +411,77 @@ fn serve_governs_the_pods_containers_and_a_restart_opens_no_window() {
         let _ = fs::remove_file(f);
     }
 }
+
+/// A quarantine at a pod's cgroup: the sockets of every governed
+/// container (each carries its own container's cgroup id, not the pod's)
+/// are found and destroyed; the sidecar's own are spared.
+#[test]
+fn the_sockets_of_every_governed_container_are_destroyed_and_the_sidecars_spared() {
+    use agent_sidecar::kernel::{Enforcer, EnforcerConfig};
+    use agent_sidecar_tests::allowlist;
+    if !privileged() {
+        return;
+    }
+    let ns = NetNs::new();
+    let server = TcpServer::with_idle_timeout(&ns, ALLOWED, Duration::from_secs(5));
+    let tree = PodTree::new();
+    let agent = tree.container("agent0");
+    let late = tree.container("agent1");
+    let side = tree.container("side0");
+    let state_dir = std::env::temp_dir().join(unique("ast-podsock"));
+    let mut config = EnforcerConfig::new(&unique("podsock"));
+    config.state_dir = state_dir.clone();
+    config.cgroup = Some(tree.pod.clone());
+    config.exempt_cgroups = vec![side.clone()];
+    let mut enforcer =
+        Enforcer::start(&config, &allowlist(&[ALLOWED])).unwrap_or_else(|e| panic!("{e}"));
+    let go = state_dir.with_extension("go");
+    let hold = |dir: &Path, msg: &str| {
+        command_in(
+            &ns,
+            Some(&PodTree::procs(dir)),
+            &probe_bin(),
+            &["tcp-hold", ALLOWED, go.to_str().unwrap(), msg],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+    };
+    let mut holders = vec![
+        hold(&agent, "from-agent0"),
+        hold(&late, "from-agent1"),
+        hold(&side, "from-sidecar"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while enforcer.sockets().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the agents' sockets never showed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        enforcer.sockets().unwrap().len(),
+        2,
+        "both agent containers' sockets, not the sidecar's"
+    );
+    let report = enforcer.destroy_sockets().unwrap();
+    assert_eq!(report.destroyed, 2, "{report:?}");
+    fs::write(&go, "").unwrap();
+    for h in &mut holders {
+        let _ = h.wait();
+    }
+    let mut ended = server.wait_ended(3, Duration::from_secs(8));
+    ended.sort();
+    let delivered: Vec<String> = ended
+        .iter()
+        .filter(|(data, _)| !data.is_empty())
+        .map(|(data, _)| String::from_utf8_lossy(data).into_owned())
+        .collect();
+    assert_eq!(delivered, ["from-sidecar"], "{ended:?}");
+    enforcer.teardown().unwrap();
+    let _ = fs::remove_file(&go);
+    let _ = fs::remove_dir_all(&state_dir);
+}

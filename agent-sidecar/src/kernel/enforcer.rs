@@ -126,6 +126,8 @@ pub struct Enforcer {
     counted_from_birth: bool,
     /// The network namespaces the agent's processes were seen in.
     netns: NetnsSet,
+    /// cgroup ids under `cgroup` the programs leave alone.
+    exempt: Vec<u64>,
     _lock: OwnerLock,
 }
 
@@ -233,6 +235,7 @@ impl Enforcer {
             owns_cgroup: config.cgroup.is_none(),
             counted_from_birth,
             netns: NetnsSet::own()?,
+            exempt,
             _lock: lock,
         })
     }
@@ -520,14 +523,35 @@ impl Enforcer {
     /// Destroys every TCP and UDP socket of the agent's cgroup, in every
     /// network namespace its processes were seen in.
     pub fn destroy_sockets(&mut self) -> Result<sockets::DestroyReport, KernelError> {
-        self.netns.add_pids(&self.cgroup.pids()?);
-        sockets::destroy_all(self.cgroup.id()?, &self.netns)
+        let ids = self.governed_ids()?;
+        sockets::destroy_all_of(&ids, &self.netns)
     }
 
     /// The TCP and UDP sockets of the agent's cgroup.
     pub fn sockets(&mut self) -> Result<Vec<sockets::AgentSocket>, KernelError> {
+        let ids = self.governed_ids()?;
+        sockets::list_of(&ids, &self.netns)
+    }
+
+    /// The ids of the governed cgroups: the agent's cgroup and, attached
+    /// at a pod's cgroup, every cgroup under it but the exempt ones (a
+    /// socket carries its own container's cgroup id, not the pod's); the
+    /// network namespaces of their processes are added to those searched.
+    fn governed_ids(&mut self) -> Result<Vec<u64>, KernelError> {
         self.netns.add_pids(&self.cgroup.pids()?);
-        sockets::list(self.cgroup.id()?, &self.netns)
+        let mut ids = vec![self.cgroup.id()?];
+        if !self.exempt.is_empty() {
+            for (id, dir) in descendants(self.cgroup.path())? {
+                if self.exempt.contains(&id) {
+                    continue;
+                }
+                if let Ok(pids) = AgentCgroup::open(dir).and_then(|c| c.pids()) {
+                    self.netns.add_pids(&pids);
+                }
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     }
 
     /// Takes the deny-event ring buffer (once).
@@ -662,6 +686,30 @@ fn kill_and_destroy(
         );
     }
     Ok(())
+}
+
+/// The cgroup id (inode number) and path of every directory under `dir`.
+fn descendants(dir: &std::path::Path) -> Result<Vec<(u64, PathBuf)>, KernelError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut ids = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            // A container that went away between the listing and now.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => continue,
+            Err(e) => return Err(KernelError::io("listing cgroup", &d, e)),
+        };
+        for entry in entries.flatten() {
+            if let Ok(meta) = entry.metadata()
+                && meta.is_dir()
+            {
+                ids.push((meta.ino(), entry.path()));
+                todo.push(entry.path());
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// The cgroup ids of `config.exempt_cgroups`; each must be a cgroup
