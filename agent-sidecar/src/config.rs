@@ -19,7 +19,7 @@ pub mod layers;
 mod positions;
 mod suggest;
 
-pub use args::{GatewayArgs, PinArgs, RunArgs};
+pub use args::{GatewayArgs, PinArgs, RunArgs, ServeArgs, SidecarArgs};
 pub use error::ConfigError;
 pub use file::{ConfigFile, LoadedFile, schema, schema_text};
 pub use keys::{Key, KeyKind, env_name, keys};

@@ -40,7 +40,9 @@
 //! - [`inject`]: the Kubernetes admission webhook that adds the sidecar
 //!   to agent pods;
 //! - [`run`]: `agent-sidecar run`, which wraps one command in a governed
-//!   cgroup and wires all of the above.
+//!   cgroup and wires all of the above;
+//! - [`serve`]: `agent-sidecar serve`, the sidecar of a Kubernetes pod,
+//!   which governs the pod's other containers with `run`'s phases.
 #![deny(unsafe_op_in_unsafe_fn)]
 // One module-file style: `foo.rs` beside `foo/`, never `foo/mod.rs`.
 #![deny(clippy::mod_module_files)]
@@ -64,6 +66,7 @@ pub mod policy;
 pub mod proxy;
 pub mod redaction;
 pub mod run;
+pub mod serve;
 pub mod tls;
 pub mod webhook;
 pub mod yaml;

@@ -5,7 +5,7 @@ use std::{ffi::OsString, process::ExitCode};
 
 use agent_sidecar::{
     config::{
-        self, PinArgs, RunArgs,
+        self, PinArgs, RunArgs, ServeArgs,
         args::{LogArgs, LogFormat},
     },
     kernel::limits,
@@ -36,6 +36,9 @@ struct Cli {
 enum Command {
     /// Run COMMAND in a governed cgroup: it can reach only what the allowlist names.
     Run(Box<RunArgs>),
+    /// The sidecar of a Kubernetes pod: govern the pod's other containers (found from the
+    /// pod UID under the host's cgroupfs) until SIGTERM.
+    Serve(Box<ServeArgs>),
     /// Remove the pinned enforcement of an agent whose sidecar is gone
     /// (after `run --keep-pinned` or a crash); kills what is left in its cgroup.
     Teardown(TeardownArgs),
@@ -96,7 +99,15 @@ fn main() -> ExitCode {
     // Flags, AGENT_SIDECAR_* variables and the config file, merged into
     // the command line that is parsed (docs/config.md).
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let argv = match config::resolve(&Cli::command(), "run", &argv, &|k| std::env::var_os(k)) {
+    let env = |k: &str| std::env::var_os(k);
+    let resolved = config::resolve(&Cli::command(), "run", &argv, &env).and_then(|r| {
+        if r.entries.is_empty() {
+            config::resolve(&Cli::command(), "serve", &argv, &env)
+        } else {
+            Ok(r)
+        }
+    });
+    let argv = match resolved {
         Ok(resolved) => resolved.argv,
         Err(e) => {
             eprintln!("agent-sidecar: {e}");
@@ -107,6 +118,7 @@ fn main() -> ExitCode {
     init_logging(&cli.logging);
     let code = match cli.command {
         Command::Run(args) => run_command(*args),
+        Command::Serve(args) => serve_command(*args),
         Command::Teardown(args) => teardown_command(args),
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Approvals(cmd) => cli::approvals::run(cmd),
@@ -116,6 +128,34 @@ fn main() -> ExitCode {
         Command::InjectWebhook(args) => cli::inject_webhook::run(*args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn serve_command(args: ServeArgs) -> i32 {
+    let opts = args.into_options();
+    let Some(runtime) = runtime() else {
+        return run::EXIT_SIDECAR_FAILED;
+    };
+    match runtime.block_on(agent_sidecar::serve::serve(opts)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agent-sidecar: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("agent-sidecar: cannot start the runtime: {e}");
+            None
+        }
+    }
 }
 
 fn run_command(args: RunArgs) -> i32 {
@@ -149,6 +189,7 @@ fn teardown_command(args: TeardownArgs) -> i32 {
         state_dir: args.pins.state_dir,
         cgroup: None,
         private_listeners: Vec::new(),
+        exempt_cgroups: Vec::new(),
     };
     match teardown_agent(&config) {
         Ok(state) => {

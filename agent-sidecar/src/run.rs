@@ -57,14 +57,14 @@ use crate::{
     metrics::{Check, Metrics},
 };
 pub use allow::AllowArg;
-use egress_plan::EgressPlan;
+pub(crate) use egress_plan::EgressPlan;
 use enforcement::Enforcement;
 pub use env::{EnvError, EnvOptions, EnvVar};
 pub use error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SIDECAR_FAILED, RunError};
 pub use gateway::GatewayOptions;
 use listeners::OperatorListeners;
 use names::{NameServices, NamesConfig};
-pub use options::{NamesOptions, RunOptions};
+pub use options::{NamesOptions, PodContext, RunOptions};
 use private_listeners::PrivateListener;
 pub use ship::AuditShipOptions;
 pub use uid_pool::{UidPoolError, UidRange};
@@ -113,84 +113,183 @@ fn default_agent_id(command: &[OsString]) -> String {
     format!("{name}-{}", std::process::id())
 }
 
+/// What `run` and `serve` open before anything is attached: the metrics,
+/// the action event bus, the egress plan (policies loaded) and the audit
+/// trail with its shipper.
+pub(crate) struct Opened {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) events: EventBus,
+    pub(crate) trail: crate::events::AuditTrail,
+    shipper: Option<crate::audit::ship::ShipperHandle>,
+}
+
+impl Opened {
+    /// Plans the allowlist (policies loaded: `PoliciesLoaded` ready) and
+    /// opens the audit trail and its shipping.
+    pub(crate) fn open(opts: &RunOptions, agent_id: &str) -> Result<(Self, EgressPlan), RunError> {
+        let metrics = Arc::new(Metrics::for_agent(agent_id));
+        let events = EventBus::new(vec![Arc::new(LogLines), metrics.clone()]);
+        let observer: Arc<dyn crate::policy::reload::ReloadObserver> = Arc::new(PolicyEvents {
+            bus: events.clone(),
+            agent_id: agent_id.to_string(),
+            next: Some(metrics.clone()),
+        });
+        let plan = EgressPlan::build(opts, agent_id, &observer)?;
+        metrics.readiness().set(Check::PoliciesLoaded, true);
+        let trail = audit::open(opts, agent_id, &plan, &metrics, &events)?;
+        match ship::start(&opts.audit_ship, &trail, audit::instance(), &metrics) {
+            Ok(shipper) => Ok((
+                Opened {
+                    metrics,
+                    events,
+                    trail,
+                    shipper,
+                },
+                plan,
+            )),
+            Err(e) => {
+                let _ = trail.close(serde_json::json!({"error": e.to_string()}));
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the audit trail with the outcome (a `sidecar_stopped`
+    /// record and a last signed checkpoint), then ships its last records.
+    pub(crate) async fn close(self, code: &Result<i32, RunError>) {
+        let stop = match code {
+            Ok(c) => serde_json::json!({"exit_code": c}),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
+        if let Err(e) = self.trail.close(stop) {
+            warn!(error = %e, "the audit log did not close cleanly; `agent-sidecar audit verify` its directory");
+        }
+        // After the close: the last records are shipped too.
+        if let Some(shipper) = self.shipper {
+            ship::stop(shipper).await;
+        }
+    }
+}
+
 /// Runs the command under enforcement and returns its exit code.
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     harden_sidecar();
     let agent_id = agent_id(&opts)?;
-    let metrics = Arc::new(Metrics::for_agent(&agent_id));
-    let events = EventBus::new(vec![Arc::new(LogLines), metrics.clone()]);
-    let observer: Arc<dyn crate::policy::reload::ReloadObserver> = Arc::new(PolicyEvents {
-        bus: events.clone(),
-        agent_id: agent_id.clone(),
-        next: Some(metrics.clone()),
-    });
-    let plan = EgressPlan::build(&opts, &agent_id, &observer)?;
-    metrics.readiness().set(Check::PoliciesLoaded, true);
-    let trail = audit::open(&opts, &agent_id, &plan, &metrics, &events)?;
-    let (shipper, code) = match ship::start(&opts.audit_ship, &trail, audit::instance(), &metrics) {
-        Ok(shipper) => (
-            shipper,
-            governed(opts, agent_id, metrics, plan, events, &trail).await,
-        ),
-        Err(e) => (None, Err(e)),
-    };
-    let stop = match &code {
-        Ok(c) => serde_json::json!({"exit_code": c}),
-        Err(e) => serde_json::json!({"error": e.to_string()}),
-    };
-    if let Err(e) = trail.close(stop) {
-        warn!(error = %e, "the audit log did not close cleanly; `agent-sidecar audit verify` its directory");
-    }
-    // After the close: the last records are shipped too.
-    if let Some(shipper) = shipper {
-        ship::stop(shipper).await;
-    }
+    let (opened, plan) = Opened::open(&opts, &agent_id)?;
+    let code = governed(&opts, &agent_id, plan, &opened).await;
+    opened.close(&code).await;
     code
+}
+
+/// The sidecar's enforcement and services, up: what `run` and `serve`
+/// share between the audit trail's opening and its close.
+pub(crate) struct Governing {
+    pub(crate) enforcement: Enforcement,
+    pub(crate) services: Option<NameServices>,
+    admin_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Governing {
+    /// Binds the operator listeners (before anything is attached), attaches
+    /// the programs (`ProgramsAttached`), serves the metrics and starts the
+    /// resolver, proxies and gateway (`ResolverListening`).
+    pub(crate) async fn start(
+        opts: &RunOptions,
+        agent_id: &str,
+        plan: EgressPlan,
+        opened: &Opened,
+    ) -> Result<Self, RunError> {
+        let metrics = &opened.metrics;
+        for rule in plan.allowlist.rules() {
+            info!(agent_id = %agent_id, target = %rule.target, protocols = ?rule.protocols, source = %rule.source, "egress allow rule");
+        }
+        let listeners = OperatorListeners::bind(opts, &plan).await?;
+        let enforcement = Enforcement::start(
+            opts,
+            agent_id,
+            &plan,
+            &listeners,
+            metrics,
+            opened.events.clone(),
+        )?;
+        metrics.readiness().set(Check::ProgramsAttached, true);
+        let admin_task = listeners
+            .metrics
+            .map(|l| listeners::serve_metrics(l, &enforcement.enforcer, metrics, agent_id));
+        let services = start_name_services(
+            opts,
+            agent_id,
+            plan,
+            (listeners.admin, listeners.private),
+            &enforcement,
+            metrics,
+            &opened.trail,
+        )
+        .await;
+        let services = match services {
+            Ok(s) => s,
+            Err(e) => {
+                // The enforcement stays pinned and attached (fail closed).
+                if let Some(task) = admin_task {
+                    task.abort();
+                }
+                return Err(e);
+            }
+        };
+        // Without name rules there is no resolver to wait for.
+        metrics.readiness().set(Check::ResolverListening, true);
+        Ok(Governing {
+            enforcement,
+            services,
+            admin_task,
+        })
+    }
+
+    /// Stops the services and the metrics, drains the last kernel events
+    /// and tears down (or, with `keep_pinned`, keeps) the pinned state.
+    pub(crate) async fn stop(
+        self,
+        metrics: &Arc<Metrics>,
+        agent_id: &str,
+        keep_pinned: bool,
+    ) -> Result<(), RunError> {
+        metrics.readiness().set(Check::ResolverListening, false);
+        if let Some(services) = self.services {
+            services.shutdown().await;
+        }
+        if let Some(task) = self.admin_task {
+            task.abort();
+            let _ = task.await;
+        }
+        metrics.readiness().set(Check::ProgramsAttached, false);
+        self.enforcement
+            .finish(metrics, agent_id, keep_pinned)
+            .await
+    }
 }
 
 /// Everything after the plan and the audit trail: enforcement, services,
 /// the agent, and the teardown.
 async fn governed(
-    opts: RunOptions,
-    agent_id: String,
-    metrics: Arc<Metrics>,
+    opts: &RunOptions,
+    agent_id: &str,
     plan: EgressPlan,
-    events: EventBus,
-    trail: &crate::events::AuditTrail,
+    opened: &Opened,
 ) -> Result<i32, RunError> {
-    let secret_sources = secret_sources(&opts)?;
-    let (user, uid_lease) = agent::agent_user(&opts, &agent_id)?;
-    for rule in plan.allowlist.rules() {
-        info!(agent_id = %agent_id, target = %rule.target, protocols = ?rule.protocols, source = %rule.source, "egress allow rule");
-    }
-    let listeners = OperatorListeners::bind(&opts, &plan).await?;
+    let secret_sources = secret_sources(opts)?;
+    let (user, uid_lease) = agent::agent_user(opts, agent_id)?;
     // The sidecar binds no socket file of its own: the search can start
     // now and run while the kernel programs load.
     let socket_scan = unix_mask::Scan::start(user.uid);
-    let enforcement = Enforcement::start(&opts, &agent_id, &plan, &listeners, &metrics, events)?;
-    metrics.readiness().set(Check::ProgramsAttached, true);
-    let admin_task = listeners
-        .metrics
-        .map(|l| listeners::serve_metrics(l, &enforcement.enforcer, &metrics, &agent_id));
-    let services = start_name_services(
-        &opts,
-        &agent_id,
-        plan,
-        (listeners.admin, listeners.private),
-        &enforcement,
-        &metrics,
-        trail,
-    )
-    .await?;
-    // Without name rules there is no resolver to wait for.
-    metrics.readiness().set(Check::ResolverListening, true);
-    let mut sidecar_env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.clone())];
-    if let Some(services) = &services {
+    let governing = Governing::start(opts, agent_id, plan, opened).await?;
+    let metrics = &opened.metrics;
+    let mut sidecar_env = vec![("AGENT_SIDECAR_AGENT_ID".to_string(), agent_id.to_string())];
+    if let Some(services) = &governing.services {
         sidecar_env.extend(services.env().iter().cloned());
     }
     let launch = agent::Launch {
-        opts: &opts,
-        agent_id: &agent_id,
+        opts,
+        agent_id,
         user,
         sidecar_env,
         secret_sources: &secret_sources,
@@ -198,28 +297,16 @@ async fn governed(
     let mut applied_limits = None;
     let code = launch
         .run_to_exit(
-            &enforcement.enforcer,
-            &metrics,
+            &governing.enforcement.enforcer,
+            metrics,
             &mut applied_limits,
             socket_scan,
         )
         .await;
-
-    metrics.readiness().set(Check::ResolverListening, false);
-    if let Some(services) = services {
-        services.shutdown().await;
-    }
-    if let Some(task) = admin_task {
-        task.abort();
-        let _ = task.await;
-    }
     if let Ok(code) = &code {
         info!(agent_id = %agent_id, exit_code = code, "agent exited");
     }
-    metrics.readiness().set(Check::ProgramsAttached, false);
-    let finished = enforcement
-        .finish(&metrics, &agent_id, opts.keep_pinned)
-        .await;
+    let finished = governing.stop(metrics, agent_id, opts.keep_pinned).await;
     if let Some(applied) = applied_limits {
         applied.remove(Duration::from_secs(2));
     }
@@ -232,7 +319,7 @@ async fn governed(
 
 /// The sidecar holds secrets: no core dump of it, and its /proc files stay
 /// root's. Its own connections need descriptors.
-fn harden_sidecar() {
+pub(crate) fn harden_sidecar() {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         warn!(error = %e, "cannot make the sidecar non-dumpable");
     }
@@ -285,6 +372,8 @@ async fn start_name_services(
         idle: Duration::from_secs(120),
         proxy_env: opts.names.proxy_env,
         private_listeners: private,
+        explicit_listen: opts.names.explicit_listen,
+        drain: opts.names.drain,
     };
     let gateway = match (opts.gateway.clone(), plan.gateway) {
         (Some(options), Some(policy)) => Some(gateway::GatewayStart {

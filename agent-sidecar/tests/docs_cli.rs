@@ -338,6 +338,7 @@ fn help_variables(path: &str) -> BTreeSet<String> {
 fn config_keys(cli: &Cli) -> BTreeSet<String> {
     cli["run"]
         .iter()
+        .chain(cli["serve"].iter())
         .filter(|f| !matches!(f.as_str(), "--config" | "--help" | "--version"))
         .map(|f| f.trim_start_matches("--").to_string())
         .collect()

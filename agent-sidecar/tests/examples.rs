@@ -131,8 +131,26 @@ fn every_example_config_file_loads_and_names_paths_that_exist() {
         let cli = config::args::run_cli();
         let resolved =
             config::resolve(&cli, "run", &argv, &|_| None).unwrap_or_else(|e| panic!("{e}"));
-        cli.try_get_matches_from(&resolved.argv)
+        cli.clone()
+            .try_get_matches_from(&resolved.argv)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // A file is read by `serve` too (the pod's UID and name come from
+        // the downward API).
+        let serve_argv: Vec<std::ffi::OsString> = vec![
+            "agent-sidecar".into(),
+            "serve".into(),
+            "--config".into(),
+            path.clone().into(),
+            "--pod-uid".into(),
+            "3f1c2a9e-7b4d-4e8a-9c11-0d5e6f7a8b9c".into(),
+            "--pod-name".into(),
+            "bot-0".into(),
+        ];
+        let served = config::resolve(&cli, "serve", &serve_argv, &|_| None)
+            .unwrap_or_else(|e| panic!("{}: serve: {e}", path.display()));
+        cli.clone()
+            .try_get_matches_from(&served.argv)
+            .unwrap_or_else(|e| panic!("{}: serve: {e}", path.display()));
         let from_file: Vec<_> = resolved
             .entries
             .iter()

@@ -21,6 +21,9 @@ pub const SIDECAR_ENDPOINT_CAPACITY: u32 = 64;
 /// Capacity of the exact-endpoint map: allowlist entries plus sidecar
 /// listeners.
 pub const EXACT_CAPACITY: u32 = ALLOWLIST_CAPACITY + SIDECAR_ENDPOINT_CAPACITY;
+/// Capacity of the exempt-cgroup map: the sidecar's own container (and a
+/// restarted one's, until the next generation replaces the map).
+pub const EXEMPT_CAPACITY: u32 = 8;
 /// Capacity of the cache of destinations the CIDR tries allowed (least
 /// recently used entries are evicted; an evicted destination is simply
 /// looked up in the tries again).
@@ -82,8 +85,14 @@ pub mod map_names {
     /// verifier inlines). Checked before every allowlist map: no rule,
     /// learned address or sidecar endpoint opens them.
     pub const PRIVATE_PORT_BITS: &str = "PRIVATE_PORT_BITS";
+    /// cgroup v2 ids (`u64`) -> `1`: cgroups under the attached one that
+    /// the programs leave alone, exactly (not their children). Empty for
+    /// `run`; `serve`, attached at the pod's cgroup, puts the sidecar's
+    /// own container there so that every other container, including one
+    /// created later, is governed from its first instruction.
+    pub const EXEMPT: &str = "EXEMPT";
     /// Every map name, in a stable order.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         ALLOW4_PORT,
         ALLOW4_ANY,
         ALLOW6_PORT,
@@ -96,6 +105,7 @@ pub mod map_names {
         COUNTERS,
         EVENTS,
         PRIVATE_PORT_BITS,
+        EXEMPT,
     ];
 }
 

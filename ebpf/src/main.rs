@@ -35,21 +35,33 @@ const AF_INET6: u16 = 10;
 
 #[cgroup_sock_addr(connect4)]
 pub fn connect4(ctx: SockAddrContext) -> i32 {
+    if current_exempt() {
+        return ALLOW;
+    }
     sock_addr_v4(&ctx, Hook::Connect4)
 }
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
+    if current_exempt() {
+        return ALLOW;
+    }
     sock_addr_v4(&ctx, Hook::Sendmsg4)
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn connect6(ctx: SockAddrContext) -> i32 {
+    if current_exempt() {
+        return ALLOW;
+    }
     sock_addr_v6(&ctx, Hook::Connect6)
 }
 
 #[cgroup_sock_addr(sendmsg6)]
 pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
+    if current_exempt() {
+        return ALLOW;
+    }
     sock_addr_v6(&ctx, Hook::Sendmsg6)
 }
 
@@ -69,6 +81,9 @@ pub fn recvmsg6(ctx: SockAddrContext) -> i32 {
 
 #[cgroup_sock(sock_create)]
 pub fn sock_create(ctx: SockContext) -> i32 {
+    if current_exempt() {
+        return ALLOW;
+    }
     // SAFETY: the kernel hands a valid bpf_sock context.
     let (family, sock_type, protocol) =
         unsafe { ((*ctx.sock).family, (*ctx.sock).type_, (*ctx.sock).protocol) };
@@ -102,7 +117,7 @@ pub fn lsm_socket_create(ctx: LsmContext) -> i32 {
     let sock_type: i32 = ctx.arg(1);
     let protocol: i32 = ctx.arg(2);
     let kern: i32 = ctx.arg(3);
-    if kern != 0 {
+    if kern != 0 || current_exempt() {
         // Sockets the kernel creates for itself are not the agent's.
         return ALLOW;
     }
@@ -127,6 +142,10 @@ pub fn lsm_socket_create(ctx: LsmContext) -> i32 {
 
 #[cgroup_skb(egress)]
 pub fn egress(ctx: SkBuffContext) -> i32 {
+    // SAFETY: valid skb context.
+    if is_exempt(unsafe { bpf_skb_cgroup_id(ctx.skb.skb) }) {
+        return ALLOW;
+    }
     let parsed = match egress_dest_direct(&ctx) {
         Some(found) => Ok(found),
         None => egress_dest(&ctx),
@@ -152,6 +171,21 @@ pub fn egress(ctx: SkBuffContext) -> i32 {
             DENY
         }
     }
+}
+
+/// Whether cgroup `id` is exempt ([`maps::EXEMPT`]): the sidecar's own
+/// container when the programs are attached at a pod's cgroup.
+#[inline(always)]
+fn is_exempt(id: u64) -> bool {
+    // SAFETY: a lookup in a map the sidecar fills; the value is not kept.
+    unsafe { maps::EXEMPT.get(&id) }.is_some()
+}
+
+/// Whether the current task's cgroup is exempt.
+#[inline(always)]
+fn current_exempt() -> bool {
+    // SAFETY: helper without arguments.
+    is_exempt(unsafe { bpf_get_current_cgroup_id() })
 }
 
 #[inline(always)]

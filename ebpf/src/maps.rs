@@ -4,7 +4,7 @@
 
 use agent_sidecar_common::{
     ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
-    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EndpointKey, ExactValue, ORIG_DEST_CAPACITY,
+    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EXEMPT_CAPACITY, EndpointKey, ExactValue, ORIG_DEST_CAPACITY,
     OrigDest, PRIVATE_PORT_WORDS, REDIRECT_CAPACITY, RedirectKey, RedirectTarget, Settings,
     TRIE_CACHE_CAPACITY,
 };
@@ -68,3 +68,8 @@ pub static ORIG_DEST: LruHashMap<u64, OrigDest> = LruHashMap::pinned(ORIG_DEST_C
 /// the agent before any allowlist map is consulted.
 #[map]
 pub static PRIVATE_PORT_BITS: Array<u64> = Array::pinned(PRIVATE_PORT_WORDS, 0);
+
+/// cgroup ids the programs leave alone (the sidecar's own container when
+/// attached at a pod's cgroup): an exact match, never a subtree.
+#[map]
+pub static EXEMPT: HashMap<u64, u8> = HashMap::pinned(EXEMPT_CAPACITY, 0);

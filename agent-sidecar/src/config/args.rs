@@ -58,6 +58,7 @@ impl LogArgs {
 pub fn run_cli() -> clap::Command {
     let cli = LogArgs::augment_args(clap::Command::new("agent-sidecar"));
     cli.subcommand(RunArgs::augment_args(clap::Command::new("run")))
+        .subcommand(ServeArgs::augment_args(clap::Command::new("serve")))
 }
 
 /// Where pins and state live (`run` and `teardown`).
@@ -71,9 +72,10 @@ pub struct PinArgs {
     pub state_dir: PathBuf,
 }
 
-/// The flags of `run`.
+/// The flags `run` and `serve` share: policies, names, the gateway, pins,
+/// the audit trail.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub struct SidecarArgs {
     /// Config file (YAML) giving any of these flags as keys; flags win over
     /// AGENT_SIDECAR_* variables, which win over the file (docs/config.md).
     #[arg(long, value_name = "FILE", env = "AGENT_SIDECAR_CONFIG")]
@@ -118,12 +120,36 @@ pub struct RunArgs {
         default_value = "80,443"
     )]
     pub intercept_ports: Vec<u16>,
+    /// Agent id: names the cgroup, pins and log fields [run's default: <command>-<pid>; serve
+    /// needs it: the pod's annotation through the downward API].
+    #[arg(long, value_name = "ID")]
+    pub agent_id: Option<String>,
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (never reachable from the agent).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// The tool gateway's flags.
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    /// Where pins and state live.
+    #[command(flatten)]
+    pub pins: PinArgs,
+    /// The audit trail's flags.
+    #[command(flatten)]
+    pub audit: AuditArgs,
+    /// Shipping the audit records to collectors.
+    #[command(flatten)]
+    pub audit_ship: AuditShipArgs,
+}
+
+/// The flags of `run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The flags `run` shares with `serve`.
+    #[command(flatten)]
+    pub sidecar: SidecarArgs,
     /// Do not set HTTP_PROXY/HTTPS_PROXY for the agent (the transparent proxy still applies).
     #[arg(long)]
     pub no_proxy_env: bool,
-    /// Agent id: names the cgroup, pins and log fields [default: <command>-<pid>].
-    #[arg(long, value_name = "ID")]
-    pub agent_id: Option<String>,
     /// Run COMMAND as UID[:GID] (or a user name); uid 0 is refused [default: a uid of its own
     /// from --uid-range when root, else the invoking user].
     #[arg(long, value_name = "UID[:GID]")]
@@ -158,24 +184,53 @@ pub struct RunArgs {
     /// Leave the programs and maps pinned (and attached) when COMMAND exits.
     #[arg(long)]
     pub keep_pinned: bool,
-    /// Serve Prometheus /metrics, /healthz and /readyz on this address (never reachable from the agent).
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
-    /// The tool gateway's flags.
-    #[command(flatten)]
-    pub gateway: GatewayArgs,
-    /// Where pins and state live.
-    #[command(flatten)]
-    pub pins: PinArgs,
-    /// The audit trail's flags.
-    #[command(flatten)]
-    pub audit: AuditArgs,
-    /// Shipping the audit records to collectors.
-    #[command(flatten)]
-    pub audit_ship: AuditShipArgs,
     /// The agent's command and arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// The flags of `serve`: the sidecar of a Kubernetes pod.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The flags `serve` shares with `run`.
+    #[command(flatten)]
+    pub sidecar: SidecarArgs,
+    /// UID of the pod (downward API: fieldRef metadata.uid): finds its cgroup.
+    #[arg(long, value_name = "UID")]
+    pub pod_uid: String,
+    /// Name of the pod (downward API: fieldRef metadata.name): the instance id that names this
+    /// replica's pins, lock and state.
+    #[arg(long, value_name = "NAME")]
+    pub pod_name: String,
+    /// Namespace of the pod (downward API: fieldRef metadata.namespace): part of the instance
+    /// id, so that same-named pods of two namespaces on one node never share pins.
+    #[arg(long, value_name = "NS")]
+    pub pod_namespace: Option<String>,
+    /// Where the host's cgroup v2 tree is mounted (read-only is enough).
+    #[arg(long, value_name = "DIR", default_value = crate::serve::pod::DEFAULT_HOST_CGROUPFS)]
+    pub host_cgroupfs: PathBuf,
+    /// The sidecar's own container cgroup, exempt from enforcement (absolute, or relative to
+    /// the pod's cgroup) [default: from /proc/self/cgroup, or the container whose cgroup id is
+    /// the inode of /sys/fs/cgroup in a private cgroup namespace].
+    #[arg(long, value_name = "DIR")]
+    pub sidecar_cgroup: Option<PathBuf>,
+    /// The agent's owner (pod annotation through the downward API); recorded in the audit
+    /// trail when the policy does not name one.
+    #[arg(long, value_name = "NAME")]
+    pub owner: Option<String>,
+    /// The owner's team (pod annotation).
+    #[arg(long, value_name = "NAME")]
+    pub team: Option<String>,
+    /// What the agent is for (pod annotation).
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
+    /// The explicit HTTP(S) proxy's address: the port the agent containers' HTTP_PROXY names
+    /// (the inject webhook sets both). A loopback address: the pod's containers share it.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15001")]
+    pub proxy_listen: SocketAddr,
+    /// On SIGTERM: how long in-flight calls may take to finish before the services stop.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub drain_grace: Duration,
 }
 
 /// The tool gateway: tier policy, approvals, credentials.
@@ -354,9 +409,10 @@ impl GatewayArgs {
     }
 }
 
-impl RunArgs {
-    /// What `run` needs, from the parsed flags.
-    pub fn into_options(self) -> RunOptions {
+impl SidecarArgs {
+    /// What `run` and `serve` share; the agent-process fields at their
+    /// defaults (no command, no proxy variables).
+    fn into_options(self) -> RunOptions {
         let args = self;
         let audit_ship = AuditShipOptions {
             flags: args.audit_ship,
@@ -374,23 +430,17 @@ impl RunArgs {
                     names: args.dns_budget_names,
                 },
                 intercept_ports: args.intercept_ports,
-                proxy_env: !args.no_proxy_env,
+                proxy_env: false,
+                explicit_listen: None,
+                drain: Duration::ZERO,
             },
             agent_id: args.agent_id,
-            user: args.user,
-            uid_range: args.uid_range,
-            env: EnvOptions {
-                set: args.env,
-                pass: args.pass_env,
-            },
-            limits: ResourceLimits {
-                pids_max: args.pids_max,
-                memory_max: args
-                    .memory_max
-                    .unwrap_or_else(|| ResourceLimits::default().memory_max),
-            },
-            allow_unscoped: args.allow_unscoped_agent,
-            keep_pinned: args.keep_pinned,
+            user: None,
+            uid_range: UidRange::default(),
+            env: EnvOptions::default(),
+            limits: ResourceLimits::default(),
+            allow_unscoped: false,
+            keep_pinned: false,
             bpffs: args.pins.bpffs,
             mount_bpffs: !args.no_mount_bpffs,
             state_dir: args.pins.state_dir,
@@ -398,7 +448,55 @@ impl RunArgs {
             gateway: args.gateway.options(),
             audit: args.audit.options(),
             audit_ship,
-            command: args.command,
+            command: Vec::new(),
+            cgroup: None,
+            exempt_cgroups: Vec::new(),
+            pod: None,
         }
+    }
+}
+
+impl ServeArgs {
+    /// What `serve` needs, from the parsed flags.
+    pub fn into_options(self) -> crate::serve::ServeOptions {
+        let mut run = self.sidecar.into_options();
+        run.names.explicit_listen = Some(self.proxy_listen);
+        run.names.drain = self.drain_grace;
+        crate::serve::ServeOptions {
+            run,
+            pod_uid: self.pod_uid,
+            pod_name: self.pod_name,
+            pod_namespace: self.pod_namespace,
+            host_cgroupfs: self.host_cgroupfs,
+            sidecar_cgroup: self.sidecar_cgroup,
+            owner: self.owner,
+            team: self.team,
+            purpose: self.purpose,
+            drain_grace: self.drain_grace,
+        }
+    }
+}
+
+impl RunArgs {
+    /// What `run` needs, from the parsed flags.
+    pub fn into_options(self) -> RunOptions {
+        let mut opts = self.sidecar.into_options();
+        opts.names.proxy_env = !self.no_proxy_env;
+        opts.user = self.user;
+        opts.uid_range = self.uid_range;
+        opts.env = EnvOptions {
+            set: self.env,
+            pass: self.pass_env,
+        };
+        opts.limits = ResourceLimits {
+            pids_max: self.pids_max,
+            memory_max: self
+                .memory_max
+                .unwrap_or_else(|| ResourceLimits::default().memory_max),
+        };
+        opts.allow_unscoped = self.allow_unscoped_agent;
+        opts.keep_pinned = self.keep_pinned;
+        opts.command = self.command;
+        opts
     }
 }

@@ -30,9 +30,10 @@ pub enum Text {
     Text(String),
 }
 
-/// The config file of `run`. Every key is the name of a flag of `run` (see
-/// `agent-sidecar run --help` and docs/config.md for what each one does);
-/// the repeatable flags take a list.
+/// The config file of `run` and `serve`. Every key is the name of a flag
+/// of `run` or `serve` (see `agent-sidecar run --help`, `agent-sidecar
+/// serve --help` and docs/config.md for what each one does); the
+/// repeatable flags take a list. Each subcommand reads the keys it has.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(title = "agent-sidecar config file")]
@@ -214,6 +215,36 @@ pub struct ConfigFile {
     /// Longest wait of a record before a partial webhook batch is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_webhook_flush_interval: Option<String>,
+    /// `serve`: UID of the pod (downward API `metadata.uid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    /// `serve`: name of the pod (downward API `metadata.name`): the instance id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    /// `serve`: namespace of the pod (downward API `metadata.namespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
+    /// `serve`: where the host's cgroup v2 tree is mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cgroupfs: Option<String>,
+    /// `serve`: the sidecar's own container cgroup (absolute, or relative to the pod's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_cgroup: Option<String>,
+    /// `serve`: the agent's owner (pod annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// `serve`: the owner's team (pod annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// `serve`: what the agent is for (pod annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// `serve`: the explicit HTTP(S) proxy's address (the agent containers' `HTTP_PROXY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_listen: Option<String>,
+    /// `serve`: how long in-flight calls may take to finish on SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_grace: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.
@@ -255,6 +286,7 @@ const PATH_KEYS: &[&str] = &[
     "audit-otlp-headers-file",
     "audit-webhook-secret-file",
     "audit-webhook-headers-file",
+    "host-cgroupfs",
 ];
 
 impl LoadedFile {

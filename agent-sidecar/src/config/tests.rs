@@ -60,17 +60,17 @@ fn a_flag_beats_its_variable_which_beats_the_file_which_beats_the_default() {
     );
     let env = [("AGENT_SIDECAR_DNS_BUDGET_QUERIES", "20")];
     let (a, r) = run(&["--dns-budget-queries", "30"], &env, Some(&f)).unwrap();
-    assert_eq!(a.dns_budget_queries, 30);
+    assert_eq!(a.sidecar.dns_budget_queries, 30);
     assert_eq!(source(&r, "dns-budget-queries"), Source::Flag);
     let (a, r) = run(&[], &env, Some(&f)).unwrap();
-    assert_eq!(a.dns_budget_queries, 20);
+    assert_eq!(a.sidecar.dns_budget_queries, 20);
     assert_eq!(source(&r, "dns-budget-queries"), Source::Env);
     let (a, r) = run(&[], &[], Some(&f)).unwrap();
-    assert_eq!(a.dns_budget_queries, 10);
+    assert_eq!(a.sidecar.dns_budget_queries, 10);
     assert_eq!(source(&r, "dns-budget-queries"), Source::File);
     let (a, r) = run(&[], &[], None).unwrap();
     assert_eq!(
-        a.dns_budget_queries,
+        a.sidecar.dns_budget_queries,
         crate::dns::BudgetLimits::default().queries
     );
     assert_eq!(source(&r, "dns-budget-queries"), Source::Default);
@@ -79,6 +79,7 @@ fn a_flag_beats_its_variable_which_beats_the_file_which_beats_the_default() {
         run(&["--dns-budget-queries", "30"], &env, Some(&f))
             .unwrap()
             .0
+            .sidecar
             .gateway
             .environment,
         "staging"
@@ -89,9 +90,9 @@ fn a_flag_beats_its_variable_which_beats_the_file_which_beats_the_default() {
 fn a_list_comes_whole_from_one_layer() {
     let f = file("lists", "allow:\n  - 10.0.0.1:80\n  - 10.0.0.2:80\n");
     let (a, _) = run(&[], &[], Some(&f)).unwrap();
-    assert_eq!(a.allow.len(), 2);
+    assert_eq!(a.sidecar.allow.len(), 2);
     let (a, r) = run(&[], &[("AGENT_SIDECAR_ALLOW", "10.0.0.3:80")], Some(&f)).unwrap();
-    assert_eq!(a.allow.len(), 1);
+    assert_eq!(a.sidecar.allow.len(), 1);
     assert_eq!(
         r.entries
             .iter()
@@ -101,7 +102,7 @@ fn a_list_comes_whole_from_one_layer() {
         ["10.0.0.3:80"]
     );
     let (a, _) = run(&["--allow", "10.0.0.4:80"], &[], Some(&f)).unwrap();
-    assert_eq!(a.allow.len(), 1);
+    assert_eq!(a.sidecar.allow.len(), 1);
 }
 
 #[test]
@@ -129,9 +130,12 @@ fn variables_are_parsed_like_the_flag() {
         ("AGENT_SIDECAR_LOG", "debug"),
     ];
     let (a, r) = run(&[], &env, None).unwrap();
-    assert_eq!(a.allow.len(), 3);
-    assert_eq!(a.intercept_ports, [80, 8080]);
-    assert_eq!(a.gateway.approval_sla, std::time::Duration::from_secs(5400));
+    assert_eq!(a.sidecar.allow.len(), 3);
+    assert_eq!(a.sidecar.intercept_ports, [80, 8080]);
+    assert_eq!(
+        a.sidecar.gateway.approval_sla,
+        std::time::Duration::from_secs(5400)
+    );
     assert_eq!(a.env.len(), 1, "one value: commas are not separators");
     assert_eq!(source(&r, "log"), Source::Env);
     for (var, value, needle) in [
@@ -204,11 +208,14 @@ fn relative_paths_are_relative_to_the_file() {
     let dir = f.parent().unwrap();
     let (a, _) = run(&[], &[], Some(&f)).unwrap();
     assert_eq!(
-        a.policies,
+        a.sidecar.policies,
         [dir.join("egress.yaml"), PathBuf::from("/abs/p.yaml")]
     );
-    assert_eq!(a.gateway.policy_dir, Some(dir.join("policies")));
-    assert_eq!(a.gateway.admin_token_file, Some(dir.join("../token")));
+    assert_eq!(a.sidecar.gateway.policy_dir, Some(dir.join("policies")));
+    assert_eq!(
+        a.sidecar.gateway.admin_token_file,
+        Some(dir.join("../token"))
+    );
     let file = LoadedFile::load(&f).unwrap();
     assert_eq!(
         file.values["secret"],
@@ -228,14 +235,20 @@ fn the_webhook_secret_syslog_and_baseline_keys_reach_the_gateway() {
     let dir = f.parent().unwrap();
     let (a, _) = run(&[], &[], Some(&f)).unwrap();
     assert_eq!(
-        a.gateway.webhook_secret_file,
+        a.sidecar.gateway.webhook_secret_file,
         Some(dir.join("secrets/webhook.secret"))
     );
     // `none` is a word, not a path next to the file: baselines in memory.
-    assert_eq!(a.gateway.baseline_dir, PathBuf::from("none"));
-    let syslog: Vec<String> = a.gateway.syslog.iter().map(|t| t.to_string()).collect();
+    assert_eq!(a.sidecar.gateway.baseline_dir, PathBuf::from("none"));
+    let syslog: Vec<String> = a
+        .sidecar
+        .gateway
+        .syslog
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
     assert_eq!(syslog, ["tcp://127.0.0.1:514", "tls://siem.example:6514"]);
-    let opts = a.gateway.options().expect("the gateway is on");
+    let opts = a.sidecar.gateway.options().expect("the gateway is on");
     assert_eq!(opts.baseline_dir, None);
     // A relative baseline directory is the file's; the variable wins over the file.
     let f = file(
@@ -244,7 +257,7 @@ fn the_webhook_secret_syslog_and_baseline_keys_reach_the_gateway() {
     );
     let (a, _) = run(&[], &[], Some(&f)).unwrap();
     assert_eq!(
-        a.gateway.baseline_dir,
+        a.sidecar.gateway.baseline_dir,
         f.parent().unwrap().join("baselines")
     );
     let (a, r) = run(
@@ -254,7 +267,7 @@ fn the_webhook_secret_syslog_and_baseline_keys_reach_the_gateway() {
     )
     .unwrap();
     assert_eq!(
-        a.gateway.webhook_secret_file,
+        a.sidecar.gateway.webhook_secret_file,
         Some(PathBuf::from("/etc/s/webhook.secret"))
     );
     assert_eq!(source(&r, "webhook-secret-file"), Source::Env);
@@ -268,7 +281,7 @@ fn the_webhook_secret_syslog_and_baseline_keys_reach_the_gateway() {
 fn the_config_file_variable_names_the_file() {
     let f = file("envfile", "agent-id: from-file\n");
     let (a, r) = run(&[], &[("AGENT_SIDECAR_CONFIG", f.to_str().unwrap())], None).unwrap();
-    assert_eq!(a.agent_id.as_deref(), Some("from-file"));
+    assert_eq!(a.sidecar.agent_id.as_deref(), Some("from-file"));
     assert_eq!(r.file.as_deref(), Some(f.as_path()));
 }
 
@@ -281,13 +294,17 @@ fn other_subcommands_are_left_alone() {
 }
 
 #[test]
-fn every_flag_of_run_is_a_key_of_the_file_and_nothing_else_is() {
+fn every_flag_of_run_and_serve_is_a_key_of_the_file_and_nothing_else_is() {
     let mut cli = run_cli();
     cli.build();
     let mut flags: Vec<String> = keys(cli.find_subcommand("run").unwrap())
         .into_iter()
+        .chain(keys(cli.find_subcommand("serve").unwrap()))
         .map(|k| k.name)
         .collect();
+    flags.dedup_by(|a, b| a == b);
+    flags.sort();
+    flags.dedup();
     let mut file = file_keys();
     flags.sort();
     file.sort();
@@ -370,4 +387,52 @@ fn an_explicit_log_filter_wins_over_rust_log() {
         log_filter(&["--log", "error"], &[], Some(&f), "warn"),
         "error"
     );
+}
+
+/// `serve` reads the same layers: the pod's downward-API variables, the
+/// mounted config file, its flags.
+#[test]
+fn serve_takes_the_pod_from_variables_and_the_file() {
+    let path = file(
+        "serve",
+        "agent-id: from-file\nhost-cgroupfs: /host/sys/fs/cgroup\ndrain-grace: 5s\nallow: [10.0.0.1:443]\n",
+    );
+    let env: HashMap<String, OsString> = [
+        (
+            "AGENT_SIDECAR_POD_UID",
+            "3f1c2a9e-7b4d-4e8a-9c11-0d5e6f7a8b9c",
+        ),
+        ("AGENT_SIDECAR_POD_NAME", "reviewer-abc"),
+        ("AGENT_SIDECAR_AGENT_ID", "reviewer"),
+        ("AGENT_SIDECAR_OWNER", "alice@example.com"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), OsString::from(v)))
+    .collect();
+    let words = [
+        "agent-sidecar",
+        "serve",
+        "--config",
+        path.to_str().unwrap(),
+        "--team",
+        "platform",
+    ];
+    let resolved = resolve(&run_cli(), "serve", &argv(&words), &|k| env.get(k).cloned()).unwrap();
+    let matches = run_cli().try_get_matches_from(&resolved.argv).unwrap();
+    let a = ServeArgs::from_arg_matches(matches.subcommand_matches("serve").unwrap()).unwrap();
+    assert_eq!(a.pod_uid, "3f1c2a9e-7b4d-4e8a-9c11-0d5e6f7a8b9c");
+    assert_eq!(a.pod_name, "reviewer-abc");
+    assert_eq!(
+        a.sidecar.agent_id.as_deref(),
+        Some("reviewer"),
+        "env beats the file"
+    );
+    assert_eq!(a.host_cgroupfs, PathBuf::from("/host/sys/fs/cgroup"));
+    assert_eq!(a.drain_grace, std::time::Duration::from_secs(5));
+    assert_eq!(a.owner.as_deref(), Some("alice@example.com"));
+    assert_eq!(a.team.as_deref(), Some("platform"));
+    assert_eq!(a.sidecar.allow.len(), 1);
+    // Without the pod UID, serve does not start.
+    let none = resolve(&run_cli(), "serve", &argv(&words[..2]), &|_| None).unwrap();
+    assert!(run_cli().try_get_matches_from(&none.argv).is_err());
 }

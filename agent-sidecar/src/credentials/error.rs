@@ -44,7 +44,9 @@ pub enum CredentialError {
     /// Group or others may read or write the secret file.
     #[error(
         "secret {name:?}: {} has mode {mode:04o}, readable or writable by group or others; \
-         the mode must be 0600 or 0400: run `chmod 600 {}`",
+         the mode must be 0600 or 0400: run `chmod 600 {}` (a Kubernetes Secret volume: \
+         defaultMode 0440 with the pod's securityContext.fsGroup, a group of the sidecar other \
+         than 0, is accepted; no access for others)",
         path.display(),
         path.display()
     )]

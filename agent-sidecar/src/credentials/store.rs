@@ -6,7 +6,10 @@ use std::{
     fmt,
     fs::File,
     io::Read,
-    os::unix::{ffi::OsStringExt, fs::PermissionsExt},
+    os::unix::{
+        ffi::OsStringExt,
+        fs::{MetadataExt, PermissionsExt},
+    },
     path::Path,
 };
 
@@ -122,7 +125,7 @@ fn read_file(name: &str, path: &Path) -> Result<Secret, CredentialError> {
         });
     }
     let mode = metadata.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    if mode & 0o077 != 0 && !group_read_only(mode, metadata.gid(), &own_groups()) {
         return Err(CredentialError::Permissions {
             name: name.to_owned(),
             path: path.to_owned(),
@@ -155,6 +158,25 @@ fn read_file(name: &str, path: &Path) -> Result<Secret, CredentialError> {
     }
     secret.truncate(trimmed);
     Ok(secret)
+}
+
+/// A Kubernetes Secret volume with `fsGroup`: the file is readable by its
+/// group (0440 or 0640) and by no one else, and that group is one of the
+/// sidecar's own (the pod's `fsGroup`), never root's group 0, whose
+/// members on a host are not the sidecar's.
+fn group_read_only(mode: u32, file_gid: u32, own: &[u32]) -> bool {
+    mode & 0o077 == 0o040 && file_gid != 0 && own.contains(&file_gid)
+}
+
+/// The sidecar's effective and supplementary groups.
+fn own_groups() -> Vec<u32> {
+    let mut groups: Vec<u32> = nix::unistd::getgroups()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
+    groups.push(nix::unistd::getegid().as_raw());
+    groups
 }
 
 fn read_env(name: &str, var: &str) -> Result<Secret, CredentialError> {
@@ -220,6 +242,25 @@ mod tests {
         let debug = format!("{store:?}");
         assert_eq!(debug, r#"SecretStore { names: ["gh", "other", "stripe"] }"#);
         assert!(!debug.contains("ghp_abc"));
+    }
+
+    #[test]
+    fn a_secret_volume_readable_by_the_sidecars_group_alone_is_accepted() {
+        // 0440 or 0640, group 2000 (the pod's fsGroup), which the sidecar has.
+        assert!(group_read_only(0o440, 2000, &[0, 2000]));
+        assert!(group_read_only(0o640, 2000, &[2000]));
+        // Another group, root's group, group-writable, world-readable: refused.
+        assert!(!group_read_only(0o440, 3000, &[0, 2000]));
+        assert!(!group_read_only(0o440, 0, &[0]));
+        assert!(!group_read_only(0o460, 2000, &[2000]));
+        assert!(!group_read_only(0o444, 2000, &[2000]));
+        assert!(!group_read_only(0o404, 2000, &[2000]));
+        // A real world-readable file is refused with the fix in the message.
+        let dir = tempfile::tempdir().unwrap();
+        let path = secret_file(&dir, "world", b"token", 0o444);
+        let err = SecretStore::load(&[spec(format!("gh=file:{}", path.display()))]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("0444") && text.contains("fsGroup"), "{text}");
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, Pod, Probe, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, Pod, Probe,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
@@ -70,6 +70,7 @@ const CONFIG_DIR: &str = "/etc/agent-sidecar/config";
 const SECRETS_DIR: &str = "/etc/agent-sidecar/secrets";
 const CA_SECRET_DIR: &str = "/etc/agent-sidecar/ca-key";
 const BPFFS_DIR: &str = "/sys/fs/bpf";
+const STATE_DIR: &str = "/run/agent-sidecar";
 const HOST_CGROUP_DIR: &str = "/host/sys/fs/cgroup";
 
 /// Environment variables the webhook sets in agent containers (replacing
@@ -154,9 +155,13 @@ pub fn sidecar_container(config: &InjectConfig) -> Container {
             format!("--policy-dir={POLICY_DIR}"),
             format!("--host-cgroupfs={HOST_CGROUP_DIR}"),
             format!("--bpffs={BPFFS_DIR}"),
-            format!("--ca-dir={CA_SECRET_DIR}"),
+            "--no-mount-bpffs".to_owned(),
+            format!("--ca-cert={CA_SECRET_DIR}/tls.crt"),
+            format!("--ca-key={CA_SECRET_DIR}/tls.key"),
             format!("--proxy-listen=127.0.0.1:{}", config.proxy_port),
-            format!("--admin-listen=0.0.0.0:{}", config.admin_port),
+            // `/readyz`, `/healthz`, `/metrics`; the kernel refuses the
+            // agent containers this port.
+            format!("--metrics-listen=0.0.0.0:{}", config.admin_port),
         ]),
         restart_policy: Some("Always".to_owned()),
         ports: Some(vec![ContainerPort {
@@ -174,6 +179,10 @@ pub fn sidecar_container(config: &InjectConfig) -> Container {
             mount("agent-sidecar-secrets", SECRETS_DIR, true),
             mount("agent-sidecar-ca-key", CA_SECRET_DIR, true),
             mount("agent-sidecar-bpffs", BPFFS_DIR, false),
+            // State, locks, the audit log and the approvals journal: the
+            // root filesystem is read-only, and a restarted sidecar
+            // container finds them again (the volume lives with the pod).
+            mount("agent-sidecar-state", STATE_DIR, false),
             mount("agent-sidecar-host-cgroup", HOST_CGROUP_DIR, true),
         ]),
         security_context: Some(SecurityContext {
@@ -250,6 +259,11 @@ pub fn volumes(config: &InjectConfig) -> Vec<Volume> {
             ..Volume::default()
         },
         host("agent-sidecar-bpffs", &config.host_bpffs, "Directory"),
+        Volume {
+            name: "agent-sidecar-state".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
         host(
             "agent-sidecar-host-cgroup",
             &config.host_cgroupfs,
@@ -347,4 +361,60 @@ pub fn patch(pod: &Pod, config: &InjectConfig) -> Result<Patch, serde_json::Erro
         ops.push(add(&path, serde_json::to_value(&mounts)?)?);
     }
     Ok(Patch(ops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The injected sidecar's command line, with the variables the
+    /// downward API gives it, is one `serve` accepts.
+    #[test]
+    fn the_injected_arguments_are_a_valid_serve_command_line() {
+        let config = InjectConfig {
+            image: "agent-sidecar:test".into(),
+            proxy_port: 3128,
+            admin_port: 9090,
+            policy_config_map: "p".into(),
+            ca_bundle_config_map: "b".into(),
+            ca_secret: "c".into(),
+            host_bpffs: "/sys/fs/bpf".into(),
+            host_cgroupfs: "/sys/fs/cgroup".into(),
+        };
+        let container = sidecar_container(&config);
+        let mut argv: Vec<std::ffi::OsString> = vec!["agent-sidecar".into()];
+        argv.extend(container.args.unwrap().into_iter().map(Into::into));
+        let env: std::collections::HashMap<String, std::ffi::OsString> = container
+            .env
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, "3f1c2a9e-7b4d-4e8a-9c11-0d5e6f7a8b9c".into()))
+            .collect();
+        let cli = crate::config::args::run_cli();
+        let resolved = crate::config::resolve(&cli, "serve", &argv, &|k| env.get(k).cloned())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let matches = cli
+            .clone()
+            .try_get_matches_from(&resolved.argv)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let serve = matches.subcommand_matches("serve").expect("serve");
+        for (id, want) in [
+            ("proxy_listen", "127.0.0.1:3128"),
+            ("metrics_listen", "0.0.0.0:9090"),
+        ] {
+            let got = serve
+                .get_raw(id)
+                .and_then(|mut v| v.next())
+                .map(|v| v.to_string_lossy().into_owned());
+            assert_eq!(got.as_deref(), Some(want), "{id}");
+        }
+        // Every variable the webhook sets is a key serve reads.
+        let keys: Vec<String> = crate::config::keys(cli.find_subcommand("serve").unwrap())
+            .into_iter()
+            .map(|k| crate::config::env_name(&k.name))
+            .collect();
+        for var in env.keys() {
+            assert!(keys.contains(var), "{var} is read by nothing");
+        }
+    }
 }

@@ -46,6 +46,10 @@ pub struct EnforcerConfig {
     /// refuses every TCP connect and packet of the agent to their ports,
     /// whatever the address and whatever the allowlist says.
     pub private_listeners: Vec<SocketAddr>,
+    /// cgroups under `cgroup` that the programs leave alone, each exactly
+    /// (not its children): the sidecar's own container when `cgroup` is a
+    /// pod's. Written before the programs are attached.
+    pub exempt_cgroups: Vec<PathBuf>,
 }
 
 impl EnforcerConfig {
@@ -58,6 +62,7 @@ impl EnforcerConfig {
             state_dir: super::pins::DEFAULT_STATE_DIR.into(),
             cgroup: None,
             private_listeners: Vec::new(),
+            exempt_cgroups: Vec::new(),
         }
     }
 }
@@ -121,6 +126,8 @@ pub struct Enforcer {
     counted_from_birth: bool,
     /// The network namespaces the agent's processes were seen in.
     netns: NetnsSet,
+    /// cgroup ids under `cgroup` the programs leave alone.
+    exempt: Vec<u64>,
     _lock: OwnerLock,
 }
 
@@ -142,6 +149,7 @@ impl Enforcer {
         let lock = OwnerLock::acquire(&layout)?;
         let previous = PinnedState::read(&layout)?;
         let old_generations = layout.generations();
+        let exempt = exempt_ids(config)?;
         let (cgroup, created) = match &config.cgroup {
             Some(path) => (AgentCgroup::open(path.clone())?, false),
             None => AgentCgroup::create_or_open(&cgroup2, &config.agent_id)?,
@@ -174,6 +182,7 @@ impl Enforcer {
             &cgroup,
             &entries,
             &config.private_listeners,
+            &exempt,
         );
         let (allowlist_maps, settings, redirects, counters, events, logger, lsm_guard) =
             match attached {
@@ -226,6 +235,7 @@ impl Enforcer {
             owns_cgroup: config.cgroup.is_none(),
             counted_from_birth,
             netns: NetnsSet::own()?,
+            exempt,
             _lock: lock,
         })
     }
@@ -237,6 +247,7 @@ impl Enforcer {
         cgroup: &AgentCgroup,
         entries: &Entries,
         private_listeners: &[SocketAddr],
+        exempt: &[u64],
     ) -> Result<
         (
             AllowlistMaps,
@@ -294,6 +305,14 @@ impl Enforcer {
             private
                 .set(word, bits, 0)
                 .map_err(|e| KernelError::bpf(map_names::PRIVATE_PORT_BITS, "writing map", &e))?;
+        }
+        let mut exempt_map: BpfHashMap<MapData, u64, u8> =
+            BpfHashMap::try_from(take(map_names::EXEMPT)?)
+                .map_err(|e| KernelError::bpf(map_names::EXEMPT, "opening map", &e))?;
+        for id in exempt {
+            exempt_map
+                .insert(id, 1, 0)
+                .map_err(|e| KernelError::bpf(map_names::EXEMPT, "writing map", &e))?;
         }
         settings
             .set(0, READY, 0)
@@ -504,14 +523,35 @@ impl Enforcer {
     /// Destroys every TCP and UDP socket of the agent's cgroup, in every
     /// network namespace its processes were seen in.
     pub fn destroy_sockets(&mut self) -> Result<sockets::DestroyReport, KernelError> {
-        self.netns.add_pids(&self.cgroup.pids()?);
-        sockets::destroy_all(self.cgroup.id()?, &self.netns)
+        let ids = self.governed_ids()?;
+        sockets::destroy_all_of(&ids, &self.netns)
     }
 
     /// The TCP and UDP sockets of the agent's cgroup.
     pub fn sockets(&mut self) -> Result<Vec<sockets::AgentSocket>, KernelError> {
+        let ids = self.governed_ids()?;
+        sockets::list_of(&ids, &self.netns)
+    }
+
+    /// The ids of the governed cgroups: the agent's cgroup and, attached
+    /// at a pod's cgroup, every cgroup under it but the exempt ones (a
+    /// socket carries its own container's cgroup id, not the pod's); the
+    /// network namespaces of their processes are added to those searched.
+    fn governed_ids(&mut self) -> Result<Vec<u64>, KernelError> {
         self.netns.add_pids(&self.cgroup.pids()?);
-        sockets::list(self.cgroup.id()?, &self.netns)
+        let mut ids = vec![self.cgroup.id()?];
+        if !self.exempt.is_empty() {
+            for (id, dir) in descendants(self.cgroup.path())? {
+                if self.exempt.contains(&id) {
+                    continue;
+                }
+                if let Ok(pids) = AgentCgroup::open(dir).and_then(|c| c.pids()) {
+                    self.netns.add_pids(&pids);
+                }
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     }
 
     /// Takes the deny-event ring buffer (once).
@@ -646,6 +686,57 @@ fn kill_and_destroy(
         );
     }
     Ok(())
+}
+
+/// The cgroup id (inode number) and path of every directory under `dir`.
+fn descendants(dir: &std::path::Path) -> Result<Vec<(u64, PathBuf)>, KernelError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut ids = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            // A container that went away between the listing and now.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => continue,
+            Err(e) => return Err(KernelError::io("listing cgroup", &d, e)),
+        };
+        for entry in entries.flatten() {
+            if let Ok(meta) = entry.metadata()
+                && meta.is_dir()
+            {
+                ids.push((meta.ino(), entry.path()));
+                todo.push(entry.path());
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The cgroup ids of `config.exempt_cgroups`; each must be a cgroup
+/// strictly under `config.cgroup` (an exemption elsewhere would mean
+/// nothing, or everything).
+fn exempt_ids(config: &EnforcerConfig) -> Result<Vec<u64>, KernelError> {
+    config
+        .exempt_cgroups
+        .iter()
+        .map(|path| {
+            let under = config
+                .cgroup
+                .as_ref()
+                .is_some_and(|c| path.starts_with(c) && path != c);
+            if !under {
+                return Err(KernelError::io(
+                    "exempting cgroup",
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "an exempt cgroup must lie strictly under the cgroup the programs are attached to",
+                    ),
+                ));
+            }
+            AgentCgroup::open(path.clone())?.id()
+        })
+        .collect()
 }
 
 /// Loads program `name` and attaches it to the cgroup with a BPF link.

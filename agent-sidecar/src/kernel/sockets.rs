@@ -157,12 +157,18 @@ fn diag_socket(netns: &File) -> Result<OwnedFd, KernelError> {
 /// Every TCP and UDP socket, IPv4 and IPv6, of cgroup `cgroup_id` in the
 /// namespaces of `netns`.
 pub fn list(cgroup_id: u64, netns: &NetnsSet) -> Result<Vec<AgentSocket>, KernelError> {
+    list_of(&[cgroup_id], netns)
+}
+
+/// Every TCP and UDP socket of any of the cgroups `cgroups` (a pod's
+/// governed containers) in the namespaces of `netns`.
+pub fn list_of(cgroups: &[u64], netns: &NetnsSet) -> Result<Vec<AgentSocket>, KernelError> {
     let mut found = Vec::new();
     for (_, ns) in &netns.entries {
         let fd = diag_socket(ns)?;
         for family in [AF_INET, AF_INET6] {
             for protocol in [IPPROTO_TCP, IPPROTO_UDP] {
-                dump(&fd, family, protocol, cgroup_id, &mut found)?;
+                dump(&fd, family, protocol, cgroups, &mut found)?;
             }
         }
     }
@@ -173,6 +179,11 @@ pub fn list(cgroup_id: u64, netns: &NetnsSet) -> Result<Vec<AgentSocket>, Kernel
 /// of `netns`. Repeats the pass until one finds nothing (a socket that was
 /// being created during a pass is caught by the next), at most 4 times.
 pub fn destroy_all(cgroup_id: u64, netns: &NetnsSet) -> Result<DestroyReport, KernelError> {
+    destroy_all_of(&[cgroup_id], netns)
+}
+
+/// [`destroy_all`] for the sockets of any of the cgroups `cgroups`.
+pub fn destroy_all_of(cgroups: &[u64], netns: &NetnsSet) -> Result<DestroyReport, KernelError> {
     let mut report = DestroyReport::default();
     for _ in 0..4 {
         let mut found_any = false;
@@ -181,7 +192,7 @@ pub fn destroy_all(cgroup_id: u64, netns: &NetnsSet) -> Result<DestroyReport, Ke
             let mut found = Vec::new();
             for family in [AF_INET, AF_INET6] {
                 for protocol in [IPPROTO_TCP, IPPROTO_UDP] {
-                    dump(&fd, family, protocol, cgroup_id, &mut found)?;
+                    dump(&fd, family, protocol, cgroups, &mut found)?;
                 }
             }
             found_any |= !found.is_empty();
@@ -199,7 +210,7 @@ pub fn destroy_all(cgroup_id: u64, netns: &NetnsSet) -> Result<DestroyReport, Ke
     }
     // Still finding sockets after several passes: the cgroup keeps making
     // them. Report it; the caller decides (quarantine keeps denying).
-    let left = list(cgroup_id, netns)?.len();
+    let left = list_of(cgroups, netns)?.len();
     if left == 0 {
         Ok(report)
     } else {
@@ -283,12 +294,12 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Dumps the `family`/`protocol` sockets and keeps those of `cgroup_id`.
+/// Dumps the `family`/`protocol` sockets and keeps those of `cgroups`.
 fn dump(
     fd: &OwnedFd,
     family: u8,
     protocol: u8,
-    cgroup_id: u64,
+    cgroups: &[u64],
     out: &mut Vec<AgentSocket>,
 ) -> Result<(), KernelError> {
     let req = request(
@@ -326,7 +337,7 @@ fn dump(
                     ));
                 }
                 SOCK_DIAG_BY_FAMILY => {
-                    if let Some(sock) = parse(&msg[NLMSG_HDRLEN..len], protocol, cgroup_id) {
+                    if let Some(sock) = parse(&msg[NLMSG_HDRLEN..len], protocol, cgroups) {
                         out.push(sock);
                     }
                 }
@@ -338,8 +349,8 @@ fn dump(
 }
 
 /// Reads one `inet_diag_msg` and its attributes; `Some` when the socket is
-/// in cgroup `cgroup_id`.
-fn parse(body: &[u8], protocol: u8, cgroup_id: u64) -> Option<AgentSocket> {
+/// in one of `cgroups`.
+fn parse(body: &[u8], protocol: u8, cgroups: &[u64]) -> Option<AgentSocket> {
     let fixed = body.get(..MSG_LEN)?;
     let mut at = MSG_LEN;
     let mut cgroup = None;
@@ -354,7 +365,7 @@ fn parse(body: &[u8], protocol: u8, cgroup_id: u64) -> Option<AgentSocket> {
         }
         at += (len + 3) & !3;
     }
-    if cgroup != Some(cgroup_id) {
+    if !cgroup.is_some_and(|c| cgroups.contains(&c)) {
         return None;
     }
     let mut sockid = [0u8; SOCKID_LEN];

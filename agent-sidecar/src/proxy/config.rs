@@ -19,6 +19,10 @@ pub struct ProxyConfig {
     /// Most client connections served at once per listener; further clients
     /// wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// On shutdown: how long the connections already accepted may take to
+    /// finish once the listener stops accepting (`serve --drain-grace`);
+    /// zero leaves them to the runtime.
+    pub drain: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -30,6 +34,7 @@ impl Default for ProxyConfig {
             resolve_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            drain: Duration::ZERO,
         }
     }
 }

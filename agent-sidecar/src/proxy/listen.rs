@@ -47,6 +47,26 @@ pub(crate) fn bind_listener(addr: SocketAddr) -> Result<TcpListener, ProxyError>
 /// connections cannot starve its own real calls; only when every slot holds
 /// a connection that is talking is the new one closed. Both are counted
 /// (`agent_sidecar_proxy_refusals_total{reason="evicted_idle"|"at_capacity"}`).
+/// Waits until every connection of `limit` (`max` permits) has ended, or
+/// `within` has passed; how many were cut is logged.
+async fn drain(limit: &Arc<Semaphore>, max: usize, within: std::time::Duration) {
+    if within.is_zero() || limit.available_permits() >= max {
+        return;
+    }
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(within, limit.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            target: "agent_sidecar::proxy",
+            cut = max - limit.available_permits(),
+            grace_s = within.as_secs_f64(),
+            "connections still open at the end of the drain are cut"
+        );
+    }
+}
+
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     ctx: &ProxyContext,
@@ -87,7 +107,13 @@ pub(crate) async fn accept_loop<F, Fut>(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            () = &mut shutdown => return,
+            () = &mut shutdown => {
+                // Stop accepting (the listener goes), then let the calls in
+                // flight finish, each holding a permit, within the drain.
+                drop(listener);
+                drain(&limit, ctx.config.max_connections.max(1), ctx.config.drain).await;
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {

@@ -23,7 +23,7 @@ pub(super) fn open(
     events: &EventBus,
 ) -> Result<AuditTrail, RunError> {
     let policy = plan.gateway.as_ref();
-    let identity = match policy.map(|p| &p.identity) {
+    let mut identity = match policy.map(|p| &p.identity) {
         Some(i) => AgentIdentity {
             id: i.id.clone(),
             owner: i.owner.clone(),
@@ -37,9 +37,17 @@ pub(super) fn open(
             ..AgentIdentity::id(agent_id)
         },
     };
+    // In a pod: the annotations fill what the policy does not say, and
+    // the instance is the pod's.
+    if let Some(pod) = &opts.pod {
+        identity.owner = identity.owner.or_else(|| pod.owner.clone());
+        identity.team = identity.team.or_else(|| pod.team.clone());
+        identity.purpose = identity.purpose.or_else(|| pod.purpose.clone());
+        identity.instance = Some(pod.instance_id.clone());
+    }
     let start = json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "mode": "run",
+        "mode": if opts.pod.is_some() { "serve" } else { "run" },
         "pid": std::process::id(),
         "command": opts.command.first().map(|c| c.to_string_lossy().into_owned()),
     });

@@ -42,13 +42,19 @@ impl Enforcement {
         metrics: &Arc<Metrics>,
         events: EventBus,
     ) -> Result<Self, RunError> {
+        // A pod's replicas share the agent id, never their pins.
+        let pin_id = opts
+            .pod
+            .as_ref()
+            .map_or(agent_id, |p| p.instance_id.as_str());
         let config = EnforcerConfig {
-            agent_id: agent_id.to_string(),
+            agent_id: pin_id.to_string(),
             bpffs: opts.bpffs.clone(),
             mount_bpffs: opts.mount_bpffs,
             state_dir: opts.state_dir.clone(),
-            cgroup: None,
+            cgroup: opts.cgroup.clone(),
             private_listeners: listeners.private.iter().map(|l| l.addr).collect(),
+            exempt_cgroups: opts.exempt_cgroups.clone(),
         };
         let mut enforcer = Enforcer::start(&config, &plan.allowlist)?;
         metrics.set_allowlist_entries(agent_id, enforcer.allowlist_entries());

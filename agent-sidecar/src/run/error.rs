@@ -57,6 +57,9 @@ pub enum RunError {
     /// The agent's resource limits could not be set.
     #[error(transparent)]
     Limits(#[from] LimitsError),
+    /// `serve` could not find or govern its pod.
+    #[error("serve: {0}")]
+    Serve(String),
     /// The agent's seccomp filter or Landlock scopes could not be prepared.
     #[error(transparent)]
     Sandbox(#[from] sandbox::SandboxError),

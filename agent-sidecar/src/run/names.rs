@@ -57,6 +57,11 @@ pub struct NamesConfig {
     /// The sidecar's private listeners: the proxies never connect to their
     /// ports for the agent.
     pub private_listeners: Vec<super::private_listeners::PrivateListener>,
+    /// The explicit proxy's address (`serve --proxy-listen`: the port the
+    /// pod's `HTTP_PROXY` names) [default: an ephemeral loopback port].
+    pub explicit_listen: Option<SocketAddr>,
+    /// How long calls in flight may take to finish at shutdown.
+    pub drain: Duration,
 }
 
 /// The running services; [`NameServices::shutdown`] stops them.
@@ -123,6 +128,7 @@ impl NameServices {
         // Proxies: one context, the resolver above for names.
         let proxy_config = ProxyConfig {
             agent_id: agent_id.to_string(),
+            drain: config.drain,
             ..ProxyConfig::default()
         };
         let resolver: Arc<dyn Resolve> = Arc::new(DnsResolve::new(dns.resolver().clone()));
@@ -143,7 +149,9 @@ impl NameServices {
             None => None,
         };
 
-        let explicit = ExplicitProxy::bind(LOOPBACK4, ctx.clone()).map_err(proxy_err)?;
+        let explicit =
+            ExplicitProxy::bind(config.explicit_listen.unwrap_or(LOOPBACK4), ctx.clone())
+                .map_err(proxy_err)?;
         let explicit_addr = explicit.local_addr().map_err(proxy_err)?;
         enforcer
             .lock()

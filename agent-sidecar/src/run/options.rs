@@ -52,8 +52,29 @@ pub struct RunOptions {
     pub audit: AuditOptions,
     /// Where the audit records are shipped (none by default).
     pub audit_ship: AuditShipOptions,
-    /// The command and its arguments.
+    /// The command and its arguments (none for `serve`).
     pub command: Vec<OsString>,
+    /// Attach to this existing cgroup (a pod's) instead of creating one
+    /// per agent id.
+    pub cgroup: Option<PathBuf>,
+    /// cgroups under `cgroup` left alone (the sidecar's own container).
+    pub exempt_cgroups: Vec<PathBuf>,
+    /// The pod `serve` governs (none for `run`).
+    pub pod: Option<PodContext>,
+}
+
+/// The pod `serve` governs: who its agent is, and the instance id that
+/// names this replica's pins, lock and state.
+#[derive(Clone, Debug, Default)]
+pub struct PodContext {
+    /// Names the pins, lock and state (instead of the agent id).
+    pub instance_id: String,
+    /// The agent's owner (pod annotation).
+    pub owner: Option<String>,
+    /// The owner's team (pod annotation).
+    pub team: Option<String>,
+    /// What the agent is for (pod annotation).
+    pub purpose: Option<String>,
 }
 
 /// Name-based egress settings of `run`.
@@ -73,6 +94,11 @@ pub struct NamesOptions {
     pub intercept_ports: Vec<u16>,
     /// Whether to set `HTTP_PROXY`/`HTTPS_PROXY` for the agent.
     pub proxy_env: bool,
+    /// The explicit proxy's address [default: an ephemeral loopback port].
+    pub explicit_listen: Option<SocketAddr>,
+    /// How long proxied calls in flight may take to finish at shutdown
+    /// (`serve --drain-grace`; zero for `run`, whose agent is gone).
+    pub drain: std::time::Duration,
 }
 
 impl Default for NamesOptions {
@@ -84,6 +110,8 @@ impl Default for NamesOptions {
             budget: BudgetLimits::default(),
             intercept_ports: vec![80, 443],
             proxy_env: true,
+            explicit_listen: None,
+            drain: std::time::Duration::ZERO,
         }
     }
 }

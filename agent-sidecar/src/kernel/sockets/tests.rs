@@ -27,16 +27,19 @@ fn message(cgroup: Option<u64>, unsent: u32) -> Vec<u8> {
 
 #[test]
 fn only_sockets_of_the_cgroup_are_kept_with_their_identity() {
-    let s = parse(&message(Some(42), 11), IPPROTO_TCP, 42).expect("in the cgroup");
+    let s = parse(&message(Some(42), 11), IPPROTO_TCP, &[42]).expect("in the cgroup");
     assert_eq!(
         (s.family, s.protocol, s.state, s.unsent),
         (AF_INET6, 6, 4, 11)
     );
     assert_eq!(&s.sockid[0..2], &8080u16.to_be_bytes());
     assert_eq!(&s.sockid[40..48], &[7; 8], "the cookie names the socket");
-    assert_eq!(parse(&message(Some(43), 0), IPPROTO_TCP, 42), None);
+    assert_eq!(parse(&message(Some(43), 0), IPPROTO_TCP, &[42]), None);
+    // Any of a pod's governed containers; an empty set keeps nothing.
+    assert!(parse(&message(Some(43), 0), IPPROTO_TCP, &[42, 43]).is_some());
+    assert_eq!(parse(&message(Some(43), 0), IPPROTO_TCP, &[]), None);
     assert_eq!(
-        parse(&message(None, 0), IPPROTO_TCP, 42),
+        parse(&message(None, 0), IPPROTO_TCP, &[42]),
         None,
         "no cgroup attribute: not the agent's"
     );
@@ -46,9 +49,9 @@ fn only_sockets_of_the_cgroup_are_kept_with_their_identity() {
 fn truncated_messages_are_not_read_past_their_end() {
     let full = message(Some(42), 0);
     for cut in 0..full.len() {
-        let _ = parse(&full[..cut], IPPROTO_TCP, 42);
+        let _ = parse(&full[..cut], IPPROTO_TCP, &[42]);
     }
-    assert_eq!(parse(&full[..MSG_LEN - 1], IPPROTO_TCP, 42), None);
+    assert_eq!(parse(&full[..MSG_LEN - 1], IPPROTO_TCP, &[42]), None);
 }
 
 #[test]
