@@ -25,10 +25,13 @@ pub const STATUS_ANNOTATION: &str = "agent-sidecar.io/status";
 pub const STATUS_INJECTED: &str = "injected";
 /// Annotation naming the accountable owner; required for injection.
 pub const OWNER_ANNOTATION: &str = "agent-sidecar.io/owner";
+/// Annotation naming the agent's document in the policy set; required for
+/// injection.
+pub const AGENT_ID_ANNOTATION: &str = "agent-sidecar.io/agent-id";
 /// Identity annotations passed to the sidecar via the downward API:
 /// (annotation, environment variable of the sidecar).
 pub const IDENTITY_ANNOTATIONS: [(&str, &str); 5] = [
-    ("agent-sidecar.io/agent-id", "AGENT_SIDECAR_AGENT_ID"),
+    (AGENT_ID_ANNOTATION, "AGENT_SIDECAR_AGENT_ID"),
     (OWNER_ANNOTATION, "AGENT_SIDECAR_OWNER"),
     ("agent-sidecar.io/team", "AGENT_SIDECAR_TEAM"),
     ("agent-sidecar.io/purpose", "AGENT_SIDECAR_PURPOSE"),

@@ -395,6 +395,7 @@ fn docs_config_lists_every_key_and_the_docs_name_only_real_variables() {
         "AGENT_SIDECAR_TEST_SCRIPTS",
         "AGENT_SIDECAR_TOOLS",
         "AGENT_SIDECAR_BPF_RUSTC",
+        "AGENT_SIDECAR_KUBECTL",
     ] {
         known.insert(test_or_build.to_string());
     }

@@ -287,6 +287,28 @@ fn missing_owner_is_refused_with_the_fix() {
 }
 
 #[test]
+fn missing_or_invalid_agent_id_is_refused_with_the_fix() {
+    let (response, _) = review("missing_agent_id", false);
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("agent-sidecar.io/agent-id") && message.contains("set"),
+        "{message}"
+    );
+    // An id that would name another agent's pins is refused too.
+    let mut body: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir().join("missing_agent_id.json")).unwrap(),
+    )
+    .unwrap();
+    body["request"]["object"]["metadata"]["annotations"]["agent-sidecar.io/agent-id"] =
+        Value::from("../payments-bot");
+    let out = webhook()
+        .review_json(&serde_json::to_vec(&body).unwrap(), false)
+        .unwrap();
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+}
+
+#[test]
 fn existing_init_containers_run_after_the_sidecar() {
     let (response, pod) = review("existing_init_containers", false);
     assert_eq!(response["allowed"], true);

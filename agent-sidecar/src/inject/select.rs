@@ -3,7 +3,9 @@
 use k8s_openapi::api::core::v1::Pod;
 
 use super::patch::SIDECAR_NAME;
-use super::{INJECT_KEY, OWNER_ANNOTATION, STATUS_ANNOTATION, STATUS_INJECTED};
+use super::{
+    AGENT_ID_ANNOTATION, INJECT_KEY, OWNER_ANNOTATION, STATUS_ANNOTATION, STATUS_INJECTED,
+};
 
 /// Namespaces never injected, whatever the pod asks.
 pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
@@ -103,6 +105,21 @@ pub fn decide(
             "agent-sidecar: pod asks for injection but has no {OWNER_ANNOTATION} annotation; \
              every governed agent needs an accountable owner: add \
              metadata.annotations[\"{OWNER_ANNOTATION}\"] to the pod template"
+        ));
+    }
+    let agent_id = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(AGENT_ID_ANNOTATION))
+        .map(String::as_str)
+        .unwrap_or_default();
+    if crate::kernel::pins::validate_agent_id(agent_id).is_err() {
+        return Decision::Refuse(format!(
+            "agent-sidecar: pod asks for injection but its {AGENT_ID_ANNOTATION} annotation \
+             is {agent_id:?}; the sidecar decides by the agent's document in the policy set \
+             and cannot start without one: set metadata.annotations[\"{AGENT_ID_ANNOTATION}\"] \
+             in the pod template to the agent's id (1-64 of A-Z a-z 0-9 . _ -, not starting \
+             with . or -)"
         ));
     }
     Decision::Inject
