@@ -4,9 +4,9 @@
 
 use agent_sidecar_common::{
     ALLOWLIST_CAPACITY, Allow4AnyKey, Allow4PortKey, Allow6AnyKey, Allow6PortKey, AllowValue,
-    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EXEMPT_CAPACITY, EndpointKey, ExactValue, ORIG_DEST_CAPACITY,
-    OrigDest, PRIVATE_PORT_WORDS, REDIRECT_CAPACITY, RedirectKey, RedirectTarget, Settings,
-    TRIE_CACHE_CAPACITY,
+    COUNTER_SLOTS, EVENT_RING_BYTES, EXACT_CAPACITY, EXEMPT_CAPACITY, EndpointKey, ExactValue,
+    ORIG_DEST_CAPACITY, OrigDest, PRIVATE_PORT_WORDS, REDIRECT_CAPACITY, RedirectKey,
+    RedirectTarget, Settings, TRIE_CACHE_CAPACITY,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
