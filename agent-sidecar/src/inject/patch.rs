@@ -395,8 +395,22 @@ mod tests {
             host_cgroupfs: "/sys/fs/cgroup".into(),
         };
         let container = sidecar_container(&config);
+        // The config file is the namespace's ConfigMap in a pod; here an
+        // empty one stands in for it.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(CONFIG_FILE);
+        std::fs::write(&file, "{}\n").unwrap();
         let mut argv: Vec<std::ffi::OsString> = vec!["agent-sidecar".into()];
-        argv.extend(container.args.unwrap().into_iter().map(Into::into));
+        let mut configs = 0;
+        argv.extend(container.args.unwrap().into_iter().map(|a| {
+            if a == format!("--config={CONFIG_DIR}/{CONFIG_FILE}") {
+                configs += 1;
+                format!("--config={}", file.display()).into()
+            } else {
+                a.into()
+            }
+        }));
+        assert_eq!(configs, 1, "the sidecar is given its config file once");
         let env: std::collections::HashMap<String, std::ffi::OsString> = container
             .env
             .unwrap()
