@@ -9,6 +9,7 @@
 //! | `GET /v1/compensations`, `POST /v1/compensations/{id}/trigger` | bearer | `gateway` |
 //! | `GET /v1/quarantine`, `POST /v1/quarantine/release` | bearer | `gateway` |
 //! | `GET /v1/alerts`, `POST /v1/alerts/{id}/benign` | bearer | `alerts` |
+//! | `GET /v1/inventory` | bearer | `inventory` |
 //!
 //! An [`Admin`] says which of them one listener serves: `run` serves the
 //! operations routes on `--metrics-listen` (a Prometheus scrape carries no
@@ -20,6 +21,7 @@
 mod alerts;
 mod approvals;
 mod gateway;
+mod inventory;
 mod ops;
 mod reply;
 mod server;

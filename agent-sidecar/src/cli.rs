@@ -6,4 +6,5 @@ pub(crate) mod audit;
 pub(crate) mod baseline;
 pub(crate) mod config;
 pub(crate) mod inject_webhook;
+pub(crate) mod inventory;
 pub(crate) mod policy;

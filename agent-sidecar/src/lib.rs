@@ -59,6 +59,7 @@ pub mod events;
 pub mod gateway;
 pub mod http_client;
 pub mod inject;
+pub mod inventory;
 mod io_delegate;
 pub mod kernel;
 pub mod metrics;

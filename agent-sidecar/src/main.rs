@@ -65,6 +65,9 @@ enum Command {
     /// Kubernetes mutating admission webhook (HTTPS) that injects the
     /// sidecar into agent pods.
     InjectWebhook(Box<cli::inject_webhook::InjectWebhookArgs>),
+    /// The governed agent's inventory from a sidecar's admin API: owner,
+    /// team, purpose, policy version, last action, idle time.
+    Inventory(cli::inventory::InventoryArgs),
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => cli::config::run(cmd, &Cli::command()),
         Command::Baseline(cmd) => cli::baseline::run(cmd),
         Command::InjectWebhook(args) => cli::inject_webhook::run(*args),
+        Command::Inventory(args) => cli::inventory::run(args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

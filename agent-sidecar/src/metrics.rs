@@ -27,6 +27,7 @@ use crate::{
     dns::{AgentDnsMetrics, DnsMetrics},
     events::{ActionEvent, ActionSink},
     gateway::GatewayMetrics,
+    inventory::InventoryMetrics,
     kernel::{KernelCounters, events::DenyRecord},
     policy::PolicyVersion,
     proxy::ProxyMetrics,
@@ -60,6 +61,7 @@ pub struct Metrics {
     approvals: ApprovalMetrics,
     audit: AuditMetrics,
     audit_ship: ShipMetrics,
+    inventory: InventoryMetrics,
 }
 
 /// Metrics of the tier policy store.
@@ -323,6 +325,30 @@ impl Metrics {
         let approvals = ApprovalMetrics::register(&scoped).expect("unique metric");
         let audit = AuditMetrics::register(&scoped).expect("unique metric");
         let audit_ship = ShipMetrics::register(&scoped).expect("unique metric");
+        let inventory = InventoryMetrics {
+            info: IntGaugeVec::new(
+                Opts::new(
+                    "agent_sidecar_agent_info",
+                    "The governed agent's inventory (owner, team, purpose, environment and \
+                     the policy version in force, from the policy's agent document and the \
+                     pod's annotations); always 1.",
+                ),
+                &["owner", "team", "purpose", "environment", "policy_version"],
+            )
+            .expect("valid metric"),
+            last_action: Gauge::new(
+                "agent_sidecar_agent_last_action_timestamp_seconds",
+                "Unix time of the agent's last action (a tool call, connection, DNS \
+                 question or refused connect); absent until it acts.",
+            )
+            .expect("valid metric"),
+        };
+        scoped
+            .register(Box::new(inventory.info.clone()))
+            .expect("unique metric");
+        scoped
+            .register(Box::new(inventory.last_action.clone()))
+            .expect("unique metric");
         Self {
             registry,
             scoped,
@@ -347,7 +373,14 @@ impl Metrics {
             approvals,
             audit,
             audit_ship,
+            inventory,
         }
+    }
+
+    /// The inventory's series (`agent_sidecar_agent_info`,
+    /// `agent_sidecar_agent_last_action_timestamp_seconds`).
+    pub fn inventory(&self) -> InventoryMetrics {
+        self.inventory.clone()
     }
 
     /// Where `agent_id`'s webhooks count their deliveries

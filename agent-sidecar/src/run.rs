@@ -392,6 +392,7 @@ async fn start_name_services(
             metrics: metrics.clone(),
             events: enforcement.events.clone(),
             journal: Some(Arc::new(trail.sink())),
+            instance_id: opts.pod.as_ref().map(|p| p.instance_id.clone()),
         }),
         _ => None,
     };

@@ -187,3 +187,75 @@ async fn an_operator_lists_alerts_and_marks_one_benign_through_the_admin_api() {
     d.observe(&agent, &again);
     assert_eq!(d.alerts_raised(DetectorKind::NewTool), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_reports_identity_policy_and_the_last_call_through_the_admin_api() {
+    use agent_sidecar::{
+        admin::{Admin, serve},
+        approvals::BearerToken,
+        inventory::{Inventory, InventoryIdentity},
+    };
+    let h = Harness::start(Options::default()).await;
+    let agent = h.gateway.agent_id().to_string();
+    let inventory = Inventory::new(
+        InventoryIdentity {
+            agent_id: agent.clone(),
+            instance_id: Some("agents.buyer-0".into()),
+            owner: Some("ap-lead@example.test".into()),
+            team: Some("finance".into()),
+            purpose: Some("pays invoices".into()),
+            environment: "prod".into(),
+        },
+        Some(h.metrics.inventory()),
+    );
+    let version = h.policy.current().version().clone();
+    inventory.policy_in_force(&version);
+    h.events.add(Arc::new(inventory.clone()));
+    let token = "t0k3n-for-the-admin-api-tests";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/inventory", listener.local_addr().unwrap());
+    let admin = Admin::api(h.approvals.clone(), BearerToken::new(token).unwrap())
+        .with_gateway(h.gateway.clone())
+        .with_inventory(inventory);
+    tokio::spawn(serve(listener, admin));
+    let auth = format!("Authorization: Bearer {token}");
+
+    let (status, body) = curl(&[], &["-H", &auth, &url]).await;
+    assert_eq!(status, 200, "{body}");
+    let before = json_of(&body);
+    assert!(before.get("last_action").is_none(), "no action yet: {body}");
+
+    let (status, body) = curl(&h.explicit_args(), &[&h.url("/v1/invoices?limit=5")]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = curl(&[], &["-H", &auth, &url]).await;
+    assert_eq!(status, 200, "{body}");
+    let inv = json_of(&body);
+    assert_eq!(inv["agent_id"], agent.as_str());
+    assert_eq!(inv["instance_id"], "agents.buyer-0");
+    assert_eq!(inv["owner"], "ap-lead@example.test");
+    assert_eq!(inv["team"], "finance");
+    assert_eq!(inv["environment"], "prod");
+    assert_eq!(inv["policy_version"], version.short());
+    assert_eq!(inv["last_action"]["kind"], "tool_call", "{body}");
+    assert!(
+        inv["last_action"]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("erp"),
+        "{body}"
+    );
+    assert!(inv["idle_seconds"].as_u64().unwrap() < 30, "{body}");
+    assert!(inv["actions"]["tool_call"].as_u64().unwrap() >= 1, "{body}");
+
+    let (status, _) = curl(&[], &[&url]).await;
+    assert_eq!(status, 401, "the bearer token is required");
+    let (status, _) = curl(&[], &["-H", &auth, "-X", "POST", "-d", "{}", &url]).await;
+    assert_eq!(status, 405, "read only");
+    assert_eq!(
+        h.metric("agent_sidecar_agent_info{"),
+        1.0,
+        "{}",
+        h.metrics.render()
+    );
+    assert!(h.metric("agent_sidecar_agent_last_action_timestamp_seconds") > 1.7e9);
+}

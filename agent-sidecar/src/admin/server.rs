@@ -32,7 +32,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::{
-    alerts as alert_routes, approvals, gateway as gateway_routes,
+    alerts as alert_routes, approvals, gateway as gateway_routes, inventory as inventory_routes,
     ops::Ops,
     reply::{ApiError, error_response, json, not_found, read_limited},
     throttle::{AuthThrottle, ThrottleConfig},
@@ -41,6 +41,7 @@ use crate::{
     approvals::{ApprovalMetrics, ApprovalStore, BearerToken},
     detect::Detection,
     gateway::Gateway,
+    inventory::Inventory,
     metrics::Metrics,
 };
 
@@ -53,6 +54,7 @@ struct Api {
     throttle: Arc<AuthThrottle>,
     gateway: Option<Gateway>,
     detection: Option<Detection>,
+    inventory: Option<Inventory>,
 }
 
 /// What one admin listener serves (see the [module](super) for the
@@ -147,6 +149,7 @@ impl Admin {
                 throttle: Arc::new(throttle),
                 gateway: None,
                 detection: None,
+                inventory: None,
             }),
         }
     }
@@ -165,6 +168,14 @@ impl Admin {
     pub fn with_detection(mut self, detection: Detection) -> Self {
         if let Some(api) = &mut self.api {
             api.detection = Some(detection);
+        }
+        self
+    }
+
+    /// Adds `GET /v1/inventory` (nothing without [`Admin::api`]).
+    pub fn with_inventory(mut self, inventory: Inventory) -> Self {
+        if let Some(api) = &mut self.api {
+            api.inventory = Some(inventory);
         }
         self
     }
@@ -261,6 +272,11 @@ where
             Ok(resp) => resp,
             Err(e) => error_response(&e),
         };
+    }
+    if let Some(inv) = &api.inventory
+        && let Some((status, value)) = inventory_routes::route(inv, req.method(), &path)
+    {
+        return json(status, &value);
     }
     let Some(gateway) = &api.gateway else {
         return error_response(&not_found(&path));

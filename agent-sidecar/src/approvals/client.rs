@@ -133,6 +133,11 @@ impl ApprovalsClient {
         .await
     }
 
+    /// The governed agent's inventory (`GET /v1/inventory`).
+    pub async fn inventory(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::GET, "/v1/inventory", None).await
+    }
+
     /// The policy version in force and the kept previous ones
     /// (`GET /v1/policy`).
     pub async fn policy_versions(&self) -> Result<serde_json::Value, ClientError> {

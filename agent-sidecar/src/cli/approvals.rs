@@ -166,11 +166,11 @@ fn parse_id(id: &str) -> Result<ApprovalId, (i32, String)> {
     })
 }
 
-fn refused(e: impl std::fmt::Display) -> (i32, String) {
+pub(super) fn refused(e: impl std::fmt::Display) -> (i32, String) {
     (1, e.to_string())
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), (i32, String)> {
+pub(super) fn print_json(value: &impl serde::Serialize) -> Result<(), (i32, String)> {
     let text = serde_json::to_string_pretty(value).map_err(|e| (1, e.to_string()))?;
     println!("{text}");
     Ok(())

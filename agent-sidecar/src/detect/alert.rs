@@ -24,6 +24,8 @@ pub enum Pattern {
     Burst,
     /// A changed mix.
     Shift,
+    /// No action for too long.
+    Idle,
 }
 
 impl Pattern {
@@ -35,6 +37,7 @@ impl Pattern {
             Pattern::Surge => "SURGE",
             Pattern::Burst => "BURST",
             Pattern::Shift => "SHIFT",
+            Pattern::Idle => "IDLE",
         }
     }
 }
@@ -95,6 +98,8 @@ pub enum Fold {
         /// Refusals in the minute.
         per_minute: u64,
     },
+    /// Nothing to learn (an idle agent: the next action ends it).
+    Nothing,
     /// Learn a tier mix.
     Tiers {
         /// Calls at tier 3 or above in the window.
@@ -232,6 +237,10 @@ impl Alert {
                 "{d}: `{}` was never seen while learning ({} time(s))",
                 self.subject, self.count
             ),
+            Pattern::Idle => format!(
+                "{d}: no action for {:.0} s, above the {:.0} s the policy allows",
+                self.observed, self.threshold
+            ),
             Pattern::OffHours => format!(
                 "{d}: {} actions at an hour with {:.2}% of the learned activity",
                 self.observed,
@@ -248,7 +257,7 @@ impl Alert {
     pub fn observation_type(&self) -> &'static str {
         match self.detector {
             DetectorKind::NewTransition => "Sequence Analysis",
-            DetectorKind::OffHours => "Time Analysis",
+            DetectorKind::OffHours | DetectorKind::Idle => "Time Analysis",
             DetectorKind::RateSurge
             | DetectorKind::VolumeSurge
             | DetectorKind::AmountSurge

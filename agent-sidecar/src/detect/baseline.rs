@@ -338,6 +338,7 @@ fn fold_into(b: &mut Baseline, fold: &Fold) {
         Fold::Denied { per_minute } => {
             b.denied_max_minute = b.denied_max_minute.max(*per_minute);
         }
+        Fold::Nothing => {}
         Fold::Tiers { high, calls } => {
             b.tiers[2] += high;
             b.tiers[0] += calls.saturating_sub(*high);

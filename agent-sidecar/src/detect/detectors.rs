@@ -645,6 +645,12 @@ impl AgentState {
         }
     }
 
+    /// Keeps `a`, raised outside the event path (an idle alert), with the
+    /// recent closed alerts, for listing and marking benign.
+    pub(crate) fn keep(&mut self, a: Alert) {
+        self.remember(a);
+    }
+
     fn remember(&mut self, a: Alert) {
         if self.recent.len() >= MAX_RECENT {
             self.recent.pop_front();

@@ -15,7 +15,7 @@ use std::{
 use arc_swap::ArcSwap;
 
 use super::{
-    alert::{Activity, Alert},
+    alert::{Activity, Alert, Fold, Pattern},
     baseline::Baseline,
     detectors::{AgentState, Raised},
     observation::Observation,
@@ -103,7 +103,10 @@ struct Inner {
     clock: Clock,
     bus: OnceLock<EventBus>,
     metrics: OnceLock<Arc<dyn DetectionMetrics>>,
-    alerts: [AtomicU64; 10],
+    alerts: [AtomicU64; DetectorKind::ALL.len()],
+    /// Each agent's last action (Unix ms) and whether its idle alert is
+    /// raised.
+    last_active: Mutex<HashMap<String, (u64, bool)>>,
     store_errors: AtomicU64,
     agents_refused: AtomicU64,
 }
@@ -130,6 +133,7 @@ impl Detection {
                 bus: OnceLock::new(),
                 metrics: OnceLock::new(),
                 alerts: Default::default(),
+                last_active: Mutex::new(HashMap::new()),
                 store_errors: AtomicU64::new(0),
                 agents_refused: AtomicU64::new(0),
             }),
@@ -224,12 +228,95 @@ impl Detection {
         }
         let state = self.load(agent_id, &policy);
         self.lock().entry(agent_id.to_string()).or_insert(state);
+        let now = (self.inner.clock)();
+        self.idle_lock()
+            .entry(agent_id.to_string())
+            .or_insert((now, false));
+    }
+
+    fn idle_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, bool)>> {
+        self.inner
+            .last_active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Raises an `idle` alert for every agent with no action for longer
+    /// than its policy's `idle_after` (once per idle spell: the next
+    /// action ends it); returns how many were raised.
+    pub fn check_idle(&self) -> usize {
+        let now = (self.inner.clock)();
+        let mut due = Vec::new();
+        for (agent_id, (last, alerted)) in self.idle_lock().iter_mut() {
+            let policy = (self.inner.policy)(agent_id);
+            let Some(after) = policy.idle_after else {
+                continue;
+            };
+            let idle_ms = now.saturating_sub(*last);
+            if *alerted
+                || !policy.enabled
+                || !policy.detector(DetectorKind::Idle).enabled
+                || u128::from(idle_ms) < after.as_millis()
+            {
+                continue;
+            }
+            *alerted = true;
+            due.push((agent_id.clone(), *last, idle_ms, after, policy));
+        }
+        for (agent_id, last, idle_ms, after, policy) in &due {
+            let d = policy.detector(DetectorKind::Idle);
+            let alert = Alert {
+                id: new_id(),
+                agent_id: agent_id.clone(),
+                pool: policy.pool.clone(),
+                detector: DetectorKind::Idle,
+                pattern: Pattern::Idle,
+                subject: "no action".to_string(),
+                severity: d.severity,
+                first_ms: *last,
+                last_ms: now,
+                count: 1,
+                observed: (*idle_ms / 1000) as f64,
+                baseline: 0.0,
+                threshold: after.as_secs_f64(),
+                unit: "seconds".to_string(),
+                events: Vec::new(),
+                response: d.response,
+                fold: Fold::Nothing,
+            };
+            if let Some(s) = self.lock().get_mut(agent_id) {
+                s.keep(alert.clone());
+            }
+            self.inner.alerts[DetectorKind::Idle as usize].fetch_add(1, Ordering::Relaxed);
+            for s in self.inner.sinks.load().iter() {
+                s.deliver(&alert, Activity::Create);
+            }
+            self.respond(&alert, policy);
+        }
+        due.len()
+    }
+
+    /// Checks for idle agents every `every` until the returned task is
+    /// aborted.
+    pub fn spawn_idle_watch(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                this.check_idle();
+            }
+        })
     }
 
     /// Folds one observation of `agent_id` in; delivers and answers what
     /// it raised.
     pub fn observe(&self, agent_id: &str, o: &Observation<'_>) {
         let policy = (self.inner.policy)(agent_id);
+        if let Some(e) = self.idle_lock().get_mut(agent_id) {
+            *e = (e.0.max(o.at_ms), false);
+        }
         let mut new = Vec::new();
         let updates;
         {

@@ -40,6 +40,7 @@ fn parameter(a: &Alert) -> &'static str {
         D::AmountSurge => "declared_amount_per_day",
         D::DeniedBurst => "refused_egress_per_minute",
         D::TierShift => "tier_3_plus_share",
+        D::Idle => "seconds_since_last_action",
     }
 }
 

@@ -491,3 +491,79 @@ fn a_thousand_agents_baselines_stay_within_the_documented_bound() {
         "a small agent is far below the bound"
     );
 }
+
+#[test]
+fn an_agent_idle_past_idle_after_alerts_once_per_idle_spell() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let now = Arc::new(AtomicU64::new(MONDAY));
+    let sink = Arc::new(Collect::default());
+    let policy = Arc::new(DetectionPolicy {
+        idle_after: Some(std::time::Duration::from_secs(3600)),
+        ..DetectionPolicy::default()
+    });
+    let clock = now.clone();
+    let d = Detection::new(DetectionOptions {
+        policy: Arc::new(move |_| policy.clone()),
+        store: None,
+        sinks: vec![sink.clone() as Arc<dyn AlertSink>],
+        responder: None,
+        clock: Some(Arc::new(move || clock.load(Ordering::SeqCst))),
+    });
+    d.preload("a");
+    now.store(MONDAY + H / 2, Ordering::SeqCst);
+    assert_eq!(d.check_idle(), 0, "idle for 30 min of the 60 allowed");
+    now.store(MONDAY + H + 60_000, Ordering::SeqCst);
+    assert_eq!(d.check_idle(), 1, "idle for 61 min");
+    assert_eq!(d.check_idle(), 0, "one alert per idle spell");
+    {
+        let got = sink.0.lock().unwrap();
+        let (a, activity) = &got[0];
+        assert_eq!(
+            (a.detector, a.pattern, *activity),
+            (DetectorKind::Idle, Pattern::Idle, Activity::Create)
+        );
+        assert_eq!((a.observed, a.threshold), (3660.0, 3600.0));
+        assert!(
+            a.summary().contains("no action for 3660 s"),
+            "{}",
+            a.summary()
+        );
+        let ocsf = detection_finding(a, Activity::Create);
+        assert!(
+            ocsf.to_string().contains("seconds_since_last_action"),
+            "{ocsf}"
+        );
+    }
+    assert_eq!(d.alerts_raised(DetectorKind::Idle), 1);
+    let listed = d.with_state("a", |s| s.alerts().count()).unwrap();
+    assert_eq!(listed, 1, "the idle alert is listed for marking benign");
+    // An action ends the spell; the next spell alerts again.
+    let t = MONDAY + H + 120_000;
+    now.store(t, Ordering::SeqCst);
+    d.observe("a", &call(t, "crm", "get", "crm.example"));
+    now.store(t + H - 60_000, Ordering::SeqCst);
+    assert_eq!(d.check_idle(), 0, "active 59 min ago");
+    now.store(t + H + 60_000, Ordering::SeqCst);
+    assert_eq!(d.check_idle(), 1, "idle again");
+    let id = sink.0.lock().unwrap()[1].0.id.clone();
+    assert!(
+        d.mark_benign("a", &id),
+        "an idle alert can be marked benign"
+    );
+}
+
+#[test]
+fn without_idle_after_or_with_the_detector_off_no_idle_alert() {
+    let (d, sink) = engine(DetectionPolicy::default(), None);
+    d.preload("a");
+    assert_eq!(d.check_idle(), 0, "idle_after unset: never");
+    let mut policy = DetectionPolicy {
+        idle_after: Some(std::time::Duration::from_secs(1)),
+        ..DetectionPolicy::default()
+    };
+    policy.detectors[DetectorKind::Idle as usize].enabled = false;
+    let (d, _) = engine(policy, None);
+    d.preload("a");
+    assert_eq!(d.check_idle(), 0, "the idle detector is off");
+    assert!(sink.0.lock().unwrap().is_empty());
+}

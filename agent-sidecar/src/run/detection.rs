@@ -27,11 +27,14 @@ use crate::{
 
 /// How often changed baselines are written.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
+/// How often agents are checked for idleness (`detection.idle_after`).
+const IDLE_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// The detectors and their saving task.
 pub(crate) struct DetectionServices {
     pub(crate) detection: Detection,
     saver: JoinHandle<()>,
+    idle_watch: JoinHandle<()>,
 }
 
 /// One sink per syslog collector, each with its queue under
@@ -104,13 +107,19 @@ pub(crate) fn start(
     metrics.baseline_learned(gateway.agent_id(), learned);
     events.add(Arc::new(detection.clone()) as Arc<dyn ActionSink>);
     let saver = detection.spawn_saver(SAVE_EVERY);
-    DetectionServices { detection, saver }
+    let idle_watch = detection.spawn_idle_watch(IDLE_CHECK_EVERY);
+    DetectionServices {
+        detection,
+        saver,
+        idle_watch,
+    }
 }
 
 impl DetectionServices {
     /// Stops saving, closes the open alerts and writes the baselines.
     pub(crate) async fn shutdown(self) {
         self.saver.abort();
+        self.idle_watch.abort();
         let d = self.detection;
         let _ = tokio::task::spawn_blocking(move || d.close()).await;
     }

@@ -25,6 +25,7 @@ use crate::{
         AttemptJournal, Gateway, GatewayConfig, GatewayParts,
         hooks::{Quarantine, QuarantineSwitch},
     },
+    inventory::{Inventory, InventoryIdentity},
     kernel::Enforcer,
     metrics::Metrics,
     policy::{
@@ -299,6 +300,8 @@ pub(crate) struct GatewayStart {
     pub(crate) events: EventBus,
     /// Where each decided call's attempt is recorded before it proceeds.
     pub(crate) journal: Option<Arc<dyn AttemptJournal>>,
+    /// `serve`'s instance id (for the inventory).
+    pub(crate) instance_id: Option<String>,
 }
 
 /// Starts the gateway.
@@ -317,6 +320,7 @@ pub(crate) async fn start(
         metrics,
         events,
         journal,
+        instance_id,
     } = start;
     let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
     let key_path = redaction_key;
@@ -412,6 +416,19 @@ pub(crate) async fn start(
         syslog,
         &metrics,
     );
+    let inventory = Inventory::new(
+        InventoryIdentity {
+            agent_id: policy.identity.id.clone(),
+            instance_id,
+            owner: policy.identity.owner.clone(),
+            team: policy.identity.team.clone(),
+            purpose: policy.identity.purpose.clone(),
+            environment: policy.identity.environment.clone(),
+        },
+        Some(metrics.inventory()),
+    );
+    inventory.policy_in_force(policy.store.current().version());
+    events.add(Arc::new(inventory.clone()));
     let admin_task = match admin_listener {
         Some(listener) => {
             let path = opts.admin_token_file.as_ref().ok_or_else(|| {
@@ -422,7 +439,8 @@ pub(crate) async fn start(
             info!(%addr, "admin API: approvals, compensations, quarantine, alerts");
             let admin = Admin::api(approvals, token)
                 .with_gateway(gateway.clone())
-                .with_detection(detection.detection.clone());
+                .with_detection(detection.detection.clone())
+                .with_inventory(inventory);
             Some(tokio::spawn(crate::admin::serve(listener, admin)))
         }
         None => None,

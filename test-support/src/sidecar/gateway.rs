@@ -82,6 +82,9 @@ pub struct Harness {
     /// The sidecar's metrics, fed by the gateway's events as under `run`
     /// (`render()` is what `/metrics` serves).
     pub metrics: Arc<Metrics>,
+    /// The action event bus the gateway's events go to (add a consumer
+    /// with `events.add`).
+    pub events: EventBus,
 }
 
 /// How [`Harness::start`] sets the gateway up.
@@ -260,7 +263,7 @@ impl Harness {
             secrets,
             approvals: approvals.clone(),
             quarantine: QuarantineSwitch::new(Arc::new(NoKernel)),
-            sink: Some(Arc::new(bus)),
+            sink: Some(Arc::new(bus.clone())),
             journal: audit
                 .as_ref()
                 .map(|t| Arc::new(t.sink()) as Arc<dyn agent_sidecar::gateway::AttemptJournal>),
@@ -289,6 +292,7 @@ impl Harness {
             audit,
             redaction_key,
             metrics,
+            events: bus,
         }
     }
 

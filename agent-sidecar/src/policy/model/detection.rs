@@ -71,11 +71,14 @@ pub enum DetectorKind {
     DeniedBurst,
     /// A rise in the share of tier 3-4 (and denied) calls.
     TierShift,
+    /// No action for longer than the policy's `idle_after` (an agent
+    /// nobody uses any more, still holding its permissions).
+    Idle,
 }
 
 impl DetectorKind {
     /// Every detector, in the order of the documentation.
-    pub const ALL: [DetectorKind; 10] = [
+    pub const ALL: [DetectorKind; 11] = [
         DetectorKind::RateSurge,
         DetectorKind::NewDestination,
         DetectorKind::NewTool,
@@ -86,6 +89,7 @@ impl DetectorKind {
         DetectorKind::AmountSurge,
         DetectorKind::DeniedBurst,
         DetectorKind::TierShift,
+        DetectorKind::Idle,
     ];
 
     /// The policy's and the metrics' spelling.
@@ -101,6 +105,7 @@ impl DetectorKind {
             DetectorKind::AmountSurge => "amount_surge",
             DetectorKind::DeniedBurst => "denied_burst",
             DetectorKind::TierShift => "tier_shift",
+            DetectorKind::Idle => "idle",
         }
     }
 
@@ -118,6 +123,7 @@ impl DetectorKind {
             DetectorKind::AmountSurge => (4.0, 100.0, 4),
             DetectorKind::DeniedBurst => (3.0, 10.0, 4),
             DetectorKind::TierShift => (5.0, 6.0, 3),
+            DetectorKind::Idle => (0.0, 0.0, 2),
         };
         DetectorPolicy {
             enabled: true,
@@ -218,6 +224,10 @@ pub struct DetectionSection {
     /// Per detector settings.
     #[serde(default)]
     pub detectors: BTreeMap<DetectorKind, DetectorDecl>,
+    /// An agent with no action for this long raises an `idle` alert (and
+    /// the `idle` detector's response). Unset: never.
+    #[serde(default)]
+    pub idle_after: Option<HumanDuration>,
 }
 
 /// One detector's effective settings.
@@ -258,7 +268,17 @@ pub struct DetectionPolicy {
     #[serde(serialize_with = "ser_duration")]
     pub dedup_window: Duration,
     /// Per detector, in [`DetectorKind::ALL`] order.
-    pub detectors: [DetectorPolicy; 10],
+    pub detectors: [DetectorPolicy; 11],
+    /// No action for this long raises an `idle` alert; `None`: never.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub idle_after: Option<Duration>,
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 impl Default for DetectionPolicy {
@@ -271,6 +291,7 @@ impl Default for DetectionPolicy {
             utc_offset_minutes: 0,
             dedup_window: Duration::from_secs(3600),
             detectors: DetectorKind::ALL.map(DetectorKind::defaults),
+            idle_after: None,
         }
     }
 }
@@ -300,6 +321,9 @@ impl DetectionPolicy {
         }
         if let Some(v) = section.dedup_window {
             self.dedup_window = v.0;
+        }
+        if let Some(v) = section.idle_after {
+            self.idle_after = Some(v.0);
         }
         for (kind, d) in &section.detectors {
             let p = &mut self.detectors[*kind as usize];
