@@ -1046,3 +1046,80 @@ fn a_new_action_after_learning_reaches_the_soc_as_an_ocsf_finding() {
     );
     assert!(stderr.contains("detector response"), "{stderr}");
 }
+
+#[test]
+fn the_inventory_names_the_last_call_and_an_idle_agent_reaches_the_soc() {
+    let _ = test_python();
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    let doc = w.dir.join("policy/agent.yaml");
+    let mut yaml = std::fs::read_to_string(&doc).unwrap();
+    yaml.push_str("detection:\n  idle_after: 2s\n");
+    std::fs::write(&doc, yaml).unwrap();
+    let script = format!(
+        "{}\nsleep 9",
+        client("get_customer", &json!({"customer_id": "c-42"}), &[]),
+    );
+    let child = w
+        .command(&[], &script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run agent-sidecar");
+    let inventory = || {
+        let url = format!("http://{ADMIN}");
+        let token = w.dir.join("admin-token");
+        let args = [
+            "inventory",
+            "--json",
+            "--url",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ];
+        let out = command_in(&w.ns, None, &sidecar_bin(), &args)
+            .output()
+            .expect("inventory CLI");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|_| Value::String(text(&out).1))
+    };
+    let start = Instant::now();
+    let mut inv = Value::Null;
+    while start.elapsed() < Duration::from_secs(20) {
+        inv = inventory();
+        if inv["actions"]["tool_call"] == 1 && inv["idle_seconds"].as_u64() >= Some(2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(inv["agent_id"], w.agent.as_str(), "{inv}");
+    assert_eq!(inv["owner"], "ops-lead@example.test", "{inv}");
+    assert_eq!(inv["purpose"], "answers customers", "{inv}");
+    assert_eq!(inv["actions"]["tool_call"], 1, "{inv}");
+    // The call's connection closes after it: either is the last action.
+    let last = inv["last_action"]["kind"].as_str().unwrap_or_default();
+    assert!(["tool_call", "connection"].contains(&last), "{inv}");
+    assert!(inv["idle_seconds"].as_u64() >= Some(2), "{inv}");
+    assert!(
+        inv["policy_version"]
+            .as_str()
+            .is_some_and(|v| v.len() == 12),
+        "{inv}"
+    );
+    let out = child.wait_with_output().expect("run ends");
+    torn_down(&out);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let idle: Vec<Value> = w
+        .hooks("/soc")
+        .into_iter()
+        .filter(|e| e["event"] == "detection.finding")
+        .filter(|e| e["finding"]["finding_info"]["analytic"]["name"] == "idle")
+        .collect();
+    assert_eq!(
+        idle.len(),
+        1,
+        "one idle spell, one alert: {idle:#?}\n{stderr}"
+    );
+}
