@@ -4,26 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_sidecar::inject::patch::InjectConfig;
 use agent_sidecar::inject::review::Webhook;
 use serde_json::Value;
 
 const IMAGE: &str = "registry.example.com/agent-sidecar:0.1.0";
 
 fn webhook() -> Webhook {
-    Webhook {
-        inject: InjectConfig {
-            image: IMAGE.to_owned(),
-            proxy_port: 3128,
-            admin_port: 9090,
-            policy_config_map: "agent-sidecar-policy".to_owned(),
-            ca_bundle_config_map: "agent-sidecar-ca-bundle".to_owned(),
-            ca_secret: "agent-sidecar-ca".to_owned(),
-            host_bpffs: "/sys/fs/bpf".to_owned(),
-            host_cgroupfs: "/sys/fs/cgroup".to_owned(),
-        },
-        namespace: "agent-sidecar-system".to_owned(),
-    }
+    Webhook::defaults(IMAGE)
 }
 
 fn dir() -> PathBuf {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_sidecar::inject::certs::ReloadingCert;
-use agent_sidecar::inject::patch::InjectConfig;
 use agent_sidecar::inject::review::Webhook;
 use agent_sidecar::inject::server;
 use rcgen::{CertificateParams, KeyPair};
@@ -64,19 +63,9 @@ async fn webhook_answers_curl_over_tls_and_reloads_its_certificate() {
     let tls = server::tls_config(cert.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let webhook = Arc::new(Webhook {
-        inject: InjectConfig {
-            image: "registry.example.com/agent-sidecar:0.1.0".to_owned(),
-            proxy_port: 3128,
-            admin_port: 9090,
-            policy_config_map: "agent-sidecar-policy".to_owned(),
-            ca_bundle_config_map: "agent-sidecar-ca-bundle".to_owned(),
-            ca_secret: "agent-sidecar-ca".to_owned(),
-            host_bpffs: "/sys/fs/bpf".to_owned(),
-            host_cgroupfs: "/sys/fs/cgroup".to_owned(),
-        },
-        namespace: "agent-sidecar-system".to_owned(),
-    });
+    let webhook = Arc::new(Webhook::defaults(
+        "registry.example.com/agent-sidecar:0.1.0",
+    ));
     tokio::spawn(server::serve(listener, tls, webhook));
     tokio::spawn(cert.watch(Duration::from_millis(100)));
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/admission");

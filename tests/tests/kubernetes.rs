@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use agent_sidecar::inject::patch::InjectConfig;
 use agent_sidecar::inject::review::Webhook;
 use agent_sidecar_test_support::mcp::{python_script, repo_root, test_python};
 use agent_sidecar_test_support::temp::TempDir;
@@ -325,19 +324,7 @@ fn every_kustomization_renders_and_validates_against_kubernetes_1_33() {
 
 /// The webhook's configuration as the base Deployment gives it.
 fn webhook() -> Webhook {
-    Webhook {
-        inject: InjectConfig {
-            image: "registry.example.com/agent-sidecar:0.1.0".to_owned(),
-            proxy_port: 3128,
-            admin_port: 9090,
-            policy_config_map: "agent-sidecar-policy".to_owned(),
-            ca_bundle_config_map: "agent-sidecar-ca-bundle".to_owned(),
-            ca_secret: "agent-sidecar-ca".to_owned(),
-            host_bpffs: "/sys/fs/bpf".to_owned(),
-            host_cgroupfs: "/sys/fs/cgroup".to_owned(),
-        },
-        namespace: "agent-sidecar-system".to_owned(),
-    }
+    Webhook::defaults("registry.example.com/agent-sidecar:0.1.0")
 }
 
 /// The pods the webhook makes of every AdmissionReview fixture that it

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::Args;
 
 use agent_sidecar::inject::certs::ReloadingCert;
-use agent_sidecar::inject::patch::InjectConfig;
-use agent_sidecar::inject::review::Webhook;
+use agent_sidecar::inject::patch::{self, InjectConfig};
+use agent_sidecar::inject::review::{self, Webhook};
 use agent_sidecar::inject::server;
 
 /// `inject-webhook` flags.
@@ -46,48 +46,28 @@ pub(crate) struct InjectWebhookArgs {
     #[arg(long, env = "AGENT_SIDECAR_SIDECAR_IMAGE")]
     sidecar_image: String,
     /// The webhook's own namespace (never injected).
-    #[arg(
-        long,
-        env = "AGENT_SIDECAR_NAMESPACE",
-        default_value = "agent-sidecar-system"
-    )]
+    #[arg(long, env = "AGENT_SIDECAR_NAMESPACE", default_value = review::DEFAULT_NAMESPACE)]
     namespace: String,
     /// Port of the sidecar's explicit proxy on the pod's loopback.
-    #[arg(long, env = "AGENT_SIDECAR_PROXY_PORT", default_value_t = 3128)]
+    #[arg(long, env = "AGENT_SIDECAR_PROXY_PORT", default_value_t = patch::DEFAULT_PROXY_PORT)]
     proxy_port: u16,
     /// Port of the sidecar's admin surface (/readyz, /metrics).
-    #[arg(long, env = "AGENT_SIDECAR_ADMIN_PORT", default_value_t = 9090)]
+    #[arg(long, env = "AGENT_SIDECAR_ADMIN_PORT", default_value_t = patch::DEFAULT_ADMIN_PORT)]
     admin_port: u16,
     /// ConfigMap (in the pod's namespace) holding the policies.
-    #[arg(
-        long,
-        env = "AGENT_SIDECAR_POLICY_CONFIGMAP",
-        default_value = "agent-sidecar-policy"
-    )]
+    #[arg(long, env = "AGENT_SIDECAR_POLICY_CONFIGMAP", default_value = patch::DEFAULT_POLICY_CONFIG_MAP)]
     policy_configmap: String,
     /// ConfigMap (in the pod's namespace) holding the CA bundle (ca.crt).
-    #[arg(
-        long,
-        env = "AGENT_SIDECAR_CA_BUNDLE_CONFIGMAP",
-        default_value = "agent-sidecar-ca-bundle"
-    )]
+    #[arg(long, env = "AGENT_SIDECAR_CA_BUNDLE_CONFIGMAP", default_value = patch::DEFAULT_CA_BUNDLE_CONFIG_MAP)]
     ca_bundle_configmap: String,
     /// Secret (in the pod's namespace) holding the sidecar CA's certificate and key.
-    #[arg(
-        long,
-        env = "AGENT_SIDECAR_CA_SECRET",
-        default_value = "agent-sidecar-ca"
-    )]
+    #[arg(long, env = "AGENT_SIDECAR_CA_SECRET", default_value = patch::DEFAULT_CA_SECRET)]
     ca_secret: String,
     /// Host path of the bpffs.
-    #[arg(long, env = "AGENT_SIDECAR_HOST_BPFFS", default_value = "/sys/fs/bpf")]
+    #[arg(long, env = "AGENT_SIDECAR_HOST_BPFFS", default_value = patch::DEFAULT_HOST_BPFFS)]
     host_bpffs: String,
     /// Host path of the cgroup v2 hierarchy.
-    #[arg(
-        long,
-        env = "AGENT_SIDECAR_HOST_CGROUPFS",
-        default_value = "/sys/fs/cgroup"
-    )]
+    #[arg(long, env = "AGENT_SIDECAR_HOST_CGROUPFS", default_value = patch::DEFAULT_HOST_CGROUPFS)]
     host_cgroupfs: String,
 }
 

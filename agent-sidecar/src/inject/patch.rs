@@ -54,6 +54,38 @@ pub struct InjectConfig {
     pub host_cgroupfs: String,
 }
 
+/// Default [`InjectConfig::proxy_port`].
+pub const DEFAULT_PROXY_PORT: u16 = 3128;
+/// Default [`InjectConfig::admin_port`].
+pub const DEFAULT_ADMIN_PORT: u16 = 9090;
+/// Default [`InjectConfig::policy_config_map`].
+pub const DEFAULT_POLICY_CONFIG_MAP: &str = "agent-sidecar-policy";
+/// Default [`InjectConfig::ca_bundle_config_map`].
+pub const DEFAULT_CA_BUNDLE_CONFIG_MAP: &str = "agent-sidecar-ca-bundle";
+/// Default [`InjectConfig::ca_secret`].
+pub const DEFAULT_CA_SECRET: &str = "agent-sidecar-ca";
+/// Default [`InjectConfig::host_bpffs`].
+pub const DEFAULT_HOST_BPFFS: &str = "/sys/fs/bpf";
+/// Default [`InjectConfig::host_cgroupfs`].
+pub const DEFAULT_HOST_CGROUPFS: &str = "/sys/fs/cgroup";
+
+impl InjectConfig {
+    /// The settings `inject-webhook` uses when no flag changes them, with
+    /// the sidecar `image`.
+    pub fn defaults(image: &str) -> Self {
+        InjectConfig {
+            image: image.to_string(),
+            proxy_port: DEFAULT_PROXY_PORT,
+            admin_port: DEFAULT_ADMIN_PORT,
+            policy_config_map: DEFAULT_POLICY_CONFIG_MAP.to_string(),
+            ca_bundle_config_map: DEFAULT_CA_BUNDLE_CONFIG_MAP.to_string(),
+            ca_secret: DEFAULT_CA_SECRET.to_string(),
+            host_bpffs: DEFAULT_HOST_BPFFS.to_string(),
+            host_cgroupfs: DEFAULT_HOST_CGROUPFS.to_string(),
+        }
+    }
+}
+
 /// ConfigMap (in the pod's namespace) holding the sidecar's config file
 /// under the key [`CONFIG_FILE`]; required, like the policy ConfigMap.
 pub const CONFIG_CONFIG_MAP: &str = "agent-sidecar-config";
@@ -384,16 +416,7 @@ mod tests {
     /// downward API gives it, is one `serve` accepts.
     #[test]
     fn the_injected_arguments_are_a_valid_serve_command_line() {
-        let config = InjectConfig {
-            image: "agent-sidecar:test".into(),
-            proxy_port: 3128,
-            admin_port: 9090,
-            policy_config_map: "p".into(),
-            ca_bundle_config_map: "b".into(),
-            ca_secret: "c".into(),
-            host_bpffs: "/sys/fs/bpf".into(),
-            host_cgroupfs: "/sys/fs/cgroup".into(),
-        };
+        let config = InjectConfig::defaults("agent-sidecar:test");
         let container = sidecar_container(&config);
         // The config file is the namespace's ConfigMap in a pod; here an
         // empty one stands in for it.

@@ -18,6 +18,20 @@ pub struct Webhook {
     pub namespace: String,
 }
 
+/// Default [`Webhook::namespace`].
+pub const DEFAULT_NAMESPACE: &str = "agent-sidecar-system";
+
+impl Webhook {
+    /// The webhook `inject-webhook` runs when no flag changes it, with the
+    /// sidecar `image`.
+    pub fn defaults(image: &str) -> Self {
+        Webhook {
+            inject: InjectConfig::defaults(image),
+            namespace: DEFAULT_NAMESPACE.to_string(),
+        }
+    }
+}
+
 /// Errors reading an `AdmissionReview`.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
