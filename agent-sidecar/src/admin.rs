@@ -10,6 +10,7 @@
 //! | `GET /v1/quarantine`, `POST /v1/quarantine/release` | bearer | `gateway` |
 //! | `GET /v1/alerts`, `POST /v1/alerts/{id}/benign` | bearer | `alerts` |
 //! | `GET /v1/inventory` | bearer | `inventory` |
+//! | `GET /v1/kill-switches`, `POST /v1/kill-switches`, `POST /v1/kill-switches/{id}/release` | bearer | `kill` |
 //!
 //! An [`Admin`] says which of them one listener serves: `run` serves the
 //! operations routes on `--metrics-listen` (a Prometheus scrape carries no
@@ -22,6 +23,7 @@ mod alerts;
 mod approvals;
 mod gateway;
 mod inventory;
+mod kill;
 mod ops;
 mod reply;
 mod server;

@@ -7,4 +7,5 @@ pub(crate) mod baseline;
 pub(crate) mod config;
 pub(crate) mod inject_webhook;
 pub(crate) mod inventory;
+pub(crate) mod kill;
 pub(crate) mod policy;

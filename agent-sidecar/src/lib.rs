@@ -56,6 +56,7 @@ pub mod detect;
 pub mod dns;
 pub mod egress;
 pub mod events;
+pub mod fleet;
 pub mod gateway;
 pub mod http_client;
 pub mod inject;

@@ -68,6 +68,10 @@ enum Command {
     /// The governed agent's inventory from a sidecar's admin API: owner,
     /// team, purpose, policy version, last action, idle time.
     Inventory(cli::inventory::InventoryArgs),
+    /// Kill switches on one sidecar (through its admin API): trip, release,
+    /// list. Switches for many sidecars go in the fleet-controls file.
+    #[command(subcommand)]
+    Kill(cli::kill::KillCommand),
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
         Command::Baseline(cmd) => cli::baseline::run(cmd),
         Command::InjectWebhook(args) => cli::inject_webhook::run(*args),
         Command::Inventory(args) => cli::inventory::run(args),
+        Command::Kill(cmd) => cli::kill::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -62,6 +62,8 @@ pub struct Metrics {
     audit: AuditMetrics,
     audit_ship: ShipMetrics,
     inventory: InventoryMetrics,
+    kill_switch_engaged: IntGauge,
+    kill_switch_events: IntCounterVec,
 }
 
 /// Metrics of the tier policy store.
@@ -346,6 +348,27 @@ impl Metrics {
         scoped
             .register(Box::new(inventory.info.clone()))
             .expect("unique metric");
+        let kill_switch_engaged = IntGauge::new(
+            "agent_sidecar_kill_switch_engaged",
+            "1 while a kill switch covers the agent (every call refused, every packet dropped), else 0.",
+        )
+        .expect("valid metric");
+        let kill_switch_events = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_kill_switch_events_total",
+                "Kill switch steps: tripped (on this sidecar), engaged, released, \
+                 controls_refused (the fleet-controls file changed but was invalid or \
+                 unreadable; the last good switches stay in force).",
+            ),
+            &["step"],
+        )
+        .expect("valid metric");
+        scoped
+            .register(Box::new(kill_switch_engaged.clone()))
+            .expect("unique metric");
+        scoped
+            .register(Box::new(kill_switch_events.clone()))
+            .expect("unique metric");
         scoped
             .register(Box::new(inventory.last_action.clone()))
             .expect("unique metric");
@@ -374,6 +397,8 @@ impl Metrics {
             audit,
             audit_ship,
             inventory,
+            kill_switch_engaged,
+            kill_switch_events,
         }
     }
 
@@ -549,6 +574,21 @@ impl ActionSink for Metrics {
                         if r.applied { "true" } else { "false" },
                     ])
                     .inc();
+            }
+            ActionEvent::KillSwitch(k) => {
+                use crate::fleet::KillSwitchStep as S;
+                let step = match k.step {
+                    S::Tripped => "tripped",
+                    S::Engaged => "engaged",
+                    S::Released => "released",
+                    S::ControlsRefused => "controls_refused",
+                };
+                self.kill_switch_events.with_label_values(&[step]).inc();
+                match k.step {
+                    S::Engaged => self.kill_switch_engaged.set(1),
+                    S::Released => self.kill_switch_engaged.set(0),
+                    _ => {}
+                }
             }
             _ => {}
         }

@@ -35,6 +35,7 @@ mod enforcement;
 pub mod env;
 mod error;
 mod gateway;
+mod killswitch;
 mod listeners;
 pub mod names;
 mod options;
@@ -393,6 +394,7 @@ async fn start_name_services(
             events: enforcement.events.clone(),
             journal: Some(Arc::new(trail.sink())),
             instance_id: opts.pod.as_ref().map(|p| p.instance_id.clone()),
+            fleet_controls: opts.fleet_controls.clone(),
         }),
         _ => None,
     };

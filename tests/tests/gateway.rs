@@ -1123,3 +1123,153 @@ fn the_inventory_names_the_last_call_and_an_idle_agent_reaches_the_soc() {
         "one idle spell, one alert: {idle:#?}\n{stderr}"
     );
 }
+
+/// The agent of a kill-switch test: for `secs` seconds, every 100 ms, a
+/// connect to the control server (kernel) and a REST call through the
+/// gateway; one JSON line per round (`t` in Unix seconds).
+fn kill_loop(secs: u32) -> String {
+    let (host, port) = CONTROL.rsplit_once(':').unwrap();
+    format!(
+        "/usr/bin/python3 -c '
+import json, socket, time, requests
+end = time.time() + {secs}
+while time.time() < end:
+    t = time.time()
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.connect((\"{host}\", {port})); k = \"ok\"
+    except OSError as e:
+        k = \"errno %s\" % e.errno
+    finally:
+        s.close()
+    try:
+        g = requests.get(\"https://billing.tools.test/v1/invoices\", timeout=5).status_code
+    except Exception as e:
+        g = type(e).__name__
+    print(json.dumps({{\"t\": t, \"kernel\": k, \"gateway\": g}}), flush=True)
+    time.sleep(0.1)
+'"
+    )
+}
+
+#[test]
+fn a_team_kill_switch_stops_exactly_that_teams_agent_in_the_kernel_and_the_gateway() {
+    if !privileged() {
+        return;
+    }
+    let controls_dir = std::env::temp_dir().join(unique("fleet-controls"));
+    std::fs::create_dir_all(&controls_dir).unwrap();
+    let controls = controls_dir.join("controls.yaml");
+    std::fs::write(&controls, "kill_switches: []\n").unwrap();
+    let worlds: Vec<(World, &str)> = ["payments", "support"]
+        .into_iter()
+        .map(|team| {
+            let w = World::new();
+            let policy = w.dir.join("policy");
+            std::fs::write(
+                policy.join("team.yaml"),
+                format!("kind: team\nname: {team}\n"),
+            )
+            .unwrap();
+            let doc = policy.join("agent.yaml");
+            let mut yaml = std::fs::read_to_string(&doc).unwrap();
+            yaml.push_str(&format!("team: {team}\n"));
+            std::fs::write(&doc, yaml).unwrap();
+            (w, team)
+        })
+        .collect();
+    let script = kill_loop(9);
+    let children: Vec<Child> = worlds
+        .iter()
+        .map(|(w, _)| {
+            w.command(&["--fleet-controls", controls.to_str().unwrap()], &script)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run agent-sidecar")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let tripped = now();
+    std::fs::write(
+        &controls,
+        "kill_switches:\n  - id: ks-payments\n    scope: {team: payments}\n    reason: refunds to unknown accounts\n    by: soc-oncall\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let released = now();
+    std::fs::write(&controls, "kill_switches: []\n").unwrap();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let _ = std::fs::remove_dir_all(&controls_dir);
+    for ((w, team), out) in worlds.iter().zip(&outs) {
+        let (stdout, stderr) = text(out);
+        assert!(out.status.success(), "{team}: {stdout}\n{stderr}");
+        let rounds: Vec<Value> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert!(rounds.len() > 20, "{team}: {stdout}\n{stderr}");
+        let ok = |r: &Value| r["kernel"] == "ok" && r["gateway"] == 200;
+        let stopped = |r: &Value| r["kernel"] != "ok" && r["gateway"] != 200;
+        let t = |r: &Value| r["t"].as_f64().unwrap();
+        let before: Vec<&Value> = rounds.iter().filter(|r| t(r) < tripped).collect();
+        assert!(
+            before.len() > 5 && before.iter().skip(3).all(|r| ok(r)),
+            "{team}: before the trip: {before:?}"
+        );
+        let during: Vec<&Value> = rounds
+            .iter()
+            .filter(|r| t(r) > tripped + 1.0 && t(r) + 0.6 < released)
+            .collect();
+        let after: Vec<&Value> = rounds.iter().filter(|r| t(r) > released + 1.0).collect();
+        assert!(!during.is_empty() && !after.is_empty(), "{team}: {stdout}");
+        if *team == "payments" {
+            assert!(
+                during.iter().all(|r| stopped(r)),
+                "{team}: within 1 s of the trip and until the release, every connect and call is refused: {during:?}"
+            );
+            let first = rounds
+                .iter()
+                .find(|r| t(r) >= tripped && stopped(r))
+                .map(t)
+                .unwrap();
+            assert!(
+                first - tripped < 1.0,
+                "{team}: stopped {:.3} s after the trip",
+                first - tripped
+            );
+            assert!(after.iter().all(|r| ok(r)), "{team}: released: {after:?}");
+            let soc: Vec<Value> = w
+                .hooks("/soc")
+                .into_iter()
+                .filter(|e| e["event"] == "agent.kill_switch")
+                .collect();
+            let steps: Vec<&str> = soc
+                .iter()
+                .map(|e| e["kill_switch"]["step"].as_str().unwrap())
+                .collect();
+            assert_eq!(steps, ["engaged", "released"], "{soc:#?}");
+            assert_eq!(soc[0]["kill_switch"]["switch"]["id"], "ks-payments");
+            assert!(stderr.contains("kill switch"), "{stderr}");
+        } else {
+            assert!(
+                during.iter().chain(&after).all(|r| ok(r)),
+                "{team}: another team's agent is never stopped: {stdout}"
+            );
+            assert!(
+                w.hooks("/soc")
+                    .iter()
+                    .all(|e| e["event"] != "agent.kill_switch")
+            );
+        }
+    }
+}

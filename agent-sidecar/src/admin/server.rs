@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 
 use super::{
     alerts as alert_routes, approvals, gateway as gateway_routes, inventory as inventory_routes,
+    kill as kill_routes,
     ops::Ops,
     reply::{ApiError, error_response, json, not_found, read_limited},
     throttle::{AuthThrottle, ThrottleConfig},
@@ -40,6 +41,7 @@ use super::{
 use crate::{
     approvals::{ApprovalMetrics, ApprovalStore, BearerToken},
     detect::Detection,
+    fleet::KillSwitches,
     gateway::Gateway,
     inventory::Inventory,
     metrics::Metrics,
@@ -55,6 +57,7 @@ struct Api {
     gateway: Option<Gateway>,
     detection: Option<Detection>,
     inventory: Option<Inventory>,
+    kill: Option<KillSwitches>,
 }
 
 /// What one admin listener serves (see the [module](super) for the
@@ -150,6 +153,7 @@ impl Admin {
                 gateway: None,
                 detection: None,
                 inventory: None,
+                kill: None,
             }),
         }
     }
@@ -168,6 +172,14 @@ impl Admin {
     pub fn with_detection(mut self, detection: Detection) -> Self {
         if let Some(api) = &mut self.api {
             api.detection = Some(detection);
+        }
+        self
+    }
+
+    /// Adds the kill switch routes (nothing without [`Admin::api`]).
+    pub fn with_kill_switches(mut self, kill: KillSwitches) -> Self {
+        if let Some(api) = &mut self.api {
+            api.kill = Some(kill);
         }
         self
     }
@@ -278,13 +290,18 @@ where
     {
         return json(status, &value);
     }
-    let Some(gateway) = &api.gateway else {
-        return error_response(&not_found(&path));
-    };
     let method = req.method().clone();
     let body = match read_limited(req).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
+    };
+    if let Some(k) = &api.kill
+        && let Some((status, value)) = kill_routes::route(k, &method, &path, &body)
+    {
+        return json(status, &value);
+    }
+    let Some(gateway) = &api.gateway else {
+        return error_response(&not_found(&path));
     };
     if let Some(d) = &api.detection
         && let Some((status, value)) =

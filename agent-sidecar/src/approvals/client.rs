@@ -133,6 +133,41 @@ impl ApprovalsClient {
         .await
     }
 
+    /// The kill switches the sidecar follows (`GET /v1/kill-switches`).
+    pub async fn kill_switches(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::GET, "/v1/kill-switches", None).await
+    }
+
+    /// Trips a kill switch on the sidecar (`POST /v1/kill-switches`).
+    pub async fn trip_kill_switch(
+        &self,
+        switch: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/kill-switches",
+            Some(switch.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// Releases a kill switch tripped on the sidecar, as `approver` for
+    /// `reason`.
+    pub async fn release_kill_switch(
+        &self,
+        id: &str,
+        approver: &str,
+        reason: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({"approver": approver, "reason": reason});
+        self.call(
+            Method::POST,
+            &format!("/v1/kill-switches/{id}/release"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
     /// The governed agent's inventory (`GET /v1/inventory`).
     pub async fn inventory(&self) -> Result<serde_json::Value, ClientError> {
         self.call(Method::GET, "/v1/inventory", None).await

@@ -86,6 +86,9 @@ pub enum RecordKind {
     /// An action went ahead although the audit log could not take its
     /// record (an explicit fail-open setting; counted).
     FailOpen,
+    /// A kill switch was tripped, engaged or released, or the
+    /// fleet-controls file was refused (`detail.step`).
+    KillSwitch,
 }
 
 impl RecordKind {
@@ -116,6 +119,7 @@ impl RecordKind {
             RecordKind::LogRepaired => "log_repaired",
             RecordKind::RetentionApplied => "retention_applied",
             RecordKind::FailOpen => "fail_open",
+            RecordKind::KillSwitch => "kill_switch",
         }
     }
 }

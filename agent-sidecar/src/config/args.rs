@@ -139,6 +139,10 @@ pub struct SidecarArgs {
     /// Shipping the audit records to collectors.
     #[command(flatten)]
     pub audit_ship: AuditShipArgs,
+    /// Fleet-controls file (YAML) of kill switches this sidecar follows, read again every
+    /// 200 ms (docs/killswitch.md); it must exist and be valid at start.
+    #[arg(long, value_name = "FILE")]
+    pub fleet_controls: Option<PathBuf>,
 }
 
 /// The flags of `run`.
@@ -452,6 +456,7 @@ impl SidecarArgs {
             cgroup: None,
             exempt_cgroups: Vec::new(),
             pod: None,
+            fleet_controls: args.fleet_controls,
         }
     }
 }

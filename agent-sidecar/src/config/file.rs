@@ -104,6 +104,9 @@ pub struct ConfigFile {
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    /// Fleet-controls file of kill switches this sidecar follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_controls: Option<String>,
     /// Tier policy set (directory): enables the tool gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_dir: Option<String>,
@@ -287,6 +290,7 @@ const PATH_KEYS: &[&str] = &[
     "audit-webhook-secret-file",
     "audit-webhook-headers-file",
     "host-cgroupfs",
+    "fleet-controls",
 ];
 
 impl LoadedFile {

@@ -137,7 +137,8 @@ impl<'a> Observation<'a> {
             | ActionEvent::Approval(_)
             | ActionEvent::Policy(_)
             | ActionEvent::Sidecar(_)
-            | ActionEvent::Response(_) => return None,
+            | ActionEvent::Response(_)
+            | ActionEvent::KillSwitch(_) => return None,
         })
     }
 

@@ -7,6 +7,7 @@ use super::response::DetectionResponse;
 use crate::{
     approvals::PendingApproval,
     dns::DnsEvent,
+    fleet::KillSwitchEvent,
     gateway::ToolCallEvent,
     kernel::events::DenyRecord,
     policy::{AgentIdentity, PolicyVersion},
@@ -127,6 +128,9 @@ pub enum ActionEvent<'a> {
     Sidecar(SidecarEvent<'a>),
     /// What the sidecar did when a behavioural detector fired.
     Response(&'a DetectionResponse),
+    /// A kill switch was tripped, engaged or released, or the
+    /// fleet-controls file was refused.
+    KillSwitch(KillSwitchEvent<'a>),
 }
 
 impl ActionEvent<'_> {
@@ -143,6 +147,7 @@ impl ActionEvent<'_> {
             ActionEvent::Policy(_) => "policy",
             ActionEvent::Sidecar(_) => "sidecar",
             ActionEvent::Response(_) => "detection_response",
+            ActionEvent::KillSwitch(_) => "kill_switch",
         }
     }
 
@@ -159,6 +164,7 @@ impl ActionEvent<'_> {
             ActionEvent::Policy(e) => e.agent_id,
             ActionEvent::Sidecar(e) => e.agent_id,
             ActionEvent::Response(e) => &e.agent_id,
+            ActionEvent::KillSwitch(e) => e.agent_id,
         }
     }
 }

@@ -100,6 +100,20 @@ impl ActionSink for Notices {
         match event {
             ActionEvent::ToolCall(e) => self.tool_call(e),
             ActionEvent::QuarantineReleased(r) => self.released(&r),
+            ActionEvent::KillSwitch(k)
+                if matches!(
+                    k.step,
+                    crate::fleet::KillSwitchStep::Engaged
+                        | crate::fleet::KillSwitchStep::Released
+                        | crate::fleet::KillSwitchStep::ControlsRefused
+                ) =>
+            {
+                self.soc(&json!({
+                    "event": "agent.kill_switch",
+                    "at": rfc3339(UnixMillis::now().0 as i64),
+                    "kill_switch": k,
+                }));
+            }
             _ => {}
         }
     }

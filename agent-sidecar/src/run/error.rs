@@ -42,6 +42,10 @@ pub enum RunError {
     /// The tool gateway could not start.
     #[error("tool gateway: {0}")]
     Gateway(String),
+    /// The kill switches could not be read (fail closed: the agent does
+    /// not start without knowing them).
+    #[error("fleet controls: {0}")]
+    FleetControls(String),
     /// The audit trail could not start.
     #[error("audit trail: {0}")]
     Audit(String),

@@ -21,6 +21,7 @@ use crate::{
     credentials::{SecretSpec, SecretStore},
     egress::{Allowlist, Breadth, NameAllowlist, NameRule},
     events::{ApprovalEvents, EventBus, Notices},
+    fleet::FleetIdentity,
     gateway::{
         AttemptJournal, Gateway, GatewayConfig, GatewayParts,
         hooks::{Quarantine, QuarantineSwitch},
@@ -226,6 +227,8 @@ pub(crate) struct GatewayServices {
     detection: Option<super::detection::DetectionServices>,
     /// Reloads the policy set when its directory changes.
     _reload: WatchHandle,
+    /// The kill switches.
+    kill: super::killswitch::KillSwitchService,
 }
 
 impl GatewayServices {
@@ -239,6 +242,7 @@ impl GatewayServices {
         if let Some(d) = self.detection {
             d.shutdown().await;
         }
+        self.kill.stop();
     }
 }
 
@@ -300,8 +304,10 @@ pub(crate) struct GatewayStart {
     pub(crate) events: EventBus,
     /// Where each decided call's attempt is recorded before it proceeds.
     pub(crate) journal: Option<Arc<dyn AttemptJournal>>,
-    /// `serve`'s instance id (for the inventory).
+    /// `serve`'s instance id (for the inventory and kill switch scopes).
     pub(crate) instance_id: Option<String>,
+    /// `--fleet-controls`: the file of kill switches every sidecar follows.
+    pub(crate) fleet_controls: Option<PathBuf>,
 }
 
 /// Starts the gateway.
@@ -321,6 +327,7 @@ pub(crate) async fn start(
         events,
         journal,
         instance_id,
+        fleet_controls,
     } = start;
     let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
     let key_path = redaction_key;
@@ -416,6 +423,24 @@ pub(crate) async fn start(
         syslog,
         &metrics,
     );
+    let kill = super::killswitch::KillSwitchService::start(
+        FleetIdentity {
+            agent_id: policy.identity.id.clone(),
+            instance_id: instance_id
+                .clone()
+                .unwrap_or_else(|| policy.identity.id.clone()),
+            team: policy.identity.team.clone(),
+            roles: policy.store.current().agent_roles(&policy.identity.id),
+            environment: policy.identity.environment.clone(),
+        },
+        fleet_controls,
+        agent_dir.clone(),
+        super::killswitch::RunStopper {
+            gateway: Some(gateway.clone()),
+            enforcer: Arc::downgrade(&enforcer),
+        },
+        &events,
+    )?;
     let inventory = Inventory::new(
         InventoryIdentity {
             agent_id: policy.identity.id.clone(),
@@ -440,7 +465,8 @@ pub(crate) async fn start(
             let admin = Admin::api(approvals, token)
                 .with_gateway(gateway.clone())
                 .with_detection(detection.detection.clone())
-                .with_inventory(inventory);
+                .with_inventory(inventory)
+                .with_kill_switches(kill.switches.clone());
             Some(tokio::spawn(crate::admin::serve(listener, admin)))
         }
         None => None,
@@ -469,6 +495,7 @@ pub(crate) async fn start(
         admin_task,
         detection: Some(detection),
         _reload: reload,
+        kill,
     })
 }
 

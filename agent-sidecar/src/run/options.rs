@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub exempt_cgroups: Vec<PathBuf>,
     /// The pod `serve` governs (none for `run`).
     pub pod: Option<PodContext>,
+    /// `--fleet-controls`: the kill switches every sidecar follows.
+    pub fleet_controls: Option<PathBuf>,
 }
 
 /// The pod `serve` governs: who its agent is, and the instance id that

@@ -116,6 +116,12 @@ pub(super) fn of_event(
             e.detail = serde_json::to_value(r).ok();
             vec![e]
         }
+        ActionEvent::KillSwitch(k) => {
+            let mut e = AuditEntry::new(RecordKind::KillSwitch, Phase::Event, agent(k.agent_id));
+            e.action = Some(sidecar_action());
+            e.detail = serde_json::to_value(k).ok();
+            vec![e]
+        }
         // Dropped MCP messages carry no call (the log and metrics keep them).
         ActionEvent::McpMessageDropped(_) => Vec::new(),
     }

@@ -140,6 +140,14 @@ pub struct SetSummary {
 }
 
 impl CompiledPolicySet {
+    /// The roles the set gives agent `id` (none for an undeclared agent).
+    pub fn agent_roles(&self, id: &str) -> Vec<String> {
+        self.agents
+            .get(id)
+            .map(|a| a.roles.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     /// The version every decision carries.
     pub fn version(&self) -> &PolicyVersion {
         &self.version
