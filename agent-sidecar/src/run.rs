@@ -329,7 +329,20 @@ pub(crate) fn harden_sidecar() {
 
 /// `--agent-id`, needed with a gateway (it names the agent's document in
 /// the policy set), else `<command name>-<pid>`.
+/// Kill switches act through the gateway (which also quarantines the
+/// kernel): without one, a switch would be silently ignored.
+pub(crate) fn check_fleet_controls(opts: &RunOptions) -> Result<(), RunError> {
+    if opts.fleet_controls.is_some() && opts.gateway.is_none() {
+        return Err(RunError::FleetControls(
+            "--fleet-controls needs the tool gateway: give --policy-dir (and --agent-id) too"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn agent_id(opts: &RunOptions) -> Result<String, RunError> {
+    check_fleet_controls(opts)?;
     match (&opts.agent_id, &opts.gateway) {
         (Some(id), _) => Ok(id.clone()),
         (None, Some(_)) => Err(RunError::Gateway(

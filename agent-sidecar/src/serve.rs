@@ -100,6 +100,7 @@ pub async fn serve(opts: ServeOptions) -> Result<i32, RunError> {
     });
     let mut term = signal(SignalKind::terminate()).map_err(|e| RunError::Io("SIGTERM", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| RunError::Io("SIGINT", e))?;
+    run::check_fleet_controls(&ropts)?;
     let (opened, plan) = run::Opened::open(&ropts, &agent_id)?;
     let code = governed(
         &ropts,
