@@ -282,3 +282,76 @@ async fn retries_with_changed_bytes_each_count_and_local_counters_survive_a_rest
     assert_eq!(refund(&q2, "a", 0.01).await.tier, Tier::Halt);
     drop(q);
 }
+
+/// The `quotas:` key of a policy set, compiled, as `run` builds them.
+async fn quotas_from_policy(redis: &Redis, yaml: &str) -> Quotas {
+    let dir = agent_sidecar_test_support::temp::TempDir::new();
+    agent_sidecar_test_support::fixtures::write_set(
+        "erp-gateway",
+        &dir.0,
+        &[("HOST", "erp.test"), ("PORT", "443"), ("STREAM_PATH", "/s")],
+    );
+    let base = dir.0.join("base.yaml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    std::fs::write(&base, format!("{text}\n{yaml}")).unwrap();
+    let set = agent_sidecar::policy::CompiledPolicySet::load_dir(&dir.0).expect("policy compiles");
+    agent_sidecar::quotas::for_agent(&set, "buyer", &dir.0, Some(&redis.url()), None)
+        .await
+        .unwrap()
+        .expect("the base declares quotas")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_enforce_the_policy_quota_summed_over_a_shared_redis() {
+    use agent_sidecar_test_support::{
+        curl::curl,
+        sidecar::gateway::{Harness, Options},
+    };
+    let redis = Redis::start(free_port());
+    let yaml = "quotas:\n  - { name: payments-per-day, scope: org, window: 1d, measure: calls, limit: 10, tools: [erp], actions: [pay], on_reach: deny }\n  - { name: paid-per-day, scope: org, window: 1d, measure: amount, limit: 100000, tools: [erp], actions: [pay], on_reach: deny }\n";
+    let a = Harness::start(Options {
+        quotas: Some(quotas_from_policy(&redis, yaml).await),
+        ..Options::default()
+    })
+    .await;
+    let b = Harness::start(Options {
+        quotas: Some(quotas_from_policy(&redis, yaml).await),
+        ..Options::default()
+    })
+    .await;
+    let pay = |h: &Harness, amount: &str| {
+        let args = h.explicit_args();
+        let url = h.url("/v1/payments");
+        let body = format!(r#"{{"amount": {amount}}}"#);
+        async move {
+            curl(
+                &args,
+                &[
+                    "-X",
+                    "POST",
+                    "-H",
+                    "content-type: application/json",
+                    "-d",
+                    &body,
+                    &url,
+                ],
+            )
+            .await
+        }
+    };
+    // An amount as a string counts like the number (the policy reads it).
+    for _ in 0..6 {
+        let (status, body) = pay(&a, r#""10""#).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for _ in 0..4 {
+        let (status, body) = pay(&b, "10").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for h in [&a, &b] {
+        let (status, body) = pay(h, "10").await;
+        assert_eq!(status, 403, "the 11th payment is refused: {body}");
+        assert!(body.contains("payments-per-day"), "{body}");
+    }
+    assert_eq!(a.api.requests().len() + b.api.requests().len(), 10);
+}

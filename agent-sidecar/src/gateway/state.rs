@@ -49,6 +49,8 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// The quotas every decided call is counted against (none: no quotas).
     pub quotas: Option<crate::quotas::Quotas>,
+    /// Redis of the shared quota counters (`--quota-redis`).
+    pub quota_redis: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -60,6 +62,7 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(60),
             quotas: None,
+            quota_redis: None,
         }
     }
 }

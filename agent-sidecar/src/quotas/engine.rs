@@ -32,6 +32,12 @@ pub enum QuotaError {
     /// The counter file cannot be read.
     #[error("quota counters: {0}")]
     State(#[from] std::io::Error),
+    /// The `--quota-redis` URL is invalid.
+    #[error("--quota-redis {0}: {1}; give redis://HOST:PORT/DB")]
+    Redis(String, redis::RedisError),
+    /// The metrics cannot be registered.
+    #[error("quota metrics: {0}")]
+    Metrics(prometheus::Error),
 }
 
 /// Counts of what the quotas did, for tests and `/metrics`.
