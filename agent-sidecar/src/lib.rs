@@ -66,6 +66,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod quotas;
 pub mod redaction;
 pub mod run;
 pub mod serve;

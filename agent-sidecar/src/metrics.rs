@@ -157,6 +157,12 @@ impl Metrics {
         Self::for_agent("")
     }
 
+    /// The registry of families labelled with the agent's id by the
+    /// registry (for modules that register their own families).
+    pub(crate) fn scoped_registry(&self) -> &Registry {
+        &self.scoped
+    }
+
     /// Registers all metrics of the sidecar of `agent_id`.
     pub fn for_agent(agent_id: &str) -> Self {
         let registry = Registry::new();

@@ -93,7 +93,7 @@ enum Cmd {
     Ci,
 }
 
-const APT_PACKAGES: [&str; 17] = [
+const APT_PACKAGES: [&str; 18] = [
     "rustc-web",
     "libstd-rust-web-dev-bpf",
     "llvm-22-dev",
@@ -118,6 +118,8 @@ const APT_PACKAGES: [&str; 17] = [
     // For a benchmark, which starts its own instance: the Debian service
     // must not run (see `apt_install` and `quiesce_nginx`).
     "nginx",
+    // Shared quota counters in the quota tests (each starts its own instance).
+    "redis-server",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

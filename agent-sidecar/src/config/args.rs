@@ -312,6 +312,10 @@ pub struct GatewayArgs {
     /// Standard Webhooks signatures [default: STATE_DIR/webhook.secret, generated when absent].
     #[arg(long, value_name = "FILE", requires = "policy_dir")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Redis (redis://HOST:PORT/DB) holding the quota counters shared by every sidecar of the
+    /// fleet; without it, quotas are counted by this sidecar alone (see docs/quotas.md).
+    #[arg(long, value_name = "URL", requires = "policy_dir")]
+    pub quota_redis: Option<String>,
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -392,6 +396,7 @@ impl GatewayArgs {
             ..GatewayConfig::default()
         };
         config.limits.max_body_bytes = self.max_body_bytes;
+        config.quota_redis = self.quota_redis;
         Some(GatewayOptions {
             policy_dir,
             policy_archive: self.policy_archive,

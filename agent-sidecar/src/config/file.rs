@@ -248,6 +248,9 @@ pub struct ConfigFile {
     /// `serve`: how long in-flight calls may take to finish on SIGTERM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_grace: Option<String>,
+    /// Redis of the quota counters shared across sidecars (`redis://HOST:PORT/DB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_redis: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.

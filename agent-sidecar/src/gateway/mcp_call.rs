@@ -117,6 +117,10 @@ pub(crate) async fn handle(
                 });
                 let action = policy.action_from_request(gw.identity.clone(), &request);
                 let decision = gw.oversight.floor.apply(policy.decide(&action));
+                let decision = match &gw.quotas {
+                    Some(q) => q.apply(&action, decision, bytes.len() as u64).await,
+                    None => decision,
+                };
                 let view = Arc::new(gw.inputs.view(policy, &action, Some(&call.arguments), &[]));
                 let held = binding::mcp(
                     &action,

@@ -77,6 +77,10 @@ pub(crate) async fn handle(
     }
     // Decide (at least at the minimum tier a behavioural alert imposed).
     let decision = gw.oversight.floor.apply(policy.decide(&action));
+    let decision = match &gw.quotas {
+        Some(q) => q.apply(&action, decision, bytes.len() as u64).await,
+        None => decision,
+    };
     // What the records, the approval and the owner's notice keep of the
     // input (the policy's redaction), made once when one of them reads it.
     let view = Inputs::needed(gw.journal.enabled(), decision.tier)

@@ -47,6 +47,10 @@ pub struct GatewayConfig {
     /// the part of an MCP answer the gateway reads (up to the responses it
     /// awaits).
     pub upstream_timeout: Duration,
+    /// The quotas every decided call is counted against (none: no quotas).
+    pub quotas: Option<crate::quotas::Quotas>,
+    /// Redis of the shared quota counters (`--quota-redis`).
+    pub quota_redis: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -57,6 +61,8 @@ impl Default for GatewayConfig {
             max_pending_approvals: crate::approvals::DEFAULT_MAX_PENDING_PER_AGENT,
             connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(60),
+            quotas: None,
+            quota_redis: None,
         }
     }
 }
@@ -92,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) mcp_sessions: McpSessions,
     /// Record: where every call's event goes.
     pub(crate) recorder: Recorder,
+    /// Quotas: raise the decision of a call that passes a limit.
+    pub(crate) quotas: Option<crate::quotas::Quotas>,
 }
 
 /// Everything a [`Gateway`] is built from.
@@ -189,6 +197,7 @@ impl Gateway {
                 compensations: Compensations::default(),
                 mcp_sessions: McpSessions::default(),
                 recorder: Recorder::new(parts.sink),
+                quotas: parts.config.quotas,
             }),
         };
         redecide_on_change(&gateway.shared);

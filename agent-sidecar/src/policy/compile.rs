@@ -183,6 +183,10 @@ impl CompiledPolicySet {
                 egress,
                 egress_names,
                 detection: effective_detection(&docs, &chain),
+                quotas: chain
+                    .iter()
+                    .flat_map(|&d| docs[d].doc().quotas().to_vec())
+                    .collect(),
             };
             agents.insert(agent.id.clone(), agent);
         }
@@ -197,6 +201,7 @@ impl CompiledPolicySet {
             egress: Allowlist::new(),
             egress_names: Vec::new(),
             detection: effective_detection(&docs, &[hier.base]),
+            quotas: docs[hier.base].doc().quotas().to_vec(),
         };
         let overlays = hier
             .overlays

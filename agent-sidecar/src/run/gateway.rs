@@ -393,6 +393,16 @@ pub(crate) async fn start(
         owner: hooks.notifier(&opts.owner_webhook, "owner")?,
         soc: soc.clone(),
     }));
+    let mut config = opts.config.clone();
+    config.quotas = crate::quotas::for_agent(
+        &policy.store.current(),
+        &policy.identity.id,
+        &agent_dir,
+        opts.config.quota_redis.as_deref(),
+        Some(metrics.scoped_registry()),
+    )
+    .await
+    .map_err(err)?;
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),
         policy: policy.store.clone(),
@@ -404,7 +414,7 @@ pub(crate) async fn start(
         sink: Some(Arc::new(events.clone())),
         journal,
         redaction_key: Some(Arc::new(redaction_key)),
-        config: opts.config.clone(),
+        config,
     })
     .map_err(err)?;
     let syslog = super::detection::syslog_sinks(

@@ -107,6 +107,8 @@ pub struct Options {
     /// Send the owner's notices here instead of to [`Harness::owner`] (a
     /// slow webhook).
     pub owner_url: Option<String>,
+    /// Count every call against these quotas.
+    pub quotas: Option<agent_sidecar::quotas::Quotas>,
 }
 
 impl Default for Options {
@@ -119,6 +121,7 @@ impl Default for Options {
             audit: None,
             approver_url: None,
             owner_url: None,
+            quotas: None,
         }
     }
 }
@@ -251,6 +254,7 @@ impl Harness {
             ..GatewayConfig::default()
         };
         config.limits.max_body_bytes = opts.max_body;
+        config.quotas = opts.quotas.clone();
         // Kept beside the approvals, as `run` keeps it in its state
         // directory: a restart on the same journal binds alike.
         let key_file = state.parent().unwrap_or(&state).join("redaction.key");

@@ -183,6 +183,9 @@ pub struct BaseDoc {
     /// `docs/alerts.md`).
     #[serde(default)]
     pub detection: Option<DetectionSection>,
+    /// Quotas and cumulative limits (see `docs/quotas.md`).
+    #[serde(default)]
+    pub quotas: Vec<crate::quotas::QuotaDecl>,
 }
 
 /// `kind: team`.
@@ -212,6 +215,9 @@ pub struct TeamDoc {
     /// `docs/alerts.md`).
     #[serde(default)]
     pub detection: Option<DetectionSection>,
+    /// Quotas and cumulative limits (see `docs/quotas.md`).
+    #[serde(default)]
+    pub quotas: Vec<crate::quotas::QuotaDecl>,
 }
 
 /// `kind: role`.
@@ -270,6 +276,9 @@ pub struct AgentDoc {
     /// `docs/alerts.md`).
     #[serde(default)]
     pub detection: Option<DetectionSection>,
+    /// Quotas and cumulative limits (see `docs/quotas.md`).
+    #[serde(default)]
+    pub quotas: Vec<crate::quotas::QuotaDecl>,
 }
 
 /// `kind: overlay`.
@@ -378,6 +387,16 @@ impl Document {
             Document::Team(d) => d.detection.as_ref(),
             Document::Agent(d) => d.detection.as_ref(),
             Document::Role(_) | Document::Overlay(_) => None,
+        }
+    }
+
+    /// The quotas the document declares.
+    pub fn quotas(&self) -> &[crate::quotas::QuotaDecl] {
+        match self {
+            Document::Base(d) => &d.quotas,
+            Document::Team(d) => &d.quotas,
+            Document::Agent(d) => &d.quotas,
+            Document::Role(_) | Document::Overlay(_) => &[],
         }
     }
 

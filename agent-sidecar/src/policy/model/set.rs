@@ -98,6 +98,8 @@ pub(crate) struct Agent {
     pub(crate) egress_names: Vec<NameRule>,
     /// Behavioural detection settings (base, team, roles, agent).
     pub(crate) detection: Arc<DetectionPolicy>,
+    /// Quotas of the base, team and agent documents.
+    pub(crate) quotas: Vec<crate::quotas::QuotaDecl>,
 }
 
 /// A compiled, validated policy set. Immutable; share it in an `Arc` and
@@ -183,6 +185,22 @@ impl CompiledPolicySet {
             team: agent.and_then(|a| a.team.as_ref().map(|t| t.to_string())),
             purpose: agent.map(|a| a.purpose.to_string()),
         }
+    }
+
+    /// The quotas that apply to agent `id`: its base's, team's and own
+    /// (the base's for an undeclared agent).
+    pub fn quotas(&self, id: &str) -> &[crate::quotas::QuotaDecl] {
+        &self.agents.get(id).unwrap_or(&self.unknown_agent).quotas
+    }
+
+    /// The base document's name (the organisation) and currency.
+    pub fn organisation(&self) -> (&str, &str) {
+        let name = self
+            .scopes
+            .iter()
+            .find(|s| s.kind == Some(Kind::Base))
+            .map_or("", |s| &*s.name);
+        (name, &self.vocab.currency)
     }
 
     /// The egress allowlist of agent `id`: from its own document, else its

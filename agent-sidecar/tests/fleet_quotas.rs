@@ -1,0 +1,357 @@
+//! Quotas across sidecars sharing a real Redis (Debian's `redis-server`,
+//! started by the test on a loopback port): the sum is enforced across
+//! them, an unreachable Redis refuses money limits and lets `allow` limits
+//! through counted as fail-opens, counting resumes when Redis is back; and
+//! the ways a prompt-injected agent would get around a limit fail.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use agent_sidecar::{
+    policy::{Action, AgentIdentity, Attributes, DecidingRule, Decision, Money, Tier},
+    quotas::{QuotaDecl, Quotas, SharedCounters},
+};
+
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start(port: u16) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (cargo xtask setup installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn limits() -> Vec<QuotaDecl> {
+    serde_json::from_value(serde_json::json!([
+        {"name": "refunds-per-day", "scope": "org", "window": "1d", "measure": "calls",
+         "limit": 10, "tools": ["payments"], "actions": ["refund"], "on_reach": "3",
+         "on_unavailable": "deny"},
+        {"name": "refund-total", "scope": "org", "window": "1d", "measure": "amount",
+         "limit": 100_000, "tools": ["payments"], "actions": ["refund"], "on_reach": "4"},
+        {"name": "lookups", "scope": "agent", "window": "1h", "measure": "calls",
+         "limit": 1000, "tools": ["crm"], "on_unavailable": "allow"}
+    ]))
+    .unwrap()
+}
+
+fn action(agent: &str, tool: &str, act: &str, amount: Option<f64>) -> Action {
+    Action {
+        agent: AgentIdentity {
+            id: agent.into(),
+            environment: "prod".into(),
+            team: Some("support".into()),
+            ..Default::default()
+        },
+        tool: Some(tool.into()),
+        action: Some(act.into()),
+        target: None,
+        attributes: Attributes {
+            amount: amount.map(|value| Money {
+                value,
+                currency: None,
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+fn tier1() -> Decision {
+    Decision {
+        tier: Tier::Autonomous,
+        rules: vec![DecidingRule {
+            id: "defaults.action".into(),
+            level: "base acme".into(),
+            source: "org.yaml:1:1".into(),
+        }],
+        policy_version: serde_json::from_value(
+            serde_json::json!({"hash": "0123456789abcdef", "label": "test"}),
+        )
+        .unwrap(),
+        reason: "allowed".into(),
+        quarantine: false,
+    }
+}
+
+async fn sidecar(redis: &Redis) -> Quotas {
+    let shared = SharedCounters::connect(&redis.url(), Duration::from_millis(200))
+        .await
+        .unwrap();
+    Quotas::new("acme", limits(), None, Some(shared)).unwrap()
+}
+
+async fn refund(q: &Quotas, agent: &str, amount: f64) -> Decision {
+    q.apply(
+        &action(agent, "payments", "refund", Some(amount)),
+        tier1(),
+        100,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sidecars_share_the_org_limit_and_redis_outages_follow_on_unavailable() {
+    let port = free_port();
+    let mut redis = Redis::start(port);
+    let a = sidecar(&redis).await;
+    let b = sidecar(&redis).await;
+
+    // 6 refunds through A, 4 through B: all pass.
+    for _ in 0..6 {
+        assert_eq!(refund(&a, "agent-a", 10.0).await.tier, Tier::Autonomous);
+    }
+    for _ in 0..4 {
+        assert_eq!(refund(&b, "agent-b", 10.0).await.tier, Tier::Autonomous);
+    }
+    // The 11th is refused on either sidecar, explained by the limit.
+    for q in [&a, &b] {
+        let d = refund(q, "agent-c", 10.0).await;
+        assert_eq!(d.tier, Tier::Approval, "{d:?}");
+        assert_eq!(&*d.rules[0].id, "quotas.refunds-per-day");
+        assert!(d.reason.contains("10 of 10"), "{}", d.reason);
+    }
+    assert_eq!(a.stats().reached + b.stats().reached, 2);
+
+    // Redis down: the deny limits refuse, the allow limit passes, counted.
+    redis.kill();
+    let d = refund(&a, "agent-a", 1.0).await;
+    assert!(d.tier >= Tier::Approval, "{d:?}");
+    assert!(d.reason.contains("cannot be checked"), "{}", d.reason);
+    let d = a
+        .apply(&action("agent-a", "crm", "lookup", None), tier1(), 10)
+        .await;
+    assert_eq!(d.tier, Tier::Autonomous);
+    assert!(d.reason.contains("fail-open"), "{}", d.reason);
+    assert_eq!(a.stats().fail_open, 1);
+    assert!(a.stats().backend_errors >= 2);
+
+    // Redis back (empty: a new day for its counters): counting resumes.
+    let redis2 = Redis::start(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = refund(&b, "agent-b", 10.0).await;
+        if d.tier == Tier::Autonomous {
+            break;
+        }
+        assert!(Instant::now() < deadline, "counting did not resume: {d:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..9 {
+        assert_eq!(refund(&a, "agent-a", 10.0).await.tier, Tier::Autonomous);
+    }
+    assert_eq!(refund(&b, "agent-b", 10.0).await.tier, Tier::Approval);
+    drop(redis2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_calls_from_two_sidecars_never_overshoot() {
+    let redis = Redis::start(free_port());
+    let a = sidecar(&redis).await;
+    let b = sidecar(&redis).await;
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let q = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            refund(&q, "agent-x", 1.0).await.tier == Tier::Autonomous
+        }));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        passed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(passed, 10, "exactly the limit passes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amounts_that_dodge_the_money_limit_are_refused() {
+    let redis = Redis::start(free_port());
+    let q = sidecar(&redis).await;
+    // Negative, non-finite and huge amounts: refused, not counted.
+    for bad in [-500.0, f64::NAN, f64::INFINITY, 1e300, -0.01] {
+        let d = refund(&q, "agent-a", bad).await;
+        assert_eq!(d.tier, Tier::Halt, "{bad}: {d:?}");
+        assert_eq!(&*d.rules[0].id, "quotas.refund-total");
+    }
+    // No amount at all (a string the policy could not read, an amount
+    // nested where the policy does not look): refused.
+    let d = q
+        .apply(&action("agent-a", "payments", "refund", None), tier1(), 10)
+        .await;
+    assert_eq!(d.tier, Tier::Halt, "{d:?}");
+    // Another currency than the base one: refused.
+    let mut act = action("agent-a", "payments", "refund", Some(1.0));
+    act.attributes.amount.as_mut().unwrap().currency = Some("KWD".into());
+    assert_eq!(q.apply(&act, tier1(), 10).await.tier, Tier::Halt);
+    // Amounts count in cents: 1000.00 of 1000.00 fits; one more cent
+    // does not.
+    assert_eq!(refund(&q, "agent-a", 1000.0).await.tier, Tier::Autonomous);
+    let d = refund(&q, "agent-a", 0.01).await;
+    assert!(d.tier >= Tier::Approval, "{d:?}");
+    // The refusals of the amount limit took back their call counts: 1
+    // refund counted of 10.
+    for _ in 0..9 {
+        let d = refund(&q, "agent-a", 0.0).await;
+        assert_eq!(d.tier, Tier::Autonomous, "{d:?}");
+    }
+    assert_eq!(refund(&q, "agent-a", 0.0).await.tier, Tier::Approval);
+}
+
+#[tokio::test]
+async fn retries_with_changed_bytes_each_count_and_local_counters_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Quotas::new("acme", limits(), Some(dir.path()), None).unwrap();
+    // The same refund retried with different bodies (bytes_out differs):
+    // every attempt is a call.
+    for i in 0..10u64 {
+        assert_eq!(
+            q.apply(
+                &action("a", "payments", "refund", Some(100.0)),
+                tier1(),
+                100 + i
+            )
+            .await
+            .tier,
+            Tier::Autonomous
+        );
+    }
+    assert_eq!(refund(&q, "a", 1.0).await.tier, Tier::Approval);
+    drop(q);
+    // A restart keeps the day's money total (1000.00 of 1000.00).
+    let q = Arc::new(Quotas::new("acme", limits(), Some(dir.path()), None).unwrap());
+    let lim: Vec<QuotaDecl> = limits()
+        .into_iter()
+        .filter(|l| l.name == "refund-total")
+        .collect();
+    let q2 = Quotas::new("acme", lim, Some(dir.path()), None).unwrap();
+    assert_eq!(refund(&q2, "a", 0.01).await.tier, Tier::Halt);
+    drop(q);
+}
+
+/// The `quotas:` key of a policy set, compiled, as `run` builds them.
+async fn quotas_from_policy(redis: &Redis, yaml: &str) -> Quotas {
+    let dir = agent_sidecar_test_support::temp::TempDir::new();
+    agent_sidecar_test_support::fixtures::write_set(
+        "erp-gateway",
+        &dir.0,
+        &[("HOST", "erp.test"), ("PORT", "443"), ("STREAM_PATH", "/s")],
+    );
+    let base = dir.0.join("base.yaml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    std::fs::write(&base, format!("{text}\n{yaml}")).unwrap();
+    let set = agent_sidecar::policy::CompiledPolicySet::load_dir(&dir.0).expect("policy compiles");
+    agent_sidecar::quotas::for_agent(&set, "buyer", &dir.0, Some(&redis.url()), None)
+        .await
+        .unwrap()
+        .expect("the base declares quotas")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_enforce_the_policy_quota_summed_over_a_shared_redis() {
+    use agent_sidecar_test_support::{
+        curl::curl,
+        sidecar::gateway::{Harness, Options},
+    };
+    let redis = Redis::start(free_port());
+    let yaml = "quotas:\n  - { name: payments-per-day, scope: org, window: 1d, measure: calls, limit: 10, tools: [erp], actions: [pay], on_reach: deny }\n  - { name: paid-per-day, scope: org, window: 1d, measure: amount, limit: 100000, tools: [erp], actions: [pay], on_reach: deny }\n";
+    let a = Harness::start(Options {
+        quotas: Some(quotas_from_policy(&redis, yaml).await),
+        ..Options::default()
+    })
+    .await;
+    let b = Harness::start(Options {
+        quotas: Some(quotas_from_policy(&redis, yaml).await),
+        ..Options::default()
+    })
+    .await;
+    let pay = |h: &Harness, amount: &str| {
+        let args = h.explicit_args();
+        let url = h.url("/v1/payments");
+        let body = format!(r#"{{"amount": {amount}}}"#);
+        async move {
+            curl(
+                &args,
+                &[
+                    "-X",
+                    "POST",
+                    "-H",
+                    "content-type: application/json",
+                    "-d",
+                    &body,
+                    &url,
+                ],
+            )
+            .await
+        }
+    };
+    // An amount as a string counts like the number (the policy reads it).
+    for _ in 0..6 {
+        let (status, body) = pay(&a, r#""10""#).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for _ in 0..4 {
+        let (status, body) = pay(&b, "10").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for h in [&a, &b] {
+        let (status, body) = pay(h, "10").await;
+        assert_eq!(status, 403, "the 11th payment is refused: {body}");
+        assert!(body.contains("payments-per-day"), "{body}");
+    }
+    assert_eq!(a.api.requests().len() + b.api.requests().len(), 10);
+}
