@@ -53,6 +53,7 @@ struct Api {
     throttle: Arc<AuthThrottle>,
     gateway: Option<Gateway>,
     detection: Option<Detection>,
+    approvers: Option<Arc<crate::approvals::Approvers>>,
 }
 
 /// What one admin listener serves (see the [module](super) for the
@@ -147,6 +148,7 @@ impl Admin {
                 throttle: Arc::new(throttle),
                 gateway: None,
                 detection: None,
+                approvers: None,
             }),
         }
     }
@@ -165,6 +167,16 @@ impl Admin {
     pub fn with_detection(mut self, detection: Detection) -> Self {
         if let Some(api) = &mut self.api {
             api.detection = Some(detection);
+        }
+        self
+    }
+
+    /// Requires an approver's own token (from `approvers`) to approve or
+    /// deny; the admin token may then only list (nothing without
+    /// [`Admin::api`]).
+    pub fn with_approvers(mut self, approvers: crate::approvals::Approvers) -> Self {
+        if let Some(api) = &mut self.api {
+            api.approvers = Some(Arc::new(approvers));
         }
         self
     }
@@ -253,11 +265,14 @@ where
             None => error_response(&not_found(&path)),
         };
     };
-    if let Some(refused) = authorize(&req, &api.token, gate) {
+    let approver = approvals::approver(&req, &path, api.approvers.as_deref());
+    if approver.is_none()
+        && let Some(refused) = authorize(&req, &api.token, gate)
+    {
         return refused;
     }
     if approvals::owns(&path) {
-        return match approvals::route(req, &api.store).await {
+        return match approvals::route(req, &api.store, api.approvers.as_deref(), approver).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e),
         };

@@ -308,6 +308,9 @@ pub struct GatewayArgs {
     /// Standard Webhooks signatures [default: STATE_DIR/webhook.secret, generated when absent].
     #[arg(long, value_name = "FILE", requires = "policy_dir")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Approver directory (YAML, mode 0600): with it, approving or denying needs the approver's own token.
+    #[arg(long, value_name = "FILE", requires = "admin_token_file")]
+    pub approvers_file: Option<PathBuf>,
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -405,6 +408,7 @@ impl GatewayArgs {
             baseline_dir: (self.baseline_dir.as_os_str() != "none").then_some(self.baseline_dir),
             syslog: self.syslog,
             config,
+            approvers_file: self.approvers_file,
         })
     }
 }

@@ -245,6 +245,9 @@ pub struct ConfigFile {
     /// `serve`: how long in-flight calls may take to finish on SIGTERM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_grace: Option<String>,
+    /// File (mode 0600) of the approver directory: each approver's own token decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers_file: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.
@@ -287,6 +290,7 @@ const PATH_KEYS: &[&str] = &[
     "audit-webhook-secret-file",
     "audit-webhook-headers-file",
     "host-cgroupfs",
+    "approvers-file",
 ];
 
 impl LoadedFile {
