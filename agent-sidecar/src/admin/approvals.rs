@@ -119,7 +119,12 @@ where
             allow(&method, &Method::POST)?;
             let id = parse_id(id, &path)?;
             let body = read_decision(req).await?;
-            let by = decider(approvers, approver.as_ref(), body.approver)?;
+            let by = decider(approvers, approver.as_ref(), body.approver).inspect_err(|e| {
+                tracing::warn!(approval = %id, error = %e.message, "approval decision refused");
+                if let Some(m) = store.metrics() {
+                    m.decision_refused(e.code);
+                }
+            })?;
             let record = if *verb == "approve" {
                 store.approve(&id, by, body.reason).await?
             } else {
