@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::directory::Approver;
 
 /// One step of a chain, as written in policy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     /// The role an approver must hold.
@@ -34,7 +34,7 @@ pub struct StepSpec {
 }
 
 /// One approval chain, as written in policy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChainSpec {
     /// A name for audit and the API.

@@ -183,6 +183,10 @@ pub struct BaseDoc {
     /// `docs/alerts.md`).
     #[serde(default)]
     pub detection: Option<DetectionSection>,
+    /// Who may decide held actions: ordered steps with ceilings,
+    /// escalation, four-eyes, owner exclusion (see `docs/approvals.md`).
+    #[serde(default)]
+    pub approval_chains: Vec<crate::approvals::chain::ChainSpec>,
 }
 
 /// `kind: team`.
@@ -212,6 +216,10 @@ pub struct TeamDoc {
     /// `docs/alerts.md`).
     #[serde(default)]
     pub detection: Option<DetectionSection>,
+    /// Who may decide held actions: ordered steps with ceilings,
+    /// escalation, four-eyes, owner exclusion (see `docs/approvals.md`).
+    #[serde(default)]
+    pub approval_chains: Vec<crate::approvals::chain::ChainSpec>,
 }
 
 /// `kind: role`.
