@@ -14,7 +14,9 @@
 //! - [`Notifier`] and [`WebhookNotifier`]; [`ApprovalMetrics`].
 
 mod auth;
+pub mod chain;
 mod client;
+pub mod directory;
 mod error;
 mod handle;
 mod http;
@@ -30,6 +32,7 @@ mod wire;
 
 pub use auth::{BearerToken, MIN_TOKEN_LEN, TokenError};
 pub use client::{ApprovalsClient, ClientError};
+pub use directory::{Approver, Approvers, DirectoryError};
 pub use error::{ApprovalError, JournalError};
 pub use handle::ApprovalHandle;
 pub use http::HttpError;

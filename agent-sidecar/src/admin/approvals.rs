@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode, body::Body};
 use super::reply::{ApiError, allow, json, not_found, read_limited};
 #[cfg(test)]
 use crate::approvals::BearerToken;
-use crate::approvals::{ApprovalId, ApprovalStore, DecisionBody, ListBody};
+use crate::approvals::{ApprovalId, ApprovalStore, Approver, Approvers, DecisionBody, ListBody};
 
 const STATES: [&str; 6] = [
     "pending",
@@ -43,9 +43,55 @@ where
     super::server::handle(req, &admin, None).await
 }
 
+/// The directory's approver named by the request's bearer token, on these
+/// routes only (elsewhere the admin token is required).
+pub(super) fn approver<B>(
+    req: &Request<B>,
+    path: &str,
+    approvers: Option<&Approvers>,
+) -> Option<Approver> {
+    if !owns(path) {
+        return None;
+    }
+    approvers?.authenticate(req.headers().get(hyper::header::AUTHORIZATION))
+}
+
+/// The name a decision is recorded under: with a directory, the
+/// authenticated approver's (a different `approver` in the body is
+/// refused); without, the body's.
+fn decider(
+    approvers: Option<&Approvers>,
+    approver: Option<&Approver>,
+    claimed: String,
+) -> Result<String, ApiError> {
+    if approvers.is_none() {
+        return Ok(claimed);
+    }
+    let Some(who) = approver else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "approver_token_required",
+            "an approver directory is configured: approving or denying needs the approver's own bearer token (the admin token may only list)".into(),
+        ));
+    };
+    if !claimed.is_empty() && claimed != who.name {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "approver_mismatch",
+            format!(
+                "the bearer token is approver {:?}'s, not {claimed:?}; decide under your own name",
+                who.name
+            ),
+        ));
+    }
+    Ok(who.name.clone())
+}
+
 pub(super) async fn route<B>(
     req: Request<B>,
     store: &ApprovalStore,
+    approvers: Option<&Approvers>,
+    approver: Option<Approver>,
 ) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body<Data = Bytes>,
@@ -73,10 +119,16 @@ where
             allow(&method, &Method::POST)?;
             let id = parse_id(id, &path)?;
             let body = read_decision(req).await?;
+            let by = decider(approvers, approver.as_ref(), body.approver).inspect_err(|e| {
+                tracing::warn!(approval = %id, error = %e.message, "approval decision refused");
+                if let Some(m) = store.metrics() {
+                    m.decision_refused(e.code);
+                }
+            })?;
             let record = if *verb == "approve" {
-                store.approve(&id, body.approver, body.reason).await?
+                store.approve(&id, by, body.reason).await?
             } else {
-                store.deny(&id, body.approver, body.reason).await?
+                store.deny(&id, by, body.reason).await?
             };
             Ok(json(StatusCode::OK, &record))
         }

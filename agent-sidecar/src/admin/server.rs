@@ -58,6 +58,7 @@ struct Api {
     detection: Option<Detection>,
     inventory: Option<Inventory>,
     kill: Option<KillSwitches>,
+    approvers: Option<Arc<crate::approvals::Approvers>>,
 }
 
 /// What one admin listener serves (see the [module](super) for the
@@ -154,6 +155,7 @@ impl Admin {
                 detection: None,
                 inventory: None,
                 kill: None,
+                approvers: None,
             }),
         }
     }
@@ -188,6 +190,16 @@ impl Admin {
     pub fn with_inventory(mut self, inventory: Inventory) -> Self {
         if let Some(api) = &mut self.api {
             api.inventory = Some(inventory);
+        }
+        self
+    }
+
+    /// Requires an approver's own token (from `approvers`) to approve or
+    /// deny; the admin token may then only list (nothing without
+    /// [`Admin::api`]).
+    pub fn with_approvers(mut self, approvers: crate::approvals::Approvers) -> Self {
+        if let Some(api) = &mut self.api {
+            api.approvers = Some(Arc::new(approvers));
         }
         self
     }
@@ -276,11 +288,14 @@ where
             None => error_response(&not_found(&path)),
         };
     };
-    if let Some(refused) = authorize(&req, &api.token, gate) {
+    let approver = approvals::approver(&req, &path, api.approvers.as_deref());
+    if approver.is_none()
+        && let Some(refused) = authorize(&req, &api.token, gate)
+    {
         return refused;
     }
     if approvals::owns(&path) {
-        return match approvals::route(req, &api.store).await {
+        return match approvals::route(req, &api.store, api.approvers.as_deref(), approver).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e),
         };

@@ -16,6 +16,7 @@ pub struct ApprovalMetrics {
     auth_failures: IntCounter,
     auth_throttled: IntCounter,
     admin_connections_refused: IntCounterVec,
+    decisions_refused: IntCounterVec,
 }
 
 impl ApprovalMetrics {
@@ -73,6 +74,16 @@ impl ApprovalMetrics {
         registry.register(Box::new(wait.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         registry.register(Box::new(auth_throttled.clone()))?;
+        let decisions_refused = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_approval_decisions_refused_total",
+                "Approve/deny requests refused by the approver directory, by reason: \
+                 approver_token_required (the admin token alone), approver_mismatch (a name \
+                 other than the token's approver).",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(decisions_refused.clone()))?;
         Ok(ApprovalMetrics {
             total,
             refused,
@@ -81,6 +92,7 @@ impl ApprovalMetrics {
             auth_failures,
             auth_throttled,
             admin_connections_refused,
+            decisions_refused,
         })
     }
 
@@ -94,6 +106,11 @@ impl ApprovalMetrics {
         self.admin_connections_refused
             .with_label_values(&[reason])
             .inc();
+    }
+
+    /// Counts an approve/deny refused by the approver directory.
+    pub(crate) fn decision_refused(&self, reason: &str) {
+        self.decisions_refused.with_label_values(&[reason]).inc();
     }
 
     /// Counts a request refused by the authentication throttle.

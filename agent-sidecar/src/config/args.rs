@@ -316,6 +316,9 @@ pub struct GatewayArgs {
     /// fleet; without it, quotas are counted by this sidecar alone (see docs/quotas.md).
     #[arg(long, value_name = "URL", requires = "policy_dir")]
     pub quota_redis: Option<String>,
+    /// Approver directory (YAML, mode 0600): with it, approving or denying needs the approver's own token.
+    #[arg(long, value_name = "FILE", requires = "admin_token_file")]
+    pub approvers_file: Option<PathBuf>,
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -414,6 +417,7 @@ impl GatewayArgs {
             baseline_dir: (self.baseline_dir.as_os_str() != "none").then_some(self.baseline_dir),
             syslog: self.syslog,
             config,
+            approvers_file: self.approvers_file,
         })
     }
 }

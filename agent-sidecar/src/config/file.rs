@@ -251,6 +251,9 @@ pub struct ConfigFile {
     /// Redis of the quota counters shared across sidecars (`redis://HOST:PORT/DB`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_redis: Option<String>,
+    /// File (mode 0600) of the approver directory: each approver's own token decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers_file: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.
@@ -294,6 +297,7 @@ const PATH_KEYS: &[&str] = &[
     "audit-webhook-headers-file",
     "host-cgroupfs",
     "fleet-controls",
+    "approvers-file",
 ];
 
 impl LoadedFile {

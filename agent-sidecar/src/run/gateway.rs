@@ -81,6 +81,8 @@ pub struct GatewayOptions {
     pub syslog: Vec<crate::detect::SyslogTarget>,
     /// Gateway behaviour (SLA, limits, timeouts).
     pub config: GatewayConfig,
+    /// Approver directory of the admin API (mode 0600).
+    pub approvers_file: Option<PathBuf>,
 }
 
 /// The policy side of the gateway, loaded before the kernel is touched.
@@ -472,11 +474,19 @@ pub(crate) async fn start(
             let token = BearerToken::from_file(path).map_err(err)?;
             let addr = listener.local_addr().map_err(err)?;
             info!(%addr, "admin API: approvals, compensations, quarantine, alerts");
-            let admin = Admin::api(approvals, token)
+            let mut admin = Admin::api(approvals, token)
                 .with_gateway(gateway.clone())
                 .with_detection(detection.detection.clone())
                 .with_inventory(inventory)
                 .with_kill_switches(kill.switches.clone());
+            if let Some(path) = &opts.approvers_file {
+                let approvers = crate::approvals::Approvers::from_file(path).map_err(err)?;
+                info!(
+                    approvers = approvers.len(),
+                    "admin API: decisions need an approver's own token"
+                );
+                admin = admin.with_approvers(approvers);
+            }
             Some(tokio::spawn(crate::admin::serve(listener, admin)))
         }
         None => None,
@@ -598,6 +608,7 @@ mod tests {
             baseline_dir: None,
             syslog: Vec::new(),
             config: crate::gateway::GatewayConfig::default(),
+            approvers_file: None,
         }
     }
 

@@ -222,3 +222,52 @@ async fn wrong_method_is_405_with_allow() {
         Some(&b"POST"[..])
     );
 }
+
+const LEAD: &str = "lead-token-0123456789abcdef";
+
+async fn decide_with_directory(auth: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    let f = fixture().await;
+    let id = f.pending().await;
+    let yaml = format!(
+        "approvers:\n  - name: lee\n    team: support\n    roles: [team_lead]\n    token_sha256: {}\n",
+        crate::approvals::directory::token_sha256_hex(LEAD)
+    );
+    let dir = Approvers::from_yaml(&yaml, std::path::Path::new("a.yaml")).expect("directory");
+    let admin = crate::admin::Admin::api(f.store.clone(), f.token.clone()).with_approvers(dir);
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/v1/approvals/{id}/approve"))
+        .header(header::AUTHORIZATION, format!("Bearer {auth}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let resp = crate::admin::server::handle(req, &admin, None).await;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).expect("JSON body"))
+}
+
+#[tokio::test]
+async fn with_a_directory_only_an_approvers_own_token_decides_under_their_name() {
+    let (s, r) = decide_with_directory(LEAD, r#"{"approver": "lee", "reason": "ok"}"#).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["state"]["by"].as_str(), Some("lee"));
+    // The admin token alone can no longer decide.
+    let (s, e) = decide_with_directory(TOKEN, r#"{"approver": "lee", "reason": "ok"}"#).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("approver_token_required"))
+    );
+    // An approver cannot claim another name.
+    let (s, e) = decide_with_directory(LEAD, r#"{"approver": "fay", "reason": "ok"}"#).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("approver_mismatch"))
+    );
+    // A forged token is neither an approver's nor the admin's.
+    let (s, _) = decide_with_directory(
+        "lead-token-0123456789abcdeX",
+        r#"{"approver": "lee", "reason": "ok"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}

@@ -186,6 +186,10 @@ pub struct BaseDoc {
     /// Quotas and cumulative limits (see `docs/quotas.md`).
     #[serde(default)]
     pub quotas: Vec<crate::quotas::QuotaDecl>,
+    /// Who may decide held actions: ordered steps with ceilings,
+    /// escalation, four-eyes, owner exclusion (see `docs/approvals.md`).
+    #[serde(default)]
+    pub approval_chains: Vec<crate::approvals::chain::ChainSpec>,
 }
 
 /// `kind: team`.
@@ -218,6 +222,10 @@ pub struct TeamDoc {
     /// Quotas and cumulative limits (see `docs/quotas.md`).
     #[serde(default)]
     pub quotas: Vec<crate::quotas::QuotaDecl>,
+    /// Who may decide held actions: ordered steps with ceilings,
+    /// escalation, four-eyes, owner exclusion (see `docs/approvals.md`).
+    #[serde(default)]
+    pub approval_chains: Vec<crate::approvals::chain::ChainSpec>,
 }
 
 /// `kind: role`.
