@@ -57,6 +57,7 @@ pub mod dns;
 pub mod egress;
 pub mod events;
 pub mod gateway;
+pub mod grants;
 pub mod http_client;
 pub mod inject;
 mod io_delegate;
