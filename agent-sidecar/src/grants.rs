@@ -9,6 +9,7 @@
 //! ([`GrantStore`]) persists every grant in the state directory, so an
 //! approved grant survives a restart and an expired one stays expired.
 
+pub mod api;
 pub mod egress;
 mod model;
 mod store;
