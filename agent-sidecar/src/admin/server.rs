@@ -53,6 +53,7 @@ struct Api {
     throttle: Arc<AuthThrottle>,
     gateway: Option<Gateway>,
     detection: Option<Detection>,
+    grants: Option<crate::grants::GrantStore>,
 }
 
 /// What one admin listener serves (see the [module](super) for the
@@ -147,6 +148,7 @@ impl Admin {
                 throttle: Arc::new(throttle),
                 gateway: None,
                 detection: None,
+                grants: None,
             }),
         }
     }
@@ -165,6 +167,17 @@ impl Admin {
     pub fn with_detection(mut self, detection: Detection) -> Self {
         if let Some(api) = &mut self.api {
             api.detection = Some(detection);
+        }
+        self
+    }
+}
+
+impl Admin {
+    /// Adds the grant routes (`/v1/grants...`) to the API (nothing
+    /// without [`Admin::api`]).
+    pub fn with_grants(mut self, grants: crate::grants::GrantStore) -> Self {
+        if let Some(api) = &mut self.api {
+            api.grants = Some(grants);
         }
         self
     }
@@ -255,6 +268,21 @@ where
     };
     if let Some(refused) = authorize(&req, &api.token, gate) {
         return refused;
+    }
+    if let Some(grants) = api
+        .grants
+        .as_ref()
+        .filter(|_| crate::grants::api::owns(&path))
+    {
+        let (method, query) = (req.method().clone(), req.uri().query().map(str::to_string));
+        return match read_limited(req).await {
+            Ok(body) => {
+                let (status, value) =
+                    crate::grants::api::route(grants, &method, &path, query.as_deref(), &body);
+                json(status, &value)
+            }
+            Err(e) => error_response(&e),
+        };
     }
     if approvals::owns(&path) {
         return match approvals::route(req, &api.store).await {
