@@ -58,6 +58,7 @@ pub mod egress;
 pub mod events;
 pub mod fleet;
 pub mod gateway;
+pub mod grants;
 pub mod http_client;
 pub mod inject;
 pub mod inventory;

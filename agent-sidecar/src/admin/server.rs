@@ -59,6 +59,7 @@ struct Api {
     inventory: Option<Inventory>,
     kill: Option<KillSwitches>,
     approvers: Option<Arc<crate::approvals::Approvers>>,
+    grants: Option<crate::grants::GrantStore>,
 }
 
 /// What one admin listener serves (see the [module](super) for the
@@ -156,6 +157,7 @@ impl Admin {
                 inventory: None,
                 kill: None,
                 approvers: None,
+                grants: None,
             }),
         }
     }
@@ -200,6 +202,17 @@ impl Admin {
     pub fn with_approvers(mut self, approvers: crate::approvals::Approvers) -> Self {
         if let Some(api) = &mut self.api {
             api.approvers = Some(Arc::new(approvers));
+        }
+        self
+    }
+}
+
+impl Admin {
+    /// Adds the grant routes (`/v1/grants...`) to the API (nothing
+    /// without [`Admin::api`]).
+    pub fn with_grants(mut self, grants: crate::grants::GrantStore) -> Self {
+        if let Some(api) = &mut self.api {
+            api.grants = Some(grants);
         }
         self
     }
@@ -293,6 +306,21 @@ where
         && let Some(refused) = authorize(&req, &api.token, gate)
     {
         return refused;
+    }
+    if let Some(grants) = api
+        .grants
+        .as_ref()
+        .filter(|_| crate::grants::api::owns(&path))
+    {
+        let (method, query) = (req.method().clone(), req.uri().query().map(str::to_string));
+        return match read_limited(req).await {
+            Ok(body) => {
+                let (status, value) =
+                    crate::grants::api::route(grants, &method, &path, query.as_deref(), &body);
+                json(status, &value)
+            }
+            Err(e) => error_response(&e),
+        };
     }
     if approvals::owns(&path) {
         return match approvals::route(req, &api.store, api.approvers.as_deref(), approver).await {

@@ -52,6 +52,8 @@ pub enum RuleSource {
         /// 1-based index in `egress.names`.
         index: usize,
     },
+    /// A just-in-time grant, by id.
+    Grant(String),
 }
 
 impl fmt::Display for RuleSource {
@@ -60,6 +62,7 @@ impl fmt::Display for RuleSource {
             RuleSource::Flag(n) => write!(f, "--allow #{n}"),
             RuleSource::Policy { file, index } => write!(f, "{file}: egress.allow[{index}]"),
             RuleSource::PolicyName { file, index } => write!(f, "{file}: egress.names[{index}]"),
+            RuleSource::Grant(id) => write!(f, "grant {id}"),
         }
     }
 }

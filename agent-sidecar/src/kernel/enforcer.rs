@@ -527,6 +527,15 @@ impl Enforcer {
         sockets::destroy_all_of(&ids, &self.netns)
     }
 
+    /// Destroys the agent's TCP and UDP sockets whose peer `cut` selects.
+    pub fn destroy_sockets_to(
+        &mut self,
+        cut: impl Fn(std::net::SocketAddr) -> bool,
+    ) -> Result<sockets::DestroyReport, KernelError> {
+        let ids = self.governed_ids()?;
+        sockets::destroy_matching_of(&ids, &self.netns, cut)
+    }
+
     /// The TCP and UDP sockets of the agent's cgroup.
     pub fn sockets(&mut self) -> Result<Vec<sockets::AgentSocket>, KernelError> {
         let ids = self.governed_ids()?;

@@ -67,6 +67,21 @@ pub struct AgentSocket {
     sockid: [u8; SOCKID_LEN],
 }
 
+impl AgentSocket {
+    /// The socket's peer address and port, as `inet_diag_sockid` names it.
+    pub fn peer(&self) -> std::net::SocketAddr {
+        let port = u16::from_be_bytes([self.sockid[2], self.sockid[3]]);
+        let mut ip = [0u8; 16];
+        ip.copy_from_slice(&self.sockid[20..36]);
+        let addr = if self.family == AF_INET {
+            std::net::IpAddr::from([ip[0], ip[1], ip[2], ip[3]])
+        } else {
+            std::net::Ipv6Addr::from(ip).to_canonical()
+        };
+        std::net::SocketAddr::new(addr, port)
+    }
+}
+
 /// What a destroy pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DestroyReport {
@@ -219,6 +234,33 @@ pub fn destroy_all_of(cgroups: &[u64], netns: &NetnsSet) -> Result<DestroyReport
             format!("{left} sockets reappeared after 4 passes"),
         ))
     }
+}
+
+/// Aborts the TCP and UDP sockets of any of `cgroups` whose peer `cut`
+/// selects (e.g. the connections to one destination whose grant ended).
+pub fn destroy_matching_of(
+    cgroups: &[u64],
+    netns: &NetnsSet,
+    cut: impl Fn(std::net::SocketAddr) -> bool,
+) -> Result<DestroyReport, KernelError> {
+    let mut report = DestroyReport::default();
+    for (_, ns) in &netns.entries {
+        let fd = diag_socket(ns)?;
+        let mut found = Vec::new();
+        for family in [AF_INET, AF_INET6] {
+            for protocol in [IPPROTO_TCP, IPPROTO_UDP] {
+                dump(&fd, family, protocol, cgroups, &mut found)?;
+            }
+        }
+        for sock in found.iter().filter(|s| cut(s.peer())) {
+            if destroy(&fd, sock)? {
+                report.destroyed += 1;
+            } else {
+                report.vanished += 1;
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// What a drain left behind.
