@@ -52,6 +52,7 @@ pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod credentials;
+pub mod delegation;
 pub mod detect;
 pub mod dns;
 pub mod egress;
