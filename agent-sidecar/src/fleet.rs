@@ -16,7 +16,8 @@ mod killswitch;
 pub use controls::{Controls, ControlsError, KillSwitch, Scope};
 pub use identity::FleetIdentity;
 pub use killswitch::{
-    KillSwitchEvent, KillSwitchStep, KillSwitches, LocalError, Stopper, SwitchSource, SwitchView,
+    KillSwitchEvent, KillSwitchSink, KillSwitchStep, KillSwitches, LocalError, Stopper,
+    SwitchSource, SwitchView,
 };
 
 #[cfg(test)]

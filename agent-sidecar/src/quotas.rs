@@ -11,12 +11,11 @@
 //! cannot be reached each limit does what its `on_unavailable` says; every
 //! fail-open is counted and logged.
 
-mod decl;
 mod engine;
 mod local;
 mod shared;
 
-pub use decl::{Measure, QuotaDecl, QuotaScope, Unavailable, Window};
+pub use crate::policy::quota::{Measure, QuotaDecl, QuotaScope, Unavailable, Window};
 pub use engine::{QuotaError, QuotaStats, Quotas};
 pub use shared::SharedCounters;
 

@@ -156,6 +156,12 @@ impl ReloadObserver for PolicyEvents {
     }
 }
 
+impl crate::fleet::KillSwitchSink for EventBus {
+    fn kill_switch(&self, event: &crate::fleet::KillSwitchEvent<'_>) {
+        self.emit(ActionEvent::KillSwitch(*event));
+    }
+}
+
 impl dns::DnsEventSink for EventBus {
     fn event(&self, event: &DnsEvent) {
         self.emit(ActionEvent::Dns(event));

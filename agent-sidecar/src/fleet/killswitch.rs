@@ -13,7 +13,6 @@ use super::{
     controls::{Controls, ControlsError, KillSwitch, valid_id},
     identity::FleetIdentity,
 };
-use crate::events::{ActionEvent, EventBus};
 
 /// What a kill switch acts on: the gateway and the kernel.
 pub trait Stopper: Send + Sync {
@@ -24,6 +23,12 @@ pub trait Stopper: Send + Sync {
     fn stop(&self, reason: &str);
     /// Lets the agent go again, recorded as done by `by` for `reason`.
     fn resume(&self, by: &str, reason: &str) -> Result<(), String>;
+}
+
+/// Where kill switch steps go (the action event bus implements it).
+pub trait KillSwitchSink: Send + Sync {
+    /// One step.
+    fn kill_switch(&self, event: &KillSwitchEvent<'_>);
 }
 
 /// Where a switch comes from.
@@ -128,7 +133,7 @@ struct Inner {
     file: Option<PathBuf>,
     local_path: Option<PathBuf>,
     stopper: Arc<dyn Stopper>,
-    bus: EventBus,
+    sink: Arc<dyn KillSwitchSink>,
     state: Mutex<State>,
 }
 
@@ -157,7 +162,7 @@ impl KillSwitches {
         file: Option<PathBuf>,
         state_dir: Option<&Path>,
         stopper: Arc<dyn Stopper>,
-        bus: EventBus,
+        sink: Arc<dyn KillSwitchSink>,
     ) -> Result<Self, ControlsError> {
         let mut state = State::default();
         if let Some(path) = &file {
@@ -193,7 +198,7 @@ impl KillSwitches {
                 file,
                 local_path,
                 stopper,
-                bus,
+                sink,
                 state: Mutex::new(state),
             }),
         };
@@ -292,16 +297,14 @@ impl KillSwitches {
             s.file_error = Some(message.clone());
         }
         tracing::error!(target: "agent_sidecar::fleet", agent = %self.inner.identity.agent_id, error = %message, "fleet-controls file refused");
-        self.inner
-            .bus
-            .emit(ActionEvent::KillSwitch(KillSwitchEvent {
-                agent_id: &self.inner.identity.agent_id,
-                step: KillSwitchStep::ControlsRefused,
-                switch: None,
-                source: Some(SwitchSource::File),
-                by: None,
-                reason: Some(&message),
-            }));
+        self.inner.sink.kill_switch(&KillSwitchEvent {
+            agent_id: &self.inner.identity.agent_id,
+            step: KillSwitchStep::ControlsRefused,
+            switch: None,
+            source: Some(SwitchSource::File),
+            by: None,
+            reason: Some(&message),
+        });
     }
 
     /// Re-reads the file every `every` (and re-applies the switches, so
@@ -494,15 +497,13 @@ impl KillSwitches {
                 tracing::warn!(target: "agent_sidecar::fleet", agent = %agent, step = ?step, by = by.as_deref().unwrap_or(""), reason = reason.as_deref().unwrap_or(""), "kill switch")
             }
         }
-        self.inner
-            .bus
-            .emit(ActionEvent::KillSwitch(KillSwitchEvent {
-                agent_id: agent,
-                step,
-                switch: switch.as_ref().map(|(k, _)| k),
-                source: switch.as_ref().map(|(_, s)| *s),
-                by: by.as_deref(),
-                reason: reason.as_deref(),
-            }));
+        self.inner.sink.kill_switch(&KillSwitchEvent {
+            agent_id: agent,
+            step,
+            switch: switch.as_ref().map(|(k, _)| k),
+            source: switch.as_ref().map(|(_, s)| *s),
+            by: by.as_deref(),
+            reason: reason.as_deref(),
+        });
     }
 }

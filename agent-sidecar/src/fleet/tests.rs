@@ -69,7 +69,7 @@ fn open(
         Some(file.to_path_buf()),
         Some(state),
         fake.clone(),
-        bus,
+        Arc::new(bus),
     )
     .unwrap();
     (ks, fake, steps)
@@ -276,7 +276,7 @@ fn a_local_switch_survives_a_restart_and_needs_an_approver_to_release() {
 fn a_sidecar_does_not_start_without_knowing_its_switches() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("controls.yaml");
-    let bus = EventBus::default();
+    let bus: Arc<dyn KillSwitchSink> = Arc::new(EventBus::default());
     let fake: Arc<dyn Stopper> = Arc::new(Fake::default());
     let e = KillSwitches::open(
         payments(),

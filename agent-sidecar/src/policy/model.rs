@@ -3,6 +3,7 @@
 //! from `policy`.
 
 pub mod action;
+pub mod approval_chain;
 pub(crate) mod attribute;
 pub(crate) mod condition;
 pub(crate) mod decision;
@@ -16,6 +17,7 @@ pub(crate) mod interned;
 pub(crate) mod links;
 pub(crate) mod location;
 pub(crate) mod names;
+pub mod quota;
 pub(crate) mod redaction;
 pub(crate) mod scoped_doc;
 pub(crate) mod set;

@@ -9,9 +9,9 @@ use std::{
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use super::{
-    decl::{Measure, QuotaDecl, QuotaScope, Unavailable},
     local::LocalCounters,
     shared::SharedCounters,
+    {Measure, QuotaDecl, QuotaScope, Unavailable},
 };
 use crate::policy::{Action, DecidingRule, Decision, Tier};
 

@@ -91,7 +91,7 @@ impl KillSwitchService {
             file,
             Some(&state_dir),
             Arc::new(stopper),
-            events.clone(),
+            Arc::new(events.clone()),
         )
         .map_err(|e| RunError::FleetControls(e.to_string()))?;
         let watch = switches.spawn_watch(WATCH_EVERY);

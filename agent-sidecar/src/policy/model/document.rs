@@ -185,11 +185,11 @@ pub struct BaseDoc {
     pub detection: Option<DetectionSection>,
     /// Quotas and cumulative limits (see `docs/quotas.md`).
     #[serde(default)]
-    pub quotas: Vec<crate::quotas::QuotaDecl>,
+    pub quotas: Vec<super::quota::QuotaDecl>,
     /// Who may decide held actions: ordered steps with ceilings,
     /// escalation, four-eyes, owner exclusion (see `docs/approvals.md`).
     #[serde(default)]
-    pub approval_chains: Vec<crate::approvals::chain::ChainSpec>,
+    pub approval_chains: Vec<super::approval_chain::ChainSpec>,
 }
 
 /// `kind: team`.
@@ -221,11 +221,11 @@ pub struct TeamDoc {
     pub detection: Option<DetectionSection>,
     /// Quotas and cumulative limits (see `docs/quotas.md`).
     #[serde(default)]
-    pub quotas: Vec<crate::quotas::QuotaDecl>,
+    pub quotas: Vec<super::quota::QuotaDecl>,
     /// Who may decide held actions: ordered steps with ceilings,
     /// escalation, four-eyes, owner exclusion (see `docs/approvals.md`).
     #[serde(default)]
-    pub approval_chains: Vec<crate::approvals::chain::ChainSpec>,
+    pub approval_chains: Vec<super::approval_chain::ChainSpec>,
 }
 
 /// `kind: role`.
@@ -286,7 +286,7 @@ pub struct AgentDoc {
     pub detection: Option<DetectionSection>,
     /// Quotas and cumulative limits (see `docs/quotas.md`).
     #[serde(default)]
-    pub quotas: Vec<crate::quotas::QuotaDecl>,
+    pub quotas: Vec<super::quota::QuotaDecl>,
 }
 
 /// `kind: overlay`.
@@ -399,7 +399,7 @@ impl Document {
     }
 
     /// The quotas the document declares.
-    pub fn quotas(&self) -> &[crate::quotas::QuotaDecl] {
+    pub fn quotas(&self) -> &[super::quota::QuotaDecl] {
         match self {
             Document::Base(d) => &d.quotas,
             Document::Team(d) => &d.quotas,

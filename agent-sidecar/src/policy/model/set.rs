@@ -99,7 +99,7 @@ pub(crate) struct Agent {
     /// Behavioural detection settings (base, team, roles, agent).
     pub(crate) detection: Arc<DetectionPolicy>,
     /// Quotas of the base, team and agent documents.
-    pub(crate) quotas: Vec<crate::quotas::QuotaDecl>,
+    pub(crate) quotas: Vec<super::quota::QuotaDecl>,
 }
 
 /// A compiled, validated policy set. Immutable; share it in an `Arc` and
@@ -189,7 +189,7 @@ impl CompiledPolicySet {
 
     /// The quotas that apply to agent `id`: its base's, team's and own
     /// (the base's for an undeclared agent).
-    pub fn quotas(&self, id: &str) -> &[crate::quotas::QuotaDecl] {
+    pub fn quotas(&self, id: &str) -> &[super::quota::QuotaDecl] {
         &self.agents.get(id).unwrap_or(&self.unknown_agent).quotas
     }
 
