@@ -24,7 +24,7 @@ fn is_policy_set(dir: &Path) -> bool {
 
 /// Egress policy files and policy set directories under `dir`.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, sets: &mut Vec<PathBuf>) {
-    if dir.ends_with("examples/config") {
+    if dir.ends_with("examples/config") || dir.ends_with("examples/fleet") {
         return;
     }
     if is_policy_set(dir) {
@@ -235,4 +235,17 @@ fn the_example_detection_sections_resolve_per_agent() {
         Response::Quarantine
     );
     assert_eq!(procurement.utc_offset_minutes, -300);
+}
+
+#[test]
+fn the_example_fleet_controls_file_loads_and_names_scopes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet/controls.yaml");
+    let (controls, _) =
+        agent_sidecar::fleet::Controls::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let scopes: Vec<String> = controls
+        .kill_switches
+        .iter()
+        .map(|k| k.scope.label())
+        .collect();
+    assert_eq!(scopes, ["team=payments", "role=summarizer"]);
 }
