@@ -55,6 +55,7 @@ use tracing::{info, warn};
 
 use crate::{
     events::{EventBus, LogLines, PolicyEvents},
+    fleet::FleetIdentity,
     metrics::{Check, Metrics},
 };
 pub use allow::AllowArg;
@@ -188,6 +189,9 @@ pub(crate) struct Governing {
     pub(crate) enforcement: Enforcement,
     pub(crate) services: Option<NameServices>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
+    /// The kill switches when no gateway runs (the gateway follows them
+    /// itself): they then stop the agent in the kernel alone.
+    kill: Option<killswitch::KillSwitchService>,
 }
 
 impl Governing {
@@ -204,6 +208,7 @@ impl Governing {
         for rule in plan.allowlist.rules() {
             info!(agent_id = %agent_id, target = %rule.target, protocols = ?rule.protocols, source = %rule.source, "egress allow rule");
         }
+        let fleet_identity = fleet_identity(opts, agent_id, &plan);
         let listeners = OperatorListeners::bind(opts, &plan).await?;
         let enforcement = Enforcement::start(
             opts,
@@ -239,10 +244,26 @@ impl Governing {
         };
         // Without name rules there is no resolver to wait for.
         metrics.readiness().set(Check::ResolverListening, true);
+        let kill = match (&opts.fleet_controls, &services) {
+            (Some(file), s) if !s.as_ref().is_some_and(NameServices::runs_gateway) => {
+                Some(killswitch::KillSwitchService::start(
+                    fleet_identity,
+                    Some(file.clone()),
+                    opts.state_dir.join("agents").join(agent_id),
+                    killswitch::RunStopper {
+                        gateway: None,
+                        enforcer: Arc::downgrade(&enforcement.enforcer),
+                    },
+                    &enforcement.events,
+                )?)
+            }
+            _ => None,
+        };
         Ok(Governing {
             enforcement,
             services,
             admin_task,
+            kill,
         })
     }
 
@@ -255,6 +276,9 @@ impl Governing {
         keep_pinned: bool,
     ) -> Result<(), RunError> {
         metrics.readiness().set(Check::ResolverListening, false);
+        if let Some(kill) = self.kill {
+            kill.stop();
+        }
         if let Some(services) = self.services {
             services.shutdown().await;
         }
@@ -329,16 +353,42 @@ pub(crate) fn harden_sidecar() {
 
 /// `--agent-id`, needed with a gateway (it names the agent's document in
 /// the policy set), else `<command name>-<pid>`.
-/// Kill switches act through the gateway (which also quarantines the
-/// kernel): without one, a switch would be silently ignored.
+/// Kill switches are matched against the agent's team and roles, which
+/// the tier policy set declares: without one, a team or role switch could
+/// never cover the agent.
 pub(crate) fn check_fleet_controls(opts: &RunOptions) -> Result<(), RunError> {
     if opts.fleet_controls.is_some() && opts.gateway.is_none() {
         return Err(RunError::FleetControls(
-            "--fleet-controls needs the tool gateway: give --policy-dir (and --agent-id) too"
+            "--fleet-controls needs the tier policy set that names the agent's team and roles: give --policy-dir (and --agent-id) too"
                 .into(),
         ));
     }
     Ok(())
+}
+
+/// The agent as kill switch scopes see it: its team and roles from the
+/// policy set's agent document, its instance from `serve`'s pod.
+fn fleet_identity(opts: &RunOptions, agent_id: &str, plan: &EgressPlan) -> FleetIdentity {
+    let instance_id = opts
+        .pod
+        .as_ref()
+        .map_or_else(|| agent_id.to_string(), |p| p.instance_id.clone());
+    match &plan.gateway {
+        Some(g) => FleetIdentity {
+            agent_id: agent_id.to_string(),
+            instance_id,
+            team: g.identity.team.clone(),
+            roles: g.store.current().agent_roles(agent_id),
+            environment: g.identity.environment.clone(),
+        },
+        None => FleetIdentity {
+            agent_id: agent_id.to_string(),
+            instance_id,
+            team: opts.pod.as_ref().and_then(|p| p.team.clone()),
+            roles: Vec::new(),
+            environment: String::new(),
+        },
+    }
 }
 
 fn agent_id(opts: &RunOptions) -> Result<String, RunError> {

@@ -226,6 +226,11 @@ impl NameServices {
         })
     }
 
+    /// Whether the tool gateway runs (it then follows the kill switches).
+    pub fn runs_gateway(&self) -> bool {
+        self.gateway.is_some()
+    }
+
     /// Variables to set for the agent (the explicit proxy).
     pub fn env(&self) -> &[(String, String)] {
         &self.env
