@@ -63,25 +63,7 @@ pub(crate) struct Decide {
 /// Runs one subcommand; returns the exit code (0 ok, 1 refused by the
 /// sidecar, 2 unusable input).
 pub(crate) fn run(cmd: ApprovalsCommand) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("agent-sidecar: cannot start the runtime: {e}");
-            return 2;
-        }
-    };
-    runtime.block_on(async move {
-        match execute(cmd).await {
-            Ok(()) => 0,
-            Err((code, message)) => {
-                eprintln!("agent-sidecar: {message}");
-                code
-            }
-        }
-    })
+    super::block_on(execute(cmd))
 }
 
 async fn execute(cmd: ApprovalsCommand) -> Result<(), (i32, String)> {

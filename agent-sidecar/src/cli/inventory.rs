@@ -19,17 +19,7 @@ pub(crate) struct InventoryArgs {
 /// Prints the inventory; returns the exit code (0 ok, 1 refused by the
 /// sidecar, 2 unusable input).
 pub(crate) fn run(args: InventoryArgs) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("agent-sidecar: cannot start the runtime: {e}");
-            return 2;
-        }
-    };
-    let result = runtime.block_on(async {
+    super::block_on(async {
         let entry = args.conn.client()?.inventory().await.map_err(refused)?;
         if args.json {
             print_json(&entry)
@@ -37,14 +27,7 @@ pub(crate) fn run(args: InventoryArgs) -> i32 {
             print_lines(&entry);
             Ok(())
         }
-    });
-    match result {
-        Ok(()) => 0,
-        Err((code, message)) => {
-            eprintln!("agent-sidecar: {message}");
-            code
-        }
-    }
+    })
 }
 
 fn print_lines(entry: &serde_json::Value) {

@@ -54,17 +54,7 @@ pub(crate) enum KillCommand {
 /// Runs one subcommand; returns the exit code (0 ok, 1 refused by the
 /// sidecar, 2 unusable input).
 pub(crate) fn run(cmd: KillCommand) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("agent-sidecar: cannot start the runtime: {e}");
-            return 2;
-        }
-    };
-    let result = runtime.block_on(async move {
+    super::block_on(async move {
         let answer = match cmd {
             KillCommand::Trip {
                 id,
@@ -94,12 +84,5 @@ pub(crate) fn run(cmd: KillCommand) -> i32 {
             KillCommand::List { conn } => conn.client()?.kill_switches().await.map_err(refused)?,
         };
         print_json(&answer)
-    });
-    match result {
-        Ok(()) => 0,
-        Err((code, message)) => {
-            eprintln!("agent-sidecar: {message}");
-            code
-        }
-    }
+    })
 }

@@ -12,7 +12,7 @@ use agent_sidecar::policy::{
 };
 use clap::Subcommand;
 
-use super::approvals::Connection;
+use super::approvals::{Connection, print_json, refused};
 
 /// `agent-sidecar policy` subcommands.
 #[derive(Subcommand, Debug)]
@@ -128,36 +128,10 @@ where
             Output = Result<serde_json::Value, agent_sidecar::approvals::ClientError>,
         >,
 {
-    let client = match conn.client() {
-        Ok(c) => c,
-        Err((code, message)) => {
-            eprintln!("agent-sidecar: {message}");
-            return code;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("agent-sidecar: cannot start the runtime: {e}");
-            return 2;
-        }
-    };
-    match runtime.block_on(call(client)) {
-        Ok(answer) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&answer).unwrap_or_default()
-            );
-            0
-        }
-        Err(e) => {
-            eprintln!("agent-sidecar: {e}");
-            1
-        }
-    }
+    super::block_on(async {
+        let answer = call(conn.client()?).await.map_err(refused)?;
+        print_json(&answer)
+    })
 }
 
 fn check(paths: &[PathBuf]) -> i32 {
