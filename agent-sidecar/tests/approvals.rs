@@ -46,6 +46,7 @@ fn payment(sla: Duration) -> NewApproval {
         sla,
         binding: "sha256:00".into(),
         decided: None,
+        chain: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn refund() -> NewApproval {
         sla: Duration::from_secs(600),
         binding: "sha256:00".into(),
         decided: None,
+        chain: None,
     }
 }
 

@@ -9,7 +9,9 @@ use std::{net::SocketAddr, os::unix::fs::PermissionsExt, time::Duration};
 use agent_sidecar::{
     admin::{self, Admin},
     approvals::{
-        ActionSummary, ApprovalOutcome, ApprovalStore, Approvers, BearerToken, NewApproval,
+        ActionSummary, ApprovalError, ApprovalOutcome, ApprovalStore, ApprovalStoreOptions,
+        Approver, Approvers, BearerToken, NewApproval, Notifier, PendingApproval, UnixMillis,
+        chain::{ChainRequest, ChainSpec, ChainStep, resolve_first},
         directory::token_sha256_hex,
     },
     policy::Tier,
@@ -37,6 +39,7 @@ fn refund(amount: u64) -> NewApproval {
         sla: Duration::from_secs(60),
         binding: "sha256:00".into(),
         decided: None,
+        chain: None,
     }
 }
 
@@ -135,4 +138,338 @@ async fn only_an_approvers_own_token_decides_under_their_own_name() {
         "{outcome:?}"
     );
     server.abort();
+}
+
+/// What the store told its notifier about chain steps.
+#[derive(Default)]
+struct ChainLog(std::sync::Mutex<Vec<String>>);
+
+impl Notifier for ChainLog {
+    fn pending(&self, _: &PendingApproval) {}
+    fn decided(&self, a: &PendingApproval) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("decided {}", a.state.name()));
+    }
+    fn chain_step(&self, _: &PendingApproval, step: &ChainStep<'_>) {
+        let line = match step {
+            ChainStep::PartiallyApproved {
+                approver,
+                have,
+                need,
+            } => {
+                format!("partial {approver} {have}/{need}")
+            }
+            ChainStep::Escalated { to_step, role, .. } => format!("escalated {to_step} {role}"),
+            ChainStep::Refused {
+                approver, reason, ..
+            } => format!("refused {approver} {reason}"),
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+fn chains() -> Vec<ChainSpec> {
+    let yaml = r#"
+- name: refunds
+  tools: [payments]
+  actions: [refund]
+  steps:
+    - {role: team_lead, agent_team: true, up_to: 1000}
+    - {role: finance, team: finance}
+  escalate_after_secs: 1
+  exclude_owner: true
+- name: bulk-refunds
+  tools: [payments]
+  actions: [bulk_refund]
+  steps:
+    - {role: finance, team: finance}
+  four_eyes: true
+"#;
+    let chains: Vec<ChainSpec> = agent_sidecar::yaml::from_str(yaml).expect("chains");
+    for c in &chains {
+        c.validate().expect("valid chain");
+    }
+    chains
+}
+
+fn governed(action: &str, amount: f64) -> NewApproval {
+    let mut req = refund(amount as u64);
+    req.action.action = action.into();
+    let ask = ChainRequest {
+        tool: "payments",
+        action,
+        amount: Some(amount),
+        agent_team: Some("support"),
+        owner: Some("olu"),
+    };
+    req.chain = resolve_first(&chains(), &ask, UnixMillis::now().0);
+    assert!(req.chain.is_some(), "a chain governs {action}");
+    req
+}
+
+async fn curl_post(
+    addr: SocketAddr,
+    token: &str,
+    id: &str,
+    verb: &str,
+    who: &str,
+) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+        ])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(format!(r#"{{"approver": "{who}", "reason": "checked"}}"#))
+        .arg(format!("http://{addr}/v1/approvals/{id}/{verb}"))
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.trim().parse().expect("status"), body.to_string())
+}
+
+const OWNER: &str = "owner-token-0d9e8f7a6b5c4d3e";
+const FINANCE2: &str = "finance2-token-1a2b3c4d5e6f7a8b";
+
+#[tokio::test]
+async fn approval_chains_route_by_amount_escalate_and_need_four_distinct_eyes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("approvers.yaml");
+    let entry = |name: &str, team: &str, role: &str, token: &str| {
+        format!(
+            "  - name: {name}\n    team: {team}\n    roles: [{role}]\n    token_sha256: {}\n",
+            token_sha256_hex(token)
+        )
+    };
+    let text = format!(
+        "approvers:\n{}{}{}{}",
+        entry("lee", "support", "team_lead", LEAD),
+        entry("olu", "support", "team_lead", OWNER),
+        entry("fay", "finance", "finance", FINANCE),
+        entry("gus", "finance", "finance", FINANCE2),
+    );
+    std::fs::write(&file, text).expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let log = std::sync::Arc::new(ChainLog::default());
+    let (store, _) = ApprovalStore::open_with(
+        dir.path().join("approvals"),
+        ApprovalStoreOptions {
+            notifier: Some(log.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("open");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let admin = Admin::api(store.clone(), BearerToken::new(ADMIN).expect("token"))
+        .with_approvers(Approvers::from_file(&file).expect("directory"));
+    let server = tokio::spawn(admin::serve(listener, admin));
+
+    // 500: the agent's team lead may approve; the owner may not (though a
+    // team lead), finance not before the SLA passes.
+    let small = store
+        .request("k-500", governed("refund", 500.0))
+        .await
+        .expect("hold");
+    let id = small.id().to_string();
+    let (s, b) = curl_post(addr, OWNER, &id, "approve", "olu").await;
+    assert_eq!((s, b.contains("owner_excluded")), (403, true), "{b}");
+    let (s, b) = curl_post(addr, FINANCE, &id, "approve", "fay").await;
+    assert_eq!((s, b.contains("not_yet_eligible")), (403, true), "{b}");
+    let (s, b) = curl_post(addr, ADMIN, &id, "approve", "lee").await;
+    assert_eq!(
+        (s, b.contains("approver_token_required")),
+        (403, true),
+        "{b}"
+    );
+    let (s, b) = curl_post(addr, LEAD, &id, "approve", "lee").await;
+    assert_eq!(s, 200, "{b}");
+    assert!(small.wait().await.expect("wait").is_approved());
+
+    // 5,000: above the team lead's ceiling; finance decides at once.
+    let big = store
+        .request("k-5000", governed("refund", 5000.0))
+        .await
+        .expect("hold");
+    let id = big.id().to_string();
+    let (s, b) = curl_post(addr, LEAD, &id, "approve", "lee").await;
+    assert_eq!((s, b.contains("above_ceiling")), (403, true), "{b}");
+    let (s, b) = curl_post(addr, LEAD, &id, "deny", "lee").await;
+    assert_eq!(
+        (s, b.contains("above_ceiling")),
+        (403, true),
+        "a deny is checked too: {b}"
+    );
+    let (s, b) = curl_post(addr, FINANCE, &id, "approve", "fay").await;
+    assert_eq!(s, 200, "{b}");
+    assert!(big.wait().await.expect("wait").is_approved());
+
+    // 800 left alone past the 1 s SLA: finance becomes eligible, told once.
+    let slow = store
+        .request("k-800", governed("refund", 800.0))
+        .await
+        .expect("hold");
+    let id = slow.id().to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let record = store.get(slow.id()).await.expect("get");
+    assert_eq!(record.chain.as_ref().expect("chain").escalated_to, 1);
+    let (s, b) = curl_post(addr, FINANCE, &id, "approve", "fay").await;
+    assert_eq!(s, 200, "{b}");
+
+    // Four-eyes: one approval keeps the call held; the same approver again
+    // is refused; a second, distinct finance approver releases it.
+    let bulk = store
+        .request("k-bulk", governed("bulk_refund", 200.0))
+        .await
+        .expect("hold");
+    let id = bulk.id().to_string();
+    let waiter = tokio::spawn({
+        let h = bulk.clone();
+        async move { h.wait().await }
+    });
+    let (s, b) = curl_post(addr, FINANCE, &id, "approve", "fay").await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b.contains(r#""kind":"pending""#) || b.contains(r#""kind": "pending""#),
+        "{b}"
+    );
+    let (s, b) = curl_post(addr, FINANCE, &id, "approve", "fay").await;
+    assert_eq!((s, b.contains("already_approved")), (403, true), "{b}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiter.is_finished(),
+        "one approval of two must not release the call"
+    );
+    let (s, b) = curl_post(addr, FINANCE2, &id, "approve", "gus").await;
+    assert_eq!(s, 200, "{b}");
+    let outcome = waiter.await.expect("join").expect("wait");
+    assert!(
+        matches!(&outcome, ApprovalOutcome::Approved(d) if d.by == "fay, gus"),
+        "{outcome:?}"
+    );
+
+    // Every step reached the notifier (audit trail, approvers' webhook).
+    let log = log.0.lock().unwrap().clone();
+    let expected = [
+        "refused olu owner_excluded",
+        "refused fay not_yet_eligible",
+        "decided approved",
+        "refused lee above_ceiling",
+        "refused lee above_ceiling",
+        "decided approved",
+        "escalated 1 finance",
+        "decided approved",
+        "partial fay 1/2",
+        "refused fay already_approved",
+        "decided approved",
+    ];
+    assert_eq!(log, expected);
+    server.abort();
+}
+
+/// The gateway resolves the chain of the policy in force when it holds a
+/// call: by the amount the agent sent (a header here), so a large wire
+/// goes to finance; the admin-token path cannot decide it; a bad chain
+/// is refused at reload, naming the misspelt tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_holds_a_call_under_the_chain_its_amount_selects() {
+    use agent_sidecar::policy::ReloadOutcome;
+    use agent_sidecar_test_support::{
+        curl::curl,
+        sidecar::gateway::{Harness, Options},
+    };
+    let h = Harness::start(Options::default()).await;
+    let base = h.policy_dir.join("base.yaml");
+    let original = std::fs::read_to_string(&base).expect("base");
+    let chain = |tool: &str| {
+        format!(
+            "{original}approval_chains:\n  - name: wires\n    tools: [{tool}]\n    actions: [wire]\n    steps:\n      - {{role: team_lead, team: buying, up_to: 5000}}\n      - {{role: finance, team: finance}}\n"
+        )
+    };
+    std::fs::write(&base, chain("erpp")).expect("write");
+    match h.policy.reload() {
+        ReloadOutcome::Failed(e) => assert!(e.to_string().contains("`erpp`"), "{e}"),
+        other => panic!("a chain naming an undeclared tool must be refused: {other:?}"),
+    }
+    std::fs::write(&base, chain("erp")).expect("write");
+    assert!(
+        matches!(h.policy.reload(), ReloadOutcome::Updated(_)),
+        "the chain compiles"
+    );
+
+    let wire = |key: &str, amount: &str| {
+        let mut args = h.explicit_args();
+        args.extend(
+            [
+                "-X",
+                "POST",
+                "-H",
+                &format!("Idempotency-Key: {key}"),
+                "-H",
+                &format!("x-amount: {amount}"),
+                "--data-binary",
+                "note=x",
+                "--max-time",
+                "20",
+            ]
+            .map(String::from),
+        );
+        args.push(h.url("/v1/wires"));
+        args
+    };
+    let agent = tokio::spawn({
+        let args = wire("w-20000", "20000");
+        async move { curl(&args, &[]).await }
+    });
+    let held = loop {
+        let list = h.approvals.list(Some("pending")).await.expect("list");
+        if let Some(a) = list.into_iter().next() {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let chain = held
+        .chain
+        .as_ref()
+        .expect("the held wire carries its chain");
+    assert_eq!(chain.name, "wires");
+    assert_eq!(
+        chain.first_eligible, 1,
+        "20,000 is above the team lead's 5,000"
+    );
+    let lead = Approver {
+        name: "lee".into(),
+        team: "buying".into(),
+        roles: ["team_lead".to_string()].into(),
+    };
+    let finance = Approver {
+        name: "fay".into(),
+        team: "finance".into(),
+        roles: ["finance".to_string()].into(),
+    };
+    let named = h.approvals.approve(&held.id, "fay", "ok").await;
+    assert!(
+        matches!(named, Err(ApprovalError::ChainNeedsApprover { .. })),
+        "{named:?}"
+    );
+    let lee = h.approvals.approve_as(&held.id, &lead, "ok").await;
+    assert!(matches!(lee, Err(ApprovalError::Chain { .. })), "{lee:?}");
+    h.approvals
+        .approve_as(&held.id, &finance, "checked")
+        .await
+        .expect("finance approves");
+    let (status, body) = agent.await.expect("join");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h.api.requests().len(), 1, "forwarded once, after finance");
 }

@@ -125,10 +125,11 @@ where
                     m.decision_refused(e.code);
                 }
             })?;
-            let record = if *verb == "approve" {
-                store.approve(&id, by, body.reason).await?
-            } else {
-                store.deny(&id, by, body.reason).await?
+            let record = match (approver.as_ref().filter(|_| approvers.is_some()), *verb) {
+                (Some(who), "approve") => store.approve_as(&id, who, body.reason).await?,
+                (Some(who), _) => store.deny_as(&id, who, body.reason).await?,
+                (None, "approve") => store.approve(&id, by, body.reason).await?,
+                (None, _) => store.deny(&id, by, body.reason).await?,
             };
             Ok(json(StatusCode::OK, &record))
         }

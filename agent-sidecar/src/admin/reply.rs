@@ -41,6 +41,14 @@ impl From<ApprovalError> for ApiError {
             | ApprovalError::KeyReused(_) => {
                 ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string())
             }
+            ApprovalError::Chain { ref refusal, .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, refusal.reason(), e.to_string())
+            }
+            ApprovalError::ChainNeedsApprover { .. } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "approver_token_required",
+                e.to_string(),
+            ),
             ApprovalError::Journal(_) | ApprovalError::Worker(_) | ApprovalError::Closed => {
                 tracing::error!(error = %e, "approvals API: store failure");
                 ApiError::new(

@@ -15,28 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::directory::Approver;
-pub use crate::policy::approval_chain::{ChainSpec, StepSpec};
-
-/// Why a chain is invalid.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum ChainSpecError {
-    /// No steps.
-    #[error("approval chain {0:?} has no steps; list at least one `{{role, team, up_to}}`")]
-    NoSteps(String),
-    /// A step has both or neither of `team` and `agent_team`.
-    #[error(
-        "approval chain {0:?} step {1}: give exactly one of `team: NAME` or `agent_team: true`"
-    )]
-    Team(String, usize),
-    /// Ceilings do not increase.
-    #[error(
-        "approval chain {0:?} step {1}: `up_to` must increase from step to step, and only the last step may omit it"
-    )]
-    Ceiling(String, usize),
-    /// A zero SLA would escalate at once.
-    #[error("approval chain {0:?}: `escalate_after_secs` must be at least 1")]
-    ZeroSla(String),
-}
+pub use crate::policy::approval_chain::{ChainSpec, ChainSpecError, StepSpec};
 
 /// What an approval request is about, for chain matching and resolution.
 #[derive(Clone, Debug, Default)]
@@ -139,6 +118,61 @@ impl Refusal {
     }
 }
 
+/// A step of a chain that did not decide the approval, as the notifier and
+/// the audit trail hear of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum ChainStep<'a> {
+    /// One approval of several was recorded; the call stays held.
+    PartiallyApproved {
+        /// Who approved.
+        approver: &'a str,
+        /// Approvals so far.
+        have: usize,
+        /// Approvals needed.
+        need: usize,
+    },
+    /// The SLA of the eligible steps passed: `to_step` became eligible
+    /// and its approvers are notified.
+    Escalated {
+        /// The newly eligible step (0-based).
+        to_step: usize,
+        /// Its role.
+        role: &'a str,
+        /// Its team.
+        team: Option<&'a str>,
+    },
+    /// An approver who may not decide tried to.
+    Refused {
+        /// Who tried.
+        approver: &'a str,
+        /// The machine-readable reason ([`Refusal::reason`]).
+        reason: &'static str,
+        /// The full explanation.
+        message: String,
+    },
+}
+
+/// Who decides an approval: a name only (no approver directory: anyone
+/// holding the admin token), or an approver the directory authenticated.
+#[derive(Clone, Debug)]
+pub enum Decider {
+    /// A claimed name; an approval with a chain refuses it.
+    Named(String),
+    /// An authenticated approver, checked against the chain.
+    Approver(Approver),
+}
+
+impl Decider {
+    /// The name the decision is recorded under.
+    pub fn name(&self) -> &str {
+        match self {
+            Decider::Named(n) => n,
+            Decider::Approver(a) => &a.name,
+        }
+    }
+}
+
 /// The effect of an accepted approval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -153,47 +187,11 @@ pub enum Progress {
     },
 }
 
-fn matches(list: &[String], value: &str) -> bool {
-    list.is_empty() || list.iter().any(|p| p == "*" || p == value)
-}
-
 fn fmt_amount(a: Option<f64>) -> String {
     a.map_or_else(|| "an undeclared amount".into(), |v| format!("{v}"))
 }
 
 impl ChainSpec {
-    /// Checks the chain is well-formed.
-    pub fn validate(&self) -> Result<(), ChainSpecError> {
-        if self.steps.is_empty() {
-            return Err(ChainSpecError::NoSteps(self.name.clone()));
-        }
-        let mut prev: Option<f64> = None;
-        for (i, s) in self.steps.iter().enumerate() {
-            if s.team.is_some() == s.agent_team {
-                return Err(ChainSpecError::Team(self.name.clone(), i));
-            }
-            match (s.up_to, prev) {
-                (None, _) if i + 1 != self.steps.len() => {
-                    return Err(ChainSpecError::Ceiling(self.name.clone(), i));
-                }
-                (Some(u), Some(p)) if u <= p || u.is_nan() => {
-                    return Err(ChainSpecError::Ceiling(self.name.clone(), i));
-                }
-                _ => {}
-            }
-            prev = s.up_to.or(prev);
-        }
-        if self.escalate_after_secs == Some(0) {
-            return Err(ChainSpecError::ZeroSla(self.name.clone()));
-        }
-        Ok(())
-    }
-
-    /// True if the chain governs this tool and action.
-    pub fn matches(&self, tool: &str, action: &str) -> bool {
-        matches(&self.tools, tool) && matches(&self.actions, action)
-    }
-
     /// Resolves the chain for `req` at `now_ms`. With no declared amount
     /// only the top step may decide (fail closed). With an amount above
     /// every ceiling, nobody may: the approval can only be denied or expire.

@@ -91,6 +91,25 @@ pub enum ApprovalError {
     /// Forwarding was already claimed once.
     #[error("approval {0} was already forwarded")]
     AlreadyForwarded(ApprovalId),
+    /// The approver may not decide under the approval's chain.
+    #[error("approval {id}: {refusal}")]
+    Chain {
+        /// The approval.
+        id: ApprovalId,
+        /// Why.
+        refusal: super::chain::Refusal,
+    },
+    /// The approval has a chain and the decision carries no authenticated
+    /// approver to check against it.
+    #[error(
+        "approval {id} is governed by approval chain {chain:?}: deciding it needs an approver's own token from the approver directory (--approvers-file)"
+    )]
+    ChainNeedsApprover {
+        /// The approval.
+        id: ApprovalId,
+        /// The chain's name.
+        chain: String,
+    },
     /// The store was closed (dropped) before the approval was decided.
     #[error("the approval store was closed before a decision")]
     Closed,

@@ -6,6 +6,7 @@
 use std::{collections::HashMap, path::Path, time::Duration};
 
 use super::{
+    chain::{Decider, Progress, Refusal},
     error::ApprovalError,
     journal::{Journal, TornTail},
     model::{
@@ -54,6 +55,27 @@ pub struct ReplayReport {
     pub expired_on_open: Vec<ApprovalId>,
     /// A partial last line left by a crash, cut off on open.
     pub torn_tail: Option<TornTail>,
+}
+
+/// What a [`Ledger::decide`] call did.
+#[derive(Debug)]
+pub(super) enum Ruling {
+    /// Approved, denied, or expired (the SLA had passed).
+    Decided(PendingApproval),
+    /// One approval of `.2` recorded (`.1` so far); still pending.
+    Partial(PendingApproval, usize, usize),
+    /// The chain refuses the decider; nothing was recorded.
+    Refused(PendingApproval, Refusal),
+}
+
+#[cfg(test)]
+impl Ruling {
+    /// The record, whatever the ruling.
+    pub(super) fn record(self) -> PendingApproval {
+        match self {
+            Ruling::Decided(r) | Ruling::Partial(r, ..) | Ruling::Refused(r, _) => r,
+        }
+    }
 }
 
 /// Whether a [`Ledger::decide`] call approves or denies.
@@ -186,14 +208,18 @@ impl Ledger {
 
     /// Records a human decision. An approval whose SLA has passed is expired
     /// instead, and the expired record is returned: the caller must check.
+    /// Under an approval chain the decider must be an eligible approver
+    /// ([`Ruling::Refused`] otherwise, nothing recorded), and an approval
+    /// short of the approvals needed keeps it pending
+    /// ([`Ruling::Partial`]).
     pub(super) fn decide(
         &mut self,
         id: &ApprovalId,
         verdict: Verdict,
-        by: String,
+        decider: &Decider,
         reason: String,
         now: UnixMillis,
-    ) -> Result<PendingApproval, ApprovalError> {
+    ) -> Result<Ruling, ApprovalError> {
         let current = self.get(id)?;
         if current.state.is_decided() {
             return Err(ApprovalError::AlreadyDecided {
@@ -202,20 +228,75 @@ impl Ledger {
             });
         }
         let mut record = current.clone();
+        if now >= record.sla_deadline {
+            record.state = ApprovalState::Expired { at: now };
+            self.store(record.clone(), now)?;
+            return Ok(Ruling::Decided(record));
+        }
+        let mut by = decider.name().to_string();
+        if let Some(chain) = &mut record.chain {
+            let Decider::Approver(who) = decider else {
+                return Err(ApprovalError::ChainNeedsApprover {
+                    id: id.clone(),
+                    chain: chain.name.clone(),
+                });
+            };
+            let progress = match verdict {
+                Verdict::Approve => chain.approve(who, now.0),
+                Verdict::Deny => chain.check(who, now.0).map(|_| Progress::Approved),
+            };
+            match progress {
+                Err(refusal) => return Ok(Ruling::Refused(record, refusal)),
+                Ok(Progress::Partial { have, need }) => {
+                    self.store(record.clone(), now)?;
+                    return Ok(Ruling::Partial(record, have, need));
+                }
+                Ok(Progress::Approved) if verdict == Verdict::Approve => {
+                    by = chain
+                        .approvals
+                        .iter()
+                        .map(|a| a.approver.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                }
+                Ok(Progress::Approved) => {}
+            }
+        }
         let decision = ApproverDecision {
             by,
             reason,
             at: now,
         };
-        record.state = if now >= record.sla_deadline {
-            ApprovalState::Expired { at: now }
-        } else if verdict == Verdict::Approve {
+        record.state = if verdict == Verdict::Approve {
             ApprovalState::Approved(decision)
         } else {
             ApprovalState::Denied(decision)
         };
         self.store(record.clone(), now)?;
-        Ok(record)
+        Ok(Ruling::Decided(record))
+    }
+
+    /// Records the escalations of `id`'s chain that are due at `now`.
+    /// Returns the record and the newly eligible steps (empty if none), and
+    /// when the next escalation is due while it stays pending.
+    pub(super) fn escalate(
+        &mut self,
+        id: &ApprovalId,
+        now: UnixMillis,
+    ) -> Result<(PendingApproval, Vec<usize>, Option<u64>), ApprovalError> {
+        let mut record = self.get(id)?.clone();
+        if record.state != ApprovalState::Pending {
+            return Ok((record, Vec::new(), None));
+        }
+        let Some(chain) = &mut record.chain else {
+            return Ok((record, Vec::new(), None));
+        };
+        let new = chain.escalate(now.0);
+        let next = chain.next_escalation_at();
+        if !new.is_empty() {
+            self.store(record.clone(), now)?;
+        }
+        Ok((record, new, next))
     }
 
     /// Expires `id` if it is pending and its SLA has passed.

@@ -9,6 +9,7 @@ use std::{
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::chain::ResolvedChain;
 use crate::policy::{Action, Tier};
 
 /// Milliseconds since the Unix epoch, written as a JSON number.
@@ -117,6 +118,8 @@ pub struct NewApproval {
     /// The action as the policy decided it, so that it can be decided
     /// again (after a policy reload) while it waits.
     pub decided: Option<Action>,
+    /// Who may decide it, when an approval chain of the policy matches.
+    pub chain: Option<ResolvedChain>,
 }
 
 /// A human decision: who, why, when.
@@ -275,6 +278,10 @@ pub struct PendingApproval {
     /// Where it is in its lifecycle: `{"kind": "pending"}`,
     /// `{"kind": "approved", "by", "reason", "at"}`...
     pub state: ApprovalState,
+    /// The approval chain resolved when it was requested (eligible steps,
+    /// approvals needed, approvals so far); absent when no chain matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ResolvedChain>,
 }
 
 impl PendingApproval {
@@ -294,6 +301,7 @@ impl PendingApproval {
             created_at: now,
             sla_deadline: now.plus(req.sla),
             state: ApprovalState::Pending,
+            chain: req.chain,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Who hears about approvals: the [`Notifier`] trait.
 
-use super::model::PendingApproval;
+use super::{chain::ChainStep, model::PendingApproval};
 
 /// Told when an approval is created and when it is decided (approved,
 /// denied, expired or cancelled), after the change is durable and before waiters are
@@ -12,4 +12,9 @@ pub trait Notifier: Send + Sync {
     fn pending(&self, approval: &PendingApproval);
     /// An approval was decided; `approval.state` says how.
     fn decided(&self, approval: &PendingApproval);
+    /// A step of the approval's chain that did not decide it: one approval
+    /// of several, an escalation, a refused approver.
+    fn chain_step(&self, approval: &PendingApproval, step: &ChainStep<'_>) {
+        let _ = (approval, step);
+    }
 }

@@ -15,8 +15,10 @@ use std::{
 use tokio::sync::watch;
 
 use super::{
+    chain::{ChainStep, Decider},
+    directory::Approver,
     error::ApprovalError,
-    ledger::{Ledger, ReplayReport, StoreConfig, Verdict},
+    ledger::{Ledger, ReplayReport, Ruling, StoreConfig, Verdict},
     metrics::ApprovalMetrics,
     model::{ApprovalId, ApprovalOutcome, ApprovalState, NewApproval, PendingApproval, UnixMillis},
     notify::Notifier,
@@ -66,6 +68,16 @@ impl Inner {
         }
         if let Some(tx) = self.watchers.remove(&record.id) {
             tx.send_replace(record.state.clone());
+        }
+    }
+
+    /// After a chain step that did not decide the approval.
+    fn chain_step(&self, record: &PendingApproval, step: &ChainStep<'_>) {
+        if let (Some(m), ChainStep::Refused { reason, .. }) = (&self.metrics, step) {
+            m.decision_refused(reason);
+        }
+        if let Some(n) = &self.notifier {
+            n.chain_step(record, step);
         }
     }
 
@@ -135,6 +147,7 @@ impl ApprovalStore {
             }),
         };
         for record in pending {
+            store.arm_escalation(&record);
             store.arm_expiry(record.id, record.sla_deadline);
         }
         Ok((store, report))
@@ -168,6 +181,7 @@ impl ApprovalStore {
             })
             .await?;
         if created {
+            self.arm_escalation(&approval);
             self.arm_expiry(approval.id.clone(), approval.sla_deadline);
         }
         Ok((approval, created))
@@ -188,15 +202,22 @@ impl ApprovalStore {
     }
 
     /// Approves a pending approval, recording who and why. Refused with
-    /// [`ApprovalError::AlreadyDecided`] if it is decided or its SLA passed.
+    /// [`ApprovalError::AlreadyDecided`] if it is decided or its SLA passed,
+    /// and with [`ApprovalError::ChainNeedsApprover`] if an approval chain
+    /// governs it (use [`approve_as`](Self::approve_as)).
     pub async fn approve(
         &self,
         id: &ApprovalId,
         by: impl Into<String>,
         reason: impl Into<String>,
     ) -> Result<PendingApproval, ApprovalError> {
-        self.decide(id, Verdict::Approve, by.into(), reason.into())
-            .await
+        self.decide(
+            id,
+            Verdict::Approve,
+            Decider::Named(by.into()),
+            reason.into(),
+        )
+        .await
     }
 
     /// Denies a pending approval, recording who and why.
@@ -206,25 +227,83 @@ impl ApprovalStore {
         by: impl Into<String>,
         reason: impl Into<String>,
     ) -> Result<PendingApproval, ApprovalError> {
-        self.decide(id, Verdict::Deny, by.into(), reason.into())
+        self.decide(id, Verdict::Deny, Decider::Named(by.into()), reason.into())
             .await
+    }
+
+    /// Approves as an authenticated approver. Under an approval chain the
+    /// approver must be eligible ([`ApprovalError::Chain`] otherwise, counted
+    /// and told to the notifier), and under four-eyes the first approval
+    /// leaves the approval pending (the returned record shows it).
+    pub async fn approve_as(
+        &self,
+        id: &ApprovalId,
+        who: &Approver,
+        reason: impl Into<String>,
+    ) -> Result<PendingApproval, ApprovalError> {
+        self.decide(
+            id,
+            Verdict::Approve,
+            Decider::Approver(who.clone()),
+            reason.into(),
+        )
+        .await
+    }
+
+    /// Denies as an authenticated approver (eligible under the chain, if any).
+    pub async fn deny_as(
+        &self,
+        id: &ApprovalId,
+        who: &Approver,
+        reason: impl Into<String>,
+    ) -> Result<PendingApproval, ApprovalError> {
+        self.decide(
+            id,
+            Verdict::Deny,
+            Decider::Approver(who.clone()),
+            reason.into(),
+        )
+        .await
     }
 
     async fn decide(
         &self,
         id: &ApprovalId,
         verdict: Verdict,
-        by: String,
+        decider: Decider,
         reason: String,
     ) -> Result<PendingApproval, ApprovalError> {
         let id = id.clone();
         let record = self
             .run(move |inner| {
-                let record = inner
+                match inner
                     .ledger
-                    .decide(&id, verdict, by, reason, UnixMillis::now())?;
-                inner.decided(&record);
-                Ok(record)
+                    .decide(&id, verdict, &decider, reason, UnixMillis::now())?
+                {
+                    Ruling::Decided(record) => {
+                        inner.decided(&record);
+                        Ok(record)
+                    }
+                    Ruling::Partial(record, have, need) => {
+                        let step = ChainStep::PartiallyApproved {
+                            approver: decider.name(),
+                            have,
+                            need,
+                        };
+                        inner.chain_step(&record, &step);
+                        Ok(record)
+                    }
+                    Ruling::Refused(record, refusal) => {
+                        tracing::warn!(approval = %id, approver = decider.name(), error = %refusal, "approval chain refused the decision");
+                        let step = ChainStep::Refused {
+                            approver: decider.name(),
+                            reason: refusal.reason(),
+                            message: refusal.to_string(),
+                        };
+                        inner.chain_step(&record, &step);
+                        Err(ApprovalError::Chain { id, refusal })
+                    }
+                }
             })
             .await?;
         if let ApprovalState::Expired { .. } = record.state {
@@ -413,6 +492,53 @@ impl ApprovalStore {
                     Err(e) => {
                         tracing::error!(approval = %id, error = %e, "cannot record SLA expiry; retrying");
                         drop(store);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Escalates `approval`'s chain each time its SLA per step passes: the
+    /// next step up becomes eligible, recorded and told to the notifier
+    /// (the approvers' webhook, the audit trail). Stops once the approval
+    /// is decided or the top step is eligible. A failed journal write is
+    /// retried every second.
+    fn arm_escalation(&self, approval: &PendingApproval) {
+        let Some(mut due) = approval.chain.as_ref().and_then(|c| c.next_escalation_at()) else {
+            return;
+        };
+        let id = approval.id.clone();
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(UnixMillis::now().until(UnixMillis(due))).await;
+                let Some(shared) = weak.upgrade() else { return };
+                let store = ApprovalStore { shared };
+                let id2 = id.clone();
+                let next = store
+                    .run(move |inner| {
+                        let (record, new, next) = inner.ledger.escalate(&id2, UnixMillis::now())?;
+                        if let Some(chain) = &record.chain {
+                            for &to_step in &new {
+                                let s = &chain.steps[to_step];
+                                let step = ChainStep::Escalated {
+                                    to_step,
+                                    role: &s.role,
+                                    team: s.team.as_deref(),
+                                };
+                                inner.chain_step(&record, &step);
+                            }
+                        }
+                        Ok(next)
+                    })
+                    .await;
+                drop(store);
+                match next {
+                    Ok(Some(at)) => due = at,
+                    Ok(None) | Err(ApprovalError::NotFound(_)) => return,
+                    Err(e) => {
+                        tracing::error!(approval = %id, error = %e, "cannot record an approval escalation; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }

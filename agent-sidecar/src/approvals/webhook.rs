@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{
+    chain::ChainStep,
     http::{HttpError, RemoteEndpoint},
     model::{PendingApproval, UnixMillis},
     notify::Notifier,
@@ -186,6 +187,18 @@ impl Notifier for WebhookNotifier {
 
     fn decided(&self, approval: &PendingApproval) {
         self.approval("approval.decided", approval);
+    }
+
+    /// Escalations and partial approvals reach the approvers (the newly
+    /// eligible step must hear of it); refused approvers are in the audit
+    /// trail only.
+    fn chain_step(&self, approval: &PendingApproval, step: &ChainStep<'_>) {
+        let event = match step {
+            ChainStep::Escalated { .. } => "approval.escalated",
+            ChainStep::PartiallyApproved { .. } => "approval.partially_approved",
+            ChainStep::Refused { .. } => return,
+        };
+        self.post(&json!({ "event": event, "approval": approval, "chain_step": step }));
     }
 }
 

@@ -48,6 +48,14 @@ pub enum RecordKind {
     ApprovalExpired,
     /// A held call was cancelled (halt, quarantine, shutdown).
     ApprovalCancelled,
+    /// One approval of several an approval chain needs (four-eyes) was
+    /// recorded; the call stays held.
+    ApprovalPartiallyApproved,
+    /// An approval chain's SLA passed: the next step up became eligible
+    /// and was notified.
+    ApprovalEscalated,
+    /// An approver the approval chain does not allow tried to decide.
+    ApprovalDecisionRefused,
     /// A tier-2 call declared how it can be reversed.
     CompensationDeclared,
     /// A reversal was triggered within its window.
@@ -101,6 +109,9 @@ impl RecordKind {
             RecordKind::ApprovalDecided => "approval_decided",
             RecordKind::ApprovalExpired => "approval_expired",
             RecordKind::ApprovalCancelled => "approval_cancelled",
+            RecordKind::ApprovalPartiallyApproved => "approval_partially_approved",
+            RecordKind::ApprovalEscalated => "approval_escalated",
+            RecordKind::ApprovalDecisionRefused => "approval_decision_refused",
             RecordKind::CompensationDeclared => "compensation_declared",
             RecordKind::CompensationTriggered => "compensation_triggered",
             RecordKind::CompensationResult => "compensation_result",

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::response::DetectionResponse;
 use crate::{
-    approvals::PendingApproval,
+    approvals::{PendingApproval, chain::ChainStep},
     dns::DnsEvent,
     fleet::KillSwitchEvent,
     gateway::ToolCallEvent,
@@ -54,6 +54,8 @@ pub enum ApprovalStep {
     Requested,
     /// Decided (or expired, or cancelled).
     Decided,
+    /// A step of its approval chain that did not decide it (`chain`).
+    Chain,
 }
 
 /// A step of a tier-3 approval. The held call's input and request
@@ -67,6 +69,9 @@ pub struct ApprovalEvent<'a> {
     /// The approval as the store holds it now.
     #[serde(skip)]
     pub approval: &'a PendingApproval,
+    /// With [`ApprovalStep::Chain`]: which chain step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<&'a ChainStep<'a>>,
 }
 
 /// The sidecar's own life.

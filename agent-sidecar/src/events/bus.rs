@@ -10,7 +10,7 @@ use super::action::{
     QuarantineReleased,
 };
 use crate::{
-    approvals::{Notifier, PendingApproval},
+    approvals::{Notifier, PendingApproval, chain::ChainStep},
     dns::{self, DnsEvent},
     gateway::{GatewaySink, ToolCallEvent},
     kernel::events::DenyRecord,
@@ -102,6 +102,7 @@ impl Notifier for ApprovalEvents {
         self.bus.emit(ActionEvent::Approval(ApprovalEvent {
             step: ApprovalStep::Requested,
             approval,
+            chain: None,
         }));
         if let Some(next) = &self.next {
             next.pending(approval);
@@ -112,9 +113,21 @@ impl Notifier for ApprovalEvents {
         self.bus.emit(ActionEvent::Approval(ApprovalEvent {
             step: ApprovalStep::Decided,
             approval,
+            chain: None,
         }));
         if let Some(next) = &self.next {
             next.decided(approval);
+        }
+    }
+
+    fn chain_step(&self, approval: &PendingApproval, step: &ChainStep<'_>) {
+        self.bus.emit(ActionEvent::Approval(ApprovalEvent {
+            step: ApprovalStep::Chain,
+            approval,
+            chain: Some(step),
+        }));
+        if let Some(next) = &self.next {
+            next.chain_step(approval, step);
         }
     }
 }

@@ -12,7 +12,8 @@ use super::{binding::Held, hooks::QuarantineSwitch, refusal::Refusal, refusal::f
 use crate::{
     approvals::{
         ActionSummary, ApprovalError, ApprovalId, ApprovalOutcome, ApprovalStore, ForwardToken,
-        NewApproval,
+        NewApproval, UnixMillis,
+        chain::{ChainRequest, ResolvedChain, resolve_first},
     },
     policy::{Action, ActionTarget, Decision, PolicyStore, Tier},
 };
@@ -112,6 +113,7 @@ async fn hold(
 ) -> TierAction {
     let key = key.unwrap_or_else(|| format!("anon:{}", ApprovalId::random()));
     let (tool, act, target) = describe(action);
+    let chain = resolve_chain(gw, action, &tool, &act);
     let request = NewApproval {
         agent_id: action.agent.id.clone(),
         action: ActionSummary {
@@ -128,6 +130,7 @@ async fn hold(
         policy_version: decision.policy_version.hash.to_string(),
         reason: decision.reason.clone(),
         sla: gw.sla,
+        chain,
     };
     let refuse = |status, reason, message: String| {
         TierAction::Refuse(Refusal::decided(status, reason, message, decision))
@@ -256,6 +259,34 @@ fn escaped(name: &str) -> String {
 }
 
 /// Tool, action and target as shown to approvers (names escaped).
+/// The approval chain of the policy in force that governs this held
+/// action, resolved now (eligible steps by the declared amount, the
+/// agent's team and owner). An amount in another currency, or not a
+/// non-negative number, counts as undeclared: only the top step decides.
+fn resolve_chain(gw: &Oversight, action: &Action, tool: &str, act: &str) -> Option<ResolvedChain> {
+    let policy = gw.policy.current();
+    let chains = policy.approval_chains(&action.agent.id);
+    if chains.is_empty() {
+        return None;
+    }
+    let base = policy.organisation().1;
+    let amount = action
+        .attributes
+        .amount
+        .as_ref()
+        .filter(|m| m.currency.as_deref().is_none_or(|c| c == base))
+        .map(|m| m.value)
+        .filter(|v| v.is_finite() && *v >= 0.0);
+    let request = ChainRequest {
+        tool,
+        action: act,
+        amount,
+        agent_team: action.agent.team.as_deref(),
+        owner: action.agent.owner.as_deref(),
+    };
+    resolve_first(chains, &request, UnixMillis::now().0)
+}
+
 fn describe(action: &Action) -> (String, String, String) {
     let target = match &action.target {
         Some(ActionTarget::Http { host, method, path }) => format!("{method} https://{host}{path}"),

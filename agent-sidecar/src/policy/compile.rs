@@ -84,6 +84,44 @@ fn vocab(base: &BaseDoc, p: &Parsed, problems: &mut Vec<Problem>) -> Vocab {
     }
 }
 
+/// Each `approval_chains:` entry is well formed, names tools the set
+/// declares (a misspelt tool would silently match nothing) and has a name
+/// unique in its document.
+fn check_approval_chains(docs: &[Doc<'_>], tools: &ToolTable, problems: &mut Vec<Problem>) {
+    for d in docs {
+        let chains = d.doc().approval_chains();
+        for (i, c) in chains.iter().enumerate() {
+            let path = format!("approval_chains[{i}]");
+            if let Err(e) = c.validate() {
+                problems.push(Problem::new(
+                    d.parsed.at(&path),
+                    e.to_string(),
+                    "see docs/approvals.md#approval-chains-and-approvers",
+                ));
+            }
+            if chains[..i].iter().any(|o| o.name == c.name) {
+                problems.push(Problem::new(
+                    d.parsed.at(&format!("{path}.name")),
+                    format!("approval chain name `{}` is used twice", c.name),
+                    "give each chain its own name: approvals and the audit trail refer to it",
+                ));
+            }
+            for (j, t) in c.tools.iter().enumerate() {
+                if t != "*" && !tools.names.contains_key(t.as_str()) {
+                    problems.push(Problem::new(
+                        d.parsed.at(&format!("{path}.tools[{j}]")),
+                        format!(
+                            "approval chain `{}` names tool `{t}`, which no document declares",
+                            c.name
+                        ),
+                        "use a tool name from a `tools:` section, or `*`",
+                    ));
+                }
+            }
+        }
+    }
+}
+
 fn unique_list(list: &[String], path: &str, p: &Parsed, problems: &mut Vec<Problem>) {
     if list.is_empty() {
         problems.push(Problem::new(
@@ -157,6 +195,7 @@ impl CompiledPolicySet {
         let rules = compile_rules(&docs, &hier, &tools, &ids, &mut problems);
         let mut gateway = GatewayTable::compile(&docs, &tools, &mut problems);
         gateway.redactions = redact::compile_all(&docs, &tools, &mut problems);
+        check_approval_chains(&docs, &tools, &mut problems);
         fail_if(problems)?;
         let mut problems = Vec::new();
         tighten::check(&docs, &hier, &tools, &rules, &mut problems);
@@ -187,6 +226,11 @@ impl CompiledPolicySet {
                     .iter()
                     .flat_map(|&d| docs[d].doc().quotas().to_vec())
                     .collect(),
+                approval_chains: chain
+                    .iter()
+                    .rev()
+                    .flat_map(|&d| docs[d].doc().approval_chains().to_vec())
+                    .collect(),
             };
             agents.insert(agent.id.clone(), agent);
         }
@@ -202,6 +246,7 @@ impl CompiledPolicySet {
             egress_names: Vec::new(),
             detection: effective_detection(&docs, &[hier.base]),
             quotas: docs[hier.base].doc().quotas().to_vec(),
+            approval_chains: docs[hier.base].doc().approval_chains().to_vec(),
         };
         let overlays = hier
             .overlays

@@ -395,6 +395,16 @@ pub(crate) async fn start(
         owner: hooks.notifier(&opts.owner_webhook, "owner")?,
         soc: soc.clone(),
     }));
+    let chains = policy.store.current();
+    let chains = chains.approval_chains(&policy.identity.id);
+    if !chains.is_empty() && opts.approvers_file.is_none() {
+        let names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
+        return Err(err(format!(
+            "the policy declares approval chains for agent `{}` ({}), and checking an approver against a chain needs the approver directory: give --approvers-file (see docs/approvals.md#approval-chains-and-approvers)",
+            policy.identity.id,
+            names.join(", ")
+        )));
+    }
     let mut config = opts.config.clone();
     config.quotas = crate::quotas::for_agent(
         &policy.store.current(),

@@ -58,10 +58,11 @@ fn decisions_are_final() {
         .request("k".into(), sample_request(), T0)
         .expect("request");
     let d = l
-        .decide(&a.id, Verdict::Deny, "bob".into(), "no".into(), T0)
-        .expect("deny");
+        .decide(&a.id, Verdict::Deny, &named("bob"), "no".into(), T0)
+        .expect("deny")
+        .record();
     assert_eq!(d.state.name(), "denied");
-    let again = l.decide(&a.id, Verdict::Approve, "eve".into(), "yes".into(), T0);
+    let again = l.decide(&a.id, Verdict::Approve, &named("eve"), "yes".into(), T0);
     assert!(matches!(
         again,
         Err(ApprovalError::AlreadyDecided {
@@ -88,8 +89,9 @@ fn late_decisions_expire_instead() {
         None
     );
     let r = l
-        .decide(&a.id, Verdict::Approve, "al".into(), "ok".into(), late)
-        .expect("recorded");
+        .decide(&a.id, Verdict::Approve, &named("al"), "ok".into(), late)
+        .expect("recorded")
+        .record();
     assert_eq!(r.state, ApprovalState::Expired { at: late });
 }
 
@@ -100,7 +102,7 @@ fn forward_is_claimed_once_and_survives_reopen() {
     let (a, _) = l
         .request("k".into(), sample_request(), T0)
         .expect("request");
-    l.decide(&a.id, Verdict::Approve, "al".into(), "ok".into(), T0)
+    l.decide(&a.id, Verdict::Approve, &named("al"), "ok".into(), T0)
         .expect("approve");
     l.claim_forward(&a.id, T0).expect("first claim");
     assert!(matches!(
@@ -165,8 +167,9 @@ fn compaction_keeps_live_and_recent_records_only() {
     let (old, _) = l
         .request("old".into(), sample_request(), T0)
         .expect("request");
-    l.decide(&old.id, Verdict::Deny, "b".into(), "no".into(), T0)
-        .expect("deny");
+    l.decide(&old.id, Verdict::Deny, &named("b"), "no".into(), T0)
+        .expect("deny")
+        .record();
     let (live, _) = l
         .request("live".into(), sample_request(), T0)
         .expect("request");
@@ -175,8 +178,9 @@ fn compaction_keeps_live_and_recent_records_only() {
         let (r, _) = l
             .request(format!("k{i}"), sample_request(), later)
             .expect("request");
-        l.decide(&r.id, Verdict::Deny, "b".into(), "no".into(), later)
-            .expect("deny");
+        l.decide(&r.id, Verdict::Deny, &named("b"), "no".into(), later)
+            .expect("deny")
+            .record();
     }
     let lines = std::fs::read_to_string(l.journal.path())
         .expect("read")
@@ -196,4 +200,8 @@ fn compaction_keeps_live_and_recent_records_only() {
     );
     assert!(matches!(l.get(&old.id), Err(ApprovalError::NotFound(_))));
     assert_eq!(l.list(Some("denied")).len(), 20);
+}
+
+fn named(name: &str) -> Decider {
+    Decider::Named(name.into())
 }

@@ -19,6 +19,7 @@ pub(crate) fn sample_request() -> NewApproval {
         sla: Duration::from_secs(60),
         binding: "sha256:00".into(),
         decided: None,
+        chain: None,
     }
 }
 

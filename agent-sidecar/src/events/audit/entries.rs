@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::super::{ActionEvent, ApprovalEvent, ApprovalStep, PolicyEvent, SidecarStep};
 use crate::{
-    approvals::{ApprovalState, PendingApproval, UnixMillis},
+    approvals::{ApprovalState, PendingApproval, UnixMillis, chain::ChainStep},
     audit::{
         AuditEntry, Phase, RecordKind,
         record::{
@@ -397,6 +397,27 @@ fn approval(agent: AgentIdentity, a: ApprovalEvent<'_>) -> Option<AuditEntry> {
                 ..Oversight::default()
             },
         ),
+        (ApprovalStep::Chain, _) => match a.chain? {
+            ChainStep::PartiallyApproved { approver, .. } => (
+                RecordKind::ApprovalPartiallyApproved,
+                Oversight {
+                    approver: Some((*approver).to_string()),
+                    decision: Some(ApproverVerdict::Approved),
+                    ..Oversight::default()
+                },
+            ),
+            ChainStep::Escalated { .. } => (RecordKind::ApprovalEscalated, Oversight::default()),
+            ChainStep::Refused {
+                approver, message, ..
+            } => (
+                RecordKind::ApprovalDecisionRefused,
+                Oversight {
+                    approver: Some((*approver).to_string()),
+                    reason: Some(message.clone()),
+                    ..Oversight::default()
+                },
+            ),
+        },
         (ApprovalStep::Decided, _) => return None,
     };
     let mut e = AuditEntry::new(kind, Phase::Event, agent);
@@ -425,10 +446,23 @@ fn approval(agent: AgentIdentity, a: ApprovalEvent<'_>) -> Option<AuditEntry> {
         ..oversight
     });
     // The target as approvers see it, and the SLA; never the held input.
-    e.detail = Some(json!({
+    let mut detail = json!({
         "target": p.action.target,
         "sla_deadline": millis(p.sla_deadline).to_rfc3339(),
-    }));
+    });
+    if let Some(chain) = &p.chain {
+        detail["chain"] = json!({
+            "name": chain.name,
+            "required_approvals": chain.required_approvals,
+            "approvals": chain.approvals,
+            "first_eligible_step": chain.first_eligible,
+            "eligible_until_step": chain.escalated_to,
+        });
+    }
+    if let Some(step) = a.chain {
+        detail["chain_step"] = json!(step);
+    }
+    e.detail = Some(detail);
     Some(e)
 }
 

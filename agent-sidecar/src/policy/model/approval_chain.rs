@@ -46,3 +46,65 @@ pub struct ChainSpec {
     #[serde(default)]
     pub exclude_owner: bool,
 }
+
+/// Why a chain is invalid.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ChainSpecError {
+    /// No steps.
+    #[error("approval chain {0:?} has no steps; list at least one `{{role, team, up_to}}`")]
+    NoSteps(String),
+    /// A step has both or neither of `team` and `agent_team`.
+    #[error(
+        "approval chain {0:?} step {1}: give exactly one of `team: NAME` or `agent_team: true`"
+    )]
+    Team(String, usize),
+    /// Ceilings do not increase.
+    #[error(
+        "approval chain {0:?} step {1}: `up_to` must be a non-negative number that increases from step to step, and only the last step may omit it"
+    )]
+    Ceiling(String, usize),
+    /// A zero SLA would escalate at once.
+    #[error("approval chain {0:?}: `escalate_after_secs` must be at least 1")]
+    ZeroSla(String),
+}
+
+fn matches(list: &[String], value: &str) -> bool {
+    list.is_empty() || list.iter().any(|p| p == "*" || p == value)
+}
+
+impl ChainSpec {
+    /// Checks the chain is well-formed.
+    pub fn validate(&self) -> Result<(), ChainSpecError> {
+        if self.steps.is_empty() {
+            return Err(ChainSpecError::NoSteps(self.name.clone()));
+        }
+        let mut prev: Option<f64> = None;
+        for (i, s) in self.steps.iter().enumerate() {
+            if s.team.is_some() == s.agent_team {
+                return Err(ChainSpecError::Team(self.name.clone(), i));
+            }
+            match (s.up_to, prev) {
+                (Some(u), _) if !u.is_finite() || u < 0.0 => {
+                    return Err(ChainSpecError::Ceiling(self.name.clone(), i));
+                }
+                (None, _) if i + 1 != self.steps.len() => {
+                    return Err(ChainSpecError::Ceiling(self.name.clone(), i));
+                }
+                (Some(u), Some(p)) if u <= p || u.is_nan() => {
+                    return Err(ChainSpecError::Ceiling(self.name.clone(), i));
+                }
+                _ => {}
+            }
+            prev = s.up_to.or(prev);
+        }
+        if self.escalate_after_secs == Some(0) {
+            return Err(ChainSpecError::ZeroSla(self.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// True if the chain governs this tool and action.
+    pub fn matches(&self, tool: &str, action: &str) -> bool {
+        matches(&self.tools, tool) && matches(&self.actions, action)
+    }
+}

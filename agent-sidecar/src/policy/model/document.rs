@@ -398,6 +398,15 @@ impl Document {
         }
     }
 
+    /// The approval chains the document declares (base and team only).
+    pub fn approval_chains(&self) -> &[super::approval_chain::ChainSpec] {
+        match self {
+            Document::Base(d) => &d.approval_chains,
+            Document::Team(d) => &d.approval_chains,
+            Document::Agent(_) | Document::Role(_) | Document::Overlay(_) => &[],
+        }
+    }
+
     /// The quotas the document declares.
     pub fn quotas(&self) -> &[super::quota::QuotaDecl] {
         match self {

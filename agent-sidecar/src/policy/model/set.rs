@@ -100,6 +100,9 @@ pub(crate) struct Agent {
     pub(crate) detection: Arc<DetectionPolicy>,
     /// Quotas of the base, team and agent documents.
     pub(crate) quotas: Vec<super::quota::QuotaDecl>,
+    /// Approval chains: the team's, then the base's (the first that
+    /// matches a held action decides who may approve it).
+    pub(crate) approval_chains: Vec<super::approval_chain::ChainSpec>,
 }
 
 /// A compiled, validated policy set. Immutable; share it in an `Arc` and
@@ -185,6 +188,16 @@ impl CompiledPolicySet {
             team: agent.and_then(|a| a.team.as_ref().map(|t| t.to_string())),
             purpose: agent.map(|a| a.purpose.to_string()),
         }
+    }
+
+    /// The approval chains that apply to agent `id`, most specific first
+    /// (its team's, then the base's).
+    pub fn approval_chains(&self, id: &str) -> &[super::approval_chain::ChainSpec] {
+        &self
+            .agents
+            .get(id)
+            .unwrap_or(&self.unknown_agent)
+            .approval_chains
     }
 
     /// The quotas that apply to agent `id`: its base's, team's and own
