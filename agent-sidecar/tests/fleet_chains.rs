@@ -44,30 +44,8 @@ fn refund(amount: u64) -> NewApproval {
 }
 
 async fn curl_decide(addr: SocketAddr, token: &str, id: &str, body: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            "POST",
-        ])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args(["-H", "Content-Type: application/json", "--data", body])
-        .arg(format!("http://{addr}/v1/approvals/{id}/approve"))
-        .output()
-        .await
-        .expect("curl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.trim().parse().expect("status"), body.to_string())
+    let path = format!("/v1/approvals/{id}/approve");
+    post_json(addr, token.into(), path, body.into()).await
 }
 
 #[tokio::test]
@@ -216,6 +194,18 @@ async fn curl_post(
     verb: &str,
     who: &str,
 ) -> (u16, String) {
+    let body = format!(r#"{{"approver": "{who}", "reason": "checked"}}"#);
+    post_json(
+        addr,
+        token.into(),
+        format!("/v1/approvals/{id}/{verb}"),
+        body,
+    )
+    .await
+}
+
+/// `curl -X POST` of a JSON `body` to the admin API at `path`: status and body.
+async fn post_json(addr: SocketAddr, token: String, path: String, body: String) -> (u16, String) {
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -227,9 +217,8 @@ async fn curl_post(
             "POST",
         ])
         .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args(["-H", "Content-Type: application/json", "--data"])
-        .arg(format!(r#"{{"approver": "{who}", "reason": "checked"}}"#))
-        .arg(format!("http://{addr}/v1/approvals/{id}/{verb}"))
+        .args(["-H", "Content-Type: application/json", "--data", &body])
+        .arg(format!("http://{addr}{path}"))
         .output()
         .await
         .expect("curl runs");
@@ -472,4 +461,105 @@ async fn the_gateway_holds_a_call_under_the_chain_its_amount_selects() {
     let (status, body) = agent.await.expect("join");
     assert_eq!(status, 200, "{body}");
     assert_eq!(h.api.requests().len(), 1, "forwarded once, after finance");
+}
+
+/// A stand-in for the kernel quarantine (the real one is exercised by the
+/// kill switch test of the `tests` crate): stopped or not.
+#[derive(Default)]
+struct Stopped(std::sync::atomic::AtomicBool);
+
+impl agent_sidecar::fleet::Stopper for Stopped {
+    fn stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn stop(&self, _: &str) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn resume(&self, _: &str, _: &str) -> Result<(), String> {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// With an approver directory, releasing a kill switch is a decision like
+/// an approval: the admin token that tripped it cannot release it, nor can
+/// a claimed name; the approver's own token does, recorded as them.
+#[tokio::test]
+async fn a_kill_switch_is_released_only_with_an_approvers_own_token() {
+    use agent_sidecar::{
+        events::EventBus,
+        fleet::{FleetIdentity, KillSwitches, Stopper},
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("approvers.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "approvers:\n  - name: lee\n    team: support\n    roles: [team_lead]\n    token_sha256: {}\n",
+            token_sha256_hex(LEAD)
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let stopper = std::sync::Arc::new(Stopped::default());
+    let ks = KillSwitches::open(
+        FleetIdentity {
+            agent_id: "refund-bot".into(),
+            instance_id: "refund-bot".into(),
+            team: Some("support".into()),
+            roles: Vec::new(),
+            environment: "prod".into(),
+        },
+        None,
+        Some(dir.path()),
+        stopper.clone(),
+        std::sync::Arc::new(EventBus::default()),
+    )
+    .expect("kill switches");
+    let (store, _) = ApprovalStore::open(&dir.path().join("approvals"))
+        .await
+        .expect("open");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let admin = Admin::api(store, BearerToken::new(ADMIN).expect("token"))
+        .with_kill_switches(ks.clone())
+        .with_approvers(Approvers::from_file(&file).expect("directory"));
+    let server = tokio::spawn(admin::serve(listener, admin));
+    let post = |token: &str, path: &str, body: &str| {
+        post_json(addr, token.to_string(), path.to_string(), body.to_string())
+    };
+    // An approver's token cannot trip (that is an operator's act).
+    let trip =
+        r#"{"id": "ks-1", "scope": {"team": "support"}, "reason": "incident 7", "by": "ops"}"#;
+    let (s, _) = post(LEAD, "/v1/kill-switches", trip).await;
+    assert_eq!(s, 401);
+    let (s, b) = post(ADMIN, "/v1/kill-switches", trip).await;
+    assert_eq!(s, 201, "{b}");
+    assert!(stopper.stopped());
+    let release = r#"{"approver": "lee", "reason": "incident closed"}"#;
+    let (s, b) = post(ADMIN, "/v1/kill-switches/ks-1/release", release).await;
+    assert_eq!(
+        (s, b.contains("approver_token_required")),
+        (403, true),
+        "{b}"
+    );
+    let forged = format!("{}X", &LEAD[..LEAD.len() - 1]);
+    let (s, _) = post(&forged, "/v1/kill-switches/ks-1/release", release).await;
+    assert_eq!(s, 401);
+    let (s, b) = post(
+        LEAD,
+        "/v1/kill-switches/ks-1/release",
+        r#"{"approver": "someone-else", "reason": "x"}"#,
+    )
+    .await;
+    assert_eq!((s, b.contains("approver_mismatch")), (403, true), "{b}");
+    assert!(
+        stopper.stopped(),
+        "every refused release leaves the agent stopped"
+    );
+    let (s, b) = post(LEAD, "/v1/kill-switches/ks-1/release", release).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b.contains(r#""by":"lee""#), "{b}");
+    assert!(!stopper.stopped());
+    server.abort();
 }

@@ -43,14 +43,22 @@ where
     super::server::handle(req, &admin, None).await
 }
 
-/// The directory's approver named by the request's bearer token, on these
-/// routes only (elsewhere the admin token is required).
+/// Whether `path` is a decision an approver's own token may make: these
+/// routes, and the release of a kill switch.
+fn decides(path: &str) -> bool {
+    owns(path)
+        || (path.starts_with("/v1/kill-switches/")
+            && path.trim_end_matches('/').ends_with("/release"))
+}
+
+/// The directory's approver named by the request's bearer token, on
+/// decision routes only (elsewhere the admin token is required).
 pub(super) fn approver<B>(
     req: &Request<B>,
     path: &str,
     approvers: Option<&Approvers>,
 ) -> Option<Approver> {
-    if !owns(path) {
+    if !decides(path) {
         return None;
     }
     approvers?.authenticate(req.headers().get(hyper::header::AUTHORIZATION))
@@ -59,7 +67,7 @@ pub(super) fn approver<B>(
 /// The name a decision is recorded under: with a directory, the
 /// authenticated approver's (a different `approver` in the body is
 /// refused); without, the body's.
-fn decider(
+pub(super) fn decider(
     approvers: Option<&Approvers>,
     approver: Option<&Approver>,
     claimed: String,

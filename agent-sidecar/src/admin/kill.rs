@@ -9,7 +9,11 @@ use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::fleet::{KillSwitch, KillSwitches, LocalError};
+use super::reply::ApiError;
+use crate::{
+    approvals::{Approver, Approvers},
+    fleet::{KillSwitch, KillSwitches, LocalError},
+};
 
 fn refused(e: &LocalError) -> (StatusCode, Value) {
     let (status, code) = match e {
@@ -23,12 +27,15 @@ fn refused(e: &LocalError) -> (StatusCode, Value) {
 }
 
 /// Answers `method path`, or `None` when the path is not one of these
-/// routes.
+/// routes. With an approver directory, a release needs the approver's own
+/// token and is recorded under their name (as approvals are).
 pub(super) fn route(
     ks: &KillSwitches,
     method: &Method,
     path: &str,
     body: &Bytes,
+    approvers: Option<&Approvers>,
+    approver: Option<&Approver>,
 ) -> Option<(StatusCode, Value)> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     Some(match (method.as_str(), segments.as_slice()) {
@@ -68,10 +75,23 @@ pub(super) fn route(
         ("POST", ["v1", "kill-switches", id, "release"]) => {
             let who: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             let field = |name: &str| who.get(name).and_then(Value::as_str).unwrap_or("");
-            match ks.release_local(id, field("approver"), field("reason")) {
+            let by = match super::approvals::decider(approvers, approver, field("approver").into())
+            {
+                Ok(by) => by,
+                Err(ApiError {
+                    status,
+                    code,
+                    message,
+                    ..
+                }) => {
+                    tracing::warn!(kill_switch = %id, error = %message, "kill switch release refused");
+                    return Some((status, json!({"error": code, "message": message})));
+                }
+            };
+            match ks.release_local(id, &by, field("reason")) {
                 Ok(()) => (
                     StatusCode::OK,
-                    json!({"released": id, "engaged": ks.engaged(), "by": field("approver")}),
+                    json!({"released": id, "engaged": ks.engaged(), "by": by}),
                 ),
                 Err(e) => refused(&e),
             }

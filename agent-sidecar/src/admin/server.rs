@@ -339,7 +339,14 @@ where
         Err(e) => return error_response(&e),
     };
     if let Some(k) = &api.kill
-        && let Some((status, value)) = kill_routes::route(k, &method, &path, &body)
+        && let Some((status, value)) = kill_routes::route(
+            k,
+            &method,
+            &path,
+            &body,
+            api.approvers.as_deref(),
+            approver.as_ref(),
+        )
     {
         return json(status, &value);
     }
