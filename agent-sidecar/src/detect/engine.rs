@@ -287,11 +287,7 @@ impl Detection {
             if let Some(s) = self.lock().get_mut(agent_id) {
                 s.keep(alert.clone());
             }
-            self.inner.alerts[DetectorKind::Idle as usize].fetch_add(1, Ordering::Relaxed);
-            for s in self.inner.sinks.load().iter() {
-                s.deliver(&alert, Activity::Create);
-            }
-            self.respond(&alert, policy);
+            self.raise_new(&alert, policy);
         }
         due.len()
     }
@@ -341,17 +337,23 @@ impl Detection {
             updates = state.take_updates();
         }
         for a in &new {
-            self.inner.alerts[a.detector as usize].fetch_add(1, Ordering::Relaxed);
-            for s in self.inner.sinks.load().iter() {
-                s.deliver(a, Activity::Create);
-            }
-            self.respond(a, &policy);
+            self.raise_new(a, &policy);
         }
         for a in &updates {
             for s in self.inner.sinks.load().iter() {
                 s.deliver(a, Activity::Update);
             }
         }
+    }
+
+    /// A new alert: counted, delivered to every sink, answered as its
+    /// detector's response says.
+    fn raise_new(&self, a: &Alert, policy: &DetectionPolicy) {
+        self.inner.alerts[a.detector as usize].fetch_add(1, Ordering::Relaxed);
+        for s in self.inner.sinks.load().iter() {
+            s.deliver(a, Activity::Create);
+        }
+        self.respond(a, policy);
     }
 
     fn respond(&self, a: &Alert, policy: &DetectionPolicy) {
