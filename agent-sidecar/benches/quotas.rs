@@ -12,8 +12,7 @@
 //! `cargo bench -p agent-sidecar --bench quotas` (needs `redis-server`).
 
 use std::{
-    net::TcpListener,
-    process::{Command, ExitCode, Stdio},
+    process::ExitCode,
     time::{Duration, Instant},
 };
 
@@ -21,6 +20,7 @@ use agent_sidecar::{
     policy::{Action, AgentIdentity, Attributes, DecidingRule, Decision, Money, Tier},
     quotas::{QuotaDecl, Quotas, SharedCounters},
 };
+use agent_sidecar_test_support::redis::Redis;
 
 const CALLS: usize = 20_000;
 const TARGET_US: f64 = 50.0;
@@ -99,47 +99,23 @@ async fn run(q: Option<&Quotas>) -> (f64, f64) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let redis = Redis::start_free();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (cargo xtask setup installs it)");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let local = Quotas::new("acme", limits(), Some(dir.path()), None).expect("quotas");
     let memory_only: Vec<QuotaDecl> = limits()
         .into_iter()
         .filter(|l| l.name != "refund-total")
         .collect();
     let memory = Quotas::new("acme", memory_only, None, None).expect("quotas");
-    let shared = SharedCounters::connect(
-        &format!("redis://127.0.0.1:{port}/"),
-        Duration::from_millis(250),
-    )
-    .await
-    .expect("redis");
+    let shared = SharedCounters::connect(&redis.url(), Duration::from_millis(250))
+        .await
+        .expect("redis");
     let remote = Quotas::new("acme", limits(), None, Some(shared)).expect("quotas");
     let off = run(None).await;
     let mem = run(Some(&memory)).await;
     let loc = run(Some(&local)).await;
     let red = run(Some(&remote)).await;
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     println!("| run | p50 us | p99 us | p99 added us |");
     println!("|---|---|---|---|");
     for (name, (p50, p99)) in [

@@ -46,6 +46,7 @@ pub mod fixtures;
 pub mod log_capture;
 pub mod mcp;
 pub mod netns;
+pub mod redis;
 pub mod rsyslog;
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
