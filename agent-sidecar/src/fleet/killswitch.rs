@@ -116,10 +116,45 @@ pub enum LocalError {
     },
 }
 
+/// What `stat` says of the fleet-controls file: a rename over it (an
+/// atomic write, a ConfigMap's symlink swap) changes the inode, a write in
+/// place the size or the times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStat {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStat {
+    fn of(path: &Path) -> Option<FileStat> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(FileStat {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// Every this many watch ticks the file is read even when its stat did
+/// not change: a file system with coarse timestamps could hide a quick
+/// same-size rewrite from the stat.
+const FULL_READ_EVERY: u32 = 10;
+
 #[derive(Default)]
 struct State {
     file: Vec<KillSwitch>,
     file_bytes: Option<Vec<u8>>,
+    /// The file's identity and times at the last read: an unchanged stat
+    /// skips the read (see [`KillSwitches::reload_if_changed`]).
+    file_stat: Option<FileStat>,
     file_error: Option<String>,
     local: Vec<KillSwitch>,
     /// Ids of the switches covering the agent, as last reconciled.
@@ -253,6 +288,7 @@ impl KillSwitches {
         let Some(path) = &self.inner.file else {
             return false;
         };
+        let stat = FileStat::of(path);
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
@@ -263,8 +299,12 @@ impl KillSwitches {
                 return false;
             }
         };
-        if self.lock().file_bytes.as_deref() == Some(bytes.as_slice()) {
-            return false;
+        {
+            let mut s = self.lock();
+            s.file_stat = stat;
+            if s.file_bytes.as_deref() == Some(bytes.as_slice()) {
+                return false;
+            }
         }
         let parsed = std::str::from_utf8(&bytes)
             .map_err(|e| format!("{}: not UTF-8 ({e})", path.display()))
@@ -286,6 +326,22 @@ impl KillSwitches {
                 false
             }
         }
+    }
+
+    /// [`reload`](Self::reload), unless the file's stat is the one of the
+    /// last read (and `force` is false): the watch's every tick then costs
+    /// one `stat`, not a read and a compare.
+    pub fn reload_if_changed(&self, force: bool) -> bool {
+        let Some(path) = &self.inner.file else {
+            return false;
+        };
+        if !force {
+            let last = self.lock().file_stat;
+            if last.is_some() && last == FileStat::of(path) {
+                return false;
+            }
+        }
+        self.reload()
     }
 
     fn file_failed(&self, message: String) {
@@ -315,11 +371,13 @@ impl KillSwitches {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u32 = 0;
             loop {
                 tick.tick().await;
+                n = n.wrapping_add(1);
                 let t = this.clone();
                 let _ = tokio::task::spawn_blocking(move || {
-                    if !t.reload() {
+                    if !t.reload_if_changed(n.is_multiple_of(FULL_READ_EVERY)) {
                         t.reconcile(None, None);
                     }
                 })

@@ -196,6 +196,34 @@ fn a_switch_in_the_file_stops_the_agent_and_removing_it_lets_it_go() {
 }
 
 #[test]
+fn the_watch_skips_an_unchanged_file_but_sees_every_kind_of_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("controls.yaml");
+    let none = "kill_switches: []\n";
+    let pay = "kill_switches:\n  - {id: ks-pay, scope: {team: payments}, reason: incident}\n";
+    let sup = "kill_switches:\n  - {id: ks-sup, scope: {team: support}, reason: incidents}\n";
+    std::fs::write(&file, none).unwrap();
+    let (ks, fake, _) = open(&file, dir.path(), payments());
+    assert!(!ks.reload_if_changed(false), "first look: read, unchanged");
+    assert!(!ks.reload_if_changed(false), "same stat: not read");
+    // An atomic replace (a new inode), as a control plane or a ConfigMap
+    // symlink swap writes it.
+    let tmp = dir.path().join("controls.tmp");
+    std::fs::write(&tmp, pay).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    assert!(ks.reload_if_changed(false));
+    assert!(fake.stopped());
+    // A rewrite in place of the same size (same inode).
+    assert_eq!(pay.len(), sup.len());
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    std::fs::write(&file, sup).unwrap();
+    assert!(ks.reload_if_changed(false), "an in-place rewrite is seen");
+    assert!(!ks.engaged());
+    // A forced read finds nothing new.
+    assert!(!ks.reload_if_changed(true));
+}
+
+#[test]
 fn releasing_a_switch_never_releases_a_quarantine_it_did_not_cause() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("controls.yaml");
