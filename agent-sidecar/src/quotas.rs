@@ -27,24 +27,22 @@ use crate::policy::CompiledPolicySet;
 /// `on_unavailable` applies.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// The quotas of agent `agent` in `set` (`None` when it has none), counted
-/// in `redis` when given, else locally with the money totals kept in
-/// `state_dir`; their metrics registered in `registry`. The limits are
-/// those of the policy in force at start: a reload that changes them
-/// takes effect at the next start. A Redis unreachable at start is an
-/// error (the sidecar does not start); once started, an unreachable Redis
-/// makes each limit follow its `on_unavailable` until it answers again.
+/// The quotas of agent `agent` in `set` (possibly none yet), counted in
+/// `redis` when given, else locally with the money totals kept in
+/// `state_dir`; their metrics registered in `registry`. A policy reload
+/// puts the reloaded set's limits in force ([`Quotas::set_limits`], done
+/// by the gateway), keeping the counters. A Redis unreachable at start is
+/// an error (the sidecar does not start); once started, an unreachable
+/// Redis makes each limit follow its `on_unavailable` until it answers
+/// again.
 pub async fn for_agent(
     set: &CompiledPolicySet,
     agent: &str,
     state_dir: &Path,
     redis: Option<&str>,
     registry: Option<&prometheus::Registry>,
-) -> Result<Option<Quotas>, QuotaError> {
+) -> Result<Quotas, QuotaError> {
     let limits = set.quotas(agent).to_vec();
-    if limits.is_empty() {
-        return Ok(None);
-    }
     let shared = match redis {
         None => None,
         Some(url) => Some(
@@ -58,5 +56,5 @@ pub async fn for_agent(
     if let Some(r) = registry {
         q.register(r).map_err(QuotaError::Metrics)?;
     }
-    Ok(Some(q))
+    Ok(q)
 }

@@ -234,16 +234,12 @@ async fn quotas_from_policy(redis: &Redis, yaml: &str) -> Quotas {
     let set = agent_sidecar::policy::CompiledPolicySet::load_dir(&dir.0).expect("policy compiles");
     agent_sidecar::quotas::for_agent(&set, "buyer", &dir.0, Some(&redis.url()), None)
         .await
-        .unwrap()
-        .expect("the base declares quotas")
+        .expect("quotas")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_enforce_the_policy_quota_summed_over_a_shared_redis() {
-    use agent_sidecar_test_support::{
-        curl::curl,
-        sidecar::gateway::{Harness, Options},
-    };
+    use agent_sidecar_test_support::sidecar::gateway::{Harness, Options};
     let redis = Redis::start(free_port());
     let yaml = "quotas:\n  - { name: payments-per-day, scope: org, window: 1d, measure: calls, limit: 10, tools: [erp], actions: [pay], on_reach: deny }\n  - { name: paid-per-day, scope: org, window: 1d, measure: amount, limit: 100000, tools: [erp], actions: [pay], on_reach: deny }\n";
     let a = Harness::start(Options {
@@ -256,26 +252,6 @@ async fn two_gateways_enforce_the_policy_quota_summed_over_a_shared_redis() {
         ..Options::default()
     })
     .await;
-    let pay = |h: &Harness, amount: &str| {
-        let args = h.explicit_args();
-        let url = h.url("/v1/payments");
-        let body = format!(r#"{{"amount": {amount}}}"#);
-        async move {
-            curl(
-                &args,
-                &[
-                    "-X",
-                    "POST",
-                    "-H",
-                    "content-type: application/json",
-                    "-d",
-                    &body,
-                    &url,
-                ],
-            )
-            .await
-        }
-    };
     // An amount as a string counts like the number (the policy reads it).
     for _ in 0..6 {
         let (status, body) = pay(&a, r#""10""#).await;
@@ -291,4 +267,81 @@ async fn two_gateways_enforce_the_policy_quota_summed_over_a_shared_redis() {
         assert!(body.contains("payments-per-day"), "{body}");
     }
     assert_eq!(a.api.requests().len() + b.api.requests().len(), 10);
+}
+
+/// `POST /v1/payments` with `{"amount": AMOUNT}` through `h`'s proxy.
+async fn pay(
+    h: &agent_sidecar_test_support::sidecar::gateway::Harness,
+    amount: &str,
+) -> (u16, String) {
+    let body = format!(r#"{{"amount": {amount}}}"#);
+    agent_sidecar_test_support::curl::curl(
+        &h.explicit_args(),
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &body,
+            &h.url("/v1/payments"),
+        ],
+    )
+    .await
+}
+
+/// A policy reload puts its quotas in force on the running gateway, the
+/// counters kept; a reload with an invalid limit is refused whole and the
+/// limits in force stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_changes_the_limits_in_force_and_keeps_the_counters() {
+    use agent_sidecar::policy::ReloadOutcome;
+    use agent_sidecar_test_support::sidecar::gateway::{Harness, Options};
+    let state = tempfile::tempdir().expect("tempdir");
+    let h = Harness::start(Options {
+        quotas: Some(Quotas::new("test", Vec::new(), Some(state.path()), None).expect("quotas")),
+        ..Options::default()
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(pay(&h, "10").await.0, 200, "no limit declared yet");
+    }
+    let base = h.policy_dir.join("base.yaml");
+    let original = std::fs::read_to_string(&base).expect("base");
+    let with = |limit: u32, on_reach: &str| {
+        format!(
+            "{original}quotas:\n  - {{ name: payments-per-day, scope: agent, window: 1d, measure: calls, limit: {limit}, tools: [erp], actions: [pay], on_reach: {on_reach} }}\n"
+        )
+    };
+    std::fs::write(&base, with(2, "deny")).expect("write");
+    assert!(matches!(h.policy.reload(), ReloadOutcome::Updated(_)));
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let mut passed = 0;
+    loop {
+        let (status, body) = pay(&h, "10").await;
+        if status == 403 {
+            assert!(body.contains("payments-per-day"), "{body}");
+            break;
+        }
+        passed += 1;
+        assert!(
+            std::time::Instant::now() < until,
+            "the reloaded limit never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(passed <= 2, "the limit of 2 let {passed} through");
+    // A limit that would lower the tier is refused at reload: the limit of
+    // 2 stays, and so does its count.
+    std::fs::write(&base, with(100, "2")).expect("write");
+    match h.policy.reload() {
+        ReloadOutcome::Failed(e) => assert!(e.to_string().contains("on_reach"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pay(&h, "10").await.0, 403, "the limit in force stays");
+    // Raised to 100: the same day's counter goes on (2 used), calls pass.
+    std::fs::write(&base, with(100, "deny")).expect("write");
+    assert!(matches!(h.policy.reload(), ReloadOutcome::Updated(_)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pay(&h, "10").await.0, 200, "raised limit in force");
 }

@@ -233,6 +233,13 @@ fn redecide_on_change(gw: &Arc<Shared>) {
         while changes.changed().await.is_ok() {
             let Some(gw) = weak.upgrade() else { return };
             let policy = gw.policy.current();
+            if let Some(q) = &gw.quotas {
+                match q.set_limits(policy.quotas(&gw.identity.id).to_vec()) {
+                    Ok(true) => tracing::info!(agent = %gw.identity.id, limits = q.limits().len(), "quotas: the reloaded policy's limits are in force; counters kept"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(agent = %gw.identity.id, error = %e, "quotas: the reloaded policy's limits are refused; the previous limits stay in force"),
+                }
+            }
             super::redecide::redecide(&policy, &gw.oversight.approvals, &gw.identity.id).await;
         }
     });

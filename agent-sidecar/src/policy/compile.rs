@@ -122,6 +122,33 @@ fn check_approval_chains(docs: &[Doc<'_>], tools: &ToolTable, problems: &mut Vec
     }
 }
 
+/// Each document's `quotas:` have unique names and an `on_reach` of 3,
+/// 4 or deny (a limit cannot lower a decision to 1 or 2).
+fn check_quotas(docs: &[Doc<'_>], problems: &mut Vec<Problem>) {
+    for d in docs {
+        let quotas = d.doc().quotas();
+        for (i, q) in quotas.iter().enumerate() {
+            if quotas[..i].iter().any(|o| o.name == q.name) {
+                problems.push(Problem::new(
+                    d.parsed.at(&format!("quotas[{i}].name")),
+                    format!("quota name `{}` is used twice", q.name),
+                    "give each limit a unique name: counters, metrics and the audit trail refer to it",
+                ));
+            }
+            if q.on_reach < crate::policy::Tier::Approval {
+                problems.push(Problem::new(
+                    d.parsed.at(&format!("quotas[{i}].on_reach")),
+                    format!(
+                        "quota `{}`: on_reach must be 3 (approval), 4 (halt) or deny",
+                        q.name
+                    ),
+                    "a reached limit can only raise the decision: use 3, 4 or deny",
+                ));
+            }
+        }
+    }
+}
+
 fn unique_list(list: &[String], path: &str, p: &Parsed, problems: &mut Vec<Problem>) {
     if list.is_empty() {
         problems.push(Problem::new(
@@ -196,12 +223,14 @@ impl CompiledPolicySet {
         let mut gateway = GatewayTable::compile(&docs, &tools, &mut problems);
         gateway.redactions = redact::compile_all(&docs, &tools, &mut problems);
         check_approval_chains(&docs, &tools, &mut problems);
+        check_quotas(&docs, &mut problems);
         fail_if(problems)?;
         let mut problems = Vec::new();
         tighten::check(&docs, &hier, &tools, &rules, &mut problems);
         fail_if(problems)?;
 
         let scopes = build_scopes(&docs, &rules);
+        let mut problems = Vec::new();
         let mut agents = HashMap::new();
         for &i in hier.agents.values() {
             let Document::Agent(a) = &docs[i].doc() else {
@@ -211,6 +240,28 @@ impl CompiledPolicySet {
             chain.extend(hier.parents[i].iter().copied().filter(|&p| p != hier.base));
             chain.push(i);
             let (egress, egress_names) = effective_egress(&docs, &hier, i);
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for &d in &chain {
+                for (j, q) in docs[d].doc().quotas().iter().enumerate() {
+                    if let Some(&first) = seen.get(q.name.as_str()).filter(|&&f| f != d) {
+                        problems.push(
+                            Problem::new(
+                                docs[d].parsed.at(&format!("quotas[{j}].name")),
+                                format!(
+                                    "quota `{}` is also declared by {}, which applies to agent `{}` too",
+                                    q.name, docs[first].level, a.id
+                                ),
+                                "give each limit a unique name along base, team and agent",
+                            )
+                            .with_related(
+                                docs[first].parsed.at("quotas"),
+                                "the other declaration",
+                            ),
+                        );
+                    }
+                    seen.entry(q.name.as_str()).or_insert(d);
+                }
+            }
             let agent = Agent {
                 id: a.id.as_str().into(),
                 owner: a.owner.as_str().into(),
@@ -234,6 +285,7 @@ impl CompiledPolicySet {
             };
             agents.insert(agent.id.clone(), agent);
         }
+        fail_if(problems)?;
         let unknown_agent = Agent {
             id: "".into(),
             owner: "".into(),

@@ -6,6 +6,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use arc_swap::ArcSwap;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use super::{
@@ -109,7 +110,7 @@ impl std::fmt::Debug for Quotas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Quotas")
             .field("org", &self.inner.org)
-            .field("limits", &self.inner.limits)
+            .field("limits", &self.inner.limits.load())
             .field("shared", &self.inner.shared.is_some())
             .finish()
     }
@@ -118,10 +119,25 @@ impl std::fmt::Debug for Quotas {
 struct Inner {
     org: String,
     currency: Option<String>,
-    limits: Vec<QuotaDecl>,
+    /// Swapped whole when the policy in force changes (the counters stay).
+    limits: ArcSwap<Vec<QuotaDecl>>,
     local: LocalCounters,
     shared: Option<SharedCounters>,
     metrics: QuotaMetrics,
+}
+
+/// Names unique, `on_reach` 3 or above.
+fn check(limits: &[QuotaDecl]) -> Result<(), QuotaError> {
+    let mut names = std::collections::HashSet::new();
+    for l in limits {
+        if !names.insert(l.name.as_str()) {
+            return Err(QuotaError::Duplicate(l.name.clone()));
+        }
+        if l.on_reach < Tier::Approval {
+            return Err(QuotaError::OnReach(l.name.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// What one limit did to a call.
@@ -141,21 +157,13 @@ impl Quotas {
         state_dir: Option<&Path>,
         shared: Option<SharedCounters>,
     ) -> Result<Self, QuotaError> {
-        let mut names = std::collections::HashSet::new();
-        for l in &limits {
-            if !names.insert(l.name.as_str()) {
-                return Err(QuotaError::Duplicate(l.name.clone()));
-            }
-            if l.on_reach < Tier::Approval {
-                return Err(QuotaError::OnReach(l.name.clone()));
-            }
-        }
+        check(&limits)?;
         let local = LocalCounters::new(state_dir.map(|d| d.join("quotas.json")))?;
         Ok(Quotas {
             inner: Arc::new(Inner {
                 org: org.to_string(),
                 currency: None,
-                limits,
+                limits: ArcSwap::from_pointee(limits),
                 local,
                 shared,
                 metrics: QuotaMetrics::new(),
@@ -189,6 +197,7 @@ impl Quotas {
         let sum = |c: &IntCounterVec| {
             self.inner
                 .limits
+                .load()
                 .iter()
                 .map(|l| c.with_label_values(&[l.name.as_str()]).get())
                 .sum()
@@ -203,7 +212,26 @@ impl Quotas {
     /// Whether any limit is declared (the call path skips the quotas
     /// entirely when none is).
     pub fn is_empty(&self) -> bool {
-        self.inner.limits.is_empty()
+        self.inner.limits.load().is_empty()
+    }
+
+    /// Puts `limits` in force (a policy reload), keeping every counter:
+    /// a limit kept under its name goes on counting in its window, a new
+    /// one starts from what its key already holds, a removed one is no
+    /// longer checked. Refused (the limits in force stay) when they are
+    /// invalid. Returns whether they changed.
+    pub fn set_limits(&self, limits: Vec<QuotaDecl>) -> Result<bool, QuotaError> {
+        check(&limits)?;
+        if **self.inner.limits.load() == limits {
+            return Ok(false);
+        }
+        self.inner.limits.store(Arc::new(limits));
+        Ok(true)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Arc<Vec<QuotaDecl>> {
+        self.inner.limits.load_full()
     }
 
     /// Counts the call against every limit it falls under and returns the
@@ -214,7 +242,8 @@ impl Quotas {
     /// taken back from the limits that had counted it. Calls decided deny
     /// or halt are not counted. `bytes_out` is the request's size.
     pub async fn apply(&self, action: &Action, mut decision: Decision, bytes_out: u64) -> Decision {
-        if self.inner.limits.is_empty() || decision.tier >= Tier::Halt {
+        let limits = self.inner.limits.load();
+        if limits.is_empty() || decision.tier >= Tier::Halt {
             return decision;
         }
         let now = SystemTime::now()
@@ -223,7 +252,7 @@ impl Quotas {
         let mut counted: Vec<(&QuotaDecl, String, u64, u64)> = Vec::new();
         let mut raised: Vec<(&QuotaDecl, String)> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
-        for l in &self.inner.limits {
+        for l in limits.iter() {
             if !applies(l, action, decision.tier) {
                 continue;
             }

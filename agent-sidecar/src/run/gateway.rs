@@ -406,15 +406,17 @@ pub(crate) async fn start(
         )));
     }
     let mut config = opts.config.clone();
-    config.quotas = crate::quotas::for_agent(
-        &policy.store.current(),
-        &policy.identity.id,
-        &agent_dir,
-        opts.config.quota_redis.as_deref(),
-        Some(metrics.scoped_registry()),
-    )
-    .await
-    .map_err(err)?;
+    config.quotas = Some(
+        crate::quotas::for_agent(
+            &policy.store.current(),
+            &policy.identity.id,
+            &agent_dir,
+            opts.config.quota_redis.as_deref(),
+            Some(metrics.scoped_registry()),
+        )
+        .await
+        .map_err(err)?,
+    );
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),
         policy: policy.store.clone(),
