@@ -345,3 +345,55 @@ async fn a_policy_reload_changes_the_limits_in_force_and_keeps_the_counters() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(pay(&h, "10").await.0, 200, "raised limit in force");
 }
+
+/// `policy explain` names the quotas a call would be counted against and
+/// the approval chain that would decide it if held; a call of another
+/// action names neither.
+#[test]
+fn policy_explain_names_the_quotas_and_the_approval_chain_of_an_action() {
+    let dir = agent_sidecar_test_support::temp::TempDir::new();
+    agent_sidecar_test_support::fixtures::write_set(
+        "erp-gateway",
+        &dir.0,
+        &[("HOST", "erp.test"), ("PORT", "443"), ("STREAM_PATH", "/s")],
+    );
+    let base = dir.0.join("base.yaml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    std::fs::write(
+        &base,
+        format!(
+            "{text}quotas:\n  - {{ name: paid-per-day, scope: org, window: 1d, measure: amount, limit: 500000, tools: [erp], actions: [pay], on_reach: 4 }}\napproval_chains:\n  - name: big-payments\n    tools: [erp]\n    actions: [pay]\n    steps:\n      - {{role: team_lead, agent_team: true, up_to: 10000}}\n      - {{role: finance, team: finance}}\n    four_eyes: true\n"
+        ),
+    )
+    .unwrap();
+    let explain = |action: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-sidecar"))
+            .args(["policy", "explain"])
+            .arg(&dir.0)
+            .args(["--action", action])
+            .output()
+            .expect("agent-sidecar runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let pay = explain(
+        r#"{"agent": "buyer", "environment": "prod", "tool": "erp", "action": "pay", "attributes": {"amount": 5000}}"#,
+    );
+    assert!(pay.contains("quota:   paid-per-day (org scope"), "{pay}");
+    assert!(pay.contains("when reached: tier 4"), "{pay}");
+    assert!(
+        pay.contains("approval chain (if held): big-payments: team_lead of the agent's team up to 10000, then finance of finance; two distinct approvers"),
+        "{pay}"
+    );
+    let list = explain(
+        r#"{"agent": "buyer", "environment": "prod", "tool": "erp", "action": "list_invoices"}"#,
+    );
+    assert!(
+        !list.contains("quota:") && !list.contains("approval chain"),
+        "{list}"
+    );
+}

@@ -29,6 +29,13 @@ pub struct Explanation {
     pub levels: Vec<LevelReport>,
     /// The decision (identical to `decide`'s).
     pub decision: Decision,
+    /// The agent's quotas this call would be counted against (their
+    /// counters are live state: see the sidecar's `/metrics`); a reached
+    /// one raises the decision to its `on_reach`.
+    pub quotas: Vec<super::model::quota::QuotaDecl>,
+    /// The approval chain that decides who may approve it, if it is held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_chain: Option<super::model::approval_chain::ChainSpec>,
 }
 
 /// A default or baseline that applied.
@@ -167,11 +174,28 @@ impl CompiledPolicySet {
                 }
             })
             .collect();
+        let quotas = self
+            .quotas(&action.agent.id)
+            .iter()
+            .filter(|q| q.applies(action, decision.tier))
+            .cloned()
+            .collect();
+        let (tool, act) = (
+            action.tool.as_deref().unwrap_or(""),
+            action.action.as_deref().unwrap_or(""),
+        );
+        let approval_chain = self
+            .approval_chains(&action.agent.id)
+            .iter()
+            .find(|c| c.matches(tool, act))
+            .cloned();
         Explanation {
             action: action.clone(),
             defaults,
             levels,
             decision,
+            quotas,
+            approval_chain,
         }
     }
 }
@@ -237,7 +261,44 @@ impl fmt::Display for Explanation {
             "result:  {} (the highest tier demanded by any matching rule, default or baseline)",
             self.decision.tier
         )?;
-        writeln!(f, "reason:  {}", self.decision.reason)
+        writeln!(f, "reason:  {}", self.decision.reason)?;
+        for q in &self.quotas {
+            writeln!(
+                f,
+                "quota:   {} ({} scope, {:?} up to {} per {}; when reached: {})",
+                q.name,
+                q.scope.as_str(),
+                q.measure,
+                q.limit,
+                q.window,
+                tier_col(q.on_reach)
+            )?;
+        }
+        if let Some(c) = &self.approval_chain {
+            let steps: Vec<String> = c
+                .steps
+                .iter()
+                .map(|s| {
+                    let team = s.team.as_deref().unwrap_or("the agent's team");
+                    match s.up_to {
+                        Some(u) => format!("{} of {team} up to {u}", s.role),
+                        None => format!("{} of {team}", s.role),
+                    }
+                })
+                .collect();
+            writeln!(
+                f,
+                "approval chain (if held): {}: {}{}",
+                c.name,
+                steps.join(", then "),
+                if c.four_eyes {
+                    "; two distinct approvers"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        Ok(())
     }
 }
 

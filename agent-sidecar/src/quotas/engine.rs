@@ -253,7 +253,7 @@ impl Quotas {
         let mut raised: Vec<(&QuotaDecl, String)> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
         for l in limits.iter() {
-            if !applies(l, action, decision.tier) {
+            if !l.applies(action, decision.tier) {
                 continue;
             }
             let n = match measure(l, action, bytes_out, self.inner.currency.as_deref()) {
@@ -389,15 +389,6 @@ impl Quotas {
             l.window.0
         )
     }
-}
-
-fn applies(l: &QuotaDecl, action: &Action, tier: Tier) -> bool {
-    let listed = |list: &[String], v: &Option<String>| {
-        list.is_empty() || v.as_ref().is_some_and(|v| list.iter().any(|x| x == v))
-    };
-    listed(&l.tools, &action.tool)
-        && listed(&l.actions, &action.action)
-        && (l.measure != Measure::Tier2Actions || tier >= Tier::Supervised)
 }
 
 /// How much the call adds to `l`; `Err` (refuse) when an amount limit

@@ -142,6 +142,17 @@ pub struct QuotaDecl {
 }
 
 impl QuotaDecl {
+    /// Whether a call of `action`, decided `tier`, is counted against this
+    /// limit (its tools and actions, and tier 2+ for `tier2_actions`).
+    pub fn applies(&self, action: &super::action::Action, tier: Tier) -> bool {
+        let listed = |list: &[String], v: &Option<String>| {
+            list.is_empty() || v.as_ref().is_some_and(|v| list.iter().any(|x| x == v))
+        };
+        listed(&self.tools, &action.tool)
+            && listed(&self.actions, &action.action)
+            && (self.measure != Measure::Tier2Actions || tier >= Tier::Supervised)
+    }
+
     /// `on_unavailable` with its default.
     pub fn unavailable(&self) -> Unavailable {
         self.on_unavailable.unwrap_or(match self.measure {
