@@ -182,14 +182,20 @@ impl World {
     }
 
     fn approvals(&self, args: &[&str]) -> Output {
+        self.cli("approvals", args)
+    }
+
+    /// `agent-sidecar COMMAND ARGS... --url ADMIN --token-file TOKEN` in
+    /// the agent's namespace: an admin CLI command against the sidecar.
+    fn cli(&self, command: &str, args: &[&str]) -> Output {
         let url = format!("http://{ADMIN}");
         let token = self.dir.join("admin-token");
-        let mut all = vec!["approvals"];
+        let mut all = vec![command];
         all.extend_from_slice(args);
         all.extend_from_slice(&["--url", &url, "--token-file", token.to_str().unwrap()]);
         command_in(&self.ns, None, &sidecar_bin(), &all)
             .output()
-            .expect("approvals CLI")
+            .unwrap_or_else(|e| panic!("{command} CLI: {e}"))
     }
 
     /// Waits for one pending approval (through the CLI) and returns its id.
@@ -1069,19 +1075,7 @@ fn the_inventory_names_the_last_call_and_an_idle_agent_reaches_the_soc() {
         .spawn()
         .expect("run agent-sidecar");
     let inventory = || {
-        let url = format!("http://{ADMIN}");
-        let token = w.dir.join("admin-token");
-        let args = [
-            "inventory",
-            "--json",
-            "--url",
-            &url,
-            "--token-file",
-            token.to_str().unwrap(),
-        ];
-        let out = command_in(&w.ns, None, &sidecar_bin(), &args)
-            .output()
-            .expect("inventory CLI");
+        let out = w.cli("inventory", &["--json"]);
         serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|_| Value::String(text(&out).1))
     };
     let start = Instant::now();
