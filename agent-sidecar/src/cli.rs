@@ -9,6 +9,7 @@ pub(crate) mod inject_webhook;
 pub(crate) mod inventory;
 pub(crate) mod kill;
 pub(crate) mod policy;
+pub(crate) mod shadow;
 
 /// Runs one command's future on a fresh current-thread runtime and turns
 /// its outcome into the exit code: 0 done, else the code it failed with

@@ -72,6 +72,7 @@ pub mod quotas;
 pub mod redaction;
 pub mod run;
 pub mod serve;
+pub mod shadow;
 pub mod tls;
 pub mod webhook;
 pub mod yaml;

@@ -63,6 +63,11 @@ pub(crate) enum PolicyCommand {
     },
     /// Print the JSON Schema of tier policy documents (docs/policy.schema.json).
     Schema,
+    /// Which decisions a candidate policy version would change: the tool
+    /// calls of an audit trail decided again under the active and the
+    /// candidate directories, grouped by change, with the agents and
+    /// example audit record ids.
+    ShadowReport(super::shadow::ShadowReportArgs),
     /// The policy version a running sidecar has in force and the previous
     /// ones it keeps (through its admin API).
     Versions {
@@ -98,6 +103,7 @@ pub(crate) fn run(cmd: PolicyCommand) -> i32 {
             exit_code,
             json,
         } => diff_command(&old, &new, exit_code, json),
+        PolicyCommand::ShadowReport(args) => super::shadow::report(&args),
         PolicyCommand::Schema => {
             print!("{}", schema::policy_schema_text());
             0
