@@ -183,10 +183,10 @@ impl Approvers {
                 name: e.name.clone(),
                 why,
             };
-            if e.name.trim().is_empty() || e.name.len() > crate::approvals::MAX_APPROVER {
+            if e.name.trim().is_empty() || e.name.len() > super::limits::MAX_APPROVER {
                 return Err(bad(format!(
                     "the name must be 1 to {} bytes",
-                    crate::approvals::MAX_APPROVER
+                    super::limits::MAX_APPROVER
                 )));
             }
             if e.team.trim().is_empty() {

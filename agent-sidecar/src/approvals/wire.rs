@@ -2,14 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::PendingApproval;
-
-/// Largest accepted request body, in bytes.
-pub const MAX_BODY: usize = 8 * 1024;
-/// Longest accepted approver identity, in bytes.
-pub const MAX_APPROVER: usize = 256;
-/// Longest accepted reason, in bytes.
-pub const MAX_REASON: usize = 2048;
+use super::{
+    limits::{MAX_APPROVER, MAX_REASON},
+    model::PendingApproval,
+};
 
 /// The body of an error response.
 #[derive(Debug, Serialize, Deserialize)]
