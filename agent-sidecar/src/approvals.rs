@@ -39,6 +39,7 @@ pub use handle::ApprovalHandle;
 pub use http::HttpError;
 pub use journal::TornTail;
 pub use ledger::{DEFAULT_MAX_PENDING_PER_AGENT, ReplayReport, StoreConfig};
+pub use limits::{MAX_APPROVER, MAX_BODY, MAX_REASON};
 pub use metrics::ApprovalMetrics;
 pub use model::{
     ActionSummary, ApprovalId, ApprovalOutcome, ApprovalState, ApproverDecision, NewApproval,
@@ -49,4 +50,3 @@ pub use store::{ApprovalStore, ApprovalStoreOptions};
 pub use token::ForwardToken;
 pub use webhook::{WebhookConfig, WebhookNotifier};
 pub(crate) use wire::{DecisionBody, ErrorBody, ListBody};
-pub use limits::{MAX_APPROVER, MAX_BODY, MAX_REASON};

@@ -72,6 +72,10 @@ enum Command {
     /// list. Switches for many sidecars go in the fleet-controls file.
     #[command(subcommand)]
     Kill(cli::kill::KillCommand),
+    /// Just-in-time grants on one sidecar (through its admin API):
+    /// request, approve, deny, revoke, list.
+    #[command(subcommand)]
+    Grants(cli::grants::GrantsCommand),
 }
 
 #[derive(Args, Debug)]
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
         Command::InjectWebhook(args) => cli::inject_webhook::run(*args),
         Command::Inventory(args) => cli::inventory::run(args),
         Command::Kill(cmd) => cli::kill::run(cmd),
+        Command::Grants(cmd) => cli::grants::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -64,6 +64,7 @@ pub struct Metrics {
     inventory: InventoryMetrics,
     kill_switch_engaged: IntGauge,
     kill_switch_events: IntCounterVec,
+    grant_events: IntCounterVec,
 }
 
 /// Metrics of the tier policy store.
@@ -375,6 +376,18 @@ impl Metrics {
         scoped
             .register(Box::new(kill_switch_events.clone()))
             .expect("unique metric");
+        let grant_events = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_grant_events_total",
+                "Just-in-time grant steps: requested, approved, denied, revoked, expired, \
+                 refused (a request or decision outside the policy's bounds).",
+            ),
+            &["step"],
+        )
+        .expect("valid metric");
+        scoped
+            .register(Box::new(grant_events.clone()))
+            .expect("unique metric");
         scoped
             .register(Box::new(inventory.last_action.clone()))
             .expect("unique metric");
@@ -405,6 +418,7 @@ impl Metrics {
             inventory,
             kill_switch_engaged,
             kill_switch_events,
+            grant_events,
         }
     }
 
@@ -595,6 +609,11 @@ impl ActionSink for Metrics {
                     S::Released => self.kill_switch_engaged.set(0),
                     _ => {}
                 }
+            }
+            ActionEvent::Grant(g) => {
+                self.grant_events
+                    .with_label_values(&[g.step.as_str()])
+                    .inc();
             }
             _ => {}
         }

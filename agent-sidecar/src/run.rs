@@ -35,6 +35,7 @@ mod enforcement;
 pub mod env;
 mod error;
 mod gateway;
+mod grants;
 mod killswitch;
 mod listeners;
 pub mod names;
@@ -458,6 +459,7 @@ async fn start_name_services(
             journal: Some(Arc::new(trail.sink())),
             instance_id: opts.pod.as_ref().map(|p| p.instance_id.clone()),
             fleet_controls: opts.fleet_controls.clone(),
+            allowlist: plan.allowlist.clone(),
         }),
         _ => None,
     };

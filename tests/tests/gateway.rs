@@ -1268,3 +1268,155 @@ fn a_team_kill_switch_stops_exactly_that_teams_agent_in_the_kernel_and_the_gatew
         }
     }
 }
+
+/// The agent's loop for the grant test: connect to `198.51.100.9:7001`
+/// every 100 ms; once connected, keep the connection and write to it
+/// until it is cut; print each change (`refused`, `connected`, `cut`).
+fn grant_loop(secs: u32) -> String {
+    format!(
+        "/usr/bin/python3 -c 'import socket,time\nend=time.time()+{secs}; s=None; last=None\ndef say(x):\n  global last\n  if x!=last: print(x, flush=True); last=x\nwhile time.time()<end:\n  if s is None:\n    try:\n      s=socket.create_connection((\"198.51.100.9\",7001),timeout=0.5); say(\"connected\")\n    except OSError: say(\"refused\")\n  else:\n    try: s.sendall(b\"x\")\n    except OSError:\n      say(\"cut\"); s.close(); s=None\n  time.sleep(0.1)'"
+    )
+}
+
+#[test]
+fn a_jit_egress_grant_is_refused_requested_approved_used_and_cut_at_expiry_all_audited() {
+    if !privileged() {
+        return;
+    }
+    let w = World::new();
+    // The agent writes every 100 ms while connected: 2 s of silence means
+    // its packets stopped reaching the server.
+    let granted = TcpServer::with_idle_timeout(&w.ns, "198.51.100.9:7001", Duration::from_secs(2));
+    let base = w.dir.join("policy").join("base.yaml");
+    let mut yaml = std::fs::read_to_string(&base).unwrap();
+    yaml.push_str("grantable:\n  - kind: egress\n    targets: [\"198.51.100.9:7001\"]\n    max_ttl_secs: 60\n");
+    std::fs::write(&base, yaml).unwrap();
+    let audit = w.dir.join(unique("audit"));
+    let child = w
+        .command(&["--audit-dir", audit.to_str().unwrap()], &grant_loop(14))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run agent-sidecar");
+    std::thread::sleep(Duration::from_secs(3));
+    let grants = |args: &[&str]| {
+        let out = w.cli("grants", args);
+        let (stdout, stderr) = text(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let agent = w.agent.as_str();
+    let request = |target: &str, ttl: &str| {
+        grants(&[
+            "request",
+            "--agent",
+            agent,
+            "--target",
+            target,
+            "--purpose",
+            "incident 42 export",
+            "--ttl",
+            ttl,
+            "--requested-by",
+            agent,
+        ])
+    };
+    // Outside the policy's bounds: another port, a longer time.
+    let (code, _, err) = request("198.51.100.9:7002", "4");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not grantable"), "{err}");
+    let (code, _, err) = request("198.51.100.9:7001", "61");
+    assert_eq!(code, Some(1), "{err}");
+    let (code, out, err) = request("198.51.100.9:7001", "4");
+    assert_eq!(code, Some(0), "{out}{err}");
+    let id = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The agent cannot approve its own grant.
+    let (code, _, err) = grants(&["approve", &id, "--approver", agent, "--reason", "mine"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot approve"), "{err}");
+    std::thread::sleep(Duration::from_millis(500));
+    let approved_at = Instant::now();
+    let (code, out, err) = grants(&[
+        "approve",
+        &id,
+        "--approver",
+        "lead@example.test",
+        "--reason",
+        "incident 42",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let steps: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        steps,
+        ["refused", "connected", "cut", "refused"],
+        "refused, then open while granted, cut at expiry, refused again: {stderr}"
+    );
+    assert!(approved_at.elapsed() > Duration::from_secs(4));
+    assert_eq!(
+        granted.count(),
+        1,
+        "one connection, held until the grant ended"
+    );
+
+    // Every step is in the audit trail, in order.
+    let out = command_in(
+        &w.ns,
+        None,
+        &sidecar_bin(),
+        &[
+            "audit",
+            "query",
+            audit.to_str().unwrap(),
+            "--kind",
+            "grant",
+            "--format",
+            "json",
+        ],
+    )
+    .output()
+    .unwrap();
+    let (records, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let steps: Vec<String> = records
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|r| r["detail"]["step"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "refused",
+            "refused",
+            "requested",
+            "refused",
+            "approved",
+            "expired"
+        ],
+        "{records}"
+    );
+    let denied = command_in(
+        &w.ns,
+        None,
+        &sidecar_bin(),
+        &[
+            "audit",
+            "query",
+            audit.to_str().unwrap(),
+            "--kind",
+            "kernel_deny",
+            "--format",
+            "json",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        text(&denied).0.contains("198.51.100.9"),
+        "the refused connects are kernel_deny records"
+    );
+}

@@ -44,11 +44,13 @@ where
 }
 
 /// Whether `path` is a decision an approver's own token may make: these
-/// routes, and the release of a kill switch.
+/// routes, the release of a kill switch, and approving or denying a
+/// just-in-time grant.
 fn decides(path: &str) -> bool {
+    let p = path.trim_end_matches('/');
     owns(path)
-        || (path.starts_with("/v1/kill-switches/")
-            && path.trim_end_matches('/').ends_with("/release"))
+        || (p.starts_with("/v1/kill-switches/") && p.ends_with("/release"))
+        || (p.starts_with("/v1/grants/") && (p.ends_with("/approve") || p.ends_with("/deny")))
 }
 
 /// The directory's approver named by the request's bearer token, on

@@ -313,14 +313,32 @@ where
         .filter(|_| crate::grants::api::owns(&path))
     {
         let (method, query) = (req.method().clone(), req.uri().query().map(str::to_string));
-        return match read_limited(req).await {
-            Ok(body) => {
-                let (status, value) =
-                    crate::grants::api::route(grants, &method, &path, query.as_deref(), &body);
-                json(status, &value)
-            }
-            Err(e) => error_response(&e),
+        let body = match read_limited(req).await {
+            Ok(body) => body,
+            Err(e) => return error_response(&e),
         };
+        // With an approver directory, a grant is approved or denied with
+        // the approver's own token, under their name (as approvals are).
+        let p = path.trim_end_matches('/');
+        let body = if api.approvers.is_some() && (p.ends_with("/approve") || p.ends_with("/deny")) {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            let claimed = v["approver"].as_str().unwrap_or_default().to_string();
+            match approvals::decider(api.approvers.as_deref(), approver.as_ref(), claimed) {
+                Ok(by) => {
+                    if v.is_object() {
+                        v["approver"] = serde_json::Value::String(by);
+                    }
+                    Bytes::from(v.to_string())
+                }
+                Err(e) => return error_response(&e),
+            }
+        } else {
+            body
+        };
+        let (status, value) =
+            crate::grants::api::route(grants, &method, &path, query.as_deref(), &body);
+        return json(status, &value);
     }
     if approvals::owns(&path) {
         return match approvals::route(req, &api.store, api.approvers.as_deref(), approver).await {

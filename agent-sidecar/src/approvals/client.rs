@@ -198,6 +198,47 @@ impl ApprovalsClient {
         .await
     }
 
+    /// `GET /v1/grants[?state=STATE]`.
+    pub async fn grants(&self, state: Option<&str>) -> Result<serde_json::Value, ClientError> {
+        let path = match state {
+            Some(s) => format!("/v1/grants?state={s}"),
+            None => "/v1/grants".into(),
+        };
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// `POST /v1/grants` with a request
+    /// (`{agent, kind, target, purpose, ttl_secs, requested_by}`).
+    pub async fn request_grant(
+        &self,
+        request: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/grants",
+            Some(request.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// `POST /v1/grants/{id}/{verb}` (`approve`, `deny`, `revoke`) as
+    /// `approver` with `reason`.
+    pub async fn decide_grant(
+        &self,
+        id: &str,
+        verb: &str,
+        approver: &str,
+        reason: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({"approver": approver, "reason": reason});
+        self.call(
+            Method::POST,
+            &format!("/v1/grants/{id}/{verb}"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,

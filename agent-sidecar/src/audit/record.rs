@@ -97,6 +97,9 @@ pub enum RecordKind {
     /// A kill switch was tripped, engaged or released, or the
     /// fleet-controls file was refused (`detail.step`).
     KillSwitch,
+    /// A just-in-time grant step (`detail.step`: requested, approved,
+    /// denied, revoked, expired, refused).
+    Grant,
 }
 
 impl RecordKind {
@@ -131,6 +134,7 @@ impl RecordKind {
             RecordKind::RetentionApplied => "retention_applied",
             RecordKind::FailOpen => "fail_open",
             RecordKind::KillSwitch => "kill_switch",
+            RecordKind::Grant => "grant",
         }
     }
 }

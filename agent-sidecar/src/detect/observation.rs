@@ -138,7 +138,8 @@ impl<'a> Observation<'a> {
             | ActionEvent::Policy(_)
             | ActionEvent::Sidecar(_)
             | ActionEvent::Response(_)
-            | ActionEvent::KillSwitch(_) => return None,
+            | ActionEvent::KillSwitch(_)
+            | ActionEvent::Grant(_) => return None,
         })
     }
 

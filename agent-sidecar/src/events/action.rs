@@ -136,6 +136,9 @@ pub enum ActionEvent<'a> {
     /// A kill switch was tripped, engaged or released, or the
     /// fleet-controls file was refused.
     KillSwitch(KillSwitchEvent<'a>),
+    /// A just-in-time grant was requested, decided, revoked or expired, or
+    /// a request or decision was refused.
+    Grant(crate::grants::GrantEvent<'a>),
 }
 
 impl ActionEvent<'_> {
@@ -153,6 +156,7 @@ impl ActionEvent<'_> {
             ActionEvent::Sidecar(_) => "sidecar",
             ActionEvent::Response(_) => "detection_response",
             ActionEvent::KillSwitch(_) => "kill_switch",
+            ActionEvent::Grant(_) => "grant",
         }
     }
 
@@ -170,6 +174,7 @@ impl ActionEvent<'_> {
             ActionEvent::Sidecar(e) => e.agent_id,
             ActionEvent::Response(e) => &e.agent_id,
             ActionEvent::KillSwitch(e) => e.agent_id,
+            ActionEvent::Grant(e) => e.agent_id,
         }
     }
 }

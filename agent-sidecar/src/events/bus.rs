@@ -189,3 +189,26 @@ impl proxy::ProxyEventSink for EventBus {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::grants::GrantSink for EventBus {
+    fn grant(
+        &self,
+        _: &crate::grants::GrantStore,
+        step: crate::grants::GrantStep,
+        grant: Option<&crate::grants::Grant>,
+        request: Option<&crate::grants::GrantRequest>,
+        detail: Option<&str>,
+    ) {
+        let agent_id = grant
+            .map(|g| g.request.agent.as_str())
+            .or(request.map(|r| r.agent.as_str()))
+            .unwrap_or_default();
+        self.emit(ActionEvent::Grant(crate::grants::GrantEvent {
+            agent_id,
+            step,
+            grant,
+            request,
+            reason: detail,
+        }));
+    }
+}

@@ -8,7 +8,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use super::model::{Grant, GrantBounds, GrantError, GrantRequest, GrantState};
+use super::{
+    GrantSink, GrantStep,
+    model::{Grant, GrantBounds, GrantError, GrantRequest, GrantState},
+};
 
 /// The grants of one sidecar. Cheap to clone.
 #[derive(Clone)]
@@ -20,6 +23,9 @@ struct Inner {
     path: PathBuf,
     bounds: GrantBounds,
     grants: Mutex<Vec<Grant>>,
+    /// Told of every step once it is on disk (the kernel overlay, the
+    /// action event bus).
+    sinks: Mutex<Vec<Arc<dyn GrantSink>>>,
 }
 
 /// Unix seconds now.
@@ -54,10 +60,57 @@ impl GrantStore {
                 path,
                 bounds,
                 grants: Mutex::new(grants),
+                sinks: Mutex::new(Vec::new()),
             }),
         };
         let expired = store.expire_due(now_secs())?;
         Ok((store, expired))
+    }
+
+    /// Tells `sink` of every later step (requested, approved, denied,
+    /// revoked, expired, refused).
+    pub fn add_sink(&self, sink: Arc<dyn GrantSink>) {
+        self.inner
+            .sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sink);
+    }
+
+    fn tell(
+        &self,
+        step: GrantStep,
+        grant: Option<&Grant>,
+        request: Option<&GrantRequest>,
+        detail: Option<&str>,
+    ) {
+        let sinks = self
+            .inner
+            .sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for s in sinks {
+            s.grant(self, step, grant, request, detail);
+        }
+    }
+
+    fn told(
+        &self,
+        step: GrantStep,
+        result: Result<Grant, GrantError>,
+        request: Option<&GrantRequest>,
+    ) -> Result<Grant, GrantError> {
+        match &result {
+            Ok(g) => self.tell(step, Some(g), None, None),
+            Err(e) => self.tell(
+                GrantStep::Refused,
+                None,
+                request,
+                Some(&format!("{}: {e}", step.as_str())),
+            ),
+        }
+        result
     }
 
     /// The bounds requests are checked against.
@@ -67,6 +120,12 @@ impl GrantStore {
 
     /// Records a request within the bounds as pending.
     pub fn request(&self, req: GrantRequest) -> Result<Grant, GrantError> {
+        let asked = req.clone();
+        let result = self.record_request(req);
+        self.told(GrantStep::Requested, result, Some(&asked))
+    }
+
+    fn record_request(&self, req: GrantRequest) -> Result<Grant, GrantError> {
         self.inner.bounds.check(&req)?;
         let grant = Grant {
             id: format!("g-{:016x}", rand::random::<u64>()),
@@ -87,7 +146,7 @@ impl GrantStore {
     /// bounds are checked again (they may have changed since the request).
     pub fn approve(&self, id: &str, approver: &str, reason: &str) -> Result<Grant, GrantError> {
         let bounds = self.inner.bounds.clone();
-        self.decide(id, GrantState::Pending, "approved", |g| {
+        let result = self.decide(id, GrantState::Pending, "approved", |g| {
             bounds.check_approver(g, approver)?;
             bounds.check(&g.request)?;
             g.state = GrantState::Approved;
@@ -95,19 +154,21 @@ impl GrantStore {
             g.decided_by = Some(approver.trim().to_string());
             g.reason = Some(reason.to_string());
             Ok(())
-        })
+        });
+        self.told(GrantStep::Approved, result, None)
     }
 
     /// Denies a pending grant.
     pub fn deny(&self, id: &str, approver: &str, reason: &str) -> Result<Grant, GrantError> {
         let bounds = self.inner.bounds.clone();
-        self.decide(id, GrantState::Pending, "denied", |g| {
+        let result = self.decide(id, GrantState::Pending, "denied", |g| {
             bounds.check_approver(g, approver)?;
             g.state = GrantState::Denied;
             g.decided_by = Some(approver.trim().to_string());
             g.reason = Some(reason.to_string());
             Ok(())
-        })
+        });
+        self.told(GrantStep::Denied, result, None)
     }
 
     /// Revokes an approved grant before its expiry.
@@ -115,12 +176,13 @@ impl GrantStore {
         if by.trim().is_empty() {
             return Err(GrantError::Empty("revoked_by"));
         }
-        self.decide(id, GrantState::Approved, "revoked", |g| {
+        let result = self.decide(id, GrantState::Approved, "revoked", |g| {
             g.state = GrantState::Revoked;
             g.decided_by = Some(by.trim().to_string());
             g.reason = Some(reason.to_string());
             Ok(())
-        })
+        });
+        self.told(GrantStep::Revoked, result, None)
     }
 
     fn decide(
@@ -153,7 +215,7 @@ impl GrantStore {
 
     /// Expires the approved grants whose time is up at `now`; returns them.
     pub fn expire_due(&self, now: u64) -> Result<Vec<Grant>, GrantError> {
-        self.update(|grants| {
+        let expired = self.update(|grants| {
             let mut expired = Vec::new();
             for g in grants.iter_mut() {
                 if g.state == GrantState::Approved && !g.in_force(now) {
@@ -162,7 +224,11 @@ impl GrantStore {
                 }
             }
             Ok(expired)
-        })
+        })?;
+        for g in &expired {
+            self.tell(GrantStep::Expired, Some(g), None, None);
+        }
+        Ok(expired)
     }
 
     /// How long until the next approved grant expires (`None`: none is in

@@ -122,6 +122,47 @@ fn check_approval_chains(docs: &[Doc<'_>], tools: &ToolTable, problems: &mut Vec
     }
 }
 
+/// Each `grantable:` entry names exact `IP:PORT` targets and a TTL bound
+/// between 1 s and 7 days.
+fn check_grantable(
+    entries: &[super::model::grantable::GrantableDecl],
+    p: &Parsed,
+    problems: &mut Vec<Problem>,
+) {
+    use super::model::grantable::MAX_GRANT_TTL_SECS;
+    for (i, g) in entries.iter().enumerate() {
+        if g.targets.is_empty() {
+            problems.push(Problem::new(
+                p.at(&format!("grantable[{i}].targets")),
+                "`targets` is empty: nothing could be granted",
+                "list the exact destinations that may be granted, as IP:PORT",
+            ));
+        }
+        for (j, t) in g.targets.iter().enumerate() {
+            let ok = t
+                .parse::<crate::egress::Target>()
+                .is_ok_and(|x| x.net.prefix_len() == x.net.max_prefix_len() && x.port.is_some());
+            if !ok {
+                problems.push(Problem::new(
+                    p.at(&format!("grantable[{i}].targets[{j}]")),
+                    format!("`{t}` is not one address and port"),
+                    "an egress grant opens exactly one destination: write IP:PORT (e.g. 198.51.100.7:443 or [2001:db8::7]:443)",
+                ));
+            }
+        }
+        if g.max_ttl_secs == 0 || g.max_ttl_secs > MAX_GRANT_TTL_SECS {
+            problems.push(Problem::new(
+                p.at(&format!("grantable[{i}].max_ttl_secs")),
+                format!(
+                    "`max_ttl_secs: {}` is outside 1..={MAX_GRANT_TTL_SECS}",
+                    g.max_ttl_secs
+                ),
+                "grants are time-bound: give at most 7 days (604800 s)",
+            ));
+        }
+    }
+}
+
 /// Each document's `quotas:` have unique names and an `on_reach` of 3,
 /// 4 or deny (a limit cannot lower a decision to 1 or 2).
 fn check_quotas(docs: &[Doc<'_>], problems: &mut Vec<Problem>) {
@@ -224,6 +265,7 @@ impl CompiledPolicySet {
         gateway.redactions = redact::compile_all(&docs, &tools, &mut problems);
         check_approval_chains(&docs, &tools, &mut problems);
         check_quotas(&docs, &mut problems);
+        check_grantable(&base.grantable, &parsed[hier.base], &mut problems);
         fail_if(problems)?;
         let mut problems = Vec::new();
         tighten::check(&docs, &hier, &tools, &rules, &mut problems);
@@ -282,6 +324,12 @@ impl CompiledPolicySet {
                     .rev()
                     .flat_map(|&d| docs[d].doc().approval_chains().to_vec())
                     .collect(),
+                grantable: base
+                    .grantable
+                    .iter()
+                    .filter(|g| g.selects(&a.id, a.team.as_deref()))
+                    .cloned()
+                    .collect(),
             };
             agents.insert(agent.id.clone(), agent);
         }
@@ -299,6 +347,7 @@ impl CompiledPolicySet {
             detection: effective_detection(&docs, &[hier.base]),
             quotas: docs[hier.base].doc().quotas().to_vec(),
             approval_chains: docs[hier.base].doc().approval_chains().to_vec(),
+            grantable: Vec::new(),
         };
         let overlays = hier
             .overlays

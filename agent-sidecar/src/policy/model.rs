@@ -12,6 +12,7 @@ pub mod detection;
 pub mod document;
 pub(crate) mod error;
 pub(crate) mod gateway_table;
+pub mod grantable;
 pub(crate) mod index;
 pub(crate) mod interned;
 pub(crate) mod links;

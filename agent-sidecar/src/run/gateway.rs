@@ -231,6 +231,8 @@ pub(crate) struct GatewayServices {
     _reload: WatchHandle,
     /// The kill switches.
     kill: super::killswitch::KillSwitchService,
+    /// The agent's just-in-time grants, when the policy allows any.
+    grants: Option<super::grants::RunGrants>,
 }
 
 impl GatewayServices {
@@ -245,6 +247,9 @@ impl GatewayServices {
             d.shutdown().await;
         }
         self.kill.stop();
+        if let Some(g) = self.grants {
+            g.stop();
+        }
     }
 }
 
@@ -310,6 +315,8 @@ pub(crate) struct GatewayStart {
     pub(crate) instance_id: Option<String>,
     /// `--fleet-controls`: the file of kill switches every sidecar follows.
     pub(crate) fleet_controls: Option<PathBuf>,
+    /// The planned egress allowlist (what egress grants are added to).
+    pub(crate) allowlist: crate::egress::Allowlist,
 }
 
 /// Starts the gateway.
@@ -330,6 +337,7 @@ pub(crate) async fn start(
         journal,
         instance_id,
         fleet_controls,
+        allowlist,
     } = start;
     let secrets = SecretStore::load(&opts.secrets).map_err(err)?;
     let key_path = redaction_key;
@@ -465,6 +473,13 @@ pub(crate) async fn start(
         },
         &events,
     )?;
+    let grants = super::grants::RunGrants::start(
+        policy.store.current().grantable(&policy.identity.id),
+        &agent_dir,
+        allowlist,
+        Arc::downgrade(&enforcer),
+        &events,
+    )?;
     let inventory = Inventory::new(
         InventoryIdentity {
             agent_id: policy.identity.id.clone(),
@@ -491,6 +506,9 @@ pub(crate) async fn start(
                 .with_detection(detection.detection.clone())
                 .with_inventory(inventory)
                 .with_kill_switches(kill.switches.clone());
+            if let Some(g) = &grants {
+                admin = admin.with_grants(g.store.clone());
+            }
             if let Some(path) = &opts.approvers_file {
                 let approvers = crate::approvals::Approvers::from_file(path).map_err(err)?;
                 info!(
@@ -528,6 +546,7 @@ pub(crate) async fn start(
         detection: Some(detection),
         _reload: reload,
         kill,
+        grants,
     })
 }
 

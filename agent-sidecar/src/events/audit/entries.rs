@@ -122,6 +122,12 @@ pub(super) fn of_event(
             e.detail = serde_json::to_value(k).ok();
             vec![e]
         }
+        ActionEvent::Grant(g) => {
+            let mut e = AuditEntry::new(RecordKind::Grant, Phase::Event, agent(g.agent_id));
+            e.action = Some(sidecar_action());
+            e.detail = serde_json::to_value(g).ok();
+            vec![e]
+        }
         // Dropped MCP messages carry no call (the log and metrics keep them).
         ActionEvent::McpMessageDropped(_) => Vec::new(),
     }

@@ -190,6 +190,10 @@ pub struct BaseDoc {
     /// escalation, four-eyes, owner exclusion (see `docs/approvals.md`).
     #[serde(default)]
     pub approval_chains: Vec<super::approval_chain::ChainSpec>,
+    /// Which just-in-time grants may exist at all (see `docs/grants.md`);
+    /// none when absent.
+    #[serde(default)]
+    pub grantable: Vec<super::grantable::GrantableDecl>,
 }
 
 /// `kind: team`.

@@ -103,6 +103,8 @@ pub(crate) struct Agent {
     /// Approval chains: the team's, then the base's (the first that
     /// matches a held action decides who may approve it).
     pub(crate) approval_chains: Vec<super::approval_chain::ChainSpec>,
+    /// The base's `grantable:` entries that select the agent.
+    pub(crate) grantable: Vec<super::grantable::GrantableDecl>,
 }
 
 /// A compiled, validated policy set. Immutable; share it in an `Arc` and
@@ -198,6 +200,12 @@ impl CompiledPolicySet {
             .get(id)
             .unwrap_or(&self.unknown_agent)
             .approval_chains
+    }
+
+    /// The `grantable:` entries that select agent `id` (none for an
+    /// unknown agent).
+    pub fn grantable(&self, id: &str) -> &[super::grantable::GrantableDecl] {
+        &self.agents.get(id).unwrap_or(&self.unknown_agent).grantable
     }
 
     /// The quotas that apply to agent `id`: its base's, team's and own
