@@ -8,15 +8,19 @@
 //!   under two policy directories (`agent-sidecar policy shadow-report
 //!   --replay`): exactly the decisions that would change, grouped by
 //!   change, with the agents and example audit record ids.
+//! - [`Shadow`]: the candidate beside the active set on live traffic
+//!   (`--shadow-policies`): each difference counted and recorded.
 //! - [`ShadowReport`]: the differences grouped for people (text) and
 //!   tools (JSON).
 
 mod compare;
+mod live;
 mod replay;
 mod report;
 
 pub use compare::{Difference, Verdict, compare};
-pub use replay::{ReplayError, replay, replay_dirs};
+pub use live::{Shadow, ShadowEvent, ShadowSink};
+pub use replay::{ReplayError, recorded, replay, replay_dirs};
 pub use report::{Change, ShadowReport};
 
 #[cfg(test)]

@@ -188,3 +188,117 @@ async fn a_replay_shows_exactly_the_decisions_the_candidate_changes() {
     let (_, text) = shadow_report(&trail, &v1, &v2, &["--agent", "someone-else"]);
     assert!(text.contains("0 actions decided"), "{text}");
 }
+
+/// The candidate of the live test: approval from 500, wires refused.
+fn stricter(dir: &Path) {
+    let base = std::fs::read_to_string(dir.join("base.yaml")).unwrap();
+    let base = base.replace(
+        "  - id: payments-over-1000-need-approval\n    when: { tool: erp, action: pay, amount: { gt: 1000 } }\n",
+        "  - id: payments-over-500-need-approval\n    when: { tool: erp, action: pay, amount: { gt: 500 } }\n",
+    ) + "  - id: no-wires\n    when: { tool: erp, action: wire }\n    tier: deny\n";
+    std::fs::write(dir.join("base.yaml"), base).unwrap();
+}
+
+/// Live: the candidate decides every call beside the active set; the
+/// active decision is enforced (every call forwarded), each call the
+/// candidate would decide otherwise is a `shadow_difference` record on the
+/// call's trace, and `shadow-report --trail` groups them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_shadow_records_every_difference_and_enforces_only_the_active_set() {
+    let mut h = Harness::start(Options {
+        audit: Some(AuditOptions::default()),
+        shadow: Some(stricter),
+        ..Options::default()
+    })
+    .await;
+    let trail = h.audit.as_ref().unwrap().dir().to_path_buf();
+    let body = |amount: u32| json!({"amount": amount}).to_string();
+    for (method, path, extra) in [
+        ("GET", "/v1/invoices", vec![]),
+        (
+            "POST",
+            "/v1/payments",
+            vec!["-H", "content-type: application/json", "-d", &body(20)],
+        ),
+        (
+            "POST",
+            "/v1/payments",
+            vec!["-H", "content-type: application/json", "-d", &body(700)],
+        ),
+        (
+            "POST",
+            "/v1/wires",
+            vec!["-H", "x-amount: 50", "--data-binary", "n=1"],
+        ),
+    ] {
+        let (status, answer) = curl(&call(&h, method, path, &extra), &[]).await;
+        assert_eq!(
+            status, 200,
+            "the active set decides: {method} {path}: {answer}"
+        );
+    }
+    assert_eq!(h.api.requests().len(), 4, "every call forwarded");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.audit
+        .take()
+        .unwrap()
+        .close(json!({"reason": "test end"}))
+        .unwrap();
+
+    let mut diffs = Vec::new();
+    let mut calls = Vec::new();
+    query::query(&trail, &query::QueryFilter::default(), |r, _| {
+        match r.kind {
+            RecordKind::ShadowDifference => diffs.push(r.clone()),
+            RecordKind::ToolCall if r.phase == Phase::Outcome => calls.push(r.clone()),
+            _ => {}
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(calls.len(), 4);
+    assert_eq!(diffs.len(), 2, "{diffs:#?}");
+    let pay = &diffs[0];
+    let detail = pay.detail.as_ref().unwrap();
+    assert_eq!(
+        detail["difference"]["candidate"],
+        json!({"tier": 3, "rules": ["payments-over-500-need-approval"]})
+    );
+    assert_eq!(detail["difference"]["active"]["tier"], 1);
+    let pay_call = calls
+        .iter()
+        .find(|c| {
+            c.action
+                .as_ref()
+                .unwrap()
+                .attributes
+                .as_ref()
+                .is_some_and(|a| a["amount"]["value"] == 700.0)
+        })
+        .unwrap();
+    assert_eq!(
+        pay.trace.as_ref().unwrap().trace_id,
+        pay_call.trace.as_ref().unwrap().trace_id,
+        "the difference is on the call's trace"
+    );
+    assert_eq!(
+        diffs[1].detail.as_ref().unwrap()["difference"]["candidate"]["tier"],
+        "deny"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-sidecar"))
+        .args(["policy", "shadow-report", "--json", "--trail"])
+        .arg(&trail)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["actions"], 4);
+    assert_eq!(report["differing"], 2);
+    assert_eq!(report["changes"].as_array().unwrap().len(), 2);
+    assert_eq!(report["changes"][0]["examples"], json!([pay.id]));
+}

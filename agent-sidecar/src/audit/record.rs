@@ -100,6 +100,10 @@ pub enum RecordKind {
     /// A just-in-time grant step (`detail.step`: requested, approved,
     /// denied, revoked, expired, refused).
     Grant,
+    /// The candidate policy set would decide an action differently
+    /// (`detail.difference.active`, `.candidate`); nothing was enforced
+    /// from it.
+    ShadowDifference,
 }
 
 impl RecordKind {
@@ -135,6 +139,7 @@ impl RecordKind {
             RecordKind::FailOpen => "fail_open",
             RecordKind::KillSwitch => "kill_switch",
             RecordKind::Grant => "grant",
+            RecordKind::ShadowDifference => "shadow_difference",
         }
     }
 }

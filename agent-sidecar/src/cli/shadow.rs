@@ -9,16 +9,25 @@ use clap::Args;
 /// `policy shadow-report` arguments.
 #[derive(Args, Debug)]
 pub(crate) struct ShadowReportArgs {
-    /// The audit trail directory whose tool calls are replayed
-    /// (`--audit-dir` of the sidecar).
-    #[arg(long, value_name = "AUDIT_DIR")]
-    replay: PathBuf,
-    /// The policy set in force (directory).
+    /// Replay the tool calls of this audit trail (`--audit-dir` of the
+    /// sidecar) under --active and --candidate.
+    #[arg(
+        long,
+        value_name = "AUDIT_DIR",
+        conflicts_with = "trail",
+        requires_all = ["active", "candidate"]
+    )]
+    replay: Option<PathBuf>,
+    /// Report the differences a sidecar running with --shadow-policies
+    /// recorded in this audit trail.
+    #[arg(long, value_name = "AUDIT_DIR", required_unless_present = "replay")]
+    trail: Option<PathBuf>,
+    /// The policy set in force (directory), with --replay.
     #[arg(long, value_name = "DIR")]
-    active: PathBuf,
-    /// The candidate policy set (directory).
+    active: Option<PathBuf>,
+    /// The candidate policy set (directory), with --replay.
     #[arg(long, value_name = "DIR")]
-    candidate: PathBuf,
+    candidate: Option<PathBuf>,
     /// Only this agent's calls.
     #[arg(long, value_name = "ID")]
     agent: Option<String>,
@@ -38,7 +47,19 @@ pub(crate) fn report(args: &ShadowReportArgs) -> i32 {
         agent: args.agent.clone(),
         ..QueryFilter::default()
     };
-    let report = match shadow::replay_dirs(&args.replay, &filter, &args.active, &args.candidate) {
+    let result = match (&args.replay, &args.trail, &args.active, &args.candidate) {
+        (Some(trail), _, Some(active), Some(candidate)) => {
+            shadow::replay_dirs(trail, &filter, active, candidate)
+        }
+        (_, Some(trail), _, _) => shadow::recorded(trail, &filter),
+        _ => {
+            eprintln!(
+                "agent-sidecar: give --trail AUDIT_DIR, or --replay AUDIT_DIR --active DIR --candidate DIR"
+            );
+            return 2;
+        }
+    };
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agent-sidecar: {e}");

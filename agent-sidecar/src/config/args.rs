@@ -319,6 +319,10 @@ pub struct GatewayArgs {
     /// Approver directory (YAML, mode 0600): with it, approving or denying needs the approver's own token.
     #[arg(long, value_name = "FILE", requires = "admin_token_file")]
     pub approvers_file: Option<PathBuf>,
+    /// A candidate tier policy set decided beside the active one on live traffic, never
+    /// enforced: each decision that would differ is counted and recorded (see docs/shadow.md).
+    #[arg(long, value_name = "DIR", requires = "policy_dir")]
+    pub shadow_policies: Option<PathBuf>,
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -418,6 +422,7 @@ impl GatewayArgs {
             syslog: self.syslog,
             config,
             approvers_file: self.approvers_file,
+            shadow_policies: self.shadow_policies,
         })
     }
 }

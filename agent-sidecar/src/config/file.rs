@@ -254,6 +254,9 @@ pub struct ConfigFile {
     /// File (mode 0600) of the approver directory: each approver's own token decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvers_file: Option<String>,
+    /// Directory of a candidate tier policy set decided beside the active one, never enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_policies: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.
@@ -298,6 +301,7 @@ const PATH_KEYS: &[&str] = &[
     "host-cgroupfs",
     "fleet-controls",
     "approvers-file",
+    "shadow-policies",
 ];
 
 impl LoadedFile {

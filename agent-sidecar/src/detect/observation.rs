@@ -139,7 +139,8 @@ impl<'a> Observation<'a> {
             | ActionEvent::Sidecar(_)
             | ActionEvent::Response(_)
             | ActionEvent::KillSwitch(_)
-            | ActionEvent::Grant(_) => return None,
+            | ActionEvent::Grant(_)
+            | ActionEvent::Shadow(_) => return None,
         })
     }
 

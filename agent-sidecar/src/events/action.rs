@@ -139,6 +139,9 @@ pub enum ActionEvent<'a> {
     /// A just-in-time grant was requested, decided, revoked or expired, or
     /// a request or decision was refused.
     Grant(crate::grants::GrantEvent<'a>),
+    /// The candidate policy set (`--shadow-policies`) would decide an
+    /// action differently (not enforced).
+    Shadow(crate::shadow::ShadowEvent<'a>),
 }
 
 impl ActionEvent<'_> {
@@ -157,6 +160,7 @@ impl ActionEvent<'_> {
             ActionEvent::Response(_) => "detection_response",
             ActionEvent::KillSwitch(_) => "kill_switch",
             ActionEvent::Grant(_) => "grant",
+            ActionEvent::Shadow(_) => "shadow_difference",
         }
     }
 
@@ -175,6 +179,7 @@ impl ActionEvent<'_> {
             ActionEvent::Response(e) => &e.agent_id,
             ActionEvent::KillSwitch(e) => e.agent_id,
             ActionEvent::Grant(e) => e.agent_id,
+            ActionEvent::Shadow(e) => e.agent_id,
         }
     }
 }

@@ -193,7 +193,7 @@ mod tests;
 impl crate::grants::GrantSink for EventBus {
     fn grant(
         &self,
-        _: &crate::grants::GrantStore,
+        _: &[crate::grants::Grant],
         step: crate::grants::GrantStep,
         grant: Option<&crate::grants::Grant>,
         request: Option<&crate::grants::GrantRequest>,
@@ -210,5 +210,11 @@ impl crate::grants::GrantSink for EventBus {
             request,
             reason: detail,
         }));
+    }
+}
+
+impl crate::shadow::ShadowSink for EventBus {
+    fn shadow_difference(&self, event: &crate::shadow::ShadowEvent<'_>) {
+        self.emit(ActionEvent::Shadow(*event));
     }
 }

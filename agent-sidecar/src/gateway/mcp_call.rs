@@ -116,7 +116,11 @@ pub(crate) async fn handle(
                     arguments: call.arguments.clone(),
                 });
                 let action = policy.action_from_request(gw.identity.clone(), &request);
-                let decision = gw.oversight.floor.apply(policy.decide(&action));
+                let decided = policy.decide(&action);
+                if let Some(shadow) = &gw.shadow {
+                    shadow.observe(&action, &decided, Some(&traceparent));
+                }
+                let decision = gw.oversight.floor.apply(decided);
                 let decision = match &gw.quotas {
                     Some(q) => q.apply(&action, decision, bytes.len() as u64).await,
                     None => decision,

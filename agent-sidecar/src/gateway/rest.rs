@@ -76,7 +76,9 @@ pub(crate) async fn handle(
         .response();
     }
     // Decide (at least at the minimum tier a behavioural alert imposed).
-    let decision = gw.oversight.floor.apply(policy.decide(&action));
+    let decided = policy.decide(&action);
+    let shadowed = gw.shadow.as_ref().map(|s| (s, decided.clone()));
+    let decision = gw.oversight.floor.apply(decided);
     let decision = match &gw.quotas {
         Some(q) => q.apply(&action, decision, bytes.len() as u64).await,
         None => decision,
@@ -102,6 +104,9 @@ pub(crate) async fn handle(
     };
     let caller = trace::caller_span(&parts.headers);
     let traceparent = trace::propagate(&mut parts.headers).to_string();
+    if let Some((shadow, decided)) = &shadowed {
+        shadow.observe(&action, decided, Some(&traceparent));
+    }
     let mut record = CallRecord::new(traceparent, caller, started);
     if let Some(v) = &view {
         record.input(v.clone());

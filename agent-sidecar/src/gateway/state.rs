@@ -51,6 +51,9 @@ pub struct GatewayConfig {
     pub quotas: Option<crate::quotas::Quotas>,
     /// Redis of the shared quota counters (`--quota-redis`).
     pub quota_redis: Option<String>,
+    /// A candidate policy set decided beside the active one, never
+    /// enforced (`--shadow-policies`).
+    pub shadow: Option<crate::shadow::Shadow>,
 }
 
 impl Default for GatewayConfig {
@@ -63,6 +66,7 @@ impl Default for GatewayConfig {
             upstream_timeout: Duration::from_secs(60),
             quotas: None,
             quota_redis: None,
+            shadow: None,
         }
     }
 }
@@ -100,6 +104,8 @@ pub(crate) struct Shared {
     pub(crate) recorder: Recorder,
     /// Quotas: raise the decision of a call that passes a limit.
     pub(crate) quotas: Option<crate::quotas::Quotas>,
+    /// Shadow: the candidate policy's decision, compared, not enforced.
+    pub(crate) shadow: Option<crate::shadow::Shadow>,
 }
 
 /// Everything a [`Gateway`] is built from.
@@ -198,6 +204,7 @@ impl Gateway {
                 mcp_sessions: McpSessions::default(),
                 recorder: Recorder::new(parts.sink),
                 quotas: parts.config.quotas,
+                shadow: parts.config.shadow,
             }),
         };
         redecide_on_change(&gateway.shared);

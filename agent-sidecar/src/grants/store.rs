@@ -9,8 +9,8 @@ use std::{
 };
 
 use super::{
-    GrantSink, GrantStep,
     model::{Grant, GrantBounds, GrantError, GrantRequest, GrantState},
+    sink::{GrantSink, GrantStep},
 };
 
 /// The grants of one sidecar. Cheap to clone.
@@ -90,8 +90,12 @@ impl GrantStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        if sinks.is_empty() {
+            return;
+        }
+        let in_force = self.in_force();
         for s in sinks {
-            s.grant(self, step, grant, request, detail);
+            s.grant(&in_force, step, grant, request, detail);
         }
     }
 

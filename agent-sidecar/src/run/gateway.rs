@@ -83,6 +83,8 @@ pub struct GatewayOptions {
     pub config: GatewayConfig,
     /// Approver directory of the admin API (mode 0600).
     pub approvers_file: Option<PathBuf>,
+    /// A candidate policy set decided beside the active one, not enforced.
+    pub shadow_policies: Option<PathBuf>,
 }
 
 /// The policy side of the gateway, loaded before the kernel is touched.
@@ -233,6 +235,8 @@ pub(crate) struct GatewayServices {
     kill: super::killswitch::KillSwitchService,
     /// The agent's just-in-time grants, when the policy allows any.
     grants: Option<super::grants::RunGrants>,
+    /// Reloads the candidate policy set of `--shadow-policies`.
+    _shadow_watch: Option<WatchHandle>,
 }
 
 impl GatewayServices {
@@ -425,6 +429,34 @@ pub(crate) async fn start(
         .await
         .map_err(err)?,
     );
+    let shadow_watch = match &opts.shadow_policies {
+        Some(dir) => {
+            let candidate = Arc::new(
+                PolicyStore::open(dir, StoreOptions::default(), None).map_err(|e| {
+                    err(format!(
+                        "--shadow-policies {}: {e}; the candidate must compile to be compared",
+                        dir.display()
+                    ))
+                })?,
+            );
+            info!(dir = %dir.display(), version = %candidate.current().version().hash, "shadow policies: the candidate is decided beside the active set, never enforced");
+            config.shadow = Some(
+                crate::shadow::Shadow::new(
+                    candidate.clone(),
+                    Some(Arc::new(events.clone())),
+                    Some(metrics.scoped_registry()),
+                )
+                .map_err(err)?,
+            );
+            Some(watch(candidate, WatchOptions::default()).map_err(|e| {
+                err(format!(
+                    "cannot watch --shadow-policies {}: {e}",
+                    dir.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),
         policy: policy.store.clone(),
@@ -547,6 +579,7 @@ pub(crate) async fn start(
         _reload: reload,
         kill,
         grants,
+        _shadow_watch: shadow_watch,
     })
 }
 
@@ -640,6 +673,7 @@ mod tests {
             syslog: Vec::new(),
             config: crate::gateway::GatewayConfig::default(),
             approvers_file: None,
+            shadow_policies: None,
         }
     }
 

@@ -61,7 +61,7 @@ struct KernelSink(KernelGrants);
 impl GrantSink for KernelSink {
     fn grant(
         &self,
-        store: &GrantStore,
+        in_force: &[Grant],
         step: GrantStep,
         grant: Option<&Grant>,
         _: Option<&GrantRequest>,
@@ -72,7 +72,7 @@ impl GrantSink for KernelSink {
             (GrantStep::Revoked | GrantStep::Expired, Some(g)) => vec![g.clone()],
             _ => return,
         };
-        match self.0.apply(&store.in_force(), &ended) {
+        match self.0.apply(in_force, &ended) {
             Ok(report) => tracing::info!(
                 target: "agent_sidecar::grants",
                 step = step.as_str(),
@@ -121,7 +121,7 @@ impl RunGrants {
         store.add_sink(Arc::new(kernel));
         store.add_sink(Arc::new(events.clone()));
         for g in &expired {
-            events.grant(&store, GrantStep::Expired, Some(g), None, None);
+            events.grant(&store.in_force(), GrantStep::Expired, Some(g), None, None);
         }
         let expiry = tokio::spawn(run_expiry(store.clone(), EXPIRY_TICK, |_| {}));
         Ok(Some(RunGrants { store, expiry }))

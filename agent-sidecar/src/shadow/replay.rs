@@ -2,7 +2,10 @@
 
 use std::{ops::ControlFlow, path::Path};
 
-use super::{compare::compare, report::ShadowReport};
+use super::{
+    compare::{Difference, compare},
+    report::ShadowReport,
+};
 use crate::{
     audit::{
         AuditRecord, Phase, RecordKind,
@@ -113,4 +116,42 @@ pub fn replay_dirs(
         &load("active", active)?,
         &load("candidate", candidate)?,
     )
+}
+
+/// The differences a running sidecar recorded (`--shadow-policies`): its
+/// trail's `shadow_difference` records grouped by change, against the
+/// tool calls it decided in the same span (`filter` narrows both).
+pub fn recorded(trail: &Path, filter: &QueryFilter) -> Result<ShadowReport, ReplayError> {
+    let mut report = ShadowReport::default();
+    query(trail, filter, |r, _| {
+        match r.kind {
+            RecordKind::ToolCall if r.phase == Phase::Outcome => {
+                report.actions += 1;
+                if let Some(p) = &r.policy {
+                    report.active_version.clone_from(&p.version);
+                }
+            }
+            RecordKind::ShadowDifference => {
+                let detail = r.detail.as_ref();
+                let diff = detail
+                    .and_then(|d| d.get("difference"))
+                    .and_then(|d| serde_json::from_value::<Difference>(d.clone()).ok());
+                match diff {
+                    Some(diff) => {
+                        if let Some(v) = detail
+                            .and_then(|d| d.get("candidate_version"))
+                            .and_then(|v| v.as_str())
+                        {
+                            report.candidate_version = v.to_string();
+                        }
+                        report.record(&r.id, &r.agent.id, diff);
+                    }
+                    None => report.skipped += 1,
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(report.finish())
 }

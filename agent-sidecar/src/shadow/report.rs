@@ -60,7 +60,13 @@ impl ShadowReport {
     /// Counts one action decided under both; `diff` when it would differ.
     pub fn add(&mut self, record_id: &str, agent: &str, diff: Option<Difference>) {
         self.actions += 1;
-        let Some(diff) = diff else { return };
+        if let Some(diff) = diff {
+            self.record(record_id, agent, diff);
+        }
+    }
+
+    /// Counts one difference (`record_id`: the audit record that shows it).
+    pub fn record(&mut self, record_id: &str, agent: &str, diff: Difference) {
         self.differing += 1;
         let i = match self
             .changes

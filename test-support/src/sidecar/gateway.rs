@@ -109,6 +109,10 @@ pub struct Options {
     pub owner_url: Option<String>,
     /// Count every call against these quotas.
     pub quotas: Option<agent_sidecar::quotas::Quotas>,
+    /// Decide every call also under the candidate policy set written by
+    /// this function into the given directory (a copy of the fixture to
+    /// edit), as `--shadow-policies` does; differences go to the bus.
+    pub shadow: Option<fn(&std::path::Path)>,
 }
 
 impl Default for Options {
@@ -122,6 +126,7 @@ impl Default for Options {
             approver_url: None,
             owner_url: None,
             quotas: None,
+            shadow: None,
         }
     }
 }
@@ -255,6 +260,23 @@ impl Harness {
         };
         config.limits.max_body_bytes = opts.max_body;
         config.quotas = opts.quotas.clone();
+        if let Some(edit) = opts.shadow {
+            let candidate = dir.0.join("shadow-policy");
+            std::fs::create_dir_all(&candidate).unwrap();
+            for e in std::fs::read_dir(&policy_dir).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), candidate.join(e.file_name())).unwrap();
+            }
+            edit(&candidate);
+            let store = Arc::new(
+                PolicyStore::open(&candidate, StoreOptions::default(), None)
+                    .expect("the candidate compiles"),
+            );
+            config.shadow = Some(
+                agent_sidecar::shadow::Shadow::new(store, Some(Arc::new(bus.clone())), None)
+                    .expect("shadow"),
+            );
+        }
         // Kept beside the approvals, as `run` keeps it in its state
         // directory: a restart on the same journal binds alike.
         let key_file = state.parent().unwrap_or(&state).join("redaction.key");

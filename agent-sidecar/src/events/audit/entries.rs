@@ -128,6 +128,21 @@ pub(super) fn of_event(
             e.detail = serde_json::to_value(g).ok();
             vec![e]
         }
+        ActionEvent::Shadow(d) => {
+            let mut e = AuditEntry::new(
+                RecordKind::ShadowDifference,
+                Phase::Event,
+                agent(d.agent_id),
+            );
+            e.trace = d.traceparent.and_then(|t| trace_of(t, None));
+            let transport = match d.action.target {
+                Some(policy::ActionTarget::Mcp { .. }) => "mcp",
+                _ => "rest",
+            };
+            e.action = Some(action_info(transport, d.action, true));
+            e.detail = serde_json::to_value(d).ok();
+            vec![e]
+        }
         // Dropped MCP messages carry no call (the log and metrics keep them).
         ActionEvent::McpMessageDropped(_) => Vec::new(),
     }
