@@ -40,6 +40,7 @@ mod killswitch;
 mod listeners;
 pub mod names;
 mod options;
+mod policy_tests;
 pub mod private_listeners;
 mod reach;
 mod resolve;

@@ -104,6 +104,9 @@ pub enum RecordKind {
     /// (`detail.difference.active`, `.candidate`); nothing was enforced
     /// from it.
     ShadowDifference,
+    /// The policy fixtures (`--policy-fixtures`) failed against the set in
+    /// force (`detail.reason` names the scenarios).
+    PolicyFixturesFailed,
 }
 
 impl RecordKind {
@@ -140,6 +143,7 @@ impl RecordKind {
             RecordKind::KillSwitch => "kill_switch",
             RecordKind::Grant => "grant",
             RecordKind::ShadowDifference => "shadow_difference",
+            RecordKind::PolicyFixturesFailed => "policy_fixtures_failed",
         }
     }
 }

@@ -323,6 +323,10 @@ pub struct GatewayArgs {
     /// enforced: each decision that would differ is counted and recorded (see docs/shadow.md).
     #[arg(long, value_name = "DIR", requires = "policy_dir")]
     pub shadow_policies: Option<PathBuf>,
+    /// Policy fixtures (a file or a directory of them, as `policy test` takes) run against the
+    /// set in force at every load and every 5 minutes; results as metrics (see docs/policy.md).
+    #[arg(long, value_name = "PATH", requires = "policy_dir")]
+    pub policy_fixtures: Option<PathBuf>,
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -423,6 +427,7 @@ impl GatewayArgs {
             config,
             approvers_file: self.approvers_file,
             shadow_policies: self.shadow_policies,
+            policy_fixtures: self.policy_fixtures,
         })
     }
 }

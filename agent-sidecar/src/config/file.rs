@@ -257,6 +257,9 @@ pub struct ConfigFile {
     /// Directory of a candidate tier policy set decided beside the active one, never enforced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow_policies: Option<String>,
+    /// Policy fixtures run against the set in force at every load and every 5 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_fixtures: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.
@@ -302,6 +305,7 @@ const PATH_KEYS: &[&str] = &[
     "fleet-controls",
     "approvers-file",
     "shadow-policies",
+    "policy-fixtures",
 ];
 
 impl LoadedFile {

@@ -85,6 +85,8 @@ pub struct GatewayOptions {
     pub approvers_file: Option<PathBuf>,
     /// A candidate policy set decided beside the active one, not enforced.
     pub shadow_policies: Option<PathBuf>,
+    /// Policy fixtures run against the set in force (continuous tests).
+    pub policy_fixtures: Option<PathBuf>,
 }
 
 /// The policy side of the gateway, loaded before the kernel is touched.
@@ -237,6 +239,8 @@ pub(crate) struct GatewayServices {
     grants: Option<super::grants::RunGrants>,
     /// Reloads the candidate policy set of `--shadow-policies`.
     _shadow_watch: Option<WatchHandle>,
+    /// Runs `--policy-fixtures` against the set in force.
+    policy_tests: Option<JoinHandle<()>>,
 }
 
 impl GatewayServices {
@@ -253,6 +257,9 @@ impl GatewayServices {
         self.kill.stop();
         if let Some(g) = self.grants {
             g.stop();
+        }
+        if let Some(t) = self.policy_tests {
+            t.abort();
         }
     }
 }
@@ -505,6 +512,19 @@ pub(crate) async fn start(
         },
         &events,
     )?;
+    let policy_tests = match &opts.policy_fixtures {
+        Some(path) => Some(
+            super::policy_tests::start(
+                policy.store.clone(),
+                path.clone(),
+                policy.identity.id.clone(),
+                metrics.scoped_registry(),
+                events.clone(),
+            )
+            .map_err(err)?,
+        ),
+        None => None,
+    };
     let grants = super::grants::RunGrants::start(
         policy.store.current().grantable(&policy.identity.id),
         &agent_dir,
@@ -580,6 +600,7 @@ pub(crate) async fn start(
         kill,
         grants,
         _shadow_watch: shadow_watch,
+        policy_tests,
     })
 }
 
@@ -674,6 +695,7 @@ mod tests {
             config: crate::gateway::GatewayConfig::default(),
             approvers_file: None,
             shadow_policies: None,
+            policy_fixtures: None,
         }
     }
 

@@ -491,6 +491,7 @@ fn policy_event(agent: AgentIdentity, p: PolicyEvent<'_>) -> AuditEntry {
     let kind = match p.result {
         "loaded" => RecordKind::PolicyLoaded,
         "refused" | "failure" => RecordKind::PolicyReloadRefused,
+        "fixtures_failed" => RecordKind::PolicyFixturesFailed,
         _ => RecordKind::PolicyReloaded,
     };
     let mut e = AuditEntry::new(kind, Phase::Event, agent);
