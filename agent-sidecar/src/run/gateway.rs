@@ -531,6 +531,7 @@ pub(crate) async fn start(
         allowlist,
         Arc::downgrade(&enforcer),
         &events,
+        &detection.detection,
     )?;
     let inventory = Inventory::new(
         InventoryIdentity {

@@ -90,6 +90,29 @@ impl GrantSink for KernelSink {
     }
 }
 
+/// Revokes the agent's grants in force when its `idle` alert fires
+/// (`revoke_when_idle: true` in a `grantable:` entry that selects it).
+struct RevokeWhenIdle(GrantStore);
+
+impl crate::detect::AlertSink for RevokeWhenIdle {
+    fn deliver(&self, alert: &crate::detect::Alert, activity: crate::detect::Activity) {
+        if activity != crate::detect::Activity::Create
+            || alert.detector != crate::policy::detection::DetectorKind::Idle
+        {
+            return;
+        }
+        let reason = format!(
+            "idle alert {}: no action for {} s; grants are reclaimed from idle agents",
+            alert.id, alert.observed
+        );
+        for g in self.0.in_force() {
+            if let Err(e) = self.0.revoke(&g.id, "idle-detector", &reason) {
+                tracing::error!(target: "agent_sidecar::grants", grant = %g.id, error = %e, "cannot revoke the grant of an idle agent");
+            }
+        }
+    }
+}
+
 /// The agent's grants and the task that ends them on time.
 pub(crate) struct RunGrants {
     pub(crate) store: GrantStore,
@@ -107,6 +130,7 @@ impl RunGrants {
         allowlist: Allowlist,
         enforcer: Weak<Mutex<Enforcer>>,
         events: &EventBus,
+        detection: &crate::detect::Detection,
     ) -> Result<Option<RunGrants>, RunError> {
         let Some(bounds) = bounds(entries) else {
             return Ok(None);
@@ -123,6 +147,9 @@ impl RunGrants {
         for g in &expired {
             events.grant(&store.in_force(), GrantStep::Expired, Some(g), None, None);
         }
+        if entries.iter().any(|e| e.revoke_when_idle) {
+            detection.add_sink(Arc::new(RevokeWhenIdle(store.clone())));
+        }
         let expiry = tokio::spawn(run_expiry(store.clone(), EXPIRY_TICK, |_| {}));
         Ok(Some(RunGrants { store, expiry }))
     }
@@ -130,5 +157,72 @@ impl RunGrants {
     /// Stops the expiry timer (the grants stay on disk).
     pub(crate) fn stop(self) {
         self.expiry.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        detect::{Activity, Alert, AlertSink, Fold, Pattern},
+        grants::GrantState,
+        policy::detection::{DetectorKind, Response},
+    };
+
+    fn alert(detector: DetectorKind) -> Alert {
+        Alert {
+            id: "al-1".into(),
+            agent_id: "payer".into(),
+            pool: None,
+            detector,
+            pattern: Pattern::Idle,
+            subject: "no action".into(),
+            severity: 2,
+            first_ms: 0,
+            last_ms: 1,
+            count: 1,
+            observed: 900.0,
+            baseline: 0.0,
+            threshold: 600.0,
+            unit: "seconds".into(),
+            events: Vec::new(),
+            response: Response::Notify,
+            fold: Fold::Nothing,
+        }
+    }
+
+    #[test]
+    fn an_idle_alert_revokes_the_grants_in_force_and_nothing_else_does() {
+        let entries = [GrantableDecl {
+            kind: crate::policy::grantable::GrantableKind::Egress,
+            targets: vec!["198.51.100.9:7001".into()],
+            max_ttl_secs: 600,
+            teams: Vec::new(),
+            agents: Vec::new(),
+            approvers: Vec::new(),
+            revoke_when_idle: true,
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = GrantStore::open(dir.path(), bounds(&entries).unwrap()).unwrap();
+        let g = store
+            .request(GrantRequest {
+                agent: "payer".into(),
+                kind: GrantKind::Egress,
+                target: "198.51.100.9:7001".into(),
+                purpose: "p".into(),
+                ttl_secs: 600,
+                requested_by: "payer".into(),
+            })
+            .unwrap();
+        store.approve(&g.id, "lead", "ok").unwrap();
+        let sink = RevokeWhenIdle(store.clone());
+        sink.deliver(&alert(DetectorKind::Idle), Activity::Update);
+        sink.deliver(&alert(DetectorKind::NewAction), Activity::Create);
+        assert_eq!(store.in_force().len(), 1, "only a new idle alert reclaims");
+        sink.deliver(&alert(DetectorKind::Idle), Activity::Create);
+        assert!(store.in_force().is_empty());
+        let revoked = store.list(Some(GrantState::Revoked));
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].decided_by.as_deref(), Some("idle-detector"));
     }
 }

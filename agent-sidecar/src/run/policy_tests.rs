@@ -188,7 +188,13 @@ mod tests {
         let metrics = FixtureMetrics::new(&registry).unwrap();
         let seen = Arc::new(Seen::default());
         let events = EventBus::new(vec![seen.clone() as Arc<dyn ActionSink>]);
-        assert!(run_once(&store, &root.join("tests"), "a", &metrics, &events));
+        assert!(run_once(
+            &store,
+            &root.join("tests"),
+            "a",
+            &metrics,
+            &events
+        ));
         let passed = metrics.scenarios.with_label_values(&["passed"]).get();
         assert!(passed > 5, "{passed}");
         assert_eq!(metrics.scenarios.with_label_values(&["failed"]).get(), 0);
@@ -209,7 +215,8 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert!(
             seen[0].starts_with("fixtures_failed 1 of 1 policy fixture scenarios failed")
-                && seen[0].contains("a lookup is denied (expected deny, decided tier 1 (autonomous))"),
+                && seen[0]
+                    .contains("a lookup is denied (expected deny, decided tier 1 (autonomous))"),
             "{seen:?}"
         );
     }

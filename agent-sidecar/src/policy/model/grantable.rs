@@ -36,6 +36,10 @@ pub struct GrantableDecl {
     /// the requester when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// When the agent's `idle` alert fires (`detection.idle_after`), its
+    /// grants in force are revoked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoke_when_idle: bool,
 }
 
 /// The longest `max_ttl_secs` accepted.
