@@ -1122,13 +1122,13 @@ fn the_inventory_names_the_last_call_and_an_idle_agent_reaches_the_soc() {
 /// The agent of a kill-switch test: for `secs` seconds, every 100 ms, a
 /// connect to the control server (kernel) and a REST call through the
 /// gateway; one JSON line per round (`t` in Unix seconds).
-fn kill_loop(secs: u32) -> String {
+fn kill_loop(stop: &Path) -> String {
     let (host, port) = CONTROL.rsplit_once(':').unwrap();
     format!(
         "/usr/bin/python3 -c '
-import json, socket, time, requests
-end = time.time() + {secs}
-while time.time() < end:
+import json, os, socket, time, requests
+end = time.time() + 60
+while time.time() < end and not os.path.exists(\"{stop}\"):
     t = time.time()
     s = socket.socket(); s.settimeout(3)
     try:
@@ -1143,7 +1143,8 @@ while time.time() < end:
         g = type(e).__name__
     print(json.dumps({{\"t\": t, \"kernel\": k, \"gateway\": g}}), flush=True)
     time.sleep(0.1)
-'"
+'",
+        stop = stop.display()
     )
 }
 
@@ -1173,8 +1174,11 @@ fn a_team_kill_switch_stops_exactly_that_teams_agent_in_the_kernel_and_the_gatew
             (w, team)
         })
         .collect();
-    let script = kill_loop(9);
-    let children: Vec<Child> = worlds
+    // The agents loop until this file exists (the agent runs unprivileged:
+    // /tmp).
+    let stop = std::env::temp_dir().join(unique("ks-stop"));
+    let script = kill_loop(&stop);
+    let mut children: Vec<Child> = worlds
         .iter()
         .map(|(w, _)| {
             w.command(&["--fleet-controls", controls.to_str().unwrap()], &script)
@@ -1184,7 +1188,31 @@ fn a_team_kill_switch_stops_exactly_that_teams_agent_in_the_kernel_and_the_gatew
                 .expect("run agent-sidecar")
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(3));
+    let seen: Vec<std::sync::Arc<std::sync::Mutex<String>>> = children
+        .iter_mut()
+        .map(|c| {
+            let out = c.stdout.take().unwrap();
+            let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let b = buf.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let mut b = b.lock().unwrap();
+                    b.push_str(&line);
+                    b.push('\n');
+                }
+            });
+            buf
+        })
+        .collect();
+    // Every agent up and looping (a loaded machine starts them slowly).
+    let up = Instant::now();
+    while seen.iter().any(|s| s.lock().unwrap().lines().count() < 8) {
+        assert!(
+            up.elapsed() < Duration::from_secs(60),
+            "the agents did not start looping"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1200,13 +1228,17 @@ fn a_team_kill_switch_stops_exactly_that_teams_agent_in_the_kernel_and_the_gatew
     std::thread::sleep(Duration::from_secs(3));
     let released = now();
     std::fs::write(&controls, "kill_switches: []\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::write(&stop, "").unwrap();
     let outs: Vec<Output> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
         .collect();
     let _ = std::fs::remove_dir_all(&controls_dir);
-    for ((w, team), out) in worlds.iter().zip(&outs) {
-        let (stdout, stderr) = text(out);
+    let _ = std::fs::remove_file(&stop);
+    for (((w, team), out), seen) in worlds.iter().zip(&outs).zip(&seen) {
+        let stdout = seen.lock().unwrap().clone();
+        let stderr = text(out).1;
         assert!(out.status.success(), "{team}: {stdout}\n{stderr}");
         let rounds: Vec<Value> = stdout
             .lines()
