@@ -72,6 +72,10 @@ enum Command {
     /// list. Switches for many sidecars go in the fleet-controls file.
     #[command(subcommand)]
     Kill(cli::kill::KillCommand),
+    /// The fleet CA for agent-to-agent calls: init a CA, issue an agent's
+    /// short-lived identity (docs/delegation.md).
+    #[command(subcommand)]
+    FleetCa(cli::fleet_ca::FleetCaCommand),
 }
 
 #[derive(Args, Debug)]
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
         Command::InjectWebhook(args) => cli::inject_webhook::run(*args),
         Command::Inventory(args) => cli::inventory::run(args),
         Command::Kill(cmd) => cli::kill::run(cmd),
+        Command::FleetCa(cmd) => cli::fleet_ca::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
