@@ -144,3 +144,72 @@ fn issue_refuses_bad_names_missing_ca_and_bad_ttl() {
     assert!(!out.status.success());
     assert!(!ids.join("a.key").exists());
 }
+
+#[test]
+fn run_refuses_to_start_with_an_expired_or_incomplete_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let ids = dir.path().join("ids");
+    let (ca_s, ids_s) = (ca.to_str().unwrap(), ids.to_str().unwrap());
+    assert!(
+        sidecar(&[
+            "fleet-ca",
+            "init",
+            "--trust-domain",
+            "fleet.example",
+            "--out",
+            ca_s
+        ])
+        .status
+        .success()
+    );
+    let out = sidecar(&[
+        "fleet-ca", "issue", "--ca", ca_s, "--team", "t", "--agent", "a", "--ttl", "1s", "--out",
+        ids_s,
+    ]);
+    assert!(out.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies");
+    let state = dir.path().join("state");
+    let cert = ids.join("a.pem");
+    let key = ids.join("a.key");
+    let ca_cert = ca.join(fleet_ca::CA_CERT);
+    let out = sidecar(&[
+        "run",
+        "--agent-id",
+        "support-agent",
+        "--policy-dir",
+        policies,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--agent-identity-cert",
+        cert.to_str().unwrap(),
+        "--agent-identity-key",
+        key.to_str().unwrap(),
+        "--fleet-ca-cert",
+        ca_cert.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--agent-identity-cert") && stderr.contains("fleet-ca issue"),
+        "{stderr}"
+    );
+    // The certificate without its key or the fleet CA is a usage error.
+    let out = sidecar(&[
+        "run",
+        "--agent-id",
+        "support-agent",
+        "--policy-dir",
+        policies,
+        "--agent-identity-cert",
+        cert.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--agent-identity-key"), "{stderr}");
+}

@@ -319,6 +319,15 @@ pub struct GatewayArgs {
     /// Approver directory (YAML, mode 0600): with it, approving or denying needs the approver's own token.
     #[arg(long, value_name = "FILE", requires = "admin_token_file")]
     pub approvers_file: Option<PathBuf>,
+    /// This agent's fleet identity certificate (`fleet-ca issue`) for calls between agents' sidecars; refused at start when expired or not issued by --fleet-ca-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["agent_identity_key", "fleet_ca_cert", "policy_dir"])]
+    pub agent_identity_cert: Option<PathBuf>,
+    /// Private key (PEM, mode 0600) of --agent-identity-cert.
+    #[arg(long, value_name = "FILE", requires = "agent_identity_cert")]
+    pub agent_identity_key: Option<PathBuf>,
+    /// The fleet CA certificate (`fleet-ca init`) that peers' identities must chain to.
+    #[arg(long, value_name = "FILE", requires = "agent_identity_cert")]
+    pub fleet_ca_cert: Option<PathBuf>,
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -418,6 +427,11 @@ impl GatewayArgs {
             syslog: self.syslog,
             config,
             approvers_file: self.approvers_file,
+            agent_identity: crate::delegation::IdentityConfig::from_flags(
+                self.agent_identity_cert,
+                self.agent_identity_key,
+                self.fleet_ca_cert,
+            ),
         })
     }
 }

@@ -254,6 +254,15 @@ pub struct ConfigFile {
     /// File (mode 0600) of the approver directory: each approver's own token decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvers_file: Option<String>,
+    /// This agent's fleet identity certificate for calls between agents (`fleet-ca issue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_identity_cert: Option<String>,
+    /// Private key (mode 0600) of `agent-identity-cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_identity_key: Option<String>,
+    /// The fleet CA certificate peers' identities must chain to (`fleet-ca init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_ca_cert: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.
@@ -298,6 +307,9 @@ const PATH_KEYS: &[&str] = &[
     "host-cgroupfs",
     "fleet-controls",
     "approvers-file",
+    "agent-identity-cert",
+    "agent-identity-key",
+    "fleet-ca-cert",
 ];
 
 impl LoadedFile {

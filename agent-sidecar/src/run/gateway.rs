@@ -83,6 +83,8 @@ pub struct GatewayOptions {
     pub config: GatewayConfig,
     /// Approver directory of the admin API (mode 0600).
     pub approvers_file: Option<PathBuf>,
+    /// This agent's fleet identity for calls between agents (docs/delegation.md).
+    pub agent_identity: Option<crate::delegation::IdentityConfig>,
 }
 
 /// The policy side of the gateway, loaded before the kernel is touched.
@@ -138,6 +140,9 @@ pub(crate) fn load_policy(
         if !ports.contains(&host.port) {
             ports.push(host.port);
         }
+    }
+    if let Some(id) = &opts.agent_identity {
+        id.load().map_err(err)?;
     }
     Ok(GatewayPolicy {
         store: Arc::new(store),
@@ -609,6 +614,7 @@ mod tests {
             syslog: Vec::new(),
             config: crate::gateway::GatewayConfig::default(),
             approvers_file: None,
+            agent_identity: None,
         }
     }
 
