@@ -5,6 +5,7 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod baseline;
 pub(crate) mod config;
+pub(crate) mod fleet_ca;
 pub(crate) mod grants;
 pub(crate) mod inject_webhook;
 pub(crate) mod inventory;

@@ -76,6 +76,10 @@ enum Command {
     /// request, approve, deny, revoke, list.
     #[command(subcommand)]
     Grants(cli::grants::GrantsCommand),
+    /// The fleet CA for agent-to-agent calls: init a CA, issue an agent's
+    /// short-lived identity (docs/delegation.md).
+    #[command(subcommand)]
+    FleetCa(cli::fleet_ca::FleetCaCommand),
 }
 
 #[derive(Args, Debug)]
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
         Command::Inventory(args) => cli::inventory::run(args),
         Command::Kill(cmd) => cli::kill::run(cmd),
         Command::Grants(cmd) => cli::grants::run(cmd),
+        Command::FleetCa(cmd) => cli::fleet_ca::run(cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

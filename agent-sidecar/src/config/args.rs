@@ -327,6 +327,15 @@ pub struct GatewayArgs {
     /// set in force at every load and every 5 minutes; results as metrics (see docs/policy.md).
     #[arg(long, value_name = "PATH", requires = "policy_dir")]
     pub policy_fixtures: Option<PathBuf>,
+    /// This agent's fleet identity certificate (`fleet-ca issue`) for calls between agents' sidecars; refused at start when expired or not issued by --fleet-ca-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["agent_identity_key", "fleet_ca_cert", "policy_dir"])]
+    pub agent_identity_cert: Option<PathBuf>,
+    /// Private key (PEM, mode 0600) of --agent-identity-cert.
+    #[arg(long, value_name = "FILE", requires = "agent_identity_cert")]
+    pub agent_identity_key: Option<PathBuf>,
+    /// The fleet CA certificate (`fleet-ca init`) that peers' identities must chain to.
+    #[arg(long, value_name = "FILE", requires = "agent_identity_cert")]
+    pub fleet_ca_cert: Option<PathBuf>,
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -428,6 +437,11 @@ impl GatewayArgs {
             approvers_file: self.approvers_file,
             shadow_policies: self.shadow_policies,
             policy_fixtures: self.policy_fixtures,
+            agent_identity: crate::delegation::IdentityConfig::from_flags(
+                self.agent_identity_cert,
+                self.agent_identity_key,
+                self.fleet_ca_cert,
+            ),
         })
     }
 }

@@ -260,6 +260,15 @@ pub struct ConfigFile {
     /// Policy fixtures run against the set in force at every load and every 5 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_fixtures: Option<String>,
+    /// This agent's fleet identity certificate for calls between agents (`fleet-ca issue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_identity_cert: Option<String>,
+    /// Private key (mode 0600) of `agent-identity-cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_identity_key: Option<String>,
+    /// The fleet CA certificate peers' identities must chain to (`fleet-ca init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_ca_cert: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.
@@ -306,6 +315,9 @@ const PATH_KEYS: &[&str] = &[
     "approvers-file",
     "shadow-policies",
     "policy-fixtures",
+    "agent-identity-cert",
+    "agent-identity-key",
+    "fleet-ca-cert",
 ];
 
 impl LoadedFile {

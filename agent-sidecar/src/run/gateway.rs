@@ -87,6 +87,8 @@ pub struct GatewayOptions {
     pub shadow_policies: Option<PathBuf>,
     /// Policy fixtures run against the set in force (continuous tests).
     pub policy_fixtures: Option<PathBuf>,
+    /// This agent's fleet identity for calls between agents (docs/delegation.md).
+    pub agent_identity: Option<crate::delegation::IdentityConfig>,
 }
 
 /// The policy side of the gateway, loaded before the kernel is touched.
@@ -142,6 +144,9 @@ pub(crate) fn load_policy(
         if !ports.contains(&host.port) {
             ports.push(host.port);
         }
+    }
+    if let Some(id) = &opts.agent_identity {
+        id.load().map_err(err)?;
     }
     Ok(GatewayPolicy {
         store: Arc::new(store),
@@ -697,6 +702,7 @@ mod tests {
             approvers_file: None,
             shadow_policies: None,
             policy_fixtures: None,
+            agent_identity: None,
         }
     }
 
