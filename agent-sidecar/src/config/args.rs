@@ -437,7 +437,7 @@ impl GatewayArgs {
             approvers_file: self.approvers_file,
             shadow_policies: self.shadow_policies,
             policy_fixtures: self.policy_fixtures,
-            agent_identity: crate::delegation::IdentityConfig::from_flags(
+            agent_identity: crate::delegation::config::IdentityConfig::from_flags(
                 self.agent_identity_cert,
                 self.agent_identity_key,
                 self.fleet_ca_cert,

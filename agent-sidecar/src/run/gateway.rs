@@ -88,7 +88,7 @@ pub struct GatewayOptions {
     /// Policy fixtures run against the set in force (continuous tests).
     pub policy_fixtures: Option<PathBuf>,
     /// This agent's fleet identity for calls between agents (docs/delegation.md).
-    pub agent_identity: Option<crate::delegation::IdentityConfig>,
+    pub agent_identity: Option<crate::delegation::config::IdentityConfig>,
 }
 
 /// The policy side of the gateway, loaded before the kernel is touched.
