@@ -84,6 +84,8 @@ fn main() -> ExitCode {
         on_us.push(t0.elapsed().as_secs_f64() * 1e6);
         assert!(r.is_ok(), "{r:?}");
     }
+    // What one call pays end to end: the caller mints, the callee verifies.
+    let mut both_us: Vec<f64> = mint_us.iter().zip(&on_us).map(|(m, v)| m + v).collect();
     let (off50, off99) = (pct(&mut off_us, 0.5), pct(&mut off_us, 0.99));
     let (on50, on99) = (pct(&mut on_us, 0.5), pct(&mut on_us, 0.99));
     let (m50, m99) = (pct(&mut mint_us, 0.5), pct(&mut mint_us, 0.99));
@@ -92,8 +94,14 @@ fn main() -> ExitCode {
     println!("| callee decision, delegation off | {off50:.2} | {off99:.2} |");
     println!("| callee decision, delegation verified | {on50:.1} | {on99:.1} |");
     println!("| caller mints a token | {m50:.1} | {m99:.1} |");
+    let (b50, b99) = (pct(&mut both_us, 0.5), pct(&mut both_us, 0.99));
+    println!("| one call: mint + verify | {b50:.1} | {b99:.1} |");
     let added = on99 - off99;
     println!("\nverification p99 added per call: {added:.1} us (target <= {TARGET_P99_US} us)");
+    println!(
+        "mint + verify p99 added per call: {:.1} us (reported, not gated)",
+        b99 - off99
+    );
     if added <= TARGET_P99_US {
         ExitCode::SUCCESS
     } else {
