@@ -12,6 +12,8 @@ pub mod answer;
 pub mod config;
 pub mod fleet_ca;
 pub mod identity;
+pub mod inbound;
+pub mod sessions;
 pub mod token;
 
 /// Header carrying the delegation token (base64url biscuit) between sidecars.
@@ -66,6 +68,17 @@ pub enum Refusal {
     /// The token is malformed.
     #[error("malformed delegation token: {0}")]
     Malformed(String),
+    /// The callee's policy does not accept delegations from this agent.
+    #[error(
+        "this agent does not accept delegations from {0}: its policy's delegation.accept_from does not list it"
+    )]
+    NotAccepted(String),
+    /// The agent acts only under a delegation and the call carries the
+    /// trace of none in force.
+    #[error(
+        "this agent acts only for a delegator (delegation.only_delegated) and this call is not part of a delegated task in force: send it with the traceparent of the task"
+    )]
+    NotUnderDelegation,
 }
 
 impl Refusal {
@@ -82,6 +95,8 @@ impl Refusal {
             Refusal::NotDelegated(_) => "not_delegated",
             Refusal::OwnPolicy(_) => "own_policy",
             Refusal::Malformed(_) => "malformed",
+            Refusal::NotAccepted(_) => "not_accepted",
+            Refusal::NotUnderDelegation => "delegation_required",
         }
     }
 }

@@ -13,6 +13,7 @@
 //! [`trace`]; the address the sidecar resolved, [`upstream`]) -> record:
 //! one [`ToolCallEvent`] per call, handed to the [`GatewaySink`].
 
+pub mod a2a;
 mod accept;
 mod agent_body;
 mod binding;
@@ -20,7 +21,7 @@ mod body;
 pub mod compensate;
 mod conn_info;
 mod connection;
-mod forward;
+pub(crate) mod forward;
 pub mod hooks;
 mod input;
 mod journal;
@@ -48,6 +49,7 @@ mod tool_names;
 pub mod trace;
 pub mod upstream;
 
+pub use a2a::A2aConfig;
 pub use agent_body::AgentBody;
 pub use body::IDEMPOTENCY_KEY;
 pub use journal::{

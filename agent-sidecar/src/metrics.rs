@@ -65,6 +65,7 @@ pub struct Metrics {
     kill_switch_engaged: IntGauge,
     kill_switch_events: IntCounterVec,
     grant_events: IntCounterVec,
+    delegation_events: IntCounterVec,
 }
 
 /// Metrics of the tier policy store.
@@ -388,6 +389,20 @@ impl Metrics {
         scoped
             .register(Box::new(grant_events.clone()))
             .expect("unique metric");
+        let delegation_events = IntCounterVec::new(
+            Opts::new(
+                "agent_sidecar_delegations_total",
+                "Hops between agents: step minted (caller), admitted or refused \
+                 (callee, reason: missing_identity, missing_token, signature, delegator, \
+                 audience, expired, replay, malformed, not_accepted), answer_refused \
+                 (caller: the answer failed its schema).",
+            ),
+            &["step", "reason"],
+        )
+        .expect("valid metric");
+        scoped
+            .register(Box::new(delegation_events.clone()))
+            .expect("unique metric");
         scoped
             .register(Box::new(inventory.last_action.clone()))
             .expect("unique metric");
@@ -419,6 +434,7 @@ impl Metrics {
             kill_switch_engaged,
             kill_switch_events,
             grant_events,
+            delegation_events,
         }
     }
 
@@ -613,6 +629,11 @@ impl ActionSink for Metrics {
             ActionEvent::Grant(g) => {
                 self.grant_events
                     .with_label_values(&[g.step.as_str()])
+                    .inc();
+            }
+            ActionEvent::Delegation(d) => {
+                self.delegation_events
+                    .with_label_values(&[d.step.as_str(), d.reason.unwrap_or("")])
                     .inc();
             }
             _ => {}

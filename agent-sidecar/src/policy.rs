@@ -51,7 +51,9 @@ mod tools;
 pub use crate::egress::{
     AllowEntry, EgressSection, NameEntry, PolicyError, PolicyFile, load_policy_files,
 };
-pub use model::{action, approval_chain, detection, document, grantable, quota, source, version};
+pub use model::{
+    action, approval_chain, delegation, detection, document, grantable, quota, source, version,
+};
 use model::{
     attribute, condition, decision, defaults, error, gateway_table, index, interned, links,
     location, names, redaction, scoped_doc, set, tier, tool, vocab,

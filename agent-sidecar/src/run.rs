@@ -25,6 +25,7 @@
 //!    and a last signed checkpoint), then its last records shipped
 //!    ([`ship`]); `run` exits with the command's exit code.
 
+pub mod a2a;
 mod agent;
 pub mod allow;
 mod audit;

@@ -107,6 +107,9 @@ pub enum RecordKind {
     /// The policy fixtures (`--policy-fixtures`) failed against the set in
     /// force (`detail.reason` names the scenarios).
     PolicyFixturesFailed,
+    /// A hop between agents (`detail.step`: minted, admitted, refused,
+    /// answer_refused; `detail.reason` on refusals).
+    Delegation,
 }
 
 impl RecordKind {
@@ -144,6 +147,7 @@ impl RecordKind {
             RecordKind::Grant => "grant",
             RecordKind::ShadowDifference => "shadow_difference",
             RecordKind::PolicyFixturesFailed => "policy_fixtures_failed",
+            RecordKind::Delegation => "delegation",
         }
     }
 }

@@ -336,6 +336,30 @@ pub struct GatewayArgs {
     /// The fleet CA certificate (`fleet-ca init`) that peers' identities must chain to.
     #[arg(long, value_name = "FILE", requires = "agent_identity_cert")]
     pub fleet_ca_cert: Option<PathBuf>,
+    /// Address of the mutual-TLS endpoint where other agents' sidecars call this agent with a
+    /// delegation token (see docs/delegation.md).
+    #[arg(long, value_name = "ADDR", requires_all = ["agent_identity_cert", "a2a_forward"])]
+    pub a2a_listen: Option<std::net::SocketAddr>,
+    /// The agent's own HTTP endpoint (http://127.0.0.1:PORT) that admitted calls from other
+    /// agents are forwarded to.
+    #[arg(long, value_name = "URL", requires = "a2a_listen", value_parser = parse_loopback_url)]
+    pub a2a_forward: Option<hyper::Uri>,
+}
+
+/// `--a2a-forward`: an `http://` URL on a loopback address.
+fn parse_loopback_url(s: &str) -> Result<hyper::Uri, String> {
+    let uri: hyper::Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    let host_ok = uri
+        .host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback());
+    if uri.scheme_str() != Some("http") || !host_ok || uri.port_u16().is_none() {
+        return Err(format!(
+            "`{s}`: give http://127.0.0.1:PORT (the agent's own endpoint on loopback, in the pod or on this host)"
+        ));
+    }
+    Ok(uri)
 }
 
 /// The audit trail: one signed, tamper-evident record per action.
@@ -442,6 +466,10 @@ impl GatewayArgs {
                 self.agent_identity_key,
                 self.fleet_ca_cert,
             ),
+            a2a_inbound: self
+                .a2a_listen
+                .zip(self.a2a_forward)
+                .map(|(listen, forward)| crate::run::a2a::InboundOptions { listen, forward }),
         })
     }
 }

@@ -269,6 +269,12 @@ pub struct ConfigFile {
     /// The fleet CA certificate peers' identities must chain to (`fleet-ca init`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet_ca_cert: Option<String>,
+    /// Address of the mutual-TLS endpoint where other agents' sidecars call this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a_listen: Option<String>,
+    /// The agent's own endpoint (`http://127.0.0.1:PORT`) admitted calls go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a_forward: Option<String>,
 }
 
 /// A value of the file: a switch, or the texts a flag would be given.

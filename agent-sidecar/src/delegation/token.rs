@@ -160,6 +160,11 @@ impl Verifier {
         }
     }
 
+    /// The SPIFFE ID tokens must name as audience.
+    pub fn audience(&self) -> &str {
+        &self.self_id
+    }
+
     /// Verifies `token` presented by `peer` (SPIFFE ID and key from its
     /// verified client certificate) for a call of `tool`; allows only when
     /// the token delegates `tool` AND this agent's own policy allows it.
@@ -170,27 +175,56 @@ impl Verifier {
         tool: &str,
         own_policy_allows: bool,
     ) -> Result<Verified, Refusal> {
+        let (biscuit, verified, _) = self.admit_token(token, peer)?;
+        if authorize(&biscuit, tool).is_err() {
+            return Err(Refusal::NotDelegated(tool.to_string()));
+        }
+        if !own_policy_allows {
+            return Err(Refusal::OwnPolicy(tool.to_string()));
+        }
+        Ok(verified)
+    }
+
+    /// Admits a token for a whole delegated task (the callee's inbound
+    /// endpoint): checks as [`verify`](Self::verify) does, then resolves
+    /// which of the delegated permissions every attenuation block lets
+    /// through, so each later call is a set lookup.
+    pub fn admit(
+        &self,
+        token: Option<&str>,
+        peer: Option<(&str, PublicKey)>,
+    ) -> Result<Admitted, Refusal> {
+        let (biscuit, verified, expires) = self.admit_token(token, peer)?;
+        let mut authorizer = AuthorizerBuilder::new()
+            .build(&biscuit)
+            .map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let named: Vec<(String,)> = authorizer
+            .query("data($t) <- tool($t)")
+            .map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let permissions = named
+            .into_iter()
+            .map(|(t,)| t)
+            .filter(|t| authorize(&biscuit, t).is_ok())
+            .collect();
+        Ok(Admitted {
+            verified,
+            expires,
+            permissions,
+        })
+    }
+
+    fn admit_token(
+        &self,
+        token: Option<&str>,
+        peer: Option<(&str, PublicKey)>,
+    ) -> Result<(Biscuit, Verified, i64), Refusal> {
         let (peer_id, peer_key) = peer.ok_or(Refusal::MissingIdentity)?;
         let token = token.ok_or(Refusal::MissingToken)?;
-        let biscuit = Biscuit::from_base64(token, peer_key).map_err(|e| match e {
-            biscuit_auth::error::Token::Format(biscuit_auth::error::Format::Signature(_)) => {
-                Refusal::Signature(e.to_string())
-            }
-            e => Refusal::Signature(e.to_string()),
-        })?;
-        let now = SystemTime::now();
-        let mut params = HashMap::new();
-        params.insert("tool".to_string(), builder::string(tool));
+        let biscuit =
+            Biscuit::from_base64(token, peer_key).map_err(|e| Refusal::Signature(e.to_string()))?;
         let mut authorizer = AuthorizerBuilder::new()
-            .code_with_params(
-                "tool_call({tool}); allow if tool($t), tool_call($t);",
-                params,
-                HashMap::new(),
-            )
-            .map(|a| a.time())
-            .and_then(|a| a.build(&biscuit))
+            .build(&biscuit)
             .map_err(|e| Refusal::Malformed(e.to_string()))?;
-        let result = authorizer.authorize();
         let facts: Vec<(String, String, String, i64)> = authorizer
             .query("data($i, $a, $d, $e) <- token_id($i), audience($a), delegator($d), expires($e)")
             .map_err(|e| Refusal::Malformed(e.to_string()))?;
@@ -211,7 +245,7 @@ impl Verifier {
                 expected: self.self_id.clone(),
             });
         }
-        let now_s = unix(now);
+        let now_s = unix(SystemTime::now());
         if expires <= now_s {
             return Err(Refusal::Expired(expires));
         }
@@ -228,12 +262,37 @@ impl Verifier {
                 return Err(Refusal::Replay(id));
             }
         }
-        if result.is_err() {
-            return Err(Refusal::NotDelegated(tool.to_string()));
-        }
-        if !own_policy_allows {
-            return Err(Refusal::OwnPolicy(tool.to_string()));
-        }
-        Ok(Verified { id, delegator })
+        Ok((biscuit, Verified { id, delegator }, expires))
     }
+}
+
+/// Authorizes one use of `tool` under `biscuit`: a `tool` fact of the
+/// authority block names it and every block's checks (expiry, attenuation)
+/// pass.
+fn authorize(biscuit: &Biscuit, tool: &str) -> Result<(), Refusal> {
+    let mut params = HashMap::new();
+    params.insert("tool".to_string(), builder::string(tool));
+    AuthorizerBuilder::new()
+        .code_with_params(
+            "tool_call({tool}); allow if tool($t), tool_call($t);",
+            params,
+            HashMap::new(),
+        )
+        .map(|a| a.time())
+        .and_then(|a| a.build(biscuit))
+        .map_err(|e| Refusal::Malformed(e.to_string()))?
+        .authorize()
+        .map(|_| ())
+        .map_err(|_| Refusal::NotDelegated(tool.to_string()))
+}
+
+/// A token admitted for a delegated task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Token id and delegator.
+    pub verified: Verified,
+    /// Expiry, unix seconds.
+    pub expires: i64,
+    /// The permissions (`tool` or `tool.action`) the token lets through.
+    pub permissions: BTreeSet<String>,
 }

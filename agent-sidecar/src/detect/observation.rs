@@ -140,7 +140,8 @@ impl<'a> Observation<'a> {
             | ActionEvent::Response(_)
             | ActionEvent::KillSwitch(_)
             | ActionEvent::Grant(_)
-            | ActionEvent::Shadow(_) => return None,
+            | ActionEvent::Shadow(_)
+            | ActionEvent::Delegation(_) => return None,
         })
     }
 

@@ -142,6 +142,9 @@ pub enum ActionEvent<'a> {
     /// The candidate policy set (`--shadow-policies`) would decide an
     /// action differently (not enforced).
     Shadow(crate::shadow::ShadowEvent<'a>),
+    /// A hop between agents: a token minted or admitted, a call from
+    /// another agent refused, an answer withheld.
+    Delegation(&'a crate::delegation::inbound::DelegationEvent<'a>),
 }
 
 impl ActionEvent<'_> {
@@ -161,6 +164,7 @@ impl ActionEvent<'_> {
             ActionEvent::KillSwitch(_) => "kill_switch",
             ActionEvent::Grant(_) => "grant",
             ActionEvent::Shadow(_) => "shadow_difference",
+            ActionEvent::Delegation(_) => "delegation",
         }
     }
 
@@ -180,6 +184,7 @@ impl ActionEvent<'_> {
             ActionEvent::KillSwitch(e) => e.agent_id,
             ActionEvent::Grant(e) => e.agent_id,
             ActionEvent::Shadow(e) => e.agent_id,
+            ActionEvent::Delegation(e) => e.agent_id,
         }
     }
 }

@@ -213,6 +213,12 @@ impl crate::grants::GrantSink for EventBus {
     }
 }
 
+impl crate::delegation::inbound::DelegationSink for EventBus {
+    fn delegation(&self, event: &crate::delegation::inbound::DelegationEvent<'_>) {
+        self.emit(ActionEvent::Delegation(event));
+    }
+}
+
 impl crate::shadow::ShadowSink for EventBus {
     fn shadow_difference(&self, event: &crate::shadow::ShadowEvent<'_>) {
         self.emit(ActionEvent::Shadow(*event));

@@ -114,6 +114,19 @@ impl ActionSink for Notices {
                     "kill_switch": k,
                 }));
             }
+            ActionEvent::Delegation(d)
+                if matches!(
+                    d.step,
+                    crate::delegation::inbound::DelegationStep::Refused
+                        | crate::delegation::inbound::DelegationStep::AnswerRefused
+                ) =>
+            {
+                self.soc(&json!({
+                    "event": "agent.delegation_refused",
+                    "at": rfc3339(UnixMillis::now().0 as i64),
+                    "delegation": d,
+                }));
+            }
             _ => {}
         }
     }

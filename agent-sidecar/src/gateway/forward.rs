@@ -89,6 +89,23 @@ impl Upstream {
         host: &str,
         port: u16,
         tool: Option<&str>,
+        parts: Parts,
+        body: UpstreamBody,
+    ) -> Result<Response<Answer>, Refusal> {
+        self.send_via(&self.client, policy, host, port, tool, parts, body)
+            .await
+    }
+
+    /// As [`send`](Self::send), with `client` (the mutual-TLS client of a
+    /// call to another agent).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn send_via(
+        &self,
+        client: &UpstreamClient,
+        policy: &CompiledPolicySet,
+        host: &str,
+        port: u16,
+        tool: Option<&str>,
         mut parts: Parts,
         body: UpstreamBody,
     ) -> Result<Response<Answer>, Refusal> {
@@ -137,7 +154,7 @@ impl Upstream {
             );
         }
         let req = Request::from_parts(parts, body);
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeout, client.request(req)).await {
             Ok(Ok(mut resp)) => {
                 strip_hop_by_hop(resp.headers_mut());
                 if let Some(r) = &redactor {

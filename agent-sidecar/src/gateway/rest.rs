@@ -116,6 +116,12 @@ pub(crate) async fn handle(
         record.finish(&gw.recorder, action, decision);
         return r.response();
     }
+    // A call of a delegated task stays within the delegation.
+    if let Err(r) = gw.a2a.narrow(policy, &action, record.traceparent()) {
+        record.refused(&r);
+        record.finish(&gw.recorder, action, decision);
+        return r.response();
+    }
     // Record the attempt: durable (tier >= 2) or written (tier 1) before
     // the call goes further.
     if let Err(r) = gw
@@ -159,11 +165,25 @@ pub(crate) async fn handle(
             }
         },
     };
+    // Another agent: a delegation token and mutual TLS.
+    let peer = match gw
+        .a2a
+        .outbound(policy, &action, &mut parts.headers, record.traceparent())
+    {
+        Ok(p) => p,
+        Err(r) => {
+            record.refused(&r);
+            record.finish(&gw.recorder, action, decision);
+            return r.response();
+        }
+    };
     // Forward.
     let body = Full::new(bytes).map_err(|never| match never {}).boxed();
+    let client = peer.as_ref().map_or(&gw.upstream.client, |p| &p.client);
     let result = gw
         .upstream
-        .send(
+        .send_via(
+            client,
             policy,
             &conn.host,
             conn.port,
@@ -200,6 +220,30 @@ pub(crate) async fn handle(
         if let Err(e) = recorded {
             tracing::error!(error = %e, "cannot record the upstream status of an approved call");
         }
+    }
+    if let Some(peer) = &peer {
+        // The callee's answer is checked before the agent sees it.
+        let (rparts, rbody) = resp.into_parts();
+        let answer = match read_body(&gw.limits, rbody).await {
+            Ok(b) => b,
+            Err(r) => {
+                record.upstream_failed(&r);
+                record.finish(&gw.recorder, action, decision);
+                return r.response();
+            }
+        };
+        if let Err(r) =
+            gw.a2a
+                .check_answer(peer, &action, rparts.status, &answer, record.traceparent())
+        {
+            record.refused(&r);
+            record.finish(&gw.recorder, action, decision);
+            return r.response();
+        }
+        record.finish(&gw.recorder, action, decision);
+        let mut resp = Response::from_parts(rparts, full(answer));
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+        return resp;
     }
     let compensation = match (&action.tool, &action.action) {
         (Some(t), Some(a)) if decision.tier == Tier::Supervised => policy.compensation(t, a),

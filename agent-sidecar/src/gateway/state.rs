@@ -54,6 +54,10 @@ pub struct GatewayConfig {
     /// A candidate policy set decided beside the active one, never
     /// enforced (`--shadow-policies`).
     pub shadow: Option<crate::shadow::Shadow>,
+    /// Calls between agents: this agent's fleet identity and the
+    /// delegated tasks in force (none: calls to other agents are refused,
+    /// and with `only_delegated` every call is).
+    pub a2a: Option<super::a2a::A2aConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -67,6 +71,7 @@ impl Default for GatewayConfig {
             quotas: None,
             quota_redis: None,
             shadow: None,
+            a2a: None,
         }
     }
 }
@@ -106,6 +111,9 @@ pub(crate) struct Shared {
     pub(crate) quotas: Option<crate::quotas::Quotas>,
     /// Shadow: the candidate policy's decision, compared, not enforced.
     pub(crate) shadow: Option<crate::shadow::Shadow>,
+    /// Calls between agents: minting and answer checks (caller), task
+    /// narrowing (callee).
+    pub(crate) a2a: super::a2a::A2a,
 }
 
 /// Everything a [`Gateway`] is built from.
@@ -171,6 +179,11 @@ impl Gateway {
         {
             return Err(GatewayError::MissingSecret(missing.to_string()));
         }
+        let a2a = super::a2a::A2a::new(
+            parts.config.a2a,
+            parts.resolver.clone(),
+            parts.config.connect_timeout,
+        );
         let client = upstream_client(
             parts.tls.upstream_client_config(),
             parts.resolver,
@@ -205,6 +218,7 @@ impl Gateway {
                 recorder: Recorder::new(parts.sink),
                 quotas: parts.config.quotas,
                 shadow: parts.config.shadow,
+                a2a,
             }),
         };
         redecide_on_change(&gateway.shared);

@@ -330,6 +330,10 @@ impl CompiledPolicySet {
                     .filter(|g| g.selects(&a.id, a.team.as_deref()))
                     .cloned()
                     .collect(),
+                delegation: a
+                    .delegation
+                    .as_ref()
+                    .map(|d| super::model::delegation::compile(d, &tools, &docs[i], &mut problems)),
             };
             agents.insert(agent.id.clone(), agent);
         }
@@ -348,6 +352,7 @@ impl CompiledPolicySet {
             quotas: docs[hier.base].doc().quotas().to_vec(),
             approval_chains: docs[hier.base].doc().approval_chains().to_vec(),
             grantable: Vec::new(),
+            delegation: None,
         };
         let overlays = hier
             .overlays

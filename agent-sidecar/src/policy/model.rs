@@ -8,6 +8,7 @@ pub(crate) mod attribute;
 pub(crate) mod condition;
 pub(crate) mod decision;
 pub(crate) mod defaults;
+pub mod delegation;
 pub mod detection;
 pub mod document;
 pub(crate) mod error;

@@ -89,6 +89,8 @@ pub struct GatewayOptions {
     pub policy_fixtures: Option<PathBuf>,
     /// This agent's fleet identity for calls between agents (docs/delegation.md).
     pub agent_identity: Option<crate::delegation::config::IdentityConfig>,
+    /// The endpoint where other agents' sidecars call this agent.
+    pub a2a_inbound: Option<super::a2a::InboundOptions>,
 }
 
 /// The policy side of the gateway, loaded before the kernel is touched.
@@ -246,6 +248,8 @@ pub(crate) struct GatewayServices {
     _shadow_watch: Option<WatchHandle>,
     /// Runs `--policy-fixtures` against the set in force.
     policy_tests: Option<JoinHandle<()>>,
+    /// The endpoint of calls from other agents (`--a2a-listen`).
+    a2a_task: Option<JoinHandle<()>>,
 }
 
 impl GatewayServices {
@@ -264,6 +268,9 @@ impl GatewayServices {
             g.stop();
         }
         if let Some(t) = self.policy_tests {
+            t.abort();
+        }
+        if let Some(t) = self.a2a_task {
             t.abort();
         }
     }
@@ -469,6 +476,15 @@ pub(crate) async fn start(
         }
         None => None,
     };
+    let (a2a, a2a_task) = super::a2a::start(
+        opts.agent_identity.as_ref(),
+        opts.a2a_inbound.as_ref(),
+        &policy.identity.id,
+        &policy.store,
+        &events,
+    )
+    .await?;
+    config.a2a = a2a;
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),
         policy: policy.store.clone(),
@@ -607,6 +623,7 @@ pub(crate) async fn start(
         grants,
         _shadow_watch: shadow_watch,
         policy_tests,
+        a2a_task,
     })
 }
 
@@ -703,6 +720,7 @@ mod tests {
             shadow_policies: None,
             policy_fixtures: None,
             agent_identity: None,
+            a2a_inbound: None,
         }
     }
 

@@ -143,6 +143,13 @@ pub(super) fn of_event(
             e.detail = serde_json::to_value(d).ok();
             vec![e]
         }
+        ActionEvent::Delegation(d) => {
+            let mut e = AuditEntry::new(RecordKind::Delegation, Phase::Event, agent(d.agent_id));
+            e.trace = d.traceparent.and_then(|t| trace_of(t, None));
+            e.action = Some(sidecar_action());
+            e.detail = serde_json::to_value(d).ok();
+            vec![e]
+        }
         // Dropped MCP messages carry no call (the log and metrics keep them).
         ActionEvent::McpMessageDropped(_) => Vec::new(),
     }

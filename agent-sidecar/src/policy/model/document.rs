@@ -291,6 +291,9 @@ pub struct AgentDoc {
     /// Quotas and cumulative limits (see `docs/quotas.md`).
     #[serde(default)]
     pub quotas: Vec<super::quota::QuotaDecl>,
+    /// Delegation between agents (see `docs/delegation.md`).
+    #[serde(default)]
+    pub delegation: Option<super::delegation::DelegationSection>,
 }
 
 /// `kind: overlay`.

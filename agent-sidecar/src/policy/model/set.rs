@@ -105,6 +105,8 @@ pub(crate) struct Agent {
     pub(crate) approval_chains: Vec<super::approval_chain::ChainSpec>,
     /// The base's `grantable:` entries that select the agent.
     pub(crate) grantable: Vec<super::grantable::GrantableDecl>,
+    /// The agent's `delegation:` section, checked.
+    pub(crate) delegation: Option<Arc<super::delegation::CompiledDelegation>>,
 }
 
 /// A compiled, validated policy set. Immutable; share it in an `Arc` and
@@ -206,6 +208,11 @@ impl CompiledPolicySet {
     /// unknown agent).
     pub fn grantable(&self, id: &str) -> &[super::grantable::GrantableDecl] {
         &self.agents.get(id).unwrap_or(&self.unknown_agent).grantable
+    }
+
+    /// Agent `id`'s `delegation:` section (none for an undeclared agent).
+    pub fn delegation(&self, id: &str) -> Option<&Arc<super::delegation::CompiledDelegation>> {
+        self.agents.get(id).and_then(|a| a.delegation.as_ref())
     }
 
     /// The quotas that apply to agent `id`: its base's, team's and own

@@ -1,0 +1,252 @@
+//! The `delegation:` section of an agent document: which other agents it
+//! calls as tools and what it may delegate to each (caller side), and
+//! whose delegations it accepts and whether it acts only under one
+//! (callee side). Enforced by [`crate::delegation`]; see
+//! `docs/delegation.md`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `delegation:` of an agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationSection {
+    /// The agents this agent calls through a declared tool, and what it
+    /// may hand each of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegates: Vec<DelegateDecl>,
+    /// The agents (SPIFFE IDs) whose delegations this agent accepts on
+    /// its inbound endpoint (`--a2a-listen`). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept_from: Vec<String>,
+    /// The agent acts only for a delegator: every tool call must carry
+    /// the trace of a delegation in force and stay within it. Without it,
+    /// calls outside any delegation are decided by the agent's own policy
+    /// alone (calls inside one are always narrowed to it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub only_delegated: bool,
+}
+
+/// One `delegates:` entry: another agent, reached through `tool`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateDecl {
+    /// The callee's SPIFFE ID,
+    /// `spiffe://<trust-domain>/team/<team>/agent/<agent>`.
+    pub to: String,
+    /// The HTTP tool (declared in the set) whose host is the callee's
+    /// sidecar endpoint; its host must be the callee's identity name
+    /// `<agent>.<team>.<trust-domain>`.
+    pub tool: String,
+    /// What this agent may delegate, in the callee's policy names: `tool`
+    /// (every action) or `tool.action`. A call may narrow it
+    /// (`x-agent-delegate-tools`), never widen it.
+    pub permissions: Vec<String>,
+    /// JSON schema of the callee's answer, by action of `tool`. An answer
+    /// that is not JSON or violates it never reaches the agent; an action
+    /// without a schema is refused (fail closed).
+    #[serde(default)]
+    pub answer_schemas: BTreeMap<String, serde_json::Value>,
+}
+
+impl DelegateDecl {
+    /// The trust domain, team and agent of `to`, if it is a well-formed
+    /// fleet SPIFFE ID.
+    pub fn parts(&self) -> Option<(&str, &str, &str)> {
+        spiffe_parts(&self.to)
+    }
+}
+
+/// `(trust domain, team, agent)` of `spiffe://TD/team/T/agent/A`.
+pub fn spiffe_parts(id: &str) -> Option<(&str, &str, &str)> {
+    let rest = id.strip_prefix("spiffe://")?;
+    let mut it = rest.split('/');
+    let (td, t, team, a, agent) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    (it.next().is_none() && t == "team" && a == "agent" && ok(td) && ok(team) && ok(agent))
+        .then_some((td, team, agent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spiffe_parts;
+
+    #[test]
+    fn only_fleet_spiffe_ids_parse() {
+        assert_eq!(
+            spiffe_parts("spiffe://fleet.test/team/ops/agent/orch"),
+            Some(("fleet.test", "ops", "orch"))
+        );
+        for bad in [
+            "spiffe://fleet.test/team/ops/agent/orch/x",
+            "spiffe://fleet.test/team/ops/agent/",
+            "spiffe://fleet.test/team/../agent/a",
+            "https://fleet.test/team/ops/agent/orch",
+            "spiffe://fleet.test/ops/agent/orch",
+            "spiffe://Fleet.test/team/ops/agent/orch",
+        ] {
+            assert_eq!(spiffe_parts(bad), None, "{bad}");
+        }
+    }
+}
+
+/// A checked `delegation:` section with its answer schemas compiled.
+#[derive(Debug)]
+pub struct CompiledDelegation {
+    /// The section as written.
+    pub section: DelegationSection,
+    /// Answer schemas of each `delegates` entry (same order), by action.
+    pub answers: Vec<crate::delegation::answer::AnswerSchemas>,
+}
+
+/// Two compiled sections are equal when they were written alike (the
+/// schemas are compiled from the section).
+impl PartialEq for CompiledDelegation {
+    fn eq(&self, other: &Self) -> bool {
+        self.section == other.section
+    }
+}
+
+impl CompiledDelegation {
+    /// The `delegates` entry reached through `tool`, with its answer
+    /// schemas.
+    pub fn delegate_for(
+        &self,
+        tool: &str,
+    ) -> Option<(&DelegateDecl, &crate::delegation::answer::AnswerSchemas)> {
+        self.section
+            .delegates
+            .iter()
+            .zip(&self.answers)
+            .find(|(d, _)| d.tool == tool)
+    }
+
+    /// Whether delegations of `delegator` are accepted.
+    pub fn accepts(&self, delegator: &str) -> bool {
+        self.section.accept_from.iter().any(|a| a == delegator)
+    }
+}
+
+/// Checks agent `doc`'s `delegation:` against the set's tools and compiles
+/// its answer schemas; problems name the field and the fix.
+pub(crate) fn compile(
+    section: &DelegationSection,
+    tools: &super::tool::ToolTable,
+    doc: &super::scoped_doc::Doc<'_>,
+    problems: &mut Vec<super::error::Problem>,
+) -> std::sync::Arc<CompiledDelegation> {
+    use super::error::Problem;
+    use super::tool::ToolMatch;
+    let at = |path: &str| doc.parsed.at(&format!("delegation.{path}"));
+    let mut answers = Vec::new();
+    for (i, d) in section.delegates.iter().enumerate() {
+        let mut schemas = crate::delegation::answer::AnswerSchemas::default();
+        let Some((td, team, agent)) = d.parts() else {
+            problems.push(Problem::new(
+                at(&format!("delegates[{i}].to")),
+                format!("`{}` is not a fleet SPIFFE ID", d.to),
+                "write spiffe://<trust-domain>/team/<team>/agent/<agent> (lowercase letters, digits, `-`, `.`), as `fleet-ca issue` prints it",
+            ));
+            answers.push(schemas);
+            continue;
+        };
+        if section.delegates[..i].iter().any(|o| o.to == d.to) {
+            problems.push(Problem::new(
+                at(&format!("delegates[{i}].to")),
+                format!("`{}` is listed twice", d.to),
+                "give each callee one entry",
+            ));
+        }
+        if d.permissions.is_empty() {
+            problems.push(Problem::new(
+                at(&format!("delegates[{i}].permissions")),
+                "`permissions` is empty: nothing could be delegated",
+                "list the callee's tools or tool.action names this agent may hand over",
+            ));
+        }
+        let tool = tools
+            .names
+            .get(d.tool.as_str())
+            .map(|&id| &tools.tools[id as usize]);
+        match tool.map(|t| &t.matcher) {
+            None => problems.push(Problem::new(
+                at(&format!("delegates[{i}].tool")),
+                format!("tool `{}` is not declared", d.tool),
+                "declare the callee's endpoint as an HTTP tool (`tools:` with `http.host`) and name it here",
+            )),
+            Some(ToolMatch::Mcp(_)) => problems.push(Problem::new(
+                at(&format!("delegates[{i}].tool")),
+                format!("tool `{}` is an MCP tool", d.tool),
+                "agents are called over HTTP through their sidecar's endpoint: declare an HTTP tool",
+            )),
+            Some(ToolMatch::Http(host)) => {
+                let expected = format!("{agent}.{team}.{td}");
+                if *host != expected {
+                    problems.push(Problem::new(
+                        at(&format!("delegates[{i}].tool")),
+                        format!(
+                            "tool `{}` has host `{host}`, but {} answers as `{expected}`",
+                            d.tool, d.to
+                        ),
+                        format!(
+                            "set the tool's http.host to `{expected}`: the callee's certificate is checked against that name"
+                        ),
+                    ));
+                }
+            }
+        }
+        let actions: Vec<&str> = tool
+            .map(|t| {
+                t.actions
+                    .iter()
+                    .map(|&a| &*tools.actions[a as usize].name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (action, schema) in &d.answer_schemas {
+            if tool.is_some() && !actions.contains(&action.as_str()) {
+                problems.push(Problem::new(
+                    at(&format!("delegates[{i}].answer_schemas.{action}")),
+                    format!("tool `{}` has no action `{action}`", d.tool),
+                    "key answer schemas by the tool's action names",
+                ));
+            }
+            if let Err(e) = schemas.insert(action, schema) {
+                problems.push(Problem::new(
+                    at(&format!("delegates[{i}].answer_schemas.{action}")),
+                    e.to_string(),
+                    "write a JSON schema (draft 2020-12)",
+                ));
+            }
+        }
+        for a in &actions {
+            if !d.answer_schemas.contains_key(*a) {
+                problems.push(Problem::new(
+                    at(&format!("delegates[{i}].answer_schemas")),
+                    format!("action `{a}` of tool `{}` has no answer schema", d.tool),
+                    "declare the JSON schema of the callee's answer: answers are checked before the agent sees them",
+                ));
+            }
+        }
+        answers.push(schemas);
+    }
+    for (i, a) in section.accept_from.iter().enumerate() {
+        if spiffe_parts(a).is_none() {
+            problems.push(Problem::new(
+                at(&format!("accept_from[{i}]")),
+                format!("`{a}` is not a fleet SPIFFE ID"),
+                "write spiffe://<trust-domain>/team/<team>/agent/<agent>",
+            ));
+        }
+    }
+    std::sync::Arc::new(CompiledDelegation {
+        section: section.clone(),
+        answers,
+    })
+}
