@@ -155,8 +155,18 @@ pub fn issue(
     Ok(Issued {
         spiffe_id: id,
         cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        key_pem: pkcs8_v1_pem(&key.serialize_der())?,
     })
+}
+
+/// The key as PKCS#8 v1 (RFC 8410 without the optional public key):
+/// OpenSSL 3.0, and so curl and Python clients, refuse the v2 form ring
+/// writes for Ed25519 ("unsupported"); rustls and biscuit read both.
+fn pkcs8_v1_pem(der: &[u8]) -> Result<String, DelegationError> {
+    use pkcs8::der::{EncodePem, pem::LineEnding};
+    let mut info = pkcs8::PrivateKeyInfo::try_from(der).map_err(cert_err)?;
+    info.public_key = None;
+    info.to_pem(LineEnding::LF).map_err(cert_err)
 }
 
 /// Writes an issued identity as `<out>/<agent>.pem` and `<agent>.key` (0600).

@@ -19,6 +19,7 @@ use agent_sidecar::{
     },
     audit::record::AgentIdentity as AuditIdentity,
     credentials::{SecretSpec, SecretStore},
+    delegation::inbound::DelegationSink,
     events::{ActionSink, ApprovalEvents, AuditOptions, AuditTrail, EventBus, LogLines, Notices},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,
@@ -113,6 +114,14 @@ pub struct Options {
     /// this function into the given directory (a copy of the fixture to
     /// edit), as `--shadow-policies` does; differences go to the bus.
     pub shadow: Option<fn(&std::path::Path)>,
+    /// YAML appended to the agent's document (`buyer.yaml`): its own
+    /// tools, its `delegation:` section.
+    pub agent_policy: Option<String>,
+    /// Calls between agents: the identity and the tasks in force.
+    pub a2a: Option<agent_sidecar::gateway::A2aConfig>,
+    /// More tool hosts, resolved to 127.0.0.1 and allowed by the proxies
+    /// (another agent's sidecar endpoint).
+    pub extra_hosts: Vec<String>,
 }
 
 impl Default for Options {
@@ -127,6 +136,9 @@ impl Default for Options {
             owner_url: None,
             quotas: None,
             shadow: None,
+            agent_policy: None,
+            a2a: None,
+            extra_hosts: Vec::new(),
         }
     }
 }
@@ -153,6 +165,11 @@ impl Harness {
                 ("STREAM_PATH", STREAM_PATH),
             ],
         );
+        if let Some(extra) = &opts.agent_policy {
+            let path = policy_dir.join("buyer.yaml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
+        }
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(
             PolicyStore::open(
@@ -250,16 +267,25 @@ impl Harness {
         )
         .await
         .expect("approvals");
-        let resolver = Arc::new(MapResolve(HashMap::from([(
-            HOST.to_string(),
-            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        )])));
+        let mut hosts = vec![HOST.to_string()];
+        hosts.extend(opts.extra_hosts.iter().cloned());
+        let resolver = Arc::new(MapResolve(
+            hosts
+                .iter()
+                .map(|h| (h.clone(), vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]))
+                .collect::<HashMap<_, _>>(),
+        ));
         let mut config = GatewayConfig {
             approval_sla: opts.sla,
             ..GatewayConfig::default()
         };
         config.limits.max_body_bytes = opts.max_body;
         config.quotas = opts.quotas.clone();
+        config.a2a = opts.a2a.clone().map(|mut a| {
+            a.sink
+                .get_or_insert_with(|| Arc::new(bus.clone()) as Arc<dyn DelegationSink>);
+            a
+        });
         if let Some(edit) = opts.shadow {
             let candidate = dir.0.join("shadow-policy");
             std::fs::create_dir_all(&candidate).unwrap();
@@ -297,7 +323,7 @@ impl Harness {
             config,
         })
         .expect("gateway");
-        let ctx = ProxyContext::new(Arc::new(AllowList(vec![HOST.to_string()])), resolver)
+        let ctx = ProxyContext::new(Arc::new(AllowList(hosts)), resolver)
             .with_inspector(Arc::new(gateway.clone()))
             .with_metrics(metrics.proxy());
         let proxies = Proxies::start(&ctx, &[api.addr.port()]);
