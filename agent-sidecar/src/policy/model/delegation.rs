@@ -65,7 +65,9 @@ pub fn spiffe_parts(id: &str) -> Option<(&str, &str, &str)> {
     let mut it = rest.split('/');
     let (td, t, team, a, agent) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
     let ok = |s: &str| {
-        !s.is_empty()
+        s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
     };
@@ -76,6 +78,60 @@ pub fn spiffe_parts(id: &str) -> Option<(&str, &str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::spiffe_parts;
+    use crate::policy::test_support::{compile, one_problem};
+
+    const BASE: &str = "kind: base\nname: acme\nlabel: t\ntools:\n  - name: researcher\n    http: { host: researcher.research.fleet.test }\n    actions:\n      - { name: research, method: POST, path: /research }\n      - { name: status, method: GET, path: /status }\n";
+
+    fn agent(delegation: &str) -> String {
+        format!("kind: agent\nid: orch\nowner: o@x.test\npurpose: p\ndelegation:\n{delegation}")
+    }
+
+    #[test]
+    fn a_delegation_section_compiles_only_when_every_callee_action_has_an_answer_schema() {
+        let good = agent(
+            "  delegates:\n    - to: spiffe://fleet.test/team/research/agent/researcher\n      tool: researcher\n      permissions: [erp.list_invoices]\n      answer_schemas: { research: { type: object }, status: { type: object } }\n  accept_from: [spiffe://fleet.test/team/ops/agent/boss]\n",
+        );
+        let set = compile(&[("base.yaml", BASE), ("orch.yaml", &good)]).unwrap();
+        let d = set.delegation("orch").unwrap();
+        assert!(d.delegate_for("researcher").is_some());
+        assert!(d.accepts("spiffe://fleet.test/team/ops/agent/boss"));
+        assert!(!d.accepts("spiffe://fleet.test/team/ops/agent/other"));
+        for (section, expect) in [
+            // An action without a schema: its answers could not be checked.
+            (
+                "  delegates:\n    - to: spiffe://fleet.test/team/research/agent/researcher\n      tool: researcher\n      permissions: [erp]\n      answer_schemas: { research: { type: object } }\n",
+                "has no answer schema",
+            ),
+            // The tool's host is not the callee's identity name.
+            (
+                "  delegates:\n    - to: spiffe://fleet.test/team/other/agent/researcher\n      tool: researcher\n      permissions: [erp]\n      answer_schemas: { research: {}, status: {} }\n",
+                "answers as `researcher.other.fleet.test`",
+            ),
+            (
+                "  delegates:\n    - to: spiffe://fleet.test/team/research/agent/researcher\n      tool: nope\n      permissions: [erp]\n",
+                "tool `nope` is not declared",
+            ),
+            (
+                "  delegates:\n    - to: https://researcher\n      tool: researcher\n      permissions: [erp]\n",
+                "not a fleet SPIFFE ID",
+            ),
+            (
+                "  delegates:\n    - to: spiffe://fleet.test/team/research/agent/researcher\n      tool: researcher\n      permissions: []\n      answer_schemas: { research: {}, status: {} }\n",
+                "`permissions` is empty",
+            ),
+            (
+                "  delegates:\n    - to: spiffe://fleet.test/team/research/agent/researcher\n      tool: researcher\n      permissions: [erp]\n      answer_schemas: { research: { type: 12 }, status: {} }\n",
+                "answer schema for tool research is invalid",
+            ),
+            (
+                "  accept_from: [\"spiffe://fleet.test/team/../agent/x\"]\n",
+                "not a fleet SPIFFE ID",
+            ),
+        ] {
+            let p = one_problem(&[("base.yaml", BASE), ("orch.yaml", &agent(section))]);
+            assert!(p.contains(expect), "{expect}: {p}");
+        }
+    }
 
     #[test]
     fn only_fleet_spiffe_ids_parse() {
