@@ -348,6 +348,34 @@ async fn a_delegated_task_is_narrowed_to_the_delegation_and_one_trace_links_both
         1.0
     );
 
+    // B cannot step outside the task through another channel: an MCP
+    // call under the task's trace (tier 1 in B's own policy) is refused.
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "get_customer", "arguments": {"customer_id": "c-1"}}});
+    let task_tp = format!("traceparent: 00-{trace}-2222222222222222-01");
+    let before = w.b.api.requests().len();
+    let (status, body) = curl(
+        &w.b.explicit_args(),
+        &[
+            "-H",
+            &task_tp,
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json, text/event-stream",
+            "-d",
+            &call.to_string(),
+            &w.b.url("/mcp"),
+        ],
+    )
+    .await;
+    assert!(body.contains("not_delegated"), "{status} {body}");
+    assert_eq!(
+        w.b.api.requests().len(),
+        before,
+        "the MCP call never reached the server"
+    );
+
     // A narrows the delegation for one call: B may only read accounts.
     let narrow = "x-agent-delegate-tools: erp.get_account";
     let trace2 = "5bf92f3577b34da6a3ce929d0e0e4737";

@@ -167,6 +167,12 @@ pub(crate) async fn handle(
         async move {
             let mut record = CallRecord::new(traceparent, caller, started);
             record.input(call.view.clone());
+            // A call of a delegated task stays within the delegation.
+            if let Err(r) = gw.a2a.narrow(policy, &call.action, record.traceparent()) {
+                record.refused(&r);
+                record.finish(&gw.recorder, call.action, call.decision);
+                return Err((call.index, r));
+            }
             if let Err(r) = gw
                 .journal
                 .attempt(
