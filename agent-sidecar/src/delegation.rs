@@ -10,9 +10,9 @@
 
 pub mod answer;
 pub mod config;
+pub mod event;
 pub mod fleet_ca;
 pub mod identity;
-pub mod inbound;
 pub mod sessions;
 pub mod token;
 

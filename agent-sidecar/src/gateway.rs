@@ -23,6 +23,7 @@ mod conn_info;
 mod connection;
 pub(crate) mod forward;
 pub mod hooks;
+pub mod inbound;
 mod input;
 mod journal;
 pub mod limits;

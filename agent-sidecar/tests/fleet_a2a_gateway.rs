@@ -18,12 +18,14 @@ use agent_sidecar::{
     delegation::{
         TOKEN_HEADER, fleet_ca,
         identity::{AgentIdentity, IdentityFiles},
-        inbound::{DELEGATOR_HEADER, Inbound},
         sessions::Sessions,
         token::{DelegationPolicy, mint},
     },
     events::{ActionEvent, ActionSink},
-    gateway::A2aConfig,
+    gateway::{
+        A2aConfig,
+        inbound::{DELEGATOR_HEADER, Inbound},
+    },
 };
 use agent_sidecar_test_support::{
     curl::{curl, json_of},

@@ -144,7 +144,7 @@ pub enum ActionEvent<'a> {
     Shadow(crate::shadow::ShadowEvent<'a>),
     /// A hop between agents: a token minted or admitted, a call from
     /// another agent refused, an answer withheld.
-    Delegation(&'a crate::delegation::inbound::DelegationEvent<'a>),
+    Delegation(&'a crate::delegation::event::DelegationEvent<'a>),
 }
 
 impl ActionEvent<'_> {

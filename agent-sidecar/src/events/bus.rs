@@ -213,8 +213,8 @@ impl crate::grants::GrantSink for EventBus {
     }
 }
 
-impl crate::delegation::inbound::DelegationSink for EventBus {
-    fn delegation(&self, event: &crate::delegation::inbound::DelegationEvent<'_>) {
+impl crate::delegation::event::DelegationSink for EventBus {
+    fn delegation(&self, event: &crate::delegation::event::DelegationEvent<'_>) {
         self.emit(ActionEvent::Delegation(event));
     }
 }

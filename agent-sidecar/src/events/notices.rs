@@ -117,8 +117,8 @@ impl ActionSink for Notices {
             ActionEvent::Delegation(d)
                 if matches!(
                     d.step,
-                    crate::delegation::inbound::DelegationStep::Refused
-                        | crate::delegation::inbound::DelegationStep::AnswerRefused
+                    crate::delegation::event::DelegationStep::Refused
+                        | crate::delegation::event::DelegationStep::AnswerRefused
                 ) =>
             {
                 self.soc(&json!({

@@ -18,8 +18,8 @@ use super::upstream::{UpstreamClient, upstream_client};
 use crate::delegation::{
     self, NARROW_HEADER, TOKEN_HEADER,
     answer::AnswerSchemas,
+    event::{DelegationEvent, DelegationSink, DelegationStep},
     identity::{AgentIdentity, IdentityFiles},
-    inbound::{DelegationEvent, DelegationSink, DelegationStep},
     sessions::Sessions,
     token::{self, DelegationPolicy, Minted},
 };

@@ -330,10 +330,9 @@ impl CompiledPolicySet {
                     .filter(|g| g.selects(&a.id, a.team.as_deref()))
                     .cloned()
                     .collect(),
-                delegation: a
-                    .delegation
-                    .as_ref()
-                    .map(|d| super::model::delegation::compile(d, &tools, &docs[i], &mut problems)),
+                delegation: a.delegation.as_ref().map(|d| {
+                    super::model::delegation_check::compile(d, &tools, &docs[i], &mut problems)
+                }),
             };
             agents.insert(agent.id.clone(), agent);
         }

@@ -9,6 +9,7 @@ pub(crate) mod condition;
 pub(crate) mod decision;
 pub(crate) mod defaults;
 pub mod delegation;
+pub(crate) mod delegation_check;
 pub mod detection;
 pub mod document;
 pub(crate) mod error;

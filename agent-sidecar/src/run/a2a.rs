@@ -1,7 +1,7 @@
 //! Calls between agents under `run` and `serve`: the agent's fleet
 //! identity for the gateway's calls to other agents, and the inbound
 //! endpoint (`--a2a-listen`) where other agents' sidecars call this one
-//! (see [`crate::delegation::inbound`]).
+//! (see [`crate::gateway::inbound`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +10,9 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::error::RunError;
-use crate::delegation::{
-    config::IdentityConfig, identity::IdentityFiles, inbound::Inbound, sessions::Sessions,
-};
+use crate::delegation::{config::IdentityConfig, identity::IdentityFiles, sessions::Sessions};
 use crate::events::EventBus;
-use crate::gateway::A2aConfig;
+use crate::gateway::{A2aConfig, inbound::Inbound};
 use crate::policy::PolicyStore;
 
 /// Where other agents' sidecars reach this one and where their calls go.
@@ -53,7 +51,7 @@ pub(crate) async fn start(
     );
     let spiffe = files.current().map_err(err)?.spiffe_id.clone();
     let sessions = Arc::new(Sessions::default());
-    let sink: Arc<dyn crate::delegation::inbound::DelegationSink> = Arc::new(events.clone());
+    let sink: Arc<dyn crate::delegation::event::DelegationSink> = Arc::new(events.clone());
     let config = A2aConfig {
         identity: files.clone(),
         sessions: sessions.clone(),

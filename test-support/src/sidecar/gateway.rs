@@ -19,7 +19,7 @@ use agent_sidecar::{
     },
     audit::record::AgentIdentity as AuditIdentity,
     credentials::{SecretSpec, SecretStore},
-    delegation::inbound::DelegationSink,
+    delegation::event::DelegationSink,
     events::{ActionSink, ApprovalEvents, AuditOptions, AuditTrail, EventBus, LogLines, Notices},
     gateway::{
         Gateway, GatewayConfig, GatewayParts,

@@ -22,73 +22,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::identity::{IdentityFiles, peer_identity};
-use super::sessions::Sessions;
-use super::token::Verifier;
-use super::{Refusal, TOKEN_HEADER};
+use crate::delegation::event::{DelegationEvent, DelegationSink, DelegationStep};
+use crate::delegation::identity::{IdentityFiles, peer_identity};
+use crate::delegation::sessions::Sessions;
+use crate::delegation::token::Verifier;
+use crate::delegation::{Refusal, TOKEN_HEADER};
 
 /// Header naming the delegating agent on the call the agent receives.
 pub const DELEGATOR_HEADER: &str = "x-agent-delegator";
 /// Most bytes of a delegated request body the endpoint reads.
 pub const MAX_BODY: usize = 1 << 20;
-
-/// What happened at a hop between agents (the audit record `delegation`,
-/// the SOC notice on refusals, `agent_sidecar_delegations_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DelegationStep {
-    /// The caller's sidecar minted a token and sent the call.
-    Minted,
-    /// The callee's sidecar admitted a token and opened the task.
-    Admitted,
-    /// The callee's sidecar refused a call from another agent.
-    Refused,
-    /// The caller's sidecar refused the callee's answer (schema).
-    AnswerRefused,
-}
-
-impl DelegationStep {
-    /// The `step` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DelegationStep::Minted => "minted",
-            DelegationStep::Admitted => "admitted",
-            DelegationStep::Refused => "refused",
-            DelegationStep::AnswerRefused => "answer_refused",
-        }
-    }
-}
-
-/// One hop event.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
-pub struct DelegationEvent<'a> {
-    /// This sidecar's agent.
-    pub agent_id: &'a str,
-    /// What happened.
-    pub step: DelegationStep,
-    /// The delegating agent (SPIFFE ID), when known.
-    pub delegator: Option<&'a str>,
-    /// The agent delegated to.
-    pub audience: Option<&'a str>,
-    /// The token id, when one was read.
-    pub token_id: Option<&'a str>,
-    /// What the token delegates.
-    pub permissions: &'a [String],
-    /// Why it was refused (`Refusal::reason`, or `answer_schema`).
-    pub reason: Option<&'a str>,
-    /// The refusal's message.
-    pub detail: Option<&'a str>,
-    /// The trace context of the hop.
-    pub traceparent: Option<&'a str>,
-    /// The TCP peer of a refused inbound connection.
-    pub peer_addr: Option<SocketAddr>,
-}
-
-/// Receives hop events.
-pub trait DelegationSink: Send + Sync {
-    /// One event.
-    fn delegation(&self, event: &DelegationEvent<'_>);
-}
 
 /// The endpoint's settings.
 pub struct Inbound {
@@ -240,7 +183,7 @@ impl Endpoint {
         client: &Client<HttpConnector, Body>,
     ) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
-        let context = crate::gateway::trace::propagate(&mut parts.headers);
+        let context = super::trace::propagate(&mut parts.headers);
         let traceparent = context.to_string();
         let token = parts
             .headers
@@ -289,7 +232,7 @@ impl Endpoint {
         // stays here, the delegator is named.
         parts.headers.remove(TOKEN_HEADER);
         parts.headers.remove(header::HOST);
-        crate::gateway::forward::strip_hop_by_hop(&mut parts.headers);
+        super::forward::strip_hop_by_hop(&mut parts.headers);
         if let Ok(v) = HeaderValue::from_str(&peer.0) {
             parts
                 .headers
