@@ -121,7 +121,10 @@ async fn main() -> ExitCode {
     for (name, (p50, p99)) in [
         ("quotas off", off),
         ("local, calls only (memory)", mem),
-        ("local, calls + amount (counter journal appended per call)", loc),
+        (
+            "local, calls + amount (counter journal appended per call)",
+            loc,
+        ),
         ("redis on loopback, calls + amount", red),
     ] {
         println!(

@@ -22,6 +22,7 @@ pub mod compensate;
 mod conn_info;
 mod connection;
 pub(crate) mod forward;
+pub(crate) mod grant_request;
 pub mod hooks;
 pub mod inbound;
 mod input;

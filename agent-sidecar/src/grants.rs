@@ -10,11 +10,13 @@
 //! approved grant survives a restart and an expired one stays expired.
 
 pub mod api;
+pub mod decision;
 pub mod egress;
 mod model;
 mod sink;
 mod store;
 
+pub use decision::GrantsInForce;
 pub use model::{Grant, GrantBounds, GrantError, GrantKind, GrantRequest, GrantState};
 pub use sink::{GrantEvent, GrantSink, GrantStep};
 pub use store::{GrantStore, run_expiry};

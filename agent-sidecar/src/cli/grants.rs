@@ -14,10 +14,10 @@ pub(crate) enum GrantsCommand {
         /// The agent the grant is for.
         #[arg(long)]
         agent: String,
-        /// What is asked for: `egress`.
+        /// What is asked for: `egress`, `tool`, `action` or `tier_ceiling`.
         #[arg(long, default_value = "egress")]
         kind: String,
-        /// The destination, `IP:PORT`.
+        /// The destination `IP:PORT`, the tool, `tool.action`, or the ceiling tier `1`..`3`.
         #[arg(long)]
         target: String,
         /// Why (shown to the approver, kept in the audit trail).

@@ -106,6 +106,19 @@ pub(crate) async fn handle(
                 mcp::error_object(item.id(), e.code(), &e.to_string(), Value::Null),
             )),
             Ok(Some(call)) => {
+                // The agent asking for a grant: answered here.
+                if call.name == super::grant_request::REQUEST_ACCESS
+                    && let Some(g) = gw.grants.as_ref().filter(|g| g.store().is_some())
+                {
+                    let answer = super::grant_request::answer(
+                        g,
+                        &gw.identity.id,
+                        item.id(),
+                        &call.arguments,
+                    );
+                    refused.push((index, answer));
+                    continue;
+                }
                 if let Some(r) = tool_names::refusal(policy, &ep.server, &call.name) {
                     refused.push((index, r.rpc(item.id())));
                     continue;
@@ -120,6 +133,10 @@ pub(crate) async fn handle(
                 if let Some(shadow) = &gw.shadow {
                     shadow.observe(&action, &decided, Some(&traceparent));
                 }
+                let decided = match &gw.grants {
+                    Some(g) => g.apply(&action, decided),
+                    None => decided,
+                };
                 let decision = gw.oversight.floor.apply(decided);
                 let decision = match &gw.quotas {
                     Some(q) => q.apply(&action, decision, bytes.len() as u64).await,
@@ -326,7 +343,11 @@ pub(crate) async fn handle(
         resp,
         mcp_peer::ServerMessages::new(gw, conn, ep, session, &awaited),
     );
-    let filter = |name: &str| policy.may_call_mcp(&gw.identity, &ep.server, name);
+    let may_ask = gw.grants.as_ref().is_some_and(|g| g.store().is_some());
+    let filter = |name: &str| {
+        (may_ask && name == super::grant_request::REQUEST_ACCESS)
+            || policy.may_call_mcp(&gw.identity, &ep.server, name)
+    };
     let resp = shape(gw, resp, &list_ids, errors, &filter).await;
     if compensable.is_empty() {
         return resp;
@@ -491,10 +512,10 @@ async fn shape(
 fn filter_json(v: &mut Value, ids: &[Value], allowed: &(dyn Fn(&str) -> bool + Send + Sync)) {
     let mut one = |m: &mut Value| {
         if m.get("id").is_some_and(|id| ids.contains(id)) {
-            let removed = mcp::filter_tools_list(m, allowed);
-            if removed > 0 {
+            let changed = mcp::filter_tools_list(m, allowed);
+            if changed > 0 {
                 tracing::info!(
-                    removed,
+                    changed,
                     "tools/list filtered to the tools the agent may call"
                 );
             }

@@ -24,6 +24,9 @@ pub struct Refusal {
     pub decision: Option<Box<Decision>>,
     /// The approval involved, if any.
     pub approval_id: Option<String>,
+    /// How to ask for a just-in-time grant that would lift it, when the
+    /// policy allows one.
+    pub request_access: Option<Value>,
 }
 
 impl Refusal {
@@ -35,6 +38,7 @@ impl Refusal {
             message: message.into(),
             decision: None,
             approval_id: None,
+            request_access: None,
         }
     }
 
@@ -71,6 +75,9 @@ impl Refusal {
         }
         if let Some(id) = &self.approval_id {
             error["approval_id"] = json!(id);
+        }
+        if let Some(h) = &self.request_access {
+            error["request_access"] = h.clone();
         }
         json!({ "error": error })
     }

@@ -78,6 +78,12 @@ pub(crate) async fn handle(
     // Decide (at least at the minimum tier a behavioural alert imposed).
     let decided = policy.decide(&action);
     let shadowed = gw.shadow.as_ref().map(|s| (s, decided.clone()));
+    // Grants in force lower it (never tier 4 or deny); the shadow
+    // compares policies, before any grant.
+    let decided = match &gw.grants {
+        Some(g) => g.apply(&action, decided),
+        None => decided,
+    };
     let decision = gw.oversight.floor.apply(decided);
     let decision = match &gw.quotas {
         Some(q) => q.apply(&action, decision, bytes.len() as u64).await,
@@ -147,7 +153,11 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(|k| format!("http:{}:{k}", conn.host));
     let approved = match tiers::enforce(&gw.oversight, &action, &decision, key, held).await {
-        TierAction::Refuse(r) => {
+        TierAction::Refuse(mut r) => {
+            r.request_access = gw
+                .grants
+                .as_ref()
+                .and_then(|g| super::grant_request::hint(g, &action, decision.tier));
             record.refused(&r);
             record.finish(&gw.recorder, action, decision);
             return r.response();

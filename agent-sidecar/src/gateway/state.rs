@@ -58,6 +58,9 @@ pub struct GatewayConfig {
     /// delegated tasks in force (none: calls to other agents are refused,
     /// and with `only_delegated` every call is).
     pub a2a: Option<super::a2a::A2aConfig>,
+    /// The agent's just-in-time grants in force: `tool`, `action` and
+    /// `tier_ceiling` grants lower decisions (never tier 4 or deny).
+    pub grants: Option<crate::grants::GrantsInForce>,
 }
 
 impl Default for GatewayConfig {
@@ -72,6 +75,7 @@ impl Default for GatewayConfig {
             quota_redis: None,
             shadow: None,
             a2a: None,
+            grants: None,
         }
     }
 }
@@ -114,6 +118,8 @@ pub(crate) struct Shared {
     /// Calls between agents: minting and answer checks (caller), task
     /// narrowing (callee).
     pub(crate) a2a: super::a2a::A2a,
+    /// Grants in force, applied to each decision.
+    pub(crate) grants: Option<crate::grants::GrantsInForce>,
 }
 
 /// Everything a [`Gateway`] is built from.
@@ -219,6 +225,7 @@ impl Gateway {
                 quotas: parts.config.quotas,
                 shadow: parts.config.shadow,
                 a2a,
+                grants: parts.config.grants,
             }),
         };
         redecide_on_change(&gateway.shared);

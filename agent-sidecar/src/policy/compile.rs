@@ -126,10 +126,11 @@ fn check_approval_chains(docs: &[Doc<'_>], tools: &ToolTable, problems: &mut Vec
 /// between 1 s and 7 days.
 fn check_grantable(
     entries: &[super::model::grantable::GrantableDecl],
+    tools: &ToolTable,
     p: &Parsed,
     problems: &mut Vec<Problem>,
 ) {
-    use super::model::grantable::MAX_GRANT_TTL_SECS;
+    use super::model::grantable::{GrantableKind, MAX_GRANT_TTL_SECS};
     for (i, g) in entries.iter().enumerate() {
         if g.targets.is_empty() {
             problems.push(Problem::new(
@@ -139,14 +140,40 @@ fn check_grantable(
             ));
         }
         for (j, t) in g.targets.iter().enumerate() {
-            let ok = t
-                .parse::<crate::egress::Target>()
-                .is_ok_and(|x| x.net.prefix_len() == x.net.max_prefix_len() && x.port.is_some());
+            let action_of = |q: &str| {
+                let (tool, act) = q.rsplit_once('.')?;
+                let id = *tools.names.get(tool)?;
+                tools.tools[id as usize]
+                    .actions
+                    .iter()
+                    .any(|&a| &*tools.actions[a as usize].name == act)
+                    .then_some(())
+            };
+            let (ok, help) = match g.kind {
+                GrantableKind::Egress => (
+                    t.parse::<crate::egress::Target>().is_ok_and(|x| {
+                        x.net.prefix_len() == x.net.max_prefix_len() && x.port.is_some()
+                    }),
+                    "an egress grant opens exactly one destination: write IP:PORT (e.g. 198.51.100.7:443 or [2001:db8::7]:443)",
+                ),
+                GrantableKind::Tool => (
+                    tools.names.contains_key(t.as_str()),
+                    "a tool grant names a tool a `tools:` section declares",
+                ),
+                GrantableKind::Action => (
+                    action_of(t).is_some(),
+                    "an action grant names a declared action as tool.action",
+                ),
+                GrantableKind::TierCeiling => (
+                    matches!(t.as_str(), "1" | "2" | "3"),
+                    "a tier ceiling is 1, 2 or 3 (no grant lowers tier 4 or deny)",
+                ),
+            };
             if !ok {
                 problems.push(Problem::new(
                     p.at(&format!("grantable[{i}].targets[{j}]")),
-                    format!("`{t}` is not one address and port"),
-                    "an egress grant opens exactly one destination: write IP:PORT (e.g. 198.51.100.7:443 or [2001:db8::7]:443)",
+                    format!("`{t}` is not a valid target of this kind"),
+                    help,
                 ));
             }
         }
@@ -265,7 +292,7 @@ impl CompiledPolicySet {
         gateway.redactions = redact::compile_all(&docs, &tools, &mut problems);
         check_approval_chains(&docs, &tools, &mut problems);
         check_quotas(&docs, &mut problems);
-        check_grantable(&base.grantable, &parsed[hier.base], &mut problems);
+        check_grantable(&base.grantable, &tools, &parsed[hier.base], &mut problems);
         fail_if(problems)?;
         let mut problems = Vec::new();
         tighten::check(&docs, &hier, &tools, &rules, &mut problems);

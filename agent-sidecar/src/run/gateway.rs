@@ -485,6 +485,8 @@ pub(crate) async fn start(
     )
     .await?;
     config.a2a = a2a;
+    let grants_in_force = crate::grants::GrantsInForce::default();
+    config.grants = Some(grants_in_force.clone());
     let gateway = Gateway::new(GatewayParts {
         identity: policy.identity.clone(),
         policy: policy.store.clone(),
@@ -553,6 +555,7 @@ pub(crate) async fn start(
         Arc::downgrade(&enforcer),
         &events,
         &detection.detection,
+        &grants_in_force,
     )?;
     let inventory = Inventory::new(
         InventoryIdentity {

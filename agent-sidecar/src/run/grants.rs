@@ -21,7 +21,7 @@ use crate::{
         egress::KernelGrants, run_expiry,
     },
     kernel::Enforcer,
-    policy::grantable::GrantableDecl,
+    policy::grantable::{GrantableDecl, GrantableKind},
 };
 
 /// How often the expiry timer looks when no grant is due sooner: a grant
@@ -46,8 +46,20 @@ pub(crate) fn bounds(entries: &[GrantableDecl]) -> Option<GrantBounds> {
         a.dedup();
         a
     };
+    let mut kinds: Vec<GrantKind> = Vec::new();
+    for e in entries {
+        let k = match e.kind {
+            GrantableKind::Egress => GrantKind::Egress,
+            GrantableKind::Tool => GrantKind::Tool,
+            GrantableKind::Action => GrantKind::Action,
+            GrantableKind::TierCeiling => GrantKind::TierCeiling,
+        };
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
     Some(GrantBounds {
-        kinds: vec![GrantKind::Egress],
+        kinds,
         targets,
         max_ttl: Duration::from_secs(entries.iter().map(|e| e.max_ttl_secs).min().unwrap_or(0)),
         approvers,
@@ -131,6 +143,7 @@ impl RunGrants {
         enforcer: Weak<Mutex<Enforcer>>,
         events: &EventBus,
         detection: &crate::detect::Detection,
+        decisions: &crate::grants::GrantsInForce,
     ) -> Result<Option<RunGrants>, RunError> {
         let Some(bounds) = bounds(entries) else {
             return Ok(None);
@@ -143,6 +156,7 @@ impl RunGrants {
             .apply(&store.in_force(), &expired)
             .map_err(|e| RunError::Gateway(format!("egress grants: {e}")))?;
         store.add_sink(Arc::new(kernel));
+        decisions.attach(&store);
         store.add_sink(Arc::new(events.clone()));
         for g in &expired {
             events.grant(&store.in_force(), GrantStep::Expired, Some(g), None, None);

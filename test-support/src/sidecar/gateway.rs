@@ -122,6 +122,8 @@ pub struct Options {
     /// More tool hosts, resolved to 127.0.0.1 and allowed by the proxies
     /// (another agent's sidecar endpoint).
     pub extra_hosts: Vec<String>,
+    /// Just-in-time grants in force, applied to every decision.
+    pub grants: Option<agent_sidecar::grants::GrantsInForce>,
 }
 
 impl Default for Options {
@@ -139,6 +141,7 @@ impl Default for Options {
             agent_policy: None,
             a2a: None,
             extra_hosts: Vec::new(),
+            grants: None,
         }
     }
 }
@@ -281,6 +284,7 @@ impl Harness {
         };
         config.limits.max_body_bytes = opts.max_body;
         config.quotas = opts.quotas.clone();
+        config.grants = opts.grants.clone();
         config.a2a = opts.a2a.clone().map(|mut a| {
             a.sink
                 .get_or_insert_with(|| Arc::new(bus.clone()) as Arc<dyn DelegationSink>);

@@ -341,8 +341,9 @@ mod tests {
         ]}})
     }
 
+    /// Everything but `delete_repo` (and no grant requests).
     fn no_delete(name: &str) -> bool {
-        name != "delete_repo"
+        name != "delete_repo" && name != "request_access"
     }
 
     #[test]
@@ -420,8 +421,9 @@ mod tests {
         );
         let out = filter_sse_tools_list(body.as_bytes(), &[json!(7)], no_delete).unwrap();
         assert_eq!(out, body.as_bytes());
-        // with nothing to remove, even the matching event is untouched
-        let out = filter_sse_tools_list(body.as_bytes(), &[json!(8)], |_| true).unwrap();
+        // with nothing to remove or add, even the matching event is untouched
+        let all_but_grants = |n: &str| n != "request_access";
+        let out = filter_sse_tools_list(body.as_bytes(), &[json!(8)], all_but_grants).unwrap();
         assert_eq!(out, body.as_bytes());
     }
 

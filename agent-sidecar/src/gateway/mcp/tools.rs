@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 /// Removes from a `tools/list` response (`result.tools`) every tool the
-/// agent may not call at all; returns how many were removed.
+/// agent may not call at all, and adds the sidecar's own `request_access`
+/// when `allowed` says the agent may call it; returns how many tools were
+/// removed or added.
 ///
 /// A tool without a string `name` cannot be judged and is removed too.
 /// Anything that is not a `tools/list` result (no `result.tools` array,
@@ -22,7 +24,18 @@ pub fn filter_tools_list(response: &mut Value, allowed: impl Fn(&str) -> bool) -
             .and_then(Value::as_str)
             .is_some_and(&allowed)
     });
-    before - tools.len()
+    let mut changes = before - tools.len();
+    // The sidecar's own tool, when the agent may ask for grants.
+    let name = crate::gateway::grant_request::REQUEST_ACCESS;
+    if allowed(name)
+        && !tools
+            .iter()
+            .any(|t| t.get("name").and_then(Value::as_str) == Some(name))
+    {
+        tools.push(crate::gateway::grant_request::tool_definition());
+        changes += 1;
+    }
+    changes
 }
 
 /// Filters, in a JSON-RPC answer that is one response or a batch of them,
@@ -70,7 +83,9 @@ mod tests {
     #[test]
     fn removes_disallowed_and_nameless_tools() {
         let mut response = listing();
-        let removed = filter_tools_list(&mut response, |name| name != "delete_repo");
+        let removed = filter_tools_list(&mut response, |name| {
+            name != "delete_repo" && name != "request_access"
+        });
         assert_eq!(removed, 2);
         let names: Vec<_> = response["result"]["tools"]
             .as_array()
@@ -87,9 +102,16 @@ mod tests {
     }
 
     #[test]
-    fn allow_all_removes_only_nameless() {
+    fn allow_all_removes_only_nameless_and_adds_the_sidecars_own_tool() {
         let mut response = listing();
-        assert_eq!(filter_tools_list(&mut response, |_| true), 1);
+        assert_eq!(filter_tools_list(&mut response, |_| true), 2);
+        let tools = response["result"]["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 4);
+        assert_eq!(tools[3]["name"], "request_access");
+        assert_eq!(tools[3]["inputSchema"]["required"][0], "kind");
+        // Listed once.
+        assert_eq!(filter_tools_list(&mut response, |_| true), 0);
+        let mut response = listing();
         let mut response = listing();
         assert_eq!(filter_tools_list(&mut response, |_| false), 4);
         assert_eq!(response["result"]["tools"], json!([]));

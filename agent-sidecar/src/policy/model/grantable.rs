@@ -5,15 +5,21 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// What a grant may give. This version grants egress destinations only:
-/// a grant adds one `IP:PORT` to the agent's kernel allowlist for its
-/// time and never changes a tool decision, so it cannot lift a tier-4
-/// rule or a deny of the policy.
+/// What a grant may give. No grant lowers a tier-4 or deny decision, so
+/// none can lift a tier-4 rule or a deny of the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantableKind {
-    /// One destination `IP:PORT`.
+    /// One destination `IP:PORT`, added to the agent's kernel allowlist.
     Egress,
+    /// A declared tool (target: its name): its calls decided above tier 2
+    /// are supervised (tier 2) instead.
+    Tool,
+    /// A declared action (target: `tool.action`): as `tool`, for one action.
+    Action,
+    /// A tier ceiling (target: `1`, `2` or `3`): decisions above it are
+    /// lowered to it.
+    TierCeiling,
 }
 
 /// One entry of `grantable:`.
@@ -22,7 +28,8 @@ pub enum GrantableKind {
 pub struct GrantableDecl {
     /// What may be granted.
     pub kind: GrantableKind,
-    /// The exact targets that may be asked for (`IP:PORT`).
+    /// The exact targets that may be asked for: `IP:PORT` (egress), a
+    /// tool name, `tool.action`, or a tier `1`..`3` (tier_ceiling).
     pub targets: Vec<String>,
     /// The longest a grant may last, in seconds (at most 7 days).
     pub max_ttl_secs: u64,
@@ -51,5 +58,49 @@ impl GrantableDecl {
         (self.teams.is_empty() && self.agents.is_empty())
             || self.agents.iter().any(|a| a == id)
             || team.is_some_and(|t| self.teams.iter().any(|x| x == t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::test_support::{compile, one_problem};
+
+    fn base(grantable: &str) -> String {
+        format!(
+            "kind: base\nname: acme\nlabel: t\ntools:\n  - name: erp\n    http: {{ host: erp.test }}\n    actions:\n      - {{ name: pay, method: POST, path: /pay }}\ngrantable:\n{grantable}"
+        )
+    }
+
+    #[test]
+    fn each_kind_of_grantable_target_is_checked_against_the_set() {
+        let ok = base(
+            "  - { kind: tool, targets: [erp], max_ttl_secs: 60 }\n  - { kind: action, targets: [erp.pay], max_ttl_secs: 60 }\n  - { kind: tier_ceiling, targets: [\"2\"], max_ttl_secs: 60 }\n  - { kind: egress, targets: [\"198.51.100.7:443\"], max_ttl_secs: 60 }\n",
+        );
+        compile(&[("base.yaml", &ok)]).unwrap();
+        for (entry, help) in [
+            (
+                "  - { kind: tool, targets: [crm], max_ttl_secs: 60 }\n",
+                "a tool grant names a tool",
+            ),
+            (
+                "  - { kind: action, targets: [erp.refund], max_ttl_secs: 60 }\n",
+                "tool.action",
+            ),
+            (
+                "  - { kind: action, targets: [erp], max_ttl_secs: 60 }\n",
+                "tool.action",
+            ),
+            (
+                "  - { kind: tier_ceiling, targets: [\"4\"], max_ttl_secs: 60 }\n",
+                "1, 2 or 3",
+            ),
+            (
+                "  - { kind: egress, targets: [\"198.51.100.0/24:443\"], max_ttl_secs: 60 }\n",
+                "IP:PORT",
+            ),
+        ] {
+            let p = one_problem(&[("base.yaml", &base(entry))]);
+            assert!(p.contains(help), "{entry}: {p}");
+        }
     }
 }
