@@ -398,6 +398,7 @@ pub(crate) async fn start(
         metrics: metrics.webhook_deliveries(&policy.identity.id),
     };
     let approver = hooks.notifier(&opts.approver_webhook, "approver")?;
+    let grant_hook = approver.clone();
     let approvals_dir = agent_dir.join("approvals");
     let (approvals, replay) = ApprovalStore::open_with(
         &approvals_dir,
@@ -556,6 +557,7 @@ pub(crate) async fn start(
         &events,
         &detection.detection,
         &grants_in_force,
+        grant_hook,
     )?;
     let inventory = Inventory::new(
         InventoryIdentity {

@@ -102,6 +102,33 @@ impl GrantSink for KernelSink {
     }
 }
 
+/// Sends each grant step to the approvers' webhook (`grant.requested`,
+/// `grant.approved`, ...), with the approvers the policy names for the
+/// agent's grants, so the approval system routes a request to them.
+struct ApproverWebhook {
+    hook: Arc<crate::approvals::WebhookNotifier>,
+    approvers: Vec<String>,
+}
+
+impl GrantSink for ApproverWebhook {
+    fn grant(
+        &self,
+        _: &[Grant],
+        step: GrantStep,
+        grant: Option<&Grant>,
+        request: Option<&GrantRequest>,
+        reason: Option<&str>,
+    ) {
+        self.hook.post(&serde_json::json!({
+            "event": format!("grant.{}", step.as_str()),
+            "grant": grant,
+            "request": request,
+            "reason": reason,
+            "approvers": self.approvers,
+        }));
+    }
+}
+
 /// Revokes the agent's grants in force when its `idle` alert fires
 /// (`revoke_when_idle: true` in a `grantable:` entry that selects it).
 struct RevokeWhenIdle(GrantStore);
@@ -144,6 +171,7 @@ impl RunGrants {
         events: &EventBus,
         detection: &crate::detect::Detection,
         decisions: &crate::grants::GrantsInForce,
+        approver: Option<Arc<crate::approvals::WebhookNotifier>>,
     ) -> Result<Option<RunGrants>, RunError> {
         let Some(bounds) = bounds(entries) else {
             return Ok(None);
@@ -157,6 +185,10 @@ impl RunGrants {
             .map_err(|e| RunError::Gateway(format!("egress grants: {e}")))?;
         store.add_sink(Arc::new(kernel));
         decisions.attach(&store);
+        if let Some(hook) = approver {
+            let approvers = store.bounds().approvers.clone();
+            store.add_sink(Arc::new(ApproverWebhook { hook, approvers }));
+        }
         store.add_sink(Arc::new(events.clone()));
         for g in &expired {
             events.grant(&store.in_force(), GrantStep::Expired, Some(g), None, None);
@@ -238,5 +270,62 @@ mod tests {
         let revoked = store.list(Some(GrantState::Revoked));
         assert_eq!(revoked.len(), 1);
         assert_eq!(revoked[0].decided_by.as_deref(), Some("idle-detector"));
+    }
+
+    #[tokio::test]
+    async fn grant_steps_reach_the_approvers_webhook_with_the_approvers_of_the_policy() {
+        let hook = agent_sidecar_test_support::webhook::Webhook::start().await;
+        let entries = [
+            GrantableDecl {
+                kind: GrantableKind::Action,
+                targets: vec!["erp.pay".into()],
+                max_ttl_secs: 600,
+                teams: Vec::new(),
+                agents: Vec::new(),
+                approvers: vec!["lead@example.test".into()],
+                revoke_when_idle: false,
+            },
+            GrantableDecl {
+                kind: GrantableKind::TierCeiling,
+                targets: vec!["2".into()],
+                max_ttl_secs: 60,
+                teams: Vec::new(),
+                agents: Vec::new(),
+                approvers: vec!["cfo@example.test".into()],
+                revoke_when_idle: false,
+            },
+        ];
+        let b = bounds(&entries).unwrap();
+        assert_eq!(b.kinds, vec![GrantKind::Action, GrantKind::TierCeiling]);
+        assert_eq!(b.max_ttl.as_secs(), 60);
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = GrantStore::open(dir.path(), b).unwrap();
+        let notifier = crate::approvals::WebhookNotifier::spawn(
+            crate::approvals::WebhookConfig::new(hook.url.clone()),
+        )
+        .unwrap();
+        store.add_sink(Arc::new(ApproverWebhook {
+            hook: Arc::new(notifier),
+            approvers: store.bounds().approvers.clone(),
+        }));
+        let g = store
+            .request(GrantRequest {
+                agent: "payer".into(),
+                kind: GrantKind::Action,
+                target: "erp.pay".into(),
+                purpose: "supplier run".into(),
+                ttl_secs: 60,
+                requested_by: "payer".into(),
+            })
+            .unwrap();
+        let event = hook.wait_for("grant.requested").await;
+        assert_eq!(event["grant"]["id"], g.id.as_str());
+        assert_eq!(
+            event["approvers"],
+            serde_json::json!(["cfo@example.test", "lead@example.test"])
+        );
+        store.approve(&g.id, "lead@example.test", "ok").unwrap();
+        let event = hook.wait_for("grant.approved").await;
+        assert_eq!(event["grant"]["state"], "approved");
     }
 }

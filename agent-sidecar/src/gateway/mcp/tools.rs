@@ -112,7 +112,6 @@ mod tests {
         // Listed once.
         assert_eq!(filter_tools_list(&mut response, |_| true), 0);
         let mut response = listing();
-        let mut response = listing();
         assert_eq!(filter_tools_list(&mut response, |_| false), 4);
         assert_eq!(response["result"]["tools"], json!([]));
     }
