@@ -40,6 +40,7 @@ mod hierarchy;
 mod lookalike;
 pub mod manifest;
 mod model;
+pub mod promote;
 mod redact;
 pub mod reload;
 mod resolve;

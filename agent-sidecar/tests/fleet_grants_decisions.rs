@@ -19,9 +19,12 @@ use agent_sidecar_test_support::{
     sidecar::gateway::{Harness, Options},
 };
 
-/// (tool.action, tier, first deciding rule, reason) of each call.
+/// (tool.action, tier, first deciding rule, reason) of one call.
+type Call = (String, u8, String, Option<String>);
+
+/// Every call the gateway ended.
 #[derive(Default)]
-struct Decided(Mutex<Vec<(String, u8, String, Option<String>)>>);
+struct Decided(Mutex<Vec<Call>>);
 
 impl ActionSink for Decided {
     fn consume(&self, event: ActionEvent<'_>) {

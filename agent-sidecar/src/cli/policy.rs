@@ -68,6 +68,11 @@ pub(crate) enum PolicyCommand {
     /// candidate directories, grouped by change, with the agents and
     /// example audit record ids.
     ShadowReport(super::shadow::ShadowReportArgs),
+    /// Put a candidate policy version in force: it must compile; its files
+    /// replace the active directory's (staged, then renamed into place), so
+    /// every sidecar watching the directory reloads it whole. Dropping a
+    /// candidate is removing --shadow-policies.
+    Promote(super::shadow::PromoteArgs),
     /// The policy version a running sidecar has in force and the previous
     /// ones it keeps (through its admin API).
     Versions {
@@ -104,6 +109,7 @@ pub(crate) fn run(cmd: PolicyCommand) -> i32 {
             json,
         } => diff_command(&old, &new, exit_code, json),
         PolicyCommand::ShadowReport(args) => super::shadow::report(&args),
+        PolicyCommand::Promote(args) => super::shadow::promote(&args),
         PolicyCommand::Schema => {
             print!("{}", schema::policy_schema_text());
             0

@@ -79,3 +79,29 @@ pub(crate) fn report(args: &ShadowReportArgs) -> i32 {
     }
     i32::from(args.exit_code && report.differing > 0)
 }
+
+/// `policy promote` arguments.
+#[derive(Args, Debug)]
+pub(crate) struct PromoteArgs {
+    /// The candidate policy set (e.g. the `--shadow-policies` directory).
+    #[arg(long, value_name = "DIR")]
+    candidate: PathBuf,
+    /// The active policy directory (`--policy-dir` of the sidecars).
+    #[arg(long, value_name = "DIR")]
+    active: PathBuf,
+}
+
+/// Promotes the candidate; prints what changed as JSON. 0 promoted, 2 the
+/// candidate does not compile (nothing written) or a write failed.
+pub(crate) fn promote(args: &PromoteArgs) -> i32 {
+    match agent_sidecar::policy::promote::promote(&args.candidate, &args.active) {
+        Ok(p) => {
+            println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}

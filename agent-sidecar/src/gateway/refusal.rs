@@ -26,7 +26,7 @@ pub struct Refusal {
     pub approval_id: Option<String>,
     /// How to ask for a just-in-time grant that would lift it, when the
     /// policy allows one.
-    pub request_access: Option<Value>,
+    pub request_access: Option<Box<Value>>,
 }
 
 impl Refusal {
@@ -77,7 +77,7 @@ impl Refusal {
             error["approval_id"] = json!(id);
         }
         if let Some(h) = &self.request_access {
-            error["request_access"] = h.clone();
+            error["request_access"] = (**h).clone();
         }
         json!({ "error": error })
     }

@@ -157,7 +157,8 @@ pub(crate) async fn handle(
             r.request_access = gw
                 .grants
                 .as_ref()
-                .and_then(|g| super::grant_request::hint(g, &action, decision.tier));
+                .and_then(|g| super::grant_request::hint(g, &action, decision.tier))
+                .map(Box::new);
             record.refused(&r);
             record.finish(&gw.recorder, action, decision);
             return r.response();

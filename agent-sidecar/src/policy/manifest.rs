@@ -75,6 +75,16 @@ pub fn verify(manifest: &str, snapshot: &Snapshot) -> Result<(), ManifestError> 
     }
 }
 
+/// The manifest text listing every file of `snapshot` (what `sha256sum`
+/// writes, in the snapshot's order).
+pub fn render(snapshot: &Snapshot) -> String {
+    snapshot
+        .files
+        .iter()
+        .map(|f| format!("{}  {}\n", hex(&Sha256::digest(f.text.as_bytes())), f.path))
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -554,10 +554,12 @@ pub(crate) async fn start(
         &agent_dir,
         allowlist,
         Arc::downgrade(&enforcer),
-        &events,
-        &detection.detection,
-        &grants_in_force,
-        grant_hook,
+        super::grants::GrantHooks {
+            events: &events,
+            detection: &detection.detection,
+            decisions: &grants_in_force,
+            approver: grant_hook,
+        },
     )?;
     let inventory = Inventory::new(
         InventoryIdentity {

@@ -158,6 +158,18 @@ pub(crate) struct RunGrants {
     expiry: JoinHandle<()>,
 }
 
+/// Where the grants' steps go besides the kernel.
+pub(crate) struct GrantHooks<'a> {
+    /// The action event bus (audit, metrics, log).
+    pub(crate) events: &'a EventBus,
+    /// The detectors (an idle alert revokes, with `revoke_when_idle`).
+    pub(crate) detection: &'a crate::detect::Detection,
+    /// The gateway's view of the grants in force.
+    pub(crate) decisions: &'a crate::grants::GrantsInForce,
+    /// The approvers' webhook.
+    pub(crate) approver: Option<Arc<crate::approvals::WebhookNotifier>>,
+}
+
 impl RunGrants {
     /// Opens the grants of the agent (under `agent_dir/grants`) when the
     /// policy lets it have any, applies those still in force to the
@@ -168,11 +180,14 @@ impl RunGrants {
         agent_dir: &Path,
         allowlist: Allowlist,
         enforcer: Weak<Mutex<Enforcer>>,
-        events: &EventBus,
-        detection: &crate::detect::Detection,
-        decisions: &crate::grants::GrantsInForce,
-        approver: Option<Arc<crate::approvals::WebhookNotifier>>,
+        hooks: GrantHooks<'_>,
     ) -> Result<Option<RunGrants>, RunError> {
+        let GrantHooks {
+            events,
+            detection,
+            decisions,
+            approver,
+        } = hooks;
         let Some(bounds) = bounds(entries) else {
             return Ok(None);
         };
