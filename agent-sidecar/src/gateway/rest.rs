@@ -251,6 +251,9 @@ pub(crate) async fn handle(
             record.finish(&gw.recorder, action, decision);
             return r.response();
         }
+        if let Some(shown) = shown {
+            record.shown(shown);
+        }
         record.finish(&gw.recorder, action, decision);
         let mut resp = Response::from_parts(rparts, full(answer));
         resp.headers_mut().remove(header::CONTENT_LENGTH);
