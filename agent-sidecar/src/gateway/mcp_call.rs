@@ -344,9 +344,13 @@ pub(crate) async fn handle(
         mcp_peer::ServerMessages::new(gw, conn, ep, session, &awaited),
     );
     let may_ask = gw.grants.as_ref().is_some_and(|g| g.store().is_some());
+    // The sidecar's `request_access` is listed exactly when the agent may
+    // ask for grants (an undeclared name would otherwise pass as tier 3).
     let filter = |name: &str| {
-        (may_ask && name == super::grant_request::REQUEST_ACCESS)
-            || policy.may_call_mcp(&gw.identity, &ep.server, name)
+        if name == super::grant_request::REQUEST_ACCESS {
+            return may_ask;
+        }
+        policy.may_call_mcp(&gw.identity, &ep.server, name)
     };
     let resp = shape(gw, resp, &list_ids, errors, &filter).await;
     if compensable.is_empty() {
