@@ -143,12 +143,7 @@ impl ApprovalsClient {
         &self,
         switch: &serde_json::Value,
     ) -> Result<serde_json::Value, ClientError> {
-        self.call(
-            Method::POST,
-            "/v1/kill-switches",
-            Some(switch.to_string().into_bytes()),
-        )
-        .await
+        self.post("/v1/kill-switches", switch).await
     }
 
     /// Releases a kill switch tripped on the sidecar, as `approver` for
@@ -160,12 +155,8 @@ impl ApprovalsClient {
         reason: &str,
     ) -> Result<serde_json::Value, ClientError> {
         let body = serde_json::json!({"approver": approver, "reason": reason});
-        self.call(
-            Method::POST,
-            &format!("/v1/kill-switches/{id}/release"),
-            Some(body.to_string().into_bytes()),
-        )
-        .await
+        self.post(&format!("/v1/kill-switches/{id}/release"), &body)
+            .await
     }
 
     /// The governed agent's inventory (`GET /v1/inventory`).
@@ -190,12 +181,7 @@ impl ApprovalsClient {
         let body = serde_json::json!({
             "version": version, "operator": operator, "reason": reason,
         });
-        self.call(
-            Method::POST,
-            "/v1/policy/rollback",
-            Some(body.to_string().into_bytes()),
-        )
-        .await
+        self.post("/v1/policy/rollback", &body).await
     }
 
     /// `GET /v1/grants[?state=STATE]`.
@@ -213,12 +199,7 @@ impl ApprovalsClient {
         &self,
         request: &serde_json::Value,
     ) -> Result<serde_json::Value, ClientError> {
-        self.call(
-            Method::POST,
-            "/v1/grants",
-            Some(request.to_string().into_bytes()),
-        )
-        .await
+        self.post("/v1/grants", request).await
     }
 
     /// `POST /v1/grants/{id}/{verb}` (`approve`, `deny`, `revoke`) as
@@ -231,12 +212,17 @@ impl ApprovalsClient {
         reason: &str,
     ) -> Result<serde_json::Value, ClientError> {
         let body = serde_json::json!({"approver": approver, "reason": reason});
-        self.call(
-            Method::POST,
-            &format!("/v1/grants/{id}/{verb}"),
-            Some(body.to_string().into_bytes()),
-        )
-        .await
+        self.post(&format!("/v1/grants/{id}/{verb}"), &body).await
+    }
+
+    /// `POST path` with `body` as JSON.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ClientError> {
+        self.call(Method::POST, path, Some(body.to_string().into_bytes()))
+            .await
     }
 
     async fn call<T: DeserializeOwned>(
