@@ -32,9 +32,9 @@ impl Session {
     pub fn allows(&self, tool: &str, action: Option<&str>) -> bool {
         self.permissions.contains(tool)
             || action.is_some_and(|a| {
-                self.permissions
-                    .iter()
-                    .any(|p| p.len() == tool.len() + 1 + a.len() && *p == format!("{tool}.{a}"))
+                self.permissions.iter().any(|p| {
+                    p.strip_prefix(tool).and_then(|rest| rest.strip_prefix('.')) == Some(a)
+                })
             })
     }
 }
@@ -101,38 +101,31 @@ impl Sessions {
         only_delegated: bool,
     ) -> Result<Option<Session>, Refusal> {
         let t = now();
-        let tasks: Vec<Session> = traceparent
-            .and_then(trace_id)
-            .and_then(|id| {
-                let map = self.by_trace.lock().unwrap_or_else(|e| e.into_inner());
-                map.get(&id.to_ascii_lowercase()).map(|v| {
-                    v.iter()
-                        .filter(|s| s.expires > t)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                })
-            })
-            .unwrap_or_default();
-        if tasks.is_empty() {
+        let id = traceparent.and_then(trace_id).map(str::to_ascii_lowercase);
+        let map = self.by_trace.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tasks = id
+            .and_then(|id| map.get(&id))
+            .into_iter()
+            .flatten()
+            .filter(|s| s.expires > t)
+            .peekable();
+        if tasks.peek().is_none() {
             return if only_delegated {
                 Err(Refusal::NotUnderDelegation)
             } else {
                 Ok(None)
             };
         }
-        let name = match (tool, action) {
+        if let Some(tool) = tool
+            && let Some(task) = tasks.find(|s| s.allows(tool, action))
+        {
+            return Ok(Some(task.clone()));
+        }
+        Err(Refusal::NotDelegated(match (tool, action) {
             (Some(t), Some(a)) => format!("{t}.{a}"),
             (Some(t), None) => t.to_string(),
             _ => "an undeclared action".to_string(),
-        };
-        let Some(tool) = tool else {
-            return Err(Refusal::NotDelegated(name));
-        };
-        tasks
-            .into_iter()
-            .find(|s| s.allows(tool, action))
-            .map(Some)
-            .ok_or(Refusal::NotDelegated(name))
+        }))
     }
 
     /// Tasks in force.
