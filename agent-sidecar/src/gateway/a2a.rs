@@ -227,7 +227,7 @@ impl A2a {
         } else {
             let code = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
-                .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+                .and_then(|v| v.pointer("/error/reason")?.as_str().map(str::to_string))
                 .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
                 .unwrap_or_else(|| "unspecified".into());
             return Err(Refusal::new(

@@ -11,8 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::service::service_fn;
@@ -51,17 +50,11 @@ pub struct Inbound {
     pub timeout: Duration,
 }
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type Body = super::AgentBody;
 
-fn text(status: StatusCode, reason: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({"error": reason, "message": message}).to_string();
-    let mut r = Response::new(Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed());
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+/// The gateway's refusal answer (`{"error": {"reason", "message"}}`).
+fn refusal(status: StatusCode, reason: &'static str, message: &str) -> Response<Body> {
+    super::refusal::Refusal::new(status, reason, message).response()
 }
 
 impl Inbound {
@@ -192,7 +185,7 @@ impl Endpoint {
             .map(str::to_string);
         let refuse = |r: Refusal| {
             self.refused(&r, Some(&peer.0), Some(&traceparent), addr);
-            text(StatusCode::FORBIDDEN, r.reason(), &r.to_string())
+            refusal(StatusCode::FORBIDDEN, r.reason(), &r.to_string())
         };
         if !(self.accepts)(&peer.0) {
             return refuse(Refusal::NotAccepted(peer.0.clone()));
@@ -200,7 +193,7 @@ impl Endpoint {
         let self_id = match self.identity.current() {
             Ok(id) => id.spiffe_id.clone(),
             Err(e) => {
-                return text(
+                return refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "identity_unusable",
                     &e.to_string(),
@@ -242,13 +235,13 @@ impl Endpoint {
         uri.path_and_query = parts.uri.path_and_query().cloned();
         parts.uri = match Uri::from_parts(uri) {
             Ok(u) => u,
-            Err(e) => return text(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
+            Err(e) => return refusal(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
         };
         parts.version = hyper::Version::HTTP_11;
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
-                return text(
+                return refusal(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body_too_large",
                     &e.to_string(),
@@ -258,8 +251,8 @@ impl Endpoint {
         let req = Request::from_parts(parts, Full::new(body).map_err(|n| match n {}).boxed());
         match tokio::time::timeout(self.timeout, client.request(req)).await {
             Ok(Ok(resp)) => resp.map(|b| b.boxed()),
-            Ok(Err(e)) => text(StatusCode::BAD_GATEWAY, "agent_unreachable", &e.to_string()),
-            Err(_) => text(
+            Ok(Err(e)) => refusal(StatusCode::BAD_GATEWAY, "agent_unreachable", &e.to_string()),
+            Err(_) => refusal(
                 StatusCode::GATEWAY_TIMEOUT,
                 "agent_timeout",
                 &format!("the agent did not answer within {:?}", self.timeout),
