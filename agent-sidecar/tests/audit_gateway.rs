@@ -109,12 +109,7 @@ async fn every_tier_leaves_an_attempt_and_an_outcome_that_verify_and_query_find(
     // Tier 4 with quarantine, last.
     let (s, _) = curl(&call(&h, "DELETE", "/v1/vendors", None), &[]).await;
     assert_eq!(s, 403);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    h.audit
-        .take()
-        .unwrap()
-        .close(json!({"reason": "test end"}))
-        .unwrap();
+    h.close_audit().await;
 
     let rs = records(&dir);
     let kinds: Vec<RecordKind> = rs.iter().map(|r| r.kind).collect();

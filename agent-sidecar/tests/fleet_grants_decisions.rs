@@ -43,22 +43,6 @@ impl ActionSink for Decided {
     }
 }
 
-async fn post(h: &Harness, path: &str, body: &str) -> (u16, String) {
-    curl(
-        &h.explicit_args(),
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            body,
-            &h.url(path),
-        ],
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_grant_lowers_the_approval_tier_until_it_expires_and_never_lifts_a_deny() {
     let in_force = GrantsInForce::default();
@@ -87,7 +71,7 @@ async fn an_action_grant_lowers_the_approval_tier_until_it_expires_and_never_lif
 
     // Without a grant: held for approval, nobody approves, refused; the
     // refusal says how to ask for a grant.
-    let (status, body) = post(&h, "/v1/payments", big).await;
+    let (status, body) = h.post_json("/v1/payments", big).await;
     assert_ne!(status, 200, "{body}");
     assert!(h.api.requests().is_empty());
     let hint = &json_of(&body)["error"]["request_access"];
@@ -174,12 +158,12 @@ async fn an_action_grant_lowers_the_approval_tier_until_it_expires_and_never_lif
         store.approve(&g.id, "buyer", "self").is_err(),
         "no self-approval"
     );
-    let (status, body) = post(&h, "/v1/payments", big).await;
+    let (status, body) = h.post_json("/v1/payments", big).await;
     assert_ne!(status, 200, "a pending grant gives nothing: {body}");
     store
         .approve(&g.id, "lead", "approved for the run")
         .unwrap();
-    let (status, body) = post(&h, "/v1/payments", big).await;
+    let (status, body) = h.post_json("/v1/payments", big).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(h.api.requests().len(), mcp_requests + 1);
     h.owner.wait_for("action.supervised").await;
@@ -201,7 +185,7 @@ async fn an_action_grant_lowers_the_approval_tier_until_it_expires_and_never_lif
 
     // At expiry the grants are gone from every decision at once.
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let (status, body) = post(&h, "/v1/payments", big).await;
+    let (status, body) = h.post_json("/v1/payments", big).await;
     assert_ne!(status, 200, "{body}");
     assert_eq!(h.api.requests().len(), mcp_requests + 1);
 

@@ -220,8 +220,8 @@ async fn retries_with_changed_bytes_each_count_and_local_counters_survive_a_rest
     drop(q);
 }
 
-/// The `quotas:` key of a policy set, compiled, as `run` builds them.
-async fn quotas_from_policy(redis: &Redis, yaml: &str) -> Quotas {
+/// The `erp-gateway` policy fixture with `yaml` appended to its base.
+fn erp_set_with(yaml: &str) -> agent_sidecar_test_support::temp::TempDir {
     let dir = agent_sidecar_test_support::temp::TempDir::new();
     agent_sidecar_test_support::fixtures::write_set(
         "erp-gateway",
@@ -231,6 +231,12 @@ async fn quotas_from_policy(redis: &Redis, yaml: &str) -> Quotas {
     let base = dir.0.join("base.yaml");
     let text = std::fs::read_to_string(&base).unwrap();
     std::fs::write(&base, format!("{text}\n{yaml}")).unwrap();
+    dir
+}
+
+/// The `quotas:` key of a policy set, compiled, as `run` builds them.
+async fn quotas_from_policy(redis: &Redis, yaml: &str) -> Quotas {
+    let dir = erp_set_with(yaml);
     let set = agent_sidecar::policy::CompiledPolicySet::load_dir(&dir.0).expect("policy compiles");
     agent_sidecar::quotas::for_agent(&set, "buyer", &dir.0, Some(&redis.url()), None)
         .await
@@ -274,20 +280,8 @@ async fn pay(
     h: &agent_sidecar_test_support::sidecar::gateway::Harness,
     amount: &str,
 ) -> (u16, String) {
-    let body = format!(r#"{{"amount": {amount}}}"#);
-    agent_sidecar_test_support::curl::curl(
-        &h.explicit_args(),
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            &body,
-            &h.url("/v1/payments"),
-        ],
-    )
-    .await
+    h.post_json("/v1/payments", &format!(r#"{{"amount": {amount}}}"#))
+        .await
 }
 
 /// A policy reload puts its quotas in force on the running gateway, the
@@ -351,21 +345,9 @@ async fn a_policy_reload_changes_the_limits_in_force_and_keeps_the_counters() {
 /// action names neither.
 #[test]
 fn policy_explain_names_the_quotas_and_the_approval_chain_of_an_action() {
-    let dir = agent_sidecar_test_support::temp::TempDir::new();
-    agent_sidecar_test_support::fixtures::write_set(
-        "erp-gateway",
-        &dir.0,
-        &[("HOST", "erp.test"), ("PORT", "443"), ("STREAM_PATH", "/s")],
+    let dir = erp_set_with(
+        "quotas:\n  - { name: paid-per-day, scope: org, window: 1d, measure: amount, limit: 500000, tools: [erp], actions: [pay], on_reach: 4 }\napproval_chains:\n  - name: big-payments\n    tools: [erp]\n    actions: [pay]\n    steps:\n      - {role: team_lead, agent_team: true, up_to: 10000}\n      - {role: finance, team: finance}\n    four_eyes: true\n",
     );
-    let base = dir.0.join("base.yaml");
-    let text = std::fs::read_to_string(&base).unwrap();
-    std::fs::write(
-        &base,
-        format!(
-            "{text}quotas:\n  - {{ name: paid-per-day, scope: org, window: 1d, measure: amount, limit: 500000, tools: [erp], actions: [pay], on_reach: 4 }}\napproval_chains:\n  - name: big-payments\n    tools: [erp]\n    actions: [pay]\n    steps:\n      - {{role: team_lead, agent_team: true, up_to: 10000}}\n      - {{role: finance, team: finance}}\n    four_eyes: true\n"
-        ),
-    )
-    .unwrap();
     let explain = |action: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-sidecar"))
             .args(["policy", "explain"])

@@ -4,7 +4,7 @@
 //! exactly the decisions the candidate changes, with their record ids,
 //! and nothing else.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, process::Command};
 
 use agent_sidecar::{
     audit::{AuditRecord, Phase, RecordKind, query},
@@ -104,12 +104,7 @@ async fn a_replay_shows_exactly_the_decisions_the_candidate_changes() {
         let (status, body) = curl(&call(&h, method, path, &extra), &[]).await;
         assert_eq!(status, 200, "{method} {path}: {body}");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    h.audit
-        .take()
-        .unwrap()
-        .close(json!({"reason": "test end"}))
-        .unwrap();
+    h.close_audit().await;
     let recorded = outcomes(&trail);
     assert_eq!(recorded.len(), 5, "one outcome record per call");
     let id_of = |action: &str, amount: Option<u64>| -> Vec<String> {
@@ -238,12 +233,7 @@ async fn live_shadow_records_every_difference_and_enforces_only_the_active_set()
         );
     }
     assert_eq!(h.api.requests().len(), 4, "every call forwarded");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    h.audit
-        .take()
-        .unwrap()
-        .close(json!({"reason": "test end"}))
-        .unwrap();
+    h.close_audit().await;
 
     let mut diffs = Vec::new();
     let mut calls = Vec::new();

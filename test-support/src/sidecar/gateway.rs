@@ -370,6 +370,35 @@ impl Harness {
         ]
     }
 
+    /// `POST path` with the JSON `body`, as the agent sends it through the
+    /// explicit proxy: (status, body).
+    pub async fn post_json(&self, path: &str, body: &str) -> (u16, String) {
+        crate::curl::curl(
+            &self.explicit_args(),
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                body,
+                &self.url(path),
+            ],
+        )
+        .await
+    }
+
+    /// Closes the audit trail (after a moment for the last records), so
+    /// that it can be read whole.
+    pub async fn close_audit(&mut self) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.audit
+            .take()
+            .expect("the harness keeps an audit trail")
+            .close(serde_json::json!({"reason": "test end"}))
+            .expect("audit trail closed");
+    }
+
     /// curl arguments that go through the explicit proxy.
     pub fn explicit_args(&self) -> Vec<String> {
         vec![
