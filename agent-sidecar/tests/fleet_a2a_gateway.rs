@@ -24,7 +24,7 @@ use agent_sidecar::{
     events::{ActionEvent, ActionSink},
     gateway::{
         A2aConfig,
-        inbound::{DELEGATOR_HEADER, Inbound},
+        inbound::{DELEGATOR_HEADER, Inbound, accepts_from_policy},
     },
 };
 use agent_sidecar_test_support::{
@@ -206,17 +206,11 @@ impl World {
             Arc::clone(&b_seen),
         )
         .await;
-        let policy = b.policy.clone();
         tokio::spawn(
             Inbound {
                 agent_id: "buyer".into(),
                 identity: b_identity,
-                accepts: Arc::new(move |peer: &str| {
-                    policy
-                        .current()
-                        .delegation("buyer")
-                        .is_some_and(|d| d.accepts(peer))
-                }),
+                accepts: accepts_from_policy(b.policy.clone(), "buyer".into()),
                 sessions,
                 forward: format!("http://{agent_b}").parse().unwrap(),
                 sink: Some(Arc::new(b.events.clone())),

@@ -32,6 +32,20 @@ pub const DELEGATOR_HEADER: &str = "x-agent-delegator";
 /// Most bytes of a delegated request body the endpoint reads.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// `Inbound::accepts` as `run` sets it: the `delegation.accept_from` of
+/// agent `agent` in the policy set in force at each call.
+pub fn accepts_from_policy(
+    store: Arc<crate::policy::PolicyStore>,
+    agent: String,
+) -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
+    Arc::new(move |peer: &str| {
+        store
+            .current()
+            .delegation(&agent)
+            .is_some_and(|d| d.accepts(peer))
+    })
+}
+
 /// The endpoint's settings.
 pub struct Inbound {
     /// This agent's id (events).
@@ -63,6 +77,7 @@ impl Inbound {
         let this = Arc::new(Endpoint {
             cfg: self,
             verifier: std::sync::Mutex::new(None),
+            acceptor: std::sync::Mutex::new(None),
         });
         let client: Client<HttpConnector, Body> =
             Client::builder(TokioExecutor::new()).build(HttpConnector::new());
@@ -86,6 +101,9 @@ impl Inbound {
 struct Endpoint {
     cfg: Inbound,
     verifier: std::sync::Mutex<Option<Arc<Verifier>>>,
+    /// The TLS acceptor of the current identity, built again on rotation.
+    acceptor:
+        std::sync::Mutex<Option<(Arc<crate::delegation::identity::AgentIdentity>, TlsAcceptor)>>,
 }
 
 impl std::ops::Deref for Endpoint {
@@ -127,19 +145,14 @@ impl Endpoint {
         addr: SocketAddr,
         client: Client<HttpConnector, Body>,
     ) {
-        let config = match self.identity.current().and_then(|id| id.server_config()) {
-            Ok(c) => c,
+        let acceptor = match self.acceptor() {
+            Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "a2a endpoint: this agent's identity is unusable; refusing calls");
                 return;
             }
         };
-        let tls = match tokio::time::timeout(
-            Duration::from_secs(10),
-            TlsAcceptor::from(Arc::new(config)).accept(tcp),
-        )
-        .await
-        {
+        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
             Ok(Ok(t)) => t,
             _ => {
                 self.refused(&Refusal::MissingIdentity, None, None, addr);
@@ -258,6 +271,20 @@ impl Endpoint {
                 &format!("the agent did not answer within {:?}", self.timeout),
             ),
         }
+    }
+
+    /// The TLS acceptor of the current identity (built once per identity).
+    fn acceptor(&self) -> Result<TlsAcceptor, crate::delegation::DelegationError> {
+        let id = self.identity.current()?;
+        let mut cached = self.acceptor.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((for_id, a)) = &*cached
+            && Arc::ptr_eq(for_id, &id)
+        {
+            return Ok(a.clone());
+        }
+        let a = TlsAcceptor::from(Arc::new(id.server_config()?));
+        *cached = Some((id, a.clone()));
+        Ok(a)
     }
 
     /// The verifier for this agent's current SPIFFE ID (a rotated identity

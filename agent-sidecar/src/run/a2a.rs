@@ -12,7 +12,10 @@ use tracing::info;
 use super::error::RunError;
 use crate::delegation::{config::IdentityConfig, identity::IdentityFiles, sessions::Sessions};
 use crate::events::EventBus;
-use crate::gateway::{A2aConfig, inbound::Inbound};
+use crate::gateway::{
+    A2aConfig,
+    inbound::{Inbound, accepts_from_policy},
+};
 use crate::policy::PolicyStore;
 
 /// Where other agents' sidecars reach this one and where their calls go.
@@ -64,16 +67,10 @@ pub(crate) async fn start(
     let listener = tokio::net::TcpListener::bind(inb.listen)
         .await
         .map_err(|e| err(format!("--a2a-listen {}: {e}", inb.listen)))?;
-    let (policy, agent) = (store.clone(), agent_id.to_string());
     let endpoint = Inbound {
         agent_id: agent_id.to_string(),
         identity: files,
-        accepts: Arc::new(move |peer: &str| {
-            policy
-                .current()
-                .delegation(&agent)
-                .is_some_and(|d| d.accepts(peer))
-        }),
+        accepts: accepts_from_policy(store.clone(), agent_id.to_string()),
         sessions,
         forward: inb.forward.clone(),
         sink: Some(sink),
